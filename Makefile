@@ -1,0 +1,110 @@
+# capsim build. `make` builds build/capsim and build/libcapsim.a; see README.md.
+# Every target first makes sure the Debian packages are there
+# (tools/install-deps.sh), so a fresh machine needs nothing but make.
+
+BUILD   ?= build
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+OPT     ?= -O2
+SAN     ?=
+EXTRA_CFLAGS ?=
+GEN     := $(BUILD)/gen
+
+PKGS      := libprotobuf-c libcjson libcrypto
+TEST_PKGS := cmocka
+# Evaluated when a recipe runs, i.e. after the dependency check has run.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+TEST_LIBS  = $(shell pkg-config --libs $(TEST_PKGS))
+
+WARN   := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
+CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -g $(OPT) $(SAN) $(WARN) \
+             -I$(GEN) -Iproto -Iconformance -Itools $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+LDFLAGS_ALL = $(SAN) $(EXTRA_LDFLAGS)
+
+PROTOS   := $(sort $(wildcard proto/cordum/agent/v1/*.proto))
+GEN_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS)) $(GEN)/google/protobuf/timestamp.pb-c.c
+GEN_STAMP := $(GEN)/.stamp
+LIB_SRC  := $(sort $(wildcard proto/*.c conformance/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(GEN)/%.c=$(BUILD)/obj/gen/%.o)
+LIB      := $(BUILD)/libcapsim.a
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+CAPSIM   := $(BUILD)/capsim
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BUILD)/bench/bench_wire
+DEPS_OK  := $(BUILD)/.deps-ok
+
+.PHONY: all deps test test-run run bench asan coverage fuzz fuzz-smoke clean
+all: $(CAPSIM) $(LIB)
+
+deps: $(DEPS_OK)
+$(DEPS_OK): tools/install-deps.sh
+	@tools/install-deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(GEN_STAMP): $(PROTOS) | $(DEPS_OK)
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --proto_path=/usr/include --c_out=$(GEN) \
+	  $(PROTOS:proto/%=%) google/protobuf/timestamp.proto
+	@touch $@
+$(GEN_C): $(GEN_STAMP)
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Wno-unused-parameter -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c $(GEN_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CAPSIM): $(TOOL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS_ALL) $(TOOL_OBJ) $(LIB) $(PKG_LIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB) $(GEN_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -Itests $< $(LIB) $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS_ALL) -o $@
+
+# Unit tests (one process each, with a time limit) and the end-to-end CLI tests.
+test: all $(TEST_BIN)
+	@CAPSIM=$(CAPSIM) TEST_BIN_DIR=$(BUILD)/tests tests/run.sh $(TEST_BIN)
+test-run: test
+
+# The main job: check every golden fixture against the spec values.
+run: all
+	$(CAPSIM) fixtures --check --dir conformance/fixtures
+
+$(BENCH_BIN): bench/bench_wire.c $(LIB) $(GEN_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) $< $(LIB) $(PKG_LIBS) $(LDFLAGS_ALL) -o $@
+bench: $(BENCH_BIN)
+	$(BENCH_BIN) conformance/fixtures/buspacket_job_request.bin
+
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: | $(DEPS_OK)
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+# Line coverage of the test suite (gcovr): reports/coverage/index.html and summary.txt.
+coverage: | $(DEPS_OK)
+	$(MAKE) BUILD=build-cov OPT=-O0 SAN=--coverage test
+	@mkdir -p reports/coverage
+	gcovr --root . --object-directory build-cov --filter 'proto/' --filter 'conformance/' \
+	  --filter 'tools/' --html-details reports/coverage/index.html \
+	  --txt reports/coverage/summary.txt --print-summary
+	gcovr --root . --object-directory build-cov --filter 'proto/' --fail-under-line 90 \
+	  --txt reports/coverage/proto.txt
+	@tail -n 3 reports/coverage/proto.txt
+
+include fuzz/fuzz.mk
+
+clean:
+	rm -rf build build-asan build-cov build-fuzz build-afl
+
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

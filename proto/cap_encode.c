@@ -1,0 +1,382 @@
+/* Canonical protobuf encoder, driven by protobuf-c descriptors.
+ * See cap_encode.h for the canonical form. Two passes: sizes, then bytes;
+ * a nested message's size is recomputed when it is written, which costs
+ * O(bytes x depth) for a schema only a few levels deep. */
+#include "cap_encode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cap_error.h"
+#include "cap_schema.h"
+#include "cap_varint.h"
+
+#define MEMBER(msg, off, type) (*(type *)((const char *)(msg) + (off)))
+#define MEMBER_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
+
+/* Size in bytes of one element of a field's C representation. */
+static size_t elem_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: return 4;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: return 8;
+    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
+    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
+    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+    }
+    return 0;
+}
+
+static uint64_t zigzag32(int32_t v) { return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); }
+static uint64_t zigzag64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+
+/* The varint value of a varint-typed element at p. */
+static uint64_t varint_value(ProtobufCType t, const void *p)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32: return (uint64_t)(int64_t)*(const int32_t *)p;
+    case PROTOBUF_C_TYPE_ENUM: return (uint64_t)(int64_t)*(const int *)p;
+    case PROTOBUF_C_TYPE_UINT32: return *(const uint32_t *)p;
+    case PROTOBUF_C_TYPE_SINT32: return zigzag32(*(const int32_t *)p);
+    case PROTOBUF_C_TYPE_INT64: return (uint64_t)*(const int64_t *)p;
+    case PROTOBUF_C_TYPE_UINT64: return *(const uint64_t *)p;
+    case PROTOBUF_C_TYPE_SINT64: return zigzag64(*(const int64_t *)p);
+    case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p ? 1 : 0;
+    default: return 0;
+    }
+}
+
+/* Payload size of one element (without tag; with the length prefix for
+ * length-delimited types). */
+static size_t elem_payload_size(const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: return 4;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: return 8;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        size_t n = s ? strlen(s) : 0;
+        return cap_varint_size(n) + n;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        size_t n = ((const ProtobufCBinaryData *)p)->len;
+        return cap_varint_size(n) + n;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
+        size_t n = m ? cap_encoded_size(m) : 0;
+        return cap_varint_size(n) + n;
+    }
+    default: return cap_varint_size(varint_value(f->type, p));
+    }
+}
+
+static size_t tag_size(uint32_t id) { return cap_varint_size((uint64_t)id << 3); }
+
+static size_t write_tag(uint8_t *out, uint32_t id, ProtobufCWireType wt)
+{
+    return cap_varint_write(out, ((uint64_t)id << 3) | (uint64_t)wt);
+}
+
+static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8_t *out)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        for (int i = 0; i < 4; i++)
+            out[i] = (uint8_t)(v >> (8 * i));
+        return 4;
+    }
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        for (int i = 0; i < 8; i++)
+            out[i] = (uint8_t)(v >> (8 * i));
+        return 8;
+    }
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        size_t n = s ? strlen(s) : 0;
+        size_t k = cap_varint_write(out, n);
+        if (n)
+            memcpy(out + k, s, n);
+        return k + n;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = p;
+        size_t k = cap_varint_write(out, b->len);
+        if (b->len)
+            memcpy(out + k, b->data, b->len);
+        return k + b->len;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
+        size_t n = m ? cap_encoded_size(m) : 0;
+        size_t k = cap_varint_write(out, n);
+        if (m)
+            cap_encode_into(m, out + k);
+        return k + n;
+    }
+    default: return cap_varint_write(out, varint_value(f->type, p));
+    }
+}
+
+/* Is a singular (LABEL_NONE or OPTIONAL) field present? Floats count as
+ * present unless all their bits are zero, so -0.0 survives (as in Go). */
+static int singular_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    const void *p = MEMBER_PTR(m, f->offset);
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return MEMBER(m, f->quantifier_offset, uint32_t) == f->id;
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED)
+        return 1;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+        f->type != PROTOBUF_C_TYPE_STRING)
+        return MEMBER(m, f->quantifier_offset, protobuf_c_boolean) != 0;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        return s && (f->label == PROTOBUF_C_LABEL_OPTIONAL || s[0] != '\0');
+    }
+    case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)p)->len != 0;
+    case PROTOBUF_C_TYPE_MESSAGE: return *(ProtobufCMessage *const *)p != NULL;
+    default: {
+        size_t n = elem_size(f->type);
+        static const uint8_t zero[8];
+        return memcmp(p, zero, n) != 0;
+    }
+    }
+}
+
+static int is_packable(const ProtobufCFieldDescriptor *f)
+{
+    return (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) &&
+           cap_wire_type_of(f->type) != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+}
+
+static int is_map_field(const ProtobufCFieldDescriptor *f)
+{
+    return f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+           cap_desc_is_map_entry(f->descriptor);
+}
+
+/* --- map entries -------------------------------------------------------- */
+
+/* Size of a map entry's body: key and value both always written. */
+static size_t map_entry_body_size(const ProtobufCMessage *e)
+{
+    const ProtobufCMessageDescriptor *d = e->descriptor;
+    size_t n = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(e, f->offset));
+    }
+    return n;
+}
+
+static size_t write_map_entry(const ProtobufCMessage *e, uint8_t *out)
+{
+    const ProtobufCMessageDescriptor *d = e->descriptor;
+    size_t k = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        k += write_tag(out + k, f->id, cap_wire_type_of(f->type));
+        k += write_elem(f, MEMBER_PTR(e, f->offset), out + k);
+    }
+    return k;
+}
+
+/* Insertion sort of entry pointers by key: maps are bounded (1000 entries by
+ * default) and almost always arrive sorted, where this is linear. */
+static void sort_entries(const ProtobufCMessage **v, size_t n)
+{
+    if (n < 2)
+        return;
+    const ProtobufCFieldDescriptor *kf = &v[0]->descriptor->fields[0];
+    for (size_t i = 1; i < n; i++) {
+        const ProtobufCMessage *x = v[i];
+        size_t j = i;
+        while (j > 0 && cap_map_key_cmp(kf, MEMBER_PTR(v[j - 1], kf->offset),
+                                MEMBER_PTR(x, kf->offset)) > 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+}
+
+/* Writes the entry whose key is the smallest one greater than `after`
+ * (or the smallest, when after is NULL); returns its index or n. Used only
+ * when there is no memory to sort: quadratic, but allocation-free, so the
+ * output stays canonical. */
+static size_t next_entry(ProtobufCMessage *const *arr, size_t n, const ProtobufCMessage *after)
+{
+    const ProtobufCFieldDescriptor *kf = &arr[0]->descriptor->fields[0];
+    size_t best = n;
+    for (size_t i = 0; i < n; i++) {
+        const void *key = MEMBER_PTR(arr[i], kf->offset);
+        if (after && cap_map_key_cmp(kf, key, MEMBER_PTR(after, kf->offset)) <= 0)
+            continue;
+        if (best == n || cap_map_key_cmp(kf, key, MEMBER_PTR(arr[best], kf->offset)) < 0)
+            best = i;
+    }
+    return best;
+}
+
+static size_t write_one_entry(const ProtobufCFieldDescriptor *f, const ProtobufCMessage *e,
+                              uint8_t *out)
+{
+    size_t k = write_tag(out, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+    k += cap_varint_write(out + k, map_entry_body_size(e));
+    return k + write_map_entry(e, out + k);
+}
+
+static size_t write_map(const ProtobufCFieldDescriptor *f, ProtobufCMessage *const *arr,
+                        size_t n, uint8_t *out)
+{
+    const ProtobufCMessage *stackbuf[64];
+    const ProtobufCMessage **v = n > 64 ? malloc(n * sizeof *v) : stackbuf;
+    size_t k = 0;
+    if (!v) {
+        const ProtobufCMessage *prev = NULL;
+        for (size_t i = next_entry(arr, n, NULL); i < n; i = next_entry(arr, n, prev)) {
+            k += write_one_entry(f, arr[i], out + k);
+            prev = arr[i];
+        }
+        return k;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = arr[i];
+    sort_entries(v, n);
+    for (size_t i = 0; i < n; i++)
+        k += write_one_entry(f, v[i], out + k);
+    if (v != stackbuf)
+        free(v);
+    return k;
+}
+
+/* --- fields ------------------------------------------------------------- */
+
+static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, size_t n)
+{
+    size_t es = elem_size(f->type), body = 0;
+    if (is_map_field(f)) {
+        ProtobufCMessage *const *v = arr;
+        for (size_t i = 0; i < n; i++) {
+            size_t b = map_entry_body_size(v[i]);
+            body += tag_size(f->id) + cap_varint_size(b) + b;
+        }
+        return body;
+    }
+    for (size_t i = 0; i < n; i++)
+        body += elem_payload_size(f, (const char *)arr + i * es);
+    if (is_packable(f))
+        return tag_size(f->id) + cap_varint_size(body) + body;
+    return body + n * tag_size(f->id);
+}
+
+static size_t write_repeated(const ProtobufCFieldDescriptor *f, const void *arr, size_t n,
+                             uint8_t *out)
+{
+    size_t es = elem_size(f->type), k = 0;
+    if (is_map_field(f))
+        return write_map(f, arr, n, out);
+    if (is_packable(f)) {
+        size_t body = 0;
+        for (size_t i = 0; i < n; i++)
+            body += elem_payload_size(f, (const char *)arr + i * es);
+        k += write_tag(out, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+        k += cap_varint_write(out + k, body);
+        for (size_t i = 0; i < n; i++)
+            k += write_elem(f, (const char *)arr + i * es, out + k);
+        return k;
+    }
+    for (size_t i = 0; i < n; i++) {
+        k += write_tag(out + k, f->id, cap_wire_type_of(f->type));
+        k += write_elem(f, (const char *)arr + i * es, out + k);
+    }
+    return k;
+}
+
+static size_t unknown_size(const ProtobufCMessageUnknownField *u)
+{
+    return tag_size(u->tag) + u->len;
+}
+
+size_t cap_encoded_size(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    size_t n = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
+            if (cnt)
+                n += repeated_size(f, MEMBER(m, f->offset, void *), cnt);
+        } else if (singular_present(m, f)) {
+            n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(m, f->offset));
+        }
+    }
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        n += unknown_size(&m->unknown_fields[i]);
+    return n;
+}
+
+size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    size_t k = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
+            if (cnt)
+                k += write_repeated(f, MEMBER(m, f->offset, void *), cnt, buf + k);
+        } else if (singular_present(m, f)) {
+            k += write_tag(buf + k, f->id, cap_wire_type_of(f->type));
+            k += write_elem(f, MEMBER_PTR(m, f->offset), buf + k);
+        }
+    }
+    for (unsigned i = 0; i < m->n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
+        k += write_tag(buf + k, u->tag, u->wire_type);
+        if (u->len)
+            memcpy(buf + k, u->data, u->len);
+        k += u->len;
+    }
+    return k;
+}
+
+int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len)
+{
+    size_t n = cap_encoded_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return CAP_ENOMEM;
+    size_t w = cap_encode_into(m, buf);
+    (void)w; /* equals n by construction; tests check it */
+    *out = buf;
+    *len = n;
+    return CAP_OK;
+}

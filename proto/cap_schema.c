@@ -1,0 +1,95 @@
+#include "cap_schema.h"
+
+#include <string.h>
+
+void cap_message_free(ProtobufCMessage *m)
+{
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+}
+
+void cap_packet_free(cap_packet *p)
+{
+    cap_message_free(p ? &p->base : NULL);
+}
+
+int cap_desc_is_map_entry(const ProtobufCMessageDescriptor *desc)
+{
+    /* protoc-c gives no map flag; a map entry is the nested "...Entry"
+     * message with exactly key = 1 and value = 2. */
+    size_t n = strlen(desc->name);
+    return n > 5 && strcmp(desc->name + n - 5, "Entry") == 0 &&
+           desc->n_fields == 2 && desc->fields[0].id == 1 &&
+           desc->fields[1].id == 2 && strcmp(desc->fields[0].name, "key") == 0 &&
+           strcmp(desc->fields[1].name, "value") == 0;
+}
+
+int cap_desc_is_timestamp(const ProtobufCMessageDescriptor *desc)
+{
+    return strcmp(desc->name, "google.protobuf.Timestamp") == 0;
+}
+
+const char *cap_packet_payload_name(const cap_packet *p)
+{
+    if (!p || p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD__NOT_SET)
+        return NULL;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(CAP_PACKET_DESC, (unsigned)p->payload_case);
+    return f ? f->name : NULL;
+}
+
+ProtobufCWireType cap_wire_type_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE: return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default: return PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+}
+
+/* Compares two values of a map key type: strings bytewise, integers
+ * numerically, false before true. */
+int cap_map_key_cmp(const ProtobufCFieldDescriptor *kf, const void *a, const void *b)
+{
+    switch (kf->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *x = *(char *const *)a, *y = *(char *const *)b;
+        return strcmp(x ? x : "", y ? y : "");
+    }
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32: {
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: {
+        uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: {
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+        return (x > y) - (x < y);
+    }
+    case PROTOBUF_C_TYPE_BOOL: {
+        int x = *(const protobuf_c_boolean *)a != 0, y = *(const protobuf_c_boolean *)b != 0;
+        return x - y;
+    }
+    default: return 0;
+    }
+}
+

@@ -1,0 +1,48 @@
+/* capsim: one binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *summary;
+} COMMANDS[] = {
+    {"decode", cmd_decode, "binary BusPacket -> JSON, through the strict decoder"},
+    {"encode", cmd_encode, "JSON BusPacket -> canonical binary"},
+    {"sign", cmd_sign, "sign a binary BusPacket (RFC 6979, ECDSA P-256)"},
+    {"verify", cmd_verify, "verify a packet's signature"},
+    {"fixtures", cmd_fixtures, "check or rewrite the golden fixtures"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: capsim COMMAND [options] (capsim COMMAND --help for each)\n\n"
+                 "capsim is the conformance harness and deterministic simulator for CAP,\n"
+                 "the Cordum Agent Protocol (wire version 1).\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\nexit codes: 0 ok, 1 input rejected, 2 usage or unreadable file\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(cmd, COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "capsim: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return CLI_USAGE;
+}

@@ -1,0 +1,176 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cli_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "capsim %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void cli_diag(const char *cmd, const char *path, const cap_diag *d)
+{
+    char line[640];
+    fprintf(stderr, "capsim %s: %s: %s\n", cmd, path, cap_diag_format(d, line, sizeof line));
+}
+
+int cli_read_input(const char *cmd, const char *path, size_t max, uint8_t **out, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_error(cmd, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            if (cap > max)
+                break;
+            cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            uint8_t *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0 || n > max)
+            break;
+    }
+    int bad = buf ? ferror(f) : 0;
+    if (f != stdin)
+        fclose(f);
+    if (!buf) {
+        cli_error(cmd, "%s: out of memory", path);
+        return -1;
+    }
+    if (bad) {
+        free(buf);
+        cli_error(cmd, "%s: read error", path);
+        return -1;
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_write_output(const char *cmd, const char *path, const void *data, size_t len)
+{
+    if (!path || strcmp(path, "-") == 0) {
+        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+            cli_error(cmd, "cannot write standard output");
+            return -1;
+        }
+        return 0;
+    }
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        cli_error(cmd, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    int ok = f && fwrite(data, 1, len, f) == len;
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    else if (fd >= 0)
+        close(fd);
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        cli_error(cmd, "%s: cannot write: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+int cli_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1024 * 1024, end++;
+    if (errno || *end || end == s || v > (unsigned long long)SIZE_MAX / mul)
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        cli_error(cmd, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+const char cli_bounds_help[] =
+    "  --max-packet N        largest packet in bytes (default 1M)\n"
+    "  --max-trust-packet N  largest worker-trust packet (default 64K)\n"
+    "  --max-string N        largest string or bytes field (default 64K)\n"
+    "  --max-entries N       most entries in one map or repeated field (default 1000)\n"
+    "  --max-depth N         deepest message nesting (default 16)\n";
+
+int cli_bounds_option(const char *cmd, int argc, char **argv, int *i, cap_bounds *b)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } opts[] = {
+        {"--max-packet", offsetof(cap_bounds, max_packet)},
+        {"--max-trust-packet", offsetof(cap_bounds, max_trust_packet)},
+        {"--max-string", offsetof(cap_bounds, max_string)},
+        {"--max-entries", offsetof(cap_bounds, max_entries)},
+    };
+    const char *arg = argv[*i];
+    for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+        if (strcmp(arg, opts[k].name) != 0)
+            continue;
+        const char *v = cli_value(cmd, argc, argv, i);
+        size_t n;
+        if (!v || cli_parse_size(v, &n) != 0) {
+            if (v)
+                cli_error(cmd, "%s: not a size: %s", arg, v);
+            return -1;
+        }
+        *(size_t *)((char *)b + opts[k].offset) = n;
+        return 1;
+    }
+    if (strcmp(arg, "--max-depth") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        size_t n;
+        if (!v || cli_parse_size(v, &n) != 0 || n < 1 || n > 64) {
+            if (v)
+                cli_error(cmd, "--max-depth: a number from 1 to 64, not %s", v);
+            return -1;
+        }
+        b->max_depth = (unsigned)n;
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* Helpers shared by the capsim subcommands: bounded input, atomic output,
+ * option parsing, and the exit-code convention
+ *   0 ok, 1 input rejected (a packet, a signature, a fixture), 2 usage or
+ *   an unreadable/unwritable file. */
+#ifndef CAP_CLI_H
+#define CAP_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cap_decode.h"
+
+enum { CLI_OK = 0, CLI_REJECTED = 1, CLI_USAGE = 2 };
+
+/* Reads FILE, or standard input for "-", up to max bytes; one byte more is
+ * read so that an oversize input is seen as such (*len = max + 1). *out is
+ * NUL-terminated, freed with free(). Prints the error and returns -1. */
+int cli_read_input(const char *cmd, const char *path, size_t max, uint8_t **out, size_t *len);
+
+/* Writes data to path atomically (temporary file + rename), or to standard
+ * output when path is NULL or "-". Prints the error and returns -1. */
+int cli_write_output(const char *cmd, const char *path, const void *data, size_t len);
+
+/* Parses a size option value ("1048576", "64K", "1M"); returns -1 on error. */
+int cli_parse_size(const char *s, size_t *out);
+
+/* Handles one bounds option (--max-packet, --max-trust-packet, --max-string,
+ * --max-entries, --max-depth) at argv[*i], consuming its value.
+ * Returns 1 if handled, 0 if argv[*i] is not a bounds option, -1 on error. */
+int cli_bounds_option(const char *cmd, int argc, char **argv, int *i, cap_bounds *b);
+
+/* The help text of the bounds options, for the subcommands that take them. */
+extern const char cli_bounds_help[];
+
+/* Prints "capsim CMD: " and a formatted message to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints a decode/verify diagnostic as one line: "capsim CMD: FILE: ...". */
+void cli_diag(const char *cmd, const char *path, const cap_diag *d);
+
+/* Fetches the value of an option that takes one (argv[*i + 1]). */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+#endif

@@ -1,0 +1,12 @@
+/* capsim subcommands: each takes its own argv (argv[0] is the subcommand)
+ * and returns the exit code (see cli.h). */
+#ifndef CAP_COMMANDS_H
+#define CAP_COMMANDS_H
+
+int cmd_decode(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_sign(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_fixtures(int argc, char **argv);
+
+#endif
