@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -85,6 +86,8 @@ int cli_write_output(const char *cmd, const char *path, const void *data, size_t
     }
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0)
+        fchmod(fd, 0644); /* mkstemp creates 0600; outputs are ordinary files */
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     int ok = f && fwrite(data, 1, len, f) == len;
     if (f)
