@@ -554,13 +554,13 @@ static void mf_oversize_map(arena *a, bytes_buf *b)
 {
     enum { N = 1001 };
     const char **kv = arena_alloc(a, (2 * N + 1) * sizeof *kv);
-    char *keys = arena_alloc(a, N * 8);
+    char *keys = arena_alloc(a, N * 16);
     ProtobufCMessage *r = new_msg(a, &cordum__agent__v1__job_request__descriptor);
     if (!kv || !keys || !r)
         return;
     for (int i = 0; i < N; i++) {
-        snprintf(keys + 8 * i, 8, "k%04d", i);
-        kv[2 * i] = keys + 8 * i;
+        snprintf(keys + 16 * i, 16, "k%04d", i % 10000);
+        kv[2 * i] = keys + 16 * i;
         kv[2 * i + 1] = "v";
     }
     kv[2 * N] = NULL;

@@ -14,6 +14,9 @@
 #include "cap_error.h"
 #include "cap_schema.h"
 
+/* The deepest nesting any bound may allow. */
+#define CAP_MAX_DEPTH_LIMIT 64
+
 /* Size bounds applied before anything is allocated. One struct, so that
  * the CLI (--max-packet, --max-string, --max-entries, ...) can override it. */
 typedef struct {
@@ -21,7 +24,7 @@ typedef struct {
     size_t max_trust_packet; /* worker-trust packets 19-22 (default 64 KiB, cap-spec 02) */
     size_t max_string;       /* one string or bytes field (default 64 KiB) */
     size_t max_entries;      /* entries of one map or repeated field (default 1000) */
-    unsigned max_depth;      /* message nesting (default 16) */
+    unsigned max_depth;      /* message nesting (default 16, at most CAP_MAX_DEPTH_LIMIT) */
 } cap_bounds;
 
 /* The documented defaults above. */
@@ -38,7 +41,8 @@ typedef enum {
 /* Checks the wire bytes only (no allocation): tags and varints minimal,
  * wire types match the schema, no group, no field repeated unless the
  * schema says repeated, at most one member per oneof, bounds, UTF-8 in
- * strings, map keys unique, bool 0/1, enum and int32 values in range.
+ * strings, map keys unique, bool 0/1, enum and int32 values in range,
+ * timestamps within 0001-01-01..9999-12-31.
  * Fills *payload_field with the payload field number found (0 for none,
  * or the number of an unknown length-delimited top-level field >= 10 when
  * no known payload is present). */
@@ -57,7 +61,8 @@ int cap_packet_decode(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                       cap_decode_mode mode, cap_packet **out, cap_diag *diag);
 
 /* Envelope rules on an already unpacked packet (used after JSON parsing as
- * well): version 1, trace_id, sender_id, created_at, one payload. */
+ * well): version 1, trace_id, sender_id, created_at, one payload. Map keys
+ * and timestamp ranges are checked on the wire by cap_wire_scan. */
 int cap_packet_validate(const cap_packet *p, cap_diag *diag);
 
 #endif

@@ -1025,18 +1025,19 @@ static int jp_type(jp *p, const char *want, const cJSON *v)
 /* Input: scalar values                                                   */
 /* ===================================================================== */
 
-/* A JSON number as an integer: integral, and for 64-bit fields no larger
- * than 2^53 in magnitude, beyond which a double no longer holds every
- * integer exactly (such values must be written as strings). */
+/* A JSON number as an integer: integral, and for 64-bit fields below 2^53
+ * in magnitude. cJSON only hands over the double, and from 2^53 on a
+ * double no longer tells neighbouring integers apart (2^53 + 1 arrives as
+ * 2^53), so such values must be written as strings to be exact. */
 static int number_to_integer(jp *p, double d, ProtobufCType t, int *neg, uint64_t *mag)
 {
     char txt[32];
     double a = d < 0 ? -d : d;
-    if (isinf(d) || (a > 9007199254740992.0 && !is_64bit_type(t)))
+    if (isinf(d) || (a >= 9007199254740992.0 && !is_64bit_type(t)))
         return jp_fail(p, "integer out of %s range", int_type_name(t));
     shortest_double(d, txt, sizeof txt);
-    if (a > 9007199254740992.0)
-        return jp_fail(p, "number %s is not exactly representable; write 64-bit integers as strings",
+    if (a >= 9007199254740992.0)
+        return jp_fail(p, "number %s is too large to be exact; write 64-bit integers as strings",
                        txt);
     uint64_t u = (uint64_t)a;
     if ((double)u != a)

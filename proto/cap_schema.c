@@ -17,16 +17,16 @@ int cap_desc_is_map_entry(const ProtobufCMessageDescriptor *desc)
 {
     /* protoc-c gives no map flag; a map entry is the nested "...Entry"
      * message with exactly key = 1 and value = 2. */
+    if (desc->n_fields != 2 || desc->fields[0].id != 1 || desc->fields[1].id != 2)
+        return 0;
     size_t n = strlen(desc->name);
     return n > 5 && strcmp(desc->name + n - 5, "Entry") == 0 &&
-           desc->n_fields == 2 && desc->fields[0].id == 1 &&
-           desc->fields[1].id == 2 && strcmp(desc->fields[0].name, "key") == 0 &&
-           strcmp(desc->fields[1].name, "value") == 0;
+           strcmp(desc->fields[0].name, "key") == 0 && strcmp(desc->fields[1].name, "value") == 0;
 }
 
 int cap_desc_is_timestamp(const ProtobufCMessageDescriptor *desc)
 {
-    return strcmp(desc->name, "google.protobuf.Timestamp") == 0;
+    return desc == &google__protobuf__timestamp__descriptor;
 }
 
 const char *cap_packet_payload_name(const cap_packet *p)
@@ -93,3 +93,28 @@ int cap_map_key_cmp(const ProtobufCFieldDescriptor *kf, const void *a, const voi
     }
 }
 
+
+int cap_message_has_unknown_fields(const ProtobufCMessage *m)
+{
+    if (m->n_unknown_fields)
+        return 1;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *member = (const char *)m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *)member;
+            for (size_t k = 0; k < n; k++)
+                if (cap_message_has_unknown_fields(v[k]))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
+            if (sub && cap_message_has_unknown_fields(sub))
+                return 1;
+        }
+    }
+    return 0;
+}

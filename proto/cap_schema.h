@@ -41,6 +41,10 @@ int cap_desc_is_timestamp(const ProtobufCMessageDescriptor *desc);
 /* The name of the set payload field ("job_request"), or NULL if none. */
 const char *cap_packet_payload_name(const cap_packet *p);
 
+/* True when m or any message inside it kept unknown fields (which have no
+ * JSON form). */
+int cap_message_has_unknown_fields(const ProtobufCMessage *m);
+
 /* The wire type a field of type t is written with (packing aside). */
 ProtobufCWireType cap_wire_type_of(ProtobufCType t);
 

@@ -220,7 +220,8 @@ static int check_p256(const EVP_PKEY *pkey, cap_diag *diag)
     }
     if (!EVP_PKEY_get_group_name(pkey, name, sizeof name, &n)) {
         ERR_clear_error();
-        return key_diag(diag, "%s", "EC key has no named curve (explicit parameters are not accepted)");
+        return key_diag(diag, "%s",
+                        "EC key has no named curve (explicit parameters are not accepted)");
     }
     int nid = OBJ_sn2nid(name);
     if (nid != NID_X9_62_prime256v1 && EC_curve_nist2nid(name) != NID_X9_62_prime256v1)
@@ -300,12 +301,13 @@ int cap_key_from_pem(const char *pem, size_t len, cap_key **out, cap_diag *diag)
     if (!pem || len == 0)
         return key_diag(diag, "%s", "empty PEM input");
     if (len > KEY_PEM_MAX)
-        return cap_diag_set(diag, CAP_EKEY, -1, "key", "PEM input of %zu bytes is over the bound of %d",
-                            len, KEY_PEM_MAX);
+        return cap_diag_set(diag, CAP_EKEY, -1, "key",
+                            "PEM input of %zu bytes is over the bound of %d", len, KEY_PEM_MAX);
     EVP_PKEY *pkey = read_pem_key(pem, len);
     if (!pkey)
         return key_diag(diag, "%s",
-                        "no readable PEM key (expected PRIVATE KEY, EC PRIVATE KEY or PUBLIC KEY, unencrypted)");
+                        "no readable PEM key (expected an unencrypted PRIVATE KEY, "
+                        "EC PRIVATE KEY or PUBLIC KEY)");
     int rc = check_p256(pkey, diag);
     if (rc == CAP_OK)
         rc = key_from_loaded(pkey, out, diag);
@@ -726,7 +728,8 @@ static int next_field(const uint8_t *buf, size_t len, size_t pos, wire_field *f,
 static int take_signature(const wire_field *f, wire_field *sig, int *found, cap_diag *diag)
 {
     if (f->wire_type != 2)
-        return wire_error(diag, f->start, f->number, "%s", "signature field 14 is not length-delimited");
+        return wire_error(diag, f->start, f->number, "%s",
+                          "signature field 14 is not length-delimited");
     if (*found)
         return wire_error(diag, f->start, f->number, "%s", "duplicate signature field");
     if (f->end == f->value)
@@ -860,7 +863,8 @@ static int md_malformed(cap_diag *diag, const char *path, const char *reason)
 static int check_metadata_shape(const Cordum__Agent__V1__SignatureMetadata *md, cap_diag *diag)
 {
     if (!md->profile_version || strcmp(md->profile_version, CAP_PRODUCTION_PROFILE) != 0)
-        return md_malformed(diag, MD_PATH ".profile_version", "profile_version is not " CAP_PRODUCTION_PROFILE);
+        return md_malformed(diag, MD_PATH ".profile_version",
+                            "profile_version is not " CAP_PRODUCTION_PROFILE);
     if (!md->algorithm || strcmp(md->algorithm, CAP_PRODUCTION_ALGORITHM) != 0)
         return md_malformed(diag, MD_PATH ".algorithm", "algorithm is not " CAP_PRODUCTION_ALGORITHM);
     if (md->message_id.len != 16)
@@ -905,7 +909,8 @@ static int check_metadata(const cap_packet *p, const cap_production_trust *t, ca
 {
     const Cordum__Agent__V1__SignatureMetadata *md = p->signature_metadata;
     if (!md)
-        return cap_diag_set(diag, CAP_ESIG_MISSING, -1, MD_PATH, "packet carries no signature metadata");
+        return cap_diag_set(diag, CAP_ESIG_MISSING, -1, MD_PATH,
+                            "packet carries no signature metadata");
     int rc = check_metadata_shape(md, diag);
     if (rc == CAP_OK)
         rc = check_window(md->expires_at, t, diag);

@@ -679,7 +679,8 @@ static void test_production_round_trip(void **state)
 
     /* The split gives back the body and the DER; the DER signs the
      * domain-prefixed digest, written out independently here. */
-    assert_int_equal(cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, &diag), CAP_OK);
+    assert_int_equal(cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, &diag),
+                     CAP_OK);
     assert_memory_equal(body, enc, body_len);
     assert_ptr_equal(sig, wire + body_len + 2);
     assert_int_equal(sig_len, len - body_len - 2);
@@ -896,8 +897,8 @@ static void test_production_split_direct(void **state)
 
     /* A fixed64 and a fixed32 field are skipped whole; a truncated one is not. */
     static const uint8_t fixed[] = {0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4, 0x72, 0x01, 'z'};
-    assert_int_equal(cap_production_split(fixed, sizeof fixed, &body, &body_len, &sig, &sig_len, &diag),
-                     CAP_OK);
+    assert_int_equal(
+        cap_production_split(fixed, sizeof fixed, &body, &body_len, &sig, &sig_len, &diag), CAP_OK);
     assert_int_equal(body_len, 14);
     free(body);
     assert_int_equal(cap_production_split(fixed, 6, &body, &body_len, &sig, &sig_len, &diag),
@@ -1041,7 +1042,7 @@ static void test_production_strict_body(void **state)
         .tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .len = 1, .data = &one};
     f.pkt.base.n_unknown_fields = 1;
     f.pkt.base.unknown_fields = &uf;
-    assert_prod_fixture(&f, CAP_EMALFORMED, NULL);
+    assert_prod_fixture(&f, CAP_EMALFORMED, "unknown");
 
     /* A regime (a) signature is not a production signature (domain
      * separation): the same key, the same body, refused. */

@@ -383,6 +383,12 @@ static void test_string_bounds_and_utf8(void **state)
     expect(w, CAP_DECODE_LENIENT, CAP_EMALFORMED, "trace_id", "not valid UTF-8");
     cap_packet_decode(w->b, w->n, NULL, CAP_DECODE_LENIENT, &p, &d);
     assert_int_equal(d.offset, 4);
+    /* an embedded NUL cannot survive protobuf-c's C strings: rejected */
+    w->n = 0;
+    w_tag(w, 1, 2);
+    w_varint(w, 3);
+    w_raw(w, "a\0b", 3);
+    expect(w, CAP_DECODE_LENIENT, CAP_EMALFORMED, "trace_id", "NUL byte");
     free(c);
     free(w);
 }

@@ -1,0 +1,225 @@
+/* The canonical encoder: number order, sorted maps with key and value
+ * always written, proto3 defaults omitted, and encode(decode(x)) == x. */
+#include "testutil.h"
+
+#include "cap_decode.h"
+#include "cap_encode.h"
+
+static const char *const FIXTURES[] = {
+    "conformance/fixtures/buspacket_job_request.bin", "conformance/fixtures/buspacket_job_result.bin",
+    "conformance/fixtures/buspacket_heartbeat.bin",   "conformance/fixtures/buspacket_job_progress.bin",
+    "conformance/fixtures/buspacket_job_cancel.bin",  "conformance/fixtures/buspacket_alert.bin",
+    "conformance/fixtures/buspacket_alert_enhanced.bin", "conformance/fixtures/buspacket_handshake.bin",
+};
+
+static void test_round_trip_of_every_fixture(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof FIXTURES[0]; i++) {
+        size_t len;
+        uint8_t *in = tu_read_file(FIXTURES[i], &len);
+        cap_packet *p;
+        cap_diag d;
+        assert_int_equal(cap_packet_decode(in, len, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+        uint8_t *out;
+        size_t n;
+        assert_int_equal(cap_encode(&p->base, &out, &n), CAP_OK);
+        assert_int_equal(n, cap_encoded_size(&p->base));
+        assert_int_equal(n, len);
+        assert_memory_equal(out, in, len);
+        free(out);
+        cap_packet_free(p);
+        free(in);
+    }
+}
+
+/* Builds a packet with a job_request whose env entries are given unsorted. */
+typedef struct {
+    cap_packet p;
+    Google__Protobuf__Timestamp ts;
+    Cordum__Agent__V1__JobRequest req;
+    Cordum__Agent__V1__JobRequest__EnvEntry e[3];
+    Cordum__Agent__V1__JobRequest__EnvEntry *ep[3];
+} sample;
+
+static void sample_init(sample *s)
+{
+    cordum__agent__v1__bus_packet__init(&s->p);
+    google__protobuf__timestamp__init(&s->ts);
+    cordum__agent__v1__job_request__init(&s->req);
+    s->ts.seconds = 1;
+    s->p.trace_id = "t";
+    s->p.sender_id = "s";
+    s->p.created_at = &s->ts;
+    s->p.protocol_version = 1;
+    s->p.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    s->p.job_request = &s->req;
+    s->req.job_id = "j";
+    static const char *keys[] = {"zeta", "alpha", "mid"};
+    for (int i = 0; i < 3; i++) {
+        cordum__agent__v1__job_request__env_entry__init(&s->e[i]);
+        s->e[i].key = (char *)keys[i];
+        s->e[i].value = "";
+        s->ep[i] = &s->e[i];
+    }
+    s->req.n_env = 3;
+    s->req.env = s->ep;
+}
+
+static const uint8_t *find(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0)
+            return hay + i;
+    return NULL;
+}
+
+static void test_maps_sorted_with_key_and_value(void **state)
+{
+    (void)state;
+    sample s;
+    sample_init(&s);
+    uint8_t *out;
+    size_t n;
+    assert_int_equal(cap_encode(&s.p.base, &out, &n), CAP_OK);
+    const uint8_t *a = find(out, n, "alpha"), *m = find(out, n, "mid"), *z = find(out, n, "zeta");
+    assert_non_null(a);
+    assert_true(a < m && m < z);
+    /* entry = 0a len key 12 00: the empty value is written, as Go/C++ do */
+    assert_int_equal(a[5], 0x12);
+    assert_int_equal(a[6], 0x00);
+    /* the input array is untouched */
+    assert_string_equal(s.req.env[0]->key, "zeta");
+    /* the decoder accepts the result and re-encoding is stable */
+    cap_packet *p;
+    cap_diag d;
+    assert_int_equal(cap_packet_decode(out, n, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+    assert_string_equal(p->job_request->env[0]->key, "alpha");
+    uint8_t *again;
+    size_t n2;
+    assert_int_equal(cap_encode(&p->base, &again, &n2), CAP_OK);
+    assert_int_equal(n, n2);
+    assert_memory_equal(out, again, n);
+    free(again);
+    cap_packet_free(p);
+    free(out);
+}
+
+static void test_large_map_sorted(void **state)
+{
+    (void)state;
+    /* over the 64-entry stack buffer: the heap path sorts too */
+    enum { N = 200 };
+    sample s;
+    sample_init(&s);
+    Cordum__Agent__V1__JobRequest__EnvEntry *e = calloc(N, sizeof *e);
+    Cordum__Agent__V1__JobRequest__EnvEntry **ep = calloc(N, sizeof *ep);
+    char(*keys)[8] = calloc(N, 8);
+    for (int i = 0; i < N; i++) {
+        cordum__agent__v1__job_request__env_entry__init(&e[i]);
+        snprintf(keys[i], 8, "k%03d", N - 1 - i);
+        e[i].key = keys[i];
+        e[i].value = "v";
+        ep[i] = &e[i];
+    }
+    s.req.n_env = N;
+    s.req.env = ep;
+    uint8_t *out;
+    size_t n;
+    assert_int_equal(cap_encode(&s.p.base, &out, &n), CAP_OK);
+    const uint8_t *prev = find(out, n, "k000");
+    for (int i = 1; i < N; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "k%03d", i);
+        const uint8_t *at = find(out, n, k);
+        assert_true(at > prev);
+        prev = at;
+    }
+    free(out);
+    free(keys);
+    free(ep);
+    free(e);
+}
+
+static void test_defaults_and_floats(void **state)
+{
+    (void)state;
+    Cordum__Agent__V1__Heartbeat h;
+    cordum__agent__v1__heartbeat__init(&h);
+    uint8_t buf[64];
+    assert_int_equal(cap_encoded_size(&h.base), 0); /* all defaults: nothing */
+    h.cpu_load = -0.0f;                             /* bits set: kept, as in Go */
+    assert_int_equal(cap_encode_into(&h.base, buf), 5);
+    const uint8_t negzero[] = {0x25, 0x00, 0x00, 0x00, 0x80};
+    assert_memory_equal(buf, negzero, 5);
+    h.cpu_load = 0.0f;
+    h.active_jobs = -1; /* negative int32: ten-byte varint */
+    assert_int_equal(cap_encode_into(&h.base, buf), 11);
+    assert_int_equal(buf[0], 0x30);
+    assert_int_equal(buf[10], 0x01);
+}
+
+static void test_packed_and_oneof_default(void **state)
+{
+    (void)state;
+    Cordum__Agent__V1__Handshake hs;
+    cordum__agent__v1__handshake__init(&hs);
+    int32_t versions[] = {1, 2, 300};
+    hs.supported_versions = versions;
+    hs.n_supported_versions = 3;
+    uint8_t buf[32];
+    size_t n = cap_encode_into(&hs.base, buf);
+    const uint8_t packed[] = {0x1a, 0x04, 0x01, 0x02, 0xac, 0x02};
+    assert_int_equal(n, sizeof packed);
+    assert_memory_equal(buf, packed, sizeof packed);
+    /* a set oneof member is written even when its message is empty */
+    sample s;
+    sample_init(&s);
+    Cordum__Agent__V1__JobCancel c;
+    cordum__agent__v1__job_cancel__init(&c);
+    s.p.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL;
+    s.p.job_cancel = &c;
+    uint8_t *out;
+    size_t len;
+    assert_int_equal(cap_encode(&s.p.base, &out, &len), CAP_OK);
+    assert_int_equal(out[len - 3], 0x82); /* tag 16, wire type 2 ... */
+    assert_int_equal(out[len - 2], 0x01);
+    assert_int_equal(out[len - 1], 0x00); /* ... and an empty body */
+    free(out);
+}
+
+static void test_unknown_fields_kept_last(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *in = tu_read_file("conformance/fixtures/buspacket_job_cancel.bin", &len);
+    uint8_t *ext = malloc(len + 3);
+    memcpy(ext, in, len);
+    memcpy(ext + len, "\x38\x2a", 2); /* field 7, varint 42: unknown to v1 */
+    cap_packet *p;
+    cap_diag d;
+    assert_int_equal(cap_packet_decode(ext, len + 2, NULL, CAP_DECODE_LENIENT, &p, &d), CAP_OK);
+    uint8_t *out;
+    size_t n;
+    assert_int_equal(cap_encode(&p->base, &out, &n), CAP_OK);
+    assert_int_equal(n, len + 2);
+    assert_memory_equal(out, ext, n);
+    free(out);
+    cap_packet_free(p);
+    free(ext);
+    free(in);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_of_every_fixture),
+        cmocka_unit_test(test_maps_sorted_with_key_and_value),
+        cmocka_unit_test(test_large_map_sorted),
+        cmocka_unit_test(test_defaults_and_floats),
+        cmocka_unit_test(test_packed_and_oneof_default),
+        cmocka_unit_test(test_unknown_fields_kept_last),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
