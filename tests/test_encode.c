@@ -115,10 +115,10 @@ static void test_large_map_sorted(void **state)
     sample_init(&s);
     Cordum__Agent__V1__JobRequest__EnvEntry *e = calloc(N, sizeof *e);
     Cordum__Agent__V1__JobRequest__EnvEntry **ep = calloc(N, sizeof *ep);
-    char(*keys)[8] = calloc(N, 8);
+    char(*keys)[16] = calloc(N, 16);
     for (int i = 0; i < N; i++) {
         cordum__agent__v1__job_request__env_entry__init(&e[i]);
-        snprintf(keys[i], 8, "k%03d", N - 1 - i);
+        snprintf(keys[i], 16, "k%03d", N - 1 - i);
         e[i].key = keys[i];
         e[i].value = "v";
         ep[i] = &e[i];
@@ -130,7 +130,7 @@ static void test_large_map_sorted(void **state)
     assert_int_equal(cap_encode(&s.p.base, &out, &n), CAP_OK);
     const uint8_t *prev = find(out, n, "k000");
     for (int i = 1; i < N; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof k, "k%03d", i);
         const uint8_t *at = find(out, n, k);
         assert_true(at > prev);
