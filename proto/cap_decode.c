@@ -70,18 +70,24 @@ static int fail(scan_ctx *c, int err, size_t off, const char *fmt, ...)
     return cap_diag_set(c->diag, err, (long)off, path, "%s", reason);
 }
 
-static int read_varint(scan_ctx *c, size_t *pos, size_t end, uint64_t *v, const char *what)
+static int __attribute__((noinline))
+read_varint_slow(scan_ctx *c, size_t *pos, size_t end, uint64_t *v, const char *what)
 {
-    /* Tags, lengths and small values are one byte: the common case inline. */
-    if (*pos < end && c->buf[*pos] < 0x80) {
-        *v = c->buf[(*pos)++];
-        return CAP_OK;
-    }
     size_t start = *pos;
     cap_varint_status st = cap_varint_read(c->buf, end, pos, v);
     if (st != CAP_VARINT_OK)
         return fail(c, CAP_EMALFORMED, start, "%s: %s", what, cap_varint_strstatus(st));
     return CAP_OK;
+}
+
+/* Tags, lengths and small values are one byte: that case stays inline. */
+static inline int read_varint(scan_ctx *c, size_t *pos, size_t end, uint64_t *v, const char *what)
+{
+    if (*pos < end && c->buf[*pos] < 0x80) {
+        *v = c->buf[(*pos)++];
+        return CAP_OK;
+    }
+    return read_varint_slow(c, pos, end, v, what);
 }
 
 /* The field numbered num, or NULL: the descriptor's ranges map runs of
@@ -201,14 +207,13 @@ static int scan_len_value(scan_ctx *c, const ProtobufCFieldDescriptor *f, size_t
         if (n > c->bounds->max_string)
             return fail(c, CAP_EMALFORMED, pos, "string of %zu bytes, over the bound of %zu", n,
                         c->bounds->max_string);
-        size_t bad = cap_utf8_check(c->buf + pos, n);
-        if (bad != CAP_UTF8_VALID)
-            return fail(c, CAP_EMALFORMED, pos + bad, "string is not valid UTF-8");
         /* protobuf-c holds strings as C strings: a NUL would silently cut
          * the value, so the packet could not be re-encoded faithfully. */
-        const uint8_t *nul = memchr(c->buf + pos, 0, n);
-        if (nul)
-            return fail(c, CAP_EMALFORMED, (size_t)(nul - c->buf), "string contains a NUL byte");
+        size_t bad = cap_utf8_check_text(c->buf + pos, n);
+        if (bad != CAP_UTF8_VALID)
+            return fail(c, CAP_EMALFORMED, pos + bad, "%s",
+                        c->buf[pos + bad] ? "string is not valid UTF-8"
+                                          : "string contains a NUL byte");
         return CAP_OK;
     }
     case PROTOBUF_C_TYPE_BYTES:

@@ -16,12 +16,15 @@ void cap_packet_free(cap_packet *p)
 int cap_desc_is_map_entry(const ProtobufCMessageDescriptor *desc)
 {
     /* protoc-c gives no map flag; a map entry is the nested "...Entry"
-     * message with exactly key = 1 and value = 2. */
-    if (desc->n_fields != 2 || desc->fields[0].id != 1 || desc->fields[1].id != 2)
+     * message with exactly key = 1 and value = 2. The cheap tests go first:
+     * the decoder asks this for every entry it scans. */
+    const ProtobufCFieldDescriptor *f = desc->fields;
+    if (desc->n_fields != 2 || f[0].id != 1 || f[1].id != 2 || f[0].name[0] != 'k' ||
+        f[1].name[0] != 'v')
         return 0;
-    size_t n = strlen(desc->name);
-    return n > 5 && strcmp(desc->name + n - 5, "Entry") == 0 &&
-           strcmp(desc->fields[0].name, "key") == 0 && strcmp(desc->fields[1].name, "value") == 0;
+    size_t n = strlen(desc->short_name);
+    return n > 5 && memcmp(desc->short_name + n - 5, "Entry", 5) == 0 &&
+           strcmp(f[0].name, "key") == 0 && strcmp(f[1].name, "value") == 0;
 }
 
 int cap_desc_is_timestamp(const ProtobufCMessageDescriptor *desc)
@@ -38,24 +41,6 @@ const char *cap_packet_payload_name(const cap_packet *p)
     return f ? f->name : NULL;
 }
 
-ProtobufCWireType cap_wire_type_of(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT: return PROTOBUF_C_WIRE_TYPE_32BIT;
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE: return PROTOBUF_C_WIRE_TYPE_64BIT;
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE: return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-    default: return PROTOBUF_C_WIRE_TYPE_VARINT;
-    }
-}
-
-/* Compares two values of a map key type: strings bytewise, integers
- * numerically, false before true. */
 int cap_map_key_cmp(const ProtobufCFieldDescriptor *kf, const void *a, const void *b)
 {
     switch (kf->type) {

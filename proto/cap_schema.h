@@ -45,8 +45,23 @@ const char *cap_packet_payload_name(const cap_packet *p);
  * JSON form). */
 int cap_message_has_unknown_fields(const ProtobufCMessage *m);
 
-/* The wire type a field of type t is written with (packing aside). */
-ProtobufCWireType cap_wire_type_of(ProtobufCType t);
+/* The wire type a field of type t is written with (packing aside). Inline:
+ * the decoder and encoder ask it for every field. */
+static inline ProtobufCWireType cap_wire_type_of(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT: return PROTOBUF_C_WIRE_TYPE_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE: return PROTOBUF_C_WIRE_TYPE_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE: return PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    default: return PROTOBUF_C_WIRE_TYPE_VARINT;
+    }
+}
 
 /* Orders two map keys of key field kf, given pointers to the key members:
  * strings bytewise, integers numerically, false before true. */

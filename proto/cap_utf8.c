@@ -36,21 +36,26 @@ static size_t sequence_len(const uint8_t *s, size_t len, size_t i)
     return n;
 }
 
-size_t cap_utf8_check(const uint8_t *s, size_t len)
+/* The shared loop: with no_nul, a 0x00 byte also stops the scan. */
+static size_t check(const uint8_t *s, size_t len, int no_nul)
 {
     size_t i = 0;
     while (i < len) {
-        /* ASCII runs are the common case: test eight bytes at a time. */
+        /* ASCII runs are the common case: test eight bytes at a time (and,
+         * for text, whether any of them is zero). */
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ULL)
+            uint64_t zero = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
+            if ((w & 0x8080808080808080ULL) || (no_nul && zero))
                 break;
             i += 8;
         }
         if (i >= len)
             break;
         if (s[i] < 0x80) {
+            if (no_nul && s[i] == 0)
+                return i;
             i++;
             continue;
         }
@@ -60,4 +65,14 @@ size_t cap_utf8_check(const uint8_t *s, size_t len)
         i += n;
     }
     return CAP_UTF8_VALID;
+}
+
+size_t cap_utf8_check(const uint8_t *s, size_t len)
+{
+    return check(s, len, 0);
+}
+
+size_t cap_utf8_check_text(const uint8_t *s, size_t len)
+{
+    return check(s, len, 1);
 }

@@ -10,6 +10,10 @@
  * first byte of the first invalid sequence. */
 size_t cap_utf8_check(const uint8_t *s, size_t len);
 
+/* Like cap_utf8_check, and a NUL byte (valid UTF-8, but it would cut a C
+ * string) also counts as invalid. */
+size_t cap_utf8_check_text(const uint8_t *s, size_t len);
+
 #define CAP_UTF8_VALID ((size_t)-1)
 
 #endif

@@ -143,8 +143,17 @@ static void test_utf8(void **state)
         {"\x80", 1, 0},                /* lone continuation byte */
         {"\xff", 1, 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(cap_utf8_check((const uint8_t *)cases[i].s, cases[i].len), cases[i].bad);
+        assert_int_equal(cap_utf8_check_text((const uint8_t *)cases[i].s, cases[i].len),
+                         cases[i].bad);
+    }
+    /* NUL: valid UTF-8, but not text a C string can hold */
+    const uint8_t nul_late[] = "0123456789abcdef\0x", nul_early[] = "ab\0";
+    assert_true(cap_utf8_check(nul_late, 18) == CAP_UTF8_VALID);
+    assert_int_equal(cap_utf8_check_text(nul_late, 18), 16);
+    assert_int_equal(cap_utf8_check_text(nul_early, 3), 2);
+    assert_true(cap_utf8_check_text((const uint8_t *)good, strlen(good)) == CAP_UTF8_VALID);
 }
 
 /* --- the decoder ------------------------------------------------------- */
