@@ -14,31 +14,6 @@
 #define MEMBER(msg, off, type) (*(type *)((const char *)(msg) + (off)))
 #define MEMBER_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
 
-/* Size in bytes of one element of a field's C representation. */
-static size_t elem_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32: return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return 8;
-    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
-    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
-    }
-    return 0;
-}
-
 static uint64_t zigzag32(int32_t v) { return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); }
 static uint64_t zigzag64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 
@@ -162,7 +137,7 @@ static int singular_present(const ProtobufCMessage *m, const ProtobufCFieldDescr
     case PROTOBUF_C_TYPE_BYTES: return ((const ProtobufCBinaryData *)p)->len != 0;
     case PROTOBUF_C_TYPE_MESSAGE: return *(ProtobufCMessage *const *)p != NULL;
     default: {
-        size_t n = elem_size(f->type);
+        size_t n = cap_field_elem_size(f->type);
         static const uint8_t zero[8];
         return memcmp(p, zero, n) != 0;
     }
@@ -280,7 +255,7 @@ static size_t write_map(const ProtobufCFieldDescriptor *f, ProtobufCMessage *con
 
 static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, size_t n)
 {
-    size_t es = elem_size(f->type), body = 0;
+    size_t es = cap_field_elem_size(f->type), body = 0;
     if (is_map_field(f)) {
         ProtobufCMessage *const *v = arr;
         for (size_t i = 0; i < n; i++) {
@@ -299,7 +274,7 @@ static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, 
 static size_t write_repeated(const ProtobufCFieldDescriptor *f, const void *arr, size_t n,
                              uint8_t *out)
 {
-    size_t es = elem_size(f->type), k = 0;
+    size_t es = cap_field_elem_size(f->type), k = 0;
     if (is_map_field(f))
         return write_map(f, arr, n, out);
     if (is_packable(f)) {

@@ -44,25 +44,6 @@ static int is_64bit_type(ProtobufCType t)
            t == PROTOBUF_C_TYPE_FIXED64;
 }
 
-/* Size of one element of a repeated field, as protobuf-c lays it out. */
-static size_t elem_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return sizeof(uint64_t);
-    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
-    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
-    default: return sizeof(int32_t); /* 32-bit integers and enums */
-    }
-}
-
 static int is_map_field(const ProtobufCFieldDescriptor *f)
 {
     return f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE &&
@@ -749,7 +730,7 @@ static void emit_list(jw *w, const ProtobufCFieldDescriptor *f, const ProtobufCM
 {
     size_t n = *(const size_t *)CMEMBER(m, f->quantifier_offset);
     const char *arr = *(char *const *)CMEMBER(m, f->offset);
-    size_t size = elem_size(f->type);
+    size_t size = cap_field_elem_size(f->type);
     int first;
     jw_open(w, "[", &first);
     for (size_t i = 0; i < n; i++) {
@@ -1339,7 +1320,7 @@ static int fill_list(jp *p, ProtobufCMessage *m, const ProtobufCFieldDescriptor 
 {
     if (!cJSON_IsArray(v))
         return jp_type(p, "an array", v);
-    size_t n = child_count(v), size = elem_size(f->type);
+    size_t n = child_count(v), size = cap_field_elem_size(f->type);
     if (n == 0)
         return CAP_OK;
     char *arr = calloc(n, size);

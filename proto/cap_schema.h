@@ -63,6 +63,10 @@ static inline ProtobufCWireType cap_wire_type_of(ProtobufCType t)
     }
 }
 
+/* Bytes one element of a field of type t takes in a protobuf-c struct
+ * (the stride of a repeated field's array). */
+size_t cap_field_elem_size(ProtobufCType t);
+
 /* Orders two map keys of key field kf, given pointers to the key members:
  * strings bytewise, integers numerically, false before true. */
 int cap_map_key_cmp(const ProtobufCFieldDescriptor *kf, const void *a, const void *b);
