@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_buf.h"
 #include "cap_decode.h"
 #include "cap_encode.h"
 #include "cap_json.h"
@@ -372,31 +373,11 @@ static const valid_def VALID[] = {
 
 /* --- raw bytes for the malformed fixtures -------------------------------- */
 
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-    int failed;
-} bytes_buf;
+typedef cap_buf bytes_buf;
 
 static void put_raw(bytes_buf *b, const void *data, size_t n)
 {
-    if (b->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->len, data, n);
-    b->len += n;
+    cap_buf_append(b, data, n);
 }
 
 static void put_varint(bytes_buf *b, uint64_t v)
@@ -685,13 +666,13 @@ static int build_malformed(conf_fixture *set, size_t *n, cap_diag *diag)
         MALFORMED[i].build(&a, &b);
         arena_free(&a);
         if (b.failed || a.failed) {
-            free(b.p);
-            free(manifest.p);
+            free(b.data);
+            free(manifest.data);
             return cap_diag_set(diag, CAP_ENOMEM, -1, MALFORMED[i].file, "cannot build");
         }
         char name[96], line[320];
         snprintf(name, sizeof name, "malformed/%s.bin", MALFORMED[i].file);
-        conf_fixture *f = add(set, n, CONF_FIXTURE_MALFORMED, name, b.p, b.len);
+        conf_fixture *f = add(set, n, CONF_FIXTURE_MALFORMED, name, b.data, b.len);
         f->expect_err = MALFORMED[i].expect_err;
         f->tck_case = MALFORMED[i].tck_case;
         int len = snprintf(line, sizeof line,
@@ -703,10 +684,10 @@ static int build_malformed(conf_fixture *set, size_t *n, cap_diag *diag)
     }
     put_raw(&manifest, "  ]\n}\n", 6);
     if (manifest.failed) {
-        free(manifest.p);
+        free(manifest.data);
         return cap_diag_set(diag, CAP_ENOMEM, -1, "malformed/manifest.json", "cannot build");
     }
-    add(set, n, CONF_FIXTURE_MANIFEST, "malformed/manifest.json", manifest.p, manifest.len);
+    add(set, n, CONF_FIXTURE_MANIFEST, "malformed/manifest.json", manifest.data, manifest.len);
     return CAP_OK;
 }
 

@@ -20,6 +20,7 @@
 
 #include "cap_base64.h"
 #include "cap_schema.h"
+#include "cap_buf.h"
 #include "cap_utf8.h"
 
 #define CAP_JSON_DEFAULT_MAX ((size_t)16 << 20)
@@ -496,32 +497,14 @@ static map_item *map_sorted(ProtobufCMessage *const *entries, size_t n,
 /* ===================================================================== */
 
 typedef struct {
-    char *buf;
-    size_t len, cap;
-    int oom; /* set on the first failed allocation; later writes are no-ops */
+    cap_buf out; /* out.failed: an allocation failed; later writes are no-ops */
     int pretty;
     unsigned depth;
 } jw;
 
 static void jw_putn(jw *w, const char *s, size_t n)
 {
-    if (w->oom)
-        return;
-    if (w->cap - w->len < n + 1) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap - w->len < n + 1)
-            cap *= 2;
-        char *nb = realloc(w->buf, cap);
-        if (!nb) {
-            w->oom = 1;
-            return;
-        }
-        w->buf = nb;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
+    cap_buf_append(&w->out, s, n);
 }
 
 static void jw_puts(jw *w, const char *s)
@@ -659,7 +642,7 @@ static void emit_bytes(jw *w, const ProtobufCBinaryData *b)
     size_t n = cap_base64_encoded_len(b->len);
     char *tmp = malloc(n + 1);
     if (!tmp) {
-        w->oom = 1;
+        w->out.failed = 1;
         return;
     }
     cap_base64_encode(b->data, b->len, tmp);
@@ -749,7 +732,7 @@ static void emit_map(jw *w, const ProtobufCFieldDescriptor *f, const ProtobufCMe
     const ProtobufCMessageDescriptor *ed = f->descriptor;
     map_item *items = map_sorted(entries, n, &ed->fields[0]);
     if (!items) {
-        w->oom = 1;
+        w->out.failed = 1;
         return;
     }
     int first;
@@ -866,11 +849,11 @@ int cap_json_from_message(const ProtobufCMessage *msg, int pretty, char **out)
     emit_message(&w, msg);
     if (w.pretty)
         jw_putn(&w, "\n", 1);
-    if (w.oom) {
-        free(w.buf);
+    if (w.out.failed) {
+        free(w.out.data);
         return CAP_ENOMEM;
     }
-    *out = w.buf;
+    *out = (char *)w.out.data;
     return CAP_OK;
 }
 
