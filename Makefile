@@ -11,7 +11,7 @@ SAN     ?=
 EXTRA_CFLAGS ?=
 GEN     := $(BUILD)/gen
 
-PKGS      := libprotobuf-c libcjson libcrypto
+PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1
 TEST_PKGS := cmocka
 # Evaluated when a recipe runs, i.e. after the dependency check has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -20,13 +20,13 @@ TEST_LIBS  = $(shell pkg-config --libs $(TEST_PKGS))
 
 WARN   := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers
 CFLAGS_ALL = -std=c11 -D_POSIX_C_SOURCE=200809L -g $(OPT) $(SAN) $(WARN) \
-             -I$(GEN) -Iproto -Iconformance -Itools $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
+             -I$(GEN) -Iproto -Ireference -Isim -Iconformance -Itools $(PKG_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP
 LDFLAGS_ALL = $(SAN) $(EXTRA_LDFLAGS)
 
 PROTOS   := $(sort $(wildcard proto/cordum/agent/v1/*.proto))
 GEN_C    := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS)) $(GEN)/google/protobuf/timestamp.pb-c.c
 GEN_STAMP := $(GEN)/.stamp
-LIB_SRC  := $(sort $(wildcard proto/*.c conformance/*.c))
+LIB_SRC  := $(sort $(wildcard proto/*.c reference/*.c sim/*.c conformance/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_C:$(GEN)/%.c=$(BUILD)/obj/gen/%.o)
 LIB      := $(BUILD)/libcapsim.a
 TOOL_SRC := $(sort $(wildcard tools/*.c))
@@ -34,7 +34,8 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 CAPSIM   := $(BUILD)/capsim
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_BIN := $(BUILD)/bench/bench_wire
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
 .PHONY: all deps test test-run run bench asan coverage fuzz fuzz-smoke clean
@@ -80,11 +81,13 @@ test-run: test
 run: all
 	$(CAPSIM) fixtures --check --dir conformance/fixtures
 
-$(BENCH_BIN): bench/bench_wire.c $(LIB) $(GEN_STAMP)
+$(BUILD)/bench/%: bench/%.c $(LIB) $(GEN_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $< $(LIB) $(PKG_LIBS) $(LDFLAGS_ALL) -o $@
+# Each benchmark prints its figures beside a baseline measured in the same run.
 bench: $(BENCH_BIN)
-	$(BENCH_BIN) conformance/fixtures/buspacket_job_request.bin
+	$(BUILD)/bench/bench_wire conformance/fixtures/buspacket_job_request.bin
+	@for b in $(filter-out %/bench_wire,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: | $(DEPS_OK)
@@ -95,7 +98,7 @@ asan: | $(DEPS_OK)
 coverage: | $(DEPS_OK)
 	$(MAKE) BUILD=build-cov OPT=-O0 SAN=--coverage test
 	@mkdir -p reports/coverage
-	gcovr --root . --object-directory build-cov --filter 'proto/' --filter 'conformance/' \
+	gcovr --root . --object-directory build-cov --filter 'proto/' --filter 'reference/' --filter 'sim/' --filter 'conformance/' \
 	  --filter 'tools/' --html-details reports/coverage/index.html \
 	  --txt reports/coverage/summary.txt --print-summary
 	gcovr --root . --object-directory build-cov --filter 'proto/' --fail-under-line 90 \

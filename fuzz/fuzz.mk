@@ -16,10 +16,10 @@ fuzz-lib-afl: | $(DEPS_OK)
 	$(MAKE) BUILD=build-afl CC=afl-clang-fast OPT=-O1 SAN="$(FUZZ_SAN)" build-afl/libcapsim.a
 
 build-fuzz/%: fuzz/%.c fuzz-lib-libfuzzer
-	clang -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-fuzz/gen -Iproto \
+	clang -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-fuzz/gen -Iproto -Ireference -Isim \
 	  $(PKG_CFLAGS) $< build-fuzz/libcapsim.a $(PKG_LIBS) -o $@
 build-afl/%: fuzz/%.c fuzz-lib-afl
-	AFL_QUIET=1 afl-clang-fast -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-afl/gen -Iproto \
+	AFL_QUIET=1 afl-clang-fast -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-afl/gen -Iproto -Ireference -Isim \
 	  $(PKG_CFLAGS) $< build-afl/libcapsim.a $(PKG_LIBS) -o $@
 
 fuzz: $(LIBFUZZER_BIN) $(AFL_BIN)
