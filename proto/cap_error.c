@@ -21,6 +21,9 @@ const char *cap_strerror(int err)
     case CAP_ECRYPTO: return "crypto library failure";
     case CAP_EEXPIRED: return "outside the validity window";
     case CAP_ETRUST: return "not trusted";
+    case CAP_EYAML: return "invalid YAML";
+    case CAP_EPOLICY: return "invalid policy";
+    case CAP_EFULL: return "table full";
     default: return "unknown error";
     }
 }

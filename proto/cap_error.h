@@ -25,6 +25,9 @@ typedef enum {
     CAP_ECRYPTO = -10006, /* the crypto library failed unexpectedly */
     CAP_EEXPIRED = -10007,  /* a signed packet is outside its validity window */
     CAP_ETRUST = -10008,    /* a packet does not match the local trust store */
+    CAP_EYAML = -10009,     /* YAML text is invalid or over a bound */
+    CAP_EPOLICY = -10010,   /* a policy file does not fit the policy schema */
+    CAP_EFULL = -10011,     /* a bounded table is full */
 } cap_err;
 
 /* A short fixed description of an error code (never NULL). */

@@ -15,6 +15,7 @@ static const struct {
     {"sign", cmd_sign, "sign a binary BusPacket (RFC 6979, ECDSA P-256)"},
     {"verify", cmd_verify, "verify a packet's signature"},
     {"fixtures", cmd_fixtures, "check or rewrite the golden fixtures"},
+    {"policy", cmd_policy, "safety policies: lint, explain a decision, snapshot id"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -177,3 +177,11 @@ int cli_bounds_option(const char *cmd, int argc, char **argv, int *i, cap_bounds
     }
     return 0;
 }
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}

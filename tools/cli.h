@@ -38,6 +38,9 @@ void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(prin
 /* Prints a decode/verify diagnostic as one line: "capsim CMD: FILE: ...". */
 void cli_diag(const char *cmd, const char *path, const cap_diag *d);
 
+/* True when --help or -h is among the arguments. */
+int cli_wants_help(int argc, char **argv);
+
 /* Fetches the value of an option that takes one (argv[*i + 1]). */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 

@@ -13,14 +13,6 @@
 #define JSON_MAX_INPUT (16u << 20)
 #define PEM_MAX_INPUT (64u << 10)
 
-static int wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return 1;
-    return 0;
-}
-
 /* Reads and strictly decodes a binary packet; prints the reason on failure. */
 static int load_packet(const char *cmd, const char *path, const cap_bounds *b,
                        cap_decode_mode mode, cap_packet **out)
@@ -86,7 +78,7 @@ int cmd_decode(int argc, char **argv)
     cap_decode_mode mode = CAP_DECODE_LENIENT;
     const char *in = NULL, *out = NULL;
     int pretty = 1;
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("%s%s", DECODE_HELP, cli_bounds_help);
         return CLI_OK;
     }
@@ -147,7 +139,7 @@ int cmd_encode(int argc, char **argv)
 {
     cap_bounds b = cap_bounds_default();
     const char *in = NULL, *out = NULL;
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("%s%s", ENCODE_HELP, cli_bounds_help);
         return CLI_OK;
     }
@@ -224,7 +216,7 @@ int cmd_sign(int argc, char **argv)
     cap_bounds b = cap_bounds_default();
     const char *in = NULL, *out = NULL, *key_path = NULL;
     int production = 0;
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("%s%s", SIGN_HELP, cli_bounds_help);
         return CLI_OK;
     }
@@ -354,7 +346,7 @@ int cmd_verify(int argc, char **argv)
     const char *in = NULL, *pub_path = NULL;
     int required = 1, production = 0;
     prod_opts o = {0};
-    if (wants_help(argc, argv)) {
+    if (cli_wants_help(argc, argv)) {
         printf("%s%s", VERIFY_HELP, cli_bounds_help);
         return CLI_OK;
     }

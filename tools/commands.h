@@ -8,5 +8,6 @@ int cmd_encode(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_fixtures(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif
