@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target under libFuzzer and AFL++ for FUZZ_SECONDS each,
 # seeded with the golden fixtures (binary packets for fuzz_decode, their
-# JSON forms for fuzz_json). Fails if either engine finds a crash.
+# JSON forms for fuzz_json, the policies for fuzz_policy). Fails if either engine finds a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
@@ -16,6 +16,7 @@ seeds_for() {
   case $target in
     fuzz_decode) find conformance/fixtures -name '*.bin' -size -512k -exec cp {} "$dir" \; ;;
     fuzz_json) cp conformance/fixtures/*.json "$dir" ;;
+    fuzz_policy) cp reference/policies/*.yaml "$dir" ;;
   esac
 }
 

@@ -773,6 +773,9 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
         subpath(kp, path, "reason");
         if ((rc = parse_string(v, kp, &r->reason, d)))
             return rc;
+        if (strlen(r->reason) > REF_REASON_MAX)
+            return cap_yaml_fail(d, CAP_EPOLICY, v, kp, "reason longer than %d bytes",
+                                 REF_REASON_MAX);
     } else if (!(r->reason = dup_str(""))) {
         return CAP_ENOMEM;
     }

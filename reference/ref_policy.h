@@ -34,6 +34,9 @@
 #include "cap_yaml.h"
 #include "cordum/agent/v1/safety.pb-c.h"
 
+/* The longest rule reason a policy may give, in bytes. */
+#define REF_REASON_MAX 511
+
 /* The decision words of a rule, normalised (every spelling maps to one). */
 typedef enum {
     REF_WORD_NONE = 0,  /* absent or not a decision word */

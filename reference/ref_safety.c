@@ -580,7 +580,11 @@ static void set_decision(ref_safety_decision *out, Cordum__Agent__V1__DecisionTy
 {
     out->decision = d;
     out->rule_id = rule_id;
-    out->reason = reason;
+    size_t n = strlen(reason);
+    if (n > REF_REASON_MAX)
+        n = REF_REASON_MAX;
+    memcpy(out->reason, reason, n);
+    out->reason[n] = '\0';
 }
 
 static void set_reason(ref_safety_decision *out, Cordum__Agent__V1__DecisionType d,
@@ -590,9 +594,10 @@ static void set_reason(ref_safety_decision *out, Cordum__Agent__V1__DecisionType
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->reason_buf, sizeof out->reason_buf, fmt, ap);
+    vsnprintf(out->reason, sizeof out->reason, fmt, ap);
     va_end(ap);
-    set_decision(out, d, rule_id, out->reason_buf);
+    out->decision = d;
+    out->rule_id = rule_id;
 }
 
 static int allow_class(Cordum__Agent__V1__DecisionType d)

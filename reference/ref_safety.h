@@ -59,12 +59,13 @@ int ref_safety_job_started(ref_safety *k, const char *tenant);
 void ref_safety_job_ended(ref_safety *k, const char *tenant);
 int64_t ref_safety_active_jobs(const ref_safety *k, const char *tenant);
 
-/* A decision. Pointers borrow from the installed policy, the request and
- * the struct itself: copy what you keep past the next load. */
+/* A decision. The reason is the struct's own copy (so the struct may be
+ * copied freely); the pointers borrow from the installed policy and the
+ * request: copy what you keep past the next load. */
 typedef struct {
     Cordum__Agent__V1__DecisionType decision;
     const char *rule_id;         /* "" when the default decided */
-    const char *reason;
+    char reason[REF_REASON_MAX + 1];
     const char *policy_snapshot; /* "" when no policy is installed */
     const Cordum__Agent__V1__PolicyConstraints *constraints;  /* NULL: none */
     Cordum__Agent__V1__PolicyRemediation *const *remediations;
@@ -72,7 +73,6 @@ typedef struct {
     int approval_required;
     const char *approval_ref;    /* the job_id when approval_required, else "" */
     const char *tenant;          /* the tenant the request was judged as */
-    char reason_buf[256];
 } ref_safety_decision;
 
 /* Decides for req at now (nanoseconds on the caller's clock), recording the
