@@ -77,9 +77,11 @@ test: all $(TEST_BIN)
 	@CAPSIM=$(CAPSIM) TEST_BIN_DIR=$(BUILD)/tests tests/run.sh $(TEST_BIN)
 test-run: test
 
-# The main job: check every golden fixture against the spec values.
+# The main job: check every golden fixture against the spec values, and
+# lint every shipped policy (a warning fails).
 run: all
 	$(CAPSIM) fixtures --check --dir conformance/fixtures
+	@for p in reference/policies/*.yaml; do $(CAPSIM) policy lint --werror $$p || exit 1; done
 
 $(BUILD)/bench/%: bench/%.c $(LIB) $(GEN_STAMP)
 	@mkdir -p $(@D)
