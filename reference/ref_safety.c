@@ -767,6 +767,13 @@ int ref_safety_explain(ref_safety *k, const Cordum__Agent__V1__PolicyCheckReques
         }
     }
     out->stage = evaluate(k, req, now, &out->decision, out);
+    if (out->n_rules == 0 && out->rules) {
+        /* Decided before the rules (no policy, bad topic): none to show. */
+        for (size_t i = 0; i < n; i++)
+            free(out->rules[i].criteria);
+        free(out->rules);
+        out->rules = NULL;
+    }
     return 0;
 }
 
