@@ -2,6 +2,7 @@
  * unpack, then the envelope rules. See cap_decode.h. */
 #include "cap_decode.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,15 +32,244 @@ cap_bounds cap_bounds_default(void)
     return b;
 }
 
+/* --- scan tables ----------------------------------------------------------
+ * What the scan needs to know about each field (its wire type, how its
+ * value is checked, map-ness, its oneof, ...) is derived from the protobuf-c
+ * descriptors once, for every message reachable from BusPacket, so that the
+ * per-field work of a scan is a table look-up instead of descriptor walks
+ * and string compares. */
+
+/* How a field's value is checked. */
+typedef enum {
+    KIND_ANY_VARINT, /* int64, uint64, sint64: every value fits */
+    KIND_INT32,      /* int32, enum */
+    KIND_UINT32,     /* uint32, sint32 */
+    KIND_BOOL,
+    KIND_TS_SECONDS, /* google.protobuf.Timestamp.seconds */
+    KIND_TS_NANOS,   /* google.protobuf.Timestamp.nanos */
+    KIND_FIXED,      /* 32- and 64-bit scalars: framing only */
+    KIND_STRING,
+    KIND_BYTES,
+    KIND_MESSAGE,
+} value_kind;
+
+typedef struct scan_msg scan_msg;
+
+typedef struct {
+    const ProtobufCFieldDescriptor *desc;
+    const scan_msg *sub; /* message fields: the table of the message type */
+    uint8_t index;       /* in desc's message */
+    uint8_t kind;        /* value_kind */
+    uint8_t wire_type;   /* the schema's (packing aside) */
+    uint8_t repeated;
+    uint8_t packable;    /* repeated scalar: a packed run is accepted too */
+    uint8_t is_map;      /* repeated map entries */
+    uint8_t oneof;       /* 0, or 1 + the index of its oneof in the message */
+    uint8_t payload;     /* oneof member numbered >= PAYLOAD_MIN_FIELD */
+    uint8_t trust;       /* BusPacket's trust payloads: always scanned strictly */
+} field_info;
+
+/* Direct look-up of field numbers below this; higher ones go through the
+ * descriptor's ranges. Every CAP field number is far below it. */
+#define DIRECT_NUMBERS 64
+
+struct scan_msg {
+    const ProtobufCMessageDescriptor *desc;
+    const field_info *fields;   /* by field index */
+    const uint8_t *by_number;   /* field number -> 1 + field index, 0: unknown */
+    unsigned n_direct;          /* numbers 0 .. n_direct-1 are in by_number */
+    /* Set when the message has more fields or oneofs than a scan can
+     * track: scanning it then fails. */
+    const char *unsupported; /* "fields", "oneofs" */
+    int unsupported_limit;
+};
+
+/* Room for the CAP schema (29 message types reachable from BusPacket, some
+ * 200 fields) four times over; should it ever not fit, every scan fails
+ * with CAP_EINVAL. */
+#define MAX_MESSAGES 128
+#define MAX_FIELD_INFOS 1024
+
+static struct {
+    scan_msg msgs[MAX_MESSAGES];
+    field_info infos[MAX_FIELD_INFOS];
+    uint8_t numbers[MAX_MESSAGES * DIRECT_NUMBERS];
+    unsigned n_msgs, n_infos, n_numbers;
+    const scan_msg *root; /* BusPacket's; NULL when the tables did not fit */
+} tables;
+
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+/* The field numbered num, or NULL: the descriptor's ranges map runs of
+ * consecutive numbers to field indexes (a few ranges per CAP message). */
+static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
+                                                  uint64_t num)
+{
+    const ProtobufCIntRange *r = d->field_ranges;
+    for (unsigned i = 0; i < d->n_field_ranges; i++) {
+        if (num < (uint64_t)r[i].start_value)
+            return NULL;
+        uint64_t span = (uint64_t)(r[i + 1].orig_index - r[i].orig_index);
+        if (num - (uint64_t)r[i].start_value < span)
+            return &d->fields[r[i].orig_index + (int)(num - (uint64_t)r[i].start_value)];
+    }
+    return NULL;
+}
+
+static value_kind kind_of(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+    if (cap_desc_is_timestamp(d) && f->id == 1)
+        return KIND_TS_SECONDS;
+    if (cap_desc_is_timestamp(d) && f->id == 2)
+        return KIND_TS_NANOS;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM: return KIND_INT32;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_SINT32: return KIND_UINT32;
+    case PROTOBUF_C_TYPE_BOOL: return KIND_BOOL;
+    case PROTOBUF_C_TYPE_STRING: return KIND_STRING;
+    case PROTOBUF_C_TYPE_BYTES: return KIND_BYTES;
+    case PROTOBUF_C_TYPE_MESSAGE: return KIND_MESSAGE;
+    default:
+        return cap_wire_type_of(f->type) == PROTOBUF_C_WIRE_TYPE_VARINT ? KIND_ANY_VARINT
+                                                                        : KIND_FIXED;
+    }
+}
+
+static const scan_msg *table_for(const ProtobufCMessageDescriptor *d);
+
+/* The oneofs of one message, told apart by the case member their fields
+ * share: returns 1 + the index of the oneof of case offset off, 0 when the
+ * message has more than MAX_ONEOFS. */
+typedef struct {
+    unsigned case_offset[MAX_ONEOFS];
+    unsigned n;
+} oneof_set;
+
+static unsigned oneof_slot(oneof_set *s, unsigned off)
+{
+    for (unsigned o = 0; o < s->n; o++)
+        if (s->case_offset[o] == off)
+            return o + 1;
+    if (s->n == MAX_ONEOFS)
+        return 0;
+    s->case_offset[s->n++] = off;
+    return s->n;
+}
+
+/* Fills the info of field i of m; 0 when the tables are full. */
+static int fill_field(scan_msg *m, oneof_set *oneofs, field_info *fi, unsigned i)
+{
+    const ProtobufCMessageDescriptor *d = m->desc;
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    fi->desc = f;
+    fi->index = (uint8_t)i;
+    fi->kind = (uint8_t)kind_of(d, f);
+    fi->wire_type = (uint8_t)cap_wire_type_of(f->type);
+    fi->repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+    fi->packable = fi->repeated && fi->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+    fi->sub = NULL;
+    fi->is_map = 0;
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        fi->is_map = fi->repeated && cap_desc_is_map_entry(f->descriptor);
+        fi->sub = table_for(f->descriptor);
+        if (!fi->sub)
+            return 0;
+    }
+    fi->oneof = 0;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        fi->oneof = (uint8_t)oneof_slot(oneofs, f->quantifier_offset);
+        if (!fi->oneof) {
+            m->unsupported = "oneofs";
+            m->unsupported_limit = MAX_ONEOFS;
+        }
+    }
+    fi->payload = fi->oneof && f->id >= PAYLOAD_MIN_FIELD;
+    fi->trust = d == CAP_PACKET_DESC && f->id >= TRUST_MIN_FIELD && f->id <= TRUST_MAX_FIELD;
+    return 1;
+}
+
+/* The table of message type d, built on first use (a message is registered
+ * before its fields, so recursive types end). NULL when the tables are full. */
+static const scan_msg *table_for(const ProtobufCMessageDescriptor *d)
+{
+    for (unsigned i = 0; i < tables.n_msgs; i++)
+        if (tables.msgs[i].desc == d)
+            return &tables.msgs[i];
+    if (tables.n_msgs == MAX_MESSAGES)
+        return NULL;
+    scan_msg *m = &tables.msgs[tables.n_msgs++];
+    m->desc = d;
+    if (d->n_fields > MAX_FIELDS) {
+        m->unsupported = "fields";
+        m->unsupported_limit = MAX_FIELDS;
+        return m;
+    }
+    if (tables.n_infos + d->n_fields > MAX_FIELD_INFOS)
+        return NULL;
+    field_info *infos = &tables.infos[tables.n_infos];
+    tables.n_infos += d->n_fields;
+    m->fields = infos;
+
+    unsigned max_num = 0;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].id > max_num)
+            max_num = d->fields[i].id;
+    m->n_direct = max_num < DIRECT_NUMBERS ? max_num + 1 : DIRECT_NUMBERS;
+    uint8_t *numbers = &tables.numbers[tables.n_numbers];
+    tables.n_numbers += m->n_direct;
+    m->by_number = numbers;
+    oneof_set oneofs = {.n = 0};
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        if (!fill_field(m, &oneofs, &infos[i], i))
+            return NULL;
+        if (d->fields[i].id < m->n_direct)
+            numbers[d->fields[i].id] = (uint8_t)(i + 1);
+    }
+    return m;
+}
+
+static void build_tables(void)
+{
+    tables.root = table_for(CAP_PACKET_DESC);
+}
+
+static const field_info *lookup_field(const scan_msg *m, uint64_t num)
+{
+    if (num < m->n_direct) {
+        unsigned slot = m->by_number[num];
+        return slot ? &m->fields[slot - 1] : NULL;
+    }
+    const ProtobufCFieldDescriptor *f = find_field(m->desc, num);
+    return f ? &m->fields[f - m->desc->fields] : NULL;
+}
+
+/* --- the scan ------------------------------------------------------------- */
+
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* The key of one map entry: its encoded value bytes, which compare equal
+ * exactly when the keys are equal, since encodings are held minimal. */
+typedef struct {
+    unsigned field;  /* index of the map field in its message */
+    size_t off, len; /* key bytes in the input (len 0: the default key) */
+} map_key;
+
 typedef struct {
     const uint8_t *buf;
     const cap_bounds *bounds;
-    cap_decode_mode mode;
     cap_diag *diag;
     /* The fields being scanned, outermost first: the path of an error is
      * built from them only when there is an error. */
     const ProtobufCFieldDescriptor *stack[CAP_MAX_DEPTH_LIMIT];
     unsigned top;
+    /* Keys of the map entries of the messages being scanned, to refuse
+     * duplicates (protobuf would silently keep the last); innermost message
+     * last, each drops its own when it ends. */
+    map_key *keys;
+    size_t n_keys, cap_keys;
+    map_key local_keys[32];
     /* Top level only. */
     uint32_t payload_field;          /* known payload member seen */
     uint32_t unknown_payload_field;  /* first unknown LEN field >= 10 */
@@ -47,8 +277,23 @@ typedef struct {
     uint32_t first_unknown_field;
 } scan_ctx;
 
+/* One message being scanned. */
+typedef struct {
+    const scan_msg *m;
+    unsigned depth;
+    int strict;
+    uint64_t seen;                    /* bit i: field index i has appeared */
+    size_t counts[MAX_FIELDS];        /* entries of repeated field i, once seen */
+    unsigned oneofs_seen;             /* bit o: a member of oneof o has appeared */
+    uint8_t oneof_member[MAX_ONEOFS]; /* its field index */
+    size_t keys_base;                 /* this message's keys: keys[keys_base..n_keys) */
+    int keys_unsorted;                /* sorted keys are checked in one pass */
+    map_key *entry_key;               /* a map entry: where its key goes, else NULL */
+} frame;
+
+/* Errors are rare: kept out of the scan's hot paths. */
 static int fail(scan_ctx *c, int err, size_t off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5), cold, noinline));
 
 /* Writes "BusPacket.a.b" for the first n entries of a field stack. */
 static void format_path(char *out, size_t cap, const ProtobufCFieldDescriptor *const *stack,
@@ -90,47 +335,38 @@ static inline int read_varint(scan_ctx *c, size_t *pos, size_t end, uint64_t *v,
     return read_varint_slow(c, pos, end, v, what);
 }
 
-/* The field numbered num, or NULL: the descriptor's ranges map runs of
- * consecutive numbers to field indexes (a few ranges per CAP message). */
-static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *d,
-                                                  uint64_t num)
-{
-    const ProtobufCIntRange *r = d->field_ranges;
-    for (unsigned i = 0; i < d->n_field_ranges; i++) {
-        if (num < (uint64_t)r[i].start_value)
-            return NULL;
-        uint64_t span = (uint64_t)(r[i + 1].orig_index - r[i].orig_index);
-        if (num - (uint64_t)r[i].start_value < span)
-            return &d->fields[r[i].orig_index + (int)(num - (uint64_t)r[i].start_value)];
-    }
-    return NULL;
-}
-
-/* Checks that a varint value fits the field's C type. */
-static int check_varint_range(scan_ctx *c, const ProtobufCFieldDescriptor *f, uint64_t v,
-                              size_t off)
+/* Checks a varint value against its field: the C type's range, and the
+ * Timestamp limits of the JSON mapping (0001-01-01 to 9999-12-31, nanos
+ * 0..999999999). */
+static inline int check_varint_value(scan_ctx *c, value_kind kind, uint64_t v, size_t off)
 {
     int64_t sv = (int64_t)v;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_ENUM:
-        if (sv < INT32_MIN || sv > INT32_MAX)
+    switch (kind) {
+    case KIND_INT32:
+    case KIND_TS_NANOS:
+        if (UNLIKELY(sv < INT32_MIN || sv > INT32_MAX))
             return fail(c, CAP_EMALFORMED, off, "value %lld does not fit int32", (long long)sv);
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_SINT32:
-        if (v > UINT32_MAX)
+        if (UNLIKELY(kind == KIND_TS_NANOS && (sv < 0 || sv > 999999999)))
+            return fail(c, CAP_EMALFORMED, off, "timestamp nanos %lld outside 0..999999999",
+                        (long long)sv);
+        return CAP_OK;
+    case KIND_UINT32:
+        if (UNLIKELY(v > UINT32_MAX))
             return fail(c, CAP_EMALFORMED, off, "value %llu does not fit 32 bits",
                         (unsigned long long)v);
-        break;
-    case PROTOBUF_C_TYPE_BOOL:
-        if (v > 1)
+        return CAP_OK;
+    case KIND_BOOL:
+        if (UNLIKELY(v > 1))
             return fail(c, CAP_EMALFORMED, off, "bool encoded as %llu (must be 0 or 1)",
                         (unsigned long long)v);
-        break;
-    default: break;
+        return CAP_OK;
+    case KIND_TS_SECONDS:
+        if (UNLIKELY(sv < -62135596800LL || sv > 253402300799LL))
+            return fail(c, CAP_EMALFORMED, off,
+                        "timestamp seconds %lld outside 0001-01-01..9999-12-31", (long long)sv);
+        return CAP_OK;
+    default: return CAP_OK;
     }
-    return CAP_OK;
 }
 
 /* Skips one value of wire type wt (validating its framing). */
@@ -164,17 +400,57 @@ static int skip_value(scan_ctx *c, uint32_t wt, size_t *pos, size_t end)
     }
 }
 
-static int scan_message(scan_ctx *c, const ProtobufCMessageDescriptor *d, size_t pos,
-                        size_t end, unsigned depth, int strict);
+/* True when buf[pos..pos+n) is ASCII without NUL, which is valid text;
+ * false means "not known", and the full UTF-8 check decides. Eight bytes at
+ * a time; the last word ends at the string's end and starts earlier in the
+ * packet, its leading bytes (checked already, or not part of the string)
+ * masked off. Strings within the packet's first 8 bytes take the full
+ * check. */
+static inline int plain_ascii_text(const uint8_t *buf, size_t pos, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w, flags;
+    while (n >= 8) {
+        memcpy(&w, buf + pos, 8);
+        /* A high bit set, or a zero byte (its flag is exact; a borrow can
+         * only flag more bytes, which errs towards the full check). */
+        if ((w | ((w - ones) & ~w)) & highs)
+            return 0;
+        pos += 8;
+        n -= 8;
+    }
+    if (n == 0)
+        return 1;
+    if (pos + n < 8)
+        return 0;
+    memcpy(&w, buf + pos + n - 8, 8);
+    flags = (w | ((w - ones) & ~w)) & highs;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    flags &= UINT64_MAX >> (8 * (8 - n)); /* leading bytes are the high ones */
+#else
+    flags &= UINT64_MAX << (8 * (8 - n)); /* leading bytes are the low ones */
+#endif
+    return flags == 0;
+}
+
+/* The full check of a string that is not plain ASCII. protobuf-c holds
+ * strings as C strings: a NUL would silently cut the value, so the packet
+ * could not be re-encoded faithfully. */
+static int __attribute__((noinline)) check_text(scan_ctx *c, size_t pos, size_t n)
+{
+    size_t bad = cap_utf8_check_text(c->buf + pos, n);
+    if (bad != CAP_UTF8_VALID)
+        return fail(c, CAP_EMALFORMED, pos + bad, "%s",
+                    c->buf[pos + bad] ? "string is not valid UTF-8" : "string contains a NUL byte");
+    return CAP_OK;
+}
 
 /* Scans a packed run of scalars; returns the number of elements in *count. */
-static int scan_packed(scan_ctx *c, const ProtobufCFieldDescriptor *f, size_t pos, size_t end,
-                       size_t *count)
+static int scan_packed(scan_ctx *c, const field_info *fi, size_t pos, size_t end, size_t *count)
 {
-    ProtobufCWireType wt = cap_wire_type_of(f->type);
     size_t n = 0;
-    if (wt != PROTOBUF_C_WIRE_TYPE_VARINT) {
-        size_t w = wt == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
+    if (fi->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT) {
+        size_t w = fi->wire_type == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
         if ((end - pos) % w)
             return fail(c, CAP_EMALFORMED, pos, "packed run of %zu bytes is not a multiple of %zu",
                         end - pos, w);
@@ -187,7 +463,7 @@ static int scan_packed(scan_ctx *c, const ProtobufCFieldDescriptor *f, size_t po
         int rc = read_varint(c, &pos, end, &v, "packed element");
         if (rc)
             return rc;
-        rc = check_varint_range(c, f, v, at);
+        rc = check_varint_value(c, fi->kind, v, at);
         if (rc)
             return rc;
         n++;
@@ -196,62 +472,6 @@ static int scan_packed(scan_ctx *c, const ProtobufCFieldDescriptor *f, size_t po
     return CAP_OK;
 }
 
-/* Scans a length-delimited value of a known field at [pos, end). */
-static int scan_len_value(scan_ctx *c, const ProtobufCFieldDescriptor *f, size_t pos,
-                          size_t end, unsigned depth, int strict, size_t *elements)
-{
-    size_t n = end - pos;
-    *elements = 1;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING: {
-        if (n > c->bounds->max_string)
-            return fail(c, CAP_EMALFORMED, pos, "string of %zu bytes, over the bound of %zu", n,
-                        c->bounds->max_string);
-        /* protobuf-c holds strings as C strings: a NUL would silently cut
-         * the value, so the packet could not be re-encoded faithfully. */
-        size_t bad = cap_utf8_check_text(c->buf + pos, n);
-        if (bad != CAP_UTF8_VALID)
-            return fail(c, CAP_EMALFORMED, pos + bad, "%s",
-                        c->buf[pos + bad] ? "string is not valid UTF-8"
-                                          : "string contains a NUL byte");
-        return CAP_OK;
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        if (n > c->bounds->max_string)
-            return fail(c, CAP_EMALFORMED, pos, "bytes field of %zu bytes, over the bound of %zu",
-                        n, c->bounds->max_string);
-        return CAP_OK;
-    case PROTOBUF_C_TYPE_MESSAGE:
-        if (depth + 1 >= c->bounds->max_depth || depth + 1 >= CAP_MAX_DEPTH_LIMIT)
-            return fail(c, CAP_EMALFORMED, pos, "messages nested deeper than %u",
-                        c->bounds->max_depth);
-        return scan_message(c, f->descriptor, pos, end, depth + 1, strict);
-    default:
-        /* A packed run of a repeated scalar. */
-        return scan_packed(c, f, pos, end, elements);
-    }
-}
-
-/* The key of one map entry: its encoded value bytes, which compare equal
- * exactly when the keys are equal, since encodings are held minimal. */
-typedef struct {
-    unsigned field;  /* index of the map field in its message */
-    size_t off, len; /* key bytes in the input (len 0: the default key) */
-} map_key;
-
-typedef struct {
-    size_t counts[MAX_FIELDS];
-    unsigned oneof_off[MAX_ONEOFS];
-    uint32_t oneof_id[MAX_ONEOFS];
-    unsigned n_oneofs;
-    /* Keys of this message's map entries, to refuse duplicates (protobuf
-     * would silently keep the last). Sorted input is checked in one pass. */
-    map_key local_keys[16];
-    map_key *keys;
-    size_t n_keys, cap_keys;
-    int keys_unsorted;
-} field_tally;
-
 static int key_cmp(const uint8_t *buf, const map_key *a, const map_key *b)
 {
     size_t n = a->len < b->len ? a->len : b->len;
@@ -259,129 +479,136 @@ static int key_cmp(const uint8_t *buf, const map_key *a, const map_key *b)
     return r ? r : (a->len > b->len) - (a->len < b->len);
 }
 
-/* Finds the key (field 1) of a map entry already scanned at [pos, end). */
-static map_key entry_key(const uint8_t *buf, unsigned field, size_t pos, size_t end)
+/* Notes the key (field 1) of the map entry being scanned: its value bytes
+ * at [pos, end). */
+static void note_entry_key(const uint8_t *buf, map_key *k, uint32_t wt, size_t pos, size_t end)
 {
-    map_key k = {.field = field, .off = pos, .len = 0};
-    while (pos < end) {
-        uint64_t tag, n;
-        size_t start;
-        if (cap_varint_read(buf, end, &pos, &tag) != CAP_VARINT_OK)
-            break;
-        unsigned wt = (unsigned)(tag & 7);
-        start = pos;
-        if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
-            if (cap_varint_read(buf, end, &pos, &n) != CAP_VARINT_OK)
-                break;
-            start = pos;
-            pos += (size_t)n;
-        } else if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
-            if (cap_varint_read(buf, end, &pos, &n) != CAP_VARINT_OK)
-                break;
-        } else {
-            pos += wt == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
-        }
-        if ((tag >> 3) == 1) {
-            k.off = start;
-            k.len = pos - start;
-            /* A written zero and an absent key are the same key. */
-            if (wt != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
-                size_t z = 0;
-                while (z < k.len && buf[start + z] == 0)
-                    z++;
-                if (z == k.len)
-                    k.len = 0;
-            }
-        }
+    k->off = pos;
+    k->len = end - pos;
+    /* A written zero and an absent key are the same key. */
+    if (wt != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
+        size_t z = 0;
+        while (z < k->len && buf[pos + z] == 0)
+            z++;
+        if (z == k->len)
+            k->len = 0;
     }
-    return k;
 }
 
-static int record_key(scan_ctx *c, field_tally *t, unsigned field, size_t pos, size_t end)
+/* Adds the key of a map entry just scanned to its message's keys, noting
+ * whether the keys of that map are still in increasing order. */
+static int record_key(scan_ctx *c, frame *fr, const map_key *k, size_t pos)
 {
-    if (t->n_keys == t->cap_keys) {
-        size_t cap = t->cap_keys ? 2 * t->cap_keys : 64;
+    if (c->n_keys == c->cap_keys) {
+        size_t cap = 2 * c->cap_keys;
         map_key *nk = malloc(cap * sizeof *nk);
         if (!nk)
             return fail(c, CAP_ENOMEM, pos, "out of memory");
-        memcpy(nk, t->keys, t->n_keys * sizeof *nk);
-        if (t->keys != t->local_keys)
-            free(t->keys);
-        t->keys = nk;
-        t->cap_keys = cap;
+        memcpy(nk, c->keys, c->n_keys * sizeof *nk);
+        if (c->keys != c->local_keys)
+            free(c->keys);
+        c->keys = nk;
+        c->cap_keys = cap;
     }
-    map_key k = entry_key(c->buf, field, pos, end);
-    for (size_t i = t->n_keys; i-- > 0;) {
-        if (t->keys[i].field != field)
+    for (size_t i = c->n_keys; i-- > fr->keys_base;) {
+        if (c->keys[i].field != k->field)
             continue;
-        if (key_cmp(c->buf, &t->keys[i], &k) >= 0)
-            t->keys_unsorted = 1;
+        if (key_cmp(c->buf, &c->keys[i], k) >= 0)
+            fr->keys_unsorted = 1;
         break;
     }
-    t->keys[t->n_keys++] = k;
+    c->keys[c->n_keys++] = *k;
     return CAP_OK;
 }
 
 /* Out-of-order keys: compare every pair of the same map (bounded by
  * max_entries per map). */
-static int check_duplicate_keys(scan_ctx *c, const ProtobufCMessageDescriptor *d,
-                                const field_tally *t, unsigned depth)
+static int check_duplicate_keys(scan_ctx *c, const frame *fr)
 {
-    for (size_t i = 0; i < t->n_keys; i++)
-        for (size_t j = i + 1; j < t->n_keys; j++) {
-            const map_key *a = &t->keys[i], *b = &t->keys[j];
+    const map_key *keys = c->keys;
+    for (size_t i = fr->keys_base; i < c->n_keys; i++)
+        for (size_t j = i + 1; j < c->n_keys; j++) {
+            const map_key *a = &keys[i], *b = &keys[j];
             if (a->field != b->field || key_cmp(c->buf, a, b) != 0)
                 continue;
-            c->stack[depth] = &d->fields[a->field];
-            c->top = depth + 1;
+            c->stack[fr->depth] = fr->m->fields[a->field].desc;
+            c->top = fr->depth + 1;
             return fail(c, CAP_EMALFORMED, b->off, "duplicate map key \"%.*s\"",
                         (int)(b->len < 64 ? b->len : 64), (const char *)c->buf + b->off);
         }
     return CAP_OK;
 }
 
-/* google.protobuf.Timestamp limits of the JSON mapping: 0001-01-01 to
- * 9999-12-31, nanos 0..999999999. */
-static int check_timestamp_field(scan_ctx *c, const ProtobufCFieldDescriptor *f, uint64_t v,
-                                 size_t off)
+static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, unsigned depth,
+                        int strict, map_key *entry_key);
+
+/* Scans the message value of field fi at [pos, end); a map entry's key is
+ * recorded in its map's message. */
+static int scan_submessage(scan_ctx *c, frame *fr, const field_info *fi, size_t pos, size_t end)
 {
-    int64_t sv = (int64_t)v;
-    if (f->id == 1 && (sv < -62135596800LL || sv > 253402300799LL))
-        return fail(c, CAP_EMALFORMED, off,
-                    "timestamp seconds %lld outside 0001-01-01..9999-12-31", (long long)sv);
-    if (f->id == 2 && (sv < 0 || sv > 999999999))
-        return fail(c, CAP_EMALFORMED, off, "timestamp nanos %lld outside 0..999999999",
-                    (long long)sv);
-    return CAP_OK;
+    unsigned depth = fr->depth + 1;
+    if (depth >= c->bounds->max_depth || depth >= CAP_MAX_DEPTH_LIMIT)
+        return fail(c, CAP_EMALFORMED, pos, "messages nested deeper than %u",
+                    c->bounds->max_depth);
+    /* Trust payloads are always held to the strict rules. */
+    int strict = fr->strict || (fr->depth == 0 && fi->trust);
+    if (!fi->is_map)
+        return scan_message(c, fi->sub, pos, end, depth, strict, NULL);
+    /* Absent, the key is the default one, placed at the entry. */
+    map_key k = {.field = fi->index, .off = pos, .len = 0};
+    int rc = scan_message(c, fi->sub, pos, end, depth, strict, &k);
+    return rc ? rc : record_key(c, fr, &k, pos);
+}
+
+/* Scans a length-delimited value of a known field at [pos, end); *elements
+ * is how many entries it adds to a repeated field. */
+static inline int scan_len_value(scan_ctx *c, frame *fr, const field_info *fi, size_t pos,
+                                 size_t end, size_t *elements)
+{
+    size_t n = end - pos;
+    *elements = 1;
+    switch (fi->kind) {
+    case KIND_STRING:
+        if (UNLIKELY(n > c->bounds->max_string))
+            return fail(c, CAP_EMALFORMED, pos, "string of %zu bytes, over the bound of %zu", n,
+                        c->bounds->max_string);
+        return plain_ascii_text(c->buf, pos, n) ? CAP_OK : check_text(c, pos, n);
+    case KIND_BYTES:
+        if (UNLIKELY(n > c->bounds->max_string))
+            return fail(c, CAP_EMALFORMED, pos, "bytes field of %zu bytes, over the bound of %zu",
+                        n, c->bounds->max_string);
+        return CAP_OK;
+    case KIND_MESSAGE: return scan_submessage(c, fr, fi, pos, end);
+    default:
+        /* A packed run of a repeated scalar. */
+        return scan_packed(c, fi, pos, end, elements);
+    }
 }
 
 /* Records a oneof member; fails if another member of the same oneof was seen. */
-static int tally_oneof(scan_ctx *c, field_tally *t, const ProtobufCMessageDescriptor *d,
-                       const ProtobufCFieldDescriptor *f, size_t off)
+static int tally_oneof(scan_ctx *c, frame *fr, const field_info *fi, size_t off)
 {
-    for (unsigned i = 0; i < t->n_oneofs; i++) {
-        if (t->oneof_off[i] != f->quantifier_offset)
-            continue;
-        if (t->oneof_id[i] == f->id)
-            return CAP_OK; /* the same member twice: caught as a repeat */
-        const ProtobufCFieldDescriptor *g = protobuf_c_message_descriptor_get_field(d, t->oneof_id[i]);
-        return fail(c, CAP_EMALFORMED, off, "two members of one oneof: %s (%u) and %s (%u)",
-                    g ? g->name : "?", t->oneof_id[i], f->name, f->id);
+    unsigned o = fi->oneof - 1u;
+    if (!(fr->oneofs_seen & (1u << o))) {
+        fr->oneofs_seen |= 1u << o;
+        fr->oneof_member[o] = fi->index;
+        return CAP_OK;
     }
-    if (t->n_oneofs == MAX_ONEOFS)
-        return fail(c, CAP_EMALFORMED, off, "too many oneofs");
-    t->oneof_off[t->n_oneofs] = f->quantifier_offset;
-    t->oneof_id[t->n_oneofs++] = f->id;
-    return CAP_OK;
+    if (fr->oneof_member[o] == fi->index)
+        return CAP_OK; /* the same member twice: caught as a repeat */
+    const ProtobufCFieldDescriptor *g = fr->m->fields[fr->oneof_member[o]].desc;
+    return fail(c, CAP_EMALFORMED, off, "two members of one oneof: %s (%u) and %s (%u)", g->name,
+                g->id, fi->desc->name, fi->desc->id);
 }
 
-static int scan_unknown(scan_ctx *c, uint32_t num, uint32_t wt, size_t tag_off, size_t *pos,
-                        size_t end, unsigned depth, int strict)
+static int __attribute__((noinline))
+scan_unknown(scan_ctx *c, const frame *fr, uint32_t num, uint32_t wt, size_t tag_off, size_t *pos,
+             size_t end)
 {
-    if (strict && depth > 0)
+    if (fr->strict && fr->depth > 0)
         return fail(c, CAP_EMALFORMED, tag_off, "unknown field %u (strict mode)", num);
     int rc = skip_value(c, wt, pos, end);
-    if (rc || depth > 0)
+    if (rc || fr->depth > 0)
         return rc;
     if (c->first_unknown_offset < 0) {
         c->first_unknown_offset = (long)tag_off;
@@ -393,29 +620,40 @@ static int scan_unknown(scan_ctx *c, uint32_t num, uint32_t wt, size_t tag_off, 
     return CAP_OK;
 }
 
-static int scan_field(scan_ctx *c, const ProtobufCMessageDescriptor *d, field_tally *t,
-                      const ProtobufCFieldDescriptor *f, uint32_t wt, size_t tag_off,
-                      size_t *pos, size_t end, unsigned depth, int strict)
+/* Counts the entries of a repeated field against max_entries. */
+static int count_entries(scan_ctx *c, frame *fr, const field_info *fi, size_t elements,
+                         size_t tag_off)
 {
-    unsigned idx = (unsigned)(f - d->fields);
-    ProtobufCWireType want = cap_wire_type_of(f->type);
-    int packed = f->label == PROTOBUF_C_LABEL_REPEATED &&
-                 want != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED &&
-                 wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-    if (wt != want && !packed)
-        return fail(c, CAP_EMALFORMED, tag_off, "wire type %u, the schema says %u", wt, want);
-    if (f->label != PROTOBUF_C_LABEL_REPEATED && t->counts[idx])
+    size_t n = elements;
+    if (fr->seen & (1ULL << fi->index))
+        n += fr->counts[fi->index];
+    fr->counts[fi->index] = n;
+    if (n > c->bounds->max_entries)
+        return fail(c, CAP_EMALFORMED, tag_off, "%s %s has more than %zu entries",
+                    fi->is_map ? "map" : "repeated field", fi->desc->name,
+                    c->bounds->max_entries);
+    return CAP_OK;
+}
+
+/* Scans the value of known field fi, whose tag (wire type wt) was at
+ * tag_off; *pos is just past the tag. */
+static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint32_t wt,
+                             size_t tag_off, size_t *pos, size_t end)
+{
+    const ProtobufCFieldDescriptor *f = fi->desc;
+    if (UNLIKELY(wt != fi->wire_type) &&
+        !(fi->packable && wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED))
+        return fail(c, CAP_EMALFORMED, tag_off, "wire type %u, the schema says %u", wt,
+                    fi->wire_type);
+    if (UNLIKELY(!fi->repeated && (fr->seen & (1ULL << fi->index))))
         return fail(c, CAP_EMALFORMED, tag_off, "field %u appears twice", f->id);
-    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        int rc = tally_oneof(c, t, d, f, tag_off);
+    if (fi->oneof) {
+        int rc = tally_oneof(c, fr, fi, tag_off);
         if (rc)
             return rc;
-        if (depth == 0 && f->id >= PAYLOAD_MIN_FIELD)
+        if (fr->depth == 0 && fi->payload)
             c->payload_field = f->id;
     }
-    /* Trust payloads are always held to the strict rules. */
-    int sub_strict = strict || (depth == 0 && f->id >= TRUST_MIN_FIELD && f->id <= TRUST_MAX_FIELD &&
-                                d == CAP_PACKET_DESC);
     size_t elements = 1;
     size_t vstart = *pos;
     int rc;
@@ -424,39 +662,53 @@ static int scan_field(scan_ctx *c, const ProtobufCMessageDescriptor *d, field_ta
         rc = read_varint(c, pos, end, &n, "length");
         if (rc)
             return rc;
-        if (n > end - *pos)
+        if (UNLIKELY(n > end - *pos))
             return fail(c, CAP_EMALFORMED, vstart, "length %llu runs past the end (%zu bytes left)",
                         (unsigned long long)n, end - *pos);
-        size_t s = *pos;
+        vstart = *pos;
         *pos += (size_t)n;
-        rc = scan_len_value(c, f, s, *pos, depth, sub_strict, &elements);
-        if (!rc && f->type == PROTOBUF_C_TYPE_MESSAGE && f->label == PROTOBUF_C_LABEL_REPEATED &&
-            cap_desc_is_map_entry(f->descriptor))
-            rc = record_key(c, t, idx, s, *pos);
+        rc = scan_len_value(c, fr, fi, vstart, *pos, &elements);
     } else if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
         uint64_t v;
         rc = read_varint(c, pos, end, &v, "value");
         if (!rc)
-            rc = check_varint_range(c, f, v, vstart);
-        if (!rc && d == &google__protobuf__timestamp__descriptor)
-            rc = check_timestamp_field(c, f, v, vstart);
+            rc = check_varint_value(c, fi->kind, v, vstart);
     } else {
         rc = skip_value(c, wt, pos, end);
     }
     if (rc)
         return rc;
-    t->counts[idx] += elements;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED && t->counts[idx] > c->bounds->max_entries)
-        return fail(c, CAP_EMALFORMED, tag_off, "%s %s has more than %zu entries",
-                    (f->type == PROTOBUF_C_TYPE_MESSAGE && cap_desc_is_map_entry(f->descriptor))
-                        ? "map" : "repeated field",
-                    f->name, c->bounds->max_entries);
+    if (fr->entry_key && f->id == 1)
+        note_entry_key(c->buf, fr->entry_key, wt, vstart, *pos);
+    if (fi->repeated) {
+        rc = count_entries(c, fr, fi, elements, tag_off);
+        if (rc)
+            return rc;
+    }
+    fr->seen |= 1ULL << fi->index;
     return CAP_OK;
 }
 
-static int scan_fields(scan_ctx *c, const ProtobufCMessageDescriptor *d, field_tally *t,
-                       size_t pos, size_t end, unsigned depth, int strict)
+/* The tag errors, in the order they are checked. */
+static int bad_tag(scan_ctx *c, uint64_t num, uint32_t wt, size_t tag_off)
 {
+    if (num == 0 || num > 0x1FFFFFFF)
+        return fail(c, CAP_EMALFORMED, tag_off, "invalid field number %llu",
+                    (unsigned long long)num);
+    /* 3 and 4 are the deprecated group markers; 6 and 7 do not exist. */
+    if (wt == 3 || wt == 4)
+        return fail(c, CAP_EMALFORMED, tag_off, "field %llu: groups are not allowed",
+                    (unsigned long long)num);
+    return fail(c, CAP_EMALFORMED, tag_off, "field %llu: invalid wire type %u",
+                (unsigned long long)num, wt);
+}
+
+/* Wire types 0, 1, 2 and 5, as a bit set. */
+#define VALID_WIRE_TYPES 0x27u
+
+static int scan_fields(scan_ctx *c, frame *fr, size_t pos, size_t end)
+{
+    unsigned depth = fr->depth;
     while (pos < end) {
         size_t tag_off = pos;
         uint64_t tag;
@@ -465,48 +717,45 @@ static int scan_fields(scan_ctx *c, const ProtobufCMessageDescriptor *d, field_t
             return rc;
         uint64_t num = tag >> 3;
         uint32_t wt = (uint32_t)(tag & 7);
-        if (num == 0 || num > 0x1FFFFFFF)
-            return fail(c, CAP_EMALFORMED, tag_off, "invalid field number %llu",
-                        (unsigned long long)num);
-        /* 3 and 4 are the deprecated group markers; 6 and 7 do not exist. */
-        if (wt == 3 || wt == 4)
-            return fail(c, CAP_EMALFORMED, tag_off, "field %llu: groups are not allowed",
-                        (unsigned long long)num);
-        if (wt > 5)
-            return fail(c, CAP_EMALFORMED, tag_off, "field %llu: invalid wire type %u",
-                        (unsigned long long)num, wt);
-        const ProtobufCFieldDescriptor *f = find_field(d, num);
-        c->top = depth;
-        if (!f) {
-            rc = scan_unknown(c, (uint32_t)num, wt, tag_off, &pos, end, depth, strict);
+        if (UNLIKELY(num == 0 || num > 0x1FFFFFFF || !((VALID_WIRE_TYPES >> wt) & 1)))
+            return bad_tag(c, num, wt, tag_off);
+        const field_info *fi = lookup_field(fr->m, num);
+        if (!fi) {
+            rc = scan_unknown(c, fr, (uint32_t)num, wt, tag_off, &pos, end);
         } else {
-            c->stack[depth] = f;
+            c->stack[depth] = fi->desc;
             c->top = depth + 1;
-            rc = scan_field(c, d, t, f, wt, tag_off, &pos, end, depth, strict);
+            rc = scan_field(c, fr, fi, wt, tag_off, &pos, end);
             if (!rc)
                 c->top = depth;
         }
         if (rc)
             return rc;
     }
-    return t->keys_unsorted ? check_duplicate_keys(c, d, t, depth) : CAP_OK;
+    return fr->keys_unsorted ? check_duplicate_keys(c, fr) : CAP_OK;
 }
 
-static int scan_message(scan_ctx *c, const ProtobufCMessageDescriptor *d, size_t pos,
-                        size_t end, unsigned depth, int strict)
+/* Scans one message at [pos, end); for a map entry, its key goes to
+ * *entry_key. */
+static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, unsigned depth,
+                        int strict, map_key *entry_key)
 {
-    field_tally t;
-    if (d->n_fields > MAX_FIELDS)
-        return fail(c, CAP_EINVAL, pos, "message %s has more than %d fields", d->name, MAX_FIELDS);
-    memset(t.counts, 0, d->n_fields * sizeof t.counts[0]);
-    t.n_oneofs = 0;
-    t.keys = t.local_keys;
-    t.n_keys = 0;
-    t.cap_keys = sizeof t.local_keys / sizeof t.local_keys[0];
-    t.keys_unsorted = 0;
-    int rc = scan_fields(c, d, &t, pos, end, depth, strict);
-    if (t.keys != t.local_keys)
-        free(t.keys);
+    if (m->unsupported)
+        return fail(c, CAP_EINVAL, pos, "message %s has more than %d %s", m->desc->name,
+                    m->unsupported_limit, m->unsupported);
+    /* counts[] and oneof_member[] are read only where seen and oneofs_seen
+     * say they were written, so they need no clearing. */
+    frame fr;
+    fr.m = m;
+    fr.depth = depth;
+    fr.strict = strict;
+    fr.seen = 0;
+    fr.oneofs_seen = 0;
+    fr.keys_base = c->n_keys;
+    fr.keys_unsorted = 0;
+    fr.entry_key = entry_key;
+    int rc = scan_fields(c, &fr, pos, end);
+    c->n_keys = fr.keys_base;
     return rc;
 }
 
@@ -514,16 +763,33 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                   cap_decode_mode mode, uint32_t *payload_field, cap_diag *diag)
 {
     cap_bounds defaults = cap_bounds_default();
-    scan_ctx c = {.buf = buf, .bounds = bounds ? bounds : &defaults, .mode = mode, .diag = diag,
-                  .first_unknown_offset = -1};
+    /* Only the members a scan reads before writing them are set: the field
+     * stack and the key array are large. */
+    scan_ctx c;
+    c.buf = buf;
+    c.bounds = bounds ? bounds : &defaults;
+    c.diag = diag;
+    c.top = 0;
+    c.keys = c.local_keys;
+    c.n_keys = 0;
+    c.cap_keys = sizeof c.local_keys / sizeof c.local_keys[0];
+    c.payload_field = 0;
+    c.unknown_payload_field = 0;
+    c.first_unknown_offset = -1;
+    c.first_unknown_field = 0;
     cap_diag_clear(diag);
     if (payload_field)
         *payload_field = 0;
     if (len > c.bounds->max_packet)
         return fail(&c, CAP_EMALFORMED, 0, "packet of %zu bytes, over the bound of %zu", len,
                     c.bounds->max_packet);
+    pthread_once(&tables_once, build_tables);
+    if (!tables.root)
+        return fail(&c, CAP_EINVAL, 0, "the schema does not fit the decoder's tables");
     int strict = mode == CAP_DECODE_STRICT;
-    int rc = scan_message(&c, CAP_PACKET_DESC, 0, len, 0, strict);
+    int rc = scan_message(&c, tables.root, 0, len, 0, strict, NULL);
+    if (c.keys != c.local_keys)
+        free(c.keys);
     if (rc)
         return rc;
     c.top = 0;
