@@ -1,0 +1,970 @@
+/* Worker registry; see ref_registry.h and docs/reference-registry.md. */
+#include "ref_registry.h"
+
+#include <math.h>
+#include <stdalign.h>
+#include <stdio.h> /* snprintf only */
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    ref_worker w;
+    char *id;       /* malloc'd copy of the worker id */
+    void *hb_block; /* one allocation: every string and array of the heartbeat */
+    void *hs_block; /* one allocation: every string and array of the handshake */
+} slot;
+
+struct ref_registry {
+    size_t max_workers;
+    int64_t interval, grace;
+    int32_t versions[REF_REGISTRY_VERSIONS_MAX];
+    size_t n_versions;
+    int speaks_v1;
+    int filter_ready_topics;
+    int64_t now_max; /* the largest `now` any changing call has seen */
+    slot *slots;     /* sorted by id, bytewise */
+    size_t n, cap;
+};
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+static int ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static int ascii_casecmp_eq(const char *a, const char *b)
+{
+    const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+    for (;; x++, y++) {
+        if (ascii_lower(*x) != ascii_lower(*y))
+            return 0;
+        if (!*x)
+            return 1;
+    }
+}
+
+/* Checks a string against max bytes; "" for NULL. */
+static int check_str(const char *s, size_t max, const char *path, cap_diag *d)
+{
+    size_t n = strnlen(nz(s), max + 1);
+    if (n > max)
+        return cap_diag_set(d, CAP_EINVAL, -1, path, "longer than the bound of %zu bytes", max);
+    return CAP_OK;
+}
+
+static int check_count(size_t n, size_t max, const char *path, cap_diag *d)
+{
+    if (n > max)
+        return cap_diag_set(d, CAP_EINVAL, -1, path, "%zu entries, over the bound of %zu", n,
+                            max);
+    return CAP_OK;
+}
+
+static int check_now(const ref_registry *r, int64_t now, cap_diag *d)
+{
+    if (now < 0)
+        return cap_diag_set(d, CAP_EINVAL, -1, "now", "negative time %lld", (long long)now);
+    if (now < r->now_max)
+        return cap_diag_set(d, CAP_EINVAL, -1, "now",
+                            "time %lld is earlier than an earlier call's %lld", (long long)now,
+                            (long long)r->now_max);
+    return CAP_OK;
+}
+
+/* Space for one block, measured on a first pass (base NULL) and filled on
+ * a second. */
+typedef struct {
+    char *base;
+    size_t off;
+} arena;
+
+static void *ar_take(arena *a, size_t n, size_t align)
+{
+    size_t off = (a->off + align - 1) / align * align;
+    a->off = off + n;
+    return a->base ? a->base + off : NULL;
+}
+
+static const char *ar_str(arena *a, const char *s)
+{
+    size_t n = strlen(nz(s)) + 1;
+    char *p = ar_take(a, n, 1);
+    if (p)
+        memcpy(p, nz(s), n);
+    return p ? p : "";
+}
+
+/* Builds a block with layout(a, arg, w) twice: once to measure, once to
+ * fill *w. Returns the block, or NULL when out of memory. */
+static void *ar_build(void (*layout)(arena *, const void *, ref_worker *), const void *arg,
+                      ref_worker *w)
+{
+    ref_worker scratch = *w;
+    arena a = {NULL, 0};
+    layout(&a, arg, &scratch);
+    a.base = malloc(a.off ? a.off : 1);
+    if (!a.base)
+        return NULL;
+    a.off = 0;
+    layout(&a, arg, w);
+    return a.base;
+}
+
+/* Sorts idx[0..n) by key(idx) with a stable insertion sort (n is small and
+ * bounded), then drops all but the last of each run of equal keys. Returns
+ * the number kept. */
+static size_t sort_unique(size_t *idx, size_t n, const char *(*key)(const void *, size_t),
+                          const void *arg)
+{
+    for (size_t i = 1; i < n; i++) {
+        size_t v = idx[i], j = i;
+        while (j > 0 && strcmp(key(arg, idx[j - 1]), key(arg, v)) > 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = v;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(key(arg, idx[i]), key(arg, idx[i + 1])) == 0)
+            continue;
+        idx[k++] = idx[i];
+    }
+    return k;
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+ref_registry_config ref_registry_config_default(void)
+{
+    ref_registry_config c;
+    memset(&c, 0, sizeof c);
+    c.max_workers = REF_REGISTRY_DEFAULT_MAX_WORKERS;
+    c.heartbeat_interval_ns = REF_REGISTRY_DEFAULT_INTERVAL_NS;
+    c.grace_multiplier = REF_REGISTRY_DEFAULT_GRACE_MULTIPLIER;
+    c.versions = NULL;
+    c.n_versions = 0;
+    c.filter_ready_topics = 1;
+    return c;
+}
+
+int ref_registry_config_check(const ref_registry_config *cfg, cap_diag *d)
+{
+    if (!cfg)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config", "missing");
+    if (cfg->max_workers < 1 || cfg->max_workers > REF_REGISTRY_MAX_WORKERS_LIMIT)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.max_workers",
+                            "%zu is outside 1..%zu", cfg->max_workers,
+                            REF_REGISTRY_MAX_WORKERS_LIMIT);
+    if (cfg->heartbeat_interval_ns <= 0)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.heartbeat_interval_ns",
+                            "must be positive");
+    if (cfg->grace_multiplier < 1)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.grace_multiplier",
+                            "must be at least 1");
+    if (cfg->heartbeat_interval_ns > INT64_MAX / cfg->grace_multiplier)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.grace_multiplier",
+                            "interval x multiplier overflows");
+    if (cfg->n_versions > REF_REGISTRY_VERSIONS_MAX)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.versions",
+                            "%zu versions, over the bound of %d", cfg->n_versions,
+                            REF_REGISTRY_VERSIONS_MAX);
+    if (cfg->n_versions && !cfg->versions)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.versions", "missing");
+    for (size_t i = 0; i < cfg->n_versions; i++)
+        if (cfg->versions[i] <= 0)
+            return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry_config.versions",
+                                "version %d is not positive", (int)cfg->versions[i]);
+    return CAP_OK;
+}
+
+int ref_registry_new(const ref_registry_config *cfg, ref_registry **out, cap_diag *d)
+{
+    ref_registry_config def = ref_registry_config_default();
+    if (!out)
+        return cap_diag_set(d, CAP_EINVAL, -1, "out", "missing");
+    *out = NULL;
+    if (!cfg)
+        cfg = &def;
+    int rc = ref_registry_config_check(cfg, d);
+    if (rc)
+        return rc;
+    ref_registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+    r->max_workers = cfg->max_workers;
+    r->interval = cfg->heartbeat_interval_ns;
+    r->grace = cfg->heartbeat_interval_ns * cfg->grace_multiplier;
+    r->filter_ready_topics = cfg->filter_ready_topics != 0;
+    if (cfg->n_versions) {
+        memcpy(r->versions, cfg->versions, cfg->n_versions * sizeof *r->versions);
+        r->n_versions = cfg->n_versions;
+    } else {
+        r->versions[0] = CAP_PROTOCOL_VERSION;
+        r->n_versions = 1;
+    }
+    for (size_t i = 0; i < r->n_versions; i++)
+        r->speaks_v1 |= r->versions[i] == CAP_PROTOCOL_VERSION;
+    *out = r;
+    return CAP_OK;
+}
+
+static void slot_release(slot *s)
+{
+    free(s->id);
+    free(s->hb_block);
+    free(s->hs_block);
+}
+
+void ref_registry_free(ref_registry *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        slot_release(&r->slots[i]);
+    free(r->slots);
+    free(r);
+}
+
+int64_t ref_registry_grace(const ref_registry *r)
+{
+    return r ? r->grace : 0;
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+/* Index of id, or -(insertion point) - 1. */
+static ptrdiff_t find_slot(const ref_registry *r, const char *id)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(r->slots[mid].id, id);
+        if (c == 0)
+            return (ptrdiff_t)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(ptrdiff_t)lo - 1;
+}
+
+static void worker_blank_heartbeat(ref_worker *w)
+{
+    w->has_heartbeat = 0;
+    w->last_heartbeat = 0;
+    w->pool = w->region = w->type = w->last_memo = "";
+    w->cpu_load = w->gpu_utilization = w->memory_load = 0;
+    w->active_jobs = w->max_parallel_jobs = w->progress_pct = 0;
+    w->capabilities = NULL;
+    w->n_capabilities = 0;
+    w->labels = NULL;
+    w->n_labels = 0;
+}
+
+static void worker_blank_handshake(ref_worker *w)
+{
+    w->has_handshake = 0;
+    w->version = 0;
+    w->sdk_version = "";
+    w->ready_topics = NULL;
+    w->n_ready_topics = 0;
+    w->hs_capabilities = NULL;
+    w->n_hs_capabilities = 0;
+}
+
+/* Inserts a blank worker at insertion point pos. CAP_EFULL, CAP_ENOMEM. */
+static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
+{
+    if (r->n >= r->max_workers)
+        return cap_diag_set(d, CAP_EFULL, -1, "ref_registry",
+                            "registry full: %zu workers; worker %s not added", r->max_workers,
+                            id);
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 16;
+        if (nc > r->max_workers)
+            nc = r->max_workers;
+        slot *ns = realloc(r->slots, nc * sizeof *ns);
+        if (!ns)
+            return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+        r->slots = ns;
+        r->cap = nc;
+    }
+    char *copy = strdup(id);
+    if (!copy)
+        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+    memmove(&r->slots[pos + 1], &r->slots[pos], (r->n - pos) * sizeof *r->slots);
+    slot *s = &r->slots[pos];
+    memset(s, 0, sizeof *s);
+    s->id = copy;
+    s->w.worker_id = copy;
+    worker_blank_heartbeat(&s->w);
+    worker_blank_handshake(&s->w);
+    r->n++;
+    return CAP_OK;
+}
+
+static void remove_at(ref_registry *r, size_t i)
+{
+    slot_release(&r->slots[i]);
+    memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
+    r->n--;
+}
+
+static int lost_at(const ref_registry *r, const ref_worker *w, int64_t now)
+{
+    /* now >= 0 and last_seen >= 0, so the difference cannot overflow */
+    return now - w->last_seen > r->grace;
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+static int check_pct(float v, const char *path, cap_diag *d)
+{
+    if (!isfinite(v) || v < 0.0f || v > 100.0f)
+        return cap_diag_set(d, CAP_EINVAL, -1, path, "%g is not a number in 0..100", (double)v);
+    return CAP_OK;
+}
+
+static int check_heartbeat(const Cordum__Agent__V1__Heartbeat *hb, cap_diag *d)
+{
+    char path[96];
+    int rc;
+    if (!hb)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat", "missing");
+    if (!*nz(hb->worker_id))
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat.worker_id", "empty");
+    if ((rc = check_str(hb->worker_id, REF_REGISTRY_ID_MAX, "Heartbeat.worker_id", d)))
+        return rc;
+    if (!*nz(hb->pool))
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat.pool", "empty");
+    if ((rc = check_str(hb->pool, REF_REGISTRY_ID_MAX, "Heartbeat.pool", d)) ||
+        (rc = check_str(hb->region, REF_REGISTRY_STR_MAX, "Heartbeat.region", d)) ||
+        (rc = check_str(hb->type, REF_REGISTRY_STR_MAX, "Heartbeat.type", d)) ||
+        (rc = check_str(hb->last_memo, REF_REGISTRY_MEMO_MAX, "Heartbeat.last_memo", d)) ||
+        (rc = check_pct(hb->cpu_load, "Heartbeat.cpu_load", d)) ||
+        (rc = check_pct(hb->gpu_utilization, "Heartbeat.gpu_utilization", d)) ||
+        (rc = check_pct(hb->memory_load, "Heartbeat.memory_load", d)))
+        return rc;
+    if (hb->active_jobs < 0)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat.active_jobs", "negative (%d)",
+                            (int)hb->active_jobs);
+    if (hb->max_parallel_jobs < 0)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat.max_parallel_jobs", "negative (%d)",
+                            (int)hb->max_parallel_jobs);
+    if (hb->progress_pct < 0 || hb->progress_pct > 100)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat.progress_pct", "%d is outside 0..100",
+                            (int)hb->progress_pct);
+    if ((rc = check_count(hb->n_capabilities, REF_REGISTRY_LIST_MAX, "Heartbeat.capabilities",
+                          d)) ||
+        (rc = check_count(hb->n_labels, REF_REGISTRY_LIST_MAX, "Heartbeat.labels", d)))
+        return rc;
+    if ((hb->n_capabilities && !hb->capabilities) || (hb->n_labels && !hb->labels))
+        return cap_diag_set(d, CAP_EINVAL, -1, "Heartbeat", "list without elements");
+    for (size_t i = 0; i < hb->n_capabilities; i++) {
+        snprintf(path, sizeof path, "Heartbeat.capabilities[%zu]", i);
+        if ((rc = check_str(hb->capabilities[i], REF_REGISTRY_STR_MAX, path, d)))
+            return rc;
+    }
+    for (size_t i = 0; i < hb->n_labels; i++) {
+        const Cordum__Agent__V1__Heartbeat__LabelsEntry *e = hb->labels[i];
+        snprintf(path, sizeof path, "Heartbeat.labels[%zu]", i);
+        if (!e)
+            return cap_diag_set(d, CAP_EINVAL, -1, path, "missing entry");
+        snprintf(path, sizeof path, "Heartbeat.labels[%zu].key", i);
+        if ((rc = check_str(e->key, REF_REGISTRY_STR_MAX, path, d)))
+            return rc;
+        snprintf(path, sizeof path, "Heartbeat.labels[%zu].value", i);
+        if ((rc = check_str(e->value, REF_REGISTRY_STR_MAX, path, d)))
+            return rc;
+    }
+    return CAP_OK;
+}
+
+typedef struct {
+    const Cordum__Agent__V1__Heartbeat *hb;
+    size_t order[REF_REGISTRY_LIST_MAX]; /* label indexes, sorted by key, unique */
+    size_t n_order;
+} hb_plan;
+
+static const char *hb_label_key(const void *arg, size_t i)
+{
+    return nz(((const Cordum__Agent__V1__Heartbeat *)arg)->labels[i]->key);
+}
+
+static void hb_layout(arena *a, const void *arg, ref_worker *w)
+{
+    const hb_plan *p = arg;
+    const Cordum__Agent__V1__Heartbeat *hb = p->hb;
+    w->pool = ar_str(a, hb->pool);
+    w->region = ar_str(a, hb->region);
+    w->type = ar_str(a, hb->type);
+    w->last_memo = ar_str(a, hb->last_memo);
+    const char **caps = ar_take(a, hb->n_capabilities * sizeof *caps, alignof(const char *));
+    for (size_t i = 0; i < hb->n_capabilities; i++) {
+        const char *c = ar_str(a, hb->capabilities[i]);
+        if (caps)
+            caps[i] = c;
+    }
+    ref_registry_kv *labels = ar_take(a, p->n_order * sizeof *labels, alignof(ref_registry_kv));
+    for (size_t i = 0; i < p->n_order; i++) {
+        const Cordum__Agent__V1__Heartbeat__LabelsEntry *e = hb->labels[p->order[i]];
+        const char *k = ar_str(a, e->key), *v = ar_str(a, e->value);
+        if (labels) {
+            labels[i].key = k;
+            labels[i].value = v;
+        }
+    }
+    w->capabilities = hb->n_capabilities ? caps : NULL;
+    w->n_capabilities = hb->n_capabilities;
+    w->labels = p->n_order ? labels : NULL;
+    w->n_labels = p->n_order;
+}
+
+int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1__Heartbeat *hb,
+                           cap_diag *d)
+{
+    int rc;
+    if (!r)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry", "missing");
+    if ((rc = check_now(r, now, d)) || (rc = check_heartbeat(hb, d)))
+        return rc;
+
+    hb_plan plan;
+    plan.hb = hb;
+    for (size_t i = 0; i < hb->n_labels; i++)
+        plan.order[i] = i;
+    plan.n_order = sort_unique(plan.order, hb->n_labels, hb_label_key, hb);
+
+    ptrdiff_t at = find_slot(r, hb->worker_id);
+    int online;
+    if (at < 0) {
+        if (r->n >= r->max_workers)
+            return cap_diag_set(d, CAP_EFULL, -1, "ref_registry",
+                                "registry full: %zu workers; worker %s not added",
+                                r->max_workers, hb->worker_id);
+        online = 1;
+    } else {
+        const ref_worker *w = &r->slots[at].w;
+        online = !w->has_heartbeat || lost_at(r, w, now);
+    }
+
+    ref_worker fresh;
+    memset(&fresh, 0, sizeof fresh);
+    void *block = ar_build(hb_layout, &plan, &fresh);
+    if (!block)
+        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+    if (at < 0) {
+        size_t pos = (size_t)(-at - 1);
+        if ((rc = insert_slot(r, pos, hb->worker_id, d))) {
+            free(block);
+            return rc;
+        }
+        at = (ptrdiff_t)pos;
+    }
+    slot *s = &r->slots[at];
+    free(s->hb_block);
+    s->hb_block = block;
+    ref_worker *w = &s->w;
+    w->has_heartbeat = 1;
+    w->last_heartbeat = now;
+    w->last_seen = now;
+    w->pool = fresh.pool;
+    w->region = fresh.region;
+    w->type = fresh.type;
+    w->last_memo = fresh.last_memo;
+    w->capabilities = fresh.capabilities;
+    w->n_capabilities = fresh.n_capabilities;
+    w->labels = fresh.labels;
+    w->n_labels = fresh.n_labels;
+    w->cpu_load = hb->cpu_load;
+    w->gpu_utilization = hb->gpu_utilization;
+    w->memory_load = hb->memory_load;
+    w->active_jobs = hb->active_jobs;
+    w->max_parallel_jobs = hb->max_parallel_jobs;
+    w->progress_pct = hb->progress_pct;
+    r->now_max = now;
+    return online ? REF_REGISTRY_ONLINE : REF_REGISTRY_UPDATED;
+}
+
+/* ---- handshake ---------------------------------------------------------- */
+
+int ref_registry_negotiate(const int32_t *ours, size_t n_ours, const int32_t *theirs,
+                           size_t n_theirs, int32_t *version)
+{
+    int32_t best = 0;
+    for (size_t i = 0; ours && i < n_ours; i++) {
+        if (ours[i] <= best)
+            continue;
+        for (size_t j = 0; theirs && j < n_theirs; j++)
+            if (theirs[j] == ours[i]) {
+                best = ours[i];
+                break;
+            }
+    }
+    if (version)
+        *version = best;
+    return best > 0 ? CAP_OK : CAP_EVERSION;
+}
+
+static int check_handshake(const char *sender_id, const Cordum__Agent__V1__Handshake *hs,
+                           cap_diag *d)
+{
+    char path[96];
+    int rc;
+    if (!hs)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Handshake", "missing");
+    if (hs->role != CORDUM__AGENT__V1__COMPONENT_ROLE__COMPONENT_ROLE_WORKER)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Handshake.role",
+                            "role %d is not COMPONENT_ROLE_WORKER", (int)hs->role);
+    if (!*nz(hs->component_id))
+        return cap_diag_set(d, CAP_EINVAL, -1, "Handshake.component_id", "empty");
+    if ((rc = check_str(hs->component_id, REF_REGISTRY_ID_MAX, "Handshake.component_id", d)))
+        return rc;
+    if (sender_id && strcmp(sender_id, hs->component_id) != 0)
+        return cap_diag_set(d, CAP_EINVAL, -1, "Handshake.component_id",
+                            "does not equal the packet's sender_id");
+    if ((rc = check_str(hs->sdk_version, REF_REGISTRY_STR_MAX, "Handshake.sdk_version", d)) ||
+        (rc = check_count(hs->n_supported_versions, REF_REGISTRY_VERSIONS_MAX,
+                          "Handshake.supported_versions", d)) ||
+        (rc = check_count(hs->n_ready_topics, REF_REGISTRY_LIST_MAX, "Handshake.ready_topics",
+                          d)) ||
+        (rc = check_count(hs->n_capabilities, REF_REGISTRY_LIST_MAX, "Handshake.capabilities",
+                          d)))
+        return rc;
+    if ((hs->n_supported_versions && !hs->supported_versions) ||
+        (hs->n_ready_topics && !hs->ready_topics) || (hs->n_capabilities && !hs->capabilities))
+        return cap_diag_set(d, CAP_EINVAL, -1, "Handshake", "list without elements");
+    for (size_t i = 0; i < hs->n_ready_topics; i++) {
+        snprintf(path, sizeof path, "Handshake.ready_topics[%zu]", i);
+        if ((rc = check_str(hs->ready_topics[i], REF_REGISTRY_STR_MAX, path, d)))
+            return rc;
+    }
+    for (size_t i = 0; i < hs->n_capabilities; i++) {
+        snprintf(path, sizeof path, "Handshake.capabilities[%zu]", i);
+        if (!hs->capabilities[i])
+            return cap_diag_set(d, CAP_EINVAL, -1, path, "missing entry");
+        snprintf(path, sizeof path, "Handshake.capabilities[%zu].key", i);
+        if ((rc = check_str(hs->capabilities[i]->key, REF_REGISTRY_STR_MAX, path, d)))
+            return rc;
+    }
+    return CAP_OK;
+}
+
+typedef struct {
+    const Cordum__Agent__V1__Handshake *hs;
+    size_t caps[REF_REGISTRY_LIST_MAX]; /* indexes of true keys, sorted, unique */
+    size_t n_caps;
+} hs_plan;
+
+static const char *hs_cap_key(const void *arg, size_t i)
+{
+    return nz(((const Cordum__Agent__V1__Handshake *)arg)->capabilities[i]->key);
+}
+
+static void hs_layout(arena *a, const void *arg, ref_worker *w)
+{
+    const hs_plan *p = arg;
+    const Cordum__Agent__V1__Handshake *hs = p->hs;
+    w->sdk_version = ar_str(a, hs->sdk_version);
+    const char **topics = ar_take(a, hs->n_ready_topics * sizeof *topics, alignof(const char *));
+    for (size_t i = 0; i < hs->n_ready_topics; i++) {
+        const char *t = ar_str(a, hs->ready_topics[i]);
+        if (topics)
+            topics[i] = t;
+    }
+    const char **caps = ar_take(a, p->n_caps * sizeof *caps, alignof(const char *));
+    for (size_t i = 0; i < p->n_caps; i++) {
+        const char *c = ar_str(a, hs->capabilities[p->caps[i]]->key);
+        if (caps)
+            caps[i] = c;
+    }
+    w->ready_topics = hs->n_ready_topics ? topics : NULL;
+    w->n_ready_topics = hs->n_ready_topics;
+    w->hs_capabilities = p->n_caps ? caps : NULL;
+    w->n_hs_capabilities = p->n_caps;
+}
+
+int ref_registry_handshake(ref_registry *r, int64_t now, const char *sender_id,
+                           const Cordum__Agent__V1__Handshake *hs, int32_t *version, cap_diag *d)
+{
+    int rc;
+    if (version)
+        *version = 0;
+    if (!r)
+        return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry", "missing");
+    if ((rc = check_now(r, now, d)) || (rc = check_handshake(sender_id, hs, d)))
+        return rc;
+
+    static const int32_t assumed[] = {CAP_PROTOCOL_VERSION};
+    int32_t v = 0;
+    int neg = hs->n_supported_versions
+                  ? ref_registry_negotiate(r->versions, r->n_versions, hs->supported_versions,
+                                           hs->n_supported_versions, &v)
+                  : ref_registry_negotiate(r->versions, r->n_versions, assumed, 1, &v);
+
+    hs_plan plan;
+    plan.hs = hs;
+    plan.n_caps = 0;
+    for (size_t i = 0; i < hs->n_capabilities; i++)
+        if (hs->capabilities[i]->value)
+            plan.caps[plan.n_caps++] = i;
+    plan.n_caps = sort_unique(plan.caps, plan.n_caps, hs_cap_key, hs);
+
+    ptrdiff_t at = find_slot(r, hs->component_id);
+    if (at < 0 && r->n >= r->max_workers)
+        return cap_diag_set(d, CAP_EFULL, -1, "ref_registry",
+                            "registry full: %zu workers; worker %s not added", r->max_workers,
+                            hs->component_id);
+    ref_worker fresh;
+    memset(&fresh, 0, sizeof fresh);
+    void *block = ar_build(hs_layout, &plan, &fresh);
+    if (!block)
+        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+    if (at < 0) {
+        size_t pos = (size_t)(-at - 1);
+        if ((rc = insert_slot(r, pos, hs->component_id, d))) {
+            free(block);
+            return rc;
+        }
+        at = (ptrdiff_t)pos;
+    }
+    slot *s = &r->slots[at];
+    free(s->hs_block);
+    s->hs_block = block;
+    ref_worker *w = &s->w;
+    w->has_handshake = 1;
+    w->version = v;
+    w->sdk_version = fresh.sdk_version;
+    w->ready_topics = fresh.ready_topics;
+    w->n_ready_topics = fresh.n_ready_topics;
+    w->hs_capabilities = fresh.hs_capabilities;
+    w->n_hs_capabilities = fresh.n_hs_capabilities;
+    if (!w->has_heartbeat)
+        w->last_seen = now;
+    r->now_max = now;
+    if (version)
+        *version = v;
+    if (neg != CAP_OK)
+        return cap_diag_set(d, CAP_EVERSION, -1, "Handshake.supported_versions",
+                            "no wire version in common with this control plane");
+    return CAP_OK;
+}
+
+/* ---- expiry ------------------------------------------------------------- */
+
+int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, size_t cap)
+{
+    if (!r || (cap && !out) || check_now(r, now, NULL))
+        return CAP_EINVAL;
+    r->now_max = now;
+    size_t k = 0, keep = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        slot *s = &r->slots[i];
+        if (k < cap && lost_at(r, &s->w, now)) {
+            ref_registry_lost *l = &out[k++];
+            memset(l, 0, sizeof *l);
+            memcpy(l->worker_id, s->id, strlen(s->id) + 1);
+            memcpy(l->pool, s->w.pool, strlen(s->w.pool) + 1);
+            l->last_seen = s->w.last_seen;
+            l->had_heartbeat = s->w.has_heartbeat;
+            slot_release(s);
+            continue;
+        }
+        if (keep != i)
+            r->slots[keep] = *s;
+        keep++;
+    }
+    r->n = keep;
+    return (int)k;
+}
+
+int ref_registry_next_expiry(const ref_registry *r, int64_t *at)
+{
+    if (!r || !r->n)
+        return 0;
+    int64_t first = r->slots[0].w.last_seen;
+    for (size_t i = 1; i < r->n; i++)
+        if (r->slots[i].w.last_seen < first)
+            first = r->slots[i].w.last_seen;
+    /* the first instant at which now - last_seen > grace */
+    int64_t t = (first > INT64_MAX - r->grace - 1) ? INT64_MAX : first + r->grace + 1;
+    if (at)
+        *at = t;
+    return 1;
+}
+
+int ref_registry_remove(ref_registry *r, const char *worker_id)
+{
+    if (!r || !worker_id)
+        return 0;
+    ptrdiff_t at = find_slot(r, worker_id);
+    if (at < 0)
+        return 0;
+    remove_at(r, (size_t)at);
+    return 1;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+size_t ref_registry_count(const ref_registry *r)
+{
+    return r ? r->n : 0;
+}
+
+size_t ref_registry_max(const ref_registry *r)
+{
+    return r ? r->max_workers : 0;
+}
+
+const ref_worker *ref_registry_find(const ref_registry *r, const char *worker_id)
+{
+    if (!r || !worker_id)
+        return NULL;
+    ptrdiff_t at = find_slot(r, worker_id);
+    return at < 0 ? NULL : &r->slots[at].w;
+}
+
+const ref_worker *ref_registry_at(const ref_registry *r, size_t i)
+{
+    return (r && i < r->n) ? &r->slots[i].w : NULL;
+}
+
+int ref_registry_alive(const ref_registry *r, const ref_worker *w, int64_t now)
+{
+    return r && w && !lost_at(r, w, now);
+}
+
+int ref_registry_overloaded(const ref_worker *w)
+{
+    if (!w || !w->has_heartbeat)
+        return 0;
+    if (w->max_parallel_jobs > 0 &&
+        (int64_t)w->active_jobs * 10 >= (int64_t)w->max_parallel_jobs * 9)
+        return 1;
+    return w->cpu_load >= 90.0f || w->gpu_utilization >= 90.0f;
+}
+
+double ref_registry_score(const ref_worker *w)
+{
+    return (double)w->active_jobs + (double)w->cpu_load / 100.0 +
+           (double)w->gpu_utilization / 100.0;
+}
+
+int ref_registry_is_placement_label(const char *key)
+{
+    static const char *const exempt[] = {"preferred_worker_id", "preferred_pool",
+                                         "secrets_present",     "workflow_id",
+                                         "run_id",              "step_id",
+                                         "node_id",             "worker_id"};
+    if (!key)
+        return 0;
+    for (size_t i = 0; i < sizeof exempt / sizeof exempt[0]; i++)
+        if (strcmp(key, exempt[i]) == 0)
+            return 0;
+    return strncmp(key, "cordum.", 7) != 0 && strncmp(key, "approval_", 9) != 0;
+}
+
+/* ---- selection ---------------------------------------------------------- */
+
+const char *ref_sel_filter_name(ref_sel_filter f)
+{
+    switch (f) {
+    case REF_SEL_EXCLUDED: return "excluded";
+    case REF_SEL_LOST: return "lost";
+    case REF_SEL_POOL: return "pool";
+    case REF_SEL_VERSION: return "version";
+    case REF_SEL_TOPIC: return "topic";
+    case REF_SEL_REQUIRES: return "requires";
+    case REF_SEL_LABELS: return "labels";
+    case REF_SEL_OVERLOADED: return "overloaded";
+    default: return "?";
+    }
+}
+
+const char *ref_sel_outcome_name(ref_sel_outcome o)
+{
+    switch (o) {
+    case REF_SEL_OK: return "ok";
+    case REF_SEL_ALL_OVERLOADED: return "all_overloaded";
+    case REF_SEL_VERSION_MISMATCH: return "version_mismatch";
+    case REF_SEL_NO_WORKERS: return "no_workers";
+    }
+    return "?";
+}
+
+int ref_sel_outcome_error_code(ref_sel_outcome o)
+{
+    switch (o) {
+    case REF_SEL_OK: return 0;
+    case REF_SEL_ALL_OVERLOADED:
+        return CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
+    case REF_SEL_VERSION_MISMATCH:
+        return CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_PROTOCOL_VERSION_MISMATCH;
+    case REF_SEL_NO_WORKERS:
+        return CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_WORKER_UNAVAILABLE;
+    }
+    return CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_WORKER_UNAVAILABLE;
+}
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(nz(list[i]), s) == 0)
+            return 1;
+    return 0;
+}
+
+static int has_capability(const ref_worker *w, const char *want)
+{
+    for (size_t i = 0; i < w->n_capabilities; i++)
+        if (ascii_casecmp_eq(w->capabilities[i], want))
+            return 1;
+    for (size_t i = 0; i < w->n_hs_capabilities; i++)
+        if (ascii_casecmp_eq(w->hs_capabilities[i], want))
+            return 1;
+    return 0;
+}
+
+static const char *worker_label(const ref_worker *w, const char *key)
+{
+    size_t lo = 0, hi = w->n_labels;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(w->labels[mid].key, key);
+        if (c == 0)
+            return w->labels[mid].value;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int requires_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest *job)
+{
+    const Cordum__Agent__V1__JobMetadata *m = job->meta;
+    if (!m)
+        return 1;
+    for (size_t i = 0; i < m->n_requires; i++)
+        if (!has_capability(w, nz(m->requires[i])))
+            return 0;
+    return 1;
+}
+
+static int labels_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest *job)
+{
+    for (size_t i = 0; i < job->n_labels; i++) {
+        const Cordum__Agent__V1__JobRequest__LabelsEntry *e = job->labels[i];
+        if (!e || !ref_registry_is_placement_label(nz(e->key)))
+            continue;
+        const char *have = worker_label(w, nz(e->key));
+        if (!have || strcmp(have, nz(e->value)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static const char *preferred_worker(const Cordum__Agent__V1__JobRequest *job)
+{
+    const char *p = NULL;
+    for (size_t i = 0; i < job->n_labels; i++) {
+        const Cordum__Agent__V1__JobRequest__LabelsEntry *e = job->labels[i];
+        if (e && strcmp(nz(e->key), "preferred_worker_id") == 0)
+            p = nz(e->value);
+    }
+    return (p && *p) ? p : NULL;
+}
+
+static unsigned filters_of(const ref_registry *r, const ref_worker *w, int64_t now,
+                           const ref_sel_request *q)
+{
+    const Cordum__Agent__V1__JobRequest *job = q->job;
+    const char *topic = nz(job->topic);
+    unsigned m = 0;
+    if (in_list(w->worker_id, q->exclude, q->n_exclude) ||
+        (q->exclude_fn && q->exclude_fn(q->exclude_ctx, w->worker_id)))
+        m |= 1u << REF_SEL_EXCLUDED;
+    if (lost_at(r, w, now))
+        m |= 1u << REF_SEL_LOST;
+    if (!w->has_heartbeat || !in_list(w->pool, q->pools, q->n_pools))
+        m |= 1u << REF_SEL_POOL;
+    if (w->has_handshake ? w->version == 0 : !r->speaks_v1)
+        m |= 1u << REF_SEL_VERSION;
+    if (r->filter_ready_topics && *topic && w->has_handshake && w->n_ready_topics &&
+        !in_list(topic, w->ready_topics, w->n_ready_topics))
+        m |= 1u << REF_SEL_TOPIC;
+    if (!requires_ok(w, job))
+        m |= 1u << REF_SEL_REQUIRES;
+    if (!labels_ok(w, job))
+        m |= 1u << REF_SEL_LABELS;
+    if (ref_registry_overloaded(w))
+        m |= 1u << REF_SEL_OVERLOADED;
+    return m;
+}
+
+int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_request *q,
+                        ref_sel_result *out)
+{
+    if (!out)
+        return CAP_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->outcome = REF_SEL_NO_WORKERS;
+    if (!r || !q || !q->job || !q->n_pools || !q->pools || (q->n_exclude && !q->exclude) ||
+        check_now(r, now, NULL))
+        return CAP_EINVAL;
+    for (size_t i = 0; i < q->n_pools; i++)
+        if (!q->pools[i] || !*q->pools[i])
+            return CAP_EINVAL;
+
+    const unsigned over = 1u << REF_SEL_OVERLOADED, ver = 1u << REF_SEL_VERSION;
+    const char *pref = preferred_worker(q->job);
+    const ref_worker *best = NULL, *preferred = NULL;
+    double best_score = 0;
+    int only_over = 0, only_version = 0;
+    out->n_workers = r->n;
+    for (size_t i = 0; i < r->n; i++) { /* ascending worker id */
+        const ref_worker *w = &r->slots[i].w;
+        unsigned m = filters_of(r, w, now, q);
+        for (int f = 0; f < REF_SEL_NFILTERS; f++)
+            if (m & (1u << f))
+                out->filtered[f]++;
+        if (m == over)
+            only_over = 1;
+        else if ((m & ~over) == ver)
+            only_version = 1;
+        if (m)
+            continue;
+        out->n_candidates++;
+        if (pref && strcmp(w->worker_id, pref) == 0)
+            preferred = w;
+        double s = ref_registry_score(w);
+        if (!best || s < best_score) { /* strict: a tie keeps the smaller id */
+            best = w;
+            best_score = s;
+        }
+    }
+    if (preferred) {
+        best = preferred;
+        out->preferred = 1;
+    }
+    if (best) {
+        out->outcome = REF_SEL_OK;
+        memcpy(out->worker_id, best->worker_id, strlen(best->worker_id) + 1);
+        memcpy(out->pool, best->pool, strlen(best->pool) + 1);
+        out->score = ref_registry_score(best);
+    } else if (only_over) {
+        out->outcome = REF_SEL_ALL_OVERLOADED;
+    } else if (only_version) {
+        out->outcome = REF_SEL_VERSION_MISMATCH;
+    }
+    return CAP_OK;
+}

@@ -1,0 +1,1211 @@
+/* Worker registry: registration and update, liveness at the exact grace
+ * boundary, expiry order, least-loaded selection with its tie-break, the
+ * overload rule, requires and label matching, exclusion, handshake version
+ * negotiation and ready_topics, and every bound. */
+#include "testutil.h"
+
+#include <math.h>
+
+#include "cap_error.h"
+#include "ref_registry.h"
+
+#define SEC INT64_C(1000000000)
+
+/* ---- packet builders ------------------------------------------------------ */
+
+typedef struct {
+    Cordum__Agent__V1__Heartbeat hb;
+    Cordum__Agent__V1__Heartbeat__LabelsEntry le[80];
+    Cordum__Agent__V1__Heartbeat__LabelsEntry *lp[80];
+    char *caps[80];
+} hb_buf;
+
+static Cordum__Agent__V1__Heartbeat *hb_make(hb_buf *b, const char *id, const char *pool,
+                                             int active, int max, float cpu, float gpu)
+{
+    memset(b, 0, sizeof *b);
+    cordum__agent__v1__heartbeat__init(&b->hb);
+    b->hb.worker_id = (char *)id;
+    b->hb.pool = (char *)pool;
+    b->hb.active_jobs = active;
+    b->hb.max_parallel_jobs = max;
+    b->hb.cpu_load = cpu;
+    b->hb.gpu_utilization = gpu;
+    b->hb.labels = b->lp;
+    b->hb.capabilities = b->caps;
+    return &b->hb;
+}
+
+static void hb_label(hb_buf *b, const char *k, const char *v)
+{
+    size_t i = b->hb.n_labels++;
+    cordum__agent__v1__heartbeat__labels_entry__init(&b->le[i]);
+    b->le[i].key = (char *)k;
+    b->le[i].value = (char *)v;
+    b->lp[i] = &b->le[i];
+}
+
+static void hb_cap(hb_buf *b, const char *c)
+{
+    b->caps[b->hb.n_capabilities++] = (char *)c;
+}
+
+typedef struct {
+    Cordum__Agent__V1__Handshake hs;
+    Cordum__Agent__V1__Handshake__CapabilitiesEntry ce[80];
+    Cordum__Agent__V1__Handshake__CapabilitiesEntry *cp[80];
+    char *topics[80];
+    int32_t versions[32];
+} hs_buf;
+
+static Cordum__Agent__V1__Handshake *hs_make(hs_buf *b, const char *id)
+{
+    memset(b, 0, sizeof *b);
+    cordum__agent__v1__handshake__init(&b->hs);
+    b->hs.component_id = (char *)id;
+    b->hs.role = CORDUM__AGENT__V1__COMPONENT_ROLE__COMPONENT_ROLE_WORKER;
+    b->hs.capabilities = b->cp;
+    b->hs.ready_topics = b->topics;
+    b->hs.supported_versions = b->versions;
+    return &b->hs;
+}
+
+static void hs_version(hs_buf *b, int32_t v)
+{
+    b->versions[b->hs.n_supported_versions++] = v;
+}
+
+static void hs_topic(hs_buf *b, const char *t)
+{
+    b->topics[b->hs.n_ready_topics++] = (char *)t;
+}
+
+static void hs_cap(hs_buf *b, const char *k, int v)
+{
+    size_t i = b->hs.n_capabilities++;
+    cordum__agent__v1__handshake__capabilities_entry__init(&b->ce[i]);
+    b->ce[i].key = (char *)k;
+    b->ce[i].value = v;
+    b->cp[i] = &b->ce[i];
+}
+
+typedef struct {
+    Cordum__Agent__V1__JobRequest job;
+    Cordum__Agent__V1__JobMetadata meta;
+    Cordum__Agent__V1__JobRequest__LabelsEntry le[16];
+    Cordum__Agent__V1__JobRequest__LabelsEntry *lp[16];
+    char *req[16];
+} job_buf;
+
+static Cordum__Agent__V1__JobRequest *job_make(job_buf *b, const char *topic)
+{
+    memset(b, 0, sizeof *b);
+    cordum__agent__v1__job_request__init(&b->job);
+    cordum__agent__v1__job_metadata__init(&b->meta);
+    b->job.job_id = (char *)"job-1";
+    b->job.topic = (char *)topic;
+    b->job.meta = &b->meta;
+    b->job.labels = b->lp;
+    b->meta.requires = b->req;
+    return &b->job;
+}
+
+static void job_label(job_buf *b, const char *k, const char *v)
+{
+    size_t i = b->job.n_labels++;
+    cordum__agent__v1__job_request__labels_entry__init(&b->le[i]);
+    b->le[i].key = (char *)k;
+    b->le[i].value = (char *)v;
+    b->lp[i] = &b->le[i];
+}
+
+static void job_requires(job_buf *b, const char *c)
+{
+    b->req[b->meta.n_requires++] = (char *)c;
+}
+
+/* ---- registry helpers ------------------------------------------------------ */
+
+static ref_registry *reg_new(const ref_registry_config *cfg)
+{
+    ref_registry *r = NULL;
+    cap_diag d;
+    int rc = ref_registry_new(cfg, &r, &d);
+    if (rc)
+        fail_msg("ref_registry_new: %d %s: %s", rc, d.path, d.reason);
+    return r;
+}
+
+static int beat(ref_registry *r, int64_t now, const char *id, const char *pool, int active,
+                int max, float cpu, float gpu)
+{
+    hb_buf b;
+    return ref_registry_heartbeat(r, now, hb_make(&b, id, pool, active, max, cpu, gpu), NULL);
+}
+
+static const char *const POOL_A[] = {"job.a"};
+
+/* Selects for job on POOL_A; asserts CAP_OK. */
+static ref_sel_result pick(const ref_registry *r, int64_t now, const Cordum__Agent__V1__JobRequest *job)
+{
+    ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1};
+    ref_sel_result res;
+    assert_int_equal(ref_registry_select(r, now, &q, &res), CAP_OK);
+    return res;
+}
+
+/* ---- registration --------------------------------------------------------- */
+
+static void test_registration_copies_every_field(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    hb_buf b;
+    char id[] = "worker-1", pool[] = "job.tools", memo[] = "step-3", cap0[] = "git";
+    char k_zone[] = "zone", v_zone[] = "us-east-1a";
+    Cordum__Agent__V1__Heartbeat *hb = hb_make(&b, id, pool, 2, 4, 33.5f, 1.5f);
+    hb->region = (char *)"us-east-1";
+    hb->type = (char *)"cpu-tools";
+    hb->memory_load = 45.2f;
+    hb->progress_pct = 60;
+    hb->last_memo = memo;
+    hb->auth_token = (char *)"attest-worker-1";
+    hb->agent_name = (char *)"Display Name";
+    hb_cap(&b, cap0);
+    hb_cap(&b, "docker");
+    hb_label(&b, k_zone, v_zone);
+    hb_label(&b, "env", "staging");
+    hb_label(&b, "env", "prod"); /* the last value sent for a key wins */
+    assert_int_equal(ref_registry_heartbeat(r, 5 * SEC, hb, NULL), REF_REGISTRY_ONLINE);
+
+    /* the registry keeps copies: scribbling over the packet changes nothing */
+    memset(id, 'x', sizeof id - 1);
+    memset(pool, 'x', sizeof pool - 1);
+    memset(memo, 'x', sizeof memo - 1);
+    memset(cap0, 'x', sizeof cap0 - 1);
+    memset(k_zone, 'x', sizeof k_zone - 1);
+    memset(v_zone, 'x', sizeof v_zone - 1);
+
+    assert_int_equal(ref_registry_count(r), 1);
+    const ref_worker *w = ref_registry_find(r, "worker-1");
+    assert_non_null(w);
+    assert_ptr_equal(w, ref_registry_at(r, 0));
+    assert_string_equal(w->worker_id, "worker-1");
+    assert_true(w->has_heartbeat);
+    assert_false(w->has_handshake);
+    assert_int_equal(w->last_seen, 5 * SEC);
+    assert_int_equal(w->last_heartbeat, 5 * SEC);
+    assert_string_equal(w->pool, "job.tools");
+    assert_string_equal(w->region, "us-east-1");
+    assert_string_equal(w->type, "cpu-tools");
+    assert_string_equal(w->last_memo, "step-3");
+    assert_int_equal(w->active_jobs, 2);
+    assert_int_equal(w->max_parallel_jobs, 4);
+    assert_int_equal(w->progress_pct, 60);
+    assert_true(w->cpu_load == 33.5f);
+    assert_true(w->gpu_utilization == 1.5f);
+    assert_true(w->memory_load == 45.2f);
+    assert_int_equal(w->n_capabilities, 2);
+    assert_string_equal(w->capabilities[0], "git");
+    assert_string_equal(w->capabilities[1], "docker");
+    assert_int_equal(w->n_labels, 2); /* sorted by key, one per key */
+    assert_string_equal(w->labels[0].key, "env");
+    assert_string_equal(w->labels[0].value, "prod");
+    assert_string_equal(w->labels[1].key, "zone");
+    assert_string_equal(w->labels[1].value, "us-east-1a");
+    /* no handshake yet: blank handshake fields, never NULL strings */
+    assert_string_equal(w->sdk_version, "");
+    assert_int_equal(w->version, 0);
+    /* the bearer credential is kept nowhere (cap-spec 05 L17) */
+    for (size_t i = 0; i < w->n_labels; i++)
+        assert_null(strstr(w->labels[i].value, "attest"));
+    assert_null(strstr(w->last_memo, "attest"));
+
+    /* an update replaces the whole report */
+    hb_buf b2;
+    hb = hb_make(&b2, "worker-1", "job.other", 0, 8, 10.0f, 0.0f);
+    hb_label(&b2, "team", "blue");
+    assert_int_equal(ref_registry_heartbeat(r, 6 * SEC, hb, NULL), REF_REGISTRY_UPDATED);
+    w = ref_registry_find(r, "worker-1");
+    assert_string_equal(w->pool, "job.other");
+    assert_int_equal(w->active_jobs, 0);
+    assert_int_equal(w->max_parallel_jobs, 8);
+    assert_int_equal(w->n_capabilities, 0);
+    assert_null(w->capabilities);
+    assert_int_equal(w->n_labels, 1);
+    assert_string_equal(w->labels[0].key, "team");
+    assert_string_equal(w->last_memo, "");
+    assert_int_equal(w->last_seen, 6 * SEC);
+    assert_int_equal(ref_registry_count(r), 1);
+    assert_null(ref_registry_find(r, "worker-2"));
+    assert_null(ref_registry_at(r, 1));
+    ref_registry_free(r);
+}
+
+/* Workers are kept in ascending bytewise id order whatever the order of
+ * arrival. */
+static void test_iteration_is_in_id_order(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    static const char *const arrive[] = {"w3", "w10", "W9", "w1", "w2", "w-0"};
+    static const char *const sorted[] = {"W9", "w-0", "w1", "w10", "w2", "w3"};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(beat(r, 0, arrive[i], "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    assert_int_equal(ref_registry_count(r), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(ref_registry_at(r, i)->worker_id, sorted[i]);
+    assert_int_equal(ref_registry_remove(r, "w10"), 1);
+    assert_int_equal(ref_registry_remove(r, "w10"), 0);
+    assert_int_equal(ref_registry_count(r), 5);
+    assert_string_equal(ref_registry_at(r, 3)->worker_id, "w2");
+    ref_registry_free(r);
+}
+
+/* ---- liveness --------------------------------------------------------------- */
+
+static void test_loss_exactly_at_the_grace_boundary(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    const int64_t t0 = 1000, grace = 30 * SEC; /* default: 3 x 10 s */
+    assert_int_equal(ref_registry_grace(r), grace);
+    assert_int_equal(beat(r, t0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    const ref_worker *w = ref_registry_find(r, "w1");
+    assert_true(ref_registry_alive(r, w, t0 + grace));      /* still alive at the boundary */
+    assert_false(ref_registry_alive(r, w, t0 + grace + 1)); /* lost one ns later */
+
+    int64_t at = 0;
+    assert_int_equal(ref_registry_next_expiry(r, &at), 1);
+    assert_int_equal(at, t0 + grace + 1);
+
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    ref_sel_result res = pick(r, t0 + grace, job);
+    assert_int_equal(res.outcome, REF_SEL_OK);
+    assert_string_equal(res.worker_id, "w1");
+
+    ref_registry_lost lost[4];
+    assert_int_equal(ref_registry_expire(r, t0 + grace, lost, 4), 0);
+    assert_int_equal(ref_registry_count(r), 1);
+
+    /* one ns past the window: not selectable, and expire reports it */
+    res = pick(r, t0 + grace + 1, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_LOST], 1);
+    assert_int_equal(ref_registry_expire(r, t0 + grace + 1, lost, 4), 1);
+    assert_string_equal(lost[0].worker_id, "w1");
+    assert_string_equal(lost[0].pool, "job.a");
+    assert_int_equal(lost[0].last_seen, t0);
+    assert_true(lost[0].had_heartbeat);
+    assert_int_equal(ref_registry_count(r), 0);
+    assert_int_equal(ref_registry_next_expiry(r, &at), 0);
+
+    /* a heartbeat refreshes the window; coming back after expiry is ONLINE */
+    assert_int_equal(beat(r, t0 + grace + 2, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    assert_int_equal(beat(r, t0 + 2 * grace + 2, "w1", "job.a", 0, 0, 0, 0),
+                     REF_REGISTRY_UPDATED); /* exactly at the boundary: still alive */
+    /* past the window but not yet expired: the next heartbeat is ONLINE */
+    assert_int_equal(beat(r, t0 + 3 * grace + 3, "w1", "job.a", 0, 0, 0, 0),
+                     REF_REGISTRY_ONLINE);
+    ref_registry_free(r);
+}
+
+static void test_configured_interval_and_multiplier(void **state)
+{
+    (void)state;
+    ref_registry_config cfg = ref_registry_config_default();
+    cfg.heartbeat_interval_ns = 2 * SEC;
+    cfg.grace_multiplier = 4;
+    ref_registry *r = reg_new(&cfg);
+    assert_int_equal(ref_registry_grace(r), 8 * SEC);
+    assert_int_equal(beat(r, 0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    ref_registry_lost lost[1];
+    assert_int_equal(ref_registry_expire(r, 8 * SEC, lost, 1), 0);
+    assert_int_equal(ref_registry_expire(r, 8 * SEC + 1, lost, 1), 1);
+    ref_registry_free(r);
+}
+
+static void test_expire_order_and_partial_capacity(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    const int64_t grace = 30 * SEC;
+    /* arrival order scrambled; "live" keeps heartbeating */
+    assert_int_equal(beat(r, 0, "w3", "job.a", 0, 0, 0, 0), 1);
+    assert_int_equal(beat(r, 0, "w10", "job.a", 0, 0, 0, 0), 1);
+    assert_int_equal(beat(r, 0, "w1", "job.a", 0, 0, 0, 0), 1);
+    assert_int_equal(beat(r, 0, "w2", "job.b", 0, 0, 0, 0), 1);
+    hs_buf hb;
+    assert_int_equal(ref_registry_handshake(r, 5 * SEC, "w0", hs_make(&hb, "w0"), NULL, NULL),
+                     CAP_OK); /* handshake only: its window starts at the handshake */
+    assert_int_equal(beat(r, 10 * SEC, "live", "job.a", 0, 0, 0, 0), 1);
+
+    int64_t at;
+    assert_int_equal(ref_registry_next_expiry(r, &at), 1);
+    assert_int_equal(at, grace + 1);
+
+    ref_registry_lost lost[2];
+    /* at grace+1 the four from t=0 are lost; only two fit: the smallest ids */
+    assert_int_equal(ref_registry_expire(r, grace + 1, lost, 2), 2);
+    assert_string_equal(lost[0].worker_id, "w1");
+    assert_string_equal(lost[1].worker_id, "w10");
+    assert_int_equal(ref_registry_expire(r, grace + 1, lost, 2), 2);
+    assert_string_equal(lost[0].worker_id, "w2");
+    assert_string_equal(lost[0].pool, "job.b");
+    assert_string_equal(lost[1].worker_id, "w3");
+    assert_int_equal(ref_registry_expire(r, grace + 1, lost, 2), 0);
+    assert_int_equal(ref_registry_count(r), 2);
+    assert_int_equal(ref_registry_expire(r, grace + 1, NULL, 0), 0);
+    assert_int_equal(ref_registry_expire(r, grace + 1, NULL, 1), CAP_EINVAL);
+
+    /* the handshake-only worker goes at 5 s + grace + 1 */
+    assert_int_equal(ref_registry_next_expiry(r, &at), 1);
+    assert_int_equal(at, 5 * SEC + grace + 1);
+    assert_int_equal(ref_registry_expire(r, 5 * SEC + grace + 1, lost, 2), 1);
+    assert_string_equal(lost[0].worker_id, "w0");
+    assert_false(lost[0].had_heartbeat);
+    assert_string_equal(lost[0].pool, "");
+    assert_string_equal(ref_registry_at(r, 0)->worker_id, "live");
+    ref_registry_free(r);
+}
+
+/* A handshake never refreshes the window of a worker that heartbeats. */
+static void test_handshake_does_not_refresh_liveness(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_int_equal(beat(r, 0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    hs_buf hb;
+    assert_int_equal(ref_registry_handshake(r, 20 * SEC, NULL, hs_make(&hb, "w1"), NULL, NULL),
+                     CAP_OK);
+    assert_int_equal(ref_registry_find(r, "w1")->last_seen, 0);
+    ref_registry_lost lost[1];
+    assert_int_equal(ref_registry_expire(r, 30 * SEC + 1, lost, 1), 1);
+    ref_registry_free(r);
+}
+
+static void test_time_must_not_go_backwards(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    cap_diag d;
+    hb_buf b;
+    assert_int_equal(beat(r, 10, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    assert_int_equal(ref_registry_heartbeat(r, 9, hb_make(&b, "w2", "job.a", 0, 0, 0, 0), &d),
+                     CAP_EINVAL);
+    assert_string_equal(d.path, "now");
+    assert_int_equal(ref_registry_count(r), 1);
+    assert_int_equal(beat(r, -1, "w2", "job.a", 0, 0, 0, 0), CAP_EINVAL);
+    assert_int_equal(beat(r, 10, "w2", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE); /* equal is fine */
+    hs_buf hb;
+    assert_int_equal(ref_registry_handshake(r, 5, NULL, hs_make(&hb, "w1"), NULL, NULL),
+                     CAP_EINVAL);
+    assert_int_equal(ref_registry_expire(r, 5, NULL, 0), CAP_EINVAL);
+    job_buf jb;
+    ref_sel_request q = {.job = job_make(&jb, "job.a"), .pools = POOL_A, .n_pools = 1};
+    ref_sel_result res;
+    assert_int_equal(ref_registry_select(r, 9, &q, &res), CAP_EINVAL);
+    assert_int_equal(ref_registry_select(r, 10, &q, &res), CAP_OK);
+    ref_registry_free(r);
+}
+
+/* ---- selection ---------------------------------------------------------------- */
+
+static void test_least_loaded_and_tie_break(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    /* scores: wE 3.0, wD 1.0 (active 1), wC 1.0 (0 + 0.5 + 0.5), wB 2.2 */
+    assert_true(beat(r, 0, "wE", "job.a", 3, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "wD", "job.a", 1, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "wC", "job.a", 0, 0, 50.0f, 50.0f) >= 0);
+    assert_true(beat(r, 0, "wB", "job.a", 2, 0, 20.0f, 0) >= 0);
+    assert_true(beat(r, 0, "wA", "job.b", 0, 0, 0, 0) >= 0); /* another pool */
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    ref_sel_result res = pick(r, 1, job);
+    assert_int_equal(res.outcome, REF_SEL_OK);
+    assert_string_equal(res.worker_id, "wC"); /* tie at 1.0 with wD: smaller id */
+    assert_string_equal(res.pool, "job.a");
+    assert_true(res.score == 1.0);
+    assert_false(res.preferred);
+    assert_int_equal(res.n_workers, 5);
+    assert_int_equal(res.n_candidates, 4);
+    assert_int_equal(res.filtered[REF_SEL_POOL], 1);
+
+    /* the same scores, arriving in the opposite order, give the same pick */
+    ref_registry *r2 = reg_new(NULL);
+    assert_true(beat(r2, 0, "wA", "job.b", 0, 0, 0, 0) >= 0);
+    assert_true(beat(r2, 0, "wB", "job.a", 2, 0, 20.0f, 0) >= 0);
+    assert_true(beat(r2, 0, "wC", "job.a", 0, 0, 50.0f, 50.0f) >= 0);
+    assert_true(beat(r2, 0, "wD", "job.a", 1, 0, 0, 0) >= 0);
+    assert_true(beat(r2, 0, "wE", "job.a", 3, 0, 0, 0) >= 0);
+    ref_sel_result res2 = pick(r2, 1, job);
+    assert_string_equal(res2.worker_id, "wC");
+    assert_memory_equal(res.filtered, res2.filtered, sizeof res.filtered);
+
+    /* wC gets busier: wD now wins alone */
+    assert_true(beat(r, 2, "wC", "job.a", 1, 0, 50.0f, 50.0f) >= 0);
+    res = pick(r, 2, job);
+    assert_string_equal(res.worker_id, "wD");
+
+    /* two pools allowed: wA (job.b, score 0) wins */
+    static const char *const both[] = {"job.a", "job.b"};
+    ref_sel_request q = {.job = job, .pools = both, .n_pools = 2};
+    assert_int_equal(ref_registry_select(r, 2, &q, &res), CAP_OK);
+    assert_string_equal(res.worker_id, "wA");
+    assert_string_equal(res.pool, "job.b");
+    ref_registry_free(r);
+    ref_registry_free(r2);
+}
+
+static void test_overload_rule(void **state)
+{
+    (void)state;
+    static const struct {
+        int active, max;
+        float cpu, gpu;
+        int over;
+    } t[] = {
+        {9, 10, 0, 0, 1},      /* 9/10 = 0.9 */
+        {8, 10, 0, 0, 0},      /* 0.8 */
+        {10, 10, 0, 0, 1},
+        {17, 19, 0, 0, 0},     /* 0.8947 */
+        {18, 20, 0, 0, 1},     /* 0.9 exactly */
+        {100, 0, 0, 0, 0},     /* no declared limit: the ratio rule is off */
+        {0, 0, 90.0f, 0, 1},   /* cpu >= 90 */
+        {0, 0, 89.99f, 0, 0},
+        {0, 0, 0, 90.0f, 1},   /* gpu >= 90 */
+        {0, 0, 0, 89.9f, 0},
+        {0, 1, 0, 0, 0},
+        {1, 1, 0, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        ref_registry *r = reg_new(NULL);
+        assert_true(beat(r, 0, "w", "job.a", t[i].active, t[i].max, t[i].cpu, t[i].gpu) >= 0);
+        if (ref_registry_overloaded(ref_registry_find(r, "w")) != t[i].over)
+            fail_msg("case %zu: active %d max %d cpu %g gpu %g: want overloaded=%d", i,
+                     t[i].active, t[i].max, (double)t[i].cpu, (double)t[i].gpu, t[i].over);
+        ref_registry_free(r);
+    }
+
+    /* the least-loaded worker is overloaded (cpu 95, score 0.95): the next wins */
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 4, 95.0f, 0) >= 0);
+    assert_true(beat(r, 0, "w2", "job.a", 2, 4, 0, 0) >= 0);
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    ref_sel_result res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w2");
+    assert_int_equal(res.filtered[REF_SEL_OVERLOADED], 1);
+    /* everyone overloaded: ALL_OVERLOADED, error 201 */
+    assert_true(beat(r, 0, "w2", "job.a", 4, 4, 0, 0) >= 0);
+    res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_ALL_OVERLOADED);
+    assert_string_equal(res.worker_id, "");
+    assert_int_equal(res.filtered[REF_SEL_OVERLOADED], 2);
+    assert_int_equal(ref_sel_outcome_error_code(res.outcome), 201);
+    /* an overloaded worker that also fails another filter does not make
+     * the outcome "overloaded" */
+    ref_registry *r3 = reg_new(NULL);
+    assert_true(beat(r3, 0, "w1", "job.a", 4, 4, 0, 0) >= 0);
+    job_requires(&jb, "gpu");
+    res = pick(r3, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(ref_sel_outcome_error_code(res.outcome), 206);
+    ref_registry_free(r3);
+    ref_registry_free(r);
+}
+
+static void test_requires_matching(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    hb_buf b;
+    Cordum__Agent__V1__Heartbeat *hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_cap(&b, "git");
+    hb_cap(&b, "Docker");
+    assert_true(ref_registry_heartbeat(r, 0, hb, NULL) >= 0);
+    hb = hb_make(&b, "w2", "job.a", 5, 0, 0, 0);
+    hb_cap(&b, "git");
+    assert_true(ref_registry_heartbeat(r, 0, hb, NULL) >= 0);
+
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    job_requires(&jb, "GIT");
+    ref_sel_result res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w1"); /* both match; w1 is less loaded */
+    job_requires(&jb, "docker"); /* case-insensitive: only w1 has it */
+    res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w1");
+    assert_int_equal(res.filtered[REF_SEL_REQUIRES], 1);
+    job_requires(&jb, "network-egress"); /* nobody has all three */
+    res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_REQUIRES], 2);
+
+    /* a handshake capability advertised true satisfies a requirement; false does not */
+    hs_buf hs;
+    Cordum__Agent__V1__Handshake *h = hs_make(&hs, "w2");
+    hs_cap(&hs, "network-egress", 1);
+    hs_cap(&hs, "docker", 0);
+    assert_int_equal(ref_registry_handshake(r, 0, "w2", h, NULL, NULL), CAP_OK);
+    res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS); /* w2 lacks docker (false) */
+    h = hs_make(&hs, "w2");
+    hs_cap(&hs, "network-egress", 1);
+    hs_cap(&hs, "DOCKER", 1);
+    assert_int_equal(ref_registry_handshake(r, 0, "w2", h, NULL, NULL), CAP_OK);
+    res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w2");
+    const ref_worker *w2 = ref_registry_find(r, "w2");
+    assert_int_equal(w2->n_hs_capabilities, 2); /* true keys only, sorted */
+    assert_string_equal(w2->hs_capabilities[0], "DOCKER");
+    assert_string_equal(w2->hs_capabilities[1], "network-egress");
+
+    /* cap-tck negotiation/required-capability-filters-dispatch:
+     * requiredCapability "vision", workerCapabilities "text,audio" -> reject */
+    ref_registry *r2 = reg_new(NULL);
+    hb = hb_make(&b, "wrk-1", "job.a", 0, 0, 0, 0);
+    hb_cap(&b, "text");
+    hb_cap(&b, "audio");
+    assert_true(ref_registry_heartbeat(r2, 0, hb, NULL) >= 0);
+    job = job_make(&jb, "job.a");
+    job_requires(&jb, "vision");
+    res = pick(r2, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_REQUIRES], 1);
+    /* and with no requirement it dispatches */
+    job = job_make(&jb, "job.a");
+    assert_int_equal(pick(r2, 0, job).outcome, REF_SEL_OK);
+    /* a job without meta has no requirements */
+    jb.job.meta = NULL;
+    assert_int_equal(pick(r2, 0, job).outcome, REF_SEL_OK);
+    ref_registry_free(r2);
+    ref_registry_free(r);
+}
+
+static void test_label_matching(void **state)
+{
+    (void)state;
+    assert_true(ref_registry_is_placement_label("env"));
+    assert_true(ref_registry_is_placement_label("pool"));
+    assert_true(ref_registry_is_placement_label("cordum"));
+    static const char *const exempt[] = {"preferred_worker_id", "preferred_pool",
+                                         "approval_granted", "approval_snapshot",
+                                         "secrets_present", "cordum.bus_msg_id",
+                                         "workflow_id", "run_id", "step_id", "node_id",
+                                         "worker_id"};
+    for (size_t i = 0; i < sizeof exempt / sizeof exempt[0]; i++)
+        assert_false(ref_registry_is_placement_label(exempt[i]));
+    assert_false(ref_registry_is_placement_label(NULL));
+
+    ref_registry *r = reg_new(NULL);
+    hb_buf b;
+    Cordum__Agent__V1__Heartbeat *hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_label(&b, "env", "prod");
+    hb_label(&b, "zone", "a");
+    assert_true(ref_registry_heartbeat(r, 0, hb, NULL) >= 0);
+    hb = hb_make(&b, "w2", "job.a", 0, 0, 0, 0);
+    hb_label(&b, "env", "staging");
+    assert_true(ref_registry_heartbeat(r, 0, hb, NULL) >= 0);
+    hb = hb_make(&b, "w3", "job.a", 0, 0, 0, 0); /* no labels */
+    assert_true(ref_registry_heartbeat(r, 0, hb, NULL) >= 0);
+
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    /* no placement labels: everyone matches; w1 wins the tie */
+    job_label(&jb, "workflow_id", "wf-1");
+    job_label(&jb, "cordum.bus_msg_id", "x");
+    job_label(&jb, "approval_granted", "true");
+    ref_sel_result res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w1");
+    assert_int_equal(res.n_candidates, 3);
+    /* env=staging: only w2 (w1 differs, w3 lacks the key) */
+    job_label(&jb, "env", "staging");
+    res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w2");
+    assert_int_equal(res.filtered[REF_SEL_LABELS], 2);
+    /* values compare exactly */
+    job = job_make(&jb, "job.a");
+    job_label(&jb, "env", "Prod");
+    res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_LABELS], 3);
+    ref_registry_free(r);
+}
+
+static void test_preferred_worker(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 4, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w2", "job.a", 2, 4, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w3", "job.a", 4, 4, 0, 0) >= 0); /* overloaded */
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    job_label(&jb, "preferred_worker_id", "w2");
+    ref_sel_result res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w2");
+    assert_true(res.preferred);
+    /* a preferred worker that is not a candidate is passed over */
+    jb.le[0].value = (char *)"w3";
+    res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w1");
+    assert_false(res.preferred);
+    jb.le[0].value = (char *)"nobody";
+    assert_string_equal(pick(r, 0, job).worker_id, "w1");
+    jb.le[0].value = (char *)"w2";
+    static const char *const ex[] = {"w2"};
+    ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1, .exclude = ex, .n_exclude = 1};
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_OK);
+    assert_string_equal(res.worker_id, "w1");
+    assert_false(res.preferred);
+    ref_registry_free(r);
+}
+
+static int exclude_w1(void *ctx, const char *id)
+{
+    (*(int *)ctx)++;
+    return strcmp(id, "w1") == 0;
+}
+
+static void test_exclusion_set(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w2", "job.a", 1, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w3", "job.a", 2, 0, 0, 0) >= 0);
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    static const char *const ex[] = {"w2", "w1"};
+    ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1, .exclude = ex, .n_exclude = 2};
+    ref_sel_result res;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_OK);
+    assert_string_equal(res.worker_id, "w3");
+    assert_int_equal(res.filtered[REF_SEL_EXCLUDED], 2);
+    /* predicate form */
+    int calls = 0;
+    ref_sel_request q2 = {.job = job, .pools = POOL_A, .n_pools = 1, .exclude_fn = exclude_w1,
+                          .exclude_ctx = &calls};
+    assert_int_equal(ref_registry_select(r, 0, &q2, &res), CAP_OK);
+    assert_string_equal(res.worker_id, "w2");
+    assert_int_equal(calls, 3);
+    /* everyone excluded */
+    static const char *const all[] = {"w1", "w2", "w3"};
+    q.exclude = all;
+    q.n_exclude = 3;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_OK);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.n_candidates, 0);
+    ref_registry_free(r);
+}
+
+static void test_select_arguments(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    ref_sel_result res;
+    ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1};
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_OK);
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS); /* empty registry */
+    assert_int_equal(res.n_workers, 0);
+    q.n_pools = 0;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_EINVAL);
+    static const char *const empty_pool[] = {""};
+    q.pools = empty_pool;
+    q.n_pools = 1;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_EINVAL);
+    q.pools = POOL_A;
+    q.job = NULL;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_EINVAL);
+    q.job = job;
+    q.n_exclude = 1;
+    assert_int_equal(ref_registry_select(r, 0, &q, &res), CAP_EINVAL);
+    q.n_exclude = 0;
+    assert_int_equal(ref_registry_select(r, 0, &q, NULL), CAP_EINVAL);
+    assert_int_equal(ref_registry_select(NULL, 0, &q, &res), CAP_EINVAL);
+    assert_int_equal(ref_registry_select(r, 0, NULL, &res), CAP_EINVAL);
+    ref_registry_free(r);
+}
+
+/* ---- handshake -------------------------------------------------------------- */
+
+static void test_version_negotiation(void **state)
+{
+    (void)state;
+    int32_t v = -1;
+    /* cap-tck negotiation/selects-highest-common-version */
+    static const int32_t cp123[] = {1, 2, 3}, w23[] = {2, 3};
+    assert_int_equal(ref_registry_negotiate(cp123, 3, w23, 2, &v), CAP_OK);
+    assert_int_equal(v, 3);
+    /* cap-tck negotiation/rejects-when-no-common-version */
+    static const int32_t cp3[] = {3}, w12[] = {1, 2};
+    assert_int_equal(ref_registry_negotiate(cp3, 1, w12, 2, &v), CAP_EVERSION);
+    assert_int_equal(v, 0);
+    assert_int_equal(cap_err_protocol_code(CAP_EVERSION), 100);
+    /* order and repeats do not matter; non-positive never matches */
+    static const int32_t a[] = {2, 7, 5, 1}, b[] = {5, 1, 5, 9, 2, 0, -7};
+    assert_int_equal(ref_registry_negotiate(a, 4, b, 7, &v), CAP_OK);
+    assert_int_equal(v, 5);
+    assert_int_equal(ref_registry_negotiate(b, 7, a, 4, &v), CAP_OK);
+    assert_int_equal(v, 5);
+    static const int32_t z[] = {0, -1};
+    assert_int_equal(ref_registry_negotiate(z, 2, z, 2, &v), CAP_EVERSION);
+    assert_int_equal(ref_registry_negotiate(a, 4, NULL, 0, &v), CAP_EVERSION);
+    assert_int_equal(ref_registry_negotiate(NULL, 0, a, 4, NULL), CAP_EVERSION);
+
+    /* through the registry: control plane speaks 1,2,3 */
+    ref_registry_config cfg = ref_registry_config_default();
+    cfg.versions = cp123;
+    cfg.n_versions = 3;
+    ref_registry *r = reg_new(&cfg);
+    hs_buf hb;
+    Cordum__Agent__V1__Handshake *h = hs_make(&hb, "w1");
+    hs_version(&hb, 2);
+    hs_version(&hb, 3);
+    assert_int_equal(ref_registry_handshake(r, 0, "w1", h, &v, NULL), CAP_OK);
+    assert_int_equal(v, 3);
+    assert_int_equal(ref_registry_find(r, "w1")->version, 3);
+    /* an empty supported_versions is read as {1} */
+    h = hs_make(&hb, "w2");
+    assert_int_equal(ref_registry_handshake(r, 0, "w2", h, &v, NULL), CAP_OK);
+    assert_int_equal(v, 1);
+    ref_registry_free(r);
+
+    /* control plane speaks only 3; worker 1,2: recorded, never selected */
+    cfg.versions = cp3;
+    cfg.n_versions = 1;
+    r = reg_new(&cfg);
+    cap_diag d;
+    h = hs_make(&hb, "w1");
+    hs_version(&hb, 1);
+    hs_version(&hb, 2);
+    assert_int_equal(ref_registry_handshake(r, 0, "w1", h, &v, &d), CAP_EVERSION);
+    assert_int_equal(v, 0);
+    assert_string_equal(d.path, "Handshake.supported_versions");
+    const ref_worker *w = ref_registry_find(r, "w1");
+    assert_non_null(w);
+    assert_true(w->has_handshake);
+    assert_int_equal(w->version, 0);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 0, 0, 0) >= 0);
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    ref_sel_result res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_VERSION_MISMATCH);
+    assert_int_equal(res.filtered[REF_SEL_VERSION], 1);
+    assert_int_equal(ref_sel_outcome_error_code(res.outcome), 100);
+    /* a worker without a handshake is assumed to speak 1: not ours either */
+    assert_true(beat(r, 0, "w2", "job.a", 0, 0, 0, 0) >= 0);
+    res = pick(r, 0, job);
+    assert_int_equal(res.outcome, REF_SEL_VERSION_MISMATCH);
+    assert_int_equal(res.filtered[REF_SEL_VERSION], 2);
+    /* a new handshake with a common version fixes w1 */
+    h = hs_make(&hb, "w1");
+    hs_version(&hb, 3);
+    assert_int_equal(ref_registry_handshake(r, 0, "w1", h, &v, NULL), CAP_OK);
+    res = pick(r, 0, job);
+    assert_string_equal(res.worker_id, "w1");
+    ref_registry_free(r);
+
+    /* default registry speaks {1}: a worker with no handshake is fine */
+    r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 0, 0, 0) >= 0);
+    assert_int_equal(pick(r, 0, job).outcome, REF_SEL_OK);
+    ref_registry_free(r);
+}
+
+static void test_ready_topics(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "wrk-1", "job.a", 0, 0, 0, 0) >= 0);
+    hs_buf hb;
+    Cordum__Agent__V1__Handshake *h = hs_make(&hb, "wrk-1");
+    hs_version(&hb, 1);
+    hs_topic(&hb, "pool.a");
+    hs_topic(&hb, "pool.b");
+    assert_int_equal(ref_registry_handshake(r, 0, "wrk-1", h, NULL, NULL), CAP_OK);
+    const ref_worker *w = ref_registry_find(r, "wrk-1");
+    assert_int_equal(w->n_ready_topics, 2);
+    assert_string_equal(w->ready_topics[0], "pool.a");
+    assert_string_equal(w->ready_topics[1], "pool.b");
+
+    /* cap-tck negotiation/ready-topics-filters-dispatch */
+    job_buf jb;
+    ref_sel_result res = pick(r, 0, job_make(&jb, "pool.z"));
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_TOPIC], 1);
+    res = pick(r, 0, job_make(&jb, "pool.b"));
+    assert_string_equal(res.worker_id, "wrk-1");
+    /* a job without a topic is not filtered on topics */
+    assert_int_equal(pick(r, 0, job_make(&jb, "")).outcome, REF_SEL_OK);
+
+    /* cap-tck negotiation/missing-ready-topics-is-unspecified-not-error */
+    h = hs_make(&hb, "wrk-1");
+    hs_version(&hb, 1);
+    assert_int_equal(ref_registry_handshake(r, 0, "wrk-1", h, NULL, NULL), CAP_OK);
+    res = pick(r, 0, job_make(&jb, "pool.a"));
+    assert_int_equal(res.outcome, REF_SEL_OK);
+    assert_int_equal(res.filtered[REF_SEL_TOPIC], 0);
+    ref_registry_free(r);
+
+    /* filtering switched off in the config */
+    ref_registry_config cfg = ref_registry_config_default();
+    cfg.filter_ready_topics = 0;
+    r = reg_new(&cfg);
+    assert_true(beat(r, 0, "wrk-1", "job.a", 0, 0, 0, 0) >= 0);
+    h = hs_make(&hb, "wrk-1");
+    hs_topic(&hb, "pool.a");
+    assert_int_equal(ref_registry_handshake(r, 0, "wrk-1", h, NULL, NULL), CAP_OK);
+    assert_int_equal(pick(r, 0, job_make(&jb, "pool.z")).outcome, REF_SEL_OK);
+    ref_registry_free(r);
+}
+
+static void test_handshake_validation_and_effects(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    hs_buf hb;
+    cap_diag d;
+    int32_t v = 7;
+    Cordum__Agent__V1__Handshake *h = hs_make(&hb, "w1");
+    h->role = CORDUM__AGENT__V1__COMPONENT_ROLE__COMPONENT_ROLE_SCHEDULER;
+    assert_int_equal(ref_registry_handshake(r, 0, "w1", h, &v, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.role");
+    assert_int_equal(v, 0);
+    h->role = CORDUM__AGENT__V1__COMPONENT_ROLE__COMPONENT_ROLE_WORKER;
+    assert_int_equal(ref_registry_handshake(r, 0, "someone-else", h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.component_id");
+    h->component_id = (char *)"";
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, NULL, NULL, &d), CAP_EINVAL);
+    assert_int_equal(ref_registry_count(r), 0);
+
+    /* a handshake alone registers the worker but never makes it selectable */
+    h = hs_make(&hb, "w1");
+    h->sdk_version = (char *)"2.0.19";
+    assert_int_equal(ref_registry_handshake(r, 3, "w1", h, &v, NULL), CAP_OK);
+    assert_int_equal(v, 1);
+    const ref_worker *w = ref_registry_find(r, "w1");
+    assert_false(w->has_heartbeat);
+    assert_true(w->has_handshake);
+    assert_string_equal(w->sdk_version, "2.0.19");
+    assert_string_equal(w->pool, "");
+    assert_int_equal(w->last_seen, 3);
+    assert_false(ref_registry_overloaded(w));
+    job_buf jb;
+    ref_sel_result res = pick(r, 3, job_make(&jb, "job.a"));
+    assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(res.filtered[REF_SEL_POOL], 1);
+    /* its first heartbeat brings it online, keeping the handshake */
+    assert_int_equal(beat(r, 4, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    w = ref_registry_find(r, "w1");
+    assert_true(w->has_handshake);
+    assert_string_equal(w->sdk_version, "2.0.19");
+    assert_string_equal(pick(r, 4, job_make(&jb, "job.a")).worker_id, "w1");
+    ref_registry_free(r);
+}
+
+/* ---- bounds --------------------------------------------------------------- */
+
+static void test_registry_full(void **state)
+{
+    (void)state;
+    ref_registry_config cfg = ref_registry_config_default();
+    cfg.max_workers = 2;
+    ref_registry *r = reg_new(&cfg);
+    assert_int_equal(ref_registry_max(r), 2);
+    assert_int_equal(beat(r, 0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    assert_int_equal(beat(r, 0, "w2", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    hb_buf b;
+    cap_diag d;
+    assert_int_equal(ref_registry_heartbeat(r, 0, hb_make(&b, "w3", "job.a", 0, 0, 0, 0), &d),
+                     CAP_EFULL);
+    assert_non_null(strstr(d.reason, "full"));
+    assert_non_null(strstr(d.reason, "w3"));
+    hs_buf hb;
+    assert_int_equal(ref_registry_handshake(r, 0, "w3", hs_make(&hb, "w3"), NULL, NULL),
+                     CAP_EFULL);
+    assert_int_equal(ref_registry_count(r), 2);
+    assert_null(ref_registry_find(r, "w3"));
+    /* known workers still update while full */
+    assert_int_equal(beat(r, 1, "w2", "job.a", 1, 0, 0, 0), REF_REGISTRY_UPDATED);
+    assert_int_equal(ref_registry_handshake(r, 1, "w2", hs_make(&hb, "w2"), NULL, NULL), CAP_OK);
+    /* room again after a removal */
+    assert_int_equal(ref_registry_remove(r, "w1"), 1);
+    assert_int_equal(beat(r, 1, "w3", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    ref_registry_free(r);
+
+    /* many workers: the array grows past its first allocation */
+    cfg.max_workers = 100;
+    r = reg_new(&cfg);
+    char id[16];
+    for (int i = 99; i >= 0; i--) {
+        snprintf(id, sizeof id, "w%03d", i);
+        assert_int_equal(beat(r, 0, id, "job.a", i % 7, 0, 0, 0), REF_REGISTRY_ONLINE);
+    }
+    assert_int_equal(beat(r, 0, "w100", "job.a", 0, 0, 0, 0), CAP_EFULL);
+    for (size_t i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "w%03zu", i);
+        assert_string_equal(ref_registry_at(r, i)->worker_id, id);
+    }
+    job_buf jb;
+    assert_string_equal(pick(r, 0, job_make(&jb, "job.a")).worker_id, "w000");
+    ref_registry_free(r);
+}
+
+/* A refused heartbeat changes nothing. */
+static void expect_refused(ref_registry *r, Cordum__Agent__V1__Heartbeat *hb, const char *path)
+{
+    cap_diag d;
+    cap_diag_clear(&d);
+    int rc = ref_registry_heartbeat(r, 1, hb, &d);
+    if (rc != CAP_EINVAL)
+        fail_msg("%s: got %d, want CAP_EINVAL", path, rc);
+    if (strncmp(d.path, path, strlen(path)) != 0)
+        fail_msg("diag path \"%s\", want \"%s\" (%s)", d.path, path, d.reason);
+    const ref_worker *w = ref_registry_find(r, "w1");
+    assert_int_equal(ref_registry_count(r), 1);
+    assert_int_equal(w->last_seen, 0);
+    assert_string_equal(w->pool, "job.a");
+}
+
+static void test_heartbeat_bounds_and_values(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_int_equal(beat(r, 0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
+    hb_buf b;
+    char big[REF_REGISTRY_MEMO_MAX + 2];
+
+    /* ids: 255 bytes fit, 256 do not */
+    memset(big, 'i', REF_REGISTRY_ID_MAX);
+    big[REF_REGISTRY_ID_MAX] = '\0';
+    assert_int_equal(ref_registry_heartbeat(r, 0, hb_make(&b, big, "job.a", 0, 0, 0, 0), NULL),
+                     REF_REGISTRY_ONLINE);
+    assert_int_equal(ref_registry_remove(r, big), 1);
+    memset(big, 'i', REF_REGISTRY_ID_MAX + 1);
+    big[REF_REGISTRY_ID_MAX + 1] = '\0';
+    expect_refused(r, hb_make(&b, big, "job.a", 0, 0, 0, 0), "Heartbeat.worker_id");
+    expect_refused(r, hb_make(&b, "w1", big, 0, 0, 0, 0), "Heartbeat.pool");
+    expect_refused(r, hb_make(&b, "", "job.a", 0, 0, 0, 0), "Heartbeat.worker_id");
+    expect_refused(r, hb_make(&b, NULL, "job.a", 0, 0, 0, 0), "Heartbeat.worker_id");
+    expect_refused(r, hb_make(&b, "w1", "", 0, 0, 0, 0), "Heartbeat.pool");
+
+    /* last_memo: 1024 fit, 1025 do not */
+    Cordum__Agent__V1__Heartbeat *hb = hb_make(&b, "w9", "job.a", 0, 0, 0, 0);
+    memset(big, 'm', REF_REGISTRY_MEMO_MAX);
+    big[REF_REGISTRY_MEMO_MAX] = '\0';
+    hb->last_memo = big;
+    assert_int_equal(ref_registry_heartbeat(r, 0, hb, NULL), REF_REGISTRY_ONLINE);
+    assert_int_equal(strlen(ref_registry_find(r, "w9")->last_memo), REF_REGISTRY_MEMO_MAX);
+    assert_int_equal(ref_registry_remove(r, "w9"), 1);
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    big[REF_REGISTRY_MEMO_MAX] = 'm';
+    big[REF_REGISTRY_MEMO_MAX + 1] = '\0';
+    hb->last_memo = big;
+    expect_refused(r, hb, "Heartbeat.last_memo");
+
+    /* label values and capabilities: 256 bytes */
+    big[REF_REGISTRY_STR_MAX + 1] = '\0';
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_label(&b, "k", big);
+    expect_refused(r, hb, "Heartbeat.labels[0].value");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_label(&b, "ok", "v");
+    hb_label(&b, big, "v");
+    expect_refused(r, hb, "Heartbeat.labels[1].key");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_cap(&b, big);
+    expect_refused(r, hb, "Heartbeat.capabilities[0]");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb->region = big;
+    expect_refused(r, hb, "Heartbeat.region");
+
+    /* list lengths: 64 fit, 65 do not */
+    static char names[REF_REGISTRY_LIST_MAX + 1][16];
+    hb = hb_make(&b, "w8", "job.a", 0, 0, 0, 0);
+    for (int i = 0; i < REF_REGISTRY_LIST_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "k%02d", i);
+        hb_label(&b, names[i], "v");
+        hb_cap(&b, names[i]);
+    }
+    assert_int_equal(ref_registry_heartbeat(r, 0, hb, NULL), REF_REGISTRY_ONLINE);
+    assert_int_equal(ref_registry_find(r, "w8")->n_labels, REF_REGISTRY_LIST_MAX);
+    assert_int_equal(ref_registry_remove(r, "w8"), 1);
+    hb->worker_id = (char *)"w1";
+    snprintf(names[REF_REGISTRY_LIST_MAX], sizeof names[0], "k%02d", REF_REGISTRY_LIST_MAX);
+    hb_label(&b, names[REF_REGISTRY_LIST_MAX], "v");
+    expect_refused(r, hb, "Heartbeat.labels");
+    b.hb.n_labels = 0;
+    hb_cap(&b, names[REF_REGISTRY_LIST_MAX]);
+    expect_refused(r, hb, "Heartbeat.capabilities");
+
+    /* values */
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, 0, NAN, 0), "Heartbeat.cpu_load");
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, 0, INFINITY, 0), "Heartbeat.cpu_load");
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, 0, -0.5f, 0), "Heartbeat.cpu_load");
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, 0, 100.5f, 0), "Heartbeat.cpu_load");
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, 0, 0, NAN), "Heartbeat.gpu_utilization");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb->memory_load = 101.0f;
+    expect_refused(r, hb, "Heartbeat.memory_load");
+    expect_refused(r, hb_make(&b, "w1", "job.a", -1, 0, 0, 0), "Heartbeat.active_jobs");
+    expect_refused(r, hb_make(&b, "w1", "job.a", 0, -1, 0, 0), "Heartbeat.max_parallel_jobs");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb->progress_pct = 101;
+    expect_refused(r, hb, "Heartbeat.progress_pct");
+    hb->progress_pct = -1;
+    expect_refused(r, hb, "Heartbeat.progress_pct");
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 0, 0);
+    hb_label(&b, "k", "v");
+    b.lp[0] = NULL;
+    expect_refused(r, hb, "Heartbeat.labels[0]");
+    /* the edges of the ranges are accepted */
+    hb = hb_make(&b, "w1", "job.a", 0, 0, 100.0f, 0);
+    hb->progress_pct = 100;
+    hb->memory_load = 100.0f;
+    assert_int_equal(ref_registry_heartbeat(r, 1, hb, NULL), REF_REGISTRY_UPDATED);
+    assert_int_equal(ref_registry_heartbeat(r, 1, NULL, NULL), CAP_EINVAL);
+    assert_int_equal(ref_registry_heartbeat(NULL, 1, hb, NULL), CAP_EINVAL);
+    ref_registry_free(r);
+}
+
+static void test_handshake_bounds(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    hs_buf hb;
+    cap_diag d;
+    static char names[REF_REGISTRY_LIST_MAX + 1][16];
+    Cordum__Agent__V1__Handshake *h = hs_make(&hb, "w1");
+    for (int i = 0; i < REF_REGISTRY_VERSIONS_MAX + 1; i++)
+        hs_version(&hb, i + 1);
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.supported_versions");
+    h = hs_make(&hb, "w1");
+    for (int i = 0; i < REF_REGISTRY_LIST_MAX + 1; i++) {
+        snprintf(names[i], sizeof names[i], "t%02d", i);
+        hs_topic(&hb, names[i]);
+    }
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.ready_topics");
+    hb.hs.n_ready_topics = REF_REGISTRY_LIST_MAX; /* exactly at the bound */
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_OK);
+    h = hs_make(&hb, "w1");
+    for (int i = 0; i < REF_REGISTRY_LIST_MAX + 1; i++)
+        hs_cap(&hb, names[i], 1);
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.capabilities");
+    char big[REF_REGISTRY_STR_MAX + 2];
+    memset(big, 's', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    h = hs_make(&hb, "w1");
+    h->sdk_version = big;
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.sdk_version");
+    h = hs_make(&hb, "w1");
+    hs_topic(&hb, big);
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.ready_topics[0]");
+    h = hs_make(&hb, "w1");
+    hs_cap(&hb, big, 1);
+    assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "Handshake.capabilities[0].key");
+    /* the refused handshakes left the accepted one in place */
+    const ref_worker *w = ref_registry_find(r, "w1");
+    assert_int_equal(w->n_ready_topics, REF_REGISTRY_LIST_MAX);
+    assert_string_equal(w->sdk_version, "");
+    ref_registry_free(r);
+}
+
+static void test_config_check(void **state)
+{
+    (void)state;
+    ref_registry_config c = ref_registry_config_default();
+    assert_int_equal(c.max_workers, 1024);
+    assert_int_equal(c.heartbeat_interval_ns, 10 * SEC);
+    assert_int_equal(c.grace_multiplier, 3);
+    assert_true(c.filter_ready_topics);
+    cap_diag d;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_OK);
+    c.max_workers = 0;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "ref_registry_config.max_workers");
+    c.max_workers = REF_REGISTRY_MAX_WORKERS_LIMIT + 1;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c = ref_registry_config_default();
+    c.heartbeat_interval_ns = 0;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c = ref_registry_config_default();
+    c.grace_multiplier = 0;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c = ref_registry_config_default();
+    c.heartbeat_interval_ns = INT64_MAX / 2;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c = ref_registry_config_default();
+    static const int32_t bad[] = {1, 0};
+    c.versions = bad;
+    c.n_versions = 2;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c.versions = NULL;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    c.n_versions = REF_REGISTRY_VERSIONS_MAX + 1;
+    assert_int_equal(ref_registry_config_check(&c, &d), CAP_EINVAL);
+    assert_int_equal(ref_registry_config_check(NULL, &d), CAP_EINVAL);
+    ref_registry *r = (ref_registry *)&c;
+    assert_int_equal(ref_registry_new(&c, &r, &d), CAP_EINVAL);
+    assert_null(r);
+    assert_int_equal(ref_registry_new(NULL, NULL, &d), CAP_EINVAL);
+    ref_registry_free(NULL);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    static const char *const f[] = {"excluded", "lost", "pool", "version",
+                                    "topic", "requires", "labels", "overloaded"};
+    for (int i = 0; i < REF_SEL_NFILTERS; i++)
+        assert_string_equal(ref_sel_filter_name((ref_sel_filter)i), f[i]);
+    assert_string_equal(ref_sel_filter_name(REF_SEL_NFILTERS), "?");
+    assert_string_equal(ref_sel_outcome_name(REF_SEL_OK), "ok");
+    assert_string_equal(ref_sel_outcome_name(REF_SEL_ALL_OVERLOADED), "all_overloaded");
+    assert_string_equal(ref_sel_outcome_name(REF_SEL_VERSION_MISMATCH), "version_mismatch");
+    assert_string_equal(ref_sel_outcome_name(REF_SEL_NO_WORKERS), "no_workers");
+    assert_string_equal(ref_sel_outcome_name((ref_sel_outcome)42), "?");
+    assert_int_equal(ref_sel_outcome_error_code(REF_SEL_OK), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registration_copies_every_field),
+        cmocka_unit_test(test_iteration_is_in_id_order),
+        cmocka_unit_test(test_loss_exactly_at_the_grace_boundary),
+        cmocka_unit_test(test_configured_interval_and_multiplier),
+        cmocka_unit_test(test_expire_order_and_partial_capacity),
+        cmocka_unit_test(test_handshake_does_not_refresh_liveness),
+        cmocka_unit_test(test_time_must_not_go_backwards),
+        cmocka_unit_test(test_least_loaded_and_tie_break),
+        cmocka_unit_test(test_overload_rule),
+        cmocka_unit_test(test_requires_matching),
+        cmocka_unit_test(test_label_matching),
+        cmocka_unit_test(test_preferred_worker),
+        cmocka_unit_test(test_exclusion_set),
+        cmocka_unit_test(test_select_arguments),
+        cmocka_unit_test(test_version_negotiation),
+        cmocka_unit_test(test_ready_topics),
+        cmocka_unit_test(test_handshake_validation_and_effects),
+        cmocka_unit_test(test_registry_full),
+        cmocka_unit_test(test_heartbeat_bounds_and_values),
+        cmocka_unit_test(test_handshake_bounds),
+        cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
