@@ -12,6 +12,7 @@
  * a named-curve P-256 key, so PEM output is always the canonical SPKI /
  * PKCS#8 form whatever encoding the key arrived in. */
 #include "cap_sign.h"
+#include "cap_time.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@
 #define POINT_LEN (1 + 2 * SCALAR_LEN) /* uncompressed SEC1 point */
 #define KEY_PEM_MAX (64 * 1024)      /* no legitimate P-256 PEM comes close */
 #define NONCE_ATTEMPTS 64            /* a retry has probability ~2^-32 */
-#define NANOS_PER_SEC INT64_C(1000000000)
+#define NANOS_PER_SEC CAP_NANOS_PER_SEC
 #define DEFAULT_LIFETIME_NS (5 * 60 * NANOS_PER_SEC)
 #define DEFAULT_SKEW_NS (60 * NANOS_PER_SEC)
 #define SIG_TAG ((CAP_FIELD_SIGNATURE << 3) | 2) /* field 14, length-delimited */
@@ -827,26 +828,6 @@ int cap_production_sign(const cap_packet *p, const cap_key *k, uint8_t **wire, s
 
 #define MD_PATH "BusPacket.signature_metadata"
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
-/* A Timestamp in nanoseconds, saturating: anything beyond the int64 range
- * (about years 1678-2262) is outside every validity window anyway. */
-static int64_t timestamp_nanos(const Google__Protobuf__Timestamp *t)
-{
-    const int64_t lim = INT64_MAX / NANOS_PER_SEC;
-    if (t->seconds > lim)
-        return INT64_MAX;
-    if (t->seconds < -lim)
-        return INT64_MIN;
-    return sat_add(t->seconds * NANOS_PER_SEC, t->nanos);
-}
 
 static int is_empty(const char *s)
 {
@@ -887,9 +868,9 @@ static int check_window(const Google__Protobuf__Timestamp *exp, const cap_produc
 {
     int64_t lifetime = t->max_lifetime_ns ? t->max_lifetime_ns : DEFAULT_LIFETIME_NS;
     int64_t skew = t->max_skew_ns ? t->max_skew_ns : DEFAULT_SKEW_NS;
-    int64_t at = timestamp_nanos(exp);
-    int64_t lo = sat_add(t->now_unix_nanos, -skew);
-    int64_t hi = sat_add(sat_add(t->now_unix_nanos, lifetime), skew);
+    int64_t at = cap_timestamp_nanos(exp);
+    int64_t lo = cap_sat_add(t->now_unix_nanos, -skew);
+    int64_t hi = cap_sat_add(cap_sat_add(t->now_unix_nanos, lifetime), skew);
     if (at <= lo)
         return cap_diag_set(diag, CAP_EEXPIRED, -1, MD_PATH ".expires_at",
                             "signature expired (expires_at is %lld ns at or before now - skew)",

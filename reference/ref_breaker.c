@@ -12,20 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- time ----------------------------------------------------------------- */
+#include "cap_time.h"
 
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
+/* --- time ----------------------------------------------------------------- */
 
 static int64_t cool_down_end(const ref_breaker *b)
 {
-    return sat_add(b->opened_at, b->cfg.cool_down_ns);
+    return cap_sat_add(b->opened_at, b->cfg.cool_down_ns);
 }
 
 static int cool_down_elapsed(const ref_breaker *b, int64_t now)

@@ -17,9 +17,9 @@
 #include <openssl/evp.h>
 
 #include "cap_sign.h"
+#include "cap_time.h"
 
 #define NIL UINT32_MAX
-#define NANOS_PER_SEC INT64_C(1000000000)
 #define MIN_SLOTS 64u
 #define KEY_DOMAIN "cap-dedupe-key-v1"
 
@@ -50,26 +50,6 @@ struct ref_dedupe {
 };
 
 /* --- small helpers -------------------------------------------------------- */
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
-/* A Timestamp in nanoseconds, saturating at the int64 range. */
-static int64_t timestamp_nanos(const Google__Protobuf__Timestamp *t)
-{
-    const int64_t lim = INT64_MAX / NANOS_PER_SEC;
-    if (t->seconds > lim)
-        return INT64_MAX;
-    if (t->seconds < -lim)
-        return INT64_MIN;
-    return sat_add(t->seconds * NANOS_PER_SEC, t->nanos);
-}
 
 static const char *str_or_empty(const char *s)
 {
@@ -226,7 +206,7 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
     const Cordum__Agent__V1__SignatureMetadata *md = p->signature_metadata;
     if (md && md->expires_at) {
         out->has_expiry = 1;
-        out->expires_at = timestamp_nanos(md->expires_at);
+        out->expires_at = cap_timestamp_nanos(md->expires_at);
     }
 
     key_hash h = {EVP_MD_CTX_new(), 1};
@@ -607,9 +587,9 @@ static int record(ref_dedupe *d, const ref_dedupe_probe *pr, int64_t now, ref_de
     memset(e, 0, sizeof *e);
     e->seq = ++d->seq;
     e->first_seen = now;
-    e->expires = sat_add(now, d->cfg.ttl_ns);
+    e->expires = cap_sat_add(now, d->cfg.ttl_ns);
     if (pr->has_expiry) {
-        int64_t signed_until = sat_add(pr->expires_at, d->cfg.skew_ns);
+        int64_t signed_until = cap_sat_add(pr->expires_at, d->cfg.skew_ns);
         if (signed_until > e->expires)
             e->expires = signed_until;
     }
@@ -643,7 +623,7 @@ int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
     if (!d || !probe || probe->n_keys == 0 || probe->n_keys > REF_DEDUPE_MAX_KEYS)
         return CAP_EINVAL;
 
-    if (probe->has_expiry && probe->expires_at <= sat_add(now, -d->cfg.skew_ns)) {
+    if (probe->has_expiry && probe->expires_at <= cap_sat_add(now, -d->cfg.skew_ns)) {
         res->verdict = REF_DEDUPE_EXPIRED;
         d->st.expired++;
         return REF_DEDUPE_EXPIRED;

@@ -5,6 +5,7 @@
 #include "cap_decode.h"
 #include "cap_error.h"
 #include "cap_schema.h"
+#include "cap_time.h"
 
 static void test_map_key_order_by_type(void **state)
 {
@@ -101,6 +102,26 @@ static void test_error_strings(void **state)
     assert_true(strlen(cap_diag_format(&d, line, 20)) == 19);
 }
 
+static void test_time_helpers(void **state)
+{
+    (void)state;
+    assert_int_equal(cap_sat_add(INT64_MAX - 1, 5), INT64_MAX);
+    assert_int_equal(cap_sat_add(INT64_MIN + 1, -5), INT64_MIN);
+    assert_int_equal(cap_sat_add(-3, 5), 2);
+    Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    cap_timestamp_from_nanos(-1, &t);  /* floor: one nanosecond before the epoch */
+    assert_int_equal(t.seconds, -1);
+    assert_int_equal(t.nanos, 999999999);
+    assert_int_equal(cap_timestamp_nanos(&t), -1);
+    cap_timestamp_from_nanos(1500000000, &t);
+    assert_int_equal(t.seconds, 1);
+    assert_int_equal(t.nanos, 500000000);
+    t.seconds = INT64_MAX / 2;
+    assert_int_equal(cap_timestamp_nanos(&t), INT64_MAX);
+    t.seconds = -(INT64_MAX / 2);
+    assert_int_equal(cap_timestamp_nanos(&t), INT64_MIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +129,7 @@ int main(void)
         cmocka_unit_test(test_wire_types),
         cmocka_unit_test(test_unknown_fields_found_at_any_depth),
         cmocka_unit_test(test_error_strings),
+        cmocka_unit_test(test_time_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
