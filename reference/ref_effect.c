@@ -1,0 +1,223 @@
+/* Effects list, packet envelope helper and injected randomness. */
+#include "ref_effect.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cap_time.h"
+
+int ref_effects_init(ref_effects *l, size_t max)
+{
+    if (!l || max > REF_EFFECTS_MAX_LIMIT)
+        return CAP_EINVAL;
+    l->items = NULL;
+    l->len = 0;
+    l->cap = 0;
+    l->max = max ? max : REF_EFFECTS_DEFAULT_MAX;
+    return CAP_OK;
+}
+
+static void effect_release(ref_effect *e)
+{
+    free(e->subject);
+    cap_packet_free(e->packet);
+    free(e->record);
+    memset(e, 0, sizeof *e);
+}
+
+void ref_effects_clear(ref_effects *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->len; i++)
+        effect_release(&l->items[i]);
+    l->len = 0;
+}
+
+void ref_effects_free(ref_effects *l)
+{
+    if (!l)
+        return;
+    ref_effects_clear(l);
+    free(l->items);
+    l->items = NULL;
+    l->cap = 0;
+}
+
+/* Makes room for one more effect and returns its slot (zeroed), without
+ * counting it yet; NULL with *err set when full or out of memory. */
+static ref_effect *slot(ref_effects *l, int *err)
+{
+    if (l->len >= l->max) {
+        *err = CAP_EFULL;
+        return NULL;
+    }
+    if (l->len == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        if (ncap > l->max)
+            ncap = l->max;
+        ref_effect *n = realloc(l->items, ncap * sizeof *n);
+        if (!n) {
+            *err = CAP_ENOMEM;
+            return NULL;
+        }
+        l->items = n;
+        l->cap = ncap;
+    }
+    ref_effect *e = &l->items[l->len];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
+{
+    if (!l || !subject || !subject[0] || !packet) {
+        cap_packet_free(packet);
+        return CAP_EINVAL;
+    }
+    int err = CAP_OK;
+    ref_effect *e = slot(l, &err);
+    char *s = e ? dup_str(subject) : NULL;
+    if (!s) {
+        cap_packet_free(packet);
+        return e ? CAP_ENOMEM : err;
+    }
+    e->kind = REF_EFFECT_PUBLISH;
+    e->subject = s;
+    e->packet = packet;
+    l->len++;
+    return CAP_OK;
+}
+
+static int timer(ref_effects *l, ref_effect_kind kind, uint64_t id, int64_t at)
+{
+    if (!l)
+        return CAP_EINVAL;
+    int err = CAP_OK;
+    ref_effect *e = slot(l, &err);
+    if (!e)
+        return err;
+    e->kind = kind;
+    e->timer_id = id;
+    e->at = at;
+    l->len++;
+    return CAP_OK;
+}
+
+int ref_effects_timer_set(ref_effects *l, uint64_t id, int64_t at)
+{
+    return timer(l, REF_EFFECT_TIMER_SET, id, at);
+}
+
+int ref_effects_timer_cancel(ref_effects *l, uint64_t id)
+{
+    return timer(l, REF_EFFECT_TIMER_CANCEL, id, 0);
+}
+
+int ref_effects_journal(ref_effects *l, const char *record)
+{
+    if (!l || !record)
+        return CAP_EINVAL;
+    int err = CAP_OK;
+    ref_effect *e = slot(l, &err);
+    if (!e)
+        return err;
+    char *r = dup_str(record);
+    if (!r)
+        return CAP_ENOMEM;
+    e->kind = REF_EFFECT_JOURNAL;
+    e->record = r;
+    l->len++;
+    return CAP_OK;
+}
+
+size_t ref_effects_count(const ref_effects *l)
+{
+    return l ? l->len : 0;
+}
+
+const ref_effect *ref_effects_at(const ref_effects *l, size_t i)
+{
+    return (l && i < l->len) ? &l->items[i] : NULL;
+}
+
+cap_packet *ref_effects_take_packet(ref_effects *l, size_t i)
+{
+    if (!l || i >= l->len || l->items[i].kind != REF_EFFECT_PUBLISH)
+        return NULL;
+    cap_packet *p = l->items[i].packet;
+    l->items[i].packet = NULL;
+    return p;
+}
+
+char *ref_pb_strdup(const char *s, int *ok)
+{
+    if (!s || !s[0])
+        return (char *)protobuf_c_empty_string;
+    char *c = dup_str(s);
+    if (!c) {
+        *ok = 0;
+        return (char *)protobuf_c_empty_string;
+    }
+    return c;
+}
+
+cap_packet *ref_packet_new(const char *trace_id, const char *sender_id, int64_t now)
+{
+    cap_packet *p = malloc(sizeof *p);
+    if (!p)
+        return NULL;
+    cordum__agent__v1__bus_packet__init(p);
+    int ok = 1;
+    p->trace_id = ref_pb_strdup(trace_id, &ok);
+    p->sender_id = ref_pb_strdup(sender_id, &ok);
+    p->protocol_version = CAP_PROTOCOL_VERSION;
+    Google__Protobuf__Timestamp *ts = malloc(sizeof *ts);
+    if (ts) {
+        google__protobuf__timestamp__init(ts);
+        cap_timestamp_from_nanos(now, ts);
+        p->created_at = ts;
+    }
+    if (!ok || !ts) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+uint64_t ref_rand_next(const ref_rand *r)
+{
+    return r->next(r->ctx);
+}
+
+uint64_t ref_rand_below(const ref_rand *r, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    /* Reject the top partial block: 2^64 mod n values that would favour
+     * the low residues. */
+    uint64_t limit = UINT64_MAX - (UINT64_MAX % n + 1) % n;
+    for (;;) {
+        uint64_t v = ref_rand_next(r);
+        if (v <= limit)
+            return v % n;
+    }
+}
+
+uint64_t ref_rand_splitmix64(void *ctx)
+{
+    uint64_t *state = ctx;
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}

@@ -1,0 +1,140 @@
+/* Effects: what a reference component asks its driver to do.
+ *
+ * Every reference component is a sans-I/O state machine: it is handed an
+ * input (a packet that arrived on a subject, a timer that fired) and the
+ * current time, and it appends effects to a ref_effects list. The driver
+ * (the simulator, the harness, a real transport) then carries them out in
+ * list order: publish a packet on a subject, arm or disarm a timer, append
+ * a record to the journal. The list is the whole interface between a
+ * component and the world, so the same component runs unchanged on a
+ * virtual clock or a real one.
+ *
+ * Ownership. The list owns everything in it: a published packet (freed
+ * with cap_packet_free), its subject string and every journal record
+ * string. ref_effects_clear frees them all and keeps the list's storage for
+ * reuse; ref_effects_free frees the storage too. A driver that wants to
+ * keep a packet beyond the next clear takes it with ref_effects_take_packet.
+ *
+ * Bounds. A list holds at most `max` effects (ref_effects_init); an append
+ * past the bound returns CAP_EFULL and an append whose allocation fails
+ * returns CAP_ENOMEM. In both cases the list is left exactly as it was
+ * (nothing half-appended) and the append's own arguments are released as
+ * documented per function, so a caller never leaks on an error path.
+ *
+ * Time is int64 nanoseconds on the caller's clock (Unix epoch on a real
+ * clock, virtual in the simulator). Timer ids are chosen by the component
+ * that sets them; they are opaque to the driver, which hands the id back
+ * when the timer fires. Setting a timer id that is already armed re-arms
+ * it at the new time; cancelling an id that is not armed is a no-op.
+ *
+ * No clock, no randomness, no I/O: randomness reaches a component only
+ * through a ref_rand it is given. */
+#ifndef REF_EFFECT_H
+#define REF_EFFECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cap_error.h"
+#include "cap_schema.h"
+
+typedef enum {
+    REF_EFFECT_PUBLISH = 1,      /* publish `packet` on `subject` */
+    REF_EFFECT_TIMER_SET = 2,    /* arm timer `timer_id` to fire at `at` */
+    REF_EFFECT_TIMER_CANCEL = 3, /* disarm timer `timer_id` */
+    REF_EFFECT_JOURNAL = 4,      /* append `record` (one line, no newline) */
+} ref_effect_kind;
+
+typedef struct {
+    ref_effect_kind kind;
+    char *subject;      /* PUBLISH: owned by the list, NUL-terminated */
+    cap_packet *packet; /* PUBLISH: owned by the list (NULL once taken) */
+    uint64_t timer_id;  /* TIMER_SET, TIMER_CANCEL */
+    int64_t at;         /* TIMER_SET: absolute time in ns */
+    char *record;       /* JOURNAL: owned by the list, NUL-terminated */
+} ref_effect;
+
+/* Default and largest accepted bound on the number of effects in a list. */
+#define REF_EFFECTS_DEFAULT_MAX ((size_t)4096)
+#define REF_EFFECTS_MAX_LIMIT ((size_t)1 << 20)
+
+typedef struct {
+    ref_effect *items; /* owned; `len` valid entries */
+    size_t len;
+    size_t cap;
+    size_t max;
+} ref_effects;
+
+/* Initialises an empty list holding at most `max` effects (0: the
+ * default). Allocates nothing until the first append. CAP_EINVAL when
+ * l is NULL or max is over REF_EFFECTS_MAX_LIMIT. */
+int ref_effects_init(ref_effects *l, size_t max);
+
+/* Frees every effect's owned content and empties the list; the storage is
+ * kept for reuse. NULL is accepted. */
+void ref_effects_clear(ref_effects *l);
+
+/* Clears the list and frees its storage; the list may be initialised
+ * again. NULL is accepted. */
+void ref_effects_free(ref_effects *l);
+
+/* Appends a publish of `packet` on `subject` (copied). The list takes
+ * ownership of `packet` whatever the outcome: on an error it has already
+ * been freed. CAP_EINVAL for a NULL or empty subject or a NULL packet. */
+int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet);
+
+/* Appends "arm timer `id` at `at`". */
+int ref_effects_timer_set(ref_effects *l, uint64_t id, int64_t at);
+
+/* Appends "disarm timer `id`". */
+int ref_effects_timer_cancel(ref_effects *l, uint64_t id);
+
+/* Appends a journal record (copied). CAP_EINVAL for NULL. */
+int ref_effects_journal(ref_effects *l, const char *record);
+
+/* Number of effects in the list, and the i-th one (NULL when i is out of
+ * range). The pointer is valid until the next append, clear or free. */
+size_t ref_effects_count(const ref_effects *l);
+const ref_effect *ref_effects_at(const ref_effects *l, size_t i);
+
+/* Takes the packet of publish effect i out of the list: the caller owns it
+ * (cap_packet_free) and the effect keeps its subject with a NULL packet.
+ * NULL when i is not a publish effect or its packet was already taken. */
+cap_packet *ref_effects_take_packet(ref_effects *l, size_t i);
+
+/* A BusPacket with the envelope every reference component sets and no
+ * payload yet: trace_id and sender_id (copied; NULL or "" leaves the field
+ * empty), created_at = now (int64 ns since the epoch, split into
+ * Timestamp seconds and nanos in [0, 1e9) with the floor, so negative
+ * times are valid Timestamps) and protocol_version = CAP_PROTOCOL_VERSION.
+ * Every sub-object is heap-allocated, so the packet is freed with
+ * cap_packet_free; a payload set by the caller must be too. Returns the
+ * packet, or NULL when an allocation fails. */
+cap_packet *ref_packet_new(const char *trace_id, const char *sender_id, int64_t now);
+
+/* A heap copy of s for a packet field: NULL or "" gives the protobuf-c
+ * empty string (never freed), anything else a malloc'd copy. Sets *ok to 0
+ * when the allocation fails (and leaves it alone otherwise). */
+char *ref_pb_strdup(const char *s, int *ok);
+
+/* Injected randomness. A component that needs random numbers is given a
+ * ref_rand and calls ref_rand_next; it never calls rand() or reads the
+ * OS. The simulator supplies a seeded generator, so one seed gives one
+ * run. `next` must not be NULL when the component draws. */
+typedef uint64_t (*ref_rand_fn)(void *ctx);
+typedef struct {
+    ref_rand_fn next;
+    void *ctx; /* borrowed: owned by whoever built the ref_rand */
+} ref_rand;
+
+/* The next 64 random bits from r. */
+uint64_t ref_rand_next(const ref_rand *r);
+
+/* A uniform value in [0, n) without modulo bias (0 when n is 0). */
+uint64_t ref_rand_below(const ref_rand *r, uint64_t n);
+
+/* A ready seeded generator (SplitMix64): ctx is a uint64_t state the
+ * caller owns and seeds; each call advances it. */
+uint64_t ref_rand_splitmix64(void *ctx);
+
+#endif

@@ -1,0 +1,828 @@
+/* The reference CAP worker: fencing, replay, cancel, capacity, heartbeats.
+ * See ref_worker.h and docs/reference-worker.md. */
+#include "ref_worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref_jobstate.h"
+
+#define NS_PER_MS INT64_C(1000000)
+
+typedef Cordum__Agent__V1__JobRequest job_request;
+typedef Cordum__Agent__V1__JobCancel job_cancel;
+typedef Cordum__Agent__V1__DispatchIdentity dispatch_identity;
+typedef Cordum__Agent__V1__IdentityBinding identity_binding;
+
+/* One job: its active attempt and, once finished, the recorded result. */
+typedef struct {
+    int used;
+    char *job_id;
+    char *dispatch_id;
+    uint64_t attempt;
+    char *trace_id;
+    int has_identity;
+    char *ident[4]; /* tenant, principal, actor, delegation */
+    int state;      /* REF_JOB_RUNNING, then the result status */
+    int pending;    /* the status the completion timer will publish */
+    int finished;
+    char *text;     /* handler text (result_ptr or error_message) */
+    int error_code_enum;
+    int64_t started;
+    int64_t finished_at;
+    int64_t execution_ns;
+    uint64_t timer_id; /* completion timer, 0 when none armed */
+    uint64_t finish_seq;
+} job_rec;
+
+struct ref_worker {
+    char *worker_id;
+    char *pool;
+    char *pool_subject;
+    char *direct_subject;
+    int32_t max_parallel;
+    int64_t hb_interval;
+    size_t max_jobs;
+    char **caps;
+    size_t n_caps;
+    char **label_k;
+    char **label_v;
+    size_t n_labels;
+    int strict_first;
+    ref_worker_handler handler;
+    void *hctx;
+    job_rec *recs; /* max_jobs slots */
+    size_t n_recs;
+    int running;
+    uint64_t next_timer;
+    uint64_t finish_seq;
+    uint64_t hb_seq;
+    uint64_t handler_calls;
+    char last_memo[160];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s ? s : "", n);
+    return c;
+}
+
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
+static int name_ok(const char *s)
+{
+    return s && s[0] && strlen(s) <= REF_WORKER_MAX_NAME;
+}
+
+/* Appends s to buf as a JSON string body (no quotes); buf has room for
+ * 6 bytes per input byte. */
+static size_t json_escape(char *buf, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)nz(s); *p; p++) {
+        unsigned char c = *p;
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20) {
+            buf[o++] = '\\';
+            buf[o++] = 'u';
+            buf[o++] = '0';
+            buf[o++] = '0';
+            buf[o++] = hex[c >> 4];
+            buf[o++] = hex[c & 15];
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o] = 0;
+    return o;
+}
+
+/* One journal line:
+ * {"at":N,"worker":"..","event":"..","job_id":"..","dispatch_id":"..","attempt":N,"detail":".."} */
+static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *event,
+                   const char *job_id, const char *dispatch_id, uint64_t attempt,
+                   const char *detail)
+{
+    const char *parts[5] = {w->worker_id, event, job_id, dispatch_id, detail};
+    char *esc[5] = {0};
+    int rc = CAP_ENOMEM;
+    size_t total = 192;
+    for (int i = 0; i < 5; i++) {
+        size_t n = strlen(nz(parts[i]));
+        esc[i] = malloc(6 * n + 1);
+        if (!esc[i])
+            goto out;
+        json_escape(esc[i], parts[i]);
+        total += strlen(esc[i]);
+    }
+    char *line = malloc(total);
+    if (!line)
+        goto out;
+    snprintf(line, total,
+             "{\"at\":%lld,\"worker\":\"%s\",\"event\":\"%s\",\"job_id\":\"%s\","
+             "\"dispatch_id\":\"%s\",\"attempt\":%llu,\"detail\":\"%s\"}",
+             (long long)now, esc[0], esc[1], esc[2], esc[3], (unsigned long long)attempt, esc[4]);
+    rc = ref_effects_journal(fx, line);
+    free(line);
+out:
+    for (int i = 0; i < 5; i++)
+        free(esc[i]);
+    return rc;
+}
+
+static void set_memo(ref_worker *w, const char *event, const char *job_id)
+{
+    snprintf(w->last_memo, sizeof w->last_memo, "%s %s", event, nz(job_id));
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void rec_release(job_rec *r)
+{
+    free(r->job_id);
+    free(r->dispatch_id);
+    free(r->trace_id);
+    for (int i = 0; i < 4; i++)
+        free(r->ident[i]);
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+static job_rec *rec_find(const ref_worker *w, const char *job_id)
+{
+    for (size_t i = 0; i < w->max_jobs; i++)
+        if (w->recs[i].used && strcmp(w->recs[i].job_id, job_id) == 0)
+            return &w->recs[i];
+    return NULL;
+}
+
+static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
+{
+    for (size_t i = 0; i < w->max_jobs; i++)
+        if (w->recs[i].used && w->recs[i].timer_id == id)
+            return &w->recs[i];
+    return NULL;
+}
+
+/* A free slot, evicting the record that finished first when the table is
+ * full; NULL when every record is running. *evicted receives the evicted
+ * job's id (caller frees) or NULL. */
+static job_rec *rec_slot(ref_worker *w, char **evicted)
+{
+    *evicted = NULL;
+    job_rec *victim = NULL;
+    for (size_t i = 0; i < w->max_jobs; i++) {
+        job_rec *r = &w->recs[i];
+        if (!r->used)
+            return r;
+        if (r->finished && (!victim || r->finish_seq < victim->finish_seq))
+            victim = r;
+    }
+    if (!victim)
+        return NULL;
+    *evicted = victim->job_id;
+    victim->job_id = NULL;
+    rec_release(victim);
+    w->n_recs--;
+    return victim;
+}
+
+/* Replaces the record's attempt fields with those of a new request.
+ * All allocations happen before anything is replaced. */
+static int rec_load(job_rec *r, const cap_packet *pkt, const job_request *req)
+{
+    const dispatch_identity *d = req->dispatch;
+    const identity_binding *ib = req->identity;
+    char *job_id = dup_str(req->job_id);
+    char *dispatch_id = dup_str(d->dispatch_id);
+    char *trace_id = dup_str(pkt->trace_id);
+    char *ident[4] = {0};
+    int ok = job_id && dispatch_id && trace_id;
+    if (ib) {
+        const char *src[4] = {ib->tenant_id, ib->principal_id, ib->actor_id, ib->delegation_id};
+        for (int i = 0; i < 4; i++)
+            if (!(ident[i] = dup_str(src[i])))
+                ok = 0;
+    }
+    if (!ok) {
+        free(job_id);
+        free(dispatch_id);
+        free(trace_id);
+        for (int i = 0; i < 4; i++)
+            free(ident[i]);
+        return CAP_ENOMEM;
+    }
+    rec_release(r);
+    r->used = 1;
+    r->job_id = job_id;
+    r->dispatch_id = dispatch_id;
+    r->trace_id = trace_id;
+    r->attempt = d->attempt;
+    r->has_identity = ib != NULL;
+    for (int i = 0; i < 4; i++)
+        r->ident[i] = ident[i];
+    return CAP_OK;
+}
+
+/* ---- packets ------------------------------------------------------------ */
+
+static dispatch_identity *mk_dispatch(const ref_worker *w, const job_rec *r, int *ok)
+{
+    dispatch_identity *d = malloc(sizeof *d);
+    if (!d) {
+        *ok = 0;
+        return NULL;
+    }
+    cordum__agent__v1__dispatch_identity__init(d);
+    d->dispatch_id = ref_pb_strdup(r->dispatch_id, ok);
+    d->attempt = r->attempt;
+    d->assigned_worker_id = ref_pb_strdup(w->worker_id, ok);
+    return d;
+}
+
+static identity_binding *mk_identity(const job_rec *r, int *ok)
+{
+    if (!r->has_identity)
+        return NULL;
+    identity_binding *ib = malloc(sizeof *ib);
+    if (!ib) {
+        *ok = 0;
+        return NULL;
+    }
+    cordum__agent__v1__identity_binding__init(ib);
+    ib->tenant_id = ref_pb_strdup(r->ident[0], ok);
+    ib->principal_id = ref_pb_strdup(r->ident[1], ok);
+    ib->actor_id = ref_pb_strdup(r->ident[2], ok);
+    ib->delegation_id = ref_pb_strdup(r->ident[3], ok);
+    return ib;
+}
+
+static const char *error_code_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&cordum__agent__v1__error_code__descriptor, code);
+    return v ? v->name : "";
+}
+
+/* The recorded JobResult of a finished record; created_at is the finish
+ * time, so a replay is the same packet. */
+static cap_packet *build_result(const ref_worker *w, const job_rec *r)
+{
+    cap_packet *p = ref_packet_new(r->trace_id, w->worker_id, r->finished_at);
+    if (!p)
+        return NULL;
+    Cordum__Agent__V1__JobResult *res = malloc(sizeof *res);
+    if (!res) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    cordum__agent__v1__job_result__init(res);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+    p->job_result = res;
+    int ok = 1;
+    res->job_id = ref_pb_strdup(r->job_id, &ok);
+    res->status = (Cordum__Agent__V1__JobStatus)r->state;
+    res->worker_id = ref_pb_strdup(w->worker_id, &ok);
+    res->execution_ms = r->execution_ns / NS_PER_MS;
+    if (r->state == REF_JOB_SUCCEEDED)
+        res->result_ptr = ref_pb_strdup(r->text, &ok);
+    else
+        res->error_message = ref_pb_strdup(r->text, &ok);
+    if (r->error_code_enum) {
+        res->error_code_enum = (Cordum__Agent__V1__ErrorCode)r->error_code_enum;
+        res->error_code = ref_pb_strdup(error_code_name(r->error_code_enum), &ok);
+    }
+    res->dispatch = mk_dispatch(w, r, &ok);
+    res->identity = mk_identity(r, &ok);
+    if (!ok) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t now)
+{
+    cap_packet *p = ref_packet_new(r->trace_id, w->worker_id, now);
+    if (!p)
+        return NULL;
+    Cordum__Agent__V1__JobProgress *pr = malloc(sizeof *pr);
+    if (!pr) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    cordum__agent__v1__job_progress__init(pr);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
+    p->job_progress = pr;
+    int ok = 1;
+    pr->job_id = ref_pb_strdup(r->job_id, &ok);
+    pr->percent = 0;
+    pr->message = ref_pb_strdup("started", &ok);
+    pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
+    pr->dispatch = mk_dispatch(w, r, &ok);
+    pr->identity = mk_identity(r, &ok);
+    if (!ok) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Mean completion of the running attempts, 0-100 (a HANG counts as 0). */
+static int32_t progress_pct(const ref_worker *w, int64_t now)
+{
+    int64_t sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < w->max_jobs; i++) {
+        const job_rec *r = &w->recs[i];
+        if (!r->used || r->finished)
+            continue;
+        n++;
+        if (!r->timer_id)
+            continue;
+        int64_t pct = 100;
+        if (r->execution_ns > 0) {
+            int64_t el = now - r->started;
+            el = el < 0 ? 0 : el;
+            pct = el >= r->execution_ns ? 100 : (int64_t)((double)el * 100.0 / (double)r->execution_ns);
+        }
+        sum += pct;
+    }
+    return n ? (int32_t)(sum / n) : 0;
+}
+
+static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
+{
+    char trace[REF_WORKER_MAX_NAME + 48];
+    snprintf(trace, sizeof trace, "hb-%s-%llu", w->worker_id, (unsigned long long)w->hb_seq);
+    cap_packet *p = ref_packet_new(trace, w->worker_id, now);
+    if (!p)
+        return NULL;
+    Cordum__Agent__V1__Heartbeat *hb = malloc(sizeof *hb);
+    if (!hb) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    cordum__agent__v1__heartbeat__init(hb);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
+    p->heartbeat = hb;
+    int ok = 1;
+    hb->worker_id = ref_pb_strdup(w->worker_id, &ok);
+    hb->pool = ref_pb_strdup(w->pool, &ok);
+    hb->active_jobs = w->running;
+    hb->max_parallel_jobs = w->max_parallel;
+    hb->progress_pct = progress_pct(w, now);
+    hb->last_memo = ref_pb_strdup(w->last_memo, &ok);
+    if (w->n_caps) {
+        hb->capabilities = calloc(w->n_caps, sizeof *hb->capabilities);
+        if (!hb->capabilities) {
+            ok = 0;
+        } else {
+            hb->n_capabilities = w->n_caps;
+            for (size_t i = 0; i < w->n_caps; i++)
+                hb->capabilities[i] = ref_pb_strdup(w->caps[i], &ok);
+        }
+    }
+    if (ok && w->n_labels) {
+        hb->labels = calloc(w->n_labels, sizeof *hb->labels);
+        if (!hb->labels)
+            ok = 0;
+        for (size_t i = 0; ok && i < w->n_labels; i++) {
+            Cordum__Agent__V1__Heartbeat__LabelsEntry *e = malloc(sizeof *e);
+            if (!e) {
+                ok = 0;
+                break;
+            }
+            cordum__agent__v1__heartbeat__labels_entry__init(e);
+            e->key = ref_pb_strdup(w->label_k[i], &ok);
+            e->value = ref_pb_strdup(w->label_v[i], &ok);
+            hb->labels[i] = e;
+            hb->n_labels = i + 1;
+        }
+    }
+    if (!ok) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+void ref_worker_free(ref_worker *w)
+{
+    if (!w)
+        return;
+    if (w->recs)
+        for (size_t i = 0; i < w->max_jobs; i++)
+            rec_release(&w->recs[i]);
+    free(w->recs);
+    for (size_t i = 0; i < w->n_caps; i++)
+        free(w->caps[i]);
+    free(w->caps);
+    for (size_t i = 0; i < w->n_labels; i++) {
+        free(w->label_k[i]);
+        free(w->label_v[i]);
+    }
+    free(w->label_k);
+    free(w->label_v);
+    free(w->worker_id);
+    free(w->pool);
+    free(w->pool_subject);
+    free(w->direct_subject);
+    free(w);
+}
+
+static int config_ok(const ref_worker_config *c)
+{
+    if (!name_ok(c->worker_id) || !name_ok(c->pool) || !c->handler)
+        return 0;
+    if (c->max_parallel_jobs < 0 || c->max_parallel_jobs > REF_WORKER_MAX_PARALLEL_LIMIT)
+        return 0;
+    if (c->heartbeat_interval_ns < 0 || c->max_jobs > REF_WORKER_MAX_JOBS_LIMIT)
+        return 0;
+    size_t par = c->max_parallel_jobs ? (size_t)c->max_parallel_jobs : 1;
+    size_t jobs = c->max_jobs ? c->max_jobs : REF_WORKER_DEFAULT_MAX_JOBS;
+    if (jobs <= par)
+        return 0;
+    if ((c->n_capabilities && !c->capabilities) || (c->n_labels && !c->labels))
+        return 0;
+    for (size_t i = 0; i < c->n_capabilities; i++)
+        if (!name_ok(c->capabilities[i]))
+            return 0;
+    for (size_t i = 0; i < c->n_labels; i++) {
+        const char *v = c->labels[i].value;
+        if (!name_ok(c->labels[i].key) || !v || strlen(v) > REF_WORKER_MAX_NAME)
+            return 0;
+        if (i && strcmp(c->labels[i - 1].key, c->labels[i].key) >= 0)
+            return 0; /* unsorted or duplicate */
+    }
+    return 1;
+}
+
+int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
+{
+    if (!cfg || !out || !config_ok(cfg))
+        return CAP_EINVAL;
+    ref_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return CAP_ENOMEM;
+    w->max_parallel = cfg->max_parallel_jobs ? cfg->max_parallel_jobs : 1;
+    w->hb_interval = cfg->heartbeat_interval_ns ? cfg->heartbeat_interval_ns
+                                                : REF_WORKER_DEFAULT_HEARTBEAT_NS;
+    w->max_jobs = cfg->max_jobs ? cfg->max_jobs : REF_WORKER_DEFAULT_MAX_JOBS;
+    w->strict_first = cfg->strict_first_attempt != 0;
+    w->handler = cfg->handler;
+    w->hctx = cfg->handler_ctx;
+    w->next_timer = REF_WORKER_TIMER_HEARTBEAT + 1;
+    w->worker_id = dup_str(cfg->worker_id);
+    w->pool = dup_str(cfg->pool);
+    size_t np = strlen(cfg->pool) + 8, nd = strlen(cfg->worker_id) + 16;
+    w->pool_subject = malloc(np);
+    w->direct_subject = malloc(nd);
+    w->recs = calloc(w->max_jobs, sizeof *w->recs);
+    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->recs;
+    if (ok) {
+        snprintf(w->pool_subject, np, "job.%s", cfg->pool);
+        snprintf(w->direct_subject, nd, "worker.%s.jobs", cfg->worker_id);
+    }
+    if (ok && cfg->n_capabilities) {
+        w->caps = calloc(cfg->n_capabilities, sizeof *w->caps);
+        ok = w->caps != NULL;
+        for (size_t i = 0; ok && i < cfg->n_capabilities; i++) {
+            w->caps[i] = dup_str(cfg->capabilities[i]);
+            w->n_caps = i + 1;
+            ok = w->caps[i] != NULL;
+        }
+    }
+    if (ok && cfg->n_labels) {
+        w->label_k = calloc(cfg->n_labels, sizeof *w->label_k);
+        w->label_v = calloc(cfg->n_labels, sizeof *w->label_v);
+        ok = w->label_k && w->label_v;
+        for (size_t i = 0; ok && i < cfg->n_labels; i++) {
+            w->label_k[i] = dup_str(cfg->labels[i].key);
+            w->label_v[i] = dup_str(cfg->labels[i].value);
+            w->n_labels = i + 1;
+            ok = w->label_k[i] && w->label_v[i];
+        }
+    }
+    if (!ok) {
+        ref_worker_free(w);
+        return CAP_ENOMEM;
+    }
+    *out = w;
+    return CAP_OK;
+}
+
+static int heartbeat(ref_worker *w, int64_t now, ref_effects *fx)
+{
+    cap_packet *p = build_heartbeat(w, now);
+    if (!p)
+        return CAP_ENOMEM;
+    w->hb_seq++;
+    int rc = ref_effects_publish(fx, REF_WORKER_SUBJECT_HEARTBEAT, p);
+    if (rc == CAP_OK)
+        rc = ref_effects_timer_set(fx, REF_WORKER_TIMER_HEARTBEAT, now + w->hb_interval);
+    return rc;
+}
+
+int ref_worker_start(ref_worker *w, int64_t now, ref_effects *fx)
+{
+    if (!w || !fx)
+        return CAP_EINVAL;
+    return heartbeat(w, now, fx);
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+/* Moves a running record to its result status (checked against the job
+ * state table) and records it. */
+static void finish(ref_worker *w, job_rec *r, int status, int64_t now)
+{
+    ref_js_outcome o = ref_jobstate_check(r->state, status);
+    if (ref_js_outcome_applies(o) || o == REF_JS_REPEAT)
+        r->state = status;
+    r->finished = 1;
+    r->finished_at = now;
+    r->timer_id = 0;
+    r->finish_seq = ++w->finish_seq;
+}
+
+static int publish_result(ref_worker *w, const job_rec *r, ref_effects *fx)
+{
+    cap_packet *p = build_result(w, r);
+    if (!p)
+        return CAP_ENOMEM;
+    return ref_effects_publish(fx, REF_WORKER_SUBJECT_RESULT, p);
+}
+
+static int status_of(ref_work_outcome o)
+{
+    switch (o) {
+    case REF_WORK_SUCCEEDED: return REF_JOB_SUCCEEDED;
+    case REF_WORK_FAILED_RETRYABLE: return REF_JOB_FAILED_RETRYABLE;
+    case REF_WORK_HANG: return REF_JOB_RUNNING;
+    default: return REF_JOB_FAILED_FATAL;
+    }
+}
+
+static int reject(ref_worker *w, ref_effects *fx, int64_t now, const char *job_id,
+                  const dispatch_identity *d, const char *why)
+{
+    return journal(w, fx, now, "reject-dispatch", job_id, d ? d->dispatch_id : "",
+                   d ? d->attempt : 0, why);
+}
+
+static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *req, int64_t now,
+                      ref_effects *fx)
+{
+    const dispatch_identity *d = req->dispatch;
+    const char *job_id = nz(req->job_id);
+    if (!job_id[0])
+        return reject(w, fx, now, job_id, d, "missing-job-id");
+    if (!d || !nz(d->dispatch_id)[0] || d->attempt == 0)
+        return reject(w, fx, now, job_id, d, "missing-dispatch-identity");
+    if (strcmp(nz(d->assigned_worker_id), w->worker_id) != 0)
+        return reject(w, fx, now, job_id, d, "wrong-worker");
+
+    job_rec *r = rec_find(w, job_id);
+    if (r && r->attempt == d->attempt && strcmp(r->dispatch_id, nz(d->dispatch_id)) == 0) {
+        if (!r->finished)
+            return journal(w, fx, now, "duplicate-running", job_id, r->dispatch_id, r->attempt,
+                           "redelivery while the attempt runs");
+        int rc = publish_result(w, r, fx);
+        if (rc == CAP_OK)
+            rc = journal(w, fx, now, "replay", job_id, r->dispatch_id, r->attempt,
+                         ref_jobstate_name(r->state));
+        return rc;
+    }
+    uint64_t active = r ? r->attempt : 0;
+    if (r || w->strict_first) {
+        if (d->attempt <= active)
+            return reject(w, fx, now, job_id, d,
+                          d->attempt == active ? "dispatch-mismatch" : "stale-attempt");
+        if (d->attempt > active + 1)
+            return reject(w, fx, now, job_id, d, "future-attempt");
+    }
+
+    /* Accepted: this becomes the active attempt. */
+    int superseded = r && !r->finished;
+    int full = !superseded && w->running >= w->max_parallel;
+    char *evicted = NULL;
+    if (!r) {
+        r = rec_slot(w, &evicted);
+        if (!r)
+            return CAP_EFULL; /* unreachable: max_jobs > max_parallel_jobs */
+    }
+    uint64_t old_timer = superseded ? r->timer_id : 0;
+    char *old_dispatch = superseded ? dup_str(r->dispatch_id) : NULL;
+    uint64_t old_attempt = r->attempt;
+    int was_used = r->used;
+    if ((superseded && !old_dispatch) || rec_load(r, pkt, req) != CAP_OK) {
+        free(old_dispatch);
+        free(evicted);
+        return CAP_ENOMEM; /* the record is unchanged */
+    }
+    if (!was_used)
+        w->n_recs++;
+    if (superseded)
+        w->running--;
+
+    int rc = CAP_OK;
+    if (evicted) {
+        rc = journal(w, fx, now, "evict", evicted, "", 0, "oldest finished record");
+        free(evicted);
+    }
+    if (superseded) {
+        if (old_timer && rc == CAP_OK)
+            rc = ref_effects_timer_cancel(fx, old_timer);
+        if (rc == CAP_OK)
+            rc = journal(w, fx, now, "superseded", job_id, old_dispatch, old_attempt,
+                         "a newer attempt arrived");
+    }
+    free(old_dispatch);
+
+    /* Per attempt: the dispatch the worker received, then running. */
+    r->state = REF_JOB_DISPATCHED;
+    r->started = now;
+    if (full) {
+        r->text = dup_str("max_parallel_jobs reached");
+        r->error_code_enum = CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
+        r->execution_ns = 0;
+        finish(w, r, REF_JOB_FAILED_RETRYABLE, now);
+        if (!r->text)
+            return CAP_ENOMEM;
+        set_memo(w, "busy", job_id);
+        if (rc == CAP_OK)
+            rc = publish_result(w, r, fx);
+        if (rc == CAP_OK)
+            rc = journal(w, fx, now, "busy", job_id, r->dispatch_id, r->attempt,
+                         "ERROR_CODE_JOB_RESOURCE_EXHAUSTED");
+        return rc;
+    }
+
+    ref_work work = {REF_WORK_SUCCEEDED, NULL, 0};
+    w->handler_calls++;
+    w->handler(w->hctx, req, now, &work);
+    r->pending = status_of(work.outcome);
+    r->error_code_enum = 0;
+    r->execution_ns = work.service_ns < 0 ? 0 : work.service_ns;
+    ref_js_outcome o = ref_jobstate_check(r->state, REF_JOB_RUNNING);
+    if (ref_js_outcome_applies(o))
+        r->state = REF_JOB_RUNNING;
+    w->running++;
+    r->text = dup_str(work.text);
+    if (!r->text) {
+        /* Nothing was published for this attempt: end it as a fatal
+         * failure so a redelivery replays a result instead of hanging. */
+        w->running--;
+        finish(w, r, REF_JOB_FAILED_FATAL, now);
+        return CAP_ENOMEM;
+    }
+    if (r->pending != REF_JOB_RUNNING)
+        r->timer_id = w->next_timer++;
+    set_memo(w, "started", job_id);
+    cap_packet *prog = build_progress(w, r, now);
+    if (!prog && rc == CAP_OK)
+        rc = CAP_ENOMEM;
+    if (prog) {
+        int prc = ref_effects_publish(fx, REF_WORKER_SUBJECT_PROGRESS, prog);
+        if (rc == CAP_OK)
+            rc = prc;
+    }
+    if (r->timer_id) {
+        int trc = ref_effects_timer_set(fx, r->timer_id, now + r->execution_ns);
+        if (rc == CAP_OK)
+            rc = trc;
+    }
+    int jrc = journal(w, fx, now, "run", job_id, r->dispatch_id, r->attempt,
+                      r->pending == REF_JOB_RUNNING ? "HANG" : ref_jobstate_name(r->pending));
+    return rc == CAP_OK ? jrc : rc;
+}
+
+static int on_cancel(ref_worker *w, const job_cancel *c, int64_t now, ref_effects *fx)
+{
+    const char *job_id = nz(c->job_id);
+    const dispatch_identity *d = c->dispatch;
+    job_rec *r = job_id[0] ? rec_find(w, job_id) : NULL;
+    if (!r)
+        return journal(w, fx, now, "ignore-cancel", job_id, d ? d->dispatch_id : "",
+                       d ? d->attempt : 0, "unknown job");
+    if (d) {
+        const char *why = NULL;
+        if (strcmp(nz(d->assigned_worker_id), w->worker_id) != 0)
+            why = "wrong-worker";
+        else if (d->attempt < r->attempt)
+            why = "stale-attempt";
+        else if (d->attempt > r->attempt)
+            why = "future-attempt";
+        else if (strcmp(nz(d->dispatch_id), r->dispatch_id) != 0)
+            why = "dispatch-mismatch";
+        if (why)
+            return journal(w, fx, now, "ignore-cancel", job_id, d->dispatch_id, d->attempt, why);
+    }
+    if (r->finished)
+        return journal(w, fx, now, "ignore-cancel", job_id, r->dispatch_id, r->attempt,
+                       "attempt already finished");
+    if (!ref_jobstate_can_cancel(r->state))
+        return journal(w, fx, now, "ignore-cancel", job_id, r->dispatch_id, r->attempt,
+                       ref_jobstate_name(r->state));
+    char *text = dup_str(nz(c->reason)[0] ? c->reason : "cancelled");
+    if (!text)
+        return CAP_ENOMEM;
+    uint64_t timer_id = r->timer_id;
+    free(r->text);
+    r->text = text;
+    r->error_code_enum = 0;
+    r->execution_ns = now - r->started < 0 ? 0 : now - r->started;
+    w->running--;
+    finish(w, r, REF_JOB_CANCELLED, now);
+    set_memo(w, "cancelled", job_id);
+    int rc = CAP_OK;
+    if (timer_id)
+        rc = ref_effects_timer_cancel(fx, timer_id);
+    if (rc == CAP_OK)
+        rc = publish_result(w, r, fx);
+    if (rc == CAP_OK)
+        rc = journal(w, fx, now, "cancel", job_id, r->dispatch_id, r->attempt, nz(c->reason));
+    return rc;
+}
+
+int ref_worker_on_packet(ref_worker *w, const char *subject, const cap_packet *pkt, int64_t now,
+                         ref_effects *fx)
+{
+    if (!w || !subject || !pkt || !fx)
+        return CAP_EINVAL;
+    if (pkt->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST && pkt->job_request &&
+        (strcmp(subject, w->pool_subject) == 0 || strcmp(subject, w->direct_subject) == 0))
+        return on_request(w, pkt, pkt->job_request, now, fx);
+    if (pkt->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL && pkt->job_cancel &&
+        strcmp(subject, REF_WORKER_SUBJECT_CANCEL) == 0)
+        return on_cancel(w, pkt->job_cancel, now, fx);
+    const char *name = cap_packet_payload_name(pkt);
+    return journal(w, fx, now, "ignore-packet", "", "", 0, name ? name : "no payload");
+}
+
+int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx)
+{
+    if (!w || !fx)
+        return CAP_EINVAL;
+    if (id == REF_WORKER_TIMER_HEARTBEAT)
+        return heartbeat(w, now, fx);
+    job_rec *r = id ? rec_by_timer(w, id) : NULL;
+    if (!r || r->finished)
+        return CAP_OK;
+    w->running--;
+    finish(w, r, r->pending, now);
+    set_memo(w, ref_jobstate_name(r->state), r->job_id);
+    int rc = publish_result(w, r, fx);
+    if (rc == CAP_OK)
+        rc = journal(w, fx, now, "result", r->job_id, r->dispatch_id, r->attempt,
+                     ref_jobstate_name(r->state));
+    return rc;
+}
+
+const char *ref_worker_pool_subject(const ref_worker *w)
+{
+    return w->pool_subject;
+}
+
+const char *ref_worker_direct_subject(const ref_worker *w)
+{
+    return w->direct_subject;
+}
+
+int ref_worker_active_jobs(const ref_worker *w)
+{
+    return w->running;
+}
+
+size_t ref_worker_tracked_jobs(const ref_worker *w)
+{
+    return w->n_recs;
+}
+
+uint64_t ref_worker_handler_calls(const ref_worker *w)
+{
+    return w->handler_calls;
+}
+
+uint64_t ref_worker_active_attempt(const ref_worker *w, const char *job_id, int *state)
+{
+    const job_rec *r = job_id ? rec_find(w, job_id) : NULL;
+    if (state)
+        *state = r ? r->state : REF_JOB_NONE;
+    return r ? r->attempt : 0;
+}

@@ -1,0 +1,873 @@
+/* The reference worker: run once, replay, fencing, cancel, heartbeats,
+ * capacity, bounds, determinism. */
+#include "testutil.h"
+
+#include "cap_encode.h"
+#include "cap_schema.h"
+#include "ref_effect.h"
+#include "ref_jobstate.h"
+#include "ref_worker.h"
+
+#define SEC INT64_C(1000000000)
+#define T0 (INT64_C(1704164645) * SEC)
+#define HB (5 * SEC)
+
+/* ---- handler ------------------------------------------------------------ */
+
+typedef struct {
+    ref_work_outcome outcome;
+    const char *text;
+    int64_t service_ns;
+    int calls;
+    char last_job[64];
+} fake_handler;
+
+static void handler(void *ctx, const Cordum__Agent__V1__JobRequest *req, int64_t now,
+                    ref_work *out)
+{
+    (void)now;
+    fake_handler *h = ctx;
+    h->calls++;
+    snprintf(h->last_job, sizeof h->last_job, "%s", req->job_id);
+    out->outcome = h->outcome;
+    out->text = h->text;
+    out->service_ns = h->service_ns;
+}
+
+typedef struct {
+    fake_handler h;
+    ref_worker *w;
+    ref_effects fx;
+} fixture;
+
+static const char *caps[] = {"text", "vision"};
+static const ref_worker_label labels[] = {{"region", "eu-1"}, {"tier", "gold"}};
+
+static void setup_with(fixture *f, int32_t par, size_t max_jobs, int strict)
+{
+    memset(f, 0, sizeof *f);
+    f->h.outcome = REF_WORK_SUCCEEDED;
+    f->h.text = "file:///out/1";
+    f->h.service_ns = 2 * SEC;
+    ref_worker_config c = {0};
+    c.worker_id = "wrk-1";
+    c.pool = "default";
+    c.max_parallel_jobs = par;
+    c.heartbeat_interval_ns = HB;
+    c.max_jobs = max_jobs;
+    c.capabilities = caps;
+    c.n_capabilities = 2;
+    c.labels = labels;
+    c.n_labels = 2;
+    c.strict_first_attempt = strict;
+    c.handler = handler;
+    c.handler_ctx = &f->h;
+    assert_int_equal(ref_worker_init(&c, &f->w), CAP_OK);
+    assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
+}
+
+static void teardown(fixture *f)
+{
+    ref_effects_free(&f->fx);
+    ref_worker_free(f->w);
+}
+
+/* ---- packets ------------------------------------------------------------ */
+
+static char *sdup(const char *s)
+{
+    int ok = 1;
+    char *c = ref_pb_strdup(s, &ok);
+    assert_int_equal(ok, 1);
+    return c;
+}
+
+static Cordum__Agent__V1__DispatchIdentity *mk_dispatch(const char *id, uint64_t attempt,
+                                                       const char *worker)
+{
+    Cordum__Agent__V1__DispatchIdentity *d = malloc(sizeof *d);
+    assert_non_null(d);
+    cordum__agent__v1__dispatch_identity__init(d);
+    d->dispatch_id = sdup(id);
+    d->attempt = attempt;
+    d->assigned_worker_id = sdup(worker);
+    return d;
+}
+
+static cap_packet *mk_request(const char *job, const char *dsp, uint64_t attempt,
+                              const char *worker)
+{
+    cap_packet *p = ref_packet_new("trace-job", "scheduler", T0);
+    assert_non_null(p);
+    Cordum__Agent__V1__JobRequest *r = malloc(sizeof *r);
+    assert_non_null(r);
+    cordum__agent__v1__job_request__init(r);
+    r->job_id = sdup(job);
+    r->topic = sdup("job.default");
+    if (dsp)
+        r->dispatch = mk_dispatch(dsp, attempt, worker);
+    Cordum__Agent__V1__IdentityBinding *ib = malloc(sizeof *ib);
+    assert_non_null(ib);
+    cordum__agent__v1__identity_binding__init(ib);
+    ib->tenant_id = sdup("tenant-a");
+    ib->principal_id = sdup("alice");
+    r->identity = ib;
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    return p;
+}
+
+static cap_packet *mk_cancel(const char *job, const char *dsp, uint64_t attempt,
+                             const char *worker)
+{
+    cap_packet *p = ref_packet_new("trace-cancel", "scheduler", T0);
+    assert_non_null(p);
+    Cordum__Agent__V1__JobCancel *c = malloc(sizeof *c);
+    assert_non_null(c);
+    cordum__agent__v1__job_cancel__init(c);
+    c->job_id = sdup(job);
+    c->reason = sdup("user asked");
+    if (dsp)
+        c->dispatch = mk_dispatch(dsp, attempt, worker);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL;
+    p->job_cancel = c;
+    return p;
+}
+
+/* Clears the effects, then delivers a request on the pool subject. */
+static void dispatch(fixture *f, int64_t now, const char *job, const char *dsp,
+                     uint64_t attempt, const char *worker)
+{
+    ref_effects_clear(&f->fx);
+    cap_packet *p = mk_request(job, dsp, attempt, worker);
+    assert_int_equal(ref_worker_on_packet(f->w, "job.default", p, now, &f->fx), CAP_OK);
+    cap_packet_free(p);
+}
+
+static void cancel(fixture *f, int64_t now, const char *job, const char *dsp, uint64_t attempt,
+                   const char *worker)
+{
+    ref_effects_clear(&f->fx);
+    cap_packet *p = mk_cancel(job, dsp, attempt, worker);
+    assert_int_equal(ref_worker_on_packet(f->w, "sys.job.cancel", p, now, &f->fx), CAP_OK);
+    cap_packet_free(p);
+}
+
+static void fire(fixture *f, uint64_t id, int64_t now)
+{
+    ref_effects_clear(&f->fx);
+    assert_int_equal(ref_worker_on_timer(f->w, id, now, &f->fx), CAP_OK);
+}
+
+/* ---- effect queries ----------------------------------------------------- */
+
+static size_t count_kind(const ref_effects *fx, ref_effect_kind k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ref_effects_count(fx); i++)
+        n += ref_effects_at(fx, i)->kind == k;
+    return n;
+}
+
+static size_t count_on(const ref_effects *fx, const char *subject)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        n += e->kind == REF_EFFECT_PUBLISH && strcmp(e->subject, subject) == 0;
+    }
+    return n;
+}
+
+static const cap_packet *first_on(const ref_effects *fx, const char *subject)
+{
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        if (e->kind == REF_EFFECT_PUBLISH && strcmp(e->subject, subject) == 0)
+            return e->packet;
+    }
+    fail_msg("nothing published on %s", subject);
+    return NULL;
+}
+
+/* The one completion timer set (id != heartbeat); fails if none. */
+static const ref_effect *job_timer(const ref_effects *fx)
+{
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        if (e->kind == REF_EFFECT_TIMER_SET && e->timer_id != REF_WORKER_TIMER_HEARTBEAT)
+            return e;
+    }
+    fail_msg("no completion timer set");
+    return NULL;
+}
+
+static int journal_has(const ref_effects *fx, const char *needle)
+{
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        if (e->kind == REF_EFFECT_JOURNAL && strstr(e->record, needle))
+            return 1;
+    }
+    return 0;
+}
+
+static const Cordum__Agent__V1__JobResult *result_of(const ref_effects *fx)
+{
+    const cap_packet *p = first_on(fx, REF_WORKER_SUBJECT_RESULT);
+    assert_int_equal(p->payload_case, CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT);
+    return p->job_result;
+}
+
+static uint8_t *encode(const cap_packet *p, size_t *len)
+{
+    uint8_t *b = NULL;
+    assert_int_equal(cap_encode(&p->base, &b, len), CAP_OK);
+    return b;
+}
+
+/* A rejected dispatch: no handler call, nothing published, no timer, the
+ * active attempt unchanged, one journal line naming the reason. */
+static void assert_rejected(fixture *f, int calls_before, const char *job, uint64_t active,
+                            const char *reason)
+{
+    assert_int_equal(f->h.calls, calls_before);
+    assert_int_equal(count_kind(&f->fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(count_kind(&f->fx, REF_EFFECT_TIMER_SET), 0);
+    assert_int_equal(count_kind(&f->fx, REF_EFFECT_JOURNAL), 1);
+    assert_true(journal_has(&f->fx, "\"event\":\"reject-dispatch\""));
+    assert_true(journal_has(&f->fx, reason));
+    assert_true(ref_worker_active_attempt(f->w, job, NULL) == active);
+}
+
+/* Runs job through to its result with the current handler settings;
+ * returns the completion time. */
+static int64_t run_to_end(fixture *f, int64_t now, const char *job, const char *dsp,
+                          uint64_t attempt)
+{
+    dispatch(f, now, job, dsp, attempt, "wrk-1");
+    const ref_effect *t = job_timer(&f->fx);
+    uint64_t id = t->timer_id;
+    int64_t at = t->at;
+    fire(f, id, at);
+    assert_int_equal(count_on(&f->fx, REF_WORKER_SUBJECT_RESULT), 1);
+    return at;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_runs_once_result_at_service_time(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    dispatch(&f, T0 + SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 1);
+    assert_string_equal(f.h.last_job, "job-1");
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    /* JobProgress RUNNING at once, no result yet. */
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS), 1);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 0);
+    const cap_packet *pp = first_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS);
+    assert_int_equal(pp->job_progress->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING);
+    assert_string_equal(pp->job_progress->job_id, "job-1");
+    assert_string_equal(pp->job_progress->dispatch->dispatch_id, "dsp-1");
+    assert_true(pp->job_progress->dispatch->attempt == 1);
+    assert_string_equal(pp->trace_id, "trace-job");
+    assert_string_equal(pp->sender_id, "wrk-1");
+    const ref_effect *t = job_timer(&f.fx);
+    assert_true(t->at == T0 + 3 * SEC);
+    uint64_t id = t->timer_id;
+    int st = 0;
+    assert_true(ref_worker_active_attempt(f.w, "job-1", &st) == 1);
+    assert_int_equal(st, REF_JOB_RUNNING);
+
+    fire(&f, id, T0 + 3 * SEC);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+    const cap_packet *rp = first_on(&f.fx, REF_WORKER_SUBJECT_RESULT);
+    const Cordum__Agent__V1__JobResult *r = rp->job_result;
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    assert_string_equal(r->job_id, "job-1");
+    assert_string_equal(r->result_ptr, "file:///out/1");
+    assert_string_equal(r->worker_id, "wrk-1");
+    assert_true(r->execution_ms == 2000);
+    assert_string_equal(r->dispatch->dispatch_id, "dsp-1");
+    assert_string_equal(r->dispatch->assigned_worker_id, "wrk-1");
+    assert_string_equal(r->identity->tenant_id, "tenant-a");
+    assert_string_equal(r->identity->principal_id, "alice");
+    assert_string_equal(rp->trace_id, "trace-job");
+    assert_true(rp->created_at->seconds == T0 / SEC + 3);
+    assert_int_equal(ref_worker_active_jobs(f.w), 0);
+    assert_true(ref_worker_active_attempt(f.w, "job-1", &st) == 1);
+    assert_int_equal(st, REF_JOB_SUCCEEDED);
+
+    /* The same timer again (a driver race) does nothing. */
+    fire(&f, id, T0 + 4 * SEC);
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    fire(&f, 999, T0 + 4 * SEC);
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    assert_int_equal(f.h.calls, 1);
+    teardown(&f);
+}
+
+static void test_redelivery_replays_without_second_call(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    uint64_t id = job_timer(&f.fx)->timer_id;
+    /* A redelivery while the attempt runs: nothing, the result comes later. */
+    dispatch(&f, T0 + SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 1);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_SET), 0);
+    assert_true(journal_has(&f.fx, "duplicate-running"));
+
+    fire(&f, id, T0 + 2 * SEC);
+    size_t n1 = 0;
+    uint8_t *b1 = encode(first_on(&f.fx, REF_WORKER_SUBJECT_RESULT), &n1);
+
+    /* Two more deliveries: each replays the recorded result, byte for byte. */
+    for (int i = 0; i < 2; i++) {
+        dispatch(&f, T0 + (10 + i) * SEC, "job-1", "dsp-1", 1, "wrk-1");
+        assert_int_equal(f.h.calls, 1);
+        assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+        assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS), 0);
+        assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_SET), 0);
+        assert_true(journal_has(&f.fx, "\"event\":\"replay\""));
+        size_t n2 = 0;
+        uint8_t *b2 = encode(first_on(&f.fx, REF_WORKER_SUBJECT_RESULT), &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(b1, b2, n1);
+        free(b2);
+    }
+    free(b1);
+
+    /* A distinct dispatch_id of another job is not suppressed. */
+    dispatch(&f, T0 + 20 * SEC, "job-2", "dsp-2", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 2);
+    teardown(&f);
+}
+
+static void test_fencing_rejects_stale_future_wrong_worker(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    /* Active attempt 1 fails retryably; attempt 2 is invoked exactly once
+     * (retries/worker-new-attempt-invokes-once). */
+    f.h.outcome = REF_WORK_FAILED_RETRYABLE;
+    f.h.text = "transient";
+    run_to_end(&f, T0, "job-1", "dsp-1", 1);
+    f.h.outcome = REF_WORK_HANG;
+    dispatch(&f, T0 + 5 * SEC, "job-1", "dsp-1", 2, "wrk-1");
+    assert_int_equal(f.h.calls, 2);
+    assert_true(ref_worker_active_attempt(f.w, "job-1", NULL) == 2);
+
+    /* retries/worker-rejects-stale-attempt: attempt 1 with active 2. */
+    dispatch(&f, T0 + 6 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_rejected(&f, 2, "job-1", 2, "stale-attempt");
+    /* retries/worker-rejects-future-attempt: attempt 9 with active 2. */
+    dispatch(&f, T0 + 6 * SEC, "job-1", "dsp-1", 9, "wrk-1");
+    assert_rejected(&f, 2, "job-1", 2, "future-attempt");
+    /* retries/worker-rejects-wrong-worker-attempt: attempt 3 for wrk-other. */
+    dispatch(&f, T0 + 6 * SEC, "job-1", "dsp-1", 3, "wrk-other");
+    assert_rejected(&f, 2, "job-1", 2, "wrong-worker");
+    /* Same attempt, another dispatch_id: not a redelivery, not a new attempt. */
+    dispatch(&f, T0 + 6 * SEC, "job-1", "dsp-x", 2, "wrk-1");
+    assert_rejected(&f, 2, "job-1", 2, "dispatch-mismatch");
+    /* No DispatchIdentity at all, or an empty assigned worker. */
+    dispatch(&f, T0 + 6 * SEC, "job-1", NULL, 0, NULL);
+    assert_rejected(&f, 2, "job-1", 2, "missing-dispatch-identity");
+    dispatch(&f, T0 + 6 * SEC, "job-1", "dsp-1", 3, "");
+    assert_rejected(&f, 2, "job-1", 2, "wrong-worker");
+    /* The running attempt is untouched. */
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    /* And attempt 3 for us is still accepted after all those rejections. */
+    f.h.outcome = REF_WORK_SUCCEEDED;
+    dispatch(&f, T0 + 7 * SEC, "job-1", "dsp-3", 3, "wrk-1");
+    assert_int_equal(f.h.calls, 3);
+    assert_true(ref_worker_active_attempt(f.w, "job-1", NULL) == 3);
+    teardown(&f);
+}
+
+static void test_retry_after_retryable_failure_runs(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 1, 16, 0);
+    f.h.outcome = REF_WORK_FAILED_RETRYABLE;
+    f.h.text = "disk busy";
+    int64_t at = run_to_end(&f, T0, "job-1", "dsp-1", 1);
+    const Cordum__Agent__V1__JobResult *r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_RETRYABLE);
+    assert_string_equal(r->error_message, "disk busy");
+    assert_string_equal(r->result_ptr, "");
+
+    f.h.outcome = REF_WORK_SUCCEEDED;
+    f.h.text = "s3://bucket/out";
+    run_to_end(&f, at + SEC, "job-1", "dsp-2", 2);
+    r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    assert_string_equal(r->result_ptr, "s3://bucket/out");
+    assert_string_equal(r->dispatch->dispatch_id, "dsp-2");
+    assert_true(r->dispatch->attempt == 2);
+    assert_int_equal(f.h.calls, 2);
+
+    /* A fatal failure is reported as such. */
+    f.h.outcome = REF_WORK_FAILED_FATAL;
+    f.h.text = "bad input";
+    run_to_end(&f, at + 10 * SEC, "job-2", "dsp-9", 1);
+    r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_FATAL);
+    assert_string_equal(r->error_message, "bad input");
+    teardown(&f);
+}
+
+static void test_newer_attempt_supersedes_running_one(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 1, 16, 0);
+    f.h.service_ns = 10 * SEC;
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    uint64_t old = job_timer(&f.fx)->timer_id;
+    f.h.service_ns = SEC;
+    dispatch(&f, T0 + SEC, "job-1", "dsp-2", 2, "wrk-1");
+    assert_int_equal(f.h.calls, 2);
+    /* The old completion timer is cancelled; one slot is still in use. */
+    int cancelled = 0;
+    for (size_t i = 0; i < ref_effects_count(&f.fx); i++) {
+        const ref_effect *e = ref_effects_at(&f.fx, i);
+        cancelled += e->kind == REF_EFFECT_TIMER_CANCEL && e->timer_id == old;
+    }
+    assert_int_equal(cancelled, 1);
+    assert_true(journal_has(&f.fx, "superseded"));
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    uint64_t cur = job_timer(&f.fx)->timer_id;
+    fire(&f, old, T0 + 10 * SEC);
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    fire(&f, cur, T0 + 2 * SEC);
+    assert_true(result_of(&f.fx)->dispatch->attempt == 2);
+    assert_int_equal(ref_worker_active_jobs(f.w), 0);
+    teardown(&f);
+}
+
+static void test_cancel_while_running(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    f.h.service_ns = 10 * SEC;
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    uint64_t id = job_timer(&f.fx)->timer_id;
+    /* retries/worker-honors-active-cancel: attempt == active. */
+    cancel(&f, T0 + 4 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_CANCEL), 1);
+    assert_true(ref_effects_at(&f.fx, 0)->timer_id == id);
+    const Cordum__Agent__V1__JobResult *r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_CANCELLED);
+    assert_string_equal(r->error_message, "user asked");
+    assert_true(r->execution_ms == 4000);
+    assert_int_equal(ref_worker_active_jobs(f.w), 0);
+    int st = 0;
+    ref_worker_active_attempt(f.w, "job-1", &st);
+    assert_int_equal(st, REF_JOB_CANCELLED);
+    /* The cancelled timer firing anyway changes nothing. */
+    fire(&f, id, T0 + 10 * SEC);
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    /* A redelivery replays CANCELLED. */
+    dispatch(&f, T0 + 11 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(result_of(&f.fx)->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_CANCELLED);
+    assert_int_equal(f.h.calls, 1);
+
+    /* A hung job ends only by cancel; a cancel without dispatch identity
+     * (core profile) targets the active attempt. */
+    f.h.outcome = REF_WORK_HANG;
+    dispatch(&f, T0 + 12 * SEC, "job-2", "dsp-2", 1, "wrk-1");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_SET), 0);
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    cancel(&f, T0 + 20 * SEC, "job-2", NULL, 0, NULL);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_CANCEL), 0);
+    assert_int_equal(result_of(&f.fx)->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_CANCELLED);
+    assert_int_equal(ref_worker_active_jobs(f.w), 0);
+    teardown(&f);
+}
+
+static void test_cancel_after_finish_ignored(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    int64_t at = run_to_end(&f, T0, "job-1", "dsp-1", 1);
+    cancel(&f, at + SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_CANCEL), 0);
+    assert_true(journal_has(&f.fx, "already finished"));
+    int st = 0;
+    ref_worker_active_attempt(f.w, "job-1", &st);
+    assert_int_equal(st, REF_JOB_SUCCEEDED);
+    /* A cancel for an unknown job is ignored too. */
+    cancel(&f, at + SEC, "job-404", "dsp-1", 1, "wrk-1");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_true(journal_has(&f.fx, "unknown job"));
+    /* The replay is still SUCCEEDED. */
+    dispatch(&f, at + 2 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(result_of(&f.fx)->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    teardown(&f);
+}
+
+static void test_stale_cancel_ignored(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    f.h.outcome = REF_WORK_FAILED_RETRYABLE;
+    run_to_end(&f, T0, "job-1", "dsp-1", 1);
+    f.h.outcome = REF_WORK_SUCCEEDED;
+    f.h.service_ns = 10 * SEC;
+    dispatch(&f, T0 + 5 * SEC, "job-1", "dsp-2", 2, "wrk-1");
+    uint64_t id = job_timer(&f.fx)->timer_id;
+
+    /* retries/worker-rejects-stale-cancel: attempt 1 with active 2. */
+    cancel(&f, T0 + 6 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_CANCEL), 0);
+    assert_true(journal_has(&f.fx, "stale-attempt"));
+    /* retries/worker-rejects-wrong-worker-cancel. */
+    cancel(&f, T0 + 6 * SEC, "job-1", "dsp-2", 2, "wrk-other");
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_true(journal_has(&f.fx, "wrong-worker"));
+    /* Right attempt, wrong dispatch_id; and a future attempt. */
+    cancel(&f, T0 + 6 * SEC, "job-1", "dsp-1", 2, "wrk-1");
+    assert_true(journal_has(&f.fx, "dispatch-mismatch"));
+    cancel(&f, T0 + 6 * SEC, "job-1", "dsp-2", 3, "wrk-1");
+    assert_true(journal_has(&f.fx, "future-attempt"));
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+
+    /* The attempt runs on to its own result. */
+    fire(&f, id, T0 + 15 * SEC);
+    assert_int_equal(result_of(&f.fx)->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    teardown(&f);
+}
+
+static void assert_heartbeat(const ref_effects *fx, int64_t at, int32_t active, int32_t pct)
+{
+    assert_int_equal(count_on(fx, REF_WORKER_SUBJECT_HEARTBEAT), 1);
+    const cap_packet *p = first_on(fx, REF_WORKER_SUBJECT_HEARTBEAT);
+    const Cordum__Agent__V1__Heartbeat *hb = p->heartbeat;
+    assert_int_equal(p->payload_case, CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT);
+    assert_true(p->created_at->seconds == at / SEC);
+    assert_string_equal(hb->worker_id, "wrk-1");
+    assert_string_equal(hb->pool, "default");
+    assert_int_equal(hb->active_jobs, active);
+    assert_int_equal(hb->max_parallel_jobs, 2);
+    assert_int_equal(hb->progress_pct, pct);
+    assert_int_equal(hb->n_capabilities, 2);
+    assert_string_equal(hb->capabilities[0], "text");
+    assert_string_equal(hb->capabilities[1], "vision");
+    assert_int_equal(hb->n_labels, 2);
+    assert_string_equal(hb->labels[0]->key, "region");
+    assert_string_equal(hb->labels[0]->value, "eu-1");
+    assert_string_equal(hb->labels[1]->key, "tier");
+    assert_string_equal(hb->auth_token, "");
+    /* The next heartbeat is armed one interval later. */
+    int armed = 0;
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        if (e->kind == REF_EFFECT_TIMER_SET && e->timer_id == REF_WORKER_TIMER_HEARTBEAT) {
+            assert_true(e->at == at + HB);
+            armed++;
+        }
+    }
+    assert_int_equal(armed, 1);
+}
+
+static void test_heartbeats_every_interval(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    assert_int_equal(ref_worker_start(f.w, T0, &f.fx), CAP_OK);
+    assert_heartbeat(&f.fx, T0, 0, 0);
+    assert_string_equal(first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat->last_memo, "");
+    /* Idle: one heartbeat at every interval. */
+    for (int k = 1; k <= 4; k++) {
+        fire(&f, REF_WORKER_TIMER_HEARTBEAT, T0 + k * HB);
+        assert_heartbeat(&f.fx, T0 + k * HB, 0, 0);
+    }
+    /* Busy: a job half done shows in active_jobs and progress_pct. */
+    f.h.service_ns = 4 * SEC;
+    dispatch(&f, T0 + 4 * HB + SEC, "job-1", "dsp-1", 1, "wrk-1");
+    uint64_t id = job_timer(&f.fx)->timer_id;
+    fire(&f, REF_WORKER_TIMER_HEARTBEAT, T0 + 4 * HB + 3 * SEC);
+    assert_heartbeat(&f.fx, T0 + 4 * HB + 3 * SEC, 1, 50);
+    assert_string_equal(first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat->last_memo,
+                        "started job-1");
+    fire(&f, id, T0 + 4 * HB + 5 * SEC);
+    fire(&f, REF_WORKER_TIMER_HEARTBEAT, T0 + 6 * HB);
+    assert_heartbeat(&f.fx, T0 + 6 * HB, 0, 0);
+    assert_string_equal(first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat->last_memo,
+                        "SUCCEEDED job-1");
+    teardown(&f);
+}
+
+static void test_max_parallel_jobs(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    f.h.service_ns = 10 * SEC;
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    uint64_t id1 = job_timer(&f.fx)->timer_id;
+    dispatch(&f, T0, "job-2", "dsp-2", 1, "wrk-1");
+    assert_int_equal(ref_worker_active_jobs(f.w), 2);
+    /* A third job while both slots are busy: refused without a handler call. */
+    dispatch(&f, T0 + SEC, "job-3", "dsp-3", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 2);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS), 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_SET), 0);
+    const Cordum__Agent__V1__JobResult *r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_RETRYABLE);
+    assert_int_equal(r->error_code_enum,
+                     CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED);
+    assert_int_equal(r->error_code_enum, 201);
+    assert_string_equal(r->error_code, "ERROR_CODE_JOB_RESOURCE_EXHAUSTED");
+    assert_int_equal(ref_worker_active_jobs(f.w), 2);
+    /* Its redelivery replays the refusal, still without a handler call. */
+    dispatch(&f, T0 + 2 * SEC, "job-3", "dsp-3", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 2);
+    assert_int_equal(result_of(&f.fx)->error_code_enum, 201);
+    /* A slot frees up; the retry (attempt 2) runs. */
+    fire(&f, id1, T0 + 10 * SEC);
+    dispatch(&f, T0 + 11 * SEC, "job-3", "dsp-4", 2, "wrk-1");
+    assert_int_equal(f.h.calls, 3);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS), 1);
+    assert_int_equal(ref_worker_active_jobs(f.w), 2);
+    teardown(&f);
+}
+
+static void test_bounds_evict_oldest_finished(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 3, 0);
+    /* j1 long, j2 short: j2 finishes first although j1 arrived first. */
+    f.h.service_ns = 10 * SEC;
+    dispatch(&f, T0, "j1", "d1", 1, "wrk-1");
+    uint64_t t1 = job_timer(&f.fx)->timer_id;
+    f.h.service_ns = SEC;
+    run_to_end(&f, T0, "j2", "d2", 1);
+    run_to_end(&f, T0 + 2 * SEC, "j3", "d3", 1);
+    fire(&f, t1, T0 + 10 * SEC);
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 3);
+
+    dispatch(&f, T0 + 11 * SEC, "j4", "d4", 1, "wrk-1");
+    assert_true(journal_has(&f.fx, "\"event\":\"evict\",\"job_id\":\"j2\""));
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 3);
+    assert_true(ref_worker_active_attempt(f.w, "j2", NULL) == 0);
+    assert_true(ref_worker_active_attempt(f.w, "j1", NULL) == 1);
+    assert_true(ref_worker_active_attempt(f.w, "j3", NULL) == 1);
+    assert_true(ref_worker_active_attempt(f.w, "j4", NULL) == 1);
+
+    /* Running records are never evicted: with j4 running and j5 hung, j6
+     * evicts the only finished candidate left in order (j3, then j1). */
+    f.h.outcome = REF_WORK_HANG;
+    dispatch(&f, T0 + 12 * SEC, "j5", "d5", 1, "wrk-1");
+    assert_true(journal_has(&f.fx, "\"job_id\":\"j3\""));
+    assert_int_equal(ref_worker_active_jobs(f.w), 2);
+    dispatch(&f, T0 + 13 * SEC, "j6", "d6", 1, "wrk-1");
+    assert_true(journal_has(&f.fx, "\"event\":\"evict\",\"job_id\":\"j1\""));
+    /* j6 found both slots busy: recorded as a refusal, not run. */
+    assert_int_equal(result_of(&f.fx)->error_code_enum, 201);
+    assert_true(ref_worker_active_attempt(f.w, "j4", NULL) == 1);
+    assert_true(ref_worker_active_attempt(f.w, "j5", NULL) == 1);
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 3);
+    teardown(&f);
+}
+
+static void test_first_attempt_policy(void **state)
+{
+    (void)state;
+    fixture f;
+    /* Default: a job never seen is adopted at its attempt (a retry that
+     * lands on another worker). */
+    setup_with(&f, 2, 16, 0);
+    dispatch(&f, T0, "job-1", "dsp-5", 5, "wrk-1");
+    assert_int_equal(f.h.calls, 1);
+    assert_true(ref_worker_active_attempt(f.w, "job-1", NULL) == 5);
+    teardown(&f);
+    /* strict_first_attempt: only attempt 1 starts a job. */
+    setup_with(&f, 2, 16, 1);
+    dispatch(&f, T0, "job-1", "dsp-5", 5, "wrk-1");
+    assert_rejected(&f, 0, "job-1", 0, "future-attempt");
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(f.h.calls, 1);
+    teardown(&f);
+}
+
+static void test_other_subjects_and_payloads_ignored(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    ref_effects_clear(&f.fx);
+    cap_packet *p = mk_request("job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(ref_worker_on_packet(f.w, "job.other", p, T0, &f.fx), CAP_OK);
+    assert_int_equal(f.h.calls, 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_true(journal_has(&f.fx, "ignore-packet"));
+    /* The direct subject is served. */
+    assert_string_equal(ref_worker_direct_subject(f.w), "worker.wrk-1.jobs");
+    assert_string_equal(ref_worker_pool_subject(f.w), "job.default");
+    assert_int_equal(ref_worker_on_packet(f.w, "worker.wrk-1.jobs", p, T0, &f.fx), CAP_OK);
+    assert_int_equal(f.h.calls, 1);
+    assert_int_equal(ref_worker_on_packet(f.w, NULL, p, T0, &f.fx), CAP_EINVAL);
+    cap_packet_free(p);
+    /* A heartbeat from someone else is not for the worker. */
+    ref_effects_clear(&f.fx);
+    cap_packet *hb = ref_packet_new("t", "wrk-2", T0);
+    Cordum__Agent__V1__Heartbeat *h = malloc(sizeof *h);
+    cordum__agent__v1__heartbeat__init(h);
+    hb->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
+    hb->heartbeat = h;
+    assert_int_equal(ref_worker_on_packet(f.w, "sys.heartbeat", hb, T0, &f.fx), CAP_OK);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_true(journal_has(&f.fx, "heartbeat"));
+    cap_packet_free(hb);
+    teardown(&f);
+}
+
+static void test_config_validation(void **state)
+{
+    (void)state;
+    fake_handler h = {0};
+    ref_worker *w = NULL;
+    ref_worker_config c = {0};
+    c.worker_id = "wrk-1";
+    c.pool = "default";
+    c.handler = handler;
+    c.handler_ctx = &h;
+    assert_int_equal(ref_worker_init(&c, &w), CAP_OK);
+    ref_worker_free(w);
+    ref_worker_config bad = c;
+    bad.worker_id = "";
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    bad = c;
+    bad.handler = NULL;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    bad = c;
+    bad.max_parallel_jobs = 4;
+    bad.max_jobs = 4; /* must exceed max_parallel_jobs */
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    bad = c;
+    bad.heartbeat_interval_ns = -1;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    const ref_worker_label unsorted[] = {{"b", "1"}, {"a", "2"}};
+    const ref_worker_label dup[] = {{"a", "1"}, {"a", "2"}};
+    bad = c;
+    bad.labels = unsorted;
+    bad.n_labels = 2;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    bad.labels = dup;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    const char *empty_cap[] = {""};
+    bad = c;
+    bad.capabilities = empty_cap;
+    bad.n_capabilities = 1;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+    assert_int_equal(ref_worker_init(NULL, &w), CAP_EINVAL);
+}
+
+/* The same inputs give byte-identical effects. */
+static void script(fixture *f, uint8_t **out, size_t *len)
+{
+    size_t cap = 0, n = 0;
+    uint8_t *buf = NULL;
+    assert_int_equal(ref_worker_start(f->w, T0, &f->fx), CAP_OK);
+    for (int step = 0; step < 6; step++) {
+        char job[16], dsp[16];
+        snprintf(job, sizeof job, "job-%d", step % 3);
+        snprintf(dsp, sizeof dsp, "dsp-%d", step);
+        cap_packet *p = mk_request(job, dsp, (uint64_t)(step / 3 + 1), "wrk-1");
+        assert_int_equal(ref_worker_on_packet(f->w, "job.default", p, T0 + step * SEC, &f->fx),
+                         CAP_OK);
+        cap_packet_free(p);
+        assert_int_equal(ref_worker_on_timer(f->w, REF_WORKER_TIMER_HEARTBEAT, T0 + step * HB,
+                                             &f->fx), CAP_OK);
+        for (uint64_t t = 2; t < 10; t++)
+            assert_int_equal(ref_worker_on_timer(f->w, t, T0 + (step + 3) * SEC, &f->fx), CAP_OK);
+    }
+    for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+        const ref_effect *e = ref_effects_at(&f->fx, i);
+        size_t m = 0;
+        uint8_t *b = NULL;
+        if (e->kind == REF_EFFECT_PUBLISH) {
+            b = encode(e->packet, &m);
+        } else if (e->kind == REF_EFFECT_JOURNAL) {
+            m = strlen(e->record);
+            b = malloc(m + 1);
+            memcpy(b, e->record, m + 1);
+        } else {
+            m = 2 * sizeof(uint64_t);
+            b = malloc(m);
+            memcpy(b, &e->timer_id, sizeof(uint64_t));
+            memcpy(b + 8, &e->at, sizeof(uint64_t));
+        }
+        if (n + m + 1 > cap) {
+            cap = (n + m + 1) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        memcpy(buf + n, b, m);
+        n += m;
+        buf[n++] = (uint8_t)e->kind;
+        free(b);
+    }
+    *out = buf;
+    *len = n;
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    fixture a, b;
+    setup_with(&a, 2, 4, 0);
+    setup_with(&b, 2, 4, 0);
+    uint8_t *ba, *bb;
+    size_t na, nb;
+    script(&a, &ba, &na);
+    script(&b, &bb, &nb);
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ba, bb, na);
+    assert_int_equal(a.h.calls, b.h.calls);
+    free(ba);
+    free(bb);
+    teardown(&a);
+    teardown(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runs_once_result_at_service_time),
+        cmocka_unit_test(test_redelivery_replays_without_second_call),
+        cmocka_unit_test(test_fencing_rejects_stale_future_wrong_worker),
+        cmocka_unit_test(test_retry_after_retryable_failure_runs),
+        cmocka_unit_test(test_newer_attempt_supersedes_running_one),
+        cmocka_unit_test(test_cancel_while_running),
+        cmocka_unit_test(test_cancel_after_finish_ignored),
+        cmocka_unit_test(test_stale_cancel_ignored),
+        cmocka_unit_test(test_heartbeats_every_interval),
+        cmocka_unit_test(test_max_parallel_jobs),
+        cmocka_unit_test(test_bounds_evict_oldest_finished),
+        cmocka_unit_test(test_first_attempt_policy),
+        cmocka_unit_test(test_other_subjects_and_payloads_ignored),
+        cmocka_unit_test(test_config_validation),
+        cmocka_unit_test(test_deterministic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
