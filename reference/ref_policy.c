@@ -181,6 +181,20 @@ static void strlist_free(ref_strlist *l)
     l->n = 0;
 }
 
+/* Sorts a list and drops repeats: lists in a policy are sets. */
+static void strlist_sort_unique(ref_strlist *l)
+{
+    qsort(l->v, l->n, sizeof *l->v, str_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (w && strcmp(l->v[w - 1], l->v[i]) == 0)
+            free(l->v[i]);
+        else
+            l->v[w++] = l->v[i];
+    }
+    l->n = w;
+}
+
 enum { LIST_PLAIN = 0, LIST_LOWER = 1, LIST_GLOB = 2 };
 
 /* A sequence of non-empty strings, stored sorted without repeats. */
@@ -214,15 +228,7 @@ static int parse_strlist(const cap_yaml_node *node, const char *path, int flags,
             lower_ascii(out->v[out->n]);
         out->n++;
     }
-    qsort(out->v, out->n, sizeof *out->v, str_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < out->n; i++) {
-        if (w && strcmp(out->v[w - 1], out->v[i]) == 0)
-            free(out->v[i]);
-        else
-            out->v[w++] = out->v[i];
-    }
-    out->n = w;
+    strlist_sort_unique(out);
     return 0;
 }
 
@@ -565,15 +571,7 @@ static int parse_actor_types(ref_strlist *l, const cap_yaml_node *node, const ch
                                  "actor type \"%.40s\" is not human or service", v);
     }
     /* Renaming may have made two entries equal; keep the list a set. */
-    qsort(l->v, l->n, sizeof *l->v, str_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        if (w && strcmp(l->v[w - 1], l->v[i]) == 0)
-            free(l->v[i]);
-        else
-            l->v[w++] = l->v[i];
-    }
-    l->n = w;
+    strlist_sort_unique(l);
     return 0;
 }
 
