@@ -575,55 +575,44 @@ static int parse_actor_types(ref_strlist *l, const cap_yaml_node *node, const ch
     return 0;
 }
 
-static int parse_label_allowlist(const cap_yaml_node *node, const char *path, ref_match *m,
-                                 cap_yaml_diag *d)
+/* A mapping of label name to a value, into an array of structs whose first
+ * member is the name (char *key), sorted by name. */
+typedef int (*keyed_value_fn)(void *elem, const cap_yaml_node *v, const char *path,
+                              cap_yaml_diag *d);
+
+static int parse_keyed(const cap_yaml_node *node, const char *path, size_t elem_size,
+                       void **arr, size_t *count, keyed_value_fn value, cap_yaml_diag *d)
 {
     if (cap_yaml_expect(node, CAP_YAML_MAP, path, d))
         return CAP_EPOLICY;
     size_t n = cap_yaml_count(node);
     if (!n)
         return 0;
-    m->label_allowlist = calloc(n, sizeof *m->label_allowlist);
-    if (!m->label_allowlist)
+    if (!(*arr = calloc(n, elem_size)))
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         char kp[PATH_MAX_LEN];
         subpath(kp, path, node->pairs[i].key->text);
-        ref_label_allow *a = &m->label_allowlist[i];
-        m->n_label_allowlist = i + 1;
-        if (!(a->key = dup_str(node->pairs[i].key->text)))
+        char *elem = (char *)*arr + i * elem_size;
+        *count = i + 1;
+        if (!(*(char **)elem = dup_str(node->pairs[i].key->text)))
             return CAP_ENOMEM;
-        int rc = parse_strlist(node->pairs[i].value, kp, LIST_PLAIN, &a->values, d);
+        int rc = value(elem, node->pairs[i].value, kp, d);
         if (rc)
             return rc;
     }
-    qsort(m->label_allowlist, n, sizeof *m->label_allowlist, str_cmp);
+    qsort(*arr, n, elem_size, str_cmp);
     return 0;
 }
 
-static int parse_label_threshold(const cap_yaml_node *node, const char *path, ref_match *m,
-                                 cap_yaml_diag *d)
+static int allow_values(void *elem, const cap_yaml_node *v, const char *path, cap_yaml_diag *d)
 {
-    if (cap_yaml_expect(node, CAP_YAML_MAP, path, d))
-        return CAP_EPOLICY;
-    size_t n = cap_yaml_count(node);
-    if (!n)
-        return 0;
-    m->label_threshold = calloc(n, sizeof *m->label_threshold);
-    if (!m->label_threshold)
-        return CAP_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, node->pairs[i].key->text);
-        ref_label_threshold *t = &m->label_threshold[i];
-        m->n_label_threshold = i + 1;
-        if (!(t->key = dup_str(node->pairs[i].key->text)))
-            return CAP_ENOMEM;
-        if (cap_yaml_num(node->pairs[i].value, kp, &t->max, d))
-            return CAP_EPOLICY;
-    }
-    qsort(m->label_threshold, n, sizeof *m->label_threshold, str_cmp);
-    return 0;
+    return parse_strlist(v, path, LIST_PLAIN, &((ref_label_allow *)elem)->values, d);
+}
+
+static int threshold_value(void *elem, const cap_yaml_node *v, const char *path, cap_yaml_diag *d)
+{
+    return cap_yaml_num(v, path, &((ref_label_threshold *)elem)->max, d) ? CAP_EPOLICY : 0;
 }
 
 static int parse_match(const cap_yaml_node *node, const char *path, ref_match *m, cap_yaml_diag *d)
@@ -665,9 +654,11 @@ static int parse_match(const cap_yaml_node *node, const char *path, ref_match *m
         } else if (strcmp(k->text, "labels") == 0) {
             rc = parse_labels(v, kp, &m->labels, &m->n_labels, d);
         } else if (strcmp(k->text, "label_allowlist") == 0) {
-            rc = parse_label_allowlist(v, kp, m, d);
+            rc = parse_keyed(v, kp, sizeof *m->label_allowlist, (void **)&m->label_allowlist,
+                             &m->n_label_allowlist, allow_values, d);
         } else if (strcmp(k->text, "label_threshold") == 0) {
-            rc = parse_label_threshold(v, kp, m, d);
+            rc = parse_keyed(v, kp, sizeof *m->label_threshold, (void **)&m->label_threshold,
+                             &m->n_label_threshold, threshold_value, d);
         } else {  /* secrets_present */
             int b;
             rc = cap_yaml_bool(v, kp, &b, d) ? CAP_EPOLICY : 0;
