@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cap_time.h"
+#include "ref_sorted.h"
 
 /* --- time ----------------------------------------------------------------- */
 
@@ -316,23 +317,14 @@ static size_t worker_len(const char *w)
 
 /* Binary search: 1 and *pos = its index when found, else 0 and *pos = the
  * insertion point. */
+static const char *entry_key(const void *base, size_t i)
+{
+    return ((const set_entry *)base)[i].worker;
+}
+
 static int set_search(const ref_breaker_set *s, const char *worker, size_t *pos)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->v[mid].worker, worker);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
+    return ref_sorted_find(s->v, s->n, entry_key, worker, 0, pos);
 }
 
 static set_entry *set_lookup(const ref_breaker_set *s, const char *worker)

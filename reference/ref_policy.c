@@ -15,6 +15,7 @@
 #include "cap_json.h"
 #include "cap_schema.h"
 #include "ref_glob.h"
+#include "ref_sorted.h"
 
 /* ---- decision words ---- */
 
@@ -1226,22 +1227,18 @@ const char *ref_policy_snapshot(const ref_policy *p)
     return p->snapshot;
 }
 
+static const char *tenant_key(const void *base, size_t i)
+{
+    return ((const ref_tenant *)base)[i].name;
+}
+
 const ref_tenant *ref_policy_tenant(const ref_policy *p, const char *name)
 {
-    size_t lo = 0, hi = p->n_tenants;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        /* Names are stored lower-case, so case-insensitive comparison
-         * orders them exactly as strcmp did when they were sorted. */
-        int c = strcasecmp(p->tenants[mid].name, name);
-        if (c == 0)
-            return &p->tenants[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    /* Names are stored lower-case, so case-insensitive comparison orders
+     * them exactly as strcmp did when they were sorted. */
+    size_t at;
+    return ref_sorted_find(p->tenants, p->n_tenants, tenant_key, name, 1, &at) ? &p->tenants[at]
+                                                                             : NULL;
 }
 
 const char *ref_snapshot_base(const char *snapshot, char *buf, size_t n)

@@ -1,5 +1,6 @@
 /* Worker registry; see ref_registry.h and docs/reference-registry.md. */
 #include "ref_registry.h"
+#include "ref_sorted.h"
 
 #include <math.h>
 #include <stdalign.h>
@@ -240,20 +241,16 @@ int64_t ref_registry_grace(const ref_registry *r)
 /* ---- storage ------------------------------------------------------------ */
 
 /* Index of id, or -(insertion point) - 1. */
+static const char *slot_key(const void *base, size_t i)
+{
+    return ((const slot *)base)[i].id;
+}
+
 static ptrdiff_t find_slot(const ref_registry *r, const char *id)
 {
-    size_t lo = 0, hi = r->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(r->slots[mid].id, id);
-        if (c == 0)
-            return (ptrdiff_t)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -(ptrdiff_t)lo - 1;
+    size_t at;
+    return ref_sorted_find(r->slots, r->n, slot_key, id, 0, &at) ? (ptrdiff_t)at
+                                                                   : -(ptrdiff_t)at - 1;
 }
 
 static void worker_blank_heartbeat(ref_worker *w)
@@ -833,20 +830,16 @@ static int has_capability(const ref_worker *w, const char *want)
     return 0;
 }
 
+static const char *kv_key(const void *base, size_t i)
+{
+    return ((const ref_registry_kv *)base)[i].key;
+}
+
 static const char *worker_label(const ref_worker *w, const char *key)
 {
-    size_t lo = 0, hi = w->n_labels;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(w->labels[mid].key, key);
-        if (c == 0)
-            return w->labels[mid].value;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    size_t at;
+    return ref_sorted_find(w->labels, w->n_labels, kv_key, key, 0, &at) ? w->labels[at].value
+                                                                       : NULL;
 }
 
 static int requires_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest *job)

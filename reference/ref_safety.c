@@ -13,6 +13,7 @@
 #include "cap_error.h"
 #include "cap_schema.h"
 #include "ref_glob.h"
+#include "ref_sorted.h"
 #include "ref_velocity.h"
 
 #define N_SNAPSHOTS 10
@@ -452,21 +453,19 @@ size_t ref_safety_snapshots(const ref_safety *k, const char **out, size_t max)
 
 /* ---- tenant concurrency ---- */
 
+static const char *count_key(const void *base, size_t i)
+{
+    return ((const tenant_count *)base)[i].name;
+}
+
+/* Names are stored lower-case, so a case-insensitive search keeps order. */
 static tenant_count *tenant_find(const ref_safety *k, const char *name, size_t *at)
 {
-    size_t lo = 0, hi = k->n_tenants;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcasecmp(k->tenants[mid].name, name);
-        if (c == 0)
-            return &k->tenants[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t pos;
+    if (ref_sorted_find(k->tenants, k->n_tenants, count_key, name, 1, &pos))
+        return &k->tenants[pos];
     if (at)
-        *at = lo;
+        *at = pos;
     return NULL;
 }
 

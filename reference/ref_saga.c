@@ -11,6 +11,7 @@
  * the decoded parent, then encoded and decoded again, so that the caller
  * receives one message whose memory protobuf-c owns entirely. */
 #include "ref_saga.h"
+#include "ref_sorted.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -220,23 +221,16 @@ void ref_saga_free(ref_saga *s)
 }
 
 /* Index of id, or of where it would go (*found = 0). */
+static const char *wf_key(const void *base, size_t i)
+{
+    return ((workflow *const *)base)[i]->id;
+}
+
 static size_t wf_search(const ref_saga *s, const char *id, int *found)
 {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(s->w[mid]->id, id);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = 0;
-    return lo;
+    size_t at;
+    *found = ref_sorted_find(s->w, s->n, wf_key, id, 0, &at);
+    return at;
 }
 
 static workflow *wf_find(const ref_saga *s, const char *id)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cap_error.h"
+#include "ref_sorted.h"
 
 typedef struct {
     char *key;        /* rule_id '\x1f' key value */
@@ -53,23 +54,16 @@ size_t ref_velocity_store_size(const ref_velocity_store *s)
 }
 
 /* Index of key, or of where it would go (*found says which). */
+static const char *window_key(const void *base, size_t i)
+{
+    return ((window *const *)base)[i]->key;
+}
+
 static size_t find(const ref_velocity_store *s, const char *key, int *found)
 {
-    size_t lo = 0, hi = s->n;
-    *found = 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->w[mid]->key, key);
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    size_t at;
+    *found = ref_sorted_find(s->w, s->n, window_key, key, 0, &at);
+    return at;
 }
 
 static void remove_at(ref_velocity_store *s, size_t i)
