@@ -11,7 +11,7 @@ SAN     ?=
 EXTRA_CFLAGS ?=
 GEN     := $(BUILD)/gen
 
-PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1
+PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1 libuv
 TEST_PKGS := cmocka
 # Evaluated when a recipe runs, i.e. after the dependency check has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))

@@ -1,5 +1,6 @@
 /* Worker registry; see ref_registry.h and docs/reference-registry.md. */
 #include "ref_registry.h"
+#include "ref_bugs.h" /* mutant hooks */
 #include "ref_sorted.h"
 
 #include <math.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 
 typedef struct {
-    ref_worker w;
+    ref_worker_info w;
     char *id;       /* malloc'd copy of the worker id */
     void *hb_block; /* one allocation: every string and array of the heartbeat */
     void *hs_block; /* one allocation: every string and array of the handshake */
@@ -103,10 +104,10 @@ static const char *ar_str(arena *a, const char *s)
 
 /* Builds a block with layout(a, arg, w) twice: once to measure, once to
  * fill *w. Returns the block, or NULL when out of memory. */
-static void *ar_build(void (*layout)(arena *, const void *, ref_worker *), const void *arg,
-                      ref_worker *w)
+static void *ar_build(void (*layout)(arena *, const void *, ref_worker_info *), const void *arg,
+                      ref_worker_info *w)
 {
-    ref_worker scratch = *w;
+    ref_worker_info scratch = *w;
     arena a = {NULL, 0};
     layout(&a, arg, &scratch);
     a.base = malloc(a.off ? a.off : 1);
@@ -253,7 +254,7 @@ static ptrdiff_t find_slot(const ref_registry *r, const char *id)
                                                                    : -(ptrdiff_t)at - 1;
 }
 
-static void worker_blank_heartbeat(ref_worker *w)
+static void worker_blank_heartbeat(ref_worker_info *w)
 {
     w->has_heartbeat = 0;
     w->last_heartbeat = 0;
@@ -266,7 +267,7 @@ static void worker_blank_heartbeat(ref_worker *w)
     w->n_labels = 0;
 }
 
-static void worker_blank_handshake(ref_worker *w)
+static void worker_blank_handshake(ref_worker_info *w)
 {
     w->has_handshake = 0;
     w->version = 0;
@@ -315,7 +316,7 @@ static void remove_at(ref_registry *r, size_t i)
     r->n--;
 }
 
-static int lost_at(const ref_registry *r, const ref_worker *w, int64_t now)
+static int lost_at(const ref_registry *r, const ref_worker_info *w, int64_t now)
 {
     /* now >= 0 and last_seen >= 0, so the difference cannot overflow */
     return now - w->last_seen > r->grace;
@@ -396,7 +397,7 @@ static const char *hb_label_key(const void *arg, size_t i)
     return nz(((const Cordum__Agent__V1__Heartbeat *)arg)->labels[i]->key);
 }
 
-static void hb_layout(arena *a, const void *arg, ref_worker *w)
+static void hb_layout(arena *a, const void *arg, ref_worker_info *w)
 {
     const hb_plan *p = arg;
     const Cordum__Agent__V1__Heartbeat *hb = p->hb;
@@ -449,11 +450,11 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
                                 r->max_workers, hb->worker_id);
         online = 1;
     } else {
-        const ref_worker *w = &r->slots[at].w;
+        const ref_worker_info *w = &r->slots[at].w;
         online = !w->has_heartbeat || lost_at(r, w, now);
     }
 
-    ref_worker fresh;
+    ref_worker_info fresh;
     memset(&fresh, 0, sizeof fresh);
     void *block = ar_build(hb_layout, &plan, &fresh);
     if (!block)
@@ -469,7 +470,7 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     slot *s = &r->slots[at];
     free(s->hb_block);
     s->hb_block = block;
-    ref_worker *w = &s->w;
+    ref_worker_info *w = &s->w;
     w->has_heartbeat = 1;
     w->last_heartbeat = now;
     w->last_seen = now;
@@ -498,7 +499,7 @@ int ref_registry_negotiate(const int32_t *ours, size_t n_ours, const int32_t *th
 {
     int32_t best = 0;
     for (size_t i = 0; ours && i < n_ours; i++) {
-        if (ours[i] <= best)
+        if (ref_bug_active(REF_BUG_LOWEST_VERSION) ? (ours[i] <= 0 || (best && ours[i] >= best)) : ours[i] <= best) /* mutant lowest-version (ref_bugs.h) */
             continue;
         for (size_t j = 0; theirs && j < n_theirs; j++)
             if (theirs[j] == ours[i]) {
@@ -566,7 +567,7 @@ static const char *hs_cap_key(const void *arg, size_t i)
     return nz(((const Cordum__Agent__V1__Handshake *)arg)->capabilities[i]->key);
 }
 
-static void hs_layout(arena *a, const void *arg, ref_worker *w)
+static void hs_layout(arena *a, const void *arg, ref_worker_info *w)
 {
     const hs_plan *p = arg;
     const Cordum__Agent__V1__Handshake *hs = p->hs;
@@ -620,7 +621,7 @@ int ref_registry_handshake(ref_registry *r, int64_t now, const char *sender_id,
         return cap_diag_set(d, CAP_EFULL, -1, "ref_registry",
                             "registry full: %zu workers; worker %s not added", r->max_workers,
                             hs->component_id);
-    ref_worker fresh;
+    ref_worker_info fresh;
     memset(&fresh, 0, sizeof fresh);
     void *block = ar_build(hs_layout, &plan, &fresh);
     if (!block)
@@ -636,7 +637,7 @@ int ref_registry_handshake(ref_registry *r, int64_t now, const char *sender_id,
     slot *s = &r->slots[at];
     free(s->hs_block);
     s->hs_block = block;
-    ref_worker *w = &s->w;
+    ref_worker_info *w = &s->w;
     w->has_handshake = 1;
     w->version = v;
     w->sdk_version = fresh.sdk_version;
@@ -721,7 +722,7 @@ size_t ref_registry_max(const ref_registry *r)
     return r ? r->max_workers : 0;
 }
 
-const ref_worker *ref_registry_find(const ref_registry *r, const char *worker_id)
+const ref_worker_info *ref_registry_find(const ref_registry *r, const char *worker_id)
 {
     if (!r || !worker_id)
         return NULL;
@@ -729,17 +730,17 @@ const ref_worker *ref_registry_find(const ref_registry *r, const char *worker_id
     return at < 0 ? NULL : &r->slots[at].w;
 }
 
-const ref_worker *ref_registry_at(const ref_registry *r, size_t i)
+const ref_worker_info *ref_registry_at(const ref_registry *r, size_t i)
 {
     return (r && i < r->n) ? &r->slots[i].w : NULL;
 }
 
-int ref_registry_alive(const ref_registry *r, const ref_worker *w, int64_t now)
+int ref_registry_alive(const ref_registry *r, const ref_worker_info *w, int64_t now)
 {
     return r && w && !lost_at(r, w, now);
 }
 
-int ref_registry_overloaded(const ref_worker *w)
+int ref_registry_overloaded(const ref_worker_info *w)
 {
     if (!w || !w->has_heartbeat)
         return 0;
@@ -749,7 +750,7 @@ int ref_registry_overloaded(const ref_worker *w)
     return w->cpu_load >= 90.0f || w->gpu_utilization >= 90.0f;
 }
 
-double ref_registry_score(const ref_worker *w)
+double ref_registry_score(const ref_worker_info *w)
 {
     return (double)w->active_jobs + (double)w->cpu_load / 100.0 +
            (double)w->gpu_utilization / 100.0;
@@ -819,7 +820,7 @@ static int in_list(const char *s, const char *const *list, size_t n)
     return 0;
 }
 
-static int has_capability(const ref_worker *w, const char *want)
+static int has_capability(const ref_worker_info *w, const char *want)
 {
     for (size_t i = 0; i < w->n_capabilities; i++)
         if (ascii_casecmp_eq(w->capabilities[i], want))
@@ -835,14 +836,14 @@ static const char *kv_key(const void *base, size_t i)
     return ((const ref_registry_kv *)base)[i].key;
 }
 
-static const char *worker_label(const ref_worker *w, const char *key)
+static const char *worker_label(const ref_worker_info *w, const char *key)
 {
     size_t at;
     return ref_sorted_find(w->labels, w->n_labels, kv_key, key, 0, &at) ? w->labels[at].value
                                                                        : NULL;
 }
 
-static int requires_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest *job)
+static int requires_ok(const ref_worker_info *w, const Cordum__Agent__V1__JobRequest *job)
 {
     const Cordum__Agent__V1__JobMetadata *m = job->meta;
     if (!m)
@@ -853,7 +854,7 @@ static int requires_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest 
     return 1;
 }
 
-static int labels_ok(const ref_worker *w, const Cordum__Agent__V1__JobRequest *job)
+static int labels_ok(const ref_worker_info *w, const Cordum__Agent__V1__JobRequest *job)
 {
     for (size_t i = 0; i < job->n_labels; i++) {
         const Cordum__Agent__V1__JobRequest__LabelsEntry *e = job->labels[i];
@@ -877,7 +878,7 @@ static const char *preferred_worker(const Cordum__Agent__V1__JobRequest *job)
     return (p && *p) ? p : NULL;
 }
 
-static unsigned filters_of(const ref_registry *r, const ref_worker *w, int64_t now,
+static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int64_t now,
                            const ref_sel_request *q)
 {
     const Cordum__Agent__V1__JobRequest *job = q->job;
@@ -920,12 +921,12 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
 
     const unsigned over = 1u << REF_SEL_OVERLOADED, ver = 1u << REF_SEL_VERSION;
     const char *pref = preferred_worker(q->job);
-    const ref_worker *best = NULL, *preferred = NULL;
+    const ref_worker_info *best = NULL, *preferred = NULL;
     double best_score = 0;
     int only_over = 0, only_version = 0;
     out->n_workers = r->n;
     for (size_t i = 0; i < r->n; i++) { /* ascending worker id */
-        const ref_worker *w = &r->slots[i].w;
+        const ref_worker_info *w = &r->slots[i].w;
         unsigned m = filters_of(r, w, now, q);
         for (int f = 0; f < REF_SEL_NFILTERS; f++)
             if (m & (1u << f))

@@ -131,7 +131,7 @@ typedef struct {
     size_t n_ready_topics;
     const char *const *hs_capabilities; /* keys advertised true, sorted, unique */
     size_t n_hs_capabilities;
-} ref_worker;
+} ref_worker_info;
 
 typedef struct ref_registry ref_registry;
 
@@ -225,23 +225,23 @@ size_t ref_registry_count(const ref_registry *r);
 size_t ref_registry_max(const ref_registry *r);
 
 /* The worker with this id, or NULL. */
-const ref_worker *ref_registry_find(const ref_registry *r, const char *worker_id);
+const ref_worker_info *ref_registry_find(const ref_registry *r, const char *worker_id);
 
 /* The i-th worker in ascending id order, or NULL when i >= count. */
-const ref_worker *ref_registry_at(const ref_registry *r, size_t i);
+const ref_worker_info *ref_registry_at(const ref_registry *r, size_t i);
 
 /* 1 when the worker is alive at now (now - last_seen <= grace), else 0. */
-int ref_registry_alive(const ref_registry *r, const ref_worker *w, int64_t now);
+int ref_registry_alive(const ref_registry *r, const ref_worker_info *w, int64_t now);
 
 /* Cordum's overload rule (cordum-ref 4.5): max_parallel_jobs > 0 and
  * active_jobs / max_parallel_jobs >= 0.9 (computed exactly, as
  * 10 x active >= 9 x max), or cpu_load >= 90, or gpu_utilization >= 90.
  * 0 for a worker without a heartbeat. */
-int ref_registry_overloaded(const ref_worker *w);
+int ref_registry_overloaded(const ref_worker_info *w);
 
 /* Cordum's least-loaded score (cordum-ref 4.6): active_jobs +
  * cpu_load / 100 + gpu_utilization / 100, in double. Lower is better. */
-double ref_registry_score(const ref_worker *w);
+double ref_registry_score(const ref_worker_info *w);
 
 /* 1 when a job label takes part in placement (cordum-ref 4.3): every key
  * except preferred_worker_id, preferred_pool, secrets_present, workflow_id,

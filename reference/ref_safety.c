@@ -506,6 +506,12 @@ void ref_safety_job_ended(ref_safety *k, const char *tenant)
         t->active--;
 }
 
+void ref_safety_reset_active(ref_safety *k)
+{
+    for (size_t i = 0; k && i < k->n_tenants; i++)
+        k->tenants[i].active = 0;
+}
+
 int64_t ref_safety_active_jobs(const ref_safety *k, const char *tenant)
 {
     const tenant_count *t = tenant_find(k, tenant, NULL);

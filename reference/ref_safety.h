@@ -58,6 +58,10 @@ size_t ref_safety_snapshots(const ref_safety *k, const char **out, size_t max);
 int ref_safety_job_started(ref_safety *k, const char *tenant);
 void ref_safety_job_ended(ref_safety *k, const char *tenant);
 int64_t ref_safety_active_jobs(const ref_safety *k, const char *tenant);
+/* Sets every tenant's count to zero: a scheduler restored from its journal
+ * recounts its active jobs from scratch, whether or not this kernel
+ * survived the restart. */
+void ref_safety_reset_active(ref_safety *k);
 
 /* A decision. The reason is the struct's own copy (so the struct may be
  * copied freely); the pointers borrow from the installed policy and the

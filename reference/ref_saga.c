@@ -11,6 +11,8 @@
  * the decoded parent, then encoded and decoded again, so that the caller
  * receives one message whose memory protobuf-c owns entirely. */
 #include "ref_saga.h"
+
+#include "ref_bugs.h"
 #include "ref_sorted.h"
 
 #include <stdlib.h>
@@ -546,6 +548,13 @@ static entry *in_flight(workflow *w)
 
 static entry *newest_pending(workflow *w)
 {
+    /* Injected bug (ref_bugs.h): compensate oldest first. */
+    if (ref_bug_active(REF_BUG_ROLLBACK_OLDEST_FIRST)) {
+        for (size_t i = 0; i < w->n; i++)
+            if (w->e[i].state == REF_SAGA_ENTRY_PENDING)
+                return &w->e[i];
+        return NULL;
+    }
     for (size_t i = w->n; i > 0; i--)
         if (w->e[i - 1].state == REF_SAGA_ENTRY_PENDING)
             return &w->e[i - 1];

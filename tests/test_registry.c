@@ -187,7 +187,7 @@ static void test_registration_copies_every_field(void **state)
     memset(v_zone, 'x', sizeof v_zone - 1);
 
     assert_int_equal(ref_registry_count(r), 1);
-    const ref_worker *w = ref_registry_find(r, "worker-1");
+    const ref_worker_info *w = ref_registry_find(r, "worker-1");
     assert_non_null(w);
     assert_ptr_equal(w, ref_registry_at(r, 0));
     assert_string_equal(w->worker_id, "worker-1");
@@ -271,7 +271,7 @@ static void test_loss_exactly_at_the_grace_boundary(void **state)
     const int64_t t0 = 1000, grace = 30 * SEC; /* default: 3 x 10 s */
     assert_int_equal(ref_registry_grace(r), grace);
     assert_int_equal(beat(r, t0, "w1", "job.a", 0, 0, 0, 0), REF_REGISTRY_ONLINE);
-    const ref_worker *w = ref_registry_find(r, "w1");
+    const ref_worker_info *w = ref_registry_find(r, "w1");
     assert_true(ref_registry_alive(r, w, t0 + grace));      /* still alive at the boundary */
     assert_false(ref_registry_alive(r, w, t0 + grace + 1)); /* lost one ns later */
 
@@ -559,7 +559,7 @@ static void test_requires_matching(void **state)
     assert_int_equal(ref_registry_handshake(r, 0, "w2", h, NULL, NULL), CAP_OK);
     res = pick(r, 0, job);
     assert_string_equal(res.worker_id, "w2");
-    const ref_worker *w2 = ref_registry_find(r, "w2");
+    const ref_worker_info *w2 = ref_registry_find(r, "w2");
     assert_int_equal(w2->n_hs_capabilities, 2); /* true keys only, sorted */
     assert_string_equal(w2->hs_capabilities[0], "DOCKER");
     assert_string_equal(w2->hs_capabilities[1], "network-egress");
@@ -788,7 +788,7 @@ static void test_version_negotiation(void **state)
     assert_int_equal(ref_registry_handshake(r, 0, "w1", h, &v, &d), CAP_EVERSION);
     assert_int_equal(v, 0);
     assert_string_equal(d.path, "Handshake.supported_versions");
-    const ref_worker *w = ref_registry_find(r, "w1");
+    const ref_worker_info *w = ref_registry_find(r, "w1");
     assert_non_null(w);
     assert_true(w->has_handshake);
     assert_int_equal(w->version, 0);
@@ -830,7 +830,7 @@ static void test_ready_topics(void **state)
     hs_topic(&hb, "pool.a");
     hs_topic(&hb, "pool.b");
     assert_int_equal(ref_registry_handshake(r, 0, "wrk-1", h, NULL, NULL), CAP_OK);
-    const ref_worker *w = ref_registry_find(r, "wrk-1");
+    const ref_worker_info *w = ref_registry_find(r, "wrk-1");
     assert_int_equal(w->n_ready_topics, 2);
     assert_string_equal(w->ready_topics[0], "pool.a");
     assert_string_equal(w->ready_topics[1], "pool.b");
@@ -891,7 +891,7 @@ static void test_handshake_validation_and_effects(void **state)
     h->sdk_version = (char *)"2.0.19";
     assert_int_equal(ref_registry_handshake(r, 3, "w1", h, &v, NULL), CAP_OK);
     assert_int_equal(v, 1);
-    const ref_worker *w = ref_registry_find(r, "w1");
+    const ref_worker_info *w = ref_registry_find(r, "w1");
     assert_false(w->has_heartbeat);
     assert_true(w->has_handshake);
     assert_string_equal(w->sdk_version, "2.0.19");
@@ -969,7 +969,7 @@ static void expect_refused(ref_registry *r, Cordum__Agent__V1__Heartbeat *hb, co
         fail_msg("%s: got %d, want CAP_EINVAL", path, rc);
     if (strncmp(d.path, path, strlen(path)) != 0)
         fail_msg("diag path \"%s\", want \"%s\" (%s)", d.path, path, d.reason);
-    const ref_worker *w = ref_registry_find(r, "w1");
+    const ref_worker_info *w = ref_registry_find(r, "w1");
     assert_int_equal(ref_registry_count(r), 1);
     assert_int_equal(w->last_seen, 0);
     assert_string_equal(w->pool, "job.a");
@@ -1118,7 +1118,7 @@ static void test_handshake_bounds(void **state)
     assert_int_equal(ref_registry_handshake(r, 0, NULL, h, NULL, &d), CAP_EINVAL);
     assert_string_equal(d.path, "Handshake.capabilities[0].key");
     /* the refused handshakes left the accepted one in place */
-    const ref_worker *w = ref_registry_find(r, "w1");
+    const ref_worker_info *w = ref_registry_find(r, "w1");
     assert_int_equal(w->n_ready_topics, REF_REGISTRY_LIST_MAX);
     assert_string_equal(w->sdk_version, "");
     ref_registry_free(r);

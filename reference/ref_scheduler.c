@@ -1,0 +1,2365 @@
+/* The reference scheduler: see ref_scheduler.h and
+ * docs/reference-scheduler.md. */
+#include "ref_scheduler.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cap_base64.h"
+#include "cap_encode.h"
+#include "cap_time.h"
+#include "ref_bugs.h"
+#include "ref_jobstate.h"
+#include "ref_sorted.h"
+#include "ref_strmap.h"
+
+typedef Cordum__Agent__V1__JobRequest job_request;
+typedef Cordum__Agent__V1__JobResult job_result;
+typedef Cordum__Agent__V1__JobProgress job_progress;
+typedef Cordum__Agent__V1__JobCancel job_cancel;
+typedef Cordum__Agent__V1__DispatchIdentity dispatch_identity;
+
+#define NS_PER_MS INT64_C(1000000)
+#define NS_PER_SEC INT64_C(1000000000)
+#define TEXT_MAX 512 /* approver, note, reason, memo: longest kept */
+
+/* Job timer kinds: the timer id is seq * 8 + kind. */
+enum { TK_WAKE = 1, TK_WATCH = 2 };
+
+/* Approval record status. */
+enum { APPR_NONE = 0, APPR_PENDING = 1, APPR_APPROVED = 2, APPR_REJECTED = 3 };
+
+/* Priority rank: lower dispatches first when capacity is short. */
+static int rank_of(int priority)
+{
+    switch (priority) {
+    case CORDUM__AGENT__V1__JOB_PRIORITY__JOB_PRIORITY_CRITICAL: return 0;
+    case CORDUM__AGENT__V1__JOB_PRIORITY__JOB_PRIORITY_BATCH: return 2;
+    default: return 1; /* INTERACTIVE, and UNSPECIFIED read as the default class */
+    }
+}
+
+typedef struct job job;
+struct job {
+    uint64_t seq;          /* 1, 2, ... in admission order */
+    char *job_id;
+    job_request *req;      /* owned; as submitted, without a dispatch identity */
+    char *trace_id;
+    char *tenant;          /* effective tenant ("" when none is named) */
+    char *idem;            /* idempotency index key, or NULL */
+    int rank;
+    int state;
+    int64_t state_at;
+    /* the last safety decision */
+    int decision;
+    char *rule_id, *snapshot, *reason;
+    int64_t max_runtime_ns; /* 0: none */
+    int32_t max_retries;    /* < 0: none (the scheduler's default applies) */
+    int32_t max_concurrent; /* 0: none */
+    uint32_t throttles;     /* consecutive THROTTLE answers */
+    /* approval */
+    int appr;
+    char hash[65];
+    char *appr_snapshot, *appr_by, *appr_note;
+    /* dispatch */
+    uint64_t attempt;
+    char dispatch_id[33];
+    char *worker, *pool;
+    uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
+    int done;               /* the current attempt's result has been applied */
+    int holds_slot;         /* counted in the worker's in-flight list */
+    int counted;            /* counted active in the safety kernel */
+    uint32_t retries;
+    int64_t wait_since;     /* waiting for a worker since; -1 when not */
+    int waiting;
+    int64_t wake_at, watch_at; /* armed timers; 0 when not armed */
+    char *memo;
+    char *saga_wf;          /* a compensation: the workflow it compensates */
+    job *prev, *next;       /* live jobs in seq order */
+};
+
+/* The jobs a worker holds from this scheduler. */
+typedef struct {
+    char *worker_id;
+    job **jobs;
+    size_t n, cap;
+} worker_slots;
+
+struct ref_sched {
+    char *id;
+    ref_safety *safety;
+    ref_rand rand;
+    ref_registry *registry;
+    ref_breaker_set *breakers;
+    ref_dedupe *dedupe;
+    ref_saga *saga;
+    size_t max_jobs;
+    uint32_t max_retries;
+    int64_t retry_base, retry_max, retry_jitter, throttle_base, tenant_delay;
+    int64_t nw_retry, nw_wait, dispatch_to, running_to;
+    ref_sched_timeouts *pool_to, *tenant_to;
+    size_t n_pool_to, n_tenant_to;
+    ref_sched_route *routes;
+    size_t n_routes;
+    int on_pool;
+
+    ref_strmap by_id, by_seq, by_idem;
+    job *head, *tail;
+    size_t n_jobs;
+    uint64_t next_seq;
+    job **waitq; /* sorted by (rank, seq) */
+    size_t n_wait, cap_wait;
+    worker_slots *slots; /* sorted by worker id */
+    size_t n_slots, cap_slots;
+    int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
+    int restoring;               /* 1 while ref_sched_restore runs: no journal */
+    ref_sched_stats st;
+};
+
+/* ---- small helpers -------------------------------------------------- */
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int try_rc_ = (x);                                                                         \
+        if (try_rc_ < 0)                                                                           \
+            return try_rc_;                                                                        \
+    } while (0)
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+static char *dupn(const char *s, size_t max)
+{
+    size_t n = strlen(nz(s));
+    if (n > max)
+        n = max;
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, nz(s), n);
+        c[n] = 0;
+    }
+    return c;
+}
+
+static char *dup(const char *s) { return dupn(s, (size_t)-1 / 2); }
+
+/* Replaces *dst with a copy of src (at most max bytes); CAP_ENOMEM leaves
+ * *dst as it was. */
+static int set_strn(char **dst, const char *src, size_t max)
+{
+    char *c = dupn(src, max);
+    if (!c)
+        return CAP_ENOMEM;
+    free(*dst);
+    *dst = c;
+    return CAP_OK;
+}
+
+static int set_str(char **dst, const char *src)
+{
+    char *c = dupn(src, 4096);
+    if (!c)
+        return CAP_ENOMEM;
+    free(*dst);
+    *dst = c;
+    return CAP_OK;
+}
+
+static int is_allow(int d)
+{
+    return d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW ||
+           d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW_WITH_CONSTRAINTS;
+}
+
+static const char *decision_name(int d)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&cordum__agent__v1__decision_type__descriptor, d);
+    return v ? v->name : "DECISION_TYPE_UNKNOWN";
+}
+
+static const char *error_code_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&cordum__agent__v1__error_code__descriptor, code);
+    return v ? v->name : "";
+}
+
+static const char *current_snapshot(const ref_sched *s)
+{
+    const ref_policy *p = ref_safety_policy(s->safety);
+    return p ? p->snapshot : "";
+}
+
+int64_t ref_sched_backoff(int64_t base, int64_t max, int64_t jitter, uint32_t n, const ref_rand *r)
+{
+    if (base < 0)
+        base = 0;
+    uint32_t shift = n > 10 ? 10 : n;
+    int64_t d = base;
+    for (uint32_t i = 0; i < shift && d < max; i++)
+        d = cap_sat_add(d, d);
+    if (d > max)
+        d = max;
+    if (jitter > 0 && r && r->next)
+        d = cap_sat_add(d, (int64_t)ref_rand_below(r, (uint64_t)jitter));
+    return d > max ? max : d;
+}
+
+/* ---- the request: copies, hash, map edits ---------------------------- */
+
+static ProtobufCMessage *clone_message(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+    free(buf);
+    return c;
+}
+
+static job_request *clone_request(const job_request *r)
+{
+    return (job_request *)clone_message(&r->base);
+}
+
+/* Sets key = value in a map field (an array of entry messages) of a
+ * message unpacked onto the heap, replacing an existing key's value. */
+static int map_set(void ***entries, size_t *n, const ProtobufCMessageDescriptor *entry_desc,
+                   const char *key, const char *value)
+{
+    size_t koff = entry_desc->fields[0].offset, voff = entry_desc->fields[1].offset;
+    for (size_t i = 0; i < *n; i++) {
+        char **k = (char **)((char *)(*entries)[i] + koff);
+        if (strcmp(nz(*k), key) == 0) {
+            char **v = (char **)((char *)(*entries)[i] + voff);
+            int ok = 1;
+            char *nv = ref_pb_strdup(value, &ok);
+            if (!ok)
+                return CAP_ENOMEM;
+            if (*v && *v != (char *)protobuf_c_empty_string)
+                free(*v);
+            *v = nv;
+            return CAP_OK;
+        }
+    }
+    void **grown = realloc(*entries, (*n + 1) * sizeof *grown);
+    if (!grown)
+        return CAP_ENOMEM;
+    *entries = grown;
+    ProtobufCMessage *e = malloc(entry_desc->sizeof_message);
+    if (!e)
+        return CAP_ENOMEM;
+    entry_desc->message_init(e);
+    int ok = 1;
+    *(char **)((char *)e + koff) = ref_pb_strdup(key, &ok);
+    *(char **)((char *)e + voff) = ref_pb_strdup(value, &ok);
+    grown[(*n)++] = e;
+    if (!ok) {
+        (*n)--;
+        cap_message_free(e);
+        return CAP_ENOMEM;
+    }
+    return CAP_OK;
+}
+
+#define ENV_SET(req, k, v)                                                                         \
+    map_set((void ***)&(req)->env, &(req)->n_env,                                                  \
+            &cordum__agent__v1__job_request__env_entry__descriptor, (k), (v))
+#define LABEL_SET(req, k, v)                                                                       \
+    map_set((void ***)&(req)->labels, &(req)->n_labels,                                            \
+            &cordum__agent__v1__job_request__labels_entry__descriptor, (k), (v))
+
+static int hash_drops_label(const char *k)
+{
+    return strncasecmp(k, "approval_", 9) == 0 || strcmp(k, REF_DEDUPE_BUS_MSG_ID_LABEL) == 0;
+}
+
+static int hash_drops_env(const char *k)
+{
+    return strcmp(k, "CORDUM_EFFECTIVE_CONFIG") == 0 || strcmp(k, REF_SCHED_ENV_LAST_MEMO) == 0;
+}
+
+int ref_sched_request_hash(const job_request *req, char out[65])
+{
+    job_request *c = req ? clone_request(req) : NULL;
+    if (!c)
+        return req ? CAP_ENOMEM : CAP_EINVAL;
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_labels; i++) {
+        if (hash_drops_label(nz(c->labels[i]->key)))
+            cap_message_free(&c->labels[i]->base);
+        else
+            c->labels[k++] = c->labels[i];
+    }
+    c->n_labels = k;
+    k = 0;
+    for (size_t i = 0; i < c->n_env; i++) {
+        if (hash_drops_env(nz(c->env[i]->key)))
+            cap_message_free(&c->env[i]->base);
+        else
+            c->env[k++] = c->env[i];
+    }
+    c->n_env = k;
+    if (c->dispatch) {
+        cap_message_free(&c->dispatch->base);
+        c->dispatch = NULL;
+    }
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = cap_encode(&c->base, &bytes, &len);
+    cap_message_free(&c->base);
+    if (rc)
+        return rc;
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    int ok = SHA256(bytes, len, md) != NULL;
+    free(bytes);
+    if (!ok)
+        return CAP_ECRYPTO;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = 0;
+    return CAP_OK;
+}
+
+static const char *effective_tenant(const job_request *r)
+{
+    if (r->tenant_id && r->tenant_id[0])
+        return r->tenant_id;
+    if (r->meta && r->meta->tenant_id && r->meta->tenant_id[0])
+        return r->meta->tenant_id;
+    if (r->identity && r->identity->tenant_id && r->identity->tenant_id[0])
+        return r->identity->tenant_id;
+    return "";
+}
+
+/* ---- journal -------------------------------------------------------- */
+
+static void json_i64(cJSON *o, const char *k, int64_t v)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    cJSON_AddStringToObject(o, k, buf);
+}
+
+static int emit_json(ref_sched *s, cJSON *o, ref_effects *fx)
+{
+    if (!o)
+        return CAP_ENOMEM;
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line)
+        return CAP_ENOMEM;
+    int rc = s->restoring ? CAP_OK : ref_effects_journal(fx, line);
+    cJSON_free(line);
+    return rc;
+}
+
+/* A diagnostic line (kind "note"): what happened and why, for people and
+ * trace tools; restore skips it. */
+static int note(ref_sched *s, ref_effects *fx, int64_t now, const char *event, const char *job_id,
+                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int note(ref_sched *s, ref_effects *fx, int64_t now, const char *event, const char *job_id,
+                const char *fmt, ...)
+{
+    if (s->restoring)
+        return CAP_OK;
+    char detail[REF_REASON_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return CAP_ENOMEM;
+    cJSON_AddStringToObject(o, "k", "note");
+    json_i64(o, "t", now);
+    cJSON_AddStringToObject(o, "ev", event);
+    cJSON_AddStringToObject(o, "job_id", nz(job_id));
+    cJSON_AddStringToObject(o, "detail", detail);
+    return emit_json(s, o, fx);
+}
+
+/* The job record: the job's whole durable state, after an event. The
+ * request goes only into the first record of a job (with_req). */
+static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event, int with_req)
+{
+    if (s->restoring)
+        return CAP_OK;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return CAP_ENOMEM;
+    cJSON_AddStringToObject(o, "k", "job");
+    json_i64(o, "t", now);
+    cJSON_AddStringToObject(o, "ev", event);
+    cJSON_AddStringToObject(o, "job_id", j->job_id);
+    json_i64(o, "seq", (int64_t)j->seq);
+    cJSON_AddStringToObject(o, "state", ref_jobstate_name(j->state));
+    json_i64(o, "state_at", j->state_at);
+    cJSON_AddNumberToObject(o, "decision", j->decision);
+    cJSON_AddStringToObject(o, "rule", nz(j->rule_id));
+    cJSON_AddStringToObject(o, "snapshot", nz(j->snapshot));
+    cJSON_AddStringToObject(o, "reason", nz(j->reason));
+    json_i64(o, "max_runtime_ns", j->max_runtime_ns);
+    cJSON_AddNumberToObject(o, "max_retries", j->max_retries);
+    cJSON_AddNumberToObject(o, "max_concurrent", j->max_concurrent);
+    cJSON_AddNumberToObject(o, "throttles", j->throttles);
+    cJSON_AddNumberToObject(o, "appr", j->appr);
+    cJSON_AddStringToObject(o, "hash", j->hash);
+    cJSON_AddStringToObject(o, "appr_snapshot", nz(j->appr_snapshot));
+    cJSON_AddStringToObject(o, "appr_by", nz(j->appr_by));
+    cJSON_AddStringToObject(o, "appr_note", nz(j->appr_note));
+    json_i64(o, "attempt", (int64_t)j->attempt);
+    cJSON_AddStringToObject(o, "dispatch_id", j->dispatch_id);
+    cJSON_AddStringToObject(o, "worker", nz(j->worker));
+    cJSON_AddStringToObject(o, "pool", nz(j->pool));
+    cJSON_AddNumberToObject(o, "done", j->done);
+    cJSON_AddNumberToObject(o, "counted", j->counted);
+    cJSON_AddNumberToObject(o, "retries", j->retries);
+    json_i64(o, "wait_since", j->wait_since);
+    cJSON_AddNumberToObject(o, "waiting", j->waiting);
+    json_i64(o, "wake_at", j->wake_at);
+    json_i64(o, "watch_at", j->watch_at);
+    cJSON_AddStringToObject(o, "memo", nz(j->memo));
+    cJSON_AddStringToObject(o, "saga_wf", nz(j->saga_wf));
+    if (with_req) {
+        cJSON_AddStringToObject(o, "trace_id", nz(j->trace_id));
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        int rc = cap_encode(&j->req->base, &bytes, &len);
+        if (rc) {
+            cJSON_Delete(o);
+            return rc;
+        }
+        char *b64 = malloc(cap_base64_encoded_len(len) + 1);
+        if (!b64) {
+            free(bytes);
+            cJSON_Delete(o);
+            return CAP_ENOMEM;
+        }
+        b64[cap_base64_encode(bytes, len, b64)] = 0;
+        free(bytes);
+        cJSON_AddStringToObject(o, "req", b64);
+        free(b64);
+    }
+    return emit_json(s, o, fx);
+}
+
+static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, const char *wf,
+                    const char *job_id, int outcome)
+{
+    if (s->restoring)
+        return CAP_OK;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return CAP_ENOMEM;
+    cJSON_AddStringToObject(o, "k", "saga");
+    json_i64(o, "t", now);
+    cJSON_AddStringToObject(o, "op", op);
+    cJSON_AddStringToObject(o, "wf", nz(wf));
+    cJSON_AddStringToObject(o, "job_id", nz(job_id));
+    cJSON_AddNumberToObject(o, "outcome", outcome);
+    return emit_json(s, o, fx);
+}
+
+/* ---- packets -------------------------------------------------------- */
+
+static dispatch_identity *mk_identity(const job *j, int *ok)
+{
+    if (!j->attempt)
+        return NULL;
+    dispatch_identity *d = malloc(sizeof *d);
+    if (!d) {
+        *ok = 0;
+        return NULL;
+    }
+    cordum__agent__v1__dispatch_identity__init(d);
+    d->dispatch_id = ref_pb_strdup(j->dispatch_id, ok);
+    d->attempt = j->attempt;
+    d->assigned_worker_id = ref_pb_strdup(j->worker, ok);
+    return d;
+}
+
+/* A JobResult about job j from the scheduler (worker_id = scheduler id). */
+static cap_packet *mk_result(const ref_sched *s, const job *j, const char *trace_id, int status,
+                             int code_enum, const char *code, const char *msg, int64_t now,
+                             int with_identity)
+{
+    cap_packet *p = ref_packet_new(trace_id, s->id, now);
+    job_result *r = p ? malloc(sizeof *r) : NULL;
+    if (!r) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    cordum__agent__v1__job_result__init(r);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+    p->job_result = r;
+    int ok = 1;
+    r->job_id = ref_pb_strdup(j->job_id, &ok);
+    r->status = (Cordum__Agent__V1__JobStatus)status;
+    r->worker_id = ref_pb_strdup(s->id, &ok);
+    r->error_code_enum = (Cordum__Agent__V1__ErrorCode)code_enum;
+    r->error_code = ref_pb_strdup(code, &ok);
+    r->error_message = ref_pb_strdup(msg, &ok);
+    r->dispatch = with_identity ? mk_identity(j, &ok) : NULL;
+    if (!ok) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int publish_result(ref_sched *s, const job *j, int status, int code_enum, const char *code,
+                          const char *msg, int64_t now, ref_effects *fx)
+{
+    cap_packet *p = mk_result(s, j, j->trace_id, status, code_enum, code, msg, now, 1);
+    if (!p)
+        return CAP_ENOMEM;
+    return ref_effects_publish(fx, REF_SCHED_SUBJECT_RESULT, p);
+}
+
+/* A DLQ entry (cordum-ref 7): a JobResult on sys.job.dlq. */
+static int publish_dlq(ref_sched *s, const job *j, int status, int code_enum, const char *code,
+                       const char *msg, int64_t now, ref_effects *fx)
+{
+    cap_packet *p = mk_result(s, j, j->trace_id, status, code_enum, code, msg, now, 1);
+    if (!p)
+        return CAP_ENOMEM;
+    s->st.dlq++;
+    return ref_effects_publish(fx, REF_SCHED_SUBJECT_DLQ, p);
+}
+
+/* JobCancel to the worker of the current attempt, with its identity. */
+static int publish_cancel(ref_sched *s, const job *j, const char *reason, const char *by,
+                          int64_t now, ref_effects *fx)
+{
+    cap_packet *p = ref_packet_new(j->trace_id, s->id, now);
+    job_cancel *c = p ? malloc(sizeof *c) : NULL;
+    if (!c) {
+        cap_packet_free(p);
+        return CAP_ENOMEM;
+    }
+    cordum__agent__v1__job_cancel__init(c);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL;
+    p->job_cancel = c;
+    int ok = 1;
+    c->job_id = ref_pb_strdup(j->job_id, &ok);
+    c->reason = ref_pb_strdup(reason, &ok);
+    c->requested_by = ref_pb_strdup(by && by[0] ? by : s->id, &ok);
+    c->dispatch = mk_identity(j, &ok);
+    if (!ok) {
+        cap_packet_free(p);
+        return CAP_ENOMEM;
+    }
+    return ref_effects_publish(fx, REF_SCHED_SUBJECT_CANCEL, p);
+}
+
+static int publish_alert(ref_sched *s, const ref_breaker_event *ev, int64_t now, ref_effects *fx)
+{
+    if (!ev->changed)
+        return CAP_OK;
+    s->st.breaker_changes++;
+    ref_breaker_alert a;
+    TRY(ref_breaker_alert_fill(&a, ev, s->id));
+    cap_packet *p = ref_packet_new("", s->id, now);
+    if (!p)
+        return CAP_ENOMEM;
+    p->alert = (Cordum__Agent__V1__SystemAlert *)clone_message(&a.alert.base);
+    if (!p->alert) {
+        cap_packet_free(p);
+        return CAP_ENOMEM;
+    }
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_ALERT;
+    TRY(note(s, fx, now, "breaker", "", "worker %s: %s -> %s (%s)", nz(ev->worker),
+             ref_breaker_state_name(ev->from), ref_breaker_state_name(ev->to),
+             ref_breaker_reason_name(ev->reason)));
+    return ref_effects_publish(fx, REF_SCHED_SUBJECT_ALERT, p);
+}
+
+/* ---- timers --------------------------------------------------------- */
+
+static int arm(ref_sched *s, job *j, int kind, int64_t at, ref_effects *fx)
+{
+    (void)s;
+    if (kind == TK_WAKE)
+        j->wake_at = at;
+    else
+        j->watch_at = at;
+    return ref_effects_timer_set(fx, j->seq * 8 + (uint64_t)kind, at);
+}
+
+static int disarm(job *j, int kind, ref_effects *fx)
+{
+    int64_t *at = kind == TK_WAKE ? &j->wake_at : &j->watch_at;
+    if (!*at)
+        return CAP_OK;
+    *at = 0;
+    return ref_effects_timer_cancel(fx, j->seq * 8 + (uint64_t)kind);
+}
+
+static int arm_housekeeping(ref_sched *s, ref_effects *fx)
+{
+    int64_t at;
+    if (ref_registry_next_expiry(s->registry, &at) == 1) {
+        at = cap_sat_add(at, 1); /* lost means strictly past the grace window */
+        if (at != s->reg_timer) {
+            s->reg_timer = at;
+            TRY(ref_effects_timer_set(fx, REF_SCHED_TIMER_REGISTRY, at));
+        }
+    }
+    if (ref_breaker_set_deadline(s->breakers, &at) == 1 && at != s->brk_timer) {
+        s->brk_timer = at;
+        TRY(ref_effects_timer_set(fx, REF_SCHED_TIMER_BREAKER, at));
+    }
+    return CAP_OK;
+}
+
+/* ---- job table ------------------------------------------------------ */
+
+static void job_free(job *j)
+{
+    if (!j)
+        return;
+    free(j->job_id);
+    cap_message_free(j->req ? &j->req->base : NULL);
+    free(j->trace_id);
+    free(j->tenant);
+    free(j->idem);
+    free(j->rule_id);
+    free(j->snapshot);
+    free(j->reason);
+    free(j->appr_snapshot);
+    free(j->appr_by);
+    free(j->appr_note);
+    free(j->worker);
+    free(j->pool);
+    free(j->memo);
+    free(j->saga_wf);
+    free(j);
+}
+
+static job *find_job(const ref_sched *s, const char *job_id)
+{
+    return job_id ? ref_strmap_get(&s->by_id, job_id) : NULL;
+}
+
+static job *find_seq(const ref_sched *s, uint64_t seq)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)seq);
+    return ref_strmap_get(&s->by_seq, key);
+}
+
+static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state); }
+
+static void unlink_job(ref_sched *s, job *j)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)j->seq);
+    ref_strmap_del(&s->by_seq, key);
+    ref_strmap_del(&s->by_id, j->job_id);
+    if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
+        ref_strmap_del(&s->by_idem, j->idem);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        s->tail = j->prev;
+    s->n_jobs--;
+}
+
+static int link_job(ref_sched *s, job *j)
+{
+    char key[24];
+    snprintf(key, sizeof key, "%llu", (unsigned long long)j->seq);
+    int rc = ref_strmap_put(&s->by_id, j->job_id, j);
+    if (!rc)
+        rc = ref_strmap_put(&s->by_seq, key, j);
+    if (!rc && j->idem && !ref_strmap_get(&s->by_idem, j->idem))
+        rc = ref_strmap_put(&s->by_idem, j->idem, j);
+    if (rc) {
+        ref_strmap_del(&s->by_id, j->job_id);
+        ref_strmap_del(&s->by_seq, key);
+        return rc;
+    }
+    j->prev = s->tail;
+    j->next = NULL;
+    if (s->tail)
+        s->tail->next = j;
+    else
+        s->head = j;
+    s->tail = j;
+    s->n_jobs++;
+    if (j->seq >= s->next_seq)
+        s->next_seq = j->seq + 1;
+    return CAP_OK;
+}
+
+/* Makes room for one more job: evicts the oldest terminal job. 0 when a
+ * job was evicted or there was room, CAP_EFULL when every job is live. */
+static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    if (s->n_jobs < s->max_jobs)
+        return CAP_OK;
+    for (job *j = s->head; j; j = j->next) {
+        if (!is_terminal(j))
+            continue;
+        if (!s->restoring) {
+            cJSON *o = cJSON_CreateObject();
+            if (!o)
+                return CAP_ENOMEM;
+            cJSON_AddStringToObject(o, "k", "evict");
+            json_i64(o, "t", now);
+            cJSON_AddStringToObject(o, "job_id", j->job_id);
+            TRY(emit_json(s, o, fx));
+        }
+        unlink_job(s, j);
+        job_free(j);
+        return CAP_OK;
+    }
+    return CAP_EFULL;
+}
+
+/* A new job from a request (copied), not yet linked. */
+static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
+{
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->seq = seq;
+    j->req = clone_request(req);
+    j->job_id = dup(req->job_id);
+    j->trace_id = dup(trace_id);
+    j->tenant = dup(effective_tenant(req));
+    j->max_retries = -1;
+    j->wait_since = -1;
+    j->rank = rank_of(req->priority);
+    if (!j->req || !j->job_id || !j->trace_id || !j->tenant) {
+        job_free(j);
+        return NULL;
+    }
+    if (j->req->dispatch) {
+        cap_message_free(&j->req->dispatch->base);
+        j->req->dispatch = NULL;
+    }
+    const char *key = req->meta ? nz(req->meta->idempotency_key) : "";
+    if (key[0]) {
+        size_t n = strlen(j->tenant) + strlen(key) + 2;
+        j->idem = malloc(n);
+        if (!j->idem) {
+            job_free(j);
+            return NULL;
+        }
+        snprintf(j->idem, n, "%s\x1f%s", j->tenant, key);
+    }
+    return j;
+}
+
+/* ---- worker slots (this scheduler's own in-flight count per worker) -- */
+
+static const char *slot_key(const void *base, size_t i)
+{
+    return ((const worker_slots *)base)[i].worker_id;
+}
+
+static worker_slots *slots_find(const ref_sched *s, const char *worker)
+{
+    size_t pos;
+    if (!ref_sorted_find(s->slots, s->n_slots, slot_key, worker, 0, &pos))
+        return NULL;
+    return &s->slots[pos];
+}
+
+static int slot_take(ref_sched *s, job *j)
+{
+    size_t pos;
+    if (!ref_sorted_find(s->slots, s->n_slots, slot_key, j->worker, 0, &pos)) {
+        if (s->n_slots == s->cap_slots) {
+            size_t nc = s->cap_slots ? s->cap_slots * 2 : 8;
+            worker_slots *g = realloc(s->slots, nc * sizeof *g);
+            if (!g)
+                return CAP_ENOMEM;
+            s->slots = g;
+            s->cap_slots = nc;
+        }
+        char *id = dup(j->worker);
+        if (!id)
+            return CAP_ENOMEM;
+        memmove(&s->slots[pos + 1], &s->slots[pos], (s->n_slots - pos) * sizeof *s->slots);
+        s->slots[pos] = (worker_slots){.worker_id = id};
+        s->n_slots++;
+    }
+    worker_slots *w = &s->slots[pos];
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 4;
+        job **g = realloc(w->jobs, nc * sizeof *g);
+        if (!g)
+            return CAP_ENOMEM;
+        w->jobs = g;
+        w->cap = nc;
+    }
+    w->jobs[w->n++] = j;
+    j->holds_slot = 1;
+    return CAP_OK;
+}
+
+static void slot_release(ref_sched *s, job *j)
+{
+    if (!j->holds_slot)
+        return;
+    j->holds_slot = 0;
+    worker_slots *w = slots_find(s, j->worker);
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->jobs[i] == j) {
+            memmove(&w->jobs[i], &w->jobs[i + 1], (w->n - i - 1) * sizeof *w->jobs);
+            w->n--;
+            break;
+        }
+}
+
+/* Selection filter: the worker's breaker refuses, or it already holds as
+ * many of our dispatches as it declared it can run. The registry only
+ * knows the load heartbeats report (cordum-ref 4.9); counting our own
+ * dispatches keeps a burst from piling onto one worker and makes the
+ * priority order mean something when capacity is short. */
+typedef struct {
+    ref_sched *s;
+    int64_t now;
+} exclude_ctx;
+
+static int exclude_worker(void *ctx, const char *worker_id)
+{
+    exclude_ctx *c = ctx;
+    if (!ref_breaker_set_can_dispatch(c->s->breakers, worker_id, c->now))
+        return 1;
+    const ref_worker_info *w = ref_registry_find(c->s->registry, worker_id);
+    worker_slots *sl = slots_find(c->s, worker_id);
+    return w && sl && w->max_parallel_jobs > 0 && sl->n >= (size_t)w->max_parallel_jobs;
+}
+
+/* ---- the waiting queue ---------------------------------------------- */
+
+static int wait_before(const job *a, const job *b)
+{
+    return a->rank != b->rank ? a->rank < b->rank : a->seq < b->seq;
+}
+
+static int waitq_add(ref_sched *s, job *j)
+{
+    if (j->waiting)
+        return CAP_OK;
+    if (s->n_wait == s->cap_wait) {
+        size_t nc = s->cap_wait ? s->cap_wait * 2 : 16;
+        job **g = realloc(s->waitq, nc * sizeof *g);
+        if (!g)
+            return CAP_ENOMEM;
+        s->waitq = g;
+        s->cap_wait = nc;
+    }
+    size_t lo = 0, hi = s->n_wait;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (wait_before(s->waitq[mid], j))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->n_wait - lo) * sizeof *s->waitq);
+    s->waitq[lo] = j;
+    s->n_wait++;
+    j->waiting = 1;
+    return CAP_OK;
+}
+
+static void waitq_remove(ref_sched *s, job *j)
+{
+    if (!j->waiting)
+        return;
+    j->waiting = 0;
+    for (size_t i = 0; i < s->n_wait; i++)
+        if (s->waitq[i] == j) {
+            memmove(&s->waitq[i], &s->waitq[i + 1], (s->n_wait - i - 1) * sizeof *s->waitq);
+            s->n_wait--;
+            return;
+        }
+}
+
+/* ---- state changes -------------------------------------------------- */
+
+/* Moves j to `to` through the state table; a move the table refuses is a
+ * bug in the scheduler, reported as CAP_EINVAL (unless the accept-backward
+ * bug is switched on, in which case the table itself accepts it). */
+static int set_state(job *j, int to, int64_t now)
+{
+    ref_js_outcome o = ref_jobstate_check(j->state, to);
+    if (o == REF_JS_REPEAT)
+        return CAP_OK;
+    if (!ref_js_outcome_applies(o))
+        return CAP_EINVAL;
+    j->state = to;
+    j->state_at = now;
+    return CAP_OK;
+}
+
+static int timeouts_for(const ref_sched *s, const job *j, int64_t *dispatch_to, int64_t *running_to)
+{
+    *dispatch_to = s->dispatch_to;
+    *running_to = s->running_to;
+    for (size_t i = 0; i < s->n_pool_to; i++)
+        if (strcmp(s->pool_to[i].name, nz(j->pool)) == 0) {
+            if (s->pool_to[i].dispatch_timeout_ns)
+                *dispatch_to = s->pool_to[i].dispatch_timeout_ns;
+            if (s->pool_to[i].running_timeout_ns)
+                *running_to = s->pool_to[i].running_timeout_ns;
+        }
+    for (size_t i = 0; i < s->n_tenant_to; i++)
+        if (strcmp(s->tenant_to[i].name, j->tenant) == 0) {
+            if (s->tenant_to[i].dispatch_timeout_ns)
+                *dispatch_to = s->tenant_to[i].dispatch_timeout_ns;
+            if (s->tenant_to[i].running_timeout_ns)
+                *running_to = s->tenant_to[i].running_timeout_ns;
+        }
+    if (j->max_runtime_ns > 0 && j->max_runtime_ns < *running_to)
+        *running_to = j->max_runtime_ns;
+    return CAP_OK;
+}
+
+static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *fx);
+static int drain(ref_sched *s, int64_t now, ref_effects *fx);
+
+/* The job reached terminal state `status` (already decided): timers off,
+ * out of the queue, its worker slot and tenant count given back, then the
+ * saga hooks and a drain of the waiting queue (a slot may have freed). */
+static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx,
+                  const char *event)
+{
+    TRY(set_state(j, status, now));
+    TRY(disarm(j, TK_WAKE, fx));
+    TRY(disarm(j, TK_WATCH, fx));
+    waitq_remove(s, j);
+    j->wait_since = -1;
+    j->done = 1;
+    int freed = j->holds_slot;
+    slot_release(s, j);
+    if (j->counted) {
+        ref_safety_job_ended(s->safety, j->tenant);
+        j->counted = 0;
+    }
+    switch (status) {
+    case REF_JOB_SUCCEEDED: s->st.succeeded++; break;
+    case REF_JOB_FAILED: s->st.failed++; break;
+    case REF_JOB_FAILED_FATAL: s->st.failed_fatal++; break;
+    case REF_JOB_DENIED: s->st.denied++; break;
+    case REF_JOB_TIMEOUT: s->st.timed_out++; break;
+    case REF_JOB_CANCELLED: s->st.cancelled++; break;
+    default: break;
+    }
+    TRY(jrec(s, j, now, fx, event, 0));
+    TRY(saga_after_terminal(s, j, now, fx));
+    return freed || s->n_wait ? drain(s, now, fx) : CAP_OK;
+}
+
+/* A terminal the scheduler decides: the state, the JobResult on
+ * sys.job.result, and (dlq_code non-NULL) the DLQ entry. */
+static int conclude(ref_sched *s, job *j, int status, int code_enum, const char *dlq_code,
+                    const char *msg, int64_t now, ref_effects *fx, const char *event)
+{
+    TRY(publish_result(s, j, status, code_enum, dlq_code ? dlq_code : error_code_name(code_enum),
+                       msg, now, fx));
+    if (dlq_code)
+        TRY(publish_dlq(s, j, status, code_enum, dlq_code, msg, now, fx));
+    return finish(s, j, status, now, fx, event);
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+static void route_pools(const ref_sched *s, const job *j, const char *const **pools, size_t *n)
+{
+    const char *topic = nz(j->req->topic);
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (strcmp(s->routes[i].topic, topic) == 0) {
+            *pools = s->routes[i].pools;
+            *n = s->routes[i].n_pools;
+            return;
+        }
+    *pools = (const char *const *)&j->req->topic;
+    *n = 1;
+}
+
+/* The dispatched copy of the request: its DispatchIdentity, the worker's
+ * last checkpoint, the approval labels, and the runtime cap as deadline. */
+static job_request *dispatch_request(const job *j, int *ok)
+{
+    job_request *r = clone_request(j->req);
+    if (!r) {
+        *ok = 0;
+        return NULL;
+    }
+    r->dispatch = mk_identity(j, ok);
+    if (j->memo && j->memo[0] && ENV_SET(r, REF_SCHED_ENV_LAST_MEMO, j->memo))
+        *ok = 0;
+    if (j->appr == APPR_APPROVED) {
+        if (LABEL_SET(r, "approval_granted", "true") ||
+            LABEL_SET(r, "approval_snapshot", nz(j->appr_snapshot)))
+            *ok = 0;
+    }
+    if (j->max_runtime_ns > 0) {
+        int64_t ms = j->max_runtime_ns / NS_PER_MS;
+        if (!r->budget) {
+            r->budget = malloc(sizeof *r->budget);
+            if (r->budget)
+                cordum__agent__v1__budget__init(r->budget);
+            else
+                *ok = 0;
+        }
+        if (r->budget && (r->budget->deadline_ms <= 0 || r->budget->deadline_ms > ms))
+            r->budget->deadline_ms = ms;
+    }
+    return r;
+}
+
+static int random_hex(const ref_sched *s, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int half = 0; half < 2; half++) {
+        uint64_t v = ref_rand_next(&s->rand);
+        for (int i = 0; i < 16; i++)
+            out[half * 16 + i] = hex[(v >> (60 - 4 * i)) & 15];
+    }
+    out[32] = 0;
+    return CAP_OK;
+}
+
+static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t now,
+                       ref_effects *fx)
+{
+    uint64_t ticket = 0;
+    ref_breaker_event ev;
+    int v = ref_breaker_set_acquire(s->breakers, sel->worker_id, now, &ticket, &ev);
+    TRY(v);
+    TRY(publish_alert(s, &ev, now, fx));
+    if (v == REF_BREAKER_REFUSE)
+        return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
+    TRY(set_str(&j->worker, sel->worker_id));
+    TRY(set_str(&j->pool, sel->pool));
+    j->attempt++;
+    random_hex(s, j->dispatch_id);
+    j->ticket = ticket;
+    j->done = 0;
+    j->throttles = 0;
+    TRY(set_state(j, REF_JOB_DISPATCHED, now));
+    waitq_remove(s, j);
+    j->wait_since = -1;
+    TRY(disarm(j, TK_WAKE, fx));
+    TRY(slot_take(s, j));
+    if (!j->counted) {
+        TRY(ref_safety_job_started(s->safety, j->tenant));
+        j->counted = 1;
+    }
+    int64_t dto, rto;
+    timeouts_for(s, j, &dto, &rto);
+    TRY(arm(s, j, TK_WATCH, cap_sat_add(now, dto), fx));
+    s->st.dispatched++;
+    TRY(jrec(s, j, now, fx, "dispatch", 0));
+
+    int ok = 1;
+    job_request *r = dispatch_request(j, &ok);
+    cap_packet *p = ok ? ref_packet_new(j->trace_id, s->id, now) : NULL;
+    if (!p) {
+        cap_message_free(r ? &r->base : NULL);
+        return CAP_ENOMEM;
+    }
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    char subject[REF_REGISTRY_ID_MAX + 32];
+    if (s->on_pool)
+        snprintf(subject, sizeof subject, "%s", sel->pool);
+    else
+        snprintf(subject, sizeof subject, "worker.%s.jobs", sel->worker_id);
+    return ref_effects_publish(fx, subject, p);
+}
+
+/* No worker now: wait (queue + wake timer), or give up after the bounded
+ * wait with the selection's error code. */
+static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int64_t now,
+                           ref_effects *fx)
+{
+    int code = ref_sel_outcome_error_code(sel->outcome);
+    if (j->wait_since < 0)
+        j->wait_since = now;
+    int64_t give_up = cap_sat_add(j->wait_since, s->nw_wait);
+    if (now >= give_up) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no worker for %.80s after %llds (%s)", nz(j->req->topic),
+                 (long long)(s->nw_wait / NS_PER_SEC), ref_sel_outcome_name(sel->outcome));
+        return conclude(s, j, REF_JOB_FAILED, code, ref_sel_outcome_name(sel->outcome), msg, now,
+                        fx, "no-worker");
+    }
+    int was_waiting = j->waiting;
+    TRY(waitq_add(s, j));
+    int64_t at = cap_sat_add(now, s->nw_retry);
+    if (at > give_up)
+        at = give_up;
+    TRY(arm(s, j, TK_WAKE, at, fx));
+    if (!was_waiting)
+        TRY(note(s, fx, now, "wait", j->job_id, "no worker (%s): waiting, give up at %lld",
+                 ref_sel_outcome_name(sel->outcome), (long long)give_up));
+    return jrec(s, j, now, fx, "wait", 0);
+}
+
+/* Keeps the decision on the job. */
+static int keep_decision(job *j, const ref_safety_decision *d)
+{
+    j->decision = d->decision;
+    TRY(set_str(&j->rule_id, d->rule_id));
+    TRY(set_str(&j->snapshot, d->policy_snapshot));
+    TRY(set_str(&j->reason, d->reason));
+    j->max_runtime_ns = 0;
+    j->max_retries = -1;
+    j->max_concurrent = 0;
+    const Cordum__Agent__V1__BudgetConstraints *b = d->constraints ? d->constraints->budgets : NULL;
+    if (b) {
+        if (b->max_runtime_ms > 0)
+            j->max_runtime_ns = b->max_runtime_ms > INT64_MAX / NS_PER_MS
+                                    ? INT64_MAX
+                                    : b->max_runtime_ms * NS_PER_MS;
+        if (b->max_retries > 0)
+            j->max_retries = b->max_retries;
+        if (b->max_concurrent_jobs > 0)
+            j->max_concurrent = b->max_concurrent_jobs;
+    }
+    return CAP_OK;
+}
+
+/* Asks the safety kernel about j (the full check; the approval fast path
+ * is the caller's). */
+static int kernel_check(ref_sched *s, const job *j, int64_t now, ref_safety_decision *d)
+{
+    Cordum__Agent__V1__PolicyCheckRequest *pr = ref_safety_request_from_job(j->req);
+    if (!pr)
+        return CAP_ENOMEM;
+    int rc = ref_safety_check(s->safety, pr, now, d);
+    cap_message_free(&pr->base);
+    return rc;
+}
+
+static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    if (!j->hash[0]) /* the first hash stands across re-checks (cordum-ref 9) */
+        TRY(ref_sched_request_hash(j->req, j->hash));
+    TRY(set_str(&j->appr_snapshot, j->snapshot));
+    j->appr = APPR_PENDING;
+    TRY(set_state(j, REF_JOB_APPROVAL_REQUIRED, now));
+    waitq_remove(s, j);
+    j->wait_since = -1;
+    TRY(disarm(j, TK_WAKE, fx));
+    s->st.parked++;
+    return jrec(s, j, now, fx, "park", 0);
+}
+
+/* Try to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch. */
+static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE)
+        TRY(set_state(j, REF_JOB_SCHEDULED, now));
+    if (j->state != REF_JOB_SCHEDULED)
+        return CAP_OK;
+
+    /* A decision is reused only while it is an allow under the current
+     * snapshot (a job waiting for a worker keeps its allow, so its velocity
+     * window counts it once); anything else asks again. */
+    const char *snap = current_snapshot(s);
+    if (!(is_allow(j->decision) && strcmp(nz(j->snapshot), snap) == 0)) {
+        ref_safety_decision d;
+        if (j->appr == APPR_APPROVED && strcmp(nz(j->appr_snapshot), snap) == 0) {
+            /* Approval fast path (cordum-ref 9): bound to the hash and the
+             * snapshot; the decision is the one approved. */
+            char h[65];
+            TRY(ref_sched_request_hash(j->req, h));
+            if (strcmp(h, j->hash) == 0) {
+                j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
+                TRY(set_str(&j->reason, "approval granted"));
+                TRY(set_str(&j->snapshot, snap));
+                goto allowed;
+            }
+        }
+        TRY(kernel_check(s, j, now, &d));
+        TRY(keep_decision(j, &d));
+        int dec = d.decision;
+        if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_THROTTLE &&
+            ref_bug_active(REF_BUG_DISPATCH_ON_THROTTLE)) /* injected bug (ref_bugs.h) */
+            dec = j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
+        if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_REQUIRE_HUMAN ||
+            (d.approval_required && is_allow(dec)))
+            return park(s, j, now, fx);
+        if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_THROTTLE) {
+            j->throttles++;
+            s->st.throttled++;
+            int64_t at = cap_sat_add(now, ref_sched_backoff(s->throttle_base, s->retry_max,
+                                                            s->retry_jitter, j->throttles - 1,
+                                                            &s->rand));
+            TRY(arm(s, j, TK_WAKE, at, fx));
+            TRY(note(s, fx, now, "throttle", j->job_id, "%s; re-check at %lld", j->reason,
+                     (long long)at));
+            return jrec(s, j, now, fx, "throttle", 0);
+        }
+        if (!is_allow(dec)) {
+            /* DENY, and any decision outside the known five (cordum-ref 8.4). */
+            int unknown = dec != CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_DENY;
+            char msg[REF_REASON_MAX + 64];
+            snprintf(msg, sizeof msg, "%s: %s", decision_name(dec), nz(j->reason));
+            return conclude(s, j, REF_JOB_DENIED, CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_SAFETY_DENIED,
+                            unknown ? "safety_unknown" : "safety_denied", msg, now, fx, "deny");
+        }
+    }
+allowed:
+    /* The tenant's max_concurrent_jobs constraint (ALLOW_WITH_CONSTRAINTS). */
+    if (j->max_concurrent > 0 && !j->counted &&
+        ref_safety_active_jobs(s->safety, j->tenant) >= j->max_concurrent) {
+        TRY(waitq_add(s, j));
+        TRY(arm(s, j, TK_WAKE, cap_sat_add(now, s->tenant_delay), fx));
+        TRY(note(s, fx, now, "tenant-limit", j->job_id, "tenant %s at max_concurrent_jobs %d",
+                 j->tenant, j->max_concurrent));
+        return jrec(s, j, now, fx, "tenant-limit", 0);
+    }
+    const char *const *pools;
+    size_t n_pools;
+    route_pools(s, j, &pools, &n_pools);
+    exclude_ctx ec = {s, now};
+    ref_sel_request sr = {.job = j->req, .pools = pools, .n_pools = n_pools,
+                          .exclude_fn = exclude_worker, .exclude_ctx = &ec};
+    ref_sel_result sel;
+    TRY(ref_registry_select(s->registry, now, &sr, &sel));
+    if (sel.outcome != REF_SEL_OK)
+        return wait_for_worker(s, j, &sel, now, fx);
+    return do_dispatch(s, j, &sel, now, fx);
+}
+
+/* Tries every waiting job, in priority order, once. */
+static int drain(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    if (!s->n_wait)
+        return CAP_OK;
+    size_t n = s->n_wait;
+    job **batch = malloc(n * sizeof *batch);
+    if (!batch)
+        return CAP_ENOMEM;
+    memcpy(batch, s->waitq, n * sizeof *batch);
+    /* Hold each by seq: a job may end (and be evicted) while others run. */
+    uint64_t *seqs = malloc(n * sizeof *seqs);
+    if (!seqs) {
+        free(batch);
+        return CAP_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = batch[i]->seq;
+    int rc = CAP_OK;
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        job *j = find_seq(s, seqs[i]);
+        if (j && j->waiting && !is_terminal(j))
+            rc = try_dispatch(s, j, now, fx);
+    }
+    free(batch);
+    free(seqs);
+    return rc;
+}
+
+/* ---- retries and timeouts ------------------------------------------- */
+
+/* The current attempt failed in a way worth retrying (FAILED_RETRYABLE,
+ * the worker lost): attempt + 1 after a backoff, or FAILED when the retry
+ * cap is spent. */
+static int retry_or_fail(ref_sched *s, job *j, int code_enum, const char *why, int64_t now,
+                         ref_effects *fx)
+{
+    j->done = 1;
+    slot_release(s, j);
+    TRY(disarm(j, TK_WATCH, fx));
+    TRY(set_state(j, REF_JOB_FAILED_RETRYABLE, now));
+    uint32_t cap = j->max_retries >= 0 ? (uint32_t)j->max_retries : s->max_retries;
+    if (j->retries < cap) {
+        j->retries++;
+        s->st.retries++;
+        int64_t at = cap_sat_add(now, ref_sched_backoff(s->retry_base, s->retry_max, s->retry_jitter,
+                                                        j->retries - 1, &s->rand));
+        TRY(arm(s, j, TK_WAKE, at, fx));
+        TRY(note(s, fx, now, "retry", j->job_id, "%s; attempt %llu at %lld (retry %u of %u)", why,
+                 (unsigned long long)j->attempt + 1, (long long)at, j->retries, cap));
+        TRY(jrec(s, j, now, fx, "retry", 0));
+        return drain(s, now, fx);
+    }
+    char msg[REF_REASON_MAX + 64];
+    snprintf(msg, sizeof msg, "%s; %u retr%s spent", why, cap, cap == 1 ? "y" : "ies");
+    return conclude(s, j, REF_JOB_FAILED, code_enum ? code_enum
+                                                    : CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED,
+                    "max_retries_exceeded", msg, now, fx, "retries-exhausted");
+}
+
+static int breaker_record(ref_sched *s, job *j, ref_breaker_outcome o, int64_t now, ref_effects *fx)
+{
+    if (!j->worker || !j->worker[0])
+        return CAP_OK;
+    ref_breaker_event ev;
+    TRY(ref_breaker_set_record(s->breakers, j->worker, now, j->ticket, o, &ev));
+    TRY(publish_alert(s, &ev, now, fx));
+    return arm_housekeeping(s, fx);
+}
+
+static int on_watch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    j->watch_at = 0;
+    if (j->state != REF_JOB_DISPATCHED && j->state != REF_JOB_RUNNING)
+        return REF_SCHED_IGNORED;
+    int dispatched = j->state == REF_JOB_DISPATCHED;
+    int64_t dto, rto;
+    timeouts_for(s, j, &dto, &rto);
+    char msg[160];
+    snprintf(msg, sizeof msg, "timeout: %s > %llds", dispatched ? "DISPATCHED" : "RUNNING",
+             (long long)((dispatched ? dto : rto) / NS_PER_SEC));
+    TRY(breaker_record(s, j, REF_BREAKER_TIMEOUT, now, fx));
+    TRY(publish_cancel(s, j, msg, s->id, now, fx));
+    TRY(conclude(s, j, REF_JOB_TIMEOUT, CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_TIMEOUT,
+                 dispatched ? "dispatch_timeout" : "running_timeout", msg, now, fx, "timeout"));
+    return REF_SCHED_APPLIED;
+}
+
+static int on_wake(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    j->wake_at = 0;
+    if (is_terminal(j) || j->state == REF_JOB_APPROVAL_REQUIRED)
+        return REF_SCHED_IGNORED;
+    TRY(try_dispatch(s, j, now, fx));
+    return REF_SCHED_APPLIED;
+}
+
+/* ---- saga ----------------------------------------------------------- */
+
+/* Admits a new job (a submit, or a compensation) and runs it. */
+static int admit(ref_sched *s, const job_request *req, const char *trace_id, const char *saga_wf,
+                 int64_t now, ref_effects *fx);
+
+/* Hands out the workflow's next compensation, or closes the rollback. */
+static int saga_step(ref_sched *s, const char *wf, const char *trace_id, int64_t now,
+                     ref_effects *fx)
+{
+    job_request *comp = NULL;
+    int r = ref_saga_next(s->saga, wf, &comp);
+    TRY(r);
+    TRY(saga_rec(s, now, fx, "next", wf, comp ? comp->job_id : "", 0));
+    if (r == REF_SAGA_NEXT_COMPLETE) {
+        ref_saga_summary sum;
+        if (ref_saga_summary_get(s->saga, wf, &sum) == CAP_OK)
+            TRY(note(s, fx, now, "rollback-done", "",
+                     "workflow %s: %zu compensated, %zu failed, %zu denied", wf, sum.succeeded,
+                     sum.failed, sum.denied));
+        return CAP_OK;
+    }
+    s->st.compensations++;
+    int rc = CAP_OK;
+    if (!find_job(s, comp->job_id)) /* handed out again after a restart: already admitted */
+        rc = admit(s, comp, trace_id, wf, now, fx);
+    cap_message_free(&comp->base);
+    return rc;
+}
+
+static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    const char *wf = nz(j->req->workflow_id);
+    if (j->saga_wf && j->saga_wf[0]) {
+        ref_saga_outcome o = ref_saga_outcome_of_status((Cordum__Agent__V1__JobStatus)j->state);
+        TRY(ref_saga_report(s->saga, j->saga_wf, j->job_id, o));
+        TRY(saga_rec(s, now, fx, "report", j->saga_wf, j->job_id, (int)o));
+        return saga_step(s, j->saga_wf, j->trace_id, now, fx);
+    }
+    if (!wf[0])
+        return CAP_OK;
+    if (j->state == REF_JOB_SUCCEEDED) {
+        int r = ref_saga_record(s->saga, j->req, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+        TRY(r);
+        if (r == REF_SAGA_REC_PUSHED)
+            TRY(saga_rec(s, now, fx, "record", wf, j->job_id, 0));
+        else if (r == REF_SAGA_REC_LATE)
+            TRY(publish_dlq(s, j, REF_JOB_SUCCEEDED, 0, "saga_late_success",
+                            "succeeded after its workflow's rollback finished; not compensated",
+                            now, fx));
+        return CAP_OK;
+    }
+    if (j->state == REF_JOB_FAILED_FATAL) {
+        int r = ref_saga_trigger(s->saga, wf, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_FATAL);
+        TRY(r);
+        if (r != REF_SAGA_STARTED)
+            return note(s, fx, now, "rollback-skipped", j->job_id,
+                        "workflow %s: a rollback already %s", wf,
+                        r == REF_SAGA_ALREADY_RUNNING ? "runs" : "ran");
+        s->st.rollbacks_started++;
+        TRY(saga_rec(s, now, fx, "trigger", wf, j->job_id, 0));
+        return saga_step(s, wf, j->trace_id, now, fx);
+    }
+    return CAP_OK;
+}
+
+/* ---- inputs --------------------------------------------------------- */
+
+static int admit(ref_sched *s, const job_request *req, const char *trace_id, const char *saga_wf,
+                 int64_t now, ref_effects *fx)
+{
+    TRY(make_room(s, now, fx));
+    job *j = job_new(req, trace_id, s->next_seq);
+    if (!j)
+        return CAP_ENOMEM;
+    if (saga_wf && set_str(&j->saga_wf, saga_wf)) {
+        job_free(j);
+        return CAP_ENOMEM;
+    }
+    int rc = link_job(s, j);
+    if (rc) {
+        job_free(j);
+        return rc;
+    }
+    TRY(set_state(j, REF_JOB_PENDING, now));
+    s->st.submitted++;
+    TRY(jrec(s, j, now, fx, saga_wf ? "compensation" : "submit", 1));
+    return try_dispatch(s, j, now, fx);
+}
+
+/* The answer to a duplicate submit: the existing job's current status,
+ * error 205, on the duplicate's trace. */
+static int answer_duplicate(ref_sched *s, const job *existing, const char *trace_id,
+                            const char *dup_job_id, const char *why, int64_t now, ref_effects *fx)
+{
+    char msg[REF_SCHED_ID_MAX * 2 + 96];
+    snprintf(msg, sizeof msg, "duplicate %s: submitted as %.255s, existing job %.255s", why,
+             dup_job_id, existing->job_id);
+    cap_packet *p = mk_result(s, existing, trace_id, ref_jobstate_wire(existing->state),
+                              CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_DUPLICATE,
+                              "ERROR_CODE_JOB_DUPLICATE", msg, now, 0);
+    if (!p)
+        return CAP_ENOMEM;
+    s->st.duplicates++;
+    TRY(note(s, fx, now, "duplicate", existing->job_id, "%s", msg));
+    TRY(ref_effects_publish(fx, REF_SCHED_SUBJECT_RESULT, p));
+    return REF_SCHED_APPLIED;
+}
+
+static int on_submit(ref_sched *s, const cap_packet *p, const ref_dedupe_result *dd, int64_t now,
+                     ref_effects *fx)
+{
+    const job_request *req = p->job_request;
+    const char *job_id = nz(req->job_id);
+    if (!job_id[0] || strlen(job_id) > REF_SCHED_ID_MAX) {
+        TRY(note(s, fx, now, "reject", "", "submit without a job_id, or one over %d bytes",
+                 REF_SCHED_ID_MAX));
+        return REF_SCHED_REJECTED;
+    }
+    job *existing = find_job(s, job_id);
+    if (existing)
+        return answer_duplicate(s, existing, p->trace_id, job_id, "job_id", now, fx);
+    if (dd && dd->verdict == REF_DEDUPE_DUPLICATE) /* same logical request, evicted job */
+        return REF_SCHED_DUPLICATE;
+    if (req->meta && req->meta->idempotency_key && req->meta->idempotency_key[0]) {
+        size_t n = strlen(effective_tenant(req)) + strlen(req->meta->idempotency_key) + 2;
+        char *key = malloc(n);
+        if (!key)
+            return CAP_ENOMEM;
+        snprintf(key, n, "%s\x1f%s", effective_tenant(req), req->meta->idempotency_key);
+        job *same = ref_strmap_get(&s->by_idem, key);
+        free(key);
+        if (same)
+            return answer_duplicate(s, same, p->trace_id, job_id, "idempotency_key", now, fx);
+    }
+    if (!req->topic || !req->topic[0]) {
+        /* No job: the answer names the defect (cordum-ref 3 step 0). */
+        job tmp = {.job_id = (char *)job_id, .trace_id = p->trace_id};
+        cap_packet *r = mk_result(s, &tmp, p->trace_id, REF_JOB_FAILED,
+                                  CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_INVALID_INPUT,
+                                  "invalid_request", "job request without a topic", now, 0);
+        if (!r)
+            return CAP_ENOMEM;
+        TRY(ref_effects_publish(fx, REF_SCHED_SUBJECT_RESULT, r));
+        return REF_SCHED_REJECTED;
+    }
+    int rc = admit(s, req, p->trace_id, NULL, now, fx);
+    if (rc == CAP_EFULL) {
+        job tmp = {.job_id = (char *)job_id, .trace_id = p->trace_id};
+        cap_packet *r = mk_result(s, &tmp, p->trace_id, REF_JOB_FAILED,
+                                  CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED,
+                                  "job_table_full", "every job slot holds a live job", now, 0);
+        if (!r)
+            return CAP_ENOMEM;
+        TRY(ref_effects_publish(fx, REF_SCHED_SUBJECT_RESULT, r));
+        return REF_SCHED_REJECTED;
+    }
+    TRY(rc);
+    return REF_SCHED_APPLIED;
+}
+
+/* Fencing: 1 when a packet about j carries the current dispatch identity
+ * (or, without one, comes from the assigned worker) and the current
+ * attempt is still open. */
+static int current_attempt(const job *j, const dispatch_identity *d, const char *worker_id)
+{
+    if (!j->attempt || j->done || (j->state != REF_JOB_DISPATCHED && j->state != REF_JOB_RUNNING))
+        return 0;
+    if (ref_bug_active(REF_BUG_ACCEPT_STALE_ATTEMPT)) /* injected bug (ref_bugs.h) */
+        return 1;
+    if (d)
+        return strcmp(nz(d->dispatch_id), j->dispatch_id) == 0 && d->attempt == j->attempt &&
+               (!d->assigned_worker_id || !d->assigned_worker_id[0] ||
+                strcmp(d->assigned_worker_id, nz(j->worker)) == 0);
+    return worker_id && strcmp(worker_id, nz(j->worker)) == 0;
+}
+
+static int stale(ref_sched *s, const job *j, const char *what, const dispatch_identity *d,
+                 int64_t now, ref_effects *fx)
+{
+    s->st.stale++;
+    TRY(note(s, fx, now, "stale", j->job_id,
+             "%s for attempt %llu (%s) ignored: current attempt %llu, state %s", what,
+             d ? (unsigned long long)d->attempt : 0ULL, d ? nz(d->dispatch_id) : "no identity",
+             (unsigned long long)j->attempt, ref_jobstate_name(j->state)));
+    return REF_SCHED_STALE;
+}
+
+static int on_result(ref_sched *s, const job_result *r, int64_t now, ref_effects *fx)
+{
+    job *j = find_job(s, r->job_id);
+    if (!j)
+        return REF_SCHED_IGNORED;
+    if (is_terminal(j)) {
+        TRY(note(s, fx, now, "late-result", j->job_id, "result %d for a %s job ignored (07 L49)",
+                 r->status, ref_jobstate_name(j->state)));
+        return REF_SCHED_IGNORED;
+    }
+    if (!current_attempt(j, r->dispatch, r->worker_id))
+        return stale(s, j, "result", r->dispatch, now, fx);
+    int status = r->status;
+    if (status == REF_JOB_FAILED_FATAL && ref_bug_active(REF_BUG_RETRY_FATAL)) /* injected bug */
+        status = REF_JOB_FAILED_RETRYABLE;
+    if (!ref_jobstate_is_terminal(status) && status != REF_JOB_FAILED_RETRYABLE) {
+        TRY(note(s, fx, now, "reject", j->job_id, "result with non-final status %d", r->status));
+        return REF_SCHED_REJECTED;
+    }
+    const char *msg = nz(r->error_message);
+    switch (status) {
+    case REF_JOB_SUCCEEDED:
+        TRY(breaker_record(s, j, REF_BREAKER_SUCCESS, now, fx));
+        TRY(finish(s, j, REF_JOB_SUCCEEDED, now, fx, "result"));
+        break;
+    case REF_JOB_FAILED_RETRYABLE: {
+        /* A worker refusing for capacity (201) is not a failing worker. */
+        int busy = r->error_code_enum == CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
+        TRY(breaker_record(s, j, busy ? REF_BREAKER_ABANDONED : REF_BREAKER_FAILURE, now, fx));
+        char why[REF_REASON_MAX];
+        snprintf(why, sizeof why, "FAILED_RETRYABLE from %s: %.300s", nz(j->worker), msg);
+        TRY(retry_or_fail(s, j, r->error_code_enum, why, now, fx));
+        break;
+    }
+    default: {
+        ref_breaker_outcome o = status == REF_JOB_CANCELLED ? REF_BREAKER_ABANDONED
+                                : status == REF_JOB_TIMEOUT ? REF_BREAKER_TIMEOUT
+                                                            : REF_BREAKER_FAILURE;
+        TRY(breaker_record(s, j, o, now, fx));
+        const char *code = r->error_code && r->error_code[0] ? r->error_code
+                                                             : ref_jobstate_name(status);
+        TRY(publish_dlq(s, j, status, r->error_code_enum, code, msg, now, fx));
+        TRY(finish(s, j, status, now, fx, "result"));
+        break;
+    }
+    }
+    return REF_SCHED_APPLIED;
+}
+
+static int on_progress(ref_sched *s, const job_progress *pr, int64_t now, ref_effects *fx)
+{
+    job *j = find_job(s, pr->job_id);
+    if (!j || is_terminal(j))
+        return REF_SCHED_IGNORED;
+    if (!current_attempt(j, pr->dispatch, NULL) &&
+        !(pr->dispatch == NULL && j->attempt && !j->done &&
+          (j->state == REF_JOB_DISPATCHED || j->state == REF_JOB_RUNNING)))
+        return stale(s, j, "progress", pr->dispatch, now, fx);
+    if (pr->result_ptr && pr->result_ptr[0])
+        TRY(set_str(&j->memo, pr->result_ptr));
+    if (j->state == REF_JOB_DISPATCHED) {
+        TRY(set_state(j, REF_JOB_RUNNING, now));
+        int64_t dto, rto;
+        timeouts_for(s, j, &dto, &rto);
+        TRY(arm(s, j, TK_WATCH, cap_sat_add(now, rto), fx));
+        TRY(jrec(s, j, now, fx, "running", 0));
+    } else if (pr->result_ptr && pr->result_ptr[0]) {
+        TRY(jrec(s, j, now, fx, "checkpoint", 0));
+    }
+    return REF_SCHED_APPLIED;
+}
+
+static int do_cancel(ref_sched *s, job *j, const char *reason, const char *by, int64_t now,
+                     ref_effects *fx, int depth)
+{
+    if (!ref_jobstate_can_cancel(j->state))
+        return REF_SCHED_IGNORED;
+    char msg[REF_REASON_MAX];
+    snprintf(msg, sizeof msg, "cancelled by %.120s: %.300s", by && by[0] ? by : "operator",
+             nz(reason));
+    if (j->holds_slot && (j->state == REF_JOB_DISPATCHED || j->state == REF_JOB_RUNNING)) {
+        TRY(publish_cancel(s, j, reason, by, now, fx));
+        TRY(breaker_record(s, j, REF_BREAKER_ABANDONED, now, fx));
+    }
+    TRY(publish_result(s, j, REF_JOB_CANCELLED, 0, "cancelled", msg, now, fx));
+    TRY(finish(s, j, REF_JOB_CANCELLED, now, fx, "cancel"));
+    /* Cascade to the active children (cap-spec 08), in admission order.
+     * Depth is bounded by the job count; the guard only stops a cycle of
+     * parent ids from recursing without end. */
+    if (depth > 64)
+        return REF_SCHED_APPLIED;
+    char parent_msg[REF_SCHED_ID_MAX + 32];
+    snprintf(parent_msg, sizeof parent_msg, "parent %.255s cancelled", j->job_id);
+    uint64_t upto = s->next_seq;
+    for (uint64_t seq = j->seq + 1; seq < upto; seq++) {
+        job *c = find_seq(s, seq);
+        if (c && !is_terminal(c) && strcmp(nz(c->req->parent_job_id), j->job_id) == 0)
+            TRY(do_cancel(s, c, parent_msg, by, now, fx, depth + 1));
+    }
+    return REF_SCHED_APPLIED;
+}
+
+static int on_cancel(ref_sched *s, const job_cancel *c, int64_t now, ref_effects *fx)
+{
+    job *j = find_job(s, c->job_id);
+    if (!j)
+        return REF_SCHED_IGNORED;
+    if (!ref_jobstate_can_cancel(j->state)) {
+        TRY(note(s, fx, now, "cancel-refused", j->job_id, "job is %s (07 L50)",
+                 ref_jobstate_name(j->state)));
+        return REF_SCHED_IGNORED;
+    }
+    if (c->dispatch && !current_attempt(j, c->dispatch, NULL))
+        return stale(s, j, "cancel", c->dispatch, now, fx);
+    return do_cancel(s, j, c->reason, c->requested_by, now, fx, 0);
+}
+
+static int on_heartbeat(ref_sched *s, const Cordum__Agent__V1__Heartbeat *hb, int64_t now,
+                        ref_effects *fx)
+{
+    cap_diag d;
+    int r = ref_registry_heartbeat(s->registry, now, hb, &d);
+    if (r < 0) {
+        if (r == CAP_ENOMEM)
+            return r;
+        TRY(note(s, fx, now, "heartbeat-refused", "", "%s", d.reason));
+        return REF_SCHED_REJECTED;
+    }
+    TRY(arm_housekeeping(s, fx));
+    /* A heartbeat checkpoint: a worker holding exactly one of our jobs
+     * names that job's progress; it counts as the job's start. */
+    worker_slots *w = slots_find(s, hb->worker_id);
+    if (w && w->n == 1 && hb->active_jobs > 0) {
+        job *j = w->jobs[0];
+        int changed = 0;
+        if (hb->last_memo && hb->last_memo[0] && strcmp(nz(j->memo), hb->last_memo) != 0) {
+            TRY(set_str(&j->memo, hb->last_memo));
+            changed = 1;
+        }
+        if (j->state == REF_JOB_DISPATCHED && !j->done) {
+            TRY(set_state(j, REF_JOB_RUNNING, now));
+            int64_t dto, rto;
+            timeouts_for(s, j, &dto, &rto);
+            TRY(arm(s, j, TK_WATCH, cap_sat_add(now, rto), fx));
+            changed = 1;
+        }
+        if (changed)
+            TRY(jrec(s, j, now, fx, "checkpoint", 0));
+    }
+    TRY(drain(s, now, fx));
+    return REF_SCHED_APPLIED;
+}
+
+static int on_handshake(ref_sched *s, const cap_packet *p, int64_t now, ref_effects *fx)
+{
+    cap_diag d;
+    int32_t version = 0;
+    int r = ref_registry_handshake(s->registry, now, p->sender_id, p->handshake, &version, &d);
+    if (r == CAP_ENOMEM)
+        return r;
+    if (r < 0) {
+        TRY(note(s, fx, now, "handshake-refused", "", "%s: %s", nz(p->sender_id),
+                 r == CAP_EVERSION ? "no wire version in common" : d.reason));
+        return REF_SCHED_REJECTED;
+    }
+    TRY(arm_housekeeping(s, fx));
+    TRY(drain(s, now, fx));
+    return REF_SCHED_APPLIED;
+}
+
+/* Workers past their grace window: their open attempts are retried. */
+static int on_registry_timer(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    s->reg_timer = 0;
+    ref_registry_lost lost[16];
+    int n;
+    while ((n = ref_registry_expire(s->registry, now, lost, 16)) > 0) {
+        for (int i = 0; i < n; i++) {
+            TRY(note(s, fx, now, "worker-lost", "", "worker %s: no heartbeat since %lld",
+                     lost[i].worker_id, (long long)lost[i].last_seen));
+            ref_breaker_set_remove(s->breakers, lost[i].worker_id);
+            worker_slots *w = slots_find(s, lost[i].worker_id);
+            while (w && w->n > 0) {
+                job *j = w->jobs[0];
+                TRY(publish_cancel(s, j, "worker lost", s->id, now, fx));
+                char why[300];
+                snprintf(why, sizeof why, "worker %.255s lost", lost[i].worker_id);
+                TRY(retry_or_fail(s, j, CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_WORKER_UNAVAILABLE,
+                                  why, now, fx));
+                w = slots_find(s, lost[i].worker_id);
+            }
+        }
+        if (n < 16)
+            break;
+    }
+    TRY(n);
+    TRY(arm_housekeeping(s, fx));
+    return REF_SCHED_APPLIED;
+}
+
+static int on_breaker_timer(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    s->brk_timer = 0;
+    ref_breaker_event evs[16];
+    int n;
+    while ((n = ref_breaker_set_advance(s->breakers, now, evs, 16)) > 0) {
+        for (int i = 0; i < n; i++)
+            TRY(publish_alert(s, &evs[i], now, fx));
+        if (n < 16)
+            break;
+    }
+    TRY(n);
+    TRY(arm_housekeeping(s, fx));
+    TRY(drain(s, now, fx));
+    return REF_SCHED_APPLIED;
+}
+
+int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
+                        const uint8_t *wire, size_t len, int64_t now, ref_effects *fx)
+{
+    if (!s || !subject || !p || !fx)
+        return CAP_EINVAL;
+    if (p->sender_id && strcmp(p->sender_id, s->id) == 0)
+        return REF_SCHED_IGNORED; /* our own publish, seen on a subject we listen to */
+    switch (p->payload_case) {
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT:
+        return strcmp(subject, REF_SCHED_SUBJECT_HEARTBEAT) == 0 ? on_heartbeat(s, p->heartbeat, now, fx)
+                                                                 : REF_SCHED_IGNORED;
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HANDSHAKE:
+        return on_handshake(s, p, now, fx);
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST:
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT:
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS:
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL:
+        break;
+    default:
+        return REF_SCHED_IGNORED;
+    }
+    int is_submit = p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    if (is_submit && strcmp(subject, REF_SCHED_SUBJECT_SUBMIT) != 0)
+        return REF_SCHED_IGNORED; /* a dispatch on a worker subject is not ours to take */
+
+    /* The replay guard (cap-spec 19): an exact redelivery has no second
+     * side effect; an expired or conflicting signed packet is refused. */
+    uint8_t *own = NULL;
+    if (!wire || !len) {
+        TRY(cap_encode(&p->base, &own, &len));
+        wire = own;
+    }
+    ref_dedupe_result dd;
+    int v = ref_dedupe_check(s->dedupe, p, wire, len, now, &dd);
+    free(own);
+    TRY(v);
+    if (v == REF_DEDUPE_EXPIRED || v == REF_DEDUPE_CONFLICT) {
+        TRY(note(s, fx, now, "replay-refused", "", "%s packet from %s: %s", cap_packet_payload_name(p),
+                 nz(p->sender_id), ref_dedupe_verdict_name(v)));
+        return REF_SCHED_REJECTED;
+    }
+    if (v == REF_DEDUPE_DUPLICATE && !(is_submit && dd.matched == REF_DEDUPE_KEY_JOB_REQUEST))
+        return REF_SCHED_DUPLICATE;
+
+    switch (p->payload_case) {
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST:
+        return on_submit(s, p, v == REF_DEDUPE_DUPLICATE ? &dd : NULL, now, fx);
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT:
+        return on_result(s, p->job_result, now, fx);
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS:
+        return on_progress(s, p->job_progress, now, fx);
+    default:
+        return on_cancel(s, p->job_cancel, now, fx);
+    }
+}
+
+int ref_sched_on_timer(ref_sched *s, uint64_t id, int64_t now, ref_effects *fx)
+{
+    if (!s || !fx)
+        return CAP_EINVAL;
+    if (id == REF_SCHED_TIMER_REGISTRY)
+        return on_registry_timer(s, now, fx);
+    if (id == REF_SCHED_TIMER_BREAKER)
+        return on_breaker_timer(s, now, fx);
+    job *j = id >= 8 ? find_seq(s, id / 8) : NULL;
+    if (!j)
+        return REF_SCHED_IGNORED;
+    switch (id % 8) {
+    case TK_WAKE: return on_wake(s, j, now, fx);
+    case TK_WATCH: return on_watch(s, j, now, fx);
+    default: return REF_SCHED_IGNORED;
+    }
+}
+
+int ref_sched_start(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    (void)now;
+    return s && fx ? arm_housekeeping(s, fx) : CAP_EINVAL;
+}
+
+/* ---- operator commands ---------------------------------------------- */
+
+static int is_requester(const job_request *r, const char *by)
+{
+    if (!by || !by[0])
+        return 0;
+    if (r->principal_id && strcmp(r->principal_id, by) == 0)
+        return 1;
+    if (r->meta && r->meta->actor_id && strcmp(r->meta->actor_id, by) == 0)
+        return 1;
+    return r->identity && r->identity->actor_id && strcmp(r->identity->actor_id, by) == 0;
+}
+
+int ref_sched_approve(ref_sched *s, const char *job_id, const char *by, const char *note_text,
+                      int64_t now, ref_effects *fx, char *why)
+{
+    if (!s || !fx)
+        return CAP_EINVAL;
+    if (why)
+        why[0] = 0;
+    job *j = find_job(s, job_id);
+    if (!j)
+        return REF_SCHED_NOT_FOUND;
+    if (j->state != REF_JOB_APPROVAL_REQUIRED)
+        return j->appr == APPR_APPROVED ? REF_SCHED_ALREADY_APPROVED : REF_SCHED_NOT_ACTIONABLE;
+    if (is_requester(j->req, by))
+        return REF_SCHED_SELF_APPROVAL;
+    char h[65];
+    TRY(ref_sched_request_hash(j->req, h));
+    if (strcmp(h, j->hash) != 0)
+        return REF_SCHED_STALE_REQUEST;
+    const char *snap = current_snapshot(s);
+    if (strcmp(nz(j->appr_snapshot), snap) != 0) {
+        /* The policy changed since approval was asked: judge again. */
+        ref_safety_decision d;
+        TRY(kernel_check(s, j, now, &d));
+        TRY(keep_decision(j, &d));
+        if (!is_allow(d.decision) || d.approval_required) {
+            int again = d.decision == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_REQUIRE_HUMAN ||
+                        d.approval_required;
+            if (again) /* rebind, so an approval under the new snapshot can follow */
+                TRY(set_str(&j->appr_snapshot, snap));
+            if (why)
+                snprintf(why, REF_REASON_MAX + 1, "policy %.100s now says %s: %.300s", snap,
+                         decision_name(d.decision), d.reason);
+            TRY(note(s, fx, now, "approval-stale", j->job_id, "policy %s now says %s: %s", snap,
+                     decision_name(d.decision), d.reason));
+            TRY(jrec(s, j, now, fx, "approval-stale", 0));
+            return REF_SCHED_STALE_SNAPSHOT;
+        }
+        TRY(set_str(&j->appr_snapshot, snap));
+    }
+    j->appr = APPR_APPROVED;
+    TRY(set_strn(&j->appr_by, by, TEXT_MAX));
+    TRY(set_strn(&j->appr_note, note_text, TEXT_MAX));
+    j->decision = 0; /* the fast path decides at dispatch */
+    TRY(set_state(j, REF_JOB_SCHEDULED, now));
+    TRY(jrec(s, j, now, fx, "approve", 0));
+    TRY(try_dispatch(s, j, now, fx));
+    return REF_SCHED_OK;
+}
+
+int ref_sched_reject(ref_sched *s, const char *job_id, const char *by, const char *note_text,
+                     int64_t now, ref_effects *fx)
+{
+    if (!s || !fx)
+        return CAP_EINVAL;
+    job *j = find_job(s, job_id);
+    if (!j)
+        return REF_SCHED_NOT_FOUND;
+    if (j->state != REF_JOB_APPROVAL_REQUIRED)
+        return j->appr == APPR_REJECTED ? REF_SCHED_ALREADY_REJECTED : REF_SCHED_NOT_ACTIONABLE;
+    j->appr = APPR_REJECTED;
+    TRY(set_strn(&j->appr_by, by, TEXT_MAX));
+    TRY(set_strn(&j->appr_note, note_text, TEXT_MAX));
+    char msg[TEXT_MAX + 64];
+    snprintf(msg, sizeof msg, "approval rejected by %.200s: %.250s", nz(by), nz(note_text));
+    TRY(conclude(s, j, REF_JOB_DENIED, CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_SAFETY_DENIED,
+                 "approval_rejected", msg, now, fx, "reject"));
+    return REF_SCHED_OK;
+}
+
+int ref_sched_cancel(ref_sched *s, const char *job_id, const char *reason, const char *by,
+                     int64_t now, ref_effects *fx)
+{
+    if (!s || !fx)
+        return CAP_EINVAL;
+    job *j = find_job(s, job_id);
+    if (!j)
+        return REF_SCHED_NOT_FOUND;
+    int r = do_cancel(s, j, reason, by, now, fx, 0);
+    TRY(r);
+    return r == REF_SCHED_APPLIED ? REF_SCHED_OK : REF_SCHED_NOT_ACTIONABLE;
+}
+
+/* ---- restore -------------------------------------------------------- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int jint(const cJSON *o, const char *k, int *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+        return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static int ji64(const cJSON *o, const char *k, int64_t *out)
+{
+    const char *s = jstr(o, k);
+    if (!s || !s[0])
+        return 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+#define NEED(cond, what)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            return cap_diag_set(d, CAP_EJSON, (long)idx, "journal", "record %zu: %s", idx, what); \
+    } while (0)
+
+static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
+{
+    const char *job_id = jstr(o, "job_id");
+    NEED(job_id && job_id[0], "job record without a job_id");
+    job *j = find_job(s, job_id);
+    if (!j) {
+        const char *b64 = jstr(o, "req");
+        int64_t seq;
+        NEED(b64 && ji64(o, "seq", &seq) && seq > 0, "first record of a job without req/seq");
+        size_t blen = strlen(b64), n = 0;
+        uint8_t *bytes = malloc(cap_base64_decoded_max(blen) + 1);
+        if (!bytes)
+            return CAP_ENOMEM;
+        int rc = cap_base64_decode(b64, blen, bytes, &n);
+        job_request *req =
+            rc ? NULL : (job_request *)protobuf_c_message_unpack(&cordum__agent__v1__job_request__descriptor,
+                                                                 NULL, n, bytes);
+        free(bytes);
+        NEED(req, "req is not a base64 JobRequest");
+        j = job_new(req, nz(jstr(o, "trace_id")), (uint64_t)seq);
+        cap_message_free(&req->base);
+        if (!j)
+            return CAP_ENOMEM;
+        rc = make_room(s, 0, NULL);
+        if (!rc)
+            rc = link_job(s, j);
+        if (rc) {
+            job_free(j);
+            return rc;
+        }
+    }
+    const char *state = jstr(o, "state");
+    int st = state ? ref_jobstate_from_name(state) : CAP_EINVAL;
+    NEED(st >= 0 && ref_jobstate_is_valid(st), "bad state");
+    j->state = st;
+    int iv;
+    int64_t lv;
+    NEED(ji64(o, "state_at", &j->state_at), "bad state_at");
+    NEED(jint(o, "decision", &j->decision), "bad decision");
+    NEED(!set_str(&j->rule_id, nz(jstr(o, "rule"))), "out of memory");
+    NEED(!set_str(&j->snapshot, nz(jstr(o, "snapshot"))), "out of memory");
+    NEED(!set_str(&j->reason, nz(jstr(o, "reason"))), "out of memory");
+    NEED(ji64(o, "max_runtime_ns", &j->max_runtime_ns), "bad max_runtime_ns");
+    NEED(jint(o, "max_retries", &iv), "bad max_retries");
+    j->max_retries = iv;
+    NEED(jint(o, "max_concurrent", &iv), "bad max_concurrent");
+    j->max_concurrent = iv;
+    NEED(jint(o, "throttles", &iv) && iv >= 0, "bad throttles");
+    j->throttles = (uint32_t)iv;
+    NEED(jint(o, "appr", &j->appr), "bad appr");
+    const char *hash = jstr(o, "hash");
+    NEED(hash && strlen(hash) <= 64, "bad hash");
+    memcpy(j->hash, hash, strlen(hash) + 1);
+    NEED(!set_str(&j->appr_snapshot, nz(jstr(o, "appr_snapshot"))), "out of memory");
+    NEED(!set_str(&j->appr_by, nz(jstr(o, "appr_by"))), "out of memory");
+    NEED(!set_str(&j->appr_note, nz(jstr(o, "appr_note"))), "out of memory");
+    NEED(ji64(o, "attempt", &lv) && lv >= 0, "bad attempt");
+    j->attempt = (uint64_t)lv;
+    const char *did = jstr(o, "dispatch_id");
+    NEED(did && strlen(did) <= 32, "bad dispatch_id");
+    memcpy(j->dispatch_id, did, strlen(did) + 1);
+    NEED(!set_str(&j->worker, nz(jstr(o, "worker"))), "out of memory");
+    NEED(!set_str(&j->pool, nz(jstr(o, "pool"))), "out of memory");
+    NEED(jint(o, "done", &j->done), "bad done");
+    NEED(jint(o, "counted", &j->counted), "bad counted");
+    NEED(jint(o, "retries", &iv) && iv >= 0, "bad retries");
+    j->retries = (uint32_t)iv;
+    NEED(ji64(o, "wait_since", &j->wait_since), "bad wait_since");
+    NEED(jint(o, "waiting", &j->waiting), "bad waiting");
+    NEED(ji64(o, "wake_at", &j->wake_at), "bad wake_at");
+    NEED(ji64(o, "watch_at", &j->watch_at), "bad watch_at");
+    NEED(!set_str(&j->memo, nz(jstr(o, "memo"))), "out of memory");
+    const char *wf = nz(jstr(o, "saga_wf"));
+    NEED(!set_str(&j->saga_wf, wf), "out of memory");
+    return CAP_OK;
+}
+
+static int restore_saga(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
+{
+    const char *op = jstr(o, "op"), *wf = jstr(o, "wf"), *job_id = jstr(o, "job_id");
+    int outcome = 0;
+    NEED(op && wf && job_id && jint(o, "outcome", &outcome), "saga record without op/wf/job_id");
+    int r;
+    if (strcmp(op, "record") == 0) {
+        job *j = find_job(s, job_id);
+        NEED(j, "saga record of an unknown job");
+        r = ref_saga_record(s->saga, j->req, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    } else if (strcmp(op, "trigger") == 0) {
+        r = ref_saga_trigger(s->saga, wf, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_FATAL);
+    } else if (strcmp(op, "next") == 0) {
+        job_request *comp = NULL;
+        r = ref_saga_next(s->saga, wf, &comp);
+        cap_message_free(comp ? &comp->base : NULL);
+    } else if (strcmp(op, "report") == 0) {
+        r = ref_saga_report(s->saga, wf, job_id, (ref_saga_outcome)outcome);
+    } else {
+        NEED(0, "unknown saga op");
+    }
+    NEED(r >= 0, "saga step does not apply to the restored saga");
+    return CAP_OK;
+}
+
+int ref_sched_restore(ref_sched *s, const char *const *records, size_t n, int64_t now,
+                      ref_effects *fx, cap_diag *d)
+{
+    if (!s || (!records && n) || !fx || s->n_jobs || s->next_seq != 1)
+        return CAP_EINVAL;
+    if (n && ref_bug_active(REF_BUG_LOSE_JOURNAL_TAIL)) /* injected bug (ref_bugs.h) */
+        n--;
+    s->restoring = 1;
+    int rc = CAP_OK;
+    for (size_t idx = 0; idx < n && rc == CAP_OK; idx++) {
+        cJSON *o = records[idx] ? cJSON_Parse(records[idx]) : NULL;
+        const char *k = o ? jstr(o, "k") : NULL;
+        if (!k)
+            rc = cap_diag_set(d, CAP_EJSON, (long)idx, "journal",
+                              "record %zu: not a JSON object with a \"k\" kind", idx);
+        else if (strcmp(k, "job") == 0)
+            rc = restore_job(s, o, idx, d);
+        else if (strcmp(k, "saga") == 0)
+            rc = restore_saga(s, o, idx, d);
+        else if (strcmp(k, "evict") == 0) {
+            job *j = find_job(s, jstr(o, "job_id"));
+            if (j) {
+                unlink_job(s, j);
+                job_free(j);
+            }
+        } else if (strcmp(k, "note") != 0)
+            rc = cap_diag_set(d, CAP_EJSON, (long)idx, "journal", "record %zu: unknown kind \"%s\"",
+                              idx, k);
+        cJSON_Delete(o);
+    }
+    s->restoring = 0;
+    TRY(rc);
+    /* Derived state: tenant counts, worker slots, the queue, the timers. */
+    ref_safety_reset_active(s->safety);
+    for (job *j = s->head; j; j = j->next) {
+        if (j->counted)
+            TRY(ref_safety_job_started(s->safety, j->tenant));
+        if (!j->done && j->worker && j->worker[0] &&
+            (j->state == REF_JOB_DISPATCHED || j->state == REF_JOB_RUNNING))
+            TRY(slot_take(s, j));
+        if (j->waiting) {
+            j->waiting = 0;
+            TRY(waitq_add(s, j));
+        }
+        if (j->wake_at)
+            TRY(ref_effects_timer_set(fx, j->seq * 8 + TK_WAKE, j->wake_at));
+        if (j->watch_at)
+            TRY(ref_effects_timer_set(fx, j->seq * 8 + TK_WATCH, j->watch_at));
+    }
+    TRY(note(s, fx, now, "restored", "", "%zu records, %zu jobs, %zu waiting", n, s->n_jobs,
+             s->n_wait));
+    return arm_housekeeping(s, fx);
+}
+
+/* ---- life cycle and queries ----------------------------------------- */
+
+ref_sched_config ref_sched_config_default(void)
+{
+    ref_sched_config c;
+    memset(&c, 0, sizeof c);
+    c.scheduler_id = "scheduler";
+    c.max_jobs = REF_SCHED_DEFAULT_MAX_JOBS;
+    c.max_retries = 3;
+    c.retry_base_ns = NS_PER_SEC;
+    c.retry_max_ns = 30 * NS_PER_SEC;
+    c.retry_jitter_ns = 500 * NS_PER_MS;
+    c.throttle_base_ns = 5 * NS_PER_SEC;
+    c.tenant_limit_delay_ns = 2 * NS_PER_SEC;
+    c.no_worker_retry_ns = 2 * NS_PER_SEC;
+    c.no_worker_wait_ns = 300 * NS_PER_SEC;
+    c.dispatch_timeout_ns = 300 * NS_PER_SEC;
+    c.running_timeout_ns = 9000 * NS_PER_SEC;
+    return c;
+}
+
+static int64_t or_default(int64_t v, int64_t def) { return v > 0 ? v : def; }
+
+static int copy_timeouts(const ref_sched_timeouts *src, size_t n, ref_sched_timeouts **out,
+                         const char *what, cap_diag *d)
+{
+    *out = NULL;
+    if (!n)
+        return CAP_OK;
+    ref_sched_timeouts *t = calloc(n, sizeof *t);
+    if (!t)
+        return CAP_ENOMEM;
+    *out = t;
+    for (size_t i = 0; i < n; i++) {
+        if (!src[i].name || !src[i].name[0] || src[i].dispatch_timeout_ns < 0 ||
+            src[i].running_timeout_ns < 0)
+            return cap_diag_set(d, CAP_EINVAL, -1, what, "entry %zu: a name and timeouts >= 0", i);
+        t[i] = src[i];
+        t[i].name = dup(src[i].name);
+        if (!t[i].name)
+            return CAP_ENOMEM;
+    }
+    return CAP_OK;
+}
+
+static void free_timeouts(ref_sched_timeouts *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free((char *)t[i].name);
+    free(t);
+}
+
+static void free_routes(ref_sched_route *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free((char *)r[i].topic);
+        for (size_t k = 0; r[i].pools && k < r[i].n_pools; k++)
+            free((char *)r[i].pools[k]);
+        free((void *)r[i].pools);
+    }
+    free(r);
+}
+
+static int copy_routes(ref_sched *s, const ref_sched_config *cfg, cap_diag *d)
+{
+    if (!cfg->n_routes)
+        return CAP_OK;
+    s->routes = calloc(cfg->n_routes, sizeof *s->routes);
+    if (!s->routes)
+        return CAP_ENOMEM;
+    s->n_routes = cfg->n_routes;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const ref_sched_route *r = &cfg->routes[i];
+        if (!r->topic || !r->topic[0] || !r->n_pools || !r->pools)
+            return cap_diag_set(d, CAP_EINVAL, -1, "routes", "route %zu: a topic and >= 1 pool", i);
+        s->routes[i].topic = dup(r->topic);
+        const char **pools = calloc(r->n_pools, sizeof *pools);
+        s->routes[i].pools = pools;
+        if (!s->routes[i].topic || !pools)
+            return CAP_ENOMEM;
+        s->routes[i].n_pools = r->n_pools;
+        for (size_t k = 0; k < r->n_pools; k++) {
+            if (!r->pools[k] || !r->pools[k][0])
+                return cap_diag_set(d, CAP_EINVAL, -1, "routes", "route %zu: empty pool name", i);
+            pools[k] = dup(r->pools[k]);
+            if (!pools[k])
+                return CAP_ENOMEM;
+        }
+    }
+    return CAP_OK;
+}
+
+int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
+{
+    if (!cfg || !out)
+        return CAP_EINVAL;
+    *out = NULL;
+    if (!cfg->safety)
+        return cap_diag_set(d, CAP_EINVAL, -1, "safety", "a safety kernel is required");
+    if (!cfg->rand.next)
+        return cap_diag_set(d, CAP_EINVAL, -1, "rand", "a random source is required");
+    if (cfg->max_jobs > REF_SCHED_MAX_JOBS_LIMIT)
+        return cap_diag_set(d, CAP_EINVAL, -1, "max_jobs", "over %zu", REF_SCHED_MAX_JOBS_LIMIT);
+    const char *id = cfg->scheduler_id && cfg->scheduler_id[0] ? cfg->scheduler_id : "scheduler";
+    if (strlen(id) > REF_SCHED_ID_MAX)
+        return cap_diag_set(d, CAP_EINVAL, -1, "scheduler_id", "over %d bytes", REF_SCHED_ID_MAX);
+    ref_sched_config def = ref_sched_config_default();
+    ref_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return CAP_ENOMEM;
+    s->safety = cfg->safety;
+    s->rand = cfg->rand;
+    s->max_jobs = cfg->max_jobs ? cfg->max_jobs : def.max_jobs;
+    s->max_retries = cfg->max_retries || cfg->max_retries_set ? cfg->max_retries : def.max_retries;
+    s->retry_base = or_default(cfg->retry_base_ns, def.retry_base_ns);
+    s->retry_max = or_default(cfg->retry_max_ns, def.retry_max_ns);
+    s->retry_jitter = cfg->retry_jitter_ns < 0 ? 0 : or_default(cfg->retry_jitter_ns, def.retry_jitter_ns);
+    s->throttle_base = or_default(cfg->throttle_base_ns, def.throttle_base_ns);
+    s->tenant_delay = or_default(cfg->tenant_limit_delay_ns, def.tenant_limit_delay_ns);
+    s->nw_retry = or_default(cfg->no_worker_retry_ns, def.no_worker_retry_ns);
+    s->nw_wait = or_default(cfg->no_worker_wait_ns, def.no_worker_wait_ns);
+    s->dispatch_to = or_default(cfg->dispatch_timeout_ns, def.dispatch_timeout_ns);
+    s->running_to = or_default(cfg->running_timeout_ns, def.running_timeout_ns);
+    s->on_pool = cfg->dispatch_on_pool;
+    s->next_seq = 1;
+    ref_strmap_init(&s->by_id);
+    ref_strmap_init(&s->by_seq);
+    ref_strmap_init(&s->by_idem);
+    int rc = CAP_ENOMEM;
+    if (!(s->id = dup(id)))
+        goto fail;
+    if ((rc = copy_timeouts(cfg->pool_timeouts, cfg->n_pool_timeouts, &s->pool_to, "pool_timeouts", d)))
+        goto fail;
+    s->n_pool_to = cfg->n_pool_timeouts;
+    if ((rc = copy_timeouts(cfg->tenant_timeouts, cfg->n_tenant_timeouts, &s->tenant_to,
+                            "tenant_timeouts", d)))
+        goto fail;
+    s->n_tenant_to = cfg->n_tenant_timeouts;
+    if ((rc = copy_routes(s, cfg, d)))
+        goto fail;
+    if ((rc = ref_registry_new(cfg->registry, &s->registry, d)))
+        goto fail;
+    if ((rc = ref_breaker_set_new(cfg->breaker, 0, &s->breakers)))
+        goto fail;
+    if ((rc = ref_dedupe_new(cfg->dedupe, &s->dedupe)))
+        goto fail;
+    if ((rc = ref_saga_new(cfg->saga, &s->saga)))
+        goto fail;
+    *out = s;
+    return CAP_OK;
+fail:
+    ref_sched_free(s);
+    return rc;
+}
+
+void ref_sched_free(ref_sched *s)
+{
+    if (!s)
+        return;
+    for (job *j = s->head; j;) {
+        job *next = j->next;
+        job_free(j);
+        j = next;
+    }
+    ref_strmap_free(&s->by_id);
+    ref_strmap_free(&s->by_seq);
+    ref_strmap_free(&s->by_idem);
+    for (size_t i = 0; i < s->n_slots; i++) {
+        free(s->slots[i].worker_id);
+        free(s->slots[i].jobs);
+    }
+    free(s->slots);
+    free(s->waitq);
+    free_timeouts(s->pool_to, s->n_pool_to);
+    free_timeouts(s->tenant_to, s->n_tenant_to);
+    free_routes(s->routes, s->n_routes);
+    ref_registry_free(s->registry);
+    ref_breaker_set_free(s->breakers);
+    ref_dedupe_free(s->dedupe);
+    ref_saga_free(s->saga);
+    free(s->id);
+    free(s);
+}
+
+int ref_sched_job(const ref_sched *s, const char *job_id, ref_sched_job_info *out)
+{
+    const job *j = s && out ? find_job(s, job_id) : NULL;
+    if (!j)
+        return CAP_EINVAL;
+    out->state = j->state;
+    out->attempt = j->attempt;
+    out->dispatch_id = j->dispatch_id;
+    out->worker_id = nz(j->worker);
+    out->retries = j->retries;
+    out->decision = j->decision;
+    out->policy_snapshot = nz(j->snapshot);
+    out->approval = j->appr;
+    out->approval_hash = j->hash;
+    out->approval_snapshot = nz(j->appr_snapshot);
+    out->last_memo = nz(j->memo);
+    out->waiting = j->waiting;
+    return CAP_OK;
+}
+
+ref_sched_stats ref_sched_stats_get(const ref_sched *s)
+{
+    ref_sched_stats st;
+    memset(&st, 0, sizeof st);
+    if (!s)
+        return st;
+    st = s->st;
+    st.jobs = s->n_jobs;
+    st.waiting = s->n_wait;
+    return st;
+}
+
+const ref_registry *ref_sched_registry(const ref_sched *s) { return s ? s->registry : NULL; }
+const ref_saga *ref_sched_saga(const ref_sched *s) { return s ? s->saga : NULL; }
+
+const char *ref_sched_verdict_name(ref_sched_verdict v)
+{
+    switch (v) {
+    case REF_SCHED_APPLIED: return "applied";
+    case REF_SCHED_DUPLICATE: return "duplicate";
+    case REF_SCHED_STALE: return "stale";
+    case REF_SCHED_IGNORED: return "ignored";
+    case REF_SCHED_REJECTED: return "rejected";
+    }
+    return "?";
+}
+
+const char *ref_sched_answer_name(ref_sched_answer a)
+{
+    switch (a) {
+    case REF_SCHED_OK: return "ok";
+    case REF_SCHED_NOT_FOUND: return "not_found";
+    case REF_SCHED_NOT_ACTIONABLE: return "not_actionable";
+    case REF_SCHED_ALREADY_APPROVED: return "already_approved";
+    case REF_SCHED_ALREADY_REJECTED: return "already_rejected";
+    case REF_SCHED_SELF_APPROVAL: return "self_approval_denied";
+    case REF_SCHED_STALE_REQUEST: return "stale_request";
+    case REF_SCHED_STALE_SNAPSHOT: return "stale_snapshot";
+    }
+    return "?";
+}

@@ -1,0 +1,43 @@
+/* A string-keyed map for exact lookups: key -> caller's pointer.
+ *
+ * Open addressing with linear probing over FNV-1a 64 hashes. It answers
+ * "which value has this key" and nothing else: it has no iteration, so no
+ * hash order can ever reach a caller's output (components that need to
+ * walk their entries keep their own ordered list beside the map).
+ *
+ * Ownership: the map copies every key and frees the copies; values are
+ * borrowed (the map never frees or dereferences them). */
+#ifndef REF_STRMAP_H
+#define REF_STRMAP_H
+
+#include <stddef.h>
+
+typedef struct {
+    char **keys;   /* owned copies; NULL = empty slot, TOMBSTONE = deleted */
+    void **values; /* borrowed */
+    size_t cap;    /* a power of two, or 0 before the first insert */
+    size_t len;    /* live entries */
+    size_t used;   /* live + deleted slots */
+} ref_strmap;
+
+/* An empty map (no allocation until the first put). */
+void ref_strmap_init(ref_strmap *m);
+
+/* Frees the keys and the table; values are untouched. The map may be
+ * initialised again. NULL is accepted. */
+void ref_strmap_free(ref_strmap *m);
+
+/* The value stored under key, or NULL. */
+void *ref_strmap_get(const ref_strmap *m, const char *key);
+
+/* Stores value under key (replacing an earlier value). CAP_OK, CAP_EINVAL
+ * for a NULL key or value, CAP_ENOMEM (the map is unchanged). */
+int ref_strmap_put(ref_strmap *m, const char *key, void *value);
+
+/* Removes key. 1 when it was there, 0 when not. */
+int ref_strmap_del(ref_strmap *m, const char *key);
+
+/* Live entries. */
+size_t ref_strmap_len(const ref_strmap *m);
+
+#endif
