@@ -1,0 +1,1334 @@
+/* The reference scheduler: the pipeline, every safety outcome, approvals,
+ * retries, timeouts, waiting for workers, priority, cancel cascade, saga
+ * rollback, breakers, fencing, duplicates, the journal and determinism. */
+#include "testutil.h"
+
+#include "cap_encode.h"
+#include "cap_schema.h"
+#include "ref_bugs.h"
+#include "ref_effect.h"
+#include "ref_jobstate.h"
+#include "ref_safety.h"
+#include "ref_scheduler.h"
+
+#define SEC INT64_C(1000000000)
+#define MS INT64_C(1000000)
+#define T0 (INT64_C(1704164645) * SEC)
+
+typedef Cordum__Agent__V1__JobRequest job_request;
+
+static const char *POLICY =
+    "version: t1\n"
+    "default_decision: allow\n"
+    "rules:\n"
+    "- id: deny-delete\n"
+    "  match: {labels: {act: delete}}\n"
+    "  decision: deny\n"
+    "  reason: deletes blocked\n"
+    "- id: human-write\n"
+    "  match: {labels: {act: write}}\n"
+    "  decision: require_approval\n"
+    "  reason: writes need review\n"
+    "- id: throttle-bulk\n"
+    "  match: {labels: {act: bulk}}\n"
+    "  decision: throttle\n"
+    "  reason: slow down\n"
+    "- id: deny-undo\n"
+    "  match: {topics: [job.undo.denied]}\n"
+    "  decision: deny\n"
+    "  reason: this undo is not allowed\n"
+    "- id: constrain-batch\n"
+    "  match: {topics: [job.batch]}\n"
+    "  decision: allow_with_constraints\n"
+    "  constraints: {max_runtime_sec: 10, max_retries: 1}\n";
+
+/* ---- a tiny driver: effects log + timer table ---------------------------- */
+
+#define MAX_TIMERS 256
+
+typedef struct {
+    ref_safety *k;
+    uint64_t seed;
+    ref_sched *s;
+    ref_effects fx;
+    int64_t now;
+    struct {
+        uint64_t id;
+        int64_t at;
+    } timers[MAX_TIMERS];
+    size_t n_timers;
+    char log[1 << 16]; /* one line per publish since the last clear */
+} fixture;
+
+static void absorb(fixture *f)
+{
+    for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+        const ref_effect *e = ref_effects_at(&f->fx, i);
+        if (e->kind == REF_EFFECT_TIMER_SET || e->kind == REF_EFFECT_TIMER_CANCEL) {
+            size_t k = 0;
+            while (k < f->n_timers && f->timers[k].id != e->timer_id)
+                k++;
+            if (k < f->n_timers) {
+                f->timers[k] = f->timers[--f->n_timers];
+            }
+            if (e->kind == REF_EFFECT_TIMER_SET) {
+                assert_true(f->n_timers < MAX_TIMERS);
+                f->timers[f->n_timers].id = e->timer_id;
+                f->timers[f->n_timers].at = e->at;
+                f->n_timers++;
+            }
+        } else if (e->kind == REF_EFFECT_JOURNAL) {
+            if (getenv("SCHED_TEST_JOURNAL"))
+                fprintf(stderr, "journal: %s\n", e->record);
+        } else if (e->kind == REF_EFFECT_PUBLISH) {
+            const cap_packet *p = e->packet;
+            char line[600];
+            const char *job = "";
+            int status = 0, code = 0;
+            uint64_t attempt = 0;
+            switch (p->payload_case) {
+            case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST:
+                job = p->job_request->job_id;
+                attempt = p->job_request->dispatch ? p->job_request->dispatch->attempt : 0;
+                break;
+            case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT:
+                job = p->job_result->job_id;
+                status = p->job_result->status;
+                code = p->job_result->error_code_enum;
+                break;
+            case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL:
+                job = p->job_cancel->job_id;
+                attempt = p->job_cancel->dispatch ? p->job_cancel->dispatch->attempt : 0;
+                break;
+            default: break;
+            }
+            snprintf(line, sizeof line, "%s %s %s %d %d %llu\n", e->subject,
+                     cap_packet_payload_name(p), job, status, code, (unsigned long long)attempt);
+            strncat(f->log, line, sizeof f->log - strlen(f->log) - 1);
+        }
+    }
+}
+
+static void begin(fixture *f)
+{
+    ref_effects_clear(&f->fx);
+    f->log[0] = 0;
+}
+
+static ref_sched_config base_config(fixture *f)
+{
+    ref_sched_config c = ref_sched_config_default();
+    c.safety = f->k;
+    c.rand.next = ref_rand_splitmix64;
+    c.rand.ctx = &f->seed;
+    c.dispatch_timeout_ns = 30 * SEC;
+    c.running_timeout_ns = 60 * SEC;
+    c.no_worker_wait_ns = 20 * SEC;
+    c.no_worker_retry_ns = 2 * SEC;
+    return c;
+}
+
+static void setup_cfg(fixture *f, const ref_sched_config *cfg)
+{
+    cap_diag d;
+    assert_int_equal(ref_sched_new(cfg, &f->s, &d), CAP_OK);
+    begin(f);
+    assert_int_equal(ref_sched_start(f->s, f->now, &f->fx), CAP_OK);
+    absorb(f);
+}
+
+static void init_fixture(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->k = ref_safety_new();
+    assert_non_null(f->k);
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, POLICY, strlen(POLICY), &yd), 0);
+    f->seed = 42;
+    f->now = T0;
+    assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
+}
+
+static fixture *setup(void)
+{
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    init_fixture(f);
+    ref_sched_config c = base_config(f);
+    setup_cfg(f, &c);
+    return f;
+}
+
+static void teardown(fixture *f)
+{
+    ref_sched_free(f->s);
+    ref_effects_free(&f->fx);
+    ref_safety_free(f->k);
+    free(f);
+}
+
+/* Fires every timer due at or before t, earliest first (ties by id). */
+static void advance(fixture *f, int64_t t)
+{
+    for (;;) {
+        size_t best = (size_t)-1;
+        for (size_t i = 0; i < f->n_timers; i++)
+            if (f->timers[i].at <= t &&
+                (best == (size_t)-1 || f->timers[i].at < f->timers[best].at ||
+                 (f->timers[i].at == f->timers[best].at && f->timers[i].id < f->timers[best].id)))
+                best = i;
+        if (best == (size_t)-1)
+            break;
+        uint64_t id = f->timers[best].id;
+        f->now = f->timers[best].at;
+        f->timers[best] = f->timers[--f->n_timers];
+        ref_effects_clear(&f->fx);
+        assert_true(ref_sched_on_timer(f->s, id, f->now, &f->fx) >= 0);
+        absorb(f);
+    }
+    f->now = t;
+}
+
+/* ---- packets ------------------------------------------------------------- */
+
+static char *sdup(const char *s)
+{
+    int ok = 1;
+    char *c = ref_pb_strdup(s, &ok);
+    assert_int_equal(ok, 1);
+    return c;
+}
+
+/* Replaces a string field of a packet built here (the default is
+ * protobuf-c's static empty string, which is never freed). */
+static void set_field(char **field, const char *v)
+{
+    if (*field && *field != (char *)protobuf_c_empty_string)
+        free(*field);
+    *field = sdup(v);
+}
+
+static void add_label(job_request *r, const char *k, const char *v)
+{
+    r->labels = realloc(r->labels, (r->n_labels + 1) * sizeof *r->labels);
+    Cordum__Agent__V1__JobRequest__LabelsEntry *e = malloc(sizeof *e);
+    assert_non_null(r->labels);
+    assert_non_null(e);
+    cordum__agent__v1__job_request__labels_entry__init(e);
+    e->key = sdup(k);
+    e->value = sdup(v);
+    r->labels[r->n_labels++] = e;
+}
+
+static cap_packet *mk_submit(const char *job, const char *topic, const char *act, int prio)
+{
+    cap_packet *p = ref_packet_new("trace-1", "gateway", T0);
+    job_request *r = malloc(sizeof *r);
+    assert_non_null(p);
+    assert_non_null(r);
+    cordum__agent__v1__job_request__init(r);
+    r->job_id = sdup(job);
+    r->topic = sdup(topic);
+    r->priority = (Cordum__Agent__V1__JobPriority)prio;
+    r->tenant_id = sdup("tenant-a");
+    r->principal_id = sdup("alice");
+    /* The policy reads `act` from meta.labels: job labels are placement
+     * labels a worker would have to carry (cordum-ref 4.3). */
+    Cordum__Agent__V1__JobMetadata *m = malloc(sizeof *m);
+    assert_non_null(m);
+    cordum__agent__v1__job_metadata__init(m);
+    r->meta = m;
+    if (act) {
+        m->labels = malloc(sizeof *m->labels);
+        Cordum__Agent__V1__JobMetadata__LabelsEntry *e = malloc(sizeof *e);
+        assert_non_null(m->labels);
+        assert_non_null(e);
+        cordum__agent__v1__job_metadata__labels_entry__init(e);
+        e->key = sdup("act");
+        e->value = sdup(act);
+        m->labels[0] = e;
+        m->n_labels = 1;
+    }
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    return p;
+}
+
+static int send(fixture *f, const char *subject, cap_packet *p)
+{
+    begin(f);
+    int rc = ref_sched_on_packet(f->s, subject, p, NULL, 0, f->now, &f->fx);
+    absorb(f);
+    cap_packet_free(p);
+    return rc;
+}
+
+static int submit(fixture *f, const char *job, const char *topic, const char *act, int prio)
+{
+    return send(f, REF_SCHED_SUBJECT_SUBMIT, mk_submit(job, topic, act, prio));
+}
+
+static int heartbeat(fixture *f, const char *worker, const char *pool, int max_par,
+                     const char *memo, int active)
+{
+    cap_packet *p = ref_packet_new("", worker, f->now);
+    Cordum__Agent__V1__Heartbeat *h = malloc(sizeof *h);
+    assert_non_null(p);
+    assert_non_null(h);
+    cordum__agent__v1__heartbeat__init(h);
+    h->worker_id = sdup(worker);
+    h->pool = sdup(pool);
+    h->max_parallel_jobs = max_par;
+    h->active_jobs = active;
+    h->last_memo = sdup(memo);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
+    p->heartbeat = h;
+    return send(f, REF_SCHED_SUBJECT_HEARTBEAT, p);
+}
+
+static Cordum__Agent__V1__DispatchIdentity *identity(const char *dsp, uint64_t attempt,
+                                                    const char *worker)
+{
+    Cordum__Agent__V1__DispatchIdentity *d = malloc(sizeof *d);
+    assert_non_null(d);
+    cordum__agent__v1__dispatch_identity__init(d);
+    d->dispatch_id = sdup(dsp);
+    d->attempt = attempt;
+    d->assigned_worker_id = sdup(worker);
+    return d;
+}
+
+static ref_sched_job_info info(fixture *f, const char *job)
+{
+    ref_sched_job_info i;
+    assert_int_equal(ref_sched_job(f->s, job, &i), CAP_OK);
+    return i;
+}
+
+/* A result for the job's current attempt (or for `attempt`/`dsp` if given). */
+static int result_as(fixture *f, const char *job, int status, int code, const char *dsp,
+                     uint64_t attempt, const char *worker)
+{
+    cap_packet *p = ref_packet_new("trace-1", worker, f->now);
+    Cordum__Agent__V1__JobResult *r = malloc(sizeof *r);
+    assert_non_null(p);
+    assert_non_null(r);
+    cordum__agent__v1__job_result__init(r);
+    r->job_id = sdup(job);
+    r->status = (Cordum__Agent__V1__JobStatus)status;
+    r->worker_id = sdup(worker);
+    r->error_code_enum = (Cordum__Agent__V1__ErrorCode)code;
+    r->error_message = sdup(status == REF_JOB_SUCCEEDED ? "" : "it broke");
+    r->dispatch = identity(dsp, attempt, worker);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+    p->job_result = r;
+    return send(f, REF_SCHED_SUBJECT_RESULT, p);
+}
+
+static int result(fixture *f, const char *job, int status)
+{
+    ref_sched_job_info i = info(f, job);
+    char dsp[40], wk[300];
+    snprintf(dsp, sizeof dsp, "%s", i.dispatch_id);
+    snprintf(wk, sizeof wk, "%s", i.worker_id);
+    return result_as(f, job, status, 0, dsp, i.attempt, wk);
+}
+
+static int progress_as(fixture *f, const char *job, const char *dsp, uint64_t attempt,
+                       const char *worker, const char *ptr)
+{
+    cap_packet *p = ref_packet_new("trace-1", worker, f->now);
+    Cordum__Agent__V1__JobProgress *r = malloc(sizeof *r);
+    assert_non_null(p);
+    assert_non_null(r);
+    cordum__agent__v1__job_progress__init(r);
+    r->job_id = sdup(job);
+    r->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
+    r->result_ptr = sdup(ptr);
+    r->dispatch = identity(dsp, attempt, worker);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
+    p->job_progress = r;
+    return send(f, REF_SCHED_SUBJECT_PROGRESS, p);
+}
+
+static int progress(fixture *f, const char *job)
+{
+    ref_sched_job_info i = info(f, job);
+    char dsp[40], wk[300];
+    snprintf(dsp, sizeof dsp, "%s", i.dispatch_id);
+    snprintf(wk, sizeof wk, "%s", i.worker_id);
+    return progress_as(f, job, dsp, i.attempt, wk, "");
+}
+
+static int cancel_as(fixture *f, const char *job, const char *dsp, uint64_t attempt,
+                     const char *worker)
+{
+    cap_packet *p = ref_packet_new("trace-1", "client-1", f->now);
+    Cordum__Agent__V1__JobCancel *c = malloc(sizeof *c);
+    assert_non_null(p);
+    assert_non_null(c);
+    cordum__agent__v1__job_cancel__init(c);
+    c->job_id = sdup(job);
+    c->reason = sdup("user request");
+    c->requested_by = sdup("user-7");
+    if (dsp)
+        c->dispatch = identity(dsp, attempt, worker);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL;
+    p->job_cancel = c;
+    return send(f, REF_SCHED_SUBJECT_CANCEL, p);
+}
+
+static int has(const fixture *f, const char *needle) { return strstr(f->log, needle) != NULL; }
+
+#define ASSERT_LOG(f, needle)                                                                      \
+    do {                                                                                           \
+        if (!has((f), (needle)))                                                                   \
+            fail_msg("expected \"%s\" in:\n%s", (needle), (f)->log);                               \
+    } while (0)
+#define ASSERT_NO_LOG(f, needle)                                                                   \
+    do {                                                                                           \
+        if (has((f), (needle)))                                                                    \
+            fail_msg("did not expect \"%s\" in:\n%s", (needle), (f)->log);                         \
+    } while (0)
+
+/* The publish effect i on subject, or NULL. */
+static const cap_packet *published(const fixture *f, const char *subject, size_t nth)
+{
+    for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+        const ref_effect *e = ref_effects_at(&f->fx, i);
+        if (e->kind == REF_EFFECT_PUBLISH && strcmp(e->subject, subject) == 0 && nth-- == 0)
+            return e->packet;
+    }
+    return NULL;
+}
+
+static int64_t wake_timer(const fixture *f)
+{
+    int64_t best = -1;
+    for (size_t i = 0; i < f->n_timers; i++)
+        if (f->timers[i].id >= 8 && f->timers[i].id % 8 == 1 && (best < 0 || f->timers[i].at < best))
+            best = f->timers[i].at;
+    return best;
+}
+
+#define PRIO_INTERACTIVE 1
+#define PRIO_BATCH 2
+#define PRIO_CRITICAL 3
+
+/* ---- the pipeline -------------------------------------------------------- */
+
+static void test_happy_path(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    assert_int_equal(heartbeat(f, "w1", "job.tools", 4, "", 0), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "j1", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    const Cordum__Agent__V1__DispatchIdentity *id = d->job_request->dispatch;
+    assert_non_null(id);
+    assert_int_equal(id->attempt, 1);
+    assert_string_equal(id->assigned_worker_id, "w1");
+    assert_int_equal(strlen(id->dispatch_id), 32);
+    assert_string_equal(d->sender_id, "scheduler");
+    ref_sched_job_info i = info(f, "j1");
+    assert_int_equal(i.state, REF_JOB_DISPATCHED);
+    assert_int_equal(i.decision, CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW);
+    assert_string_equal(i.policy_snapshot, ref_safety_policy(f->k)->snapshot);
+    assert_int_equal(progress(f, "j1"), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "j1").state, REF_JOB_RUNNING);
+    assert_int_equal(result(f, "j1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "j1").state, REF_JOB_SUCCEEDED);
+    ASSERT_NO_LOG(f, "sys.job.dlq");
+    /* The journal wrote one record per change: submit, dispatch, running, result. */
+    ref_sched_stats st = ref_sched_stats_get(f->s);
+    assert_int_equal(st.submitted, 1);
+    assert_int_equal(st.dispatched, 1);
+    assert_int_equal(st.succeeded, 1);
+    teardown(f);
+}
+
+static void test_deny(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    assert_int_equal(submit(f, "j1", "job.tools", "delete", 0), REF_SCHED_APPLIED);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    ASSERT_LOG(f, "sys.job.result job_result j1 8 300");
+    ASSERT_LOG(f, "sys.job.dlq job_result j1 8 300");
+    const cap_packet *dlq = published(f, "sys.job.dlq", 0);
+    assert_string_equal(dlq->job_result->error_code, "safety_denied");
+    assert_int_equal(info(f, "j1").state, REF_JOB_DENIED);
+    /* A topic outside job. is denied by the kernel too. */
+    assert_int_equal(submit(f, "j2", "tools", NULL, 0), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "j2").state, REF_JOB_DENIED);
+    teardown(f);
+}
+
+static void test_require_human_approve_and_reject(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    assert_int_equal(submit(f, "j1", "job.tools", "write", 0), REF_SCHED_APPLIED);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    ASSERT_NO_LOG(f, "sys.job.dlq");
+    ref_sched_job_info i = info(f, "j1");
+    assert_int_equal(i.state, REF_JOB_APPROVAL_REQUIRED);
+    assert_int_equal(i.approval, 1);
+    assert_int_equal(strlen(i.approval_hash), 64);
+    assert_string_equal(i.approval_snapshot, ref_safety_policy(f->k)->snapshot);
+    begin(f);
+    /* The submitter cannot approve their own job. */
+    assert_int_equal(ref_sched_approve(f->s, "j1", "alice", "", f->now, &f->fx, NULL),
+                     REF_SCHED_SELF_APPROVAL);
+    assert_int_equal(ref_sched_approve(f->s, "nope", "bob", "", f->now, &f->fx, NULL),
+                     REF_SCHED_NOT_FOUND);
+    assert_int_equal(ref_sched_approve(f->s, "j1", "bob", "looks fine", f->now, &f->fx, NULL),
+                     REF_SCHED_OK);
+    absorb(f);
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    int granted = 0;
+    for (size_t k = 0; k < d->job_request->n_labels; k++)
+        if (strcmp(d->job_request->labels[k]->key, "approval_granted") == 0 &&
+            strcmp(d->job_request->labels[k]->value, "true") == 0)
+            granted = 1;
+    assert_true(granted);
+    assert_int_equal(info(f, "j1").state, REF_JOB_DISPATCHED);
+    assert_int_equal(info(f, "j1").approval, 2);
+    begin(f);
+    assert_int_equal(ref_sched_approve(f->s, "j1", "bob", "", f->now, &f->fx, NULL),
+                     REF_SCHED_ALREADY_APPROVED);
+
+    /* Reject: DENIED, result 300 "approval_rejected", DLQ. */
+    submit(f, "j2", "job.tools", "write", 0);
+    begin(f);
+    assert_int_equal(ref_sched_reject(f->s, "j2", "bob", "no", f->now, &f->fx), REF_SCHED_OK);
+    absorb(f);
+    ASSERT_LOG(f, "sys.job.result job_result j2 8 300");
+    ASSERT_LOG(f, "sys.job.dlq job_result j2 8 300");
+    assert_string_equal(published(f, "sys.job.dlq", 0)->job_result->error_code, "approval_rejected");
+    assert_int_equal(info(f, "j2").state, REF_JOB_DENIED);
+    begin(f);
+    assert_int_equal(ref_sched_reject(f->s, "j2", "bob", "no", f->now, &f->fx),
+                     REF_SCHED_ALREADY_REJECTED);
+    teardown(f);
+}
+
+static void test_approval_after_policy_change(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "write", 0);
+    submit(f, "j2", "job.tools", "write", 0);
+    const char *old_snap = ref_safety_policy(f->k)->snapshot;
+    char old[128];
+    snprintf(old, sizeof old, "%s", old_snap);
+
+    /* New policy: writes are denied. Approving now re-evaluates: stays parked. */
+    const char *deny_writes = "version: t2\ndefault_decision: allow\nrules:\n"
+                              "- id: no-writes\n  match: {labels: {act: write}}\n"
+                              "  decision: deny\n  reason: writes frozen\n";
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, deny_writes, strlen(deny_writes), &yd), 0);
+    char why[REF_REASON_MAX + 1];
+    begin(f);
+    assert_int_equal(ref_sched_approve(f->s, "j1", "bob", "", f->now, &f->fx, why),
+                     REF_SCHED_STALE_SNAPSHOT);
+    absorb(f);
+    assert_non_null(strstr(why, "writes frozen"));
+    assert_int_equal(info(f, "j1").state, REF_JOB_APPROVAL_REQUIRED);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+
+    /* Another policy: writes are allowed. The approval proceeds, rebound. */
+    const char *allow_writes = "version: t3\ndefault_decision: allow\nrules: []\n";
+    assert_int_equal(ref_safety_load(f->k, allow_writes, strlen(allow_writes), &yd), 0);
+    begin(f);
+    assert_int_equal(ref_sched_approve(f->s, "j2", "bob", "", f->now, &f->fx, why), REF_SCHED_OK);
+    absorb(f);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j2");
+    ref_sched_job_info i = info(f, "j2");
+    assert_string_equal(i.approval_snapshot, ref_safety_policy(f->k)->snapshot);
+    assert_string_not_equal(i.approval_snapshot, old);
+    teardown(f);
+}
+
+static void test_throttle_rechecks_with_backoff(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    assert_int_equal(submit(f, "j1", "job.tools", "bulk", 0), REF_SCHED_APPLIED);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    assert_int_equal(info(f, "j1").state, REF_JOB_SCHEDULED);
+    int64_t first = wake_timer(f) - f->now;
+    assert_true(first >= 5 * SEC && first < 5 * SEC + 500 * MS);
+    advance(f, f->now + first);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    int64_t second = wake_timer(f) - f->now;
+    assert_true(second >= 10 * SEC && second < 10 * SEC + 500 * MS);
+    /* The policy stops throttling: the next re-check dispatches. */
+    const char *allow = "version: t9\ndefault_decision: allow\nrules: []\n";
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, allow, strlen(allow), &yd), 0);
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    advance(f, f->now + second);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j1 0 0 1");
+    assert_int_equal(ref_sched_stats_get(f->s).throttled, 2);
+    teardown(f);
+}
+
+static void test_allow_with_constraints(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.batch", 4, "", 0);
+    submit(f, "b1", "job.batch", NULL, 0);
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    assert_non_null(d->job_request->budget);
+    assert_int_equal(d->job_request->budget->deadline_ms, 10000); /* max_runtime_sec 10 */
+    assert_int_equal(info(f, "b1").decision,
+                     CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW_WITH_CONSTRAINTS);
+    progress(f, "b1");
+    /* max_runtime_ms is the running timeout (10 s, not the 60 s default). */
+    advance(f, f->now + 10 * SEC);
+    ASSERT_LOG(f, "sys.job.cancel job_cancel b1 0 0 1");
+    ASSERT_LOG(f, "sys.job.result job_result b1 9 200");
+    ASSERT_LOG(f, "sys.job.dlq job_result b1 9 200");
+    assert_int_equal(info(f, "b1").state, REF_JOB_TIMEOUT);
+
+    /* max_retries 1 is the retry cap: one retry, then FAILED. */
+    heartbeat(f, "w1", "job.batch", 4, "", 0);
+    submit(f, "b2", "job.batch", NULL, 0);
+    assert_int_equal(result(f, "b2", REF_JOB_FAILED_RETRYABLE), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "b2").state, REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 2 * SEC);
+    assert_int_equal(info(f, "b2").attempt, 2);
+    assert_int_equal(result(f, "b2", REF_JOB_FAILED_RETRYABLE), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "b2").state, REF_JOB_FAILED);
+    ASSERT_LOG(f, "sys.job.dlq job_result b2 6");
+    assert_string_equal(published(f, "sys.job.dlq", 0)->job_result->error_code,
+                        "max_retries_exceeded");
+    teardown(f);
+}
+
+static void test_max_concurrent_jobs_cap(void **state)
+{
+    (void)state;
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    init_fixture(f);
+    const char *pol = "version: c1\ndefault_decision: allow\nrules:\n"
+                      "- id: one-at-a-time\n  match: {topics: [job.tools]}\n"
+                      "  decision: allow_with_constraints\n"
+                      "  constraints: {max_concurrent_jobs: 1}\n";
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, pol, strlen(pol), &yd), 0);
+    ref_sched_config c = base_config(f);
+    setup_cfg(f, &c);
+    heartbeat(f, "w1", "job.tools", 8, "", 0);
+    submit(f, "c1", "job.tools", NULL, 0);
+    ASSERT_LOG(f, "worker.w1.jobs job_request c1");
+    submit(f, "c2", "job.tools", NULL, 0);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    assert_int_equal(info(f, "c2").waiting, 1);
+    /* c1 ends: c2 is dispatched at once. */
+    result(f, "c1", REF_JOB_SUCCEEDED);
+    ASSERT_LOG(f, "worker.w1.jobs job_request c2");
+    teardown(f);
+}
+
+/* ---- duplicates and fencing ------------------------------------------------ */
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    /* The same submit bytes again: an exact redelivery, silent. */
+    cap_packet *p = mk_submit("j1", "job.tools", "read", 0);
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    assert_int_equal(cap_encode(&p->base, &wire, &len), CAP_OK);
+    begin(f);
+    assert_int_equal(ref_sched_on_packet(f->s, "sys.job.submit", p, wire, len, f->now, &f->fx),
+                     REF_SCHED_APPLIED);
+    begin(f);
+    assert_int_equal(ref_sched_on_packet(f->s, "sys.job.submit", p, wire, len, f->now, &f->fx),
+                     REF_SCHED_DUPLICATE);
+    assert_int_equal(ref_effects_count(&f->fx), 0);
+    free(wire);
+    cap_packet_free(p);
+    /* A different request with the same job_id: answered 205, no new job. */
+    assert_int_equal(submit(f, "j1", "job.other", NULL, 0), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "sys.job.result job_result j1 3 205");
+    ASSERT_NO_LOG(f, "worker.");
+    assert_int_equal(ref_sched_stats_get(f->s).jobs, 1);
+
+    /* The same idempotency key in the same tenant: 205 about the first job. */
+    cap_packet *a = mk_submit("k1", "job.tools", "read", 0);
+    cap_packet *b = mk_submit("k2", "job.tools", "read", 0);
+    cap_packet *c = mk_submit("k3", "job.tools", "read", 0);
+    cap_packet *pk[3] = {a, b, c};
+    for (int i = 0; i < 3; i++)
+        pk[i]->job_request->meta->idempotency_key = sdup("idem-1");
+    set_field(&c->job_request->tenant_id, "tenant-b");
+    assert_int_equal(send(f, "sys.job.submit", a), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "worker.w1.jobs job_request k1");
+    assert_int_equal(send(f, "sys.job.submit", b), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "sys.job.result job_result k1 3 205");
+    assert_int_equal(ref_sched_job(f->s, "k2", &(ref_sched_job_info){0}), CAP_EINVAL);
+    /* Another tenant's key is its own. */
+    assert_int_equal(send(f, "sys.job.submit", c), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "worker.w1.jobs job_request k3");
+    assert_int_equal(ref_sched_stats_get(f->s).duplicates, 2);
+    teardown(f);
+}
+
+static void test_fencing(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    ref_sched_job_info i = info(f, "j1");
+    char first[40];
+    snprintf(first, sizeof first, "%s", i.dispatch_id);
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 2 * SEC);
+    i = info(f, "j1");
+    assert_int_equal(i.attempt, 2);
+    assert_string_not_equal(i.dispatch_id, first);
+    /* Attempt 1's result, progress and cancel are stale now. */
+    assert_int_equal(result_as(f, "j1", REF_JOB_SUCCEEDED, 0, first, 1, "w1"), REF_SCHED_STALE);
+    assert_int_equal(progress_as(f, "j1", first, 1, "w1", ""), REF_SCHED_STALE);
+    assert_int_equal(cancel_as(f, "j1", first, 1, "w1"), REF_SCHED_STALE);
+    assert_int_equal(info(f, "j1").state, REF_JOB_DISPATCHED);
+    /* A right attempt number with a forged dispatch id is stale too. */
+    assert_int_equal(result_as(f, "j1", REF_JOB_SUCCEEDED, 0, "forged", 2, "w1"), REF_SCHED_STALE);
+    /* The current identity applies; a result after the terminal is ignored. */
+    assert_int_equal(result(f, "j1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "j1", REF_JOB_FAILED), REF_SCHED_IGNORED);
+    assert_int_equal(info(f, "j1").state, REF_JOB_SUCCEEDED);
+    assert_int_equal(ref_sched_stats_get(f->s).stale, 4);
+    teardown(f);
+}
+
+/* ---- retries and timeouts -------------------------------------------------- */
+
+static void test_retries_backoff_and_exhaustion(void **state)
+{
+    (void)state;
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    init_fixture(f);
+    ref_sched_config c = base_config(f);
+    ref_breaker_config bc = {.failure_threshold = 10, .cool_down_ns = 10 * SEC};
+    c.breaker = &bc; /* the default 3 would open w1's breaker on the third failure */
+    setup_cfg(f, &c);
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    for (uint32_t n = 0; n < 3; n++) {
+        assert_int_equal(result(f, "j1", REF_JOB_FAILED_RETRYABLE), REF_SCHED_APPLIED);
+        ASSERT_NO_LOG(f, "sys.job.dlq");
+        int64_t delay = wake_timer(f) - f->now;
+        int64_t base = SEC << n;
+        assert_true(delay >= base && delay < base + 500 * MS);
+        heartbeat(f, "w1", "job.tools", 4, "", 0);
+        advance(f, f->now + delay);
+        ASSERT_LOG(f, "worker.w1.jobs job_request j1");
+        assert_int_equal(info(f, "j1").attempt, n + 2);
+        assert_int_equal(info(f, "j1").retries, n + 1);
+    }
+    assert_int_equal(result(f, "j1", REF_JOB_FAILED_RETRYABLE), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "j1").state, REF_JOB_FAILED);
+    ASSERT_LOG(f, "sys.job.result job_result j1 6");
+    ASSERT_LOG(f, "sys.job.dlq job_result j1 6");
+    /* A fatal failure is never retried. */
+    submit(f, "j2", "job.tools", "read", 0);
+    result(f, "j2", REF_JOB_FAILED_FATAL);
+    assert_int_equal(info(f, "j2").state, REF_JOB_FAILED_FATAL);
+    ASSERT_LOG(f, "sys.job.dlq job_result j2 11");
+    assert_int_equal(wake_timer(f), -1);
+    teardown(f);
+}
+
+static void test_dispatch_timeout(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    advance(f, f->now + 30 * SEC - 1);
+    assert_int_equal(info(f, "j1").state, REF_JOB_DISPATCHED);
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    advance(f, f->now + 1);
+    assert_int_equal(info(f, "j1").state, REF_JOB_TIMEOUT);
+    ASSERT_LOG(f, "sys.job.cancel job_cancel j1 0 0 1");
+    ASSERT_LOG(f, "sys.job.result job_result j1 9 200");
+    ASSERT_LOG(f, "sys.job.dlq job_result j1 9 200");
+    assert_string_equal(published(f, "sys.job.dlq", 0)->job_result->error_code, "dispatch_timeout");
+    teardown(f);
+}
+
+static void test_timeouts_per_pool_and_tenant(void **state)
+{
+    (void)state;
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    init_fixture(f);
+    ref_sched_config c = base_config(f);
+    ref_sched_timeouts pools[] = {{"job.slow", 100 * SEC, 0}};
+    ref_sched_timeouts tenants[] = {{"tenant-a", 0, 5 * SEC}};
+    c.pool_timeouts = pools;
+    c.n_pool_timeouts = 1;
+    c.tenant_timeouts = tenants;
+    c.n_tenant_timeouts = 1;
+    setup_cfg(f, &c);
+    heartbeat(f, "w1", "job.slow", 4, "", 0);
+    submit(f, "j1", "job.slow", "read", 0);
+    for (int k = 0; k < 9; k++) { /* keep w1 alive for 99 s */
+        advance(f, f->now + 11 * SEC);
+        heartbeat(f, "w1", "job.slow", 4, "", 0);
+    }
+    assert_int_equal(info(f, "j1").state, REF_JOB_DISPATCHED); /* the pool's 100 s, not 30 s */
+    progress(f, "j1");
+    advance(f, f->now + 5 * SEC);
+    assert_int_equal(info(f, "j1").state, REF_JOB_TIMEOUT); /* the tenant's 5 s running */
+    assert_string_equal(published(f, "sys.job.dlq", 0)->job_result->error_code, "running_timeout");
+    teardown(f);
+}
+
+static void test_no_worker_waits_then_fails(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    submit(f, "j1", "job.tools", "read", 0);
+    assert_int_equal(info(f, "j1").waiting, 1);
+    assert_int_equal(info(f, "j1").state, REF_JOB_SCHEDULED);
+    advance(f, f->now + 5 * SEC);
+    /* A worker comes online: the waiting job goes at once. */
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j1");
+    /* Nobody serves job.none: after the bounded wait, FAILED 206. */
+    submit(f, "j2", "job.none", "read", 0);
+    advance(f, f->now + 20 * SEC);
+    assert_int_equal(info(f, "j2").state, REF_JOB_FAILED);
+    ASSERT_LOG(f, "sys.job.result job_result j2 6 206");
+    ASSERT_LOG(f, "sys.job.dlq job_result j2 6 206");
+    teardown(f);
+}
+
+static void test_priority_when_capacity_is_short(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 1, "", 0);
+    submit(f, "j0", "job.tools", "read", PRIO_BATCH);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j0");
+    submit(f, "jb", "job.tools", "read", PRIO_BATCH);
+    submit(f, "ji", "job.tools", "read", PRIO_INTERACTIVE);
+    submit(f, "jc", "job.tools", "read", PRIO_CRITICAL);
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 3);
+    const char *order[] = {"jc", "ji", "jb"};
+    const char *prev = "j0";
+    for (int k = 0; k < 3; k++) {
+        result(f, prev, REF_JOB_SUCCEEDED);
+        char want[64];
+        snprintf(want, sizeof want, "worker.w1.jobs job_request %s", order[k]);
+        ASSERT_LOG(f, want);
+        prev = order[k];
+    }
+    teardown(f);
+}
+
+static void test_last_memo_travels(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    /* The worker's heartbeat checkpoint names the job's progress. */
+    heartbeat(f, "w1", "job.tools", 4, "step-3", 1);
+    assert_int_equal(info(f, "j1").state, REF_JOB_RUNNING);
+    assert_string_equal(info(f, "j1").last_memo, "step-3");
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 2 * SEC);
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    int found = 0;
+    for (size_t k = 0; k < d->job_request->n_env; k++)
+        if (strcmp(d->job_request->env[k]->key, REF_SCHED_ENV_LAST_MEMO) == 0 &&
+            strcmp(d->job_request->env[k]->value, "step-3") == 0)
+            found = 1;
+    assert_true(found);
+    teardown(f);
+}
+
+static void test_worker_lost_redispatches(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    progress(f, "j1"); /* RUNNING: the 60 s running timeout is not what ends it */
+    f->now += 5 * SEC;
+    heartbeat(f, "w2", "job.tools", 4, "", 1); /* busier, so w1 got j1 */
+    /* w1 goes silent: after 3 x 10 s it is lost and j1 is retried on w2. */
+    for (int k = 0; k < 5; k++) {
+        f->now += 5 * SEC;
+        heartbeat(f, "w2", "job.tools", 4, "", 1);
+    }
+    advance(f, T0 + 31 * SEC);
+    ASSERT_LOG(f, "sys.job.cancel job_cancel j1 0 0 1");
+    assert_int_equal(info(f, "j1").state, REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 2 * SEC);
+    assert_int_equal(info(f, "j1").attempt, 2);
+    assert_string_equal(info(f, "j1").worker_id, "w2");
+    teardown(f);
+}
+
+/* ---- cancel ---------------------------------------------------------------- */
+
+static cap_packet *with_parent(cap_packet *p, const char *parent)
+{
+    set_field(&p->job_request->parent_job_id, parent);
+    return p;
+}
+
+static void test_cancel_cascades(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 8, "", 0);
+    submit(f, "p", "job.tools", "read", 0);
+    send(f, "sys.job.submit", with_parent(mk_submit("c1", "job.tools", "read", 0), "p"));
+    send(f, "sys.job.submit", with_parent(mk_submit("c2", "job.tools", "read", 0), "p"));
+    send(f, "sys.job.submit", with_parent(mk_submit("g1", "job.tools", "write", 0), "c1"));
+    result(f, "c2", REF_JOB_SUCCEEDED);
+    assert_int_equal(cancel_as(f, "p", NULL, 0, NULL), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "p").state, REF_JOB_CANCELLED);
+    assert_int_equal(info(f, "c1").state, REF_JOB_CANCELLED);
+    assert_int_equal(info(f, "g1").state, REF_JOB_CANCELLED); /* parked grandchild */
+    assert_int_equal(info(f, "c2").state, REF_JOB_SUCCEEDED);
+    ASSERT_LOG(f, "sys.job.cancel job_cancel p 0 0 1");
+    ASSERT_LOG(f, "sys.job.cancel job_cancel c1 0 0 1");
+    ASSERT_NO_LOG(f, "job_cancel g1"); /* never dispatched: no worker to tell */
+    ASSERT_LOG(f, "sys.job.result job_result g1 7");
+    /* Cancel after a terminal is refused. */
+    assert_int_equal(cancel_as(f, "c2", NULL, 0, NULL), REF_SCHED_IGNORED);
+    begin(f);
+    assert_int_equal(ref_sched_cancel(f->s, "c2", "x", "op", f->now, &f->fx),
+                     REF_SCHED_NOT_ACTIONABLE);
+    teardown(f);
+}
+
+/* ---- saga ------------------------------------------------------------------ */
+
+static cap_packet *in_workflow(cap_packet *p, const char *wf, const char *undo_topic)
+{
+    job_request *r = p->job_request;
+    set_field(&r->workflow_id, wf);
+    if (undo_topic) {
+        Cordum__Agent__V1__Compensation *c = malloc(sizeof *c);
+        assert_non_null(c);
+        cordum__agent__v1__compensation__init(c);
+        c->topic = sdup(undo_topic);
+        r->compensation = c;
+    }
+    return p;
+}
+
+static void test_saga_rollback_newest_first(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 8, "", 0);
+    heartbeat(f, "w2", "job.undo", 8, "", 0);
+    heartbeat(f, "w3", "job.undo.denied", 8, "", 0);
+    send(f, "sys.job.submit", in_workflow(mk_submit("a", "job.tools", "read", 0), "wf", "job.undo"));
+    result(f, "a", REF_JOB_SUCCEEDED);
+    send(f, "sys.job.submit",
+         in_workflow(mk_submit("b", "job.tools", "read", 0), "wf", "job.undo.denied"));
+    result(f, "b", REF_JOB_SUCCEEDED);
+    send(f, "sys.job.submit", in_workflow(mk_submit("c", "job.tools", "read", 0), "wf", "job.undo"));
+    result(f, "c", REF_JOB_SUCCEEDED);
+    send(f, "sys.job.submit", in_workflow(mk_submit("d", "job.tools", "read", 0), "wf", NULL));
+    result(f, "d", REF_JOB_FAILED_FATAL);
+    /* c's compensation first (newest), dispatched through the safety check. */
+    ASSERT_LOG(f, "worker.w2.jobs job_request comp-job:2:wf:c");
+    ASSERT_NO_LOG(f, "comp-job:2:wf:b");
+    result(f, "comp-job:2:wf:c", REF_JOB_SUCCEEDED);
+    /* b's compensation is denied by policy: recorded, DLQ, and on to a. */
+    ASSERT_LOG(f, "sys.job.dlq job_result comp-job:2:wf:b 8 300");
+    ASSERT_LOG(f, "worker.w2.jobs job_request comp-job:2:wf:a");
+    result(f, "comp-job:2:wf:a", REF_JOB_SUCCEEDED);
+    ref_saga_summary sum;
+    assert_int_equal(ref_saga_summary_get(ref_sched_saga(f->s), "wf", &sum), CAP_OK);
+    assert_int_equal(sum.phase, REF_SAGA_DONE);
+    assert_int_equal(sum.succeeded, 2);
+    assert_int_equal(sum.denied, 1);
+    /* A second fatal failure in the workflow starts no second rollback. */
+    send(f, "sys.job.submit", in_workflow(mk_submit("e", "job.tools", "read", 0), "wf", NULL));
+    result(f, "e", REF_JOB_FAILED_FATAL);
+    ASSERT_NO_LOG(f, "comp-job");
+    assert_int_equal(ref_sched_stats_get(f->s).rollbacks_started, 1);
+    teardown(f);
+}
+
+/* ---- breaker --------------------------------------------------------------- */
+
+static void test_breaker_opens_and_closes(void **state)
+{
+    (void)state;
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    init_fixture(f);
+    ref_sched_config c = base_config(f);
+    ref_breaker_config bc = {.failure_threshold = 2, .cool_down_ns = 10 * SEC};
+    c.breaker = &bc;
+    c.max_retries = 0;
+    c.max_retries_set = 1;
+    setup_cfg(f, &c);
+    heartbeat(f, "w1", "job.tools", 8, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    result(f, "j1", REF_JOB_FAILED);
+    ASSERT_NO_LOG(f, "sys.alert");
+    submit(f, "j2", "job.tools", "read", 0);
+    result(f, "j2", REF_JOB_FAILED);
+    ASSERT_LOG(f, "sys.alert alert");
+    const cap_packet *a = published(f, "sys.alert", 0);
+    assert_int_equal(a->alert->error_code_enum, 206);
+    /* Open: nothing goes to w1; the job waits. */
+    submit(f, "j3", "job.tools", "read", 0);
+    ASSERT_NO_LOG(f, "worker.w1.jobs");
+    assert_int_equal(info(f, "j3").waiting, 1);
+    /* After the cool-down: half-open (alert), one trial, closed on success. */
+    advance(f, f->now + 10 * SEC);
+    ASSERT_LOG(f, "sys.alert alert");
+    ASSERT_LOG(f, "worker.w1.jobs job_request j3");
+    result(f, "j3", REF_JOB_SUCCEEDED);
+    ASSERT_LOG(f, "sys.alert alert");
+    assert_int_equal(ref_sched_stats_get(f->s).breaker_changes, 3);
+    teardown(f);
+}
+
+/* ---- journal --------------------------------------------------------------- */
+
+typedef struct {
+    char **lines;
+    size_t n, cap;
+} journal;
+
+static void keep_journal(journal *jr, const ref_effects *fx)
+{
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        if (e->kind != REF_EFFECT_JOURNAL)
+            continue;
+        if (jr->n == jr->cap) {
+            jr->cap = jr->cap ? jr->cap * 2 : 64;
+            jr->lines = realloc(jr->lines, jr->cap * sizeof *jr->lines);
+            assert_non_null(jr->lines);
+        }
+        jr->lines[jr->n++] = strdup(e->record);
+    }
+}
+
+static void free_journal(journal *jr)
+{
+    for (size_t i = 0; i < jr->n; i++)
+        free(jr->lines[i]);
+    free(jr->lines);
+}
+
+/* One scripted run: inputs 0..n-1 (a mix of every kind). Each step's
+ * publishes are appended to out; the journal to jr. */
+typedef struct {
+    int kind; /* 0 hb, 1 submit, 2 result, 3 progress, 4 advance */
+    const char *a, *b, *c;
+    int x;
+} step;
+
+static const step SCRIPT[] = {
+    {0, "w1", "job.tools", NULL, 2},
+    {0, "w2", "job.tools", NULL, 2},
+    {1, "s1", "job.tools", "read", 0},
+    {1, "s2", "job.tools", "write", 0},
+    {1, "s3", "job.tools", "bulk", 0},
+    {1, "s4", "job.tools", "read", PRIO_CRITICAL},
+    {3, "s1", NULL, NULL, 0},
+    {2, "s1", NULL, NULL, REF_JOB_FAILED_RETRYABLE},
+    {1, "s5", "job.tools", "read", 0},
+    {1, "s6", "job.tools", "read", PRIO_BATCH},
+    {4, NULL, NULL, NULL, 3},
+    {0, "w1", "job.tools", NULL, 2},
+    {2, "s4", NULL, NULL, REF_JOB_SUCCEEDED},
+    {2, "s1", NULL, NULL, REF_JOB_SUCCEEDED},
+    {4, NULL, NULL, NULL, 6},
+    {0, "w2", "job.tools", NULL, 2},
+    {2, "s5", NULL, NULL, REF_JOB_FAILED_RETRYABLE},
+    {4, NULL, NULL, NULL, 4},
+    {0, "w1", "job.tools", NULL, 2},
+    {2, "s6", NULL, NULL, REF_JOB_SUCCEEDED},
+    {4, NULL, NULL, NULL, 40},
+    {0, "w1", "job.tools", NULL, 2},
+    {0, "w2", "job.tools", NULL, 2},
+    {2, "s5", NULL, NULL, REF_JOB_SUCCEEDED},
+    {4, NULL, NULL, NULL, 10},
+};
+#define SCRIPT_LEN (sizeof SCRIPT / sizeof SCRIPT[0])
+
+static void run_step(fixture *f, const step *st, journal *jr, char *out, size_t outsz)
+{
+    ref_sched_job_info i;
+    switch (st->kind) {
+    case 0: heartbeat(f, st->a, st->b, st->x, "", 0); break;
+    case 1: submit(f, st->a, st->b, st->c, st->x); break;
+    case 2:
+        if (ref_sched_job(f->s, st->a, &i) == CAP_OK && i.attempt)
+            result(f, st->a, st->x);
+        break;
+    case 3: progress(f, st->a); break;
+    case 4: {
+        /* advance() clears between timers: collect as it goes */
+        int64_t target = f->now + st->x * SEC;
+        for (;;) {
+            size_t best = (size_t)-1;
+            for (size_t k = 0; k < f->n_timers; k++)
+                if (f->timers[k].at <= target &&
+                    (best == (size_t)-1 || f->timers[k].at < f->timers[best].at ||
+                     (f->timers[k].at == f->timers[best].at &&
+                      f->timers[k].id < f->timers[best].id)))
+                    best = k;
+            if (best == (size_t)-1)
+                break;
+            uint64_t id = f->timers[best].id;
+            f->now = f->timers[best].at;
+            f->timers[best] = f->timers[--f->n_timers];
+            begin(f);
+            assert_true(ref_sched_on_timer(f->s, id, f->now, &f->fx) >= 0);
+            absorb(f);
+            keep_journal(jr, &f->fx);
+            strncat(out, f->log, outsz - strlen(out) - 1);
+        }
+        f->now = target;
+        return;
+    }
+    }
+    keep_journal(jr, &f->fx);
+    strncat(out, f->log, outsz - strlen(out) - 1);
+}
+
+static const step HB_W1 = {0, "w1", "job.tools", NULL, 2};
+static const step HB_W2 = {0, "w2", "job.tools", NULL, 2};
+
+static void test_journal_restore_continues_exactly(void **state)
+{
+    (void)state;
+    static char outa[1 << 16], outb[1 << 16];
+    const size_t crash = 12;
+    /* The uninterrupted run: the script, with two heartbeats at the crash
+     * point (the registry is soft state, so a restored scheduler learns its
+     * workers from the heartbeats that follow; both runs get them). */
+    fixture *a = setup();
+    journal ja = {0};
+    outa[0] = 0;
+    for (size_t k = 0; k < crash; k++)
+        run_step(a, &SCRIPT[k], &ja, outa, sizeof outa);
+    size_t cut_a = strlen(outa);
+    run_step(a, &HB_W1, &ja, outa, sizeof outa);
+    run_step(a, &HB_W2, &ja, outa, sizeof outa);
+    for (size_t k = crash; k < SCRIPT_LEN; k++)
+        run_step(a, &SCRIPT[k], &ja, outa, sizeof outa);
+
+    /* The same run, crashed before the heartbeats and restored from the
+     * journal written so far. The clock and the random source carry on in
+     * the driver; the driver's armed timers died with the scheduler. */
+    fixture *b = setup();
+    journal jb = {0};
+    outb[0] = 0;
+    for (size_t k = 0; k < crash; k++)
+        run_step(b, &SCRIPT[k], &jb, outb, sizeof outb);
+    size_t cut_b = strlen(outb);
+    assert_int_equal(cut_a, cut_b);
+    assert_memory_equal(outa, outb, cut_a);
+    ref_sched_free(b->s);
+    ref_sched_config c = base_config(b);
+    cap_diag d;
+    assert_int_equal(ref_sched_new(&c, &b->s, &d), CAP_OK);
+    begin(b);
+    b->n_timers = 0;
+    assert_int_equal(ref_sched_restore(b->s, (const char *const *)jb.lines, jb.n, b->now, &b->fx, &d),
+                     CAP_OK);
+    absorb(b);
+    assert_int_equal(ref_sched_stats_get(b->s).jobs, ref_sched_stats_get(a->s).jobs);
+    run_step(b, &HB_W1, &jb, outb, sizeof outb);
+    run_step(b, &HB_W2, &jb, outb, sizeof outb);
+    for (size_t k = crash; k < SCRIPT_LEN; k++)
+        run_step(b, &SCRIPT[k], &jb, outb, sizeof outb);
+    /* Everything published after the crash is the same, and so are the
+     * jobs' final states and dispatch identities. */
+    assert_string_equal(outa + cut_a, outb + cut_b);
+    const char *jobs[] = {"s1", "s2", "s3", "s4", "s5", "s6"};
+    for (size_t k = 0; k < 6; k++) {
+        ref_sched_job_info ia = info(a, jobs[k]), ib = info(b, jobs[k]);
+        assert_int_equal(ia.state, ib.state);
+        assert_int_equal(ia.attempt, ib.attempt);
+        assert_string_equal(ia.dispatch_id, ib.dispatch_id);
+    }
+    free_journal(&ja);
+    free_journal(&jb);
+    teardown(a);
+    teardown(b);
+}
+
+static void test_journal_bad_records(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    cap_diag d;
+    const char *bad1[] = {"{\"k\":\"note\"}", "not json"};
+    begin(f);
+    assert_int_equal(ref_sched_restore(f->s, bad1, 2, f->now, &f->fx, &d), CAP_EJSON);
+    assert_non_null(strstr(d.reason, "record 1"));
+    teardown(f);
+    f = setup();
+    const char *bad2[] = {"{\"k\":\"job\",\"job_id\":\"x\",\"state\":\"PENDING\"}"};
+    assert_int_equal(ref_sched_restore(f->s, bad2, 1, f->now, &f->fx, &d), CAP_EJSON);
+    assert_non_null(strstr(d.reason, "record 0"));
+    teardown(f);
+    f = setup();
+    const char *bad3[] = {"{\"k\":\"mystery\"}"};
+    assert_int_equal(ref_sched_restore(f->s, bad3, 1, f->now, &f->fx, &d), CAP_EJSON);
+    assert_non_null(strstr(d.reason, "mystery"));
+    teardown(f);
+}
+
+/* ---- determinism and injected bugs ---------------------------------------- */
+
+static void test_same_seed_same_run(void **state)
+{
+    (void)state;
+    static char out1[1 << 16], out2[1 << 16];
+    char *outs[2] = {out1, out2};
+    char ids[2][40];
+    for (int r = 0; r < 2; r++) {
+        fixture *f = setup();
+        journal jr = {0};
+        outs[r][0] = 0;
+        for (size_t k = 0; k < SCRIPT_LEN; k++)
+            run_step(f, &SCRIPT[k], &jr, outs[r], sizeof out1);
+        snprintf(ids[r], sizeof ids[r], "%s", info(f, "s5").dispatch_id);
+        free_journal(&jr);
+        teardown(f);
+    }
+    assert_string_equal(out1, out2);
+    assert_string_equal(ids[0], ids[1]);
+}
+
+static void test_injected_bugs(void **state)
+{
+    (void)state;
+    /* dispatch-on-throttle */
+    ref_bug_set(REF_BUG_DISPATCH_ON_THROTTLE);
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "bulk", 0);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j1");
+    teardown(f);
+    /* accept-stale-attempt */
+    ref_bug_set(REF_BUG_ACCEPT_STALE_ATTEMPT);
+    f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 2 * SEC);
+    assert_int_equal(result_as(f, "j1", REF_JOB_SUCCEEDED, 0, "old", 1, "w1"), REF_SCHED_APPLIED);
+    teardown(f);
+    /* retry-fatal */
+    ref_bug_set(REF_BUG_RETRY_FATAL);
+    f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "j1", "job.tools", "read", 0);
+    result(f, "j1", REF_JOB_FAILED_FATAL);
+    assert_int_equal(info(f, "j1").state, REF_JOB_FAILED_RETRYABLE);
+    teardown(f);
+    ref_bug_set(REF_BUG_NONE);
+}
+
+static void test_config_and_helpers(void **state)
+{
+    (void)state;
+    ref_sched_config c = ref_sched_config_default();
+    ref_sched *s = NULL;
+    cap_diag d;
+    assert_int_equal(ref_sched_new(&c, &s, &d), CAP_EINVAL);
+    assert_non_null(strstr(d.path, "safety"));
+    uint64_t seed = 7;
+    ref_rand r = {ref_rand_splitmix64, &seed};
+    assert_int_equal(ref_sched_backoff(SEC, 30 * SEC, 0, 0, &r), SEC);
+    assert_int_equal(ref_sched_backoff(SEC, 30 * SEC, 0, 3, &r), 8 * SEC);
+    assert_int_equal(ref_sched_backoff(SEC, 30 * SEC, 0, 40, &r), 30 * SEC);
+    for (int i = 0; i < 100; i++) {
+        int64_t b = ref_sched_backoff(SEC, 30 * SEC, 500 * MS, 1, &r);
+        assert_true(b >= 2 * SEC && b < 2 * SEC + 500 * MS);
+    }
+    assert_string_equal(ref_sched_verdict_name(REF_SCHED_STALE), "stale");
+    assert_string_equal(ref_sched_answer_name(REF_SCHED_STALE_SNAPSHOT), "stale_snapshot");
+}
+
+static void test_request_hash_ignores_approval_labels(void **state)
+{
+    (void)state;
+    cap_packet *a = mk_submit("j", "job.tools", "write", 0);
+    cap_packet *b = mk_submit("j", "job.tools", "write", 0);
+    add_label(b->job_request, "approval_granted", "true");
+    add_label(b->job_request, "Approval_Note", "x");
+    add_label(b->job_request, "cordum.bus_msg_id", "approval:j");
+    char ha[65], hb[65];
+    assert_int_equal(ref_sched_request_hash(a->job_request, ha), CAP_OK);
+    assert_int_equal(ref_sched_request_hash(b->job_request, hb), CAP_OK);
+    assert_string_equal(ha, hb);
+    add_label(b->job_request, "team", "x");
+    assert_int_equal(ref_sched_request_hash(b->job_request, hb), CAP_OK);
+    assert_string_not_equal(ha, hb);
+    cap_packet_free(a);
+    cap_packet_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_deny),
+        cmocka_unit_test(test_require_human_approve_and_reject),
+        cmocka_unit_test(test_approval_after_policy_change),
+        cmocka_unit_test(test_throttle_rechecks_with_backoff),
+        cmocka_unit_test(test_allow_with_constraints),
+        cmocka_unit_test(test_max_concurrent_jobs_cap),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_fencing),
+        cmocka_unit_test(test_retries_backoff_and_exhaustion),
+        cmocka_unit_test(test_dispatch_timeout),
+        cmocka_unit_test(test_timeouts_per_pool_and_tenant),
+        cmocka_unit_test(test_no_worker_waits_then_fails),
+        cmocka_unit_test(test_priority_when_capacity_is_short),
+        cmocka_unit_test(test_last_memo_travels),
+        cmocka_unit_test(test_worker_lost_redispatches),
+        cmocka_unit_test(test_cancel_cascades),
+        cmocka_unit_test(test_saga_rollback_newest_first),
+        cmocka_unit_test(test_breaker_opens_and_closes),
+        cmocka_unit_test(test_journal_restore_continues_exactly),
+        cmocka_unit_test(test_journal_bad_records),
+        cmocka_unit_test(test_same_seed_same_run),
+        cmocka_unit_test(test_injected_bugs),
+        cmocka_unit_test(test_config_and_helpers),
+        cmocka_unit_test(test_request_hash_ignores_approval_labels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
