@@ -24,6 +24,7 @@ const char *cap_strerror(int err)
     case CAP_EYAML: return "invalid YAML";
     case CAP_EPOLICY: return "invalid policy";
     case CAP_EFULL: return "table full";
+    case CAP_ETRACE: return "invalid trace";
     default: return "unknown error";
     }
 }

@@ -28,6 +28,7 @@ typedef enum {
     CAP_EYAML = -10009,     /* YAML text is invalid or over a bound */
     CAP_EPOLICY = -10010,   /* a policy file does not fit the policy schema */
     CAP_EFULL = -10011,     /* a bounded table is full */
+    CAP_ETRACE = -10012,    /* a trace file is malformed (header, record, line) */
 } cap_err;
 
 /* A short fixed description of an error code (never NULL). */

@@ -1,0 +1,762 @@
+/* Simulated NATS bus: routing, queue groups, request/reply, faults, and
+ * the encode/strict-decode round trip of every packet. */
+#include "sim_bus.h"
+
+#include <math.h> /* isfinite: a macro, no libm call */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cap_encode.h"
+
+typedef struct {
+    char *name;
+    int64_t skew;
+} bus_actor;
+
+typedef struct {
+    uint32_t actor;
+    char *pattern;
+    char *group; /* NULL: plain */
+    uint64_t max_msgs, routed;
+    int active;  /* routable */
+    int removed; /* explicitly unsubscribed: in-flight deliveries dropped */
+} bus_sub;
+
+typedef struct {
+    sim_fault f; /* strings owned (copies) */
+    sim_rng rng;
+    uint64_t fired_msg; /* DUPLICATE count: the msg_id it consumed a unit for */
+} bus_fault;
+
+struct sim_bus {
+    sim_bus_config cfg;
+    sim_rng route_rng, latency_rng;
+    bus_actor *actors;
+    size_t nactors, cap_actors;
+    bus_sub *subs;
+    size_t nsubs, cap_subs;
+    bus_fault *faults;
+    size_t nfaults, cap_faults;
+    uint64_t inbox_seq;
+    sim_bus_stats stats;
+};
+
+/* ---- subjects ---- */
+
+static int is_bad_char(unsigned char c)
+{
+    return c <= 0x20 || c == 0x7f;
+}
+
+int sim_subject_valid(const char *s, int allow_wildcards)
+{
+    if (!s || !*s)
+        return 0;
+    size_t len = strlen(s);
+    if (len > SIM_BUS_MAX_SUBJECT)
+        return 0;
+    const char *tok = s;
+    for (;;) {
+        const char *dot = strchr(tok, '.');
+        size_t tl = dot ? (size_t)(dot - tok) : strlen(tok);
+        if (tl == 0)
+            return 0;
+        for (size_t i = 0; i < tl; i++)
+            if (is_bad_char((unsigned char)tok[i]))
+                return 0;
+        int star = tl == 1 && tok[0] == '*';
+        int gt = tl == 1 && tok[0] == '>';
+        if ((star || gt) && !allow_wildcards)
+            return 0;
+        if (gt && dot) /* '>' only as the last token */
+            return 0;
+        if (!dot)
+            return 1;
+        tok = dot + 1;
+    }
+}
+
+int sim_subject_match(const char *pattern, const char *subject)
+{
+    const char *p = pattern, *s = subject;
+    for (;;) {
+        const char *pd = strchr(p, '.'), *sd = strchr(s, '.');
+        size_t pl = pd ? (size_t)(pd - p) : strlen(p);
+        size_t sl = sd ? (size_t)(sd - s) : strlen(s);
+        if (pl == 1 && p[0] == '>')
+            return 1; /* s has at least this one token */
+        if (!(pl == 1 && p[0] == '*') && (pl != sl || memcmp(p, s, pl) != 0))
+            return 0;
+        if (!pd || !sd)
+            return !pd && !sd;
+        p = pd + 1;
+        s = sd + 1;
+    }
+}
+
+/* ---- distributions ---- */
+
+int sim_dist_check(const sim_dist *d)
+{
+    if (!d || !isfinite(d->a) || !isfinite(d->b) || d->a < 0.0 || d->a > (double)SIM_BUS_MAX_DELAY)
+        return CAP_EINVAL;
+    switch (d->kind) {
+    case SIM_DIST_FIXED:
+    case SIM_DIST_EXPONENTIAL: return CAP_OK;
+    case SIM_DIST_UNIFORM:
+        return d->b >= d->a && d->b <= (double)SIM_BUS_MAX_DELAY ? CAP_OK : CAP_EINVAL;
+    case SIM_DIST_LOGNORMAL: return d->a > 0.0 && d->b >= 0.0 && d->b <= 20.0 ? CAP_OK : CAP_EINVAL;
+    default: return CAP_EINVAL;
+    }
+}
+
+static int64_t clamp_ns(double x)
+{
+    if (!(x > 0.0)) /* also NaN */
+        return 0;
+    if (x >= (double)SIM_BUS_MAX_DELAY)
+        return SIM_BUS_MAX_DELAY;
+    return (int64_t)(x + 0.5);
+}
+
+int64_t sim_dist_draw(const sim_dist *d, sim_rng *r)
+{
+    switch (d->kind) {
+    case SIM_DIST_FIXED: return clamp_ns(d->a);
+    case SIM_DIST_UNIFORM: return sim_rng_range(r, clamp_ns(d->a), clamp_ns(d->b));
+    case SIM_DIST_EXPONENTIAL: return clamp_ns(sim_rng_exponential(r, d->a));
+    case SIM_DIST_LOGNORMAL: return clamp_ns(d->a * sim_exp(d->b * sim_rng_normal(r, 0.0, 1.0)));
+    default: return 0;
+    }
+}
+
+/* ---- bus ---- */
+
+const char *sim_drop_reason_name(sim_drop_reason r)
+{
+    switch (r) {
+    case SIM_DROP_NO_SUBSCRIBER: return "no_subscriber";
+    case SIM_DROP_LOSS: return "loss";
+    case SIM_DROP_PARTITION: return "partition";
+    case SIM_DROP_UNSUBSCRIBED: return "unsubscribed";
+    default: return "unknown";
+    }
+}
+
+void sim_bus_config_default(sim_bus_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->latency.kind = SIM_DIST_FIXED;
+    c->decode_mode = CAP_DECODE_STRICT;
+    c->bounds = cap_bounds_default();
+    c->event_kind = SIM_BUS_EVENT_KIND;
+}
+
+int sim_bus_new(const sim_bus_config *cfg, sim_bus **out)
+{
+    if (!cfg || !out || sim_dist_check(&cfg->latency) != CAP_OK ||
+        (cfg->decode_mode != CAP_DECODE_LENIENT && cfg->decode_mode != CAP_DECODE_STRICT))
+        return CAP_EINVAL;
+    *out = NULL;
+    sim_bus *b = calloc(1, sizeof *b);
+    if (!b)
+        return CAP_ENOMEM;
+    b->cfg = *cfg;
+    sim_rng_stream(&b->route_rng, cfg->seed, "bus.route");
+    sim_rng_stream(&b->latency_rng, cfg->seed, "bus.latency");
+    *out = b;
+    return CAP_OK;
+}
+
+static void fault_strings_free(sim_fault *f)
+{
+    free((char *)f->subject);
+    free((char *)f->from);
+    free((char *)f->to);
+}
+
+void sim_bus_free(sim_bus *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nactors; i++)
+        free(b->actors[i].name);
+    for (size_t i = 0; i < b->nsubs; i++) {
+        free(b->subs[i].pattern);
+        free(b->subs[i].group);
+    }
+    for (size_t i = 0; i < b->nfaults; i++)
+        fault_strings_free(&b->faults[i].f);
+    free(b->actors);
+    free(b->subs);
+    free(b->faults);
+    free(b);
+}
+
+/* Grows an array of n elements of size sz to hold one more. */
+static int grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap)
+        return CAP_OK;
+    size_t c = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, c * sz);
+    if (!p)
+        return CAP_ENOMEM;
+    *arr = p;
+    *cap = c;
+    return CAP_OK;
+}
+
+static int name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > SIM_BUS_MAX_NAME)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+int sim_bus_actor(sim_bus *b, const char *name, uint32_t *id)
+{
+    if (!b || !name_ok(name))
+        return CAP_EINVAL;
+    for (size_t i = 0; i < b->nactors; i++)
+        if (strcmp(b->actors[i].name, name) == 0) {
+            if (id)
+                *id = (uint32_t)i;
+            return CAP_OK;
+        }
+    if (b->nactors >= SIM_BUS_MAX_ACTORS)
+        return CAP_EFULL;
+    if (grow((void **)&b->actors, &b->cap_actors, b->nactors, sizeof *b->actors) != CAP_OK)
+        return CAP_ENOMEM;
+    char *copy = strdup(name);
+    if (!copy)
+        return CAP_ENOMEM;
+    b->actors[b->nactors].name = copy;
+    b->actors[b->nactors].skew = 0;
+    if (id)
+        *id = (uint32_t)b->nactors;
+    b->nactors++;
+    return CAP_OK;
+}
+
+const char *sim_bus_actor_name(const sim_bus *b, uint32_t id)
+{
+    return b && id < b->nactors ? b->actors[id].name : NULL;
+}
+
+int sim_bus_set_skew(sim_bus *b, uint32_t actor, int64_t skew)
+{
+    if (!b || actor >= b->nactors)
+        return CAP_EINVAL;
+    b->actors[actor].skew = skew;
+    return CAP_OK;
+}
+
+int64_t sim_bus_local_time(const sim_bus *b, uint32_t actor, int64_t now)
+{
+    if (!b || actor >= b->nactors)
+        return now;
+    int64_t s = b->actors[actor].skew;
+    if (s > 0 && now > INT64_MAX - s)
+        return INT64_MAX;
+    if (s < 0 && now < INT64_MIN - s)
+        return INT64_MIN;
+    return now + s;
+}
+
+int sim_bus_subscribe(sim_bus *b, uint32_t actor, const char *pattern, const char *queue_group,
+                      uint64_t max_msgs, uint32_t *sub_id)
+{
+    if (!b || actor >= b->nactors || !sim_subject_valid(pattern, 1))
+        return CAP_EINVAL;
+    if (queue_group && *queue_group && !name_ok(queue_group))
+        return CAP_EINVAL;
+    if (b->nsubs >= SIM_BUS_MAX_SUBS)
+        return CAP_EFULL;
+    if (grow((void **)&b->subs, &b->cap_subs, b->nsubs, sizeof *b->subs) != CAP_OK)
+        return CAP_ENOMEM;
+    bus_sub s = {0};
+    s.actor = actor;
+    s.pattern = strdup(pattern);
+    s.group = queue_group && *queue_group ? strdup(queue_group) : NULL;
+    if (!s.pattern || (queue_group && *queue_group && !s.group)) {
+        free(s.pattern);
+        free(s.group);
+        return CAP_ENOMEM;
+    }
+    s.max_msgs = max_msgs;
+    s.active = 1;
+    b->subs[b->nsubs] = s;
+    if (sub_id)
+        *sub_id = (uint32_t)b->nsubs;
+    b->nsubs++;
+    return CAP_OK;
+}
+
+int sim_bus_unsubscribe(sim_bus *b, uint32_t sub_id)
+{
+    if (!b || sub_id >= b->nsubs || b->subs[sub_id].removed)
+        return CAP_EINVAL;
+    b->subs[sub_id].active = 0;
+    b->subs[sub_id].removed = 1;
+    return CAP_OK;
+}
+
+int sim_bus_new_inbox(sim_bus *b, uint32_t actor, char *buf, size_t n)
+{
+    if (!b || !buf || actor >= b->nactors)
+        return CAP_EINVAL;
+    int len = snprintf(buf, n, "_INBOX.%u.%llu", (unsigned)actor,
+                       (unsigned long long)(b->inbox_seq + 1));
+    if (len < 0 || (size_t)len >= n)
+        return CAP_EINVAL;
+    b->inbox_seq++;
+    return CAP_OK;
+}
+
+/* ---- faults ---- */
+
+static char *dup_opt(const char *s, int *ok)
+{
+    if (!s)
+        return NULL;
+    char *c = strdup(s);
+    if (!c)
+        *ok = 0;
+    return c;
+}
+
+int sim_bus_add_fault(sim_bus *b, const sim_fault *f, uint32_t *fault_id)
+{
+    if (!b || !f || f->start >= f->end)
+        return CAP_EINVAL;
+    if (f->subject && !sim_subject_valid(f->subject, 1))
+        return CAP_EINVAL;
+    if ((f->from && !name_ok(f->from)) || (f->to && !name_ok(f->to)))
+        return CAP_EINVAL;
+    int prob = f->kind == SIM_FAULT_LOSS || f->kind == SIM_FAULT_DUPLICATE ||
+               f->kind == SIM_FAULT_CORRUPT;
+    if (prob && !(f->p >= 0.0 && f->p <= 1.0))
+        return CAP_EINVAL;
+    switch (f->kind) {
+    case SIM_FAULT_LATENCY:
+        if (sim_dist_check(&f->latency) != CAP_OK)
+            return CAP_EINVAL;
+        break;
+    case SIM_FAULT_LOSS:
+    case SIM_FAULT_CORRUPT:
+    case SIM_FAULT_DUPLICATE: break;
+    case SIM_FAULT_REORDER:
+        if (f->window < 0 || f->window > SIM_BUS_MAX_DELAY)
+            return CAP_EINVAL;
+        break;
+    case SIM_FAULT_PARTITION:
+        if (!f->from)
+            return CAP_EINVAL;
+        break;
+    default: return CAP_EINVAL;
+    }
+    if (b->nfaults >= SIM_BUS_MAX_FAULTS)
+        return CAP_EFULL;
+    if (grow((void **)&b->faults, &b->cap_faults, b->nfaults, sizeof *b->faults) != CAP_OK)
+        return CAP_ENOMEM;
+    bus_fault bf = {0};
+    bf.f = *f;
+    int ok = 1;
+    bf.f.subject = dup_opt(f->subject, &ok);
+    bf.f.from = dup_opt(f->from, &ok);
+    bf.f.to = dup_opt(f->to, &ok);
+    if (!ok) {
+        fault_strings_free(&bf.f);
+        return CAP_ENOMEM;
+    }
+    char name[40];
+    snprintf(name, sizeof name, "bus.fault.%zu", b->nfaults);
+    sim_rng_stream(&bf.rng, b->cfg.seed, name);
+    b->faults[b->nfaults] = bf;
+    if (fault_id)
+        *fault_id = (uint32_t)b->nfaults;
+    b->nfaults++;
+    return CAP_OK;
+}
+
+int sim_bus_end_fault(sim_bus *b, uint32_t fault_id, int64_t now)
+{
+    if (!b || fault_id >= b->nfaults)
+        return CAP_EINVAL;
+    if (b->faults[fault_id].f.end > now)
+        b->faults[fault_id].f.end = now;
+    return CAP_OK;
+}
+
+int sim_bus_partition(sim_bus *b, const char *a, const char *other, int64_t start, int64_t end,
+                      uint32_t *fault_id)
+{
+    sim_fault f = {0};
+    f.kind = SIM_FAULT_PARTITION;
+    f.from = a;
+    f.to = other;
+    f.start = start;
+    f.end = end;
+    return sim_bus_add_fault(b, &f, fault_id);
+}
+
+static int streq_opt(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+int sim_bus_heal(sim_bus *b, const char *a, const char *other, int64_t now)
+{
+    if (!b || !a)
+        return CAP_EINVAL;
+    int n = 0;
+    for (size_t i = 0; i < b->nfaults; i++) {
+        sim_fault *f = &b->faults[i].f;
+        if (f->kind != SIM_FAULT_PARTITION || f->end <= now)
+            continue;
+        int hit = other ? ((streq_opt(f->from, a) && streq_opt(f->to, other)) ||
+                           (streq_opt(f->from, other) && streq_opt(f->to, a)))
+                        : (streq_opt(f->from, a) || streq_opt(f->to, a));
+        if (hit) {
+            f->end = now > f->start ? now : f->start;
+            n++;
+        }
+    }
+    return n;
+}
+
+static int in_window(const sim_fault *f, int64_t t)
+{
+    return f->start <= t && t < f->end;
+}
+
+/* Does rule f apply to a delivery of `subject` from -> to at t? */
+static int fault_applies(const sim_fault *f, const char *subject, const char *from, const char *to,
+                         int64_t t)
+{
+    if (!in_window(f, t))
+        return 0;
+    if (f->subject && !sim_subject_match(f->subject, subject))
+        return 0;
+    if (f->kind == SIM_FAULT_PARTITION) {
+        if (strcmp(from, to) == 0)
+            return 0;
+        return (strcmp(f->from, from) == 0 && (!f->to || strcmp(f->to, to) == 0)) ||
+               (strcmp(f->from, to) == 0 && (!f->to || strcmp(f->to, from) == 0));
+    }
+    return (!f->from || strcmp(f->from, from) == 0) && (!f->to || strcmp(f->to, to) == 0);
+}
+
+static int partitioned(const sim_bus *b, const char *subject, const char *from, const char *to,
+                       int64_t t)
+{
+    for (size_t i = 0; i < b->nfaults; i++)
+        if (b->faults[i].f.kind == SIM_FAULT_PARTITION &&
+            fault_applies(&b->faults[i].f, subject, from, to, t))
+            return 1;
+    return 0;
+}
+
+/* ---- publish ---- */
+
+void sim_delivery_free(sim_delivery *d)
+{
+    free(d); /* one block: the struct, then subject, reply and bytes */
+}
+
+void sim_bus_event_release(sim_event *ev, void *ctx)
+{
+    const sim_bus *b = ctx;
+    if (ev && b && ev->kind == b->cfg.event_kind) {
+        sim_delivery_free(ev->data);
+        ev->data = NULL;
+    }
+}
+
+typedef struct {
+    uint64_t msg_id;
+    uint32_t from;
+    const char *subject, *reply;
+    const uint8_t *bytes;
+    size_t len;
+    int64_t now;
+} pub_ctx;
+
+static void drop(sim_bus *b, const pub_ctx *m, const char *to, sim_drop_reason r)
+{
+    b->stats.dropped[r]++;
+    if (b->cfg.on_drop)
+        b->cfg.on_drop(b->cfg.ctx, m->now, b->actors[m->from].name, to, m->subject, r);
+}
+
+static int64_t add_sat(int64_t t, int64_t d)
+{
+    return t > INT64_MAX - d ? INT64_MAX : t + d;
+}
+
+/* Schedules one copy to subscription si. */
+static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int dup, sim_queue *q)
+{
+    const bus_sub *s = &b->subs[si];
+    const char *fromn = b->actors[m->from].name, *ton = b->actors[s->actor].name;
+    /* Latency: the last matching LATENCY rule, else the default. */
+    int64_t delay = -1;
+    for (size_t i = b->nfaults; i-- > 0;) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind == SIM_FAULT_LATENCY && fault_applies(&f->f, m->subject, fromn, ton, m->now)) {
+            delay = sim_dist_draw(&f->f.latency, &f->rng);
+            break;
+        }
+    }
+    if (delay < 0)
+        delay = sim_dist_draw(&b->cfg.latency, &b->latency_rng);
+    for (size_t i = 0; i < b->nfaults; i++) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind == SIM_FAULT_REORDER && fault_applies(&f->f, m->subject, fromn, ton, m->now))
+            delay = add_sat(delay, sim_rng_range(&f->rng, 0, f->f.window));
+    }
+    size_t sl = strlen(m->subject), rl = strlen(m->reply);
+    sim_delivery *d = malloc(sizeof *d + sl + 1 + rl + 1 + m->len);
+    if (!d)
+        return CAP_ENOMEM;
+    memset(d, 0, sizeof *d);
+    d->subject = (char *)(d + 1);
+    memcpy(d->subject, m->subject, sl + 1);
+    d->reply = d->subject + sl + 1;
+    memcpy(d->reply, m->reply, rl + 1);
+    d->bytes = (uint8_t *)d->reply + rl + 1;
+    if (m->len)
+        memcpy(d->bytes, m->bytes, m->len);
+    d->len = m->len;
+    d->msg_id = m->msg_id;
+    d->from = m->from;
+    d->to = s->actor;
+    d->sub_id = si;
+    d->sent_at = m->now;
+    d->duplicate = dup;
+    for (size_t i = 0; i < b->nfaults; i++) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind != SIM_FAULT_CORRUPT || !fault_applies(&f->f, m->subject, fromn, ton, m->now))
+            continue;
+        if (sim_rng_bernoulli(&f->rng, f->f.p) && d->len > 0) {
+            uint64_t pos = sim_rng_below(&f->rng, d->len);
+            d->bytes[pos] ^= (uint8_t)(1 + sim_rng_below(&f->rng, 255));
+            d->corrupted = 1;
+        }
+    }
+    sim_event ev = {0};
+    ev.time = add_sat(m->now, delay);
+    ev.kind = b->cfg.event_kind;
+    ev.actor = s->actor;
+    ev.id = m->msg_id;
+    ev.data = d;
+    int rc = sim_queue_push(q, &ev, NULL);
+    if (rc != CAP_OK) {
+        free(d);
+        return rc;
+    }
+    b->stats.routed++;
+    if (dup)
+        b->stats.duplicated++;
+    if (d->corrupted)
+        b->stats.corrupted++;
+    return CAP_OK;
+}
+
+/* Loss, duplication, then the copies, for one target subscription. */
+static int route_to(sim_bus *b, const pub_ctx *m, uint32_t si, sim_queue *q)
+{
+    bus_sub *s = &b->subs[si];
+    s->routed++;
+    if (s->max_msgs && s->routed >= s->max_msgs)
+        s->active = 0;
+    const char *fromn = b->actors[m->from].name, *ton = b->actors[s->actor].name;
+    if (partitioned(b, m->subject, fromn, ton, m->now)) {
+        drop(b, m, ton, SIM_DROP_PARTITION);
+        return CAP_OK;
+    }
+    for (size_t i = 0; i < b->nfaults; i++) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind == SIM_FAULT_LOSS && fault_applies(&f->f, m->subject, fromn, ton, m->now) &&
+            sim_rng_bernoulli(&f->rng, f->f.p)) {
+            drop(b, m, ton, SIM_DROP_LOSS);
+            return CAP_OK;
+        }
+    }
+    int dup = 0;
+    for (size_t i = 0; i < b->nfaults; i++) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind != SIM_FAULT_DUPLICATE || !fault_applies(&f->f, m->subject, fromn, ton, m->now))
+            continue;
+        if (f->fired_msg == m->msg_id)
+            dup = 1;
+        if (f->f.p > 0.0 && sim_rng_bernoulli(&f->rng, f->f.p))
+            dup = 1;
+    }
+    int rc = push_copy(b, m, si, 0, q);
+    if (rc == CAP_OK && dup)
+        rc = push_copy(b, m, si, 1, q);
+    return rc;
+}
+
+static int sub_matches(const bus_sub *s, const char *subject)
+{
+    return s->active && sim_subject_match(s->pattern, subject);
+}
+
+/* Is s the first matching member of its group (in subscription order)? */
+static int first_of_group(const sim_bus *b, size_t si, const char *subject)
+{
+    for (size_t j = 0; j < si; j++)
+        if (b->subs[j].group && strcmp(b->subs[j].group, b->subs[si].group) == 0 &&
+            sub_matches(&b->subs[j], subject))
+            return 0;
+    return 1;
+}
+
+int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const char *reply,
+                          const uint8_t *bytes, size_t len, int64_t now, sim_queue *q)
+{
+    if (!b || !q || from >= b->nactors || !sim_subject_valid(subject, 0) ||
+        (reply && *reply && !sim_subject_valid(reply, 0)) || (len && !bytes) ||
+        len > SIM_BUS_MAX_BYTES)
+        return CAP_EINVAL;
+    /* Targets: every matching plain subscription, one per matching group. */
+    size_t targets = 0;
+    for (size_t i = 0; i < b->nsubs; i++)
+        if (sub_matches(&b->subs[i], subject) &&
+            (!b->subs[i].group || first_of_group(b, i, subject)))
+            targets++;
+    if (sim_queue_space(q) < 2 * targets)
+        return CAP_EFULL;
+
+    pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now};
+    if (b->cfg.on_publish)
+        b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
+    const char *fromn = b->actors[from].name;
+    for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE "next N packets" */
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind == SIM_FAULT_DUPLICATE && f->f.count > 0 && in_window(&f->f, now) &&
+            (!f->f.subject || sim_subject_match(f->f.subject, subject)) &&
+            (!f->f.from || strcmp(f->f.from, fromn) == 0)) {
+            f->f.count--;
+            f->fired_msg = m.msg_id;
+        }
+    }
+    if (targets == 0) {
+        drop(b, &m, NULL, SIM_DROP_NO_SUBSCRIBER);
+        return CAP_OK;
+    }
+    /* Decide the targets first (max_msgs may deactivate a subscription as
+     * it is routed to), then route in subscription order. */
+    uint32_t *chosen = malloc(targets * sizeof *chosen);
+    if (!chosen)
+        return CAP_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < b->nsubs; i++) {
+        bus_sub *s = &b->subs[i];
+        if (!sub_matches(s, subject))
+            continue;
+        if (!s->group) {
+            chosen[n++] = (uint32_t)i;
+            continue;
+        }
+        if (!first_of_group(b, i, subject))
+            continue;
+        uint64_t members = 0;
+        for (size_t j = i; j < b->nsubs; j++)
+            if (b->subs[j].group && strcmp(b->subs[j].group, s->group) == 0 &&
+                sub_matches(&b->subs[j], subject))
+                members++;
+        uint64_t pick = sim_rng_below(&b->route_rng, members);
+        for (size_t j = i; j < b->nsubs; j++)
+            if (b->subs[j].group && strcmp(b->subs[j].group, s->group) == 0 &&
+                sub_matches(&b->subs[j], subject) && pick-- == 0) {
+                chosen[n++] = (uint32_t)j;
+                break;
+            }
+    }
+    int rc = CAP_OK;
+    for (size_t k = 0; k < n && rc == CAP_OK; k++)
+        rc = route_to(b, &m, chosen[k], q);
+    free(chosen);
+    return rc;
+}
+
+int sim_bus_publish(sim_bus *b, uint32_t from, const char *subject, const char *reply,
+                    const cap_packet *packet, int64_t now, sim_queue *q)
+{
+    if (!packet)
+        return CAP_EINVAL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = cap_encode(&packet->base, &bytes, &len);
+    if (rc != CAP_OK)
+        return rc;
+    rc = sim_bus_publish_bytes(b, from, subject, reply, bytes, len, now, q);
+    free(bytes);
+    return rc;
+}
+
+int sim_bus_request(sim_bus *b, uint32_t from, const char *subject, const cap_packet *packet,
+                    int64_t now, sim_queue *q, char *inbox)
+{
+    if (!b || !inbox || !packet || from >= b->nactors || !sim_subject_valid(subject, 0))
+        return CAP_EINVAL;
+    int rc = sim_bus_new_inbox(b, from, inbox, SIM_BUS_MAX_SUBJECT + 1);
+    uint32_t sid = 0;
+    if (rc == CAP_OK)
+        rc = sim_bus_subscribe(b, from, inbox, NULL, 1, &sid);
+    if (rc == CAP_OK) {
+        rc = sim_bus_publish(b, from, subject, inbox, packet, now, q);
+        if (rc != CAP_OK)
+            (void)sim_bus_unsubscribe(b, sid);
+    }
+    return rc;
+}
+
+/* ---- deliver ---- */
+
+int sim_bus_deliver(sim_bus *b, const sim_event *ev, int64_t now, sim_msg *msg, cap_diag *diag)
+{
+    cap_diag_clear(diag);
+    if (!b || !ev || !msg || ev->kind != b->cfg.event_kind || !ev->data)
+        return cap_diag_set(diag, CAP_EINVAL, -1, "", "not a delivery event of this bus");
+    const sim_delivery *d = ev->data;
+    if (d->from >= b->nactors || d->to >= b->nactors || d->sub_id >= b->nsubs)
+        return cap_diag_set(diag, CAP_EINVAL, -1, "", "delivery names an unknown actor");
+    memset(msg, 0, sizeof *msg);
+    msg->d = d;
+    msg->local_time = sim_bus_local_time(b, d->to, now);
+    pub_ctx m = {d->msg_id, d->from, d->subject, d->reply, d->bytes, d->len, now};
+    const char *ton = b->actors[d->to].name;
+    if (b->subs[d->sub_id].removed) {
+        msg->reason = SIM_DROP_UNSUBSCRIBED;
+        drop(b, &m, ton, msg->reason);
+        return SIM_BUS_DROPPED;
+    }
+    if (partitioned(b, d->subject, b->actors[d->from].name, ton, now)) {
+        msg->reason = SIM_DROP_PARTITION;
+        drop(b, &m, ton, msg->reason);
+        return SIM_BUS_DROPPED;
+    }
+    int rc = cap_packet_decode(d->bytes, d->len, &b->cfg.bounds, b->cfg.decode_mode, &msg->packet,
+                               diag);
+    if (rc != CAP_OK) {
+        msg->packet = NULL;
+        b->stats.decode_failures++;
+        return rc;
+    }
+    b->stats.delivered++;
+    return CAP_OK;
+}
+
+const sim_bus_stats *sim_bus_get_stats(const sim_bus *b)
+{
+    return b ? &b->stats : NULL;
+}

@@ -1,0 +1,254 @@
+/* xoshiro256** seeded by SplitMix64, named streams, distributions. See
+ * sim_rng.h for the algorithms and the arithmetic this file relies on. */
+#include "sim_rng.h"
+
+#include <math.h> /* NAN, INFINITY, isnan, isinf: macros only, no libm call */
+#include <string.h>
+
+uint64_t sim_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+uint64_t sim_splitmix64(uint64_t *state)
+{
+    *state += UINT64_C(0x9E3779B97F4A7C15);
+    return sim_mix64(*state);
+}
+
+uint64_t sim_fnv1a64(const char *s)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    if (s)
+        for (; *s; s++) {
+            h ^= (uint64_t)(unsigned char)*s;
+            h *= UINT64_C(0x100000001b3);
+        }
+    return h;
+}
+
+static void seed_from_splitmix(sim_rng *r, uint64_t x)
+{
+    /* Four distinct SplitMix64 inputs give four distinct outputs, so at
+     * most one word is zero and the state is never all zero. */
+    for (int i = 0; i < 4; i++)
+        r->s[i] = sim_splitmix64(&x);
+}
+
+void sim_rng_seed(sim_rng *r, uint64_t seed)
+{
+    seed_from_splitmix(r, seed);
+}
+
+void sim_rng_stream(sim_rng *r, uint64_t seed, const char *name)
+{
+    seed_from_splitmix(r, sim_mix64(seed) ^ sim_fnv1a64(name));
+}
+
+void sim_rng_set_state(sim_rng *r, const uint64_t s[4])
+{
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) {
+        sim_rng_seed(r, 0);
+        return;
+    }
+    memcpy(r->s, s, sizeof r->s);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t sim_rng_u64(sim_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint64_t sim_rng_below(sim_rng *r, uint64_t n)
+{
+    if (n == 0)
+        return 0;
+    /* 2^64 mod n values at the bottom would favour low residues; the
+     * classic fix: accept v only when v >= (2^64 - n) mod n. */
+    uint64_t threshold = (0 - n) % n;
+    for (;;) {
+        uint64_t v = sim_rng_u64(r);
+        if (v >= threshold)
+            return v % n;
+    }
+}
+
+int64_t sim_rng_range(sim_rng *r, int64_t lo, int64_t hi)
+{
+    if (hi <= lo)
+        return lo;
+    uint64_t span = (uint64_t)hi - (uint64_t)lo; /* hi - lo, no overflow */
+    uint64_t off = span == UINT64_MAX ? sim_rng_u64(r) : sim_rng_below(r, span + 1);
+    return (int64_t)((uint64_t)lo + off);
+}
+
+double sim_rng_double(sim_rng *r)
+{
+    return (double)(sim_rng_u64(r) >> 11) * 0x1.0p-53;
+}
+
+int sim_rng_bernoulli(sim_rng *r, double p)
+{
+    double u = sim_rng_double(r);
+    if (isnan(p) || p <= 0.0)
+        return 0;
+    if (p >= 1.0)
+        return 1;
+    return u < p;
+}
+
+/* ---- deterministic elementary functions (binary64 + - * / only) ---- */
+
+/* ln 2 split so that k * LN2_HI is exact for |k| < 2^11 (fdlibm's split). */
+static const double LN2_HI = 6.93147180369123816490e-01;
+static const double LN2_LO = 1.90821492927058770002e-10;
+static const double INV_LN2 = 1.44269504088896338700e+00;
+static const double SQRT2 = 1.41421356237309514547e+00;
+
+static double pow2i(int n) /* 2^n for n in [-1022, 1023] */
+{
+    uint64_t bits = (uint64_t)(n + 1023) << 52;
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+double sim_log(double x)
+{
+    if (isnan(x))
+        return x;
+    if (x < 0.0)
+        return NAN;
+    if (x == 0.0)
+        return -INFINITY;
+    if (isinf(x))
+        return x;
+    int adj = 0;
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    if (((bits >> 52) & 0x7ff) == 0) { /* subnormal: scale into range */
+        x *= 0x1.0p54;
+        memcpy(&bits, &x, sizeof bits);
+        adj = -54;
+    }
+    int e = (int)((bits >> 52) & 0x7ff) - 1023 + adj;
+    bits = (bits & UINT64_C(0x000FFFFFFFFFFFFF)) | UINT64_C(0x3FF0000000000000);
+    double m;
+    memcpy(&m, &bits, sizeof m); /* m in [1, 2) */
+    if (m > SQRT2) {
+        m *= 0.5;
+        e++;
+    }
+    /* ln m = 2 atanh(z), z = (m-1)/(m+1), |z| <= 0.1716: the odd series
+     * 2 (z + z^3/3 + ... + z^31/31) is below 1e-25 after its last term. */
+    double z = (m - 1.0) / (m + 1.0);
+    double z2 = z * z;
+    double s = 0.0;
+    for (int k = 15; k >= 0; k--)
+        s = s * z2 + 1.0 / (double)(2 * k + 1);
+    double de = (double)e;
+    return de * LN2_HI + (2.0 * z * s + de * LN2_LO);
+}
+
+double sim_exp(double x)
+{
+    if (isnan(x))
+        return x;
+    if (x > 709.782712893383973096)
+        return INFINITY;
+    if (x < -745.133219101941108420)
+        return 0.0;
+    double kd = x * INV_LN2;
+    int k = (int)(kd + (kd >= 0.0 ? 0.5 : -0.5));
+    double r = (x - (double)k * LN2_HI) - (double)k * LN2_LO; /* |r| <= 0.35 */
+    /* Taylor series to r^22/22!, below 1e-30 for |r| <= 0.35. */
+    double s = 1.0;
+    for (int i = 22; i >= 1; i--)
+        s = 1.0 + s * r / (double)i;
+    if (k > 1023)
+        return s * pow2i(1023) * pow2i(k - 1023);
+    if (k < -1022)
+        return s * pow2i(-1022) * pow2i(k + 1022);
+    return s * pow2i(k);
+}
+
+double sim_sqrt(double x)
+{
+    if (isnan(x) || x == 0.0 || isinf(x))
+        return x < 0.0 && isinf(x) ? NAN : x;
+    if (x < 0.0)
+        return NAN;
+    int adj = 0;
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    if (((bits >> 52) & 0x7ff) == 0) {
+        x *= 0x1.0p54;
+        memcpy(&bits, &x, sizeof bits);
+        adj = -54;
+    }
+    int e = (int)((bits >> 52) & 0x7ff) - 1023 + adj;
+    bits = (bits & UINT64_C(0x000FFFFFFFFFFFFF)) | UINT64_C(0x3FF0000000000000);
+    double m;
+    memcpy(&m, &bits, sizeof m); /* x = m 2^e, m in [1, 2) */
+    if (e & 1) {                 /* make e even: m in [1, 4) */
+        m *= 2.0;
+        e--;
+    }
+    /* Newton from a linear guess (relative error under 25 % on [1, 4));
+     * seven steps reach the last ulp. */
+    double y = 0.5 + 0.5 * m;
+    for (int i = 0; i < 7; i++)
+        y = 0.5 * (y + m / y);
+    return y * pow2i(e / 2);
+}
+
+double sim_rng_exponential(sim_rng *r, double mean)
+{
+    double u = sim_rng_double(r); /* [0, 1), so 1 - u in (0, 1] */
+    if (!(mean > 0.0))
+        return 0.0;
+    return -mean * sim_log(1.0 - u);
+}
+
+double sim_rng_normal(sim_rng *r, double mean, double stddev)
+{
+    double u, v, s;
+    do {
+        u = 2.0 * sim_rng_double(r) - 1.0;
+        v = 2.0 * sim_rng_double(r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    return mean + stddev * u * sim_sqrt(-2.0 * sim_log(s) / s);
+}
+
+double sim_rng_lognormal(sim_rng *r, double mu, double sigma)
+{
+    return sim_exp(sim_rng_normal(r, mu, sigma));
+}
+
+static uint64_t ref_adapter(void *ctx)
+{
+    return sim_rng_u64(ctx);
+}
+
+ref_rand sim_rng_as_ref(sim_rng *r)
+{
+    ref_rand rr = {ref_adapter, r};
+    return rr;
+}
