@@ -1,6 +1,7 @@
 /* The reference CAP worker: fencing, replay, cancel, capacity, heartbeats.
  * See ref_worker.h and docs/reference-worker.md. */
 #include "ref_worker.h"
+#include "ref_bugs.h" /* mutant hooks */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,7 +599,8 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         return reject(w, fx, now, job_id, d, "wrong-worker");
 
     job_rec *r = rec_find(w, job_id);
-    if (r && r->attempt == d->attempt && strcmp(r->dispatch_id, nz(d->dispatch_id)) == 0) {
+    int rerun = r && r->finished && r->attempt == d->attempt && ref_bug_active(REF_BUG_HANDLER_TWICE); /* mutant handler-twice (ref_bugs.h): a redelivery runs again */
+    if (!rerun && r && r->attempt == d->attempt && strcmp(r->dispatch_id, nz(d->dispatch_id)) == 0) {
         if (!r->finished)
             return journal(w, fx, now, "duplicate-running", job_id, r->dispatch_id, r->attempt,
                            "redelivery while the attempt runs");
@@ -609,8 +611,8 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         return rc;
     }
     uint64_t active = r ? r->attempt : 0;
-    if (r || w->strict_first) {
-        if (d->attempt <= active)
+    if ((r || w->strict_first) && !rerun) {
+        if (d->attempt <= active && !ref_bug_active(REF_BUG_ACCEPT_STALE_ATTEMPT)) /* mutant accept-stale-attempt (ref_bugs.h) */
             return reject(w, fx, now, job_id, d,
                           d->attempt == active ? "dispatch-mismatch" : "stale-attempt");
         if (d->attempt > active + 1)

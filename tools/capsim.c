@@ -16,6 +16,8 @@ static const struct {
     {"verify", cmd_verify, "verify a packet's signature"},
     {"fixtures", cmd_fixtures, "check or rewrite the golden fixtures"},
     {"policy", cmd_policy, "safety policies: lint, explain a decision, snapshot id"},
+    {"tck", cmd_tck, "run an upstream TCK suite against an adapter-v1 process"},
+    {"adapter", cmd_adapter, "the reference adapter (adapter-v1 on stdin/stdout)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

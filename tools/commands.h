@@ -9,5 +9,7 @@ int cmd_sign(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_fixtures(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_tck(int argc, char **argv);
+int cmd_adapter(int argc, char **argv);
 
 #endif

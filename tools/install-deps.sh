@@ -14,6 +14,7 @@ packages=(
   libuv1-dev                                   # child processes of the conformance harness
   nats-server libnats-dev                      # real-bus certification
   libcmocka-dev                                # unit tests
+  jq                                           # JSON report checks in the end-to-end tests
   gcovr                                        # coverage reports
   clang llvm libclang-rt-14-dev afl++          # fuzzing (libFuzzer, AFL++)
 )

@@ -1,0 +1,382 @@
+/* Strict JSON parsing over cJSON, and a Go-compatible JSON writer. */
+#include "conf_json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cap_error.h"
+#include "cap_utf8.h"
+
+static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t n, const char *fmt, ...)
+{
+    if (!err || n == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+}
+
+/* Appends ".key" or "[i]" to a path buffer, bounded. */
+static void path_push(char *path, size_t cap, const cJSON *parent, const cJSON *child, size_t idx)
+{
+    size_t l = strlen(path);
+    if (l >= cap - 1)
+        return;
+    if (cJSON_IsObject(parent))
+        snprintf(path + l, cap - l, ".%.40s", child->string ? child->string : "?");
+    else
+        snprintf(path + l, cap - l, "[%zu]", idx);
+}
+
+static int check_tree(const cJSON *node, int depth, char *path, size_t pcap, char *err, size_t n)
+{
+    if (depth > CONF_JSON_MAX_DEPTH) {
+        seterr(err, n, "nesting deeper than %d at %s", CONF_JSON_MAX_DEPTH, path);
+        return CAP_EJSON;
+    }
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
+        return CAP_OK;
+    size_t count = 0;
+    for (const cJSON *c = node->child; c; c = c->next)
+        count++;
+    if (count > CONF_JSON_MAX_MEMBERS) {
+        seterr(err, n, "%zu members at %s, over the bound of %d", count, path, CONF_JSON_MAX_MEMBERS);
+        return CAP_EJSON;
+    }
+    if (cJSON_IsObject(node)) {
+        for (const cJSON *a = node->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0) {
+                    seterr(err, n, "duplicate key \"%.80s\" at %s", a->string, path);
+                    return CAP_EJSON;
+                }
+    }
+    size_t idx = 0;
+    size_t base = strlen(path);
+    for (const cJSON *c = node->child; c; c = c->next, idx++) {
+        path_push(path, pcap, node, c, idx);
+        int rc = check_tree(c, depth + 1, path, pcap, err, n);
+        path[base] = '\0';
+        if (rc)
+            return rc;
+    }
+    return CAP_OK;
+}
+
+int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t n)
+{
+    *out = NULL;
+    size_t bad = cap_utf8_check_text((const uint8_t *)text, len);
+    if (bad != CAP_UTF8_VALID) {
+        seterr(err, n, "invalid UTF-8 or NUL byte at offset %zu", bad);
+        return CAP_EJSON;
+    }
+    /* Cheap depth pre-check, so cJSON never recurses deeply. */
+    int depth = 0, in_str = 0, esc = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (ch == '\\')
+                esc = 1;
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == '{' || ch == '[') {
+            if (++depth > CONF_JSON_MAX_DEPTH) {
+                seterr(err, n, "nesting deeper than %d at offset %zu", CONF_JSON_MAX_DEPTH, i);
+                return CAP_EJSON;
+            }
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        }
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        size_t off = end && end >= text ? (size_t)(end - text) : 0;
+        const char *e = cJSON_GetErrorPtr();
+        if (e && e >= text && e <= text + len)
+            off = (size_t)(e - text);
+        seterr(err, n, "invalid JSON at offset %zu", off);
+        return CAP_EJSON;
+    }
+    size_t used = end ? (size_t)(end - text) : len;
+    for (size_t i = used; i < len; i++) {
+        char ch = text[i];
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' && ch != '\0') {
+            cJSON_Delete(root);
+            seterr(err, n, "unexpected trailing data at offset %zu", i);
+            return CAP_EJSON;
+        }
+        if (ch == '\0') {
+            cJSON_Delete(root);
+            seterr(err, n, "NUL byte at offset %zu", i);
+            return CAP_EJSON;
+        }
+    }
+    char path[256] = "$";
+    int rc = check_tree(root, 0, path, sizeof path, err, n);
+    if (rc) {
+        cJSON_Delete(root);
+        return rc;
+    }
+    *out = root;
+    return CAP_OK;
+}
+
+void conf_kv_free(conf_kv *kv, size_t n)
+{
+    if (!kv)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+    return strcmp(((const conf_kv *)a)->key, ((const conf_kv *)b)->key);
+}
+
+void conf_kv_sort(conf_kv *kv, size_t n)
+{
+    if (n > 1)
+        qsort(kv, n, sizeof *kv, kv_cmp);
+}
+
+const char *conf_kv_get(const conf_kv *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+int conf_json_string_map(const cJSON *obj, const char *what, size_t max, conf_kv **out,
+                         size_t *n_out, char *err, size_t n)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!cJSON_IsObject(obj)) {
+        seterr(err, n, "%s: not an object", what);
+        return CAP_EJSON;
+    }
+    size_t count = 0;
+    for (const cJSON *c = obj->child; c; c = c->next) {
+        if (!cJSON_IsString(c)) {
+            seterr(err, n, "%s.%.80s: not a string", what, c->string);
+            return CAP_EJSON;
+        }
+        count++;
+    }
+    if (count > max) {
+        seterr(err, n, "%s: %zu entries, over the bound of %zu", what, count, max);
+        return CAP_EJSON;
+    }
+    if (count == 0)
+        return CAP_OK;
+    conf_kv *kv = calloc(count, sizeof *kv);
+    if (!kv)
+        return CAP_ENOMEM;
+    size_t i = 0;
+    for (const cJSON *c = obj->child; c; c = c->next, i++) {
+        kv[i].key = strdup(c->string);
+        kv[i].value = strdup(c->valuestring);
+        if (!kv[i].key || !kv[i].value) {
+            conf_kv_free(kv, i + 1);
+            return CAP_ENOMEM;
+        }
+    }
+    conf_kv_sort(kv, count);
+    *out = kv;
+    *n_out = count;
+    return CAP_OK;
+}
+
+/* ---- writer ---- */
+
+static int jw_grow(conf_jw *w, size_t more)
+{
+    if (w->failed)
+        return -1;
+    if (w->len + more + 1 <= w->cap)
+        return 0;
+    size_t nc = w->cap ? w->cap : 256;
+    while (nc < w->len + more + 1) {
+        if (nc > SIZE_MAX / 2) {
+            w->failed = 1;
+            return -1;
+        }
+        nc *= 2;
+    }
+    char *nb = realloc(w->buf, nc);
+    if (!nb) {
+        w->failed = 1;
+        return -1;
+    }
+    w->buf = nb;
+    w->cap = nc;
+    return 0;
+}
+
+void conf_jw_raw(conf_jw *w, const char *s, size_t n)
+{
+    if (jw_grow(w, n))
+        return;
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+    w->buf[w->len] = '\0';
+}
+
+void conf_jw_str(conf_jw *w, const char *s)
+{
+    conf_jw_raw(w, s, strlen(s));
+}
+
+void conf_jw_printf(conf_jw *w, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        w->failed = 1;
+        return;
+    }
+    if ((size_t)k < sizeof tmp) {
+        conf_jw_raw(w, tmp, (size_t)k);
+        return;
+    }
+    char *big = malloc((size_t)k + 1);
+    if (!big) {
+        w->failed = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    conf_jw_raw(w, big, (size_t)k);
+    free(big);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t want = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+                : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (want == 0 || want > n)
+        return 0;
+    return cap_utf8_check(s, want) == CAP_UTF8_VALID ? want : 0;
+}
+
+void conf_jw_quote(conf_jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    conf_jw_raw(w, "\"", 1);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_len(p + i, n - i);
+            if (k == 0) {
+                conf_jw_raw(w, "\\ufffd", 6);
+                i++;
+            } else if (k == 3 && p[i] == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
+                conf_jw_raw(w, p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+                i += 3;
+            } else {
+                conf_jw_raw(w, (const char *)p + i, k);
+                i += k;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': conf_jw_raw(w, "\\\"", 2); break;
+        case '\\': conf_jw_raw(w, "\\\\", 2); break;
+        case '\b': conf_jw_raw(w, "\\b", 2); break;
+        case '\f': conf_jw_raw(w, "\\f", 2); break;
+        case '\n': conf_jw_raw(w, "\\n", 2); break;
+        case '\r': conf_jw_raw(w, "\\r", 2); break;
+        case '\t': conf_jw_raw(w, "\\t", 2); break;
+        default:
+            if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                conf_jw_raw(w, e, 6);
+            } else {
+                conf_jw_raw(w, (const char *)p + i, 1);
+            }
+        }
+        i++;
+    }
+    conf_jw_raw(w, "\"", 1);
+}
+
+void conf_jw_xml(conf_jw *w, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_len(p + i, n - i);
+            if (k == 0) {
+                conf_jw_str(w, "\xEF\xBF\xBD");
+                i++;
+            } else {
+                conf_jw_raw(w, (const char *)p + i, k);
+                i += k;
+            }
+            continue;
+        }
+        switch (c) {
+        case '"': conf_jw_str(w, "&#34;"); break;
+        case '\'': conf_jw_str(w, "&#39;"); break;
+        case '&': conf_jw_str(w, "&amp;"); break;
+        case '<': conf_jw_str(w, "&lt;"); break;
+        case '>': conf_jw_str(w, "&gt;"); break;
+        case '\t': conf_jw_str(w, "&#x9;"); break;
+        case '\n': conf_jw_str(w, "&#xA;"); break;
+        case '\r': conf_jw_str(w, "&#xD;"); break;
+        default:
+            if (c < 0x20)
+                conf_jw_str(w, "\xEF\xBF\xBD");
+            else
+                conf_jw_raw(w, (const char *)p + i, 1);
+        }
+        i++;
+    }
+}
+
+void conf_jw_free(conf_jw *w)
+{
+    free(w->buf);
+    memset(w, 0, sizeof *w);
+}
+
+int conf_jw_take(conf_jw *w, char **out, size_t *len)
+{
+    if (!w->failed && !w->buf)
+        conf_jw_raw(w, "", 0);
+    if (w->failed) {
+        conf_jw_free(w);
+        return CAP_ENOMEM;
+    }
+    *out = w->buf;
+    if (len)
+        *len = w->len;
+    memset(w, 0, sizeof *w);
+    return CAP_OK;
+}
