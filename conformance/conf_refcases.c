@@ -18,6 +18,7 @@
 #include "ref_policy.h"
 #include "ref_registry.h"
 #include "ref_safety.h"
+#include "ref_scheduler.h"
 #include "ref_worker.h"
 
 #define SEC INT64_C(1000000000)
@@ -1041,12 +1042,266 @@ out:
 
 /* ---- family: control-plane duplicates and retries (the scheduler) ---- */
 
+/* A reference scheduler with an allow-all policy and one live worker,
+ * REF_WORKER_ID on pool job.REF_POOL. */
+typedef struct {
+    ref_safety *k;
+    ref_sched *s;
+    ref_effects fx;
+    uint64_t seed;
+    char dispatch_id[8][40]; /* the identity of each attempt (1-based, up to 7) */
+    uint64_t attempt;        /* the latest dispatched attempt */
+    int64_t wake_at;         /* the retry timer, 0 when none */
+    uint64_t wake_id;
+} sharness;
+
+static void sh_scan(sharness *h)
+{
+    h->wake_at = 0;
+    for (size_t i = 0; i < ref_effects_count(&h->fx); i++) {
+        const ref_effect *e = ref_effects_at(&h->fx, i);
+        if (e->kind == REF_EFFECT_PUBLISH && e->packet &&
+            e->packet->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST &&
+            e->packet->job_request->dispatch) {
+            const Cordum__Agent__V1__DispatchIdentity *d = e->packet->job_request->dispatch;
+            if (d->attempt < 8) {
+                snprintf(h->dispatch_id[d->attempt], sizeof h->dispatch_id[0], "%s", d->dispatch_id);
+                h->attempt = d->attempt;
+            }
+        } else if (e->kind == REF_EFFECT_TIMER_SET && e->timer_id >= 8 && e->timer_id % 8 == 1) {
+            h->wake_at = e->at;
+            h->wake_id = e->timer_id;
+        }
+    }
+}
+
+static int sh_input(sharness *h, const char *subject, const cap_packet *p, int64_t now, answer *a)
+{
+    ref_effects_clear(&h->fx);
+    int v = ref_sched_on_packet(h->s, subject, p, NULL, 0, now, &h->fx);
+    if (v < 0) {
+        set(a, CONF_ST_ERROR, "reference scheduler failed on %s: %s", subject, cap_strerror(v));
+        return v;
+    }
+    sh_scan(h);
+    return v;
+}
+
+static void sh_free(sharness *h)
+{
+    ref_effects_free(&h->fx);
+    ref_sched_free(h->s);
+    ref_safety_free(h->k);
+}
+
+static int sh_init(sharness *h, answer *a)
+{
+    static const char policy[] = "version: tck\ndefault_decision: allow\nrules: []\n";
+    memset(h, 0, sizeof *h);
+    h->seed = 1;
+    cap_yaml_diag yd;
+    cap_diag d;
+    h->k = ref_safety_new();
+    if (!h->k || ref_safety_load(h->k, policy, sizeof policy - 1, &yd) < 0 ||
+        ref_effects_init(&h->fx, 0) != CAP_OK) {
+        set(a, CONF_ST_ERROR, "cannot start the reference safety kernel");
+        sh_free(h);
+        return -1;
+    }
+    ref_sched_config c = ref_sched_config_default();
+    c.safety = h->k;
+    c.rand.next = ref_rand_splitmix64;
+    c.rand.ctx = &h->seed;
+    if (ref_sched_new(&c, &h->s, &d) != CAP_OK) {
+        set(a, CONF_ST_ERROR, "cannot start the reference scheduler: %s", d.reason);
+        sh_free(h);
+        return -1;
+    }
+    /* One worker serving the job's pool. */
+    cap_packet pkt;
+    Google__Protobuf__Timestamp ts;
+    Cordum__Agent__V1__Heartbeat hb;
+    cordum__agent__v1__bus_packet__init(&pkt);
+    google__protobuf__timestamp__init(&ts);
+    cordum__agent__v1__heartbeat__init(&hb);
+    ts.seconds = T0 / SEC;
+    pkt.trace_id = (char *)"trace-tck-hb";
+    pkt.sender_id = (char *)REF_WORKER_ID;
+    pkt.created_at = &ts;
+    pkt.protocol_version = CAP_PROTOCOL_VERSION;
+    hb.worker_id = (char *)REF_WORKER_ID;
+    hb.pool = (char *)"job." REF_POOL;
+    hb.max_parallel_jobs = 4;
+    pkt.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
+    pkt.heartbeat = &hb;
+    if (sh_input(h, REF_SCHED_SUBJECT_HEARTBEAT, &pkt, T0, a) != REF_SCHED_APPLIED) {
+        sh_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* A JobResult / JobProgress / JobCancel about job for attempt `attempt`. */
+typedef struct {
+    cap_packet pkt;
+    Google__Protobuf__Timestamp ts;
+    Cordum__Agent__V1__JobResult res;
+    Cordum__Agent__V1__JobProgress prog;
+    Cordum__Agent__V1__JobCancel cancel;
+    Cordum__Agent__V1__DispatchIdentity dsp;
+} event_store;
+
+static cap_packet *mk_event(event_store *e, const sharness *h, const char *event, const char *job,
+                            uint64_t attempt, int status)
+{
+    cordum__agent__v1__bus_packet__init(&e->pkt);
+    google__protobuf__timestamp__init(&e->ts);
+    e->ts.seconds = T0 / SEC + 10;
+    e->pkt.trace_id = (char *)"trace-tck-event";
+    e->pkt.sender_id = (char *)REF_WORKER_ID;
+    e->pkt.created_at = &e->ts;
+    e->pkt.protocol_version = CAP_PROTOCOL_VERSION;
+    cordum__agent__v1__dispatch_identity__init(&e->dsp);
+    e->dsp.dispatch_id = (char *)(attempt < 8 ? h->dispatch_id[attempt] : "unknown");
+    e->dsp.attempt = attempt;
+    e->dsp.assigned_worker_id = (char *)REF_WORKER_ID;
+    if (strcmp(event, "progress") == 0) {
+        cordum__agent__v1__job_progress__init(&e->prog);
+        e->prog.job_id = (char *)job;
+        e->prog.status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
+        e->prog.dispatch = &e->dsp;
+        e->pkt.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
+        e->pkt.job_progress = &e->prog;
+    } else if (strcmp(event, "cancel") == 0) {
+        cordum__agent__v1__job_cancel__init(&e->cancel);
+        e->cancel.job_id = (char *)job;
+        e->cancel.reason = (char *)"tck cancel";
+        e->cancel.dispatch = &e->dsp;
+        e->pkt.sender_id = (char *)"client-tck";
+        e->pkt.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL;
+        e->pkt.job_cancel = &e->cancel;
+    } else {
+        cordum__agent__v1__job_result__init(&e->res);
+        e->res.job_id = (char *)job;
+        e->res.status = (Cordum__Agent__V1__JobStatus)status;
+        e->res.worker_id = (char *)REF_WORKER_ID;
+        e->res.dispatch = &e->dsp;
+        e->pkt.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+        e->pkt.job_result = &e->res;
+    }
+    return &e->pkt;
+}
+
+static const char *event_subject(const char *event)
+{
+    if (strcmp(event, "progress") == 0)
+        return REF_SCHED_SUBJECT_PROGRESS;
+    if (strcmp(event, "cancel") == 0)
+        return REF_SCHED_SUBJECT_CANCEL;
+    return REF_SCHED_SUBJECT_RESULT;
+}
+
+/* Submits job and drives it to dispatch attempt `active`: every earlier
+ * attempt fails retryably and the retry timer fires. */
+static int sh_drive_to(sharness *h, const char *job, uint64_t active, answer *a)
+{
+    pkt_store s;
+    if (sh_input(h, REF_SCHED_SUBJECT_SUBMIT, mk_request(&s, job, NULL, 0, NULL), T0 + SEC, a) < 0)
+        return -1;
+    while (h->attempt < active) {
+        if (h->attempt == 0 || h->attempt >= 7) {
+            set(a, CONF_ST_ERROR, "the reference scheduler did not dispatch attempt %" PRIu64,
+                h->attempt + 1);
+            return -1;
+        }
+        event_store e;
+        uint64_t at = h->attempt;
+        if (sh_input(h, REF_SCHED_SUBJECT_RESULT,
+                     mk_event(&e, h, "result", job, at, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_RETRYABLE),
+                     T0 + 2 * SEC, a) < 0)
+            return -1;
+        if (!h->wake_at) {
+            set(a, CONF_ST_ERROR, "the reference scheduler armed no retry after attempt %" PRIu64, at);
+            return -1;
+        }
+        ref_effects_clear(&h->fx);
+        if (ref_sched_on_timer(h->s, h->wake_id, h->wake_at, &h->fx) < 0) {
+            set(a, CONF_ST_ERROR, "the reference scheduler failed on its retry timer");
+            return -1;
+        }
+        sh_scan(h);
+        if (h->attempt != at + 1) {
+            set(a, CONF_ST_ERROR, "the retry did not dispatch attempt %" PRIu64, at + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void fam_scheduler(const char *id, const conf_kv *p, size_t n, answer *a)
 {
-    (void)id;
-    (void)p;
-    (void)n;
-    set(a, CONF_ST_UNSUPPORTED, "control-plane scheduler cases not wired yet");
+    const int dup = strncmp(id, "duplicates/", 11) == 0;
+    uint64_t attempt = 0, active = 1, deliveries = 1;
+    const char *event = dup ? "result" : param(p, n, "event");
+    if (!event || parse_u64(param(p, n, "attempt"), &attempt) < 0 || attempt == 0 || attempt > 7 ||
+        (dup ? parse_u64(param(p, n, "deliveries"), &deliveries) < 0 || !deliveries || deliveries > 100
+             : parse_u64(param(p, n, "activeAttempt"), &active) < 0 || !active || active > 7)) {
+        set(a, CONF_ST_ERROR, dup ? "params attempt (1..7) and deliveries (1..100) are required"
+                                  : "params event, attempt and activeAttempt (1..7) are required");
+        return;
+    }
+    if (strcmp(event, "result") && strcmp(event, "progress") && strcmp(event, "cancel")) {
+        set(a, CONF_ST_UNSUPPORTED, "control-plane event \"%.40s\" (result, progress, cancel are known)", event);
+        return;
+    }
+    if (dup)
+        active = attempt;
+    sharness h;
+    if (sh_init(&h, a) < 0)
+        return;
+    const char *job = "job-tck-cp";
+    if (sh_drive_to(&h, job, active, a) < 0)
+        goto out;
+    /* The packet under test, delivered `deliveries` times as the same bytes. */
+    event_store e;
+    cap_packet *pkt = mk_event(&e, &h, event, job, attempt, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    if (cap_encode(&pkt->base, &wire, &len) != CAP_OK) {
+        set(a, CONF_ST_ERROR, "cannot encode the %s packet", event);
+        goto out;
+    }
+    uint64_t applied = 0, duplicate = 0, stale = 0;
+    for (uint64_t i = 0; i < deliveries; i++) {
+        ref_effects_clear(&h.fx);
+        int v = ref_sched_on_packet(h.s, event_subject(event), pkt, wire, len, T0 + 20 * SEC, &h.fx);
+        if (v < 0) {
+            set(a, CONF_ST_ERROR, "reference scheduler failed: %s", cap_strerror(v));
+            free(wire);
+            goto out;
+        }
+        applied += v == REF_SCHED_APPLIED;
+        duplicate += v == REF_SCHED_DUPLICATE;
+        stale += v == REF_SCHED_STALE;
+    }
+    free(wire);
+    ref_sched_job_info info;
+    ref_sched_job(h.s, job, &info);
+    ev(a, "activeAttempt", "%" PRIu64, info.attempt);
+    ev(a, "applied", "%" PRIu64, applied);
+    ev(a, "duplicates", "%" PRIu64, duplicate);
+    ev(a, "stale", "%" PRIu64, stale);
+    ev(a, "state", "%s", ref_jobstate_name(info.state));
+    if (dup) {
+        const char *outcome = applied == 1 ? "one-side-effect" : applied ? "repeated-side-effect" : "no-side-effect";
+        grade(a, p, n, outcome, "one-side-effect",
+              "job.proto#DispatchIdentity: a redelivered result changes the job once");
+    } else {
+        grade(a, p, n, applied ? "apply" : "ignore", "apply",
+              "job.proto#DispatchIdentity: only the active attempt may mutate the job");
+    }
+out:
+    sh_free(&h);
 }
 
 /* ---- the table ---- */
