@@ -1174,8 +1174,10 @@ static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 /* Try to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch. */
 static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 {
-    if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE)
+    if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE) {
         TRY(set_state(j, REF_JOB_SCHEDULED, now));
+        TRY(jrec(s, j, now, fx, "schedule", 0)); /* every state change is a record */
+    }
     if (j->state != REF_JOB_SCHEDULED)
         return CAP_OK;
 
@@ -1201,8 +1203,8 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
         TRY(keep_decision(j, &d));
         int dec = d.decision;
         if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_THROTTLE &&
-            ref_bug_active(REF_BUG_DISPATCH_ON_THROTTLE)) /* injected bug (ref_bugs.h) */
-            dec = j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
+            ref_bug_active(REF_BUG_DISPATCH_ON_THROTTLE)) /* injected bug (ref_bugs.h): the */
+            goto allowed; /* job goes on with its THROTTLE decision on record */
         if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_REQUIRE_HUMAN ||
             (d.approval_required && is_allow(dec)))
             return park(s, j, now, fx);

@@ -18,6 +18,7 @@ static const struct {
     {"policy", cmd_policy, "safety policies: lint, explain a decision, snapshot id"},
     {"tck", cmd_tck, "run an upstream TCK suite against an adapter-v1 process"},
     {"adapter", cmd_adapter, "the reference adapter (adapter-v1 on stdin/stdout)"},
+    {"sim", cmd_sim, "run a scenario in the deterministic simulator (one seed or many)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

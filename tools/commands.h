@@ -11,5 +11,6 @@ int cmd_fixtures(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_tck(int argc, char **argv);
 int cmd_adapter(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
 
 #endif

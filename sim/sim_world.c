@@ -1,0 +1,1606 @@
+/* One simulated run: see sim_world.h and docs/simulator.md. */
+#include "sim_world.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cap_encode.h"
+#include "cap_trace.h"
+#include "ref_bugs.h"
+#include "ref_effect.h"
+#include "ref_jobstate.h"
+#include "ref_safety.h"
+#include "ref_saga.h"
+#include "ref_scheduler.h"
+#include "ref_strmap.h"
+#include "ref_worker.h"
+#include "sim_bus.h"
+#include "sim_queue.h"
+#include "sim_rng.h"
+
+#define SEC INT64_C(1000000000)
+#define MAX_SAMPLES_PER_TOPIC 100000
+
+typedef Cordum__Agent__V1__JobRequest job_request;
+
+/* Event kinds in the queue (bus deliveries use SIM_BUS_EVENT_KIND = 1). */
+enum { EV_DELIVERY = SIM_BUS_EVENT_KIND, EV_TIMER, EV_ARRIVAL, EV_SCRIPT, EV_TIMELINE,
+       EV_APPROVE, EV_CRASH_WORKER, EV_RESTART_WORKER, EV_NEXT_STEP };
+
+enum { A_GATEWAY, A_SCHEDULER, A_WORKER, A_APPROVER, A_OPERATOR };
+
+typedef struct world world;
+
+typedef struct {
+    world *w;
+    int type;
+    char name[160];
+    uint32_t bus_id;
+    int alive;
+    uint64_t incarnation;
+    sim_rng rng;
+    const sim_worker_spec *spec; /* workers */
+    ref_worker *worker;
+    int running;                 /* handler jobs in flight (for utilisation) */
+    int64_t busy_since;
+    int64_t busy_ns;
+} actor;
+
+/* What the checker and the gateway know about one job. */
+typedef struct {
+    char *job_id;
+    int state;
+    int parked_once;
+    int terminal;
+    int64_t submit_at, parked_at;
+    size_t topic;                /* index into the latency table; (size_t)-1 none */
+    char hash[65];               /* hash of the request as submitted ("" unknown) */
+    int gateway;                 /* submitted by the gateway (not a compensation) */
+    int client;                  /* closed loop: the client that waits for it; -1 none */
+    char *wf;                    /* workflow id of a gateway workflow */
+    uint32_t step, steps;        /* workflow step (1-based) and count */
+    size_t mix;
+    int approver_tries;
+} jinfo;
+
+/* The scheduler's journal, compacted: per job its first record (with the
+ * request) and its latest; saga records in order. */
+typedef struct {
+    char *job_id;
+    char *first, *latest;
+    int gone;
+} jentry;
+
+struct world {
+    const sim_run_config *cfg;
+    const sim_scenario *scn;
+    sim_result *res;
+    cap_diag *d;
+    sim_queue q;
+    sim_bus *bus;
+    ref_safety *safety;
+    ref_sched *sched;
+    sim_rng sched_rng, gw_rng, appr_rng;
+    actor *actors;
+    size_t n_actors;
+    actor *gateway, *scheduler, *approver;
+    ref_effects fx;
+    int64_t now;
+    int64_t end_load, end_run;
+    uint64_t timer_gen;
+    ref_strmap timers;           /* "actor#incarnation:id" -> generation */
+    ref_strmap jobs;             /* job_id -> jinfo */
+    jinfo **job_list;            /* in submit order */
+    size_t n_jobs, cap_jobs;
+    size_t open_jobs;            /* not terminal and not parked */
+    uint64_t next_job, next_wf, gw_submitted;
+    jentry *journal;
+    size_t n_journal, cap_journal;
+    ref_strmap journal_idx;      /* job_id -> index + 1 */
+    char **saga_log;
+    size_t n_saga, cap_saga;
+    sim_event *held;             /* deliveries held for a crashed scheduler */
+    size_t n_held, cap_held;
+    ref_strmap handler_seen;     /* "dispatch_id#attempt" -> 1 */
+    ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
+    cap_trace_writer *tw_bin, *tw_jsonl;
+    int64_t *lat[32];            /* latency samples per topic */
+    size_t n_lat[32], cap_lat[32];
+    char topic_name[32][128];
+    size_t n_topics;
+    char **pending_kill;         /* strings to free at the end */
+    size_t n_kill, cap_kill;
+    int stop;
+    int err;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static char *xdup(const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    char *c = malloc(n);
+    if (c)
+        memcpy(c, s ? s : "", n);
+    return c;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return CAP_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *g = realloc(*arr, nc * elem);
+    if (!g)
+        return CAP_ENOMEM;
+    *arr = g;
+    *cap = nc;
+    return CAP_OK;
+}
+
+static void violation(world *w, const char *inv, const char *job, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void violation(world *w, const char *inv, const char *job, const char *fmt, ...)
+{
+    if (w->res->violated)
+        return;
+    w->res->violated = 1;
+    snprintf(w->res->invariant, sizeof w->res->invariant, "%s", inv);
+    snprintf(w->res->job_id, sizeof w->res->job_id, "%s", job ? job : "");
+    w->res->at = w->now;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->res->detail, sizeof w->res->detail, fmt, ap);
+    va_end(ap);
+    w->stop = 1;
+}
+
+static int inv_on(const world *w, unsigned bit) { return (w->scn->invariants & bit) != 0; }
+
+static actor *actor_by_name(world *w, const char *name)
+{
+    for (size_t i = 0; i < w->n_actors; i++)
+        if (strcmp(w->actors[i].name, name) == 0)
+            return &w->actors[i];
+    return NULL;
+}
+
+static actor *actor_by_bus(world *w, uint32_t id)
+{
+    for (size_t i = 0; i < w->n_actors; i++)
+        if (w->actors[i].bus_id == id)
+            return &w->actors[i];
+    return NULL;
+}
+
+static int64_t local_time(const world *w, const actor *a)
+{
+    return sim_bus_local_time(w->bus, a->bus_id, w->now);
+}
+
+static jinfo *job_get(world *w, const char *id) { return ref_strmap_get(&w->jobs, id); }
+
+static jinfo *job_add(world *w, const char *id)
+{
+    jinfo *j = calloc(1, sizeof *j);
+    if (!j || !(j->job_id = xdup(id)) || grow((void **)&w->job_list, &w->cap_jobs, w->n_jobs + 1,
+                                              sizeof *w->job_list) ||
+        ref_strmap_put(&w->jobs, id, j)) {
+        if (j)
+            free(j->job_id);
+        free(j);
+        w->err = CAP_ENOMEM;
+        return NULL;
+    }
+    j->state = REF_JOB_NONE;
+    j->topic = (size_t)-1;
+    j->client = -1;
+    w->job_list[w->n_jobs++] = j;
+    w->open_jobs++;
+    return j;
+}
+
+static size_t topic_index(world *w, const char *topic)
+{
+    for (size_t i = 0; i < w->n_topics; i++)
+        if (strcmp(w->topic_name[i], topic) == 0)
+            return i;
+    if (w->n_topics >= 32)
+        return (size_t)-1;
+    snprintf(w->topic_name[w->n_topics], sizeof w->topic_name[0], "%s", topic);
+    return w->n_topics++;
+}
+
+/* ---- trace ---------------------------------------------------------------- */
+
+static void on_publish(void *ctx, int64_t now, const char *from, const char *subject,
+                       const char *reply, const uint8_t *bytes, size_t len)
+{
+    world *w = ctx;
+    cap_trace_record r = {.time = now, .kind = CAP_TRACE_PUBLISH, .subject = subject,
+                          .sender = from, .reply = reply, .bytes = bytes, .len = len};
+    cap_diag d;
+    if (w->tw_bin && cap_trace_write(w->tw_bin, &r, &d) < 0)
+        w->err = CAP_EIO;
+    if (w->tw_jsonl && cap_trace_write(w->tw_jsonl, &r, &d) < 0)
+        w->err = CAP_EIO;
+    w->res->trace_records++;
+}
+
+/* ---- timers --------------------------------------------------------------- */
+
+static void timer_key(const actor *a, uint64_t id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s#%llu:%llu", a->name, (unsigned long long)a->incarnation,
+             (unsigned long long)id);
+}
+
+static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
+{
+    int64_t at = local_at - (local_time(w, a) - w->now); /* back to virtual time */
+    if (at < w->now)
+        at = w->now;
+    char key[220];
+    timer_key(a, id, key, sizeof key);
+    uint64_t gen = ++w->timer_gen;
+    int rc = ref_strmap_put(&w->timers, key, (void *)(uintptr_t)gen);
+    if (rc)
+        return rc;
+    sim_event ev = {.time = at, .kind = EV_TIMER, .actor = a->bus_id, .id = id,
+                    .data = (void *)(uintptr_t)gen};
+    return sim_queue_push(&w->q, &ev, NULL);
+}
+
+static void cancel_timer(world *w, actor *a, uint64_t id)
+{
+    char key[220];
+    timer_key(a, id, key, sizeof key);
+    ref_strmap_del(&w->timers, key);
+}
+
+/* ---- the checker: the scheduler's journal, record by record ---------------- */
+
+static void check_compensation_order(world *w, const char *op, const char *wf, const char *job)
+{
+    char *stack = ref_strmap_get(&w->saga_stack, wf);
+    if (strcmp(op, "record") == 0) {
+        size_t n = strlen(stack ? stack : "") + strlen(job) + 2;
+        char *ns = malloc(n);
+        if (!ns) {
+            w->err = CAP_ENOMEM;
+            return;
+        }
+        snprintf(ns, n, "%s%s\n", stack ? stack : "", job);
+        free(stack);
+        if (ref_strmap_put(&w->saga_stack, wf, ns)) {
+            free(ns);
+            w->err = CAP_ENOMEM;
+        }
+        return;
+    }
+    if (strcmp(op, "next") != 0 || !job[0] || !inv_on(w, SIM_INV_COMPENSATION))
+        return;
+    /* The compensation handed out must be that of the newest job not yet
+     * compensated: the last line of the stack. */
+    size_t len = stack ? strlen(stack) : 0;
+    if (!len) {
+        violation(w, "compensation", job, "compensation %s with nothing recorded in %s", job, wf);
+        return;
+    }
+    stack[len - 1] = 0;
+    char *last = strrchr(stack, '\n');
+    const char *top = last ? last + 1 : stack;
+    char want[600];
+    ref_saga_comp_job_id(wf, top, want, sizeof want);
+    if (strcmp(want, job) != 0) {
+        violation(w, "compensation", job,
+                  "workflow %s: compensation %s handed out while the newest success is %s "
+                  "(newest first, cap-spec 08)",
+                  wf, job, top);
+        return;
+    }
+    if (last)
+        last[1] = 0;
+    else
+        stack[0] = 0;
+}
+
+static void approver_schedule(world *w, jinfo *j);
+
+static void check_job_record(world *w, const cJSON *o)
+{
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "ev");
+    if (!cJSON_IsString(jid) || !cJSON_IsString(st) || !cJSON_IsString(ev))
+        return;
+    int to = ref_jobstate_from_name(st->valuestring);
+    jinfo *j = job_get(w, jid->valuestring);
+    if (!j) {
+        j = job_add(w, jid->valuestring); /* a compensation the scheduler admitted */
+        if (!j)
+            return;
+        j->submit_at = w->now;
+        w->res->compensations++;
+    }
+    int from = j->state;
+    ref_js_outcome oc = ref_jobstate_check(from, to);
+    if (from != REF_JOB_NONE || to != REF_JOB_PENDING) {
+        if (j->terminal && to != from && inv_on(w, SIM_INV_ONE_TERMINAL))
+            violation(w, "one-terminal", j->job_id, "%s after terminal %s", ref_jobstate_name(to),
+                      ref_jobstate_name(from));
+        else if (ref_js_outcome_is_reject(oc) && inv_on(w, SIM_INV_NO_BACKWARD))
+            violation(w, "no-backward", j->job_id, "%s -> %s (%s)", ref_jobstate_name(from),
+                      ref_jobstate_name(to), ref_jobstate_rule(from, to));
+    }
+    if (strcmp(ev->valuestring, "dispatch") == 0) {
+        const cJSON *dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
+        const cJSON *snap = cJSON_GetObjectItemCaseSensitive(o, "snapshot");
+        const ref_policy *p = ref_safety_policy(w->safety);
+        int d = cJSON_IsNumber(dec) ? (int)dec->valuedouble : 0;
+        int allow = d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW ||
+                    d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW_WITH_CONSTRAINTS;
+        if (inv_on(w, SIM_INV_DISPATCH_ALLOWED) &&
+            (!allow || !cJSON_IsString(snap) || !p || strcmp(snap->valuestring, p->snapshot) != 0))
+            violation(w, "dispatch-allowed", j->job_id,
+                      "dispatched with decision %d under snapshot %s; current snapshot %s", d,
+                      cJSON_IsString(snap) ? snap->valuestring : "?", p ? p->snapshot : "none");
+        if (j->parked_once && inv_on(w, SIM_INV_APPROVAL_BOUND)) {
+            const cJSON *appr = cJSON_GetObjectItemCaseSensitive(o, "appr");
+            const cJSON *hash = cJSON_GetObjectItemCaseSensitive(o, "hash");
+            const cJSON *asnap = cJSON_GetObjectItemCaseSensitive(o, "appr_snapshot");
+            int ok = cJSON_IsNumber(appr) && (int)appr->valuedouble == 2 && cJSON_IsString(hash) &&
+                     cJSON_IsString(asnap) && p && strcmp(asnap->valuestring, p->snapshot) == 0 &&
+                     (!j->hash[0] || strcmp(hash->valuestring, j->hash) == 0);
+            if (!ok)
+                violation(w, "approval-bound", j->job_id,
+                          "a job that needed a human was dispatched without an approval bound "
+                          "to its request hash and the current snapshot");
+        }
+    }
+    if (ref_js_outcome_applies(oc) || from == REF_JOB_NONE) {
+        if (to == REF_JOB_APPROVAL_REQUIRED && from != REF_JOB_APPROVAL_REQUIRED) {
+            j->parked_once = 1;
+            j->parked_at = w->now;
+            w->open_jobs--;
+            approver_schedule(w, j);
+        } else if (from == REF_JOB_APPROVAL_REQUIRED && to != REF_JOB_APPROVAL_REQUIRED) {
+            w->res->approval_wait_ns += w->now - j->parked_at;
+            if (!ref_jobstate_is_terminal(to))
+                w->open_jobs++;
+        }
+        j->state = to;
+        if (ref_jobstate_is_terminal(to) && !j->terminal) {
+            j->terminal = 1;
+            if (from != REF_JOB_APPROVAL_REQUIRED)
+                w->open_jobs--;
+            size_t t = j->topic;
+            if (t != (size_t)-1 && w->n_lat[t] < MAX_SAMPLES_PER_TOPIC &&
+                !grow((void **)&w->lat[t], &w->cap_lat[t], w->n_lat[t] + 1, sizeof(int64_t)))
+                w->lat[t][w->n_lat[t]++] = w->now - j->submit_at;
+            /* the gateway's next move */
+            sim_event ne = {.time = w->now, .kind = EV_NEXT_STEP, .data = NULL};
+            ne.id = 0;
+            ne.actor = 0;
+            if (j->gateway && (j->client >= 0 || (j->wf && to == REF_JOB_SUCCEEDED && j->step < j->steps))) {
+                ne.data = xdup(j->job_id);
+                if (!ne.data || sim_queue_push(&w->q, &ne, NULL))
+                    w->err = CAP_ENOMEM;
+            }
+        }
+    } else if (strcmp(ev->valuestring, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
+        approver_schedule(w, j); /* a human looks again under the new policy */
+    }
+}
+
+static void journal_keep(world *w, const char *line, const cJSON *o)
+{
+    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "k"));
+    if (!k || strcmp(k, "note") == 0)
+        return;
+    if (strcmp(k, "saga") == 0) {
+        if (grow((void **)&w->saga_log, &w->cap_saga, w->n_saga + 1, sizeof *w->saga_log) ||
+            !(w->saga_log[w->n_saga] = xdup(line))) {
+            w->err = CAP_ENOMEM;
+            return;
+        }
+        w->n_saga++;
+        return;
+    }
+    const char *job = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "job_id"));
+    if (!job)
+        return;
+    uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, job);
+    if (strcmp(k, "evict") == 0) {
+        if (idx)
+            w->journal[idx - 1].gone = 1;
+        ref_strmap_del(&w->journal_idx, job);
+        return;
+    }
+    char *copy = xdup(line);
+    if (!copy) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    if (idx) {
+        free(w->journal[idx - 1].latest);
+        w->journal[idx - 1].latest = copy;
+        return;
+    }
+    if (grow((void **)&w->journal, &w->cap_journal, w->n_journal + 1, sizeof *w->journal)) {
+        free(copy);
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    jentry *e = &w->journal[w->n_journal];
+    memset(e, 0, sizeof *e);
+    e->job_id = xdup(job);
+    e->first = copy;
+    if (!e->job_id || ref_strmap_put(&w->journal_idx, job, (void *)(uintptr_t)(w->n_journal + 1))) {
+        free(e->job_id);
+        free(copy);
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    w->n_journal++;
+}
+
+static void on_journal(world *w, const char *line)
+{
+    cJSON *o = cJSON_Parse(line);
+    if (!o) {
+        violation(w, "journal", NULL, "the scheduler wrote a record that is not JSON");
+        return;
+    }
+    journal_keep(w, line, o);
+    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "k"));
+    if (k && strcmp(k, "job") == 0) {
+        check_job_record(w, o);
+    } else if (k && strcmp(k, "saga") == 0) {
+        const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "op"));
+        const char *wf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "wf"));
+        const char *job = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "job_id"));
+        if (op && wf && job) {
+            if (strcmp(op, "trigger") == 0)
+                w->res->rollbacks++;
+            check_compensation_order(w, op, wf, job);
+        }
+    }
+    cJSON_Delete(o);
+}
+
+/* ---- effects -------------------------------------------------------------- */
+
+static void apply_effects(world *w, actor *a)
+{
+    for (size_t i = 0; i < ref_effects_count(&w->fx) && !w->err; i++) {
+        const ref_effect *e = ref_effects_at(&w->fx, i);
+        switch (e->kind) {
+        case REF_EFFECT_PUBLISH: {
+            int rc = sim_bus_publish(w->bus, a->bus_id, e->subject, NULL, e->packet, w->now, &w->q);
+            if (rc < 0 && rc != CAP_EINVAL)
+                w->err = rc;
+            if (e->packet->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_ALERT &&
+                e->packet->alert->error_code_enum == 206)
+                w->res->breaker_openings++;
+            break;
+        }
+        case REF_EFFECT_TIMER_SET:
+            if (set_timer(w, a, e->timer_id, e->at))
+                w->err = CAP_ENOMEM;
+            break;
+        case REF_EFFECT_TIMER_CANCEL: cancel_timer(w, a, e->timer_id); break;
+        case REF_EFFECT_JOURNAL:
+            if (a->type == A_SCHEDULER)
+                on_journal(w, e->record);
+            break;
+        }
+    }
+    ref_effects_clear(&w->fx);
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
+static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_work *out)
+{
+    actor *a = ctx;
+    world *w = a->w;
+    (void)now;
+    const sim_worker_spec *sp = a->spec;
+    w->res->handler_calls++;
+    if (req->dispatch && inv_on(w, SIM_INV_HANDLER_ONCE)) {
+        char key[300];
+        snprintf(key, sizeof key, "%s#%llu", req->dispatch->dispatch_id,
+                 (unsigned long long)req->dispatch->attempt);
+        if (ref_strmap_get(&w->handler_seen, key))
+            violation(w, "handler-once", req->job_id,
+                      "the handler ran twice for dispatch %s attempt %llu (on %s)",
+                      req->dispatch->dispatch_id, (unsigned long long)req->dispatch->attempt,
+                      a->name);
+        else if (ref_strmap_put(&w->handler_seen, key, (void *)1))
+            w->err = CAP_ENOMEM;
+    }
+    double u = sim_rng_double(&a->rng);
+    int64_t service = sim_dist_draw(&sp->service, &a->rng);
+    out->service_ns = service;
+    if (u < sp->p_retryable) {
+        out->outcome = REF_WORK_FAILED_RETRYABLE;
+        out->text = "transient failure (simulated)";
+    } else if (u < sp->p_retryable + sp->p_fatal) {
+        out->outcome = REF_WORK_FAILED_FATAL;
+        out->text = "fatal failure (simulated)";
+    } else if (u < sp->p_retryable + sp->p_fatal + sp->p_hang) {
+        out->outcome = REF_WORK_HANG;
+        out->text = "hangs (simulated)";
+    } else {
+        out->outcome = REF_WORK_SUCCEEDED;
+        out->text = "result://simulated";
+    }
+    if (sp->p_crash > 0 && sim_rng_bernoulli(&a->rng, sp->p_crash)) {
+        sim_event ev = {.time = w->now + service / 2, .kind = EV_CRASH_WORKER, .actor = a->bus_id,
+                        .id = a->incarnation};
+        if (sim_queue_push(&w->q, &ev, NULL))
+            w->err = CAP_EFULL;
+    }
+    if (a->running++ == 0)
+        a->busy_since = w->now;
+}
+
+static int label_cmp(const void *x, const void *y)
+{
+    return strcmp(((const ref_worker_label *)x)->key, ((const ref_worker_label *)y)->key);
+}
+
+static int worker_boot(world *w, actor *a)
+{
+    const sim_worker_spec *sp = a->spec;
+    ref_worker_label labels[SIM_SCENARIO_MAX_KV];
+    size_t nl = sp->n_labels < SIM_SCENARIO_MAX_KV ? sp->n_labels : SIM_SCENARIO_MAX_KV;
+    for (size_t i = 0; i < nl; i++)
+        labels[i] = (ref_worker_label){sp->labels[i].key, sp->labels[i].value};
+    qsort(labels, nl, sizeof *labels, label_cmp);
+    ref_worker_config c = {0};
+    c.worker_id = a->name;
+    c.pool = sp->pool;
+    c.max_parallel_jobs = sp->max_parallel > 0 ? sp->max_parallel : 1;
+    c.heartbeat_interval_ns = sp->heartbeat_ns;
+    c.capabilities = (const char *const *)sp->capabilities;
+    c.n_capabilities = sp->n_capabilities;
+    c.labels = labels;
+    c.n_labels = nl;
+    c.handler = worker_handler;
+    c.handler_ctx = a;
+    int rc = ref_worker_init(&c, &a->worker);
+    if (rc)
+        return rc;
+    a->alive = 1;
+    a->running = 0;
+    rc = ref_worker_start(a->worker, local_time(w, a), &w->fx);
+    if (rc < 0)
+        return rc;
+    apply_effects(w, a);
+    return CAP_OK;
+}
+
+static void worker_stop(world *w, actor *a)
+{
+    if (!a->alive)
+        return;
+    if (a->running > 0)
+        a->busy_ns += w->now - a->busy_since;
+    a->running = 0;
+    a->alive = 0;
+    a->incarnation++; /* its armed timers die with it */
+    ref_worker_free(a->worker);
+    a->worker = NULL;
+}
+
+/* ---- the scheduler -------------------------------------------------------- */
+
+static int sched_config(world *w, ref_sched_config *c, ref_breaker_config *bc)
+{
+    const sim_scenario *s = w->scn;
+    *c = ref_sched_config_default();
+    c->safety = w->safety;
+    c->rand = sim_rng_as_ref(&w->sched_rng);
+    if (s->dispatch_timeout_ns)
+        c->dispatch_timeout_ns = s->dispatch_timeout_ns;
+    if (s->running_timeout_ns)
+        c->running_timeout_ns = s->running_timeout_ns;
+    if (s->no_worker_wait_ns)
+        c->no_worker_wait_ns = s->no_worker_wait_ns;
+    if (s->max_retries_set) {
+        c->max_retries = s->max_retries;
+        c->max_retries_set = 1;
+    }
+    *bc = ref_breaker_config_default();
+    if (s->breaker_threshold)
+        bc->failure_threshold = s->breaker_threshold;
+    if (s->breaker_cool_down_ns)
+        bc->cool_down_ns = s->breaker_cool_down_ns;
+    c->breaker = bc;
+    return CAP_OK;
+}
+
+static int sched_boot(world *w)
+{
+    ref_sched_config c;
+    ref_breaker_config bc;
+    sched_config(w, &c, &bc);
+    int rc = ref_sched_new(&c, &w->sched, w->d);
+    if (rc)
+        return rc;
+    w->scheduler->alive = 1;
+    rc = ref_sched_start(w->sched, local_time(w, w->scheduler), &w->fx);
+    if (rc < 0)
+        return rc;
+    apply_effects(w, w->scheduler);
+    return CAP_OK;
+}
+
+static void sched_crash(world *w)
+{
+    if (!w->scheduler->alive)
+        return;
+    ref_sched_free(w->sched);
+    w->sched = NULL;
+    w->scheduler->alive = 0;
+    w->scheduler->incarnation++;
+}
+
+static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl);
+
+static int sched_restart(world *w)
+{
+    sched_crash(w);
+    /* The compacted journal: each live job's first and latest record, then
+     * the saga steps in order. */
+    size_t n = 0;
+    const char **recs = malloc((2 * w->n_journal + w->n_saga + 1) * sizeof *recs);
+    if (!recs)
+        return CAP_ENOMEM;
+    for (size_t i = 0; i < w->n_journal; i++) {
+        if (w->journal[i].gone)
+            continue;
+        recs[n++] = w->journal[i].first;
+        if (w->journal[i].latest)
+            recs[n++] = w->journal[i].latest;
+    }
+    for (size_t i = 0; i < w->n_saga; i++)
+        recs[n++] = w->saga_log[i];
+    ref_sched_config c;
+    ref_breaker_config bc;
+    sched_config(w, &c, &bc);
+    int rc = ref_sched_new(&c, &w->sched, w->d);
+    if (!rc)
+        rc = ref_sched_restore(w->sched, recs, n, local_time(w, w->scheduler), &w->fx, w->d);
+    free(recs);
+    if (rc < 0) {
+        violation(w, "restart", NULL, "the scheduler did not restore from its journal: %s",
+                  w->d->reason);
+        return CAP_OK;
+    }
+    w->scheduler->alive = 1;
+    apply_effects(w, w->scheduler);
+    /* Nothing lost: every job the checker knows is there, in its state. */
+    if (inv_on(w, SIM_INV_RESTART))
+        for (size_t i = 0; i < w->n_jobs && !w->stop; i++) {
+            jinfo *j = w->job_list[i];
+            ref_sched_job_info info;
+            if (j->state == REF_JOB_NONE)
+                continue;
+            if (ref_sched_job(w->sched, j->job_id, &info) != CAP_OK) {
+                uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, j->job_id);
+                if (idx) /* an evicted job may be gone; a journaled one may not */
+                    violation(w, "restart", j->job_id, "job lost by the restart");
+            } else if (info.state != j->state) {
+                violation(w, "restart", j->job_id, "state %s before the crash, %s after",
+                          ref_jobstate_name(j->state), ref_jobstate_name(info.state));
+            }
+        }
+    /* JetStream: what arrived while it was down is delivered now. */
+    for (size_t i = 0; i < w->n_held && !w->stop; i++) {
+        sim_msg msg;
+        cap_diag d;
+        sim_event *ev = &w->held[i];
+        if (sim_bus_deliver(w->bus, ev, w->now, &msg, &d) == CAP_OK) {
+            deliver_to_sched(w, msg.d->subject, msg.packet, msg.d);
+            cap_packet_free(msg.packet);
+        }
+        sim_delivery_free(ev->data);
+    }
+    w->n_held = 0;
+    return CAP_OK;
+}
+
+static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl)
+{
+    int rc = ref_sched_on_packet(w->sched, subject, p, dl->bytes, dl->len,
+                                 local_time(w, w->scheduler), &w->fx);
+    if (rc == REF_SCHED_STALE)
+        w->res->stale++;
+    if (rc < 0)
+        w->err = rc;
+    apply_effects(w, w->scheduler);
+}
+
+/* ---- the gateway ------------------------------------------------------------ */
+
+static Cordum__Agent__V1__JobRequest__LabelsEntry **kv_labels(const sim_kv *kv, size_t n, int *ok)
+{
+    if (!n)
+        return NULL;
+    Cordum__Agent__V1__JobRequest__LabelsEntry **arr = calloc(n, sizeof *arr);
+    if (!arr) {
+        *ok = 0;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        arr[i] = malloc(sizeof *arr[i]);
+        if (!arr[i]) {
+            *ok = 0;
+            continue;
+        }
+        cordum__agent__v1__job_request__labels_entry__init(arr[i]);
+        arr[i]->key = ref_pb_strdup(kv[i].key, ok);
+        arr[i]->value = ref_pb_strdup(kv[i].value, ok);
+    }
+    return arr;
+}
+
+/* Builds and publishes one job of mix entry m. */
+static int submit_job(world *w, size_t m, const char *job_id, const char *wf, uint32_t step,
+                      int client)
+{
+    const sim_job_spec *js = &w->scn->workload.mix[m];
+    char trace[300];
+    snprintf(trace, sizeof trace, "trace-%s", job_id);
+    cap_packet *p = ref_packet_new(trace, w->gateway->name, local_time(w, w->gateway));
+    job_request *r = p ? malloc(sizeof *r) : NULL;
+    Cordum__Agent__V1__JobMetadata *meta = r ? malloc(sizeof *meta) : NULL;
+    if (!meta) {
+        free(r);
+        cap_packet_free(p);
+        return CAP_ENOMEM;
+    }
+    cordum__agent__v1__job_request__init(r);
+    cordum__agent__v1__job_metadata__init(meta);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    r->meta = meta;
+    int ok = 1;
+    r->job_id = ref_pb_strdup(job_id, &ok);
+    r->topic = ref_pb_strdup(js->topic, &ok);
+    r->priority = (Cordum__Agent__V1__JobPriority)js->priority;
+    r->tenant_id = ref_pb_strdup(js->tenant, &ok);
+    r->principal_id = ref_pb_strdup("client-1", &ok);
+    r->labels = kv_labels(js->labels, js->n_labels, &ok);
+    r->n_labels = js->n_labels;
+    meta->tenant_id = ref_pb_strdup(js->tenant, &ok);
+    meta->labels = (Cordum__Agent__V1__JobMetadata__LabelsEntry **)kv_labels(js->meta_labels,
+                                                                          js->n_meta_labels, &ok);
+    meta->n_labels = js->n_meta_labels;
+    meta->idempotency_key = ref_pb_strdup(js->idempotency_key, &ok);
+    if (js->n_risk_tags) {
+        meta->risk_tags = calloc(js->n_risk_tags, sizeof *meta->risk_tags);
+        if (!meta->risk_tags)
+            ok = 0;
+        for (size_t i = 0; meta->risk_tags && i < js->n_risk_tags; i++)
+            meta->risk_tags[i] = ref_pb_strdup(js->risk_tags[i], &ok);
+        meta->n_risk_tags = meta->risk_tags ? js->n_risk_tags : 0;
+    }
+    if (wf) {
+        r->workflow_id = ref_pb_strdup(wf, &ok);
+        r->step_index = (int32_t)step;
+        if (js->compensation_topic && js->compensation_topic[0]) {
+            Cordum__Agent__V1__Compensation *c = malloc(sizeof *c);
+            if (c) {
+                cordum__agent__v1__compensation__init(c);
+                c->topic = ref_pb_strdup(js->compensation_topic, &ok);
+                r->compensation = c;
+            } else {
+                ok = 0;
+            }
+        }
+    }
+    jinfo *j = ok ? job_add(w, job_id) : NULL;
+    if (!j) {
+        cap_packet_free(p);
+        return CAP_ENOMEM;
+    }
+    j->gateway = 1;
+    j->submit_at = w->now;
+    j->topic = topic_index(w, js->topic);
+    j->client = client;
+    j->mix = m;
+    if (wf) {
+        j->wf = xdup(wf);
+        j->step = step;
+        j->steps = js->workflow_steps;
+    }
+    ref_sched_request_hash(r, j->hash);
+    w->res->submitted++;
+    w->gw_submitted++;
+    int rc = sim_bus_publish(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL, p, w->now,
+                             &w->q);
+    cap_packet_free(p);
+    return rc;
+}
+
+static size_t pick_mix(world *w)
+{
+    const sim_workload_spec *wl = &w->scn->workload;
+    double total = 0;
+    for (size_t i = 0; i < wl->n_mix; i++)
+        total += wl->mix[i].weight;
+    double u = sim_rng_double(&w->gw_rng) * total;
+    for (size_t i = 0; i < wl->n_mix; i++) {
+        if (u < wl->mix[i].weight)
+            return i;
+        u -= wl->mix[i].weight;
+    }
+    return wl->n_mix - 1;
+}
+
+static uint64_t job_budget(const world *w)
+{
+    return w->cfg->max_jobs ? w->cfg->max_jobs : w->scn->workload.max_jobs;
+}
+
+static int can_submit(const world *w)
+{
+    uint64_t max = job_budget(w);
+    return w->now < w->end_load && (!max || w->gw_submitted < max);
+}
+
+/* One new arrival: a plain job, or the first step of a workflow. */
+static int arrival(world *w, int client)
+{
+    size_t m = pick_mix(w);
+    const sim_job_spec *js = &w->scn->workload.mix[m];
+    char id[64];
+    if (js->workflow_steps > 0) {
+        char wf[48];
+        snprintf(wf, sizeof wf, "wf-%llu", (unsigned long long)++w->next_wf);
+        snprintf(id, sizeof id, "%s-s1", wf);
+        return submit_job(w, m, id, wf, 1, client);
+    }
+    snprintf(id, sizeof id, "job-%llu", (unsigned long long)++w->next_job);
+    return submit_job(w, m, id, NULL, 0, client);
+}
+
+static int64_t draw_interarrival(world *w)
+{
+    double mean = (double)SEC / w->scn->workload.rate;
+    int64_t d = (int64_t)sim_rng_exponential(&w->gw_rng, mean);
+    return d < 1 ? 1 : d;
+}
+
+static void on_arrival_tick(world *w)
+{
+    const sim_workload_spec *wl = &w->scn->workload;
+    if (!can_submit(w))
+        return;
+    sim_event ev = {.kind = EV_ARRIVAL};
+    if (wl->kind == SIM_LOAD_POISSON) {
+        w->err = arrival(w, -1);
+        ev.time = w->now + draw_interarrival(w);
+    } else if (wl->kind == SIM_LOAD_BURST) {
+        for (uint32_t i = 0; i < wl->burst_size && can_submit(w) && !w->err; i++)
+            w->err = arrival(w, -1);
+        ev.time = w->now + wl->burst_every_ns;
+    } else {
+        return;
+    }
+    if (!w->err && sim_queue_push(&w->q, &ev, NULL))
+        w->err = CAP_EFULL;
+}
+
+static void on_next_step(world *w, const char *job_id)
+{
+    jinfo *j = job_get(w, job_id);
+    if (!j)
+        return;
+    if (j->wf && j->state == REF_JOB_SUCCEEDED && j->step < j->steps) {
+        char id[96];
+        snprintf(id, sizeof id, "%s-s%u", j->wf, j->step + 1);
+        if (!job_get(w, id))
+            w->err = submit_job(w, j->mix, id, j->wf, j->step + 1, j->client);
+        return;
+    }
+    if (j->client >= 0 && can_submit(w)) {
+        sim_event ev = {.time = w->now + w->scn->workload.think_ns, .kind = EV_ARRIVAL,
+                        .id = (uint64_t)j->client + 1};
+        if (sim_queue_push(&w->q, &ev, NULL))
+            w->err = CAP_EFULL;
+    }
+}
+
+/* ---- the approver ---------------------------------------------------------- */
+
+static void approver_schedule(world *w, jinfo *j)
+{
+    if (!w->approver || j->approver_tries >= 3)
+        return;
+    j->approver_tries++;
+    int64_t delay = sim_dist_draw(&w->scn->approver.delay, &w->appr_rng);
+    int approve = sim_rng_bernoulli(&w->appr_rng, w->scn->approver.p_approve);
+    sim_event ev = {.time = w->now + delay, .kind = EV_APPROVE, .id = (uint64_t)approve,
+                    .data = xdup(j->job_id)};
+    if (!ev.data || sim_queue_push(&w->q, &ev, NULL)) {
+        free(ev.data);
+        w->err = CAP_ENOMEM;
+    }
+}
+
+static void on_approve(world *w, const char *job_id, int approve)
+{
+    if (!w->scheduler->alive) {
+        jinfo *j = job_get(w, job_id);
+        if (j && j->approver_tries > 0)
+            j->approver_tries--;
+        if (j)
+            approver_schedule(w, j); /* the scheduler is down: try again later */
+        return;
+    }
+    const char *who = w->scn->approver.name ? w->scn->approver.name : "approver-1";
+    int rc;
+    if (approve) {
+        char why[REF_REASON_MAX + 1];
+        rc = ref_sched_approve(w->sched, job_id, who, "simulated approval", local_time(w, w->approver),
+                               &w->fx, why);
+        if (rc == REF_SCHED_OK)
+            w->res->approvals++;
+    } else {
+        rc = ref_sched_reject(w->sched, job_id, who, "simulated rejection", local_time(w, w->approver),
+                              &w->fx);
+        if (rc == REF_SCHED_OK)
+            w->res->rejections++;
+    }
+    if (rc < 0)
+        w->err = rc;
+    apply_effects(w, w->scheduler);
+}
+
+/* ---- the operator (fault timeline) ------------------------------------------ */
+
+static int each_named(world *w, const char *name, actor **out, size_t max)
+{
+    size_t n = 0;
+    if (strncmp(name, "pool:", 5) == 0) {
+        for (size_t i = 0; i < w->n_actors && n < max; i++)
+            if (w->actors[i].type == A_WORKER && strcmp(w->actors[i].spec->pool, name + 5) == 0)
+                out[n++] = &w->actors[i];
+        return (int)n;
+    }
+    actor *a = actor_by_name(w, name);
+    if (a && max)
+        out[n++] = a;
+    return (int)n;
+}
+
+static void on_timeline(world *w, const sim_timeline_event *e)
+{
+    actor *as[SIM_SCENARIO_MAX_WORKERS * 4], *bs[SIM_SCENARIO_MAX_WORKERS * 4];
+    size_t cap = sizeof as / sizeof as[0];
+    switch (e->kind) {
+    case SIM_EV_CRASH:
+    case SIM_EV_RESTART: {
+        actor *a = actor_by_name(w, e->a);
+        if (!a)
+            return;
+        if (a->type == A_SCHEDULER) {
+            if (e->kind == SIM_EV_CRASH)
+                sched_crash(w);
+            else
+                w->err = sched_restart(w);
+        } else if (a->type == A_WORKER) {
+            worker_stop(w, a);
+            if (e->kind == SIM_EV_RESTART)
+                w->err = worker_boot(w, a);
+        }
+        return;
+    }
+    case SIM_EV_PARTITION:
+    case SIM_EV_HEAL: {
+        int na = each_named(w, e->a, as, cap);
+        int nb = e->b && e->b[0] ? each_named(w, e->b, bs, cap) : 0;
+        for (int i = 0; i < na; i++) {
+            if (!(e->b && e->b[0])) {
+                if (e->kind == SIM_EV_PARTITION)
+                    sim_bus_partition(w->bus, as[i]->name, NULL, w->now, SIM_FOREVER, NULL);
+                else
+                    sim_bus_heal(w->bus, as[i]->name, NULL, w->now);
+                continue;
+            }
+            for (int k = 0; k < nb; k++) {
+                if (e->kind == SIM_EV_PARTITION)
+                    sim_bus_partition(w->bus, as[i]->name, bs[k]->name, w->now, SIM_FOREVER, NULL);
+                else
+                    sim_bus_heal(w->bus, as[i]->name, bs[k]->name, w->now);
+            }
+        }
+        return;
+    }
+    case SIM_EV_FAULT:
+        if (sim_bus_add_fault(w->bus, &e->fault, NULL) < 0)
+            w->err = CAP_EINVAL;
+        return;
+    case SIM_EV_SKEW: {
+        actor *a = actor_by_name(w, e->a);
+        if (a)
+            sim_bus_set_skew(w->bus, a->bus_id, e->skew_ns);
+        return;
+    }
+    case SIM_EV_POLICY: {
+        FILE *f = fopen(e->policy_path, "rb");
+        char *text = f ? malloc(SIM_SCENARIO_MAX_BYTES + 1) : NULL;
+        size_t n = text ? fread(text, 1, SIM_SCENARIO_MAX_BYTES, f) : 0;
+        if (f)
+            fclose(f);
+        cap_yaml_diag yd;
+        if (!text || ref_safety_load(w->safety, text, n, &yd) < 0) {
+            cap_diag_set(w->d, CAP_EPOLICY, -1, e->policy_path, "policy change at %lld ns failed",
+                         (long long)e->at);
+            w->err = CAP_EPOLICY;
+        }
+        free(text);
+        return;
+    }
+    case SIM_EV_CANCEL:
+        if (w->scheduler->alive) {
+            if (ref_sched_cancel(w->sched, e->a, "operator cancel", "operator",
+                                 local_time(w, w->scheduler), &w->fx) < 0)
+                w->err = CAP_ENOMEM;
+            apply_effects(w, w->scheduler);
+        }
+        return;
+    }
+}
+
+/* ---- deliveries and timers -------------------------------------------------- */
+
+static int durable_subject(const char *s)
+{
+    return strcmp(s, REF_SCHED_SUBJECT_SUBMIT) == 0 || strcmp(s, REF_SCHED_SUBJECT_RESULT) == 0;
+}
+
+static void on_delivery(world *w, sim_event *ev)
+{
+    sim_delivery *dl = ev->data;
+    actor *a = actor_by_bus(w, dl->to);
+    if (a && a->type == A_SCHEDULER && !a->alive && durable_subject(dl->subject)) {
+        if (grow((void **)&w->held, &w->cap_held, w->n_held + 1, sizeof *w->held))
+            w->err = CAP_ENOMEM;
+        else
+            w->held[w->n_held++] = *ev; /* keeps the delivery for the restart */
+        return;
+    }
+    sim_msg msg;
+    cap_diag d;
+    int rc = sim_bus_deliver(w->bus, ev, w->now, &msg, &d);
+    if (rc == CAP_OK && a && a->alive) {
+        if (a->type == A_SCHEDULER) {
+            deliver_to_sched(w, dl->subject, msg.packet, dl);
+        } else if (a->type == A_WORKER) {
+            if (ref_worker_on_packet(a->worker, dl->subject, msg.packet, local_time(w, a), &w->fx) < 0)
+                w->err = CAP_ENOMEM;
+            apply_effects(w, a);
+        }
+    }
+    if (rc == CAP_OK)
+        cap_packet_free(msg.packet);
+    sim_delivery_free(dl);
+}
+
+static void on_timer_event(world *w, const sim_event *ev)
+{
+    actor *a = actor_by_bus(w, ev->actor);
+    if (!a || !a->alive)
+        return;
+    char key[220];
+    timer_key(a, ev->id, key, sizeof key);
+    if ((uintptr_t)ref_strmap_get(&w->timers, key) != (uintptr_t)ev->data)
+        return; /* cancelled or re-armed since */
+    ref_strmap_del(&w->timers, key);
+    int rc;
+    if (a->type == A_SCHEDULER) {
+        rc = ref_sched_on_timer(w->sched, ev->id, local_time(w, a), &w->fx);
+    } else {
+        int before = ref_worker_active_jobs(a->worker);
+        rc = ref_worker_on_timer(a->worker, ev->id, local_time(w, a), &w->fx);
+        int after = ref_worker_active_jobs(a->worker);
+        if (after < before && a->running > 0) {
+            a->running -= before - after;
+            if (a->running <= 0) {
+                a->running = 0;
+                a->busy_ns += w->now - a->busy_since;
+            }
+        }
+    }
+    if (rc < 0)
+        w->err = rc;
+    apply_effects(w, a);
+}
+
+/* ---- set-up, loop, summary ---------------------------------------------- */
+
+static int add_actor(world *w, int type, const char *name, const sim_worker_spec *spec)
+{
+    actor *a = &w->actors[w->n_actors];
+    memset(a, 0, sizeof *a);
+    a->w = w;
+    a->type = type;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->spec = spec;
+    char stream[200];
+    snprintf(stream, sizeof stream, "actor.%s", name);
+    sim_rng_stream(&a->rng, w->cfg->seed, stream);
+    int rc = sim_bus_actor(w->bus, name, &a->bus_id);
+    if (rc)
+        return rc;
+    w->n_actors++;
+    return CAP_OK;
+}
+
+static int subscribe(world *w, actor *a, const char *pattern, const char *group)
+{
+    return sim_bus_subscribe(w->bus, a->bus_id, pattern, group, 0, NULL);
+}
+
+static int build(world *w)
+{
+    const sim_scenario *s = w->scn;
+    size_t n_workers = 0;
+    for (size_t i = 0; i < s->n_workers; i++) {
+        uint32_t c = s->workers[i].count ? s->workers[i].count : 1;
+        if (w->cfg->workers_limit && c > w->cfg->workers_limit)
+            c = w->cfg->workers_limit;
+        n_workers += c;
+    }
+    w->actors = calloc(n_workers + 4, sizeof *w->actors);
+    if (!w->actors)
+        return CAP_ENOMEM;
+    sim_bus_config bc;
+    sim_bus_config_default(&bc);
+    bc.seed = w->cfg->seed;
+    bc.latency = s->latency;
+    bc.on_publish = on_publish;
+    bc.ctx = w;
+    int rc = sim_bus_new(&bc, &w->bus);
+    if (rc)
+        return rc;
+    if ((rc = add_actor(w, A_GATEWAY, "gateway", NULL)) || (rc = add_actor(w, A_SCHEDULER, "scheduler", NULL)))
+        return rc;
+    w->gateway = &w->actors[0];
+    w->scheduler = &w->actors[1];
+    if (s->approver.present) {
+        if ((rc = add_actor(w, A_APPROVER, s->approver.name ? s->approver.name : "approver", NULL)))
+            return rc;
+        w->approver = &w->actors[2];
+    }
+    for (size_t i = 0; i < s->n_workers; i++) {
+        uint32_t c = s->workers[i].count ? s->workers[i].count : 1;
+        if (w->cfg->workers_limit && c > w->cfg->workers_limit)
+            c = w->cfg->workers_limit;
+        for (uint32_t k = 0; k < c; k++) {
+            char name[160];
+            if ((s->workers[i].count ? s->workers[i].count : 1) > 1)
+                snprintf(name, sizeof name, "%s-%u", s->workers[i].id, k + 1);
+            else
+                snprintf(name, sizeof name, "%s", s->workers[i].id);
+            if ((rc = add_actor(w, A_WORKER, name, &s->workers[i])))
+                return rc;
+        }
+    }
+    sim_rng_stream(&w->sched_rng, w->cfg->seed, "scheduler");
+    sim_rng_stream(&w->gw_rng, w->cfg->seed, "gateway");
+    sim_rng_stream(&w->appr_rng, w->cfg->seed, "approver");
+    /* Subscriptions (cap-spec 09). */
+    actor *sch = w->scheduler;
+    if ((rc = subscribe(w, sch, REF_SCHED_SUBJECT_SUBMIT, "cordum-scheduler")) ||
+        (rc = subscribe(w, sch, REF_SCHED_SUBJECT_RESULT, "cordum-scheduler")) ||
+        (rc = subscribe(w, sch, REF_SCHED_SUBJECT_PROGRESS, "cordum-scheduler")) ||
+        (rc = subscribe(w, sch, REF_SCHED_SUBJECT_CANCEL, NULL)) ||
+        (rc = subscribe(w, sch, REF_SCHED_SUBJECT_HEARTBEAT, NULL)) ||
+        (rc = subscribe(w, sch, REF_SCHED_SUBJECT_HANDSHAKE, NULL)))
+        return rc;
+    for (size_t i = 0; i < w->n_actors; i++) {
+        actor *a = &w->actors[i];
+        if (a->type != A_WORKER)
+            continue;
+        char direct[220];
+        snprintf(direct, sizeof direct, "worker.%s.jobs", a->name);
+        if ((rc = subscribe(w, a, direct, NULL)) ||
+            (rc = subscribe(w, a, REF_WORKER_SUBJECT_CANCEL, NULL)))
+            return rc;
+    }
+    w->safety = ref_safety_new();
+    if (!w->safety)
+        return CAP_ENOMEM;
+    cap_yaml_diag yd;
+    if (ref_safety_load(w->safety, s->policy_text, s->policy_len, &yd) < 0)
+        return cap_diag_set(w->d, CAP_EPOLICY, -1, s->policy_path, "%s", yd.reason);
+    return CAP_OK;
+}
+
+static int start(world *w)
+{
+    const sim_scenario *s = w->scn;
+    int rc = sched_boot(w);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < w->n_actors; i++)
+        if (w->actors[i].type == A_WORKER && (rc = worker_boot(w, &w->actors[i])))
+            return rc;
+    const sim_workload_spec *wl = &s->workload;
+    sim_event ev = {.time = 0, .kind = EV_ARRIVAL};
+    if (wl->kind == SIM_LOAD_POISSON) {
+        ev.time = draw_interarrival(w);
+        if ((rc = sim_queue_push(&w->q, &ev, NULL)))
+            return rc;
+    } else if (wl->kind == SIM_LOAD_BURST) {
+        if ((rc = sim_queue_push(&w->q, &ev, NULL)))
+            return rc;
+    } else if (wl->kind == SIM_LOAD_CLOSED) {
+        for (uint32_t c = 0; c < wl->concurrency; c++) {
+            ev.id = c + 1;
+            if ((rc = sim_queue_push(&w->q, &ev, NULL)))
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < wl->n_script; i++) {
+        sim_event se = {.time = wl->script[i].at, .kind = EV_SCRIPT, .id = i};
+        if ((rc = sim_queue_push(&w->q, &se, NULL)))
+            return rc;
+    }
+    for (size_t i = 0; i < s->n_timeline; i++) {
+        if (w->cfg->skip_event && w->cfg->skip_event[i])
+            continue;
+        if (s->timeline[i].at > w->end_load)
+            continue;
+        sim_event te = {.time = s->timeline[i].at, .kind = EV_TIMELINE, .id = i};
+        if ((rc = sim_queue_push(&w->q, &te, NULL)))
+            return rc;
+    }
+    return CAP_OK;
+}
+
+static void release(sim_event *ev, void *ctx)
+{
+    world *w = ctx;
+    if (ev->kind == EV_DELIVERY)
+        sim_delivery_free(ev->data);
+    else if (ev->kind == EV_APPROVE || ev->kind == EV_NEXT_STEP)
+        free(ev->data);
+    (void)w;
+}
+
+static void loop(world *w)
+{
+    sim_event ev;
+    while (!w->stop && !w->err && sim_queue_pop(&w->q, &ev) == 1) {
+        if (ev.time > w->end_run) {
+            release(&ev, w);
+            break;
+        }
+        w->now = ev.time;
+        switch (ev.kind) {
+        case EV_DELIVERY: on_delivery(w, &ev); break;
+        case EV_TIMER: on_timer_event(w, &ev); break;
+        case EV_ARRIVAL:
+            if (ev.id) { /* a closed-loop client */
+                if (can_submit(w))
+                    w->err = arrival(w, (int)ev.id - 1);
+            } else {
+                on_arrival_tick(w);
+            }
+            break;
+        case EV_SCRIPT: {
+            const sim_script_entry *se = &w->scn->workload.script[ev.id];
+            char id[300];
+            if (se->job_id && se->job_id[0])
+                snprintf(id, sizeof id, "%s", se->job_id);
+            else
+                snprintf(id, sizeof id, "job-%llu", (unsigned long long)++w->next_job);
+            uint64_t max = job_budget(w);
+            if (!max || w->gw_submitted < max) {
+                if (w->scn->workload.mix[se->mix].workflow_steps > 0) {
+                    char wf[48];
+                    snprintf(wf, sizeof wf, "wf-%llu", (unsigned long long)++w->next_wf);
+                    char sid[96];
+                    snprintf(sid, sizeof sid, "%s-s1", wf);
+                    w->err = submit_job(w, se->mix, sid, wf, 1, -1);
+                } else {
+                    w->err = submit_job(w, se->mix, id, NULL, 0, -1);
+                }
+            }
+            break;
+        }
+        case EV_TIMELINE: on_timeline(w, &w->scn->timeline[ev.id]); break;
+        case EV_APPROVE: on_approve(w, ev.data, (int)ev.id); free(ev.data); break;
+        case EV_NEXT_STEP: on_next_step(w, ev.data); free(ev.data); break;
+        case EV_CRASH_WORKER: {
+            actor *a = actor_by_bus(w, ev.actor);
+            if (a && a->alive && a->incarnation == ev.id) {
+                worker_stop(w, a);
+                if (a->spec->restart_after_ns > 0) {
+                    sim_event re = {.time = w->now + a->spec->restart_after_ns,
+                                    .kind = EV_RESTART_WORKER, .actor = a->bus_id};
+                    if (sim_queue_push(&w->q, &re, NULL))
+                        w->err = CAP_EFULL;
+                }
+            }
+            break;
+        }
+        case EV_RESTART_WORKER: {
+            actor *a = actor_by_bus(w, ev.actor);
+            if (a && !a->alive)
+                w->err = worker_boot(w, a);
+            break;
+        }
+        default: release(&ev, w); break;
+        }
+        /* Drained: the load is over and every job is terminal or parked. */
+        if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held)
+            break;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int64_t pct(const int64_t *v, size_t n, int p)
+{
+    if (!n)
+        return 0;
+    size_t k = (size_t)((p * (n - 1) + 50) / 100);
+    return v[k];
+}
+
+static void summarise(world *w)
+{
+    sim_result *r = w->res;
+    r->end_time = w->now;
+    for (size_t i = 0; i < w->n_jobs; i++) {
+        const jinfo *j = w->job_list[i];
+        switch (j->state) {
+        case REF_JOB_SUCCEEDED: r->succeeded++; break;
+        case REF_JOB_FAILED: r->failed++; break;
+        case REF_JOB_FAILED_FATAL: r->failed_fatal++; break;
+        case REF_JOB_CANCELLED: r->cancelled++; break;
+        case REF_JOB_DENIED: r->denied++; break;
+        case REF_JOB_TIMEOUT: r->timed_out++; break;
+        case REF_JOB_APPROVAL_REQUIRED: r->parked++; break;
+        default: r->unfinished++; break;
+        }
+    }
+    if (!r->violated && inv_on(w, SIM_INV_LIVENESS) && !w->err)
+        for (size_t i = 0; i < w->n_jobs; i++) {
+            const jinfo *j = w->job_list[i];
+            if (!j->terminal && j->state != REF_JOB_APPROVAL_REQUIRED) {
+                w->now = r->end_time;
+                violation(w, "liveness", j->job_id,
+                          "still %s when the run drained (load ended at %.3fs, drain bound %.3fs)",
+                          ref_jobstate_name(j->state), (double)w->end_load / SEC,
+                          (double)w->scn->drain_ns / SEC);
+                break;
+            }
+        }
+    if (w->sched) {
+        ref_sched_stats st = ref_sched_stats_get(w->sched);
+        r->retries = st.retries;
+        r->dlq = st.dlq;
+        r->duplicates = st.duplicates;
+    }
+    int64_t busy = 0, avail = 0;
+    for (size_t i = 0; i < w->n_actors; i++) {
+        actor *a = &w->actors[i];
+        if (a->type != A_WORKER)
+            continue;
+        if (a->alive && a->running > 0)
+            a->busy_ns += w->now - a->busy_since;
+        busy += a->busy_ns;
+        avail += r->end_time * (a->spec->max_parallel > 0 ? a->spec->max_parallel : 1);
+    }
+    r->utilisation = avail > 0 ? (double)busy / (double)avail : 0;
+    uint64_t done = r->succeeded + r->failed + r->failed_fatal + r->cancelled + r->denied + r->timed_out;
+    r->throughput = r->end_time > 0 ? (double)done / ((double)r->end_time / SEC) : 0;
+    for (size_t t = 0; t < w->n_topics; t++) {
+        qsort(w->lat[t], w->n_lat[t], sizeof(int64_t), cmp_i64);
+        sim_topic_latency *tl = &r->topics[r->n_topics++];
+        snprintf(tl->topic, sizeof tl->topic, "%s", w->topic_name[t]);
+        tl->n = w->n_lat[t];
+        tl->p50 = pct(w->lat[t], w->n_lat[t], 50);
+        tl->p95 = pct(w->lat[t], w->n_lat[t], 95);
+        tl->p99 = pct(w->lat[t], w->n_lat[t], 99);
+    }
+    const sim_bus_stats *bs = sim_bus_get_stats(w->bus);
+    r->bus_published = bs->published;
+    r->bus_delivered = bs->delivered;
+    r->bus_duplicated = bs->duplicated;
+    r->bus_corrupted = bs->corrupted;
+    r->bus_decode_failures = bs->decode_failures;
+    for (int k = 0; k < SIM_DROP__COUNT; k++)
+        r->bus_dropped += bs->dropped[k];
+}
+
+static void teardown(world *w)
+{
+    if (w->q.slots || w->q.len)
+        sim_queue_free(&w->q, release, w);
+    for (size_t i = 0; i < w->n_held; i++)
+        sim_delivery_free(w->held[i].data);
+    free(w->held);
+    for (size_t i = 0; i < w->n_actors; i++)
+        ref_worker_free(w->actors[i].worker);
+    free(w->actors);
+    ref_sched_free(w->sched);
+    ref_safety_free(w->safety);
+    sim_bus_free(w->bus);
+    ref_effects_free(&w->fx);
+    for (size_t i = 0; i < w->n_jobs; i++) {
+        free(w->job_list[i]->job_id);
+        free(w->job_list[i]->wf);
+        free(w->job_list[i]);
+    }
+    free(w->job_list);
+    ref_strmap_free(&w->jobs);
+    ref_strmap_free(&w->timers);
+    ref_strmap_free(&w->handler_seen);
+    for (size_t i = 0; i < w->n_journal; i++) {
+        free(w->journal[i].job_id);
+        free(w->journal[i].first);
+        free(w->journal[i].latest);
+    }
+    free(w->journal);
+    ref_strmap_free(&w->journal_idx);
+    for (size_t i = 0; i < w->n_saga; i++)
+        free(w->saga_log[i]);
+    free(w->saga_log);
+    for (size_t t = 0; t < 32; t++)
+        free(w->lat[t]);
+}
+
+int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
+{
+    if (!cfg || !cfg->scn || !res)
+        return CAP_EINVAL;
+    memset(res, 0, sizeof *res);
+    world *w = calloc(1, sizeof *w);
+    if (!w)
+        return CAP_ENOMEM;
+    cap_diag local;
+    w->cfg = cfg;
+    w->scn = cfg->scn;
+    w->res = res;
+    w->d = d ? d : &local;
+    w->end_load = cfg->duration_ns ? cfg->duration_ns : cfg->scn->duration_ns;
+    if (cfg->scn->workload.stop_at_ns && cfg->scn->workload.stop_at_ns < w->end_load)
+        w->end_load = cfg->scn->workload.stop_at_ns;
+    w->end_run = w->end_load + cfg->scn->drain_ns;
+    ref_strmap_init(&w->timers);
+    ref_strmap_init(&w->jobs);
+    ref_strmap_init(&w->journal_idx);
+    ref_strmap_init(&w->handler_seen);
+    ref_strmap_init(&w->saga_stack);
+    int rc = sim_queue_init(&w->q, (size_t)1 << 22);
+    if (!rc)
+        rc = ref_effects_init(&w->fx, REF_EFFECTS_MAX_LIMIT);
+    if (!rc)
+        rc = cap_trace_writer_open(cfg->trace_bin, CAP_TRACE_BINARY, &w->tw_bin);
+    if (!rc && cfg->trace_jsonl)
+        rc = cap_trace_writer_open(cfg->trace_jsonl, CAP_TRACE_JSONL, &w->tw_jsonl);
+    if (!rc)
+        rc = build(w);
+    if (!rc)
+        rc = start(w);
+    if (!rc && !w->err)
+        loop(w);
+    if (!rc)
+        rc = w->err;
+    if (!rc)
+        summarise(w);
+    if (w->tw_bin && cap_trace_writer_close(w->tw_bin, res->trace_hash) < 0 && !rc)
+        rc = CAP_EIO;
+    if (w->tw_jsonl) {
+        char other[65];
+        if (cap_trace_writer_close(w->tw_jsonl, other) < 0 && !rc)
+            rc = CAP_EIO;
+    }
+    /* free the saga stack strings: they are the map's values */
+    for (size_t i = 0; i < w->n_saga; i++) {
+        cJSON *o = cJSON_Parse(w->saga_log[i]);
+        const char *wf = o ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "wf")) : NULL;
+        if (wf) {
+            char *st = ref_strmap_get(&w->saga_stack, wf);
+            if (st) {
+                free(st);
+                ref_strmap_del(&w->saga_stack, wf);
+            }
+        }
+        cJSON_Delete(o);
+    }
+    ref_strmap_free(&w->saga_stack);
+    teardown(w);
+    free(w);
+    return rc;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void ns_text(int64_t ns, char *buf, size_t n)
+{
+    if (ns >= SEC)
+        snprintf(buf, n, "%.3fs", (double)ns / SEC);
+    else
+        snprintf(buf, n, "%.3fms", (double)ns / 1e6);
+}
+
+void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
+{
+    const sim_scenario *s = cfg->scn;
+    fprintf(out, "scenario: %s (%s)\n", s->name ? s->name : "?", s->path ? s->path : "?");
+    fprintf(out, "seed: %llu\n", (unsigned long long)cfg->seed);
+    /* Everything derived from the seed: the first state word of each stream. */
+    const char *streams[] = {"gateway", "scheduler", "approver", "bus.route", "bus.latency"};
+    fprintf(out, "streams:");
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        sim_rng g;
+        sim_rng_stream(&g, cfg->seed, streams[i]);
+        fprintf(out, " %s=%016llx", streams[i], (unsigned long long)sim_rng_u64(&g));
+    }
+    fprintf(out, "\n");
+    char t[32];
+    ns_text(r->end_time, t, sizeof t);
+    fprintf(out, "virtual time: %s\n", t);
+    fprintf(out,
+            "jobs: submitted %llu (+%llu compensations); succeeded %llu, failed %llu, failed_fatal "
+            "%llu, cancelled %llu, denied %llu, timeout %llu, parked %llu, unfinished %llu\n",
+            (unsigned long long)r->submitted, (unsigned long long)r->compensations,
+            (unsigned long long)r->succeeded, (unsigned long long)r->failed,
+            (unsigned long long)r->failed_fatal, (unsigned long long)r->cancelled,
+            (unsigned long long)r->denied, (unsigned long long)r->timed_out,
+            (unsigned long long)r->parked, (unsigned long long)r->unfinished);
+    char aw[32];
+    ns_text(r->approvals + r->rejections ? r->approval_wait_ns / (int64_t)(r->approvals + r->rejections) : 0,
+            aw, sizeof aw);
+    fprintf(out,
+            "retries %llu, rollbacks %llu, breaker openings %llu, dlq %llu, duplicates answered "
+            "%llu, stale ignored %llu, approvals %llu, rejections %llu, mean approval wait %s\n",
+            (unsigned long long)r->retries, (unsigned long long)r->rollbacks,
+            (unsigned long long)r->breaker_openings, (unsigned long long)r->dlq,
+            (unsigned long long)r->duplicates, (unsigned long long)r->stale,
+            (unsigned long long)r->approvals, (unsigned long long)r->rejections, aw);
+    for (size_t i = 0; i < r->n_topics; i++) {
+        char a[32], b[32], c[32];
+        ns_text(r->topics[i].p50, a, sizeof a);
+        ns_text(r->topics[i].p95, b, sizeof b);
+        ns_text(r->topics[i].p99, c, sizeof c);
+        fprintf(out, "latency %s: n=%llu p50=%s p95=%s p99=%s\n", r->topics[i].topic,
+                (unsigned long long)r->topics[i].n, a, b, c);
+    }
+    fprintf(out, "worker utilisation %.1f%%, throughput %.3f jobs/s, handler calls %llu\n",
+            100.0 * r->utilisation, r->throughput, (unsigned long long)r->handler_calls);
+    fprintf(out,
+            "bus: published %llu, delivered %llu, dropped %llu, duplicated %llu, corrupted %llu, "
+            "decode failures %llu\n",
+            (unsigned long long)r->bus_published, (unsigned long long)r->bus_delivered,
+            (unsigned long long)r->bus_dropped, (unsigned long long)r->bus_duplicated,
+            (unsigned long long)r->bus_corrupted, (unsigned long long)r->bus_decode_failures);
+    if (r->violated)
+        fprintf(out, "VIOLATION %s: job %s at %.6fs (seed %llu): %s\n", r->invariant,
+                r->job_id[0] ? r->job_id : "-", (double)r->at / SEC,
+                (unsigned long long)cfg->seed, r->detail);
+    else
+        fprintf(out, "invariants: all held\n");
+    fprintf(out, "trace: %llu records, sha256 %s\n", (unsigned long long)r->trace_records,
+            r->trace_hash);
+}

@@ -1,0 +1,82 @@
+/* One simulated run: a scenario, a seed, the reference components as
+ * actors on the simulated bus, on a virtual clock, with the invariants
+ * checked after every step (docs/simulator.md).
+ *
+ * Actors: the gateway (the workload: submits JobRequests on
+ * sys.job.submit, runs workflows step by step), the reference scheduler
+ * (ref_scheduler with the scenario's policy), the reference workers
+ * (ref_worker with a behaviour model: service time, success / retryable /
+ * fatal / hang, crash), an approver (approves or rejects parked jobs after
+ * a delay), and the operator (the fault timeline: crashes, restarts,
+ * partitions, bus faults, clock skew, policy changes, cancels). Each actor
+ * draws from its own random stream of the seed (sim_rng_stream), so adding
+ * one never changes another's draws. Deliveries to a crashed scheduler on
+ * the durable subjects (sys.job.submit, sys.job.result) are kept and
+ * redelivered when it restarts (JetStream); everything else sent to a
+ * dead actor is lost.
+ *
+ * The run is single-threaded and depends on nothing but the scenario and
+ * the seed: the same pair gives the same trace hash on any machine. */
+#ifndef SIM_WORLD_H
+#define SIM_WORLD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cap_error.h"
+#include "sim_scenario.h"
+
+typedef struct {
+    const sim_scenario *scn;
+    uint64_t seed;
+    FILE *trace_bin;     /* optional: the binary trace */
+    FILE *trace_jsonl;   /* optional: the JSONL trace */
+    /* Shrinking knobs (0 / NULL: the scenario's own) */
+    uint64_t max_jobs;
+    int64_t duration_ns;
+    const unsigned char *skip_event; /* scn->n_timeline flags: 1 = leave that event out */
+    uint32_t workers_limit;          /* run at most this many workers of each spec (0: all) */
+} sim_run_config;
+
+typedef struct {
+    char topic[128];
+    uint64_t n;
+    int64_t p50, p95, p99; /* submit to terminal, ns */
+} sim_topic_latency;
+
+typedef struct {
+    /* the first violation (violated 0: none) */
+    int violated;
+    char invariant[32];
+    char job_id[256];
+    int64_t at;
+    char detail[512];
+
+    int64_t end_time;              /* virtual ns when the run stopped */
+    uint64_t submitted;            /* jobs the gateway submitted (compensations not counted) */
+    uint64_t succeeded, failed, failed_fatal, cancelled, denied, timed_out;
+    uint64_t parked, unfinished;   /* at the end */
+    uint64_t compensations, retries, rollbacks, breaker_openings, dlq, duplicates, stale;
+    uint64_t approvals, rejections;
+    int64_t approval_wait_ns;      /* total time parked jobs waited for their answer */
+    uint64_t handler_calls;
+    double utilisation;            /* busy worker-slot time / available worker-slot time */
+    double throughput;             /* terminal jobs per second of virtual time */
+    sim_topic_latency topics[32];
+    size_t n_topics;
+    uint64_t trace_records;
+    char trace_hash[65];
+    uint64_t bus_published, bus_delivered, bus_dropped, bus_duplicated, bus_corrupted,
+        bus_decode_failures;
+} sim_result;
+
+/* Runs one seed. CAP_OK with *res filled (res->violated says whether an
+ * invariant broke); a negative error (d says why) when the run could not
+ * be carried out at all (a resource, a policy file that vanished). */
+int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d);
+
+/* Prints the seed and the values derived from it, the summary and the
+ * trace hash (the `capsim sim` report). */
+void sim_result_print(const sim_run_config *cfg, const sim_result *res, FILE *out);
+
+#endif

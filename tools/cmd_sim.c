@@ -1,0 +1,392 @@
+/* capsim sim: run a scenario in the deterministic simulator, one seed or
+ * many (one process per seed, on every core), and shrink a failing run. */
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "ref_bugs.h"
+#include "sim_scenario.h"
+#include "sim_world.h"
+
+static const char SIM_HELP[] =
+    "usage: capsim sim SCENARIO.yaml [--seed N | --seeds A..B] [options]\n"
+    "\n"
+    "Runs the scenario against the reference control plane in the deterministic\n"
+    "simulator. One seed prints the seed and what it derives, a summary and the\n"
+    "trace hash; the same seed always gives the same hash. Many seeds run one\n"
+    "process per seed on every core and stop at the first invariant violation,\n"
+    "which is then shrunk to a minimal reproduction.\n"
+    "\n"
+    "options:\n"
+    "  --seed N            the seed (default: the scenario's)\n"
+    "  --seeds A..B        every seed from A to B\n"
+    "  --jobs N            processes at once for --seeds (default: the cores)\n"
+    "  --trace FILE        write the binary trace\n"
+    "  --jsonl FILE        write the JSONL trace\n"
+    "  --bug NAME          switch one known bug into the reference (see --list-bugs)\n"
+    "  --list-bugs         print the known bugs\n"
+    "  --max-jobs N        submit at most N jobs           (shrinking knobs; the\n"
+    "  --duration D        run the load for D (e.g. 30s)    shrinker prints the\n"
+    "  --skip-event I      leave timeline event I out       ones that reproduce)\n"
+    "  --workers-limit N   at most N workers per spec\n"
+    "  --no-shrink         report a violation without shrinking it\n"
+    "\n"
+    "exit: 0 every invariant held, 1 a violation, 2 usage or a bad scenario\n";
+
+typedef struct {
+    sim_run_config rc;
+    unsigned char *skip;
+} knobs;
+
+static int run_quiet(const sim_scenario *scn, const knobs *k, uint64_t seed, sim_result *res)
+{
+    sim_run_config c = k->rc;
+    c.scn = scn;
+    c.seed = seed;
+    c.trace_bin = c.trace_jsonl = NULL;
+    c.skip_event = k->skip;
+    cap_diag d;
+    return sim_run(&c, res, &d);
+}
+
+/* Shrinks a failing run: each step removes something (a timeline event,
+ * half the jobs, half the duration, half the workers) and keeps the change
+ * when the same invariant still breaks. Ends when nothing more goes. */
+static void shrink(const sim_scenario *scn, knobs *k, uint64_t seed, const sim_result *first)
+{
+    sim_result *res = malloc(sizeof *res);
+    if (!res)
+        return;
+    char inv[32];
+    snprintf(inv, sizeof inv, "%s", first->invariant);
+    uint64_t jobs = first->submitted ? first->submitted : 1;
+    if (!k->rc.max_jobs || k->rc.max_jobs > jobs)
+        k->rc.max_jobs = jobs;
+    int64_t dur = k->rc.duration_ns ? k->rc.duration_ns : scn->duration_ns;
+    if (first->at > 0 && first->at < dur)
+        dur = first->at + 1;
+    k->rc.duration_ns = dur;
+    int progress = 1, runs = 0;
+    while (progress && runs < 400) {
+        progress = 0;
+        for (size_t i = 0; i < scn->n_timeline && runs < 400; i++) {
+            if (k->skip[i])
+                continue;
+            k->skip[i] = 1;
+            runs++;
+            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv))
+                progress = 1;
+            else
+                k->skip[i] = 0;
+        }
+        uint64_t mj = k->rc.max_jobs;
+        while (mj > 1 && runs < 400) {
+            k->rc.max_jobs = mj / 2;
+            runs++;
+            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
+                mj = k->rc.max_jobs;
+                progress = 1;
+            } else {
+                k->rc.max_jobs = mj;
+                break;
+            }
+        }
+        int64_t d = k->rc.duration_ns;
+        while (d > 1000000 && runs < 400) {
+            k->rc.duration_ns = d / 2;
+            runs++;
+            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
+                d = k->rc.duration_ns;
+                progress = 1;
+            } else {
+                k->rc.duration_ns = d;
+                break;
+            }
+        }
+        uint32_t wl = k->rc.workers_limit ? k->rc.workers_limit : 64;
+        while (wl > 1 && runs < 400) {
+            k->rc.workers_limit = wl / 2;
+            runs++;
+            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
+                wl = k->rc.workers_limit;
+                progress = 1;
+            } else {
+                k->rc.workers_limit = wl == 64 ? 0 : wl;
+                break;
+            }
+        }
+    }
+    /* The reproduction, as a command line that runs it on its own. */
+    printf("shrunk after %d runs; reproduce with:\n  capsim sim %s --seed %" PRIu64, runs, scn->path,
+           seed);
+    if (ref_bug_current() != REF_BUG_NONE)
+        printf(" --bug %s", ref_bug_name(ref_bug_current()));
+    printf(" --max-jobs %" PRIu64 " --duration %" PRId64 "ns", k->rc.max_jobs, k->rc.duration_ns);
+    if (k->rc.workers_limit)
+        printf(" --workers-limit %u", k->rc.workers_limit);
+    for (size_t i = 0; i < scn->n_timeline; i++)
+        if (k->skip[i])
+            printf(" --skip-event %zu", i);
+    printf(" --no-shrink\n");
+    free(res);
+}
+
+static int parse_range(const char *s, uint64_t *a, uint64_t *b)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || strncmp(end, "..", 2) != 0)
+        return -1;
+    const char *t = end + 2;
+    unsigned long long y = strtoull(t, &end, 10);
+    if (errno || end == t || *end || y < x)
+        return -1;
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+/* Many seeds: a pool of child processes, each running one seed and
+ * exiting 0 (held), 1 (violation) or 2 (could not run). */
+static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, long jobs, int do_shrink)
+{
+    int tty = isatty(STDOUT_FILENO);
+    uint64_t next = a, done = 0, total = b - a + 1, failed_seed = 0;
+    int failed = 0, broken = 0;
+    long running = 0;
+    while ((next <= b && !failed && !broken) || running > 0) {
+        while (running < jobs && next <= b && !failed && !broken) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid < 0) {
+                cli_error("sim", "fork failed: %s", strerror(errno));
+                broken = 1;
+                break;
+            }
+            if (pid == 0) {
+                sim_result *res = malloc(sizeof *res);
+                int rc = res ? run_quiet(scn, k, next, res) : CAP_ENOMEM;
+                _exit(rc != CAP_OK ? 2 : res->violated ? 1 : 0);
+            }
+            running++;
+            next++;
+        }
+        int status = 0;
+        pid_t pid = wait(&status);
+        if (pid < 0)
+            break;
+        running--;
+        done++;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+        if (code != 0 && !failed && !broken) {
+            /* Which seed? Re-run the finished ones in order to find the
+             * first failing seed deterministically. */
+            failed = code == 1;
+            broken = code != 1;
+        }
+        if (tty) {
+            printf("\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
+                   "########################################", done, total);
+            fflush(stdout);
+        }
+    }
+    if (tty)
+        printf("\n");
+    if (!failed && !broken) {
+        printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
+        return CLI_OK;
+    }
+    /* Find the smallest failing seed among those run (in this process). */
+    sim_result *res = malloc(sizeof *res);
+    if (!res)
+        return CLI_USAGE;
+    for (uint64_t s = a; s < next; s++) {
+        if (run_quiet(scn, k, s, res) == CAP_OK && res->violated) {
+            failed_seed = s;
+            break;
+        }
+    }
+    if (!failed_seed && !res->violated) {
+        free(res);
+        cli_error("sim", "a seed could not be run");
+        return CLI_USAGE;
+    }
+    printf("%" PRIu64 " seeds run; seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\n", next - a,
+           failed_seed, res->invariant, res->job_id[0] ? res->job_id : "-", (double)res->at / 1e9,
+           res->detail);
+    if (do_shrink)
+        shrink(scn, k, failed_seed, res);
+    free(res);
+    return CLI_REJECTED;
+}
+
+int cmd_sim(int argc, char **argv)
+{
+    if (argc < 2 || cli_wants_help(argc, argv)) {
+        fputs(SIM_HELP, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL;
+    uint64_t seed = 0;
+    int have_seed = 0, do_shrink = 1;
+    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+    knobs k;
+    memset(&k, 0, sizeof k);
+    size_t skips[256];
+    size_t n_skips = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = NULL;
+        char *end;
+        if (strcmp(o, "--list-bugs") == 0) {
+            for (int b = 1; b < REF_BUG_COUNT; b++)
+                printf("%-24s %s\n", ref_bug_name(b), ref_bug_describe(b));
+            return CLI_OK;
+        } else if (strcmp(o, "--no-shrink") == 0) {
+            do_shrink = 0;
+        } else if (o[0] == '-' && o[1] == '-') {
+            if (!(v = cli_value("sim", argc, argv, &i)))
+                return CLI_USAGE;
+            if (strcmp(o, "--seed") == 0) {
+                errno = 0;
+                seed = strtoull(v, &end, 10);
+                if (errno || end == v || *end) {
+                    cli_error("sim", "--seed %s: not a number", v);
+                    return CLI_USAGE;
+                }
+                have_seed = 1;
+            } else if (strcmp(o, "--seeds") == 0) {
+                seeds = v;
+            } else if (strcmp(o, "--jobs") == 0) {
+                jobs = strtol(v, &end, 10);
+                if (*end || jobs < 1 || jobs > 256) {
+                    cli_error("sim", "--jobs %s: want 1..256", v);
+                    return CLI_USAGE;
+                }
+            } else if (strcmp(o, "--trace") == 0) {
+                trace = v;
+            } else if (strcmp(o, "--jsonl") == 0) {
+                jsonl = v;
+            } else if (strcmp(o, "--bug") == 0) {
+                int b = ref_bug_from_name(v);
+                if (b < 0) {
+                    cli_error("sim", "--bug %s: unknown (see --list-bugs)", v);
+                    return CLI_USAGE;
+                }
+                ref_bug_set((ref_bug)b);
+            } else if (strcmp(o, "--max-jobs") == 0) {
+                k.rc.max_jobs = strtoull(v, &end, 10);
+                if (*end || !k.rc.max_jobs) {
+                    cli_error("sim", "--max-jobs %s: want a positive number", v);
+                    return CLI_USAGE;
+                }
+            } else if (strcmp(o, "--duration") == 0) {
+                if (sim_parse_duration(v, &k.rc.duration_ns) || k.rc.duration_ns <= 0) {
+                    cli_error("sim", "--duration %s: not a duration", v);
+                    return CLI_USAGE;
+                }
+            } else if (strcmp(o, "--skip-event") == 0) {
+                unsigned long x = strtoul(v, &end, 10);
+                if (*end || n_skips >= 256) {
+                    cli_error("sim", "--skip-event %s: want an event index", v);
+                    return CLI_USAGE;
+                }
+                skips[n_skips++] = x;
+            } else if (strcmp(o, "--workers-limit") == 0) {
+                k.rc.workers_limit = (uint32_t)strtoul(v, &end, 10);
+                if (*end || !k.rc.workers_limit) {
+                    cli_error("sim", "--workers-limit %s: want a positive number", v);
+                    return CLI_USAGE;
+                }
+            } else {
+                cli_error("sim", "unknown option %s (see --help)", o);
+                return CLI_USAGE;
+            }
+        } else if (!path) {
+            path = o;
+        } else {
+            cli_error("sim", "one scenario at a time (got %s and %s)", path, o);
+            return CLI_USAGE;
+        }
+    }
+    if (!path) {
+        cli_error("sim", "a scenario file is required");
+        return CLI_USAGE;
+    }
+    sim_scenario *scn = NULL;
+    cap_yaml_diag yd;
+    if (sim_scenario_load(path, &scn, &yd) != CAP_OK) {
+        char buf[1024];
+        fprintf(stderr, "capsim sim: %s\n", cap_yaml_diag_format(&yd, path, buf, sizeof buf));
+        return CLI_USAGE;
+    }
+    k.skip = calloc(scn->n_timeline + 1, 1);
+    if (!k.skip) {
+        sim_scenario_free(scn);
+        return CLI_USAGE;
+    }
+    for (size_t i = 0; i < n_skips; i++) {
+        if (skips[i] >= scn->n_timeline) {
+            cli_error("sim", "--skip-event %zu: the scenario has %zu timeline events", skips[i],
+                      scn->n_timeline);
+            free(k.skip);
+            sim_scenario_free(scn);
+            return CLI_USAGE;
+        }
+        k.skip[skips[i]] = 1;
+    }
+    int rc;
+    if (seeds) {
+        uint64_t a, b;
+        if (parse_range(seeds, &a, &b) < 0 || b - a >= 10000000) {
+            cli_error("sim", "--seeds %s: want A..B (A <= B)", seeds);
+            rc = CLI_USAGE;
+        } else {
+            rc = run_many(scn, &k, a, b, jobs, do_shrink);
+        }
+    } else {
+        FILE *tb = trace ? fopen(trace, "wb") : NULL, *tj = jsonl ? fopen(jsonl, "wb") : NULL;
+        if ((trace && !tb) || (jsonl && !tj)) {
+            cli_error("sim", "cannot write %s: %s", trace && !tb ? trace : jsonl, strerror(errno));
+            rc = CLI_USAGE;
+        } else {
+            sim_result *res = malloc(sizeof *res);
+            k.rc.scn = scn;
+            k.rc.seed = have_seed ? seed : scn->seed;
+            k.rc.trace_bin = tb;
+            k.rc.trace_jsonl = tj;
+            k.rc.skip_event = k.skip;
+            cap_diag d;
+            memset(&d, 0, sizeof d);
+            int r = res ? sim_run(&k.rc, res, &d) : CAP_ENOMEM;
+            if (r != CAP_OK) {
+                cli_diag("sim", path, &d);
+                rc = CLI_USAGE;
+            } else {
+                sim_result_print(&k.rc, res, stdout);
+                rc = res->violated ? CLI_REJECTED : CLI_OK;
+                if (res->violated && do_shrink) {
+                    sim_result first = *res;
+                    shrink(scn, &k, k.rc.seed, &first);
+                }
+            }
+            free(res);
+        }
+        if (tb && fclose(tb) != 0)
+            rc = CLI_USAGE;
+        if (tj && fclose(tj) != 0)
+            rc = CLI_USAGE;
+    }
+    free(k.skip);
+    sim_scenario_free(scn);
+    return rc;
+}
