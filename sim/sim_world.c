@@ -1414,7 +1414,8 @@ static void summarise(world *w)
     uint64_t done = r->succeeded + r->failed + r->failed_fatal + r->cancelled + r->denied + r->timed_out;
     r->throughput = r->end_time > 0 ? (double)done / ((double)r->end_time / SEC) : 0;
     for (size_t t = 0; t < w->n_topics; t++) {
-        qsort(w->lat[t], w->n_lat[t], sizeof(int64_t), cmp_i64);
+        if (w->n_lat[t])
+            qsort(w->lat[t], w->n_lat[t], sizeof(int64_t), cmp_i64);
         sim_topic_latency *tl = &r->topics[r->n_topics++];
         snprintf(tl->topic, sizeof tl->topic, "%s", w->topic_name[t]);
         tl->n = w->n_lat[t];
