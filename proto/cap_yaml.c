@@ -24,6 +24,23 @@ cap_yaml_bounds cap_yaml_bounds_default(void)
     return b;
 }
 
+/* Marks a path snprintf had to cut. */
+static void mark_cut(char *out, int written)
+{
+    if (written >= CAP_YAML_PATH_MAX)
+        memcpy(out + CAP_YAML_PATH_MAX - 4, "...", 4);
+}
+
+void cap_yaml_path_key(char *out, const char *base, const char *key)
+{
+    mark_cut(out, snprintf(out, CAP_YAML_PATH_MAX, "%s%s%s", base, base[0] ? "." : "", key));
+}
+
+void cap_yaml_path_index(char *out, const char *base, size_t i)
+{
+    mark_cut(out, snprintf(out, CAP_YAML_PATH_MAX, "%s[%zu]", base, i));
+}
+
 int cap_yaml_fail(cap_yaml_diag *d, int err, const cap_yaml_node *node, const char *path,
                   const char *fmt, ...)
 {

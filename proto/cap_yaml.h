@@ -50,12 +50,21 @@ cap_yaml_bounds cap_yaml_bounds_default(void);
 /* An error in a YAML input or in what a caller found in it: where (1-based
  * line and column, 0 when unknown), which key path ("rules[2].decision"),
  * and why. */
+/* Longest key path kept, in bytes with the NUL. */
+#define CAP_YAML_PATH_MAX 192
+
 typedef struct {
     int err;
     int line, column;
-    char path[192];
+    char path[CAP_YAML_PATH_MAX];
     char reason[256];
 } cap_yaml_diag;
+
+/* Key paths for messages, built into out (CAP_YAML_PATH_MAX bytes):
+ * "base.key" ("key" when base is ""), and "base[i]". A path too long for
+ * the buffer ends in "..." so that the cut is visible. */
+void cap_yaml_path_key(char *out, const char *base, const char *key);
+void cap_yaml_path_index(char *out, const char *base, size_t i);
 
 /* Records an error at node (NULL: no position) and returns err. */
 int cap_yaml_fail(cap_yaml_diag *d, int err, const cap_yaml_node *node, const char *path,

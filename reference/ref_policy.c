@@ -93,24 +93,6 @@ typedef struct {
     cap_yaml_diag *d;
 } ctx;
 
-#define PATH_MAX_LEN 192
-
-/* A path too long for its buffer ends in "..." so the cut is visible. */
-static void mark_cut(char *out, int written)
-{
-    if (written >= PATH_MAX_LEN)
-        memcpy(out + PATH_MAX_LEN - 4, "...", 4);
-}
-
-static void subpath(char *out, const char *base, const char *key)
-{
-    mark_cut(out, snprintf(out, PATH_MAX_LEN, "%s%s%s", base, base[0] ? "." : "", key));
-}
-
-static void indexpath(char *out, const char *base, size_t i)
-{
-    mark_cut(out, snprintf(out, PATH_MAX_LEN, "%s[%zu]", base, i));
-}
 
 static char *dup_str(const char *s)
 {
@@ -150,8 +132,8 @@ static int check_keys(const cap_yaml_node *map, const char *const *allowed, cons
         const cap_yaml_node *k = map->pairs[i].key;
         if (in_list(allowed, k->text))
             continue;
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         if (in_list(CORDUM_ONLY, k->text))
             return cap_yaml_fail(d, CAP_EPOLICY, k, kp,
                                  "\"%s\" is a Cordum policy key that capsim does not evaluate; "
@@ -212,8 +194,8 @@ static int parse_strlist(const cap_yaml_node *node, const char *path, int flags,
     if (!out->v)
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_MAX_LEN];
-        indexpath(ip, path, i);
+        char ip[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(ip, path, i);
         const char *s;
         const cap_yaml_node *item = node->items[i];
         if (cap_yaml_str(item, ip, &s, d))
@@ -246,8 +228,8 @@ static int parse_labels(const cap_yaml_node *node, const char *path, ref_label *
     if (!*out)
         return CAP_ENOMEM;
     for (size_t i = 0; i < count; i++) {
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, node->pairs[i].key->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, node->pairs[i].key->text);
         const char *v;
         if (cap_yaml_str(node->pairs[i].value, kp, &v, d))
             return CAP_EPOLICY;
@@ -385,8 +367,8 @@ static int parse_message(const cap_yaml_node *node, const char *path,
         return CAP_ENOMEM;
     for (size_t i = 0; i < cap_yaml_count(node); i++) {
         const cap_yaml_node *k = node->pairs[i].key;
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, k->text);
         if (!f || (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED)) {
             char known[200] = "";
@@ -449,8 +431,8 @@ static int parse_budgets(const cap_yaml_node *node, const char *path,
         return CAP_EPOLICY;
     for (size_t i = 0; i < cap_yaml_count(node); i++) {
         const cap_yaml_node *k = node->pairs[i].key;
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         int rc = parse_budget_key(k, node->pairs[i].value, kp, b, seen, d);
         if (rc == 1)
             return cap_yaml_fail(d, CAP_EPOLICY, k, kp,
@@ -488,8 +470,8 @@ static int parse_constraints(const cap_yaml_node *node, const char *path,
     budget_seen seen = {{0}};
     for (size_t i = 0; i < cap_yaml_count(node); i++) {
         const cap_yaml_node *k = node->pairs[i].key, *v = node->pairs[i].value;
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         int rc;
         if (strcmp(k->text, "budgets") == 0)
             rc = parse_budgets(v, kp, b, &seen, d);
@@ -540,8 +522,8 @@ static int parse_remediations(const cap_yaml_node *node, const char *path, ref_r
     if (!r->remediations)
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_MAX_LEN];
-        indexpath(ip, path, i);
+        char ip[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(ip, path, i);
         ProtobufCMessage *m = NULL;
         int rc = parse_message(node->items[i], ip, &cordum__agent__v1__policy_remediation__descriptor,
                                &m, d);
@@ -592,8 +574,8 @@ static int parse_keyed(const cap_yaml_node *node, const char *path, size_t elem_
     if (!(*arr = calloc(n, elem_size)))
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, node->pairs[i].key->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, node->pairs[i].key->text);
         char *elem = (char *)*arr + i * elem_size;
         *count = i + 1;
         if (!(*(char **)elem = dup_str(node->pairs[i].key->text)))
@@ -639,8 +621,8 @@ static int parse_match(const cap_yaml_node *node, const char *path, ref_match *m
     };
     for (size_t i = 0; i < cap_yaml_count(node); i++) {
         const cap_yaml_node *k = node->pairs[i].key, *v = node->pairs[i].value;
-        char kp[PATH_MAX_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         rc = -1;
         for (size_t j = 0; j < sizeof LISTS / sizeof LISTS[0]; j++) {
             if (strcmp(k->text, LISTS[j].key))
@@ -686,19 +668,19 @@ static int parse_velocity(const cap_yaml_node *node, const char *path, ref_rule 
     const cap_yaml_node *mr = cap_yaml_get(node, "max_requests");
     const cap_yaml_node *ws = cap_yaml_get(node, "window_seconds");
     const cap_yaml_node *key = cap_yaml_get(node, "key");
-    char kp[PATH_MAX_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     if (!mr || !ws)
         return cap_yaml_fail(d, CAP_EPOLICY, node, path,
                              "velocity needs max_requests and window_seconds");
-    subpath(kp, path, "max_requests");
+    cap_yaml_path_key(kp, path, "max_requests");
     if (parse_int(mr, kp, 1, 1000000, &v->max_requests, d))
         return CAP_EPOLICY;
-    subpath(kp, path, "window_seconds");
+    cap_yaml_path_key(kp, path, "window_seconds");
     if (parse_int(ws, kp, 1, 31 * 86400, &v->window_seconds, d))
         return CAP_EPOLICY;
     if (!key)
         return 0;
-    subpath(kp, path, "key");
+    cap_yaml_path_key(kp, path, "key");
     const char *s;
     if (cap_yaml_str(key, kp, &s, d))
         return CAP_EPOLICY;
@@ -736,11 +718,11 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
     int rc = check_keys(node, RULE_KEYS, path, d);
     if (rc)
         return rc;
-    char kp[PATH_MAX_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     const cap_yaml_node *id = cap_yaml_get(node, "id");
     if (!id)
         return cap_yaml_fail(d, CAP_EPOLICY, node, path, "rule has no id");
-    subpath(kp, path, "id");
+    cap_yaml_path_key(kp, path, "id");
     if ((rc = parse_string(id, kp, &r->id, d)))
         return rc;
     if (!r->id[0])
@@ -748,7 +730,7 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
     const cap_yaml_node *dec = cap_yaml_get(node, "decision");
     if (!dec)
         return cap_yaml_fail(d, CAP_EPOLICY, node, path, "rule \"%.60s\" has no decision", r->id);
-    subpath(kp, path, "decision");
+    cap_yaml_path_key(kp, path, "decision");
     const char *word;
     if (cap_yaml_str(dec, kp, &word, d))
         return CAP_EPOLICY;
@@ -760,7 +742,7 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
                              word);
     const cap_yaml_node *v;
     if ((v = cap_yaml_get(node, "reason"))) {
-        subpath(kp, path, "reason");
+        cap_yaml_path_key(kp, path, "reason");
         if ((rc = parse_string(v, kp, &r->reason, d)))
             return rc;
         if (strlen(r->reason) > REF_REASON_MAX)
@@ -770,22 +752,22 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
         return CAP_ENOMEM;
     }
     if ((v = cap_yaml_get(node, "match"))) {
-        subpath(kp, path, "match");
+        cap_yaml_path_key(kp, path, "match");
         if ((rc = parse_match(v, kp, &r->match, d)))
             return rc;
     }
     if ((v = cap_yaml_get(node, "velocity"))) {
-        subpath(kp, path, "velocity");
+        cap_yaml_path_key(kp, path, "velocity");
         if ((rc = parse_velocity(v, kp, r, d)))
             return rc;
     }
     if ((v = cap_yaml_get(node, "constraints"))) {
-        subpath(kp, path, "constraints");
+        cap_yaml_path_key(kp, path, "constraints");
         if ((rc = parse_constraints(v, kp, &r->constraints, d)))
             return rc;
     }
     if ((v = cap_yaml_get(node, "remediations"))) {
-        subpath(kp, path, "remediations");
+        cap_yaml_path_key(kp, path, "remediations");
         if ((rc = parse_remediations(v, kp, r, d)))
             return rc;
     }
@@ -806,16 +788,16 @@ static int parse_rules(const cap_yaml_node *node, ref_policy *p, cap_yaml_diag *
     if (!p->rules)
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        char ip[PATH_MAX_LEN];
-        indexpath(ip, "rules", i);
+        char ip[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(ip, "rules", i);
         p->n_rules = i + 1;
         int rc = parse_rule(node->items[i], ip, &p->rules[i], d);
         if (rc)
             return rc;
         for (size_t j = 0; j < i; j++)
             if (strcmp(p->rules[j].id, p->rules[i].id) == 0) {
-                char kp[PATH_MAX_LEN];
-                subpath(kp, ip, "id");
+                char kp[CAP_YAML_PATH_MAX];
+                cap_yaml_path_key(kp, ip, "id");
                 return cap_yaml_fail(d, CAP_EPOLICY, cap_yaml_get(node->items[i], "id"), kp,
                                      "duplicate rule id \"%.60s\" (first at line %d)",
                                      p->rules[i].id, p->rules[j].line);
@@ -844,8 +826,8 @@ static int parse_tenants(const cap_yaml_node *node, ref_policy *p, cap_yaml_diag
         return CAP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const cap_yaml_node *k = node->pairs[i].key, *v = node->pairs[i].value;
-        char tp[PATH_MAX_LEN], kp[PATH_MAX_LEN];
-        subpath(tp, "tenants", k->text);
+        char tp[CAP_YAML_PATH_MAX], kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(tp, "tenants", k->text);
         ref_tenant *t = &p->tenants[i];
         p->n_tenants = i + 1;
         t->line = k->line;
@@ -868,17 +850,17 @@ static int parse_tenants(const cap_yaml_node *node, ref_policy *p, cap_yaml_diag
             return rc;
         const cap_yaml_node *x;
         if ((x = cap_yaml_get(v, "allow_topics"))) {
-            subpath(kp, tp, "allow_topics");
+            cap_yaml_path_key(kp, tp, "allow_topics");
             if ((rc = parse_strlist(x, kp, LIST_GLOB, &t->allow_topics, d)))
                 return rc;
         }
         if ((x = cap_yaml_get(v, "deny_topics"))) {
-            subpath(kp, tp, "deny_topics");
+            cap_yaml_path_key(kp, tp, "deny_topics");
             if ((rc = parse_strlist(x, kp, LIST_GLOB, &t->deny_topics, d)))
                 return rc;
         }
         if ((x = cap_yaml_get(v, "max_concurrent_jobs"))) {
-            subpath(kp, tp, "max_concurrent_jobs");
+            cap_yaml_path_key(kp, tp, "max_concurrent_jobs");
             if (parse_int(x, kp, 0, INT32_MAX, &t->max_concurrent_jobs, d))
                 return CAP_EPOLICY;
         }
@@ -907,7 +889,7 @@ static int derive_tenant_rules(ref_policy *p)
             if (!topics->n)
                 continue;
             ref_rule *r = &p->rules[p->n_rules++];
-            char buf[PATH_MAX_LEN];
+            char buf[CAP_YAML_PATH_MAX];
             r->match.secrets_present = -1;
             r->derived = 1;
             r->line = t->line;
@@ -1026,7 +1008,7 @@ static cJSON *rule_json(const ref_rule *r)
         }
     }
     if (r->has_velocity) {
-        char buf[PATH_MAX_LEN];
+        char buf[CAP_YAML_PATH_MAX];
         cJSON *v = cJSON_AddObjectToObject(o, "velocity");
         cJSON_AddStringToObject(v, "key", vkey_text(&r->velocity, buf, sizeof buf));
         cJSON_AddNumberToObject(v, "max_requests", (double)r->velocity.max_requests);

@@ -11,7 +11,6 @@
 #include "cap_error.h"
 #include "ref_policy.h"
 
-#define PATH_LEN 192
 #define MAX_FILE_PATH 4096
 #define MAX_ID_LEN 100            /* worker ids: room for "-NNN" within SIM_BUS_MAX_NAME */
 #define MAX_RUN_NS (INT64_C(30) * 24 * 3600 * 1000000000) /* 30 days */
@@ -28,22 +27,6 @@ typedef struct {
     char *dir;          /* the scenario's directory ("" for the cwd) */
     sim_scenario *s;
 } ctx;
-
-static void mark_cut(char *out, int written)
-{
-    if (written >= PATH_LEN)
-        memcpy(out + PATH_LEN - 4, "...", 4);
-}
-
-static void subpath(char *out, const char *base, const char *key)
-{
-    mark_cut(out, snprintf(out, PATH_LEN, "%s%s%s", base, base[0] ? "." : "", key));
-}
-
-static void indexpath(char *out, const char *base, size_t i)
-{
-    mark_cut(out, snprintf(out, PATH_LEN, "%s[%zu]", base, i));
-}
 
 static char *dup_str(const char *s)
 {
@@ -84,8 +67,8 @@ static int check_keys2(const cap_yaml_node *map, const char *const *a, const cha
         const cap_yaml_node *k = map->pairs[i].key;
         if (in_list(a, k->text) || (b && in_list(b, k->text)))
             continue;
-        char kp[PATH_LEN];
-        subpath(kp, path, k->text);
+        char kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(kp, path, k->text);
         char known[200] = "";
         size_t used = 0;
         for (int pass = 0; pass < 2; pass++)
@@ -137,8 +120,8 @@ static int opt_str(const cap_yaml_node *map, const char *key, const char *base, 
     const cap_yaml_node *v = cap_yaml_get(map, key);
     if (!v)
         return 0;
-    char p[PATH_LEN];
-    subpath(p, base, key);
+    char p[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(p, base, key);
     return get_str(v, p, out, d);
 }
 
@@ -160,8 +143,8 @@ static int opt_int(const cap_yaml_node *map, const char *key, const char *base, 
     const cap_yaml_node *v = cap_yaml_get(map, key);
     if (!v)
         return 0;
-    char p[PATH_LEN];
-    subpath(p, base, key);
+    char p[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(p, base, key);
     return cap_yaml_int(v, p, min, max, out, d);
 }
 
@@ -171,8 +154,8 @@ static int opt_num(const cap_yaml_node *map, const char *key, const char *base, 
     const cap_yaml_node *v = cap_yaml_get(map, key);
     if (!v)
         return 0;
-    char p[PATH_LEN];
-    subpath(p, base, key);
+    char p[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(p, base, key);
     double x;
     int rc = cap_yaml_num(v, p, &x, d);
     if (rc)
@@ -190,8 +173,8 @@ static int opt_prob(const cap_yaml_node *map, const char *key, const char *base,
     const cap_yaml_node *v = cap_yaml_get(map, key);
     if (!v)
         return 0;
-    char p[PATH_LEN];
-    subpath(p, base, key);
+    char p[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(p, base, key);
     double x;
     int rc = cap_yaml_num(v, p, &x, d);
     if (rc)
@@ -294,8 +277,8 @@ static int opt_dur(const cap_yaml_node *map, const char *key, const char *base, 
     const cap_yaml_node *v = cap_yaml_get(map, key);
     if (!v)
         return 0;
-    char p[PATH_LEN];
-    subpath(p, base, key);
+    char p[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(p, base, key);
     return get_dur(v, p, min, max, range, out, d);
 }
 
@@ -335,8 +318,8 @@ static int parse_dist(const cap_yaml_node *n, const char *path, const char *cons
     if ((rc = expect_map(n, path, d)))
         return rc;
     const cap_yaml_node *k = cap_yaml_get(n, "dist");
-    char kp[PATH_LEN];
-    subpath(kp, path, "dist");
+    char kp[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(kp, path, "dist");
     if (!k)
         return cap_yaml_fail(d, CAP_EINVAL, n, path,
                              "missing \"dist\" (fixed, uniform, exponential, lognormal)");
@@ -371,7 +354,7 @@ static int parse_dist(const cap_yaml_node *n, const char *path, const char *cons
             (rc = opt_dur(n, "max", path, 0, SIM_BUS_MAX_DELAY, range, &b, d)))
             return rc;
         if (b < a) {
-            subpath(kp, path, "max");
+            cap_yaml_path_key(kp, path, "max");
             return cap_yaml_fail(d, CAP_EINVAL, cap_yaml_get(n, "max"), kp,
                                  "max is less than min");
         }
@@ -416,8 +399,8 @@ static int parse_kv(const cap_yaml_node *n, const char *path, sim_kv **out, size
         return oom(d);
     for (size_t i = 0; i < m; i++) {
         const cap_yaml_pair *pr = &n->pairs[i];
-        char p[PATH_LEN];
-        subpath(p, path, pr->key->text);
+        char p[CAP_YAML_PATH_MAX];
+        cap_yaml_path_key(p, path, pr->key->text);
         (*count)++;
         if (!pr->key->text[0])
             return cap_yaml_fail(d, CAP_EINVAL, pr->key, p, "empty key");
@@ -445,8 +428,8 @@ static int parse_strs(const cap_yaml_node *n, const char *path, char ***out, siz
     if (!*out)
         return oom(d);
     for (size_t i = 0; i < m; i++) {
-        char p[PATH_LEN];
-        indexpath(p, path, i);
+        char p[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(p, path, i);
         (*count)++;
         if ((rc = get_str(n->items[i], p, &(*out)[i], d)))
             return rc;
@@ -837,7 +820,7 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
         "p_hang", "p_crash", "restart_after", "labels", "capabilities", NULL,
     };
     cap_yaml_diag *d = c->d;
-    char kp[PATH_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     int rc;
     int64_t v;
     w->count = 1;
@@ -853,7 +836,7 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
     const cap_yaml_node *id = cap_yaml_get(n, "id");
     if (!id)
         return cap_yaml_fail(d, CAP_EINVAL, n, p, "missing \"id\"");
-    subpath(kp, p, "id");
+    cap_yaml_path_key(kp, p, "id");
     if ((rc = get_str(id, kp, &w->id, d)))
         return rc;
     size_t il = strlen(w->id);
@@ -870,7 +853,7 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
     const cap_yaml_node *pool = cap_yaml_get(n, "pool");
     if (!pool)
         return cap_yaml_fail(d, CAP_EINVAL, n, p, "missing \"pool\"");
-    subpath(kp, p, "pool");
+    cap_yaml_path_key(kp, p, "pool");
     if ((rc = get_str(pool, kp, &w->pool, d)))
         return rc;
     if (!sim_subject_valid(w->pool, 0))
@@ -897,17 +880,17 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
                              w->p_retryable + w->p_fatal + w->p_hang);
     const cap_yaml_node *x;
     if ((x = cap_yaml_get(n, "service"))) {
-        subpath(kp, p, "service");
+        cap_yaml_path_key(kp, p, "service");
         if ((rc = parse_dist(x, kp, NULL, &w->service, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "labels"))) {
-        subpath(kp, p, "labels");
+        cap_yaml_path_key(kp, p, "labels");
         if ((rc = parse_kv(x, kp, &w->labels, &w->n_labels, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "capabilities"))) {
-        subpath(kp, p, "capabilities");
+        cap_yaml_path_key(kp, p, "capabilities");
         if ((rc = parse_strs(x, kp, &w->capabilities, &w->n_capabilities, d)))
             return rc;
     }
@@ -931,8 +914,8 @@ static int parse_workers(ctx *c, const cap_yaml_node *n)
         return oom(d);
     size_t total = 0;
     for (size_t i = 0; i < m; i++) {
-        char p[PATH_LEN], kp[PATH_LEN];
-        indexpath(p, "workers", i);
+        char p[CAP_YAML_PATH_MAX], kp[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(p, "workers", i);
         sim_worker_spec *w = &s->workers[s->n_workers++];
         if ((rc = parse_worker(c, n->items[i], p, w)))
             return rc;
@@ -942,7 +925,7 @@ static int parse_workers(ctx *c, const cap_yaml_node *n)
                                  "%zu workers in all (at most %d)", total,
                                  SIM_SCENARIO_MAX_WORKERS);
         /* Every name of this spec against every earlier spec's names. */
-        subpath(kp, p, "id");
+        cap_yaml_path_key(kp, p, "id");
         for (uint32_t k = 0; k < w->count; k++) {
             char name[SIM_BUS_MAX_NAME + 1];
             worker_name(w, k, name, sizeof name);
@@ -1006,7 +989,7 @@ static int parse_job(const cap_yaml_node *n, const char *p, sim_job_spec *j, cap
         "topic", "weight", "tenant", "priority", "labels", "meta_labels", "risk_tags",
         "workflow_steps", "compensation_topic", "idempotency_key", NULL,
     };
-    char kp[PATH_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     int rc;
     int64_t v = 0;
     j->weight = 1.0;
@@ -1020,7 +1003,7 @@ static int parse_job(const cap_yaml_node *n, const char *p, sim_job_spec *j, cap
     const cap_yaml_node *t = cap_yaml_get(n, "topic");
     if (!t)
         return cap_yaml_fail(d, CAP_EINVAL, n, p, "missing \"topic\"");
-    subpath(kp, p, "topic");
+    cap_yaml_path_key(kp, p, "topic");
     if ((rc = get_str(t, kp, &j->topic, d)))
         return rc;
     if (!sim_subject_valid(j->topic, 0))
@@ -1035,7 +1018,7 @@ static int parse_job(const cap_yaml_node *n, const char *p, sim_job_spec *j, cap
     j->workflow_steps = (uint32_t)v;
     const cap_yaml_node *x;
     if (j->compensation_topic) {
-        subpath(kp, p, "compensation_topic");
+        cap_yaml_path_key(kp, p, "compensation_topic");
         x = cap_yaml_get(n, "compensation_topic");
         if (!sim_subject_valid(j->compensation_topic, 0))
             return cap_yaml_fail(d, CAP_EINVAL, x, kp,
@@ -1046,22 +1029,22 @@ static int parse_job(const cap_yaml_node *n, const char *p, sim_job_spec *j, cap
                                  "compensation_topic needs workflow_steps > 0");
     }
     if ((x = cap_yaml_get(n, "priority"))) {
-        subpath(kp, p, "priority");
+        cap_yaml_path_key(kp, p, "priority");
         if ((rc = parse_priority(x, kp, &j->priority, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "labels"))) {
-        subpath(kp, p, "labels");
+        cap_yaml_path_key(kp, p, "labels");
         if ((rc = parse_kv(x, kp, &j->labels, &j->n_labels, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "meta_labels"))) {
-        subpath(kp, p, "meta_labels");
+        cap_yaml_path_key(kp, p, "meta_labels");
         if ((rc = parse_kv(x, kp, &j->meta_labels, &j->n_meta_labels, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "risk_tags"))) {
-        subpath(kp, p, "risk_tags");
+        cap_yaml_path_key(kp, p, "risk_tags");
         if ((rc = parse_strs(x, kp, &j->risk_tags, &j->n_risk_tags, d)))
             return rc;
     }
@@ -1084,7 +1067,7 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
     cap_yaml_diag *d = c->d;
     sim_workload_spec *w = &c->s->workload;
     const char *p = "workload";
-    char kp[PATH_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     int rc;
     int64_t v;
     if ((rc = expect_map(n, p, d)) || (rc = check_keys(n, keys, p, d)))
@@ -1109,7 +1092,7 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
     for (size_t i = 0; i < sizeof ONLY / sizeof ONLY[0]; i++) {
         const cap_yaml_node *x = key_node(n, ONLY[i].key);
         if (x && w->kind != ONLY[i].kind) {
-            subpath(kp, p, ONLY[i].key);
+            cap_yaml_path_key(kp, p, ONLY[i].key);
             return cap_yaml_fail(d, CAP_EINVAL, x, kp, "applies to kind %s only",
                                  ONLY[i].kind == SIM_LOAD_POISSON  ? "poisson"
                                  : ONLY[i].kind == SIM_LOAD_CLOSED ? "closed"
@@ -1166,7 +1149,7 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
         if (m && !(w->mix = calloc(m, sizeof *w->mix)))
             return oom(d);
         for (size_t i = 0; i < m; i++) {
-            indexpath(kp, "workload.mix", i);
+            cap_yaml_path_index(kp, "workload.mix", i);
             if ((rc = parse_job(mix->items[i], kp, &w->mix[w->n_mix++], d)))
                 return rc;
         }
@@ -1184,7 +1167,7 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
         for (size_t i = 0; i < m; i++) {
             const cap_yaml_node *e = script->items[i];
             sim_script_entry *se = &w->script[w->n_script++];
-            indexpath(kp, "workload.script", i);
+            cap_yaml_path_index(kp, "workload.script", i);
             if ((rc = expect_map(e, kp, d)) || (rc = check_keys(e, script_keys, kp, d)) ||
                 (rc = need(e, "at", kp, "a scripted submission", d)) ||
                 (rc = opt_dur(e, "at", kp, 0, c->s->duration_ns, "between 0 and the duration",
@@ -1194,8 +1177,8 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
             if ((rc = opt_int(e, "mix", kp, 0, SIM_SCENARIO_MAX_MIX, &v, d)))
                 return rc;
             if ((size_t)v >= w->n_mix) {
-                char mp[PATH_LEN];
-                subpath(mp, kp, "mix");
+                char mp[CAP_YAML_PATH_MAX];
+                cap_yaml_path_key(mp, kp, "mix");
                 const cap_yaml_node *mn = cap_yaml_get(e, "mix");
                 return cap_yaml_fail(d, CAP_EINVAL, mn ? mn : e, mp,
                                      "mix entry %lld does not exist (the mix has %zu)",
@@ -1232,11 +1215,11 @@ static int is_bus_fault(const char *action)
 static int fault_filters(ctx *c, const cap_yaml_node *m, const char *p, sim_fault *f)
 {
     cap_yaml_diag *d = c->d;
-    char kp[PATH_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     const cap_yaml_node *x;
     int rc;
     if ((x = cap_yaml_get(m, "subject"))) {
-        subpath(kp, p, "subject");
+        cap_yaml_path_key(kp, p, "subject");
         char *s = NULL;
         if ((rc = get_str(x, kp, &s, d)))
             return rc;
@@ -1248,7 +1231,7 @@ static int fault_filters(ctx *c, const cap_yaml_node *m, const char *p, sim_faul
     for (int e = 0; e < 2; e++) {
         if (!(x = cap_yaml_get(m, ends[e])))
             continue;
-        subpath(kp, p, ends[e]);
+        cap_yaml_path_key(kp, p, ends[e]);
         char *s = NULL;
         if ((rc = get_actor(c, x, kp, ACT_ANY, &s)))
             return rc;
@@ -1306,7 +1289,7 @@ static int parse_bus_fault(ctx *c, const char *action, const cap_yaml_node *m, c
 static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeline_event *ev)
 {
     cap_yaml_diag *d = c->d;
-    char kp[PATH_LEN];
+    char kp[CAP_YAML_PATH_MAX];
     int rc;
     if ((rc = expect_map(n, p, d)) || (rc = check_keys2(n, EVENT_KEYS, ACTIONS, p, d)))
         return rc;
@@ -1318,7 +1301,7 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
         if (!in_list(ACTIONS, key))
             continue;
         if (action) {
-            subpath(kp, p, key);
+            cap_yaml_path_key(kp, p, key);
             return cap_yaml_fail(d, CAP_EINVAL, n->pairs[i].key, kp,
                                  "two actions (%s and %s): write one per entry", action, key);
         }
@@ -1338,13 +1321,13 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
     for (int i = 0; i < 3; i++) {
         const cap_yaml_node *x = key_node(n, busonly[i]);
         if (x && !bus) {
-            subpath(kp, p, busonly[i]);
+            cap_yaml_path_key(kp, p, busonly[i]);
             return cap_yaml_fail(d, CAP_EINVAL, x, kp,
                                  "applies to duplicate, loss, latency, reorder and corrupt only");
         }
     }
-    char ap[PATH_LEN];
-    subpath(ap, p, action);
+    char ap[CAP_YAML_PATH_MAX];
+    cap_yaml_path_key(ap, p, action);
     if (bus) {
         ev->kind = SIM_EV_FAULT;
         if ((rc = parse_bus_fault(c, action, an, ap, &ev->fault)))
@@ -1362,7 +1345,7 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
             const cap_yaml_node *x = cap_yaml_get(n, ends[e]);
             if (!x)
                 continue;
-            subpath(kp, p, ends[e]);
+            cap_yaml_path_key(kp, p, ends[e]);
             const char **slot = e ? &ev->fault.to : &ev->fault.from;
             if (*slot)
                 return cap_yaml_fail(d, CAP_EINVAL, x, kp, "%s is also given in %s", ends[e],
@@ -1381,16 +1364,16 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
     if (!strcmp(action, "partition") || !strcmp(action, "heal")) {
         ev->kind = action[0] == 'p' ? SIM_EV_PARTITION : SIM_EV_HEAL;
         const cap_yaml_node *sides[2] = {an, NULL};
-        char sp[2][PATH_LEN];
-        snprintf(sp[0], PATH_LEN, "%s", ap);
+        char sp[2][CAP_YAML_PATH_MAX];
+        snprintf(sp[0], CAP_YAML_PATH_MAX, "%s", ap);
         if (an->kind == CAP_YAML_SEQ) {
             if (an->n < 1 || an->n > 2)
                 return cap_yaml_fail(d, CAP_EINVAL, an, ap,
                                      "one or two actors ([a] or [a, b]), not %zu", an->n);
             sides[0] = an->items[0];
             sides[1] = an->n == 2 ? an->items[1] : NULL;
-            indexpath(sp[0], ap, 0);
-            indexpath(sp[1], ap, 1);
+            cap_yaml_path_index(sp[0], ap, 0);
+            cap_yaml_path_index(sp[1], ap, 1);
         } else if (an->kind != CAP_YAML_SCALAR || cap_yaml_is_null(an)) {
             return cap_yaml_fail(d, CAP_EINVAL, an, ap, "expected one or two actors");
         }
@@ -1413,7 +1396,7 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
         if ((rc = expect_map(an, ap, d)) || (rc = check_keys(an, keys, ap, d)) ||
             (rc = need(an, "actor", ap, "skew", d)) || (rc = need(an, "by", ap, "skew", d)))
             return rc;
-        subpath(kp, ap, "actor");
+        cap_yaml_path_key(kp, ap, "actor");
         if ((rc = get_actor(c, cap_yaml_get(an, "actor"), kp, ACT_ANY, &ev->a)))
             return rc;
         return opt_dur(an, "by", ap, -MAX_RUN_NS, MAX_RUN_NS, "between -30 days and 30 days",
@@ -1448,8 +1431,8 @@ static int parse_faults(ctx *c, const cap_yaml_node *n)
     if (!(s->timeline = calloc(m, sizeof *s->timeline)))
         return oom(d);
     for (size_t i = 0; i < m; i++) {
-        char p[PATH_LEN];
-        indexpath(p, "faults", i);
+        char p[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(p, "faults", i);
         if ((rc = parse_event(c, n->items[i], p, &s->timeline[s->n_timeline++])))
             return rc;
     }
@@ -1481,8 +1464,8 @@ static int parse_invariants(ctx *c, const cap_yaml_node *n)
         return rc;
     c->s->invariants = 0;
     for (size_t i = 0; i < cap_yaml_count(n); i++) {
-        char p[PATH_LEN];
-        indexpath(p, "invariants", i);
+        char p[CAP_YAML_PATH_MAX];
+        cap_yaml_path_index(p, "invariants", i);
         const char *name;
         if ((rc = cap_yaml_str(n->items[i], p, &name, d)))
             return rc;

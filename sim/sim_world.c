@@ -110,8 +110,6 @@ struct world {
     size_t n_lat[32], cap_lat[32];
     char topic_name[32][128];
     size_t n_topics;
-    char **pending_kill;         /* strings to free at the end */
-    size_t n_kill, cap_kill;
     int stop;
     int err;
 };
