@@ -182,7 +182,8 @@ int conf_suite_parse(const char *text, size_t len, const char *name, conf_suite 
         if (rc)
             goto out;
     }
-    qsort(s->scenarios, s->n, sizeof *s->scenarios, sc_cmp);
+    if (s->n > 1)
+        qsort(s->scenarios, s->n, sizeof *s->scenarios, sc_cmp);
     for (i = 1; i < s->n; i++)
         if (strcmp(s->scenarios[i - 1].id, s->scenarios[i].id) == 0) {
             rc = sfail(err, n, name, "duplicate scenario id \"%.120s\"", s->scenarios[i].id);

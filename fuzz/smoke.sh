@@ -18,6 +18,8 @@ seeds_for() {
     fuzz_json) cp conformance/fixtures/*.json "$dir" ;;
     fuzz_policy) cp reference/policies/*.yaml "$dir" ;;
   esac
+  # Every input that once broke a target runs again (one file per fixed bug).
+  if [ -d "fuzz/regressions/$target" ]; then cp fuzz/regressions/"$target"/* "$dir"; fi
 }
 
 for t in "$@"; do

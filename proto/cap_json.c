@@ -488,7 +488,8 @@ static map_item *map_sorted(ProtobufCMessage *const *entries, size_t n,
         items[i].entry = entries[i];
         map_key_text(kf, entries[i], &items[i]);
     }
-    qsort(items, n, sizeof *items, map_item_cmp);
+    if (n > 1)
+        qsort(items, n, sizeof *items, map_item_cmp);
     return items;
 }
 

@@ -158,7 +158,8 @@ static int check_unique_keys(builder *bd, const cap_yaml_node *map)
         return CAP_ENOMEM;
     for (size_t i = 0; i < map->n; i++)
         idx[i] = &map->pairs[i];
-    qsort(idx, map->n, sizeof *idx, key_cmp);
+    if (map->n > 1)
+        qsort(idx, map->n, sizeof *idx, key_cmp);
     int rc = 0;
     for (size_t i = 1; i < map->n && !rc; i++) {
         const cap_yaml_node *a = idx[i - 1]->key, *k = idx[i]->key;

@@ -167,7 +167,8 @@ static void strlist_free(ref_strlist *l)
 /* Sorts a list and drops repeats: lists in a policy are sets. */
 static void strlist_sort_unique(ref_strlist *l)
 {
-    qsort(l->v, l->n, sizeof *l->v, str_cmp);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, str_cmp);
     size_t w = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (w && strcmp(l->v[w - 1], l->v[i]) == 0)
@@ -239,7 +240,8 @@ static int parse_labels(const cap_yaml_node *node, const char *path, ref_label *
         if (!(*out)[i].key || !(*out)[i].value)
             return CAP_ENOMEM;
     }
-    qsort(*out, count, sizeof **out, str_cmp);  /* key is the first member */
+    if (count > 1) /* qsort may not be given a NULL array */
+        qsort(*out, count, sizeof **out, str_cmp); /* key is the first member */
     return 0;
 }
 
@@ -584,7 +586,8 @@ static int parse_keyed(const cap_yaml_node *node, const char *path, size_t elem_
         if (rc)
             return rc;
     }
-    qsort(*arr, n, elem_size, str_cmp);
+    if (n > 1)
+        qsort(*arr, n, elem_size, str_cmp);
     return 0;
 }
 
@@ -865,7 +868,8 @@ static int parse_tenants(const cap_yaml_node *node, ref_policy *p, cap_yaml_diag
                 return CAP_EPOLICY;
         }
     }
-    qsort(p->tenants, n, sizeof *p->tenants, tenant_cmp);
+    if (n > 1)
+        qsort(p->tenants, n, sizeof *p->tenants, tenant_cmp);
     return 0;
 }
 
