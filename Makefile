@@ -11,7 +11,7 @@ SAN     ?=
 EXTRA_CFLAGS ?=
 GEN     := $(BUILD)/gen
 
-PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1 libuv
+PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1 libuv libnats
 TEST_PKGS := cmocka
 # Evaluated when a recipe runs, i.e. after the dependency check has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -77,19 +77,28 @@ test: all $(TEST_BIN)
 	@CAPSIM=$(CAPSIM) TEST_BIN_DIR=$(BUILD)/tests tests/run.sh $(TEST_BIN)
 test-run: test
 
-# The main job: check every golden fixture against the spec values, and
-# lint every shipped policy (a warning fails).
+# The main job: check every golden fixture against the spec values, lint
+# every shipped policy (a warning fails), check the golden-trace cases, then
+# run the upstream TCK suites and the golden cases against the reference
+# and write reports/ (index.html, report-v1 JSON, JUnit).
+TCK_DIR ?= ../shared/tck
 run: all
 	$(CAPSIM) fixtures --check --dir conformance/fixtures
 	@for p in reference/policies/*.yaml; do $(CAPSIM) policy lint --werror $$p || exit 1; done
+	$(CAPSIM) golden --check --dir conformance/cases
+	$(CAPSIM) report --out-dir reports --tck $(TCK_DIR) --cases conformance/cases
 
 $(BUILD)/bench/%: bench/%.c $(LIB) $(GEN_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $< $(LIB) $(PKG_LIBS) $(LDFLAGS_ALL) -o $@
 # Each benchmark prints its figures beside a baseline measured in the same run.
+# bench_sim runs bench/sim-large.yaml for BENCH_SIM_SECONDS of simulated load
+# (default 600; the scenario's full hour: BENCH_SIM_SECONDS=3600).
+BENCH_SIM_SECONDS ?= 600
 bench: $(BENCH_BIN)
 	$(BUILD)/bench/bench_wire conformance/fixtures/buspacket_job_request.bin
-	@for b in $(filter-out %/bench_wire,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(filter-out %/bench_wire %/bench_sim,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
+	@echo "== $(BUILD)/bench/bench_sim"; BENCH_SIM_SECONDS=$(BENCH_SIM_SECONDS) $(BUILD)/bench/bench_sim bench/sim-large.yaml
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: | $(DEPS_OK)

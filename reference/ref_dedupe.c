@@ -46,6 +46,9 @@ struct ref_dedupe {
     uint32_t *index; /* 0 empty, else slot * REF_DEDUPE_MAX_KEYS + key number + 1 */
     size_t index_mask;
     uint64_t seq;
+    /* No entry expires before this (a lower bound, so a full sweep that
+     * would find nothing is skipped); INT64_MIN: unknown. */
+    int64_t expiry_lb;
     ref_dedupe_stats st;
 };
 
@@ -420,14 +423,18 @@ size_t ref_dedupe_expire(ref_dedupe *d, int64_t now)
     if (!d)
         return 0;
     size_t n = 0;
+    int64_t lb = INT64_MAX;
     for (uint32_t s = d->head; s != NIL;) {
         uint32_t next = d->e[s].next;
         if (!live(&d->e[s], now)) {
             entry_remove(d, s);
             n++;
+        } else if (d->e[s].expires < lb) {
+            lb = d->e[s].expires;
         }
         s = next;
     }
+    d->expiry_lb = lb;
     d->st.purged += n;
     return n;
 }
@@ -449,6 +456,7 @@ int ref_dedupe_new(const ref_dedupe_config *cfg, ref_dedupe **out)
         return CAP_ENOMEM;
     d->cfg = *cfg;
     d->free_head = d->head = d->tail = NIL;
+    d->expiry_lb = INT64_MIN;
     *out = d;
     return CAP_OK;
 }
@@ -561,7 +569,8 @@ static int make_room(ref_dedupe *d, int64_t now, ref_dedupe_result *res)
 {
     if (d->count < d->cfg.max_entries)
         return CAP_OK;
-    ref_dedupe_expire(d, now);
+    if (now >= d->expiry_lb) /* else nothing has expired: the sweep would find nothing */
+        ref_dedupe_expire(d, now);
     if (d->count < d->cfg.max_entries)
         return CAP_OK;
     if (d->cfg.on_full == REF_DEDUPE_REFUSE) {
@@ -593,6 +602,8 @@ static int record(ref_dedupe *d, const ref_dedupe_probe *pr, int64_t now, ref_de
         if (signed_until > e->expires)
             e->expires = signed_until;
     }
+    if (e->expires < d->expiry_lb)
+        d->expiry_lb = e->expires;
     memcpy(e->body_digest, pr->body_digest, 32);
     e->n_keys = (uint8_t)pr->n_keys;
     for (size_t k = 0; k < pr->n_keys; k++) {

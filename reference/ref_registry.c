@@ -14,6 +14,7 @@ typedef struct {
     char *id;       /* malloc'd copy of the worker id */
     void *hb_block; /* one allocation: every string and array of the heartbeat */
     void *hs_block; /* one allocation: every string and array of the handshake */
+    uint32_t inflight; /* the caller's in-flight count (first-fit hint) */
 } slot;
 
 struct ref_registry {
@@ -26,6 +27,12 @@ struct ref_registry {
     int64_t now_max; /* the largest `now` any changing call has seen */
     slot *slots;     /* sorted by id, bytewise */
     size_t n, cap;
+    /* First-fit index: slot indices sorted by (score, id); rebuilt after a
+     * slot is added or removed, kept in place when a heartbeat moves one
+     * worker's score. */
+    uint32_t *order;
+    size_t cap_order;
+    int order_dirty;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -231,6 +238,7 @@ void ref_registry_free(ref_registry *r)
     for (size_t i = 0; i < r->n; i++)
         slot_release(&r->slots[i]);
     free(r->slots);
+    free(r->order);
     free(r);
 }
 
@@ -279,6 +287,8 @@ static void worker_blank_handshake(ref_worker_info *w)
 }
 
 /* Inserts a blank worker at insertion point pos. CAP_EFULL, CAP_ENOMEM. */
+static void order_rebuild(ref_registry *r);
+
 static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
 {
     if (r->n >= r->max_workers)
@@ -306,6 +316,7 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     worker_blank_heartbeat(&s->w);
     worker_blank_handshake(&s->w);
     r->n++;
+    order_rebuild(r);
     return CAP_OK;
 }
 
@@ -314,6 +325,77 @@ static void remove_at(ref_registry *r, size_t i)
     slot_release(&r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
     r->n--;
+    order_rebuild(r);
+}
+
+/* ---- first-fit index ------------------------------------------------------ */
+
+/* Slot a before slot b in (score, id) order? */
+static int order_before(const ref_registry *r, uint32_t a, uint32_t b)
+{
+    double sa = ref_registry_score(&r->slots[a].w), sb = ref_registry_score(&r->slots[b].w);
+    if (sa != sb)
+        return sa < sb;
+    return a < b; /* slots are sorted by id */
+}
+
+/* Where slot i goes among order[0..n) (which does not hold it). */
+static size_t order_pos(const ref_registry *r, size_t n, uint32_t i)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (order_before(r, r->order[mid], i))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Sorts every slot into the index; out of memory leaves it marked dirty
+ * (first fit then falls back to the full scan). */
+static void order_rebuild(ref_registry *r)
+{
+    r->order_dirty = 1;
+    if (r->cap_order < r->cap) {
+        uint32_t *g = realloc(r->order, r->cap * sizeof *g);
+        if (!g)
+            return;
+        r->order = g;
+        r->cap_order = r->cap;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        size_t at = order_pos(r, i, (uint32_t)i);
+        memmove(&r->order[at + 1], &r->order[at], (i - at) * sizeof *r->order);
+        r->order[at] = (uint32_t)i;
+    }
+    r->order_dirty = 0;
+}
+
+/* Slot i's score changed: move it to its place. */
+static void order_fix(ref_registry *r, uint32_t i)
+{
+    if (r->order_dirty)
+        return;
+    size_t k = 0;
+    while (k < r->n && r->order[k] != i)
+        k++;
+    if (k == r->n) {
+        r->order_dirty = 1;
+        return;
+    }
+    memmove(&r->order[k], &r->order[k + 1], (r->n - k - 1) * sizeof *r->order);
+    size_t at = order_pos(r, r->n - 1, i);
+    memmove(&r->order[at + 1], &r->order[at], (r->n - 1 - at) * sizeof *r->order);
+    r->order[at] = i;
+}
+
+void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t n)
+{
+    ptrdiff_t at = r && worker_id ? find_slot(r, worker_id) : -1;
+    if (at >= 0)
+        r->slots[at].inflight = n;
 }
 
 static int lost_at(const ref_registry *r, const ref_worker_info *w, int64_t now)
@@ -471,6 +553,7 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     free(s->hb_block);
     s->hb_block = block;
     ref_worker_info *w = &s->w;
+    double old_score = ref_registry_score(w);
     w->has_heartbeat = 1;
     w->last_heartbeat = now;
     w->last_seen = now;
@@ -488,6 +571,8 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     w->active_jobs = hb->active_jobs;
     w->max_parallel_jobs = hb->max_parallel_jobs;
     w->progress_pct = hb->progress_pct;
+    if (ref_registry_score(w) != old_score)
+        order_fix(r, (uint32_t)at);
     r->now_max = now;
     return online ? REF_REGISTRY_ONLINE : REF_REGISTRY_UPDATED;
 }
@@ -680,7 +765,10 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
             r->slots[keep] = *s;
         keep++;
     }
+    size_t before = r->n;
     r->n = keep;
+    if (keep != before)
+        order_rebuild(r);
     return (int)k;
 }
 
@@ -767,7 +855,8 @@ int ref_registry_is_placement_label(const char *key)
     for (size_t i = 0; i < sizeof exempt / sizeof exempt[0]; i++)
         if (strcmp(key, exempt[i]) == 0)
             return 0;
-    return strncmp(key, "cordum.", 7) != 0 && strncmp(key, "approval_", 9) != 0;
+    return strncmp(key, "cordum.", 7) != 0 && strncmp(key, "approval_", 9) != 0 &&
+           strncmp(key, "cap.conformance.", 16) != 0; /* handler contract, not placement */
 }
 
 /* ---- selection ---------------------------------------------------------- */
@@ -878,14 +967,16 @@ static const char *preferred_worker(const Cordum__Agent__V1__JobRequest *job)
     return (p && *p) ? p : NULL;
 }
 
+/* The filters worker w fails. lazy: the exclusion predicate is asked only
+ * when nothing but OVERLOADED or VERSION failed yet (first fit: a worker
+ * that fails anyway needs no answer from it; the outcome is the same). */
 static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int64_t now,
-                           const ref_sel_request *q)
+                           const ref_sel_request *q, int lazy)
 {
     const Cordum__Agent__V1__JobRequest *job = q->job;
     const char *topic = nz(job->topic);
     unsigned m = 0;
-    if (in_list(w->worker_id, q->exclude, q->n_exclude) ||
-        (q->exclude_fn && q->exclude_fn(q->exclude_ctx, w->worker_id)))
+    if (in_list(w->worker_id, q->exclude, q->n_exclude))
         m |= 1u << REF_SEL_EXCLUDED;
     if (lost_at(r, w, now))
         m |= 1u << REF_SEL_LOST;
@@ -902,6 +993,10 @@ static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int6
         m |= 1u << REF_SEL_LABELS;
     if (ref_registry_overloaded(w))
         m |= 1u << REF_SEL_OVERLOADED;
+    const unsigned soft = (1u << REF_SEL_OVERLOADED) | (1u << REF_SEL_VERSION);
+    if (q->exclude_fn && !(m & (1u << REF_SEL_EXCLUDED)) && (!lazy || !(m & ~soft)) &&
+        q->exclude_fn(q->exclude_ctx, w->worker_id))
+        m |= 1u << REF_SEL_EXCLUDED;
     return m;
 }
 
@@ -921,13 +1016,47 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
 
     const unsigned over = 1u << REF_SEL_OVERLOADED, ver = 1u << REF_SEL_VERSION;
     const char *pref = preferred_worker(q->job);
+    int only_over = 0, only_version = 0;
+    if (q->first_fit && !pref && !r->order_dirty) {
+        out->n_workers = r->n;
+        for (size_t k = 0; k < r->n; k++) {
+            const slot *s = &r->slots[r->order[k]];
+            const ref_worker_info *w = &s->w;
+            if (w->max_parallel_jobs > 0 && s->inflight >= (uint32_t)w->max_parallel_jobs) {
+                out->filtered[REF_SEL_EXCLUDED]++;
+                continue;
+            }
+            unsigned m = filters_of(r, w, now, q, 1);
+            for (int f = 0; f < REF_SEL_NFILTERS; f++)
+                if (m & (1u << f))
+                    out->filtered[f]++;
+            if (m == over)
+                only_over = 1;
+            else if ((m & ~over) == ver)
+                only_version = 1;
+            if (m)
+                continue;
+            out->n_candidates = 1;
+            out->outcome = REF_SEL_OK;
+            memcpy(out->worker_id, w->worker_id, strlen(w->worker_id) + 1);
+            memcpy(out->pool, w->pool, strlen(w->pool) + 1);
+            out->score = ref_registry_score(w);
+            return CAP_OK;
+        }
+        /* No candidate: the outcome from what the walk saw (a passed-over
+         * worker is EXCLUDED, so it never makes the answer OVERLOADED or
+         * VERSION_MISMATCH, as in the full scan). */
+        out->outcome = only_over      ? REF_SEL_ALL_OVERLOADED
+                       : only_version ? REF_SEL_VERSION_MISMATCH
+                                      : REF_SEL_NO_WORKERS;
+        return CAP_OK;
+    }
     const ref_worker_info *best = NULL, *preferred = NULL;
     double best_score = 0;
-    int only_over = 0, only_version = 0;
     out->n_workers = r->n;
     for (size_t i = 0; i < r->n; i++) { /* ascending worker id */
         const ref_worker_info *w = &r->slots[i].w;
-        unsigned m = filters_of(r, w, now, q);
+        unsigned m = filters_of(r, w, now, q, 0);
         for (int f = 0; f < REF_SEL_NFILTERS; f++)
             if (m & (1u << f))
                 out->filtered[f]++;

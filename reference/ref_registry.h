@@ -247,7 +247,8 @@ double ref_registry_score(const ref_worker_info *w);
  * except preferred_worker_id, preferred_pool, secrets_present, workflow_id,
  * run_id, step_id, node_id, worker_id, the "cordum." prefix and the
  * "approval_" prefix (approval_granted and the approval bookkeeping
- * labels, cordum-ref 9). */
+ * labels, cordum-ref 9) and the "cap.conformance." prefix (the
+ * conformance-handler contract, ref_conformance.h). */
 int ref_registry_is_placement_label(const char *key);
 
 /* --- selection ------------------------------------------------------------- */
@@ -309,6 +310,16 @@ typedef struct {
     size_t n_exclude;
     int (*exclude_fn)(void *ctx, const char *worker_id);
     void *exclude_ctx;
+    /* 1: first fit. The registry walks its workers in (score, id) order
+     * and stops at the first that passes every filter, which is the worker
+     * the full scan picks; n_candidates and filtered[] then count only the
+     * workers looked at. Workers whose in-flight count (ref_registry_set_
+     * inflight) has reached their max_parallel_jobs are passed over as
+     * EXCLUDED, and the exclusion predicate is asked only of workers that
+     * pass every other filter but OVERLOADED and VERSION. The outcome is
+     * always the full scan's. A preferred_worker_id label falls back to the
+     * full scan. 0: the full scan (complete counts). */
+    int first_fit;
 } ref_sel_request;
 
 typedef struct {
@@ -338,5 +349,10 @@ typedef struct {
  * negative or earlier than before). Changes nothing. */
 int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_request *req,
                         ref_sel_result *out);
+
+/* A caller's count of the jobs it has in flight on worker_id, read by
+ * first-fit selection only (0 when never set; reset when the worker is
+ * added again). Nothing when the worker is not registered. */
+void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t n);
 
 #endif

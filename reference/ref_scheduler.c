@@ -570,7 +570,9 @@ static int publish_alert(ref_sched *s, const ref_breaker_event *ev, int64_t now,
     s->st.breaker_changes++;
     ref_breaker_alert a;
     TRY(ref_breaker_alert_fill(&a, ev, s->id));
-    cap_packet *p = ref_packet_new("", s->id, now);
+    char tid[300]; /* the envelope needs a trace_id (cap-spec 02); a breaker has no offender's */
+    snprintf(tid, sizeof tid, "breaker-%s", nz(ev->worker));
+    cap_packet *p = ref_packet_new(tid, s->id, now);
     if (!p)
         return CAP_ENOMEM;
     p->alert = (Cordum__Agent__V1__SystemAlert *)clone_message(&a.alert.base);
@@ -812,6 +814,7 @@ static int slot_take(ref_sched *s, job *j)
     }
     w->jobs[w->n++] = j;
     j->holds_slot = 1;
+    ref_registry_set_inflight(s->registry, w->worker_id, (uint32_t)w->n);
     return CAP_OK;
 }
 
@@ -827,6 +830,7 @@ static void slot_release(ref_sched *s, job *j)
         if (w->jobs[i] == j) {
             memmove(&w->jobs[i], &w->jobs[i + 1], (w->n - i - 1) * sizeof *w->jobs);
             w->n--;
+            ref_registry_set_inflight(s->registry, w->worker_id, (uint32_t)w->n);
             break;
         }
 }
@@ -1243,7 +1247,7 @@ allowed:
     route_pools(s, j, &pools, &n_pools);
     exclude_ctx ec = {s, now};
     ref_sel_request sr = {.job = j->req, .pools = pools, .n_pools = n_pools,
-                          .exclude_fn = exclude_worker, .exclude_ctx = &ec};
+                          .exclude_fn = exclude_worker, .exclude_ctx = &ec, .first_fit = 1};
     ref_sel_result sel;
     TRY(ref_registry_select(s->registry, now, &sr, &sel));
     if (sel.outcome != REF_SEL_OK)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ref_jobstate.h"
+#include "ref_strmap.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -53,11 +54,16 @@ struct ref_worker {
     int strict_first;
     ref_worker_handler handler;
     void *hctx;
-    job_rec *recs; /* max_jobs slots */
-    size_t n_recs;
+    job_rec *recs; /* cap_recs slots, grown up to max_jobs */
+    size_t n_recs, cap_recs;
+    ref_strmap by_job;   /* job_id -> record index + 1 */
+    ref_strmap by_timer; /* completion timer id (decimal) -> record index + 1 */
+    struct fin { size_t idx; uint64_t seq; } *fin; /* finished records, oldest first */
+    size_t fin_head, fin_len, fin_cap;              /* a ring */
     int running;
     uint64_t next_timer;
     uint64_t finish_seq;
+    int fin_lost;   /* the finish ring missed one (out of memory): evict by scanning */
     uint64_t hb_seq;
     uint64_t handler_calls;
     char last_memo[160];
@@ -163,18 +169,56 @@ static void rec_release(job_rec *r)
 
 static job_rec *rec_find(const ref_worker *w, const char *job_id)
 {
-    for (size_t i = 0; i < w->max_jobs; i++)
-        if (w->recs[i].used && strcmp(w->recs[i].job_id, job_id) == 0)
-            return &w->recs[i];
-    return NULL;
+    uintptr_t k = (uintptr_t)ref_strmap_get(&w->by_job, job_id);
+    if (!k || k > w->cap_recs)
+        return NULL;
+    job_rec *r = &w->recs[k - 1];
+    return r->used && strcmp(r->job_id, job_id) == 0 ? r : NULL;
+}
+
+static void timer_key(uint64_t id, char *buf, size_t n)
+{
+    snprintf(buf, n, "%llu", (unsigned long long)id);
 }
 
 static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
 {
-    for (size_t i = 0; i < w->max_jobs; i++)
-        if (w->recs[i].used && w->recs[i].timer_id == id)
-            return &w->recs[i];
-    return NULL;
+    char key[24];
+    timer_key(id, key, sizeof key);
+    uintptr_t k = (uintptr_t)ref_strmap_get(&w->by_timer, key);
+    if (!k || k > w->cap_recs)
+        return NULL;
+    job_rec *r = &w->recs[k - 1];
+    return r->used && r->timer_id == id ? r : NULL;
+}
+
+static void timer_forget(ref_worker *w, uint64_t id)
+{
+    if (!id)
+        return;
+    char key[24];
+    timer_key(id, key, sizeof key);
+    ref_strmap_del(&w->by_timer, key);
+}
+
+/* Records that r finished (finish order is eviction order). */
+static int fin_push(ref_worker *w, const job_rec *r)
+{
+    if (w->fin_len == w->fin_cap) {
+        size_t nc = w->fin_cap ? w->fin_cap * 2 : 8;
+        struct fin *g = malloc(nc * sizeof *g);
+        if (!g)
+            return CAP_ENOMEM;
+        for (size_t i = 0; i < w->fin_len; i++)
+            g[i] = w->fin[(w->fin_head + i) % w->fin_cap];
+        free(w->fin);
+        w->fin = g;
+        w->fin_cap = nc;
+        w->fin_head = 0;
+    }
+    w->fin[(w->fin_head + w->fin_len) % w->fin_cap] = (struct fin){(size_t)(r - w->recs), r->finish_seq};
+    w->fin_len++;
+    return CAP_OK;
 }
 
 /* A free slot, evicting the record that finished first when the table is
@@ -183,16 +227,46 @@ static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
 static job_rec *rec_slot(ref_worker *w, char **evicted)
 {
     *evicted = NULL;
+    if (w->n_recs < w->cap_recs) /* a slot left free (a load that failed) */
+        for (size_t i = 0; i < w->cap_recs; i++)
+            if (!w->recs[i].used)
+                return &w->recs[i];
+    if (w->cap_recs < w->max_jobs) { /* room to grow */
+        size_t nc = w->cap_recs ? w->cap_recs * 2 : 8;
+        if (nc > w->max_jobs)
+            nc = w->max_jobs;
+        job_rec *g = realloc(w->recs, nc * sizeof *g);
+        if (g) {
+            memset(g + w->cap_recs, 0, (nc - w->cap_recs) * sizeof *g);
+            w->recs = g;
+            size_t first = w->cap_recs;
+            w->cap_recs = nc;
+            return &w->recs[first];
+        }
+    }
+    /* Full: the record that finished first (smallest finish_seq). */
     job_rec *victim = NULL;
-    for (size_t i = 0; i < w->max_jobs; i++) {
-        job_rec *r = &w->recs[i];
-        if (!r->used)
-            return r;
-        if (r->finished && (!victim || r->finish_seq < victim->finish_seq))
+    while (w->fin_len && !victim) {
+        struct fin f = w->fin[w->fin_head];
+        w->fin_head = (w->fin_head + 1) % w->fin_cap;
+        w->fin_len--;
+        job_rec *r = &w->recs[f.idx];
+        if (f.idx < w->cap_recs && r->used && r->finished && r->finish_seq == f.seq)
             victim = r;
+    }
+    for (size_t i = 0; !victim && w->fin_lost && i < w->cap_recs; i++) {
+        job_rec *r = &w->recs[i];
+        if (r->used && r->finished) {
+            for (size_t k = i; k < w->cap_recs; k++)
+                if (w->recs[k].used && w->recs[k].finished &&
+                    w->recs[k].finish_seq < r->finish_seq)
+                    r = &w->recs[k];
+            victim = r;
+        }
     }
     if (!victim)
         return NULL;
+    ref_strmap_del(&w->by_job, victim->job_id);
     *evicted = victim->job_id;
     victim->job_id = NULL;
     rec_release(victim);
@@ -346,7 +420,7 @@ static int32_t progress_pct(const ref_worker *w, int64_t now)
 {
     int64_t sum = 0;
     int n = 0;
-    for (size_t i = 0; i < w->max_jobs; i++) {
+    for (size_t i = 0; i < w->cap_recs; i++) {
         const job_rec *r = &w->recs[i];
         if (!r->used || r->finished)
             continue;
@@ -427,9 +501,12 @@ void ref_worker_free(ref_worker *w)
     if (!w)
         return;
     if (w->recs)
-        for (size_t i = 0; i < w->max_jobs; i++)
+        for (size_t i = 0; i < w->cap_recs; i++)
             rec_release(&w->recs[i]);
     free(w->recs);
+    free(w->fin);
+    ref_strmap_free(&w->by_job);
+    ref_strmap_free(&w->by_timer);
     for (size_t i = 0; i < w->n_caps; i++)
         free(w->caps[i]);
     free(w->caps);
@@ -493,8 +570,9 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     size_t np = strlen(cfg->pool) + 8, nd = strlen(cfg->worker_id) + 16;
     w->pool_subject = malloc(np);
     w->direct_subject = malloc(nd);
-    w->recs = calloc(w->max_jobs, sizeof *w->recs);
-    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->recs;
+    ref_strmap_init(&w->by_job);
+    ref_strmap_init(&w->by_timer);
+    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject;
     if (ok) {
         snprintf(w->pool_subject, np, "job.%s", cfg->pool);
         snprintf(w->direct_subject, nd, "worker.%s.jobs", cfg->worker_id);
@@ -557,8 +635,11 @@ static void finish(ref_worker *w, job_rec *r, int status, int64_t now)
         r->state = status;
     r->finished = 1;
     r->finished_at = now;
+    timer_forget(w, r->timer_id);
     r->timer_id = 0;
     r->finish_seq = ++w->finish_seq;
+    if (fin_push(w, r) != CAP_OK)
+        w->fin_lost = 1;
 }
 
 static int publish_result(ref_worker *w, const job_rec *r, ref_effects *fx)
@@ -641,10 +722,12 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         w->n_recs++;
     if (superseded)
         w->running--;
+    timer_forget(w, old_timer);
 
-    int rc = CAP_OK;
+    int rc = ref_strmap_put(&w->by_job, r->job_id, (void *)(uintptr_t)(r - w->recs + 1));
     if (evicted) {
-        rc = journal(w, fx, now, "evict", evicted, "", 0, "oldest finished record");
+        if (rc == CAP_OK)
+            rc = journal(w, fx, now, "evict", evicted, "", 0, "oldest finished record");
         free(evicted);
     }
     if (superseded) {
@@ -693,8 +776,13 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         finish(w, r, REF_JOB_FAILED_FATAL, now);
         return CAP_ENOMEM;
     }
-    if (r->pending != REF_JOB_RUNNING)
+    if (r->pending != REF_JOB_RUNNING) {
         r->timer_id = w->next_timer++;
+        char key[24];
+        timer_key(r->timer_id, key, sizeof key);
+        if (ref_strmap_put(&w->by_timer, key, (void *)(uintptr_t)(r - w->recs + 1)) != CAP_OK)
+            rc = rc == CAP_OK ? CAP_ENOMEM : rc;
+    }
     set_memo(w, "started", job_id);
     cap_packet *prog = build_progress(w, r, now);
     if (!prog && rc == CAP_OK)

@@ -29,6 +29,15 @@ typedef struct {
     uint64_t fired_msg; /* DUPLICATE count: the msg_id it consumed a unit for */
 } bus_fault;
 
+/* The subscriptions of one literal pattern (no wildcard token), in
+ * subscription order. */
+typedef struct {
+    const char *pattern; /* borrowed from the first subscription */
+    uint64_t hash;
+    uint32_t *ids;
+    size_t n, cap;
+} lit_bucket;
+
 struct sim_bus {
     sim_bus_config cfg;
     sim_rng route_rng, latency_rng;
@@ -36,6 +45,17 @@ struct sim_bus {
     size_t nactors, cap_actors;
     bus_sub *subs;
     size_t nsubs, cap_subs;
+    /* Routing index: literal patterns by hash (open addressing over
+     * lits[]), wildcard patterns in one list; both in subscription order,
+     * so a publish finds its subscriptions without testing every one. */
+    lit_bucket *lits;
+    size_t nlits, cap_lits;
+    uint32_t *lit_slots;          /* index + 1 into lits; 0 empty */
+    size_t cap_slots;             /* a power of two */
+    uint32_t *wild;               /* subscriptions with a wildcard token */
+    size_t nwild, cap_wild;
+    uint32_t *scratch;            /* matching subscriptions of one publish */
+    size_t cap_scratch;
     bus_fault *faults;
     size_t nfaults, cap_faults;
     uint64_t inbox_seq;
@@ -188,6 +208,12 @@ void sim_bus_free(sim_bus *b)
     }
     for (size_t i = 0; i < b->nfaults; i++)
         fault_strings_free(&b->faults[i].f);
+    for (size_t i = 0; i < b->nlits; i++)
+        free(b->lits[i].ids);
+    free(b->lits);
+    free(b->lit_slots);
+    free(b->wild);
+    free(b->scratch);
     free(b->actors);
     free(b->subs);
     free(b->faults);
@@ -268,6 +294,98 @@ int64_t sim_bus_local_time(const sim_bus *b, uint32_t actor, int64_t now)
     return now + s;
 }
 
+/* ---- routing index ---- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= UINT64_C(1099511628211);
+    }
+    return h ^ (h >> 29);
+}
+
+static int has_wildcard(const char *pattern)
+{
+    for (const char *t = pattern; t;) {
+        const char *dot = strchr(t, '.');
+        size_t tl = dot ? (size_t)(dot - t) : strlen(t);
+        if (tl == 1 && (t[0] == '*' || t[0] == '>'))
+            return 1;
+        t = dot ? dot + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The bucket of a literal subject, or NULL. */
+static lit_bucket *lit_find(const sim_bus *b, const char *subject, uint64_t h)
+{
+    if (!b->cap_slots)
+        return NULL;
+    size_t mask = b->cap_slots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t k = b->lit_slots[i];
+        if (!k)
+            return NULL;
+        lit_bucket *lb = &b->lits[k - 1];
+        if (lb->hash == h && strcmp(lb->pattern, subject) == 0)
+            return lb;
+    }
+}
+
+static int lit_rehash(sim_bus *b, size_t cap)
+{
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return CAP_ENOMEM;
+    for (size_t k = 0; k < b->nlits; k++) {
+        size_t i = (size_t)b->lits[k].hash & (cap - 1);
+        while (slots[i])
+            i = (i + 1) & (cap - 1);
+        slots[i] = (uint32_t)(k + 1);
+    }
+    free(b->lit_slots);
+    b->lit_slots = slots;
+    b->cap_slots = cap;
+    return CAP_OK;
+}
+
+static int grow(void **arr, size_t *cap, size_t n, size_t sz);
+
+/* Files subscription si (its pattern already stored) in the index. */
+static int index_sub(sim_bus *b, uint32_t si)
+{
+    const char *pat = b->subs[si].pattern;
+    if (has_wildcard(pat)) {
+        if (grow((void **)&b->wild, &b->cap_wild, b->nwild, sizeof *b->wild) != CAP_OK)
+            return CAP_ENOMEM;
+        b->wild[b->nwild++] = si;
+        return CAP_OK;
+    }
+    uint64_t h = hash_str(pat);
+    lit_bucket *lb = lit_find(b, pat, h);
+    if (!lb) {
+        if ((b->nlits + 1) * 2 > b->cap_slots &&
+            lit_rehash(b, b->cap_slots ? b->cap_slots * 2 : 64) != CAP_OK)
+            return CAP_ENOMEM;
+        if (grow((void **)&b->lits, &b->cap_lits, b->nlits, sizeof *b->lits) != CAP_OK)
+            return CAP_ENOMEM;
+        lb = &b->lits[b->nlits];
+        memset(lb, 0, sizeof *lb);
+        lb->pattern = pat;
+        lb->hash = h;
+        size_t mask = b->cap_slots - 1, i = (size_t)h & mask;
+        while (b->lit_slots[i])
+            i = (i + 1) & mask;
+        b->lit_slots[i] = (uint32_t)(++b->nlits);
+    }
+    if (grow((void **)&lb->ids, &lb->cap, lb->n, sizeof *lb->ids) != CAP_OK)
+        return CAP_ENOMEM;
+    lb->ids[lb->n++] = si;
+    return CAP_OK;
+}
+
 int sim_bus_subscribe(sim_bus *b, uint32_t actor, const char *pattern, const char *queue_group,
                       uint64_t max_msgs, uint32_t *sub_id)
 {
@@ -291,6 +409,11 @@ int sim_bus_subscribe(sim_bus *b, uint32_t actor, const char *pattern, const cha
     s.max_msgs = max_msgs;
     s.active = 1;
     b->subs[b->nsubs] = s;
+    if (index_sub(b, (uint32_t)b->nsubs) != CAP_OK) {
+        free(s.pattern);
+        free(s.group);
+        return CAP_ENOMEM;
+    }
     if (sub_id)
         *sub_id = (uint32_t)b->nsubs;
     b->nsubs++;
@@ -609,12 +732,46 @@ static int sub_matches(const bus_sub *s, const char *subject)
     return s->active && sim_subject_match(s->pattern, subject);
 }
 
-/* Is s the first matching member of its group (in subscription order)? */
-static int first_of_group(const sim_bus *b, size_t si, const char *subject)
+/* The active subscriptions matching subject, in subscription order, into
+ * b->scratch; their count, or -1 when out of memory. */
+static long collect_matches(sim_bus *b, const char *subject)
 {
-    for (size_t j = 0; j < si; j++)
-        if (b->subs[j].group && strcmp(b->subs[j].group, b->subs[si].group) == 0 &&
-            sub_matches(&b->subs[j], subject))
+    const lit_bucket *lb = lit_find(b, subject, hash_str(subject));
+    size_t need = (lb ? lb->n : 0) + b->nwild;
+    if (need > b->cap_scratch) {
+        size_t c = b->cap_scratch ? b->cap_scratch : 16;
+        while (c < need)
+            c *= 2;
+        uint32_t *g = realloc(b->scratch, c * sizeof *g);
+        if (!g)
+            return -1;
+        b->scratch = g;
+        b->cap_scratch = c;
+    }
+    /* Merge the literal bucket and the wildcard list (both ascending). */
+    size_t n = 0, i = 0, k = 0, nl = lb ? lb->n : 0;
+    while (i < nl || k < b->nwild) {
+        uint32_t si;
+        if (k >= b->nwild || (i < nl && lb->ids[i] < b->wild[k])) {
+            si = lb->ids[i++];
+            if (!b->subs[si].active)
+                continue;
+        } else {
+            si = b->wild[k++];
+            if (!sub_matches(&b->subs[si], subject))
+                continue;
+        }
+        b->scratch[n++] = si;
+    }
+    return (long)n;
+}
+
+/* Is match[i] the first of match[0..n) in its queue group? */
+static int first_in_group(const sim_bus *b, const uint32_t *match, size_t i)
+{
+    const char *g = b->subs[match[i]].group;
+    for (size_t j = 0; j < i; j++)
+        if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, g) == 0)
             return 0;
     return 1;
 }
@@ -626,15 +783,46 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
         (reply && *reply && !sim_subject_valid(reply, 0)) || (len && !bytes) ||
         len > SIM_BUS_MAX_BYTES)
         return CAP_EINVAL;
+    long nm = collect_matches(b, subject);
+    if (nm < 0)
+        return CAP_ENOMEM;
+    const uint32_t *match = b->scratch;
     /* Targets: every matching plain subscription, one per matching group. */
     size_t targets = 0;
-    for (size_t i = 0; i < b->nsubs; i++)
-        if (sub_matches(&b->subs[i], subject) &&
-            (!b->subs[i].group || first_of_group(b, i, subject)))
+    for (size_t i = 0; i < (size_t)nm; i++)
+        if (!b->subs[match[i]].group || first_in_group(b, match, i))
             targets++;
     if (sim_queue_space(q) < 2 * targets)
         return CAP_EFULL;
 
+    /* Decide the targets first (max_msgs may deactivate a subscription as
+     * it is routed to; the observer may publish), then route in
+     * subscription order. */
+    uint32_t chosen_small[16];
+    uint32_t *chosen = targets <= 16 ? chosen_small : malloc((targets ? targets : 1) * sizeof *chosen);
+    if (!chosen)
+        return CAP_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < (size_t)nm; i++) {
+        const bus_sub *s = &b->subs[match[i]];
+        if (!s->group) {
+            chosen[n++] = match[i];
+            continue;
+        }
+        if (!first_in_group(b, match, i))
+            continue;
+        uint64_t members = 0;
+        for (size_t j = i; j < (size_t)nm; j++)
+            if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, s->group) == 0)
+                members++;
+        uint64_t pick = sim_rng_below(&b->route_rng, members);
+        for (size_t j = i; j < (size_t)nm; j++)
+            if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, s->group) == 0 &&
+                pick-- == 0) {
+                chosen[n++] = match[j];
+                break;
+            }
+    }
     pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now};
     if (b->cfg.on_publish)
         b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
@@ -650,41 +838,15 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
     }
     if (targets == 0) {
         drop(b, &m, NULL, SIM_DROP_NO_SUBSCRIBER);
+        if (chosen != chosen_small)
+            free(chosen);
         return CAP_OK;
-    }
-    /* Decide the targets first (max_msgs may deactivate a subscription as
-     * it is routed to), then route in subscription order. */
-    uint32_t *chosen = malloc(targets * sizeof *chosen);
-    if (!chosen)
-        return CAP_ENOMEM;
-    size_t n = 0;
-    for (size_t i = 0; i < b->nsubs; i++) {
-        bus_sub *s = &b->subs[i];
-        if (!sub_matches(s, subject))
-            continue;
-        if (!s->group) {
-            chosen[n++] = (uint32_t)i;
-            continue;
-        }
-        if (!first_of_group(b, i, subject))
-            continue;
-        uint64_t members = 0;
-        for (size_t j = i; j < b->nsubs; j++)
-            if (b->subs[j].group && strcmp(b->subs[j].group, s->group) == 0 &&
-                sub_matches(&b->subs[j], subject))
-                members++;
-        uint64_t pick = sim_rng_below(&b->route_rng, members);
-        for (size_t j = i; j < b->nsubs; j++)
-            if (b->subs[j].group && strcmp(b->subs[j].group, s->group) == 0 &&
-                sub_matches(&b->subs[j], subject) && pick-- == 0) {
-                chosen[n++] = (uint32_t)j;
-                break;
-            }
     }
     int rc = CAP_OK;
     for (size_t k = 0; k < n && rc == CAP_OK; k++)
         rc = route_to(b, &m, chosen[k], q);
-    free(chosen);
+    if (chosen != chosen_small)
+        free(chosen);
     return rc;
 }
 

@@ -44,8 +44,8 @@
 /* Bounds. */
 #define SIM_BUS_MAX_SUBJECT 256   /* bytes of a subject or pattern */
 #define SIM_BUS_MAX_NAME 128      /* bytes of an actor or queue-group name */
-#define SIM_BUS_MAX_ACTORS 1024
-#define SIM_BUS_MAX_SUBS 4096
+#define SIM_BUS_MAX_ACTORS 8192
+#define SIM_BUS_MAX_SUBS 65536
 #define SIM_BUS_MAX_FAULTS 1024
 #define SIM_BUS_MAX_BYTES ((size_t)64 << 20) /* one published packet */
 #define SIM_BUS_MAX_DELAY INT64_C(1000000000000000) /* 1e15 ns (~11.6 days) */

@@ -774,7 +774,7 @@ static int parse_scheduler(ctx *c, const cap_yaml_node *n)
 {
     static const char *const keys[] = {"dispatch_timeout", "running_timeout", "no_worker_wait",
                                        "max_retries", "breaker_threshold", "breaker_cool_down",
-                                       NULL};
+                                       "worker_grace", NULL};
     cap_yaml_diag *d = c->d;
     sim_scenario *s = c->s;
     const char *p = "scheduler";
@@ -788,7 +788,8 @@ static int parse_scheduler(ctx *c, const cap_yaml_node *n)
         (rc = opt_dur(n, "no_worker_wait", p, 0, MAX_RUN_NS, NONNEG_RANGE, &s->no_worker_wait_ns,
                       d)) ||
         (rc = opt_dur(n, "breaker_cool_down", p, 0, MAX_RUN_NS, NONNEG_RANGE,
-                      &s->breaker_cool_down_ns, d)))
+                      &s->breaker_cool_down_ns, d)) ||
+        (rc = opt_dur(n, "worker_grace", p, 0, MAX_RUN_NS, NONNEG_RANGE, &s->worker_grace_ns, d)))
         return rc;
     if (cap_yaml_get(n, "max_retries")) {
         if ((rc = opt_int(n, "max_retries", p, 0, MAX_RETRIES, &v, d)))

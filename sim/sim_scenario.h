@@ -23,7 +23,7 @@
 #include "sim_bus.h"
 
 #define SIM_SCENARIO_MAX_BYTES ((size_t)1 << 20)
-#define SIM_SCENARIO_MAX_WORKERS 256
+#define SIM_SCENARIO_MAX_WORKERS 4096
 #define SIM_SCENARIO_MAX_MIX 64
 #define SIM_SCENARIO_MAX_FAULTS 1024
 #define SIM_SCENARIO_MAX_SCRIPT 10000
@@ -158,6 +158,7 @@ typedef struct {
     int max_retries_set;
     uint32_t breaker_threshold;
     int64_t breaker_cool_down_ns;
+    int64_t worker_grace_ns;  /* a worker is lost after this long without a heartbeat (0: 30 s) */
     sim_dist latency;         /* the bus's default latency; default fixed 1 ms */
     sim_worker_spec *workers;
     size_t n_workers;

@@ -9,6 +9,7 @@
 #include "cap_encode.h"
 #include "cap_trace.h"
 #include "ref_bugs.h"
+#include "ref_conformance.h"
 #include "ref_effect.h"
 #include "ref_jobstate.h"
 #include "ref_safety.h"
@@ -27,7 +28,7 @@ typedef Cordum__Agent__V1__JobRequest job_request;
 
 /* Event kinds in the queue (bus deliveries use SIM_BUS_EVENT_KIND = 1). */
 enum { EV_DELIVERY = SIM_BUS_EVENT_KIND, EV_TIMER, EV_ARRIVAL, EV_SCRIPT, EV_TIMELINE,
-       EV_APPROVE, EV_CRASH_WORKER, EV_RESTART_WORKER, EV_NEXT_STEP };
+       EV_APPROVE, EV_CRASH_WORKER, EV_RESTART_WORKER, EV_NEXT_STEP, EV_PROGRESS };
 
 enum { A_GATEWAY, A_SCHEDULER, A_WORKER, A_APPROVER, A_OPERATOR };
 
@@ -63,6 +64,8 @@ typedef struct {
     uint32_t step, steps;        /* workflow step (1-based) and count */
     size_t mix;
     int approver_tries;
+    size_t list_idx;             /* its place in job_list */
+    char *seen;                  /* handler-once keys of this job, '\n'-terminated */
 } jinfo;
 
 /* The scheduler's journal, compacted: per job its first record (with the
@@ -95,17 +98,23 @@ struct world {
     jinfo **job_list;            /* in submit order */
     size_t n_jobs, cap_jobs;
     size_t open_jobs;            /* not terminal and not parked */
+    size_t n_retired_slots;      /* NULL entries in job_list (jobs retired) */
+    sim_result retired;          /* terminal states of retired jobs */
+    size_t pending_answers;      /* approver answers in the queue: the run waits for them */
     uint64_t next_job, next_wf, gw_submitted;
     jentry *journal;
-    size_t n_journal, cap_journal;
+    size_t n_journal, cap_journal, n_journal_gone;
     ref_strmap journal_idx;      /* job_id -> index + 1 */
     char **saga_log;
     size_t n_saga, cap_saga;
     sim_event *held;             /* deliveries held for a crashed scheduler */
     size_t n_held, cap_held;
     ref_strmap handler_seen;     /* "dispatch_id#attempt" -> 1 */
+    ref_strmap fatal_seen;       /* job_id -> attempt + 1 of a FAILED_FATAL result it was given */
     ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
     cap_trace_writer *tw_bin, *tw_jsonl;
+    const cap_packet *worker_pkt; /* the packet a worker is handling (conformance plans) */
+    ref_registry_config reg_cfg;  /* the scheduler's registry, when worker_grace is set */
     int64_t *lat[32];            /* latency samples per topic */
     size_t n_lat[32], cap_lat[32];
     char topic_name[32][128];
@@ -157,7 +166,10 @@ static void violation(world *w, const char *inv, const char *job, const char *fm
     w->stop = 1;
 }
 
-static int inv_on(const world *w, unsigned bit) { return (w->scn->invariants & bit) != 0; }
+static int inv_on(const world *w, unsigned bit)
+{
+    return !w->cfg->checks_off && (w->scn->invariants & bit) != 0;
+}
 
 static actor *actor_by_name(world *w, const char *name)
 {
@@ -197,9 +209,56 @@ static jinfo *job_add(world *w, const char *id)
     j->state = REF_JOB_NONE;
     j->topic = (size_t)-1;
     j->client = -1;
+    j->list_idx = w->n_jobs;
     w->job_list[w->n_jobs++] = j;
     w->open_jobs++;
     return j;
+}
+
+/* Counts a job's state into r (the summary's jobs by state). */
+static void count_state(sim_result *r, const jinfo *j)
+{
+    switch (j->state) {
+    case REF_JOB_SUCCEEDED: r->succeeded++; break;
+    case REF_JOB_FAILED: r->failed++; break;
+    case REF_JOB_FAILED_FATAL: r->failed_fatal++; break;
+    case REF_JOB_CANCELLED: r->cancelled++; break;
+    case REF_JOB_DENIED: r->denied++; break;
+    case REF_JOB_TIMEOUT: r->timed_out++; break;
+    case REF_JOB_APPROVAL_REQUIRED: r->parked++; break;
+    default: r->unfinished += !j->terminal; break; /* terminal: answered as a duplicate */
+    }
+}
+
+static void handler_keys_drop(world *w, jinfo *j);
+
+/* The scheduler evicted a terminal job: the checker forgets it too (its
+ * state is counted), so memory follows the live jobs, not the run length. */
+static void job_retire(world *w, const char *id)
+{
+    jinfo *j = job_get(w, id);
+    if (!j || !j->terminal)
+        return;
+    count_state(&w->retired, j);
+    handler_keys_drop(w, j);
+    ref_strmap_del(&w->jobs, j->job_id);
+    ref_strmap_del(&w->fatal_seen, j->job_id);
+    w->job_list[j->list_idx] = NULL;
+    w->n_retired_slots++;
+    free(j->job_id);
+    free(j->wf);
+    free(j->seen);
+    free(j);
+    if (w->n_retired_slots > 1024 && w->n_retired_slots * 2 > w->n_jobs) {
+        size_t n = 0;
+        for (size_t i = 0; i < w->n_jobs; i++)
+            if (w->job_list[i]) {
+                w->job_list[i]->list_idx = n;
+                w->job_list[n++] = w->job_list[i];
+            }
+        w->n_jobs = n;
+        w->n_retired_slots = 0;
+    }
 }
 
 static size_t topic_index(world *w, const char *topic)
@@ -335,6 +394,18 @@ static void check_job_record(world *w, const cJSON *o)
             violation(w, "no-backward", j->job_id, "%s -> %s (%s)", ref_jobstate_name(from),
                       ref_jobstate_name(to), ref_jobstate_rule(from, to));
     }
+    /* A FAILED_FATAL result the scheduler took for the current attempt is
+     * final (cap-spec 07): the job may end no other way. */
+    if (to != REF_JOB_FAILED_FATAL && to != from &&
+        (from == REF_JOB_DISPATCHED || from == REF_JOB_RUNNING) && inv_on(w, SIM_INV_ONE_TERMINAL)) {
+        const cJSON *att = cJSON_GetObjectItemCaseSensitive(o, "attempt");
+        uintptr_t fatal = (uintptr_t)ref_strmap_get(&w->fatal_seen, j->job_id);
+        double a = cJSON_IsString(att) ? strtod(att->valuestring, NULL) : cJSON_GetNumberValue(att);
+        if (fatal && (double)(fatal - 1) == a)
+            violation(w, "one-terminal", j->job_id,
+                      "%s after a FAILED_FATAL result for attempt %.0f (a final status)",
+                      ref_jobstate_name(to), a);
+    }
     if (strcmp(ev->valuestring, "dispatch") == 0) {
         const cJSON *dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
         const cJSON *snap = cJSON_GetObjectItemCaseSensitive(o, "snapshot");
@@ -390,9 +461,40 @@ static void check_job_record(world *w, const cJSON *o)
                     w->err = CAP_ENOMEM;
             }
         }
-    } else if (strcmp(ev->valuestring, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
+    }
+    if (strcmp(ev->valuestring, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
+        w->res->approvals_stale++;
         approver_schedule(w, j); /* a human looks again under the new policy */
     }
+}
+
+/* An evicted job's journal entry: its records are dropped, and the table
+ * is compacted once half of it is gone. */
+static void journal_gone(world *w, size_t i)
+{
+    jentry *e = &w->journal[i];
+    if (e->gone)
+        return;
+    e->gone = 1;
+    free(e->first);
+    free(e->latest);
+    e->first = e->latest = NULL;
+    if (++w->n_journal_gone <= 1024 || w->n_journal_gone * 2 <= w->n_journal)
+        return;
+    size_t n = 0;
+    for (size_t k = 0; k < w->n_journal; k++) {
+        jentry *x = &w->journal[k];
+        if (x->gone) {
+            free(x->job_id);
+            continue;
+        }
+        w->journal[n] = *x;
+        if (n != k && ref_strmap_put(&w->journal_idx, x->job_id, (void *)(uintptr_t)(n + 1)))
+            w->err = CAP_ENOMEM;
+        n++;
+    }
+    w->n_journal = n;
+    w->n_journal_gone = 0;
 }
 
 static void journal_keep(world *w, const char *line, const cJSON *o)
@@ -414,8 +516,9 @@ static void journal_keep(world *w, const char *line, const cJSON *o)
         return;
     uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, job);
     if (strcmp(k, "evict") == 0) {
+        job_retire(w, job);
         if (idx)
-            w->journal[idx - 1].gone = 1;
+            journal_gone(w, idx - 1);
         ref_strmap_del(&w->journal_idx, job);
         return;
     }
@@ -503,6 +606,77 @@ static void apply_effects(world *w, actor *a)
 
 /* ---- workers ---------------------------------------------------------------- */
 
+/* A job carrying cap.conformance.* labels follows that plan instead of the
+ * behaviour model (ref_conformance.h): no draws from the actor's stream, no
+ * crash; its progress reports are EV_PROGRESS events holding the packet,
+ * published only while the attempt still runs on this incarnation. A
+ * malformed plan fails the job for good. Returns 1 when it answered. */
+static int conformance_handler(world *w, actor *a, const job_request *req, int64_t now,
+                               ref_work *out)
+{
+    ref_conformance_plan plan;
+    uint64_t attempt = req->dispatch ? req->dispatch->attempt : 1;
+    if (ref_conformance_plan(req, attempt, &plan, NULL) != CAP_OK) {
+        out->outcome = REF_WORK_FAILED_FATAL;
+        out->text = "conformance: malformed cap.conformance label";
+        out->service_ns = 0;
+    } else if (!plan.has_contract) {
+        return 0;
+    } else {
+        ref_conformance_work(&plan, out);
+        const char *trace = w->worker_pkt ? w->worker_pkt->trace_id : NULL;
+        for (uint32_t k = 1; k <= plan.progress_steps && !w->err; k++) {
+            int64_t off = ref_conformance_progress_at(&plan, 0, k);
+            cap_packet *p = ref_conformance_progress_packet(req, trace, a->name, k,
+                                                            plan.progress_steps, now + off);
+            sim_event ev = {.time = w->now + off, .kind = EV_PROGRESS, .actor = a->bus_id,
+                            .id = a->incarnation, .data = p};
+            if (!p)
+                w->err = CAP_ENOMEM;
+            else if (sim_queue_push(&w->q, &ev, NULL)) {
+                cap_packet_free(p);
+                w->err = CAP_EFULL;
+            }
+        }
+    }
+    if (a->running++ == 0)
+        a->busy_since = w->now;
+    return 1;
+}
+
+/* Keeps the handler-once key with its job, to drop it when the job is
+ * retired. */
+static void handler_key_note(world *w, const char *job_id, const char *key)
+{
+    jinfo *j = job_id ? job_get(w, job_id) : NULL;
+    if (!j)
+        return;
+    size_t old = j->seen ? strlen(j->seen) : 0, kl = strlen(key);
+    char *g = realloc(j->seen, old + kl + 2);
+    if (!g) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    memcpy(g + old, key, kl);
+    g[old + kl] = '\n';
+    g[old + kl + 1] = 0;
+    j->seen = g;
+}
+
+static void handler_keys_drop(world *w, jinfo *j)
+{
+    for (char *k = j->seen; k && *k;) {
+        char *nl = strchr(k, '\n');
+        if (!nl)
+            break;
+        *nl = 0;
+        ref_strmap_del(&w->handler_seen, k);
+        k = nl + 1;
+    }
+    free(j->seen);
+    j->seen = NULL;
+}
+
 static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_work *out)
 {
     actor *a = ctx;
@@ -521,7 +695,11 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
                       a->name);
         else if (ref_strmap_put(&w->handler_seen, key, (void *)1))
             w->err = CAP_ENOMEM;
+        else
+            handler_key_note(w, req->job_id, key);
     }
+    if (conformance_handler(w, a, req, now, out))
+        return;
     double u = sim_rng_double(&a->rng);
     int64_t service = sim_dist_draw(&sp->service, &a->rng);
     out->service_ns = service;
@@ -615,6 +793,12 @@ static int sched_config(world *w, ref_sched_config *c, ref_breaker_config *bc)
         c->max_retries = s->max_retries;
         c->max_retries_set = 1;
     }
+    if (s->worker_grace_ns) {
+        w->reg_cfg = ref_registry_config_default();
+        w->reg_cfg.heartbeat_interval_ns = s->worker_grace_ns;
+        w->reg_cfg.grace_multiplier = 1;
+        c->registry = &w->reg_cfg;
+    }
     *bc = ref_breaker_config_default();
     if (s->breaker_threshold)
         bc->failure_threshold = s->breaker_threshold;
@@ -688,6 +872,8 @@ static int sched_restart(world *w)
     if (inv_on(w, SIM_INV_RESTART))
         for (size_t i = 0; i < w->n_jobs && !w->stop; i++) {
             jinfo *j = w->job_list[i];
+            if (!j)
+                continue;
             ref_sched_job_info info;
             if (j->state == REF_JOB_NONE)
                 continue;
@@ -701,11 +887,11 @@ static int sched_restart(world *w)
             }
         }
     /* JetStream: what arrived while it was down is delivered now. */
-    for (size_t i = 0; i < w->n_held && !w->stop; i++) {
+    for (size_t i = 0; i < w->n_held; i++) { /* after a violation: only freed */
         sim_msg msg;
         cap_diag d;
         sim_event *ev = &w->held[i];
-        if (sim_bus_deliver(w->bus, ev, w->now, &msg, &d) == CAP_OK) {
+        if (!w->stop && sim_bus_deliver(w->bus, ev, w->now, &msg, &d) == CAP_OK) {
             deliver_to_sched(w, msg.d->subject, msg.packet, msg.d);
             cap_packet_free(msg.packet);
         }
@@ -723,7 +909,32 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
         w->res->stale++;
     if (rc < 0)
         w->err = rc;
+    /* The checker learns of a FAILED_FATAL result the scheduler took in
+     * before it reads the journal records that result caused. */
+    const Cordum__Agent__V1__JobResult *jr =
+        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT ? p->job_result : NULL;
+    if (rc == REF_SCHED_APPLIED && jr && jr->job_id && jr->dispatch &&
+        (int)jr->status == REF_JOB_FAILED_FATAL &&
+        ref_strmap_put(&w->fatal_seen, jr->job_id, (void *)(uintptr_t)(jr->dispatch->attempt + 1)))
+        w->err = CAP_ENOMEM;
     apply_effects(w, w->scheduler);
+    /* A submission answered as a duplicate of another job (its job_id or
+     * idempotency key is known) creates no job of its own: it ends here. */
+    jinfo *j = (rc == REF_SCHED_APPLIED || rc == REF_SCHED_DUPLICATE) && w->sched &&
+                       p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST &&
+                       p->job_request->job_id
+                   ? job_get(w, p->job_request->job_id)
+                   : NULL;
+    ref_sched_job_info info;
+    if (j && j->state == REF_JOB_NONE && !j->terminal &&
+        ref_sched_job(w->sched, j->job_id, &info) != CAP_OK) {
+        j->terminal = 1;
+        w->open_jobs--;
+        sim_event ne = {.time = w->now, .kind = EV_NEXT_STEP, .data = NULL};
+        if (j->gateway && j->client >= 0 &&
+            (!(ne.data = xdup(j->job_id)) || sim_queue_push(&w->q, &ne, NULL)))
+            w->err = CAP_ENOMEM;
+    }
 }
 
 /* ---- the gateway ------------------------------------------------------------ */
@@ -932,7 +1143,9 @@ static void approver_schedule(world *w, jinfo *j)
     if (!ev.data || sim_queue_push(&w->q, &ev, NULL)) {
         free(ev.data);
         w->err = CAP_ENOMEM;
+        return;
     }
+    w->pending_answers++;
 }
 
 static void on_approve(world *w, const char *job_id, int approve)
@@ -1085,8 +1298,10 @@ static void on_delivery(world *w, sim_event *ev)
         if (a->type == A_SCHEDULER) {
             deliver_to_sched(w, dl->subject, msg.packet, dl);
         } else if (a->type == A_WORKER) {
+            w->worker_pkt = msg.packet;
             if (ref_worker_on_packet(a->worker, dl->subject, msg.packet, local_time(w, a), &w->fx) < 0)
                 w->err = CAP_ENOMEM;
+            w->worker_pkt = NULL;
             apply_effects(w, a);
         }
     }
@@ -1268,11 +1483,33 @@ static int start(world *w)
     return CAP_OK;
 }
 
+/* A conformance plan's progress report is due: published when the worker
+ * incarnation that ran the attempt is alive and the attempt still runs. */
+static void on_progress_event(world *w, sim_event *ev)
+{
+    cap_packet *p = ev->data;
+    actor *a = actor_by_bus(w, ev->actor);
+    const Cordum__Agent__V1__JobProgress *pr = p->job_progress;
+    int state = 0;
+    if (a && a->alive && a->incarnation == ev->id && a->worker &&
+        ref_worker_active_attempt(a->worker, pr->job_id, &state) ==
+            (pr->dispatch ? pr->dispatch->attempt : 0) &&
+        state == REF_JOB_RUNNING) {
+        int rc = sim_bus_publish(w->bus, a->bus_id, REF_WORKER_SUBJECT_PROGRESS, NULL, p, w->now,
+                                 &w->q);
+        if (rc < 0 && rc != CAP_EINVAL)
+            w->err = rc;
+    }
+    cap_packet_free(p);
+}
+
 static void release(sim_event *ev, void *ctx)
 {
     world *w = ctx;
     if (ev->kind == EV_DELIVERY)
         sim_delivery_free(ev->data);
+    else if (ev->kind == EV_PROGRESS)
+        cap_packet_free(ev->data);
     else if (ev->kind == EV_APPROVE || ev->kind == EV_NEXT_STEP)
         free(ev->data);
     (void)w;
@@ -1282,6 +1519,7 @@ static void loop(world *w)
 {
     sim_event ev;
     while (!w->stop && !w->err && sim_queue_pop(&w->q, &ev) == 1) {
+        w->res->events++;
         if (ev.time > w->end_run) {
             release(&ev, w);
             break;
@@ -1320,8 +1558,13 @@ static void loop(world *w)
             break;
         }
         case EV_TIMELINE: on_timeline(w, &w->scn->timeline[ev.id]); break;
-        case EV_APPROVE: on_approve(w, ev.data, (int)ev.id); free(ev.data); break;
+        case EV_APPROVE:
+            w->pending_answers--;
+            on_approve(w, ev.data, (int)ev.id);
+            free(ev.data);
+            break;
         case EV_NEXT_STEP: on_next_step(w, ev.data); free(ev.data); break;
+        case EV_PROGRESS: on_progress_event(w, &ev); break;
         case EV_CRASH_WORKER: {
             actor *a = actor_by_bus(w, ev.actor);
             if (a && a->alive && a->incarnation == ev.id) {
@@ -1344,7 +1587,7 @@ static void loop(world *w)
         default: release(&ev, w); break;
         }
         /* Drained: the load is over and every job is terminal or parked. */
-        if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held)
+        if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held && !w->pending_answers)
             break;
     }
 }
@@ -1367,23 +1610,19 @@ static void summarise(world *w)
 {
     sim_result *r = w->res;
     r->end_time = w->now;
-    for (size_t i = 0; i < w->n_jobs; i++) {
-        const jinfo *j = w->job_list[i];
-        switch (j->state) {
-        case REF_JOB_SUCCEEDED: r->succeeded++; break;
-        case REF_JOB_FAILED: r->failed++; break;
-        case REF_JOB_FAILED_FATAL: r->failed_fatal++; break;
-        case REF_JOB_CANCELLED: r->cancelled++; break;
-        case REF_JOB_DENIED: r->denied++; break;
-        case REF_JOB_TIMEOUT: r->timed_out++; break;
-        case REF_JOB_APPROVAL_REQUIRED: r->parked++; break;
-        default: r->unfinished++; break;
-        }
-    }
+    r->succeeded = w->retired.succeeded;
+    r->failed = w->retired.failed;
+    r->failed_fatal = w->retired.failed_fatal;
+    r->cancelled = w->retired.cancelled;
+    r->denied = w->retired.denied;
+    r->timed_out = w->retired.timed_out;
+    for (size_t i = 0; i < w->n_jobs; i++)
+        if (w->job_list[i])
+            count_state(r, w->job_list[i]);
     if (!r->violated && inv_on(w, SIM_INV_LIVENESS) && !w->err)
         for (size_t i = 0; i < w->n_jobs; i++) {
             const jinfo *j = w->job_list[i];
-            if (!j->terminal && j->state != REF_JOB_APPROVAL_REQUIRED) {
+            if (j && !j->terminal && j->state != REF_JOB_APPROVAL_REQUIRED) {
                 w->now = r->end_time;
                 violation(w, "liveness", j->job_id,
                           "still %s when the run drained (load ended at %.3fs, drain bound %.3fs)",
@@ -1446,14 +1685,18 @@ static void teardown(world *w)
     sim_bus_free(w->bus);
     ref_effects_free(&w->fx);
     for (size_t i = 0; i < w->n_jobs; i++) {
+        if (!w->job_list[i])
+            continue;
         free(w->job_list[i]->job_id);
         free(w->job_list[i]->wf);
+        free(w->job_list[i]->seen);
         free(w->job_list[i]);
     }
     free(w->job_list);
     ref_strmap_free(&w->jobs);
     ref_strmap_free(&w->timers);
     ref_strmap_free(&w->handler_seen);
+    ref_strmap_free(&w->fatal_seen);
     for (size_t i = 0; i < w->n_journal; i++) {
         free(w->journal[i].job_id);
         free(w->journal[i].first);
@@ -1489,6 +1732,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     ref_strmap_init(&w->jobs);
     ref_strmap_init(&w->journal_idx);
     ref_strmap_init(&w->handler_seen);
+    ref_strmap_init(&w->fatal_seen);
     ref_strmap_init(&w->saga_stack);
     int rc = sim_queue_init(&w->q, (size_t)1 << 22);
     if (!rc)
@@ -1573,11 +1817,13 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
             aw, sizeof aw);
     fprintf(out,
             "retries %llu, rollbacks %llu, breaker openings %llu, dlq %llu, duplicates answered "
-            "%llu, stale ignored %llu, approvals %llu, rejections %llu, mean approval wait %s\n",
+            "%llu, stale ignored %llu, approvals %llu, rejections %llu, stale approvals %llu, "
+            "mean approval wait %s\n",
             (unsigned long long)r->retries, (unsigned long long)r->rollbacks,
             (unsigned long long)r->breaker_openings, (unsigned long long)r->dlq,
             (unsigned long long)r->duplicates, (unsigned long long)r->stale,
-            (unsigned long long)r->approvals, (unsigned long long)r->rejections, aw);
+            (unsigned long long)r->approvals, (unsigned long long)r->rejections,
+            (unsigned long long)r->approvals_stale, aw);
     for (size_t i = 0; i < r->n_topics; i++) {
         char a[32], b[32], c[32];
         ns_text(r->topics[i].p50, a, sizeof a);

@@ -36,6 +36,11 @@ typedef struct {
     int64_t duration_ns;
     const unsigned char *skip_event; /* scn->n_timeline flags: 1 = leave that event out */
     uint32_t workers_limit;          /* run at most this many workers of each spec (0: all) */
+    /* 0 (the default): the invariants the scenario names are checked.
+     * 1: none is checked (the scenario's `invariants` list is ignored);
+     * wire encoding and the strict decode of every delivery stay on.
+     * For benchmarks (docs/simulator.md, "Checks off"). */
+    int checks_off;
 } sim_run_config;
 
 typedef struct {
@@ -58,6 +63,7 @@ typedef struct {
     uint64_t parked, unfinished;   /* at the end */
     uint64_t compensations, retries, rollbacks, breaker_openings, dlq, duplicates, stale;
     uint64_t approvals, rejections;
+    uint64_t approvals_stale;      /* approvals refused: the policy changed since they were asked */
     int64_t approval_wait_ns;      /* total time parked jobs waited for their answer */
     uint64_t handler_calls;
     double utilisation;            /* busy worker-slot time / available worker-slot time */
@@ -65,6 +71,7 @@ typedef struct {
     sim_topic_latency topics[32];
     size_t n_topics;
     uint64_t trace_records;
+    uint64_t events;               /* items popped from the event queue */
     char trace_hash[65];
     uint64_t bus_published, bus_delivered, bus_dropped, bus_duplicated, bus_corrupted,
         bus_decode_failures;

@@ -34,7 +34,7 @@ grep -q "6 seeds (1..6): every invariant held" "$tmp/m.out" || fail "many-seed s
 
 # An injected bug is caught, shrunk, and the shrunk command reproduces it.
 set +e
-"$capsim" sim sim/scenarios/throttle-storm.yaml --bug dispatch-on-throttle >"$tmp/bug.out"
+"$capsim" sim sim/scenarios/throttle-storm.yaml --bug dispatch-on-throttle --shrink-out "$tmp/shrunk.yaml" >"$tmp/bug.out"
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "dispatch-on-throttle not caught (exit $rc): $(tail -3 "$tmp/bug.out")"

@@ -1181,6 +1181,106 @@ static void test_names(void **state)
     assert_int_equal(ref_sel_outcome_error_code(REF_SEL_OK), 0);
 }
 
+
+/* ---- first fit ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *ids[64];
+    uint32_t inflight[64];
+    int max[64];
+    int broken[64]; /* a breaker-like exclusion */
+} ff_world;
+
+static int ff_index(const ff_world *fw, const char *id)
+{
+    for (int i = 0; i < 64; i++)
+        if (strcmp(fw->ids[i], id) == 0)
+            return i;
+    return -1;
+}
+
+/* The scheduler's rule: excluded when its breaker refuses or it holds as
+ * many of our jobs as it declared it can run. */
+static int ff_exclude(void *ctx, const char *id)
+{
+    const ff_world *fw = ctx;
+    int i = ff_index(fw, id);
+    return i >= 0 && (fw->broken[i] || (fw->max[i] > 0 && fw->inflight[i] >= (uint32_t)fw->max[i]));
+}
+
+static uint64_t ff_next(uint64_t *x)
+{
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return *x >> 33;
+}
+
+/* First fit picks exactly the worker (and gives exactly the outcome) of
+ * the full scan, through heartbeats that move scores, in-flight counts,
+ * exclusions, losses, expiry and re-registration. */
+static void test_first_fit_matches_full_scan(void **state)
+{
+    (void)state;
+    static char names[64][16];
+    ff_world fw;
+    memset(&fw, 0, sizeof fw);
+    for (int i = 0; i < 64; i++) {
+        snprintf(names[i], sizeof names[i], "w-%d", (i * 37) % 64);
+        fw.ids[i] = names[i];
+    }
+    ref_registry *r = reg_new(NULL);
+    uint64_t x = 12345;
+    int64_t now = 0;
+    int picked = 0, none = 0;
+    for (int step = 0; step < 4000; step++) {
+        now += (int64_t)(ff_next(&x) % 400) * 1000000; /* up to 0.4 s */
+        int i = (int)(ff_next(&x) % 64);
+        int what = (int)(ff_next(&x) % 10);
+        if (what < 5) {
+            hb_buf b;
+            int max = (int)(ff_next(&x) % 4);
+            Cordum__Agent__V1__Heartbeat *hb =
+                hb_make(&b, fw.ids[i], i % 5 ? "job.a" : "job.b", (int)(ff_next(&x) % 4), max,
+                        (float)(ff_next(&x) % 4) * 30.0f, 0.0f);
+            if (i % 7 == 0)
+                hb_label(&b, "zone", (ff_next(&x) & 1) ? "a" : "b");
+            assert_true(ref_registry_heartbeat(r, now, hb, NULL) >= 0);
+            fw.max[i] = max;
+        } else if (what < 7) {
+            fw.inflight[i] = (uint32_t)(ff_next(&x) % 4);
+            ref_registry_set_inflight(r, fw.ids[i], fw.inflight[i]);
+        } else if (what < 8) {
+            fw.broken[i] = !fw.broken[i];
+        } else if (what < 9) {
+            ref_registry_lost lost[64];
+            assert_true(ref_registry_expire(r, now, lost, 64) >= 0);
+        } else {
+            if (ref_registry_remove(r, fw.ids[i]))
+                fw.inflight[i] = 0; /* a new registration starts from 0 */
+        }
+        job_buf jb;
+        Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a.x");
+        if (step % 3 == 0)
+            job_label(&jb, "zone", "a");
+        ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1, .exclude_fn = ff_exclude,
+                             .exclude_ctx = &fw};
+        ref_sel_result full, ff;
+        assert_int_equal(ref_registry_select(r, now, &q, &full), CAP_OK);
+        q.first_fit = 1;
+        assert_int_equal(ref_registry_select(r, now, &q, &ff), CAP_OK);
+        assert_int_equal(ff.outcome, full.outcome);
+        assert_string_equal(ff.worker_id, full.worker_id);
+        assert_string_equal(ff.pool, full.pool);
+        assert_true(ff.score == full.score);
+        if (full.outcome == REF_SEL_OK)
+            picked++;
+        else
+            none++;
+    }
+    assert_true(picked > 100); /* both paths were exercised */
+    assert_true(none > 100);
+    ref_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1198,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_preferred_worker),
         cmocka_unit_test(test_exclusion_set),
         cmocka_unit_test(test_select_arguments),
+        cmocka_unit_test(test_first_fit_matches_full_scan),
         cmocka_unit_test(test_version_negotiation),
         cmocka_unit_test(test_ready_topics),
         cmocka_unit_test(test_handshake_validation_and_effects),

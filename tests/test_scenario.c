@@ -445,8 +445,10 @@ static void test_every_bad_input_class(void **state)
          "missing \"pool\""},
         {"bad pool", HEAD "workers:\n- {id: w, pool: job.*}\n", CAP_EINVAL, 5, 17,
          "workers[0].pool", "bad pool subject"},
-        {"too many workers", HEAD "workers:\n- {id: w, pool: job.x, count: 200}\n- {id: v, pool: job.x, count: 57}\n",
-         CAP_EINVAL, 6, 3, "workers[1]", "257 workers in all (at most 256)"},
+        {"too many workers", HEAD "workers:\n- {id: w, pool: job.x, count: 4000}\n- {id: v, pool: job.x, count: 97}\n",
+         CAP_EINVAL, 6, 3, "workers[1]", "4097 workers in all (at most 4096)"},
+        {"count over the cap", HEAD "workers:\n- {id: w, pool: job.x, count: 4097}\n", CAP_EYAML,
+         5, 31, "workers[0].count", "4097 is outside [1, 4096]"},
         {"probability over 1", HEAD "workers:\n- {id: w, pool: job.tools, p_fatal: 1.5}\n",
          CAP_EINVAL, 5, 37, "workers[0].p_fatal", "probability 1.5 is outside [0, 1]"},
         {"negative probability", HEAD "approver: {p_approve: -0.1}\n", CAP_EINVAL, 4, 23,
@@ -724,6 +726,28 @@ static void test_actors(void **state)
 }
 
 /* The docs' full example loads. */
+/* The cap on workers is 4096 in all: the benchmark's 1000 workers load,
+ * and so do 4096 (three specs). */
+static void test_large_worker_counts_load(void **state)
+{
+    (void)state;
+    sim_scenario *s = NULL;
+    cap_yaml_diag d;
+    assert_int_equal(sim_scenario_load("bench/sim-large.yaml", &s, &d), CAP_OK);
+    assert_int_equal(s->n_workers, 1);
+    assert_int_equal(s->workers[0].count, 1000);
+    assert_true(s->workload.rate == 500.0);
+    sim_scenario_free(s);
+    static const char text[] =
+        "name: big\nduration: 1s\npolicy: ../reference/policies/example.yaml\nworkers:\n"
+        "- {id: a, pool: job.x, count: 4000}\n- {id: b, pool: job.x, count: 95}\n"
+        "- {id: c, pool: job.x}\n";
+    s = NULL;
+    assert_int_equal(sim_scenario_parse("bench/big.yaml", text, sizeof text - 1, &s, &d), CAP_OK);
+    assert_int_equal(s->workers[0].count + s->workers[1].count + s->workers[2].count, 4096);
+    sim_scenario_free(s);
+}
+
 static void test_docs_example_loads(void **state)
 {
     (void)state;
@@ -758,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_timeline_sorted_stably),
         cmocka_unit_test(test_actors),
         cmocka_unit_test(test_docs_example_loads),
+        cmocka_unit_test(test_large_worker_counts_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

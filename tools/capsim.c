@@ -19,6 +19,13 @@ static const struct {
     {"tck", cmd_tck, "run an upstream TCK suite against an adapter-v1 process"},
     {"adapter", cmd_adapter, "the reference adapter (adapter-v1 on stdin/stdout)"},
     {"sim", cmd_sim, "run a scenario in the deterministic simulator (one seed or many)"},
+    {"worker", cmd_worker, "the reference worker on a real NATS bus"},
+    {"scheduler", cmd_scheduler, "the reference scheduler on a real NATS bus"},
+    {"record", cmd_record, "capture the packets on a NATS bus into a trace file"},
+    {"certify", cmd_certify, "certify a worker or scheduler against the golden cases over NATS"},
+    {"golden", cmd_golden, "check or re-record the golden-trace conformance cases"},
+    {"check-trace", cmd_check_trace, "check a recorded trace against the protocol's rules"},
+    {"report", cmd_report, "run the TCK suites and golden cases against the reference; write reports/"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -28,7 +35,7 @@ static void usage(FILE *out)
                  "capsim is the conformance harness and deterministic simulator for CAP,\n"
                  "the Cordum Agent Protocol (wire version 1).\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out, "\nexit codes: 0 ok, 1 input rejected, 2 usage or unreadable file\n");
 }
 

@@ -14,6 +14,8 @@
 #include "commands.h"
 #include "ref_bugs.h"
 #include "sim_scenario.h"
+#include "sim_scenario_write.h"
+#include "sim_shrink.h"
 #include "sim_world.h"
 
 static const char SIM_HELP[] =
@@ -23,21 +25,26 @@ static const char SIM_HELP[] =
     "simulator. One seed prints the seed and what it derives, a summary and the\n"
     "trace hash; the same seed always gives the same hash. Many seeds run one\n"
     "process per seed on every core and stop at the first invariant violation,\n"
-    "which is then shrunk to a minimal reproduction.\n"
+    "which is then shrunk to a minimal reproduction: a scenario file that\n"
+    "breaks the same invariant with plain `capsim sim FILE --seed N`.\n"
     "\n"
     "options:\n"
     "  --seed N            the seed (default: the scenario's)\n"
     "  --seeds A..B        every seed from A to B\n"
     "  --jobs N            processes at once for --seeds (default: the cores)\n"
+    "  --each              --seeds: also print one line per seed (held or the\n"
+    "                      invariant, and the trace hash), in finishing order\n"
     "  --trace FILE        write the binary trace\n"
     "  --jsonl FILE        write the JSONL trace\n"
     "  --bug NAME          switch one known bug into the reference (see --list-bugs)\n"
     "  --list-bugs         print the known bugs\n"
-    "  --max-jobs N        submit at most N jobs           (shrinking knobs; the\n"
-    "  --duration D        run the load for D (e.g. 30s)    shrinker prints the\n"
-    "  --skip-event I      leave timeline event I out       ones that reproduce)\n"
+    "  --max-jobs N        submit at most N jobs           (run knobs; the shrinker\n"
+    "  --duration D        run the load for D (e.g. 30s)    writes them into the\n"
+    "  --skip-event I      leave timeline event I out       shrunk scenario)\n"
     "  --workers-limit N   at most N workers per spec\n"
     "  --no-shrink         report a violation without shrinking it\n"
+    "  --shrink-out FILE   write the shrunk scenario here (default:\n"
+    "                      NAME-seedN-shrunk.yaml in the current directory)\n"
     "\n"
     "exit: 0 every invariant held, 1 a violation, 2 usage or a bad scenario\n";
 
@@ -57,86 +64,79 @@ static int run_quiet(const sim_scenario *scn, const knobs *k, uint64_t seed, sim
     return sim_run(&c, res, &d);
 }
 
-/* Shrinks a failing run: each step removes something (a timeline event,
- * half the jobs, half the duration, half the workers) and keeps the change
- * when the same invariant still breaks. Ends when nothing more goes. */
-static void shrink(const sim_scenario *scn, knobs *k, uint64_t seed, const sim_result *first)
+/* A file name for the shrunk scenario: <name>-seed<N>-shrunk.yaml, the
+ * name's characters outside [A-Za-z0-9._-] replaced by '_'. */
+static void default_out(const sim_scenario *scn, uint64_t seed, char *buf, size_t n)
 {
-    sim_result *res = malloc(sizeof *res);
-    if (!res)
-        return;
-    char inv[32];
-    snprintf(inv, sizeof inv, "%s", first->invariant);
-    uint64_t jobs = first->submitted ? first->submitted : 1;
-    if (!k->rc.max_jobs || k->rc.max_jobs > jobs)
-        k->rc.max_jobs = jobs;
-    int64_t dur = k->rc.duration_ns ? k->rc.duration_ns : scn->duration_ns;
-    if (first->at > 0 && first->at < dur)
-        dur = first->at + 1;
-    k->rc.duration_ns = dur;
-    int progress = 1, runs = 0;
-    while (progress && runs < 400) {
-        progress = 0;
-        for (size_t i = 0; i < scn->n_timeline && runs < 400; i++) {
-            if (k->skip[i])
-                continue;
-            k->skip[i] = 1;
-            runs++;
-            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv))
-                progress = 1;
-            else
-                k->skip[i] = 0;
-        }
-        uint64_t mj = k->rc.max_jobs;
-        while (mj > 1 && runs < 400) {
-            k->rc.max_jobs = mj / 2;
-            runs++;
-            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
-                mj = k->rc.max_jobs;
-                progress = 1;
-            } else {
-                k->rc.max_jobs = mj;
-                break;
-            }
-        }
-        int64_t d = k->rc.duration_ns;
-        while (d > 1000000 && runs < 400) {
-            k->rc.duration_ns = d / 2;
-            runs++;
-            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
-                d = k->rc.duration_ns;
-                progress = 1;
-            } else {
-                k->rc.duration_ns = d;
-                break;
-            }
-        }
-        uint32_t wl = k->rc.workers_limit ? k->rc.workers_limit : 64;
-        while (wl > 1 && runs < 400) {
-            k->rc.workers_limit = wl / 2;
-            runs++;
-            if (run_quiet(scn, k, seed, res) == CAP_OK && res->violated && !strcmp(res->invariant, inv)) {
-                wl = k->rc.workers_limit;
-                progress = 1;
-            } else {
-                k->rc.workers_limit = wl == 64 ? 0 : wl;
-                break;
-            }
-        }
+    char name[120];
+    size_t k = 0;
+    for (const char *c = scn->name ? scn->name : "scenario"; *c && k + 1 < sizeof name; c++)
+        name[k++] = (strchr("._-", *c) || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+                     (*c >= 'A' && *c <= 'Z'))
+                        ? *c
+                        : '_';
+    name[k] = 0;
+    snprintf(buf, n, "%s-seed%" PRIu64 "-shrunk.yaml", name[0] == '.' ? "scenario" : name, seed);
+}
+
+/* Shrinks a failing run (sim_shrink), writes the minimal scenario to
+ * `out` (NULL: the default name in the current directory) and prints the
+ * command that reproduces it. */
+static int shrink(const sim_scenario *scn, knobs *k, uint64_t seed, const sim_result *first,
+                  const char *out)
+{
+    char def[200];
+    if (!out) {
+        default_out(scn, seed, def, sizeof def);
+        out = def;
     }
-    /* The reproduction, as a command line that runs it on its own. */
-    printf("shrunk after %d runs; reproduce with:\n  capsim sim %s --seed %" PRIu64, runs, scn->path,
-           seed);
-    if (ref_bug_current() != REF_BUG_NONE)
-        printf(" --bug %s", ref_bug_name(ref_bug_current()));
-    printf(" --max-jobs %" PRIu64 " --duration %" PRId64 "ns", k->rc.max_jobs, k->rc.duration_ns);
-    if (k->rc.workers_limit)
-        printf(" --workers-limit %u", k->rc.workers_limit);
-    for (size_t i = 0; i < scn->n_timeline; i++)
-        if (k->skip[i])
-            printf(" --skip-event %zu", i);
-    printf(" --no-shrink\n");
-    free(res);
+    sim_shrink_result *sr = malloc(sizeof *sr);
+    if (!sr)
+        return CLI_USAGE;
+    sim_run_config kn = k->rc;
+    kn.skip_event = k->skip;
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    int rc = sim_shrink(scn, &kn, seed, first->invariant, out, 0, sr, &d);
+    if (rc != CAP_OK) {
+        cli_diag("sim", scn->path, &d);
+        free(sr);
+        return CLI_USAGE;
+    }
+    const char *bug = ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
+    char *comment = NULL;
+    size_t clen = 0;
+    FILE *m = open_memstream(&comment, &clen);
+    if (m) {
+        fprintf(m,
+                "A minimal reproduction written by capsim sim: invariant %s breaks with seed %" PRIu64
+                "%s%s.\n"
+                "Shrunk from %s (scenario \"%s\") in %d runs.\n"
+                "Reproduce: capsim sim %s --seed %" PRIu64 "%s%s\n"
+                "The violation: job %s at %.6fs: %s\n",
+                first->invariant, seed, bug ? " with the injected bug " : "", bug ? bug : "",
+                scn->path, scn->name ? scn->name : "", sr->runs, out, seed, bug ? " --bug " : "",
+                bug ? bug : "", sr->last.job_id[0] ? sr->last.job_id : "-",
+                (double)sr->last.at / 1e9, sr->last.detail);
+        fclose(m);
+    }
+    FILE *f = comment ? fopen(out, "wb") : NULL;
+    int wrc = f ? sim_scenario_write(sr->scn, comment, f) : CAP_EIO;
+    if (f && fclose(f) != 0 && !wrc)
+        wrc = CAP_EIO;
+    free(comment);
+    sim_scenario_free(sr->scn);
+    if (wrc != CAP_OK) {
+        cli_error("sim", "cannot write the shrunk scenario %s: %s", out,
+                  errno ? strerror(errno) : cap_strerror(wrc));
+        free(sr);
+        return CLI_USAGE;
+    }
+    printf("shrunk after %d runs to %s; reproduce with:\n  capsim sim %s --seed %" PRIu64 "%s%s"
+           " --no-shrink\n",
+           sr->runs, out, out, seed, bug ? " --bug " : "", bug ? bug : "");
+    free(sr);
+    return CLI_REJECTED;
 }
 
 static int parse_range(const char *s, uint64_t *a, uint64_t *b)
@@ -157,9 +157,10 @@ static int parse_range(const char *s, uint64_t *a, uint64_t *b)
 
 /* Many seeds: a pool of child processes, each running one seed and
  * exiting 0 (held), 1 (violation) or 2 (could not run). */
-static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, long jobs, int do_shrink)
+static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, long jobs, int do_shrink,
+                    const char *shrink_out, int each)
 {
-    int tty = isatty(STDOUT_FILENO);
+    int tty = isatty(STDERR_FILENO); /* the progress bar goes to a terminal only */
     uint64_t next = a, done = 0, total = b - a + 1, failed_seed = 0;
     int failed = 0, broken = 0;
     long running = 0;
@@ -175,6 +176,15 @@ static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, l
             if (pid == 0) {
                 sim_result *res = malloc(sizeof *res);
                 int rc = res ? run_quiet(scn, k, next, res) : CAP_ENOMEM;
+                if (each && rc == CAP_OK) {
+                    /* one line, one write: lines of parallel seeds do not mix */
+                    char line[200];
+                    int n = snprintf(line, sizeof line, "seed %" PRIu64 ": %s%s, trace sha256 %s\n",
+                                     next, res->violated ? "VIOLATION " : "held",
+                                     res->violated ? res->invariant : "", res->trace_hash);
+                    if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
+                        rc = CAP_EIO;
+                }
                 _exit(rc != CAP_OK ? 2 : res->violated ? 1 : 0);
             }
             running++;
@@ -194,13 +204,13 @@ static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, l
             broken = code != 1;
         }
         if (tty) {
-            printf("\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
-                   "########################################", done, total);
-            fflush(stdout);
+            fprintf(stderr, "\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
+                    "########################################", done, total);
+            fflush(stderr);
         }
     }
     if (tty)
-        printf("\n");
+        fprintf(stderr, "\n");
     if (!failed && !broken) {
         printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
         return CLI_OK;
@@ -223,10 +233,9 @@ static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, l
     printf("%" PRIu64 " seeds run; seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\n", next - a,
            failed_seed, res->invariant, res->job_id[0] ? res->job_id : "-", (double)res->at / 1e9,
            res->detail);
-    if (do_shrink)
-        shrink(scn, k, failed_seed, res);
+    int rc = do_shrink ? shrink(scn, k, failed_seed, res, shrink_out) : CLI_REJECTED;
     free(res);
-    return CLI_REJECTED;
+    return rc;
 }
 
 int cmd_sim(int argc, char **argv)
@@ -235,9 +244,9 @@ int cmd_sim(int argc, char **argv)
         fputs(SIM_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
-    const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL;
+    const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL, *shrink_out = NULL;
     uint64_t seed = 0;
-    int have_seed = 0, do_shrink = 1;
+    int have_seed = 0, do_shrink = 1, each = 0;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     knobs k;
     memset(&k, 0, sizeof k);
@@ -253,6 +262,8 @@ int cmd_sim(int argc, char **argv)
             return CLI_OK;
         } else if (strcmp(o, "--no-shrink") == 0) {
             do_shrink = 0;
+        } else if (strcmp(o, "--each") == 0) {
+            each = 1;
         } else if (o[0] == '-' && o[1] == '-') {
             if (!(v = cli_value("sim", argc, argv, &i)))
                 return CLI_USAGE;
@@ -276,6 +287,8 @@ int cmd_sim(int argc, char **argv)
                 trace = v;
             } else if (strcmp(o, "--jsonl") == 0) {
                 jsonl = v;
+            } else if (strcmp(o, "--shrink-out") == 0) {
+                shrink_out = v;
             } else if (strcmp(o, "--bug") == 0) {
                 int b = ref_bug_from_name(v);
                 if (b < 0) {
@@ -351,7 +364,7 @@ int cmd_sim(int argc, char **argv)
             cli_error("sim", "--seeds %s: want A..B (A <= B)", seeds);
             rc = CLI_USAGE;
         } else {
-            rc = run_many(scn, &k, a, b, jobs, do_shrink);
+            rc = run_many(scn, &k, a, b, jobs, do_shrink, shrink_out, each);
         }
     } else {
         FILE *tb = trace ? fopen(trace, "wb") : NULL, *tj = jsonl ? fopen(jsonl, "wb") : NULL;
@@ -374,10 +387,8 @@ int cmd_sim(int argc, char **argv)
             } else {
                 sim_result_print(&k.rc, res, stdout);
                 rc = res->violated ? CLI_REJECTED : CLI_OK;
-                if (res->violated && do_shrink) {
-                    sim_result first = *res;
-                    shrink(scn, &k, k.rc.seed, &first);
-                }
+                if (res->violated && do_shrink)
+                    rc = shrink(scn, &k, k.rc.seed, res, shrink_out);
             }
             free(res);
         }

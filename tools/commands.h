@@ -12,5 +12,12 @@ int cmd_policy(int argc, char **argv);
 int cmd_tck(int argc, char **argv);
 int cmd_adapter(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_worker(int argc, char **argv);
+int cmd_scheduler(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_certify(int argc, char **argv);
+int cmd_golden(int argc, char **argv);
+int cmd_check_trace(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

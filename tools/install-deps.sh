@@ -15,6 +15,7 @@ packages=(
   nats-server libnats-dev                      # real-bus certification
   libcmocka-dev                                # unit tests
   jq                                           # JSON report checks in the end-to-end tests
+  libxml2-utils                                # xmllint: well-formedness of the HTML report in the tests
   gcovr                                        # coverage reports
   clang llvm libclang-rt-14-dev afl++          # fuzzing (libFuzzer, AFL++)
 )

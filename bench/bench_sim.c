@@ -1,0 +1,245 @@
+/* make bench: the simulator's speed and memory on a large workload
+ * (bench/sim-large.yaml: 1000 workers, Poisson 500 jobs/s, one simulated
+ * hour), every packet encoded to bytes and strictly decoded on arrival.
+ *
+ * An event is one item popped from the simulator's event queue (a bus
+ * delivery, a timer, an arrival, a workflow step, a fault). Printed for
+ * two modes, each in its own child process (so the peak RSS is that run's):
+ *   checks on   the scenario's invariants checked on every journal record
+ *               and in every worker handler;
+ *   checks off  no invariant checked (sim_run_config.checks_off); the
+ *               encode and the strict decode of every packet stay on.
+ * Then the memory check: the same workload (checks on) for T and for 4T
+ * of simulated time, each in a child, and the ratio of their peak RSS.
+ *
+ * Targets: >= 1 M events/s with checks on, >= 3 M with checks off (one
+ * core: the run is single-threaded), peak RSS of the 4T run within 1.25x
+ * of the T run. Each is printed MET or NOT MET with its figures.
+ *
+ * usage: bench_sim [SCENARIO]   (default bench/sim-large.yaml)
+ * BENCH_SIM_SECONDS=N runs N simulated seconds instead of the scenario's
+ * duration (a smoke run); BENCH_SIM_MEM_SECONDS=N sets T (default: a
+ * quarter of the run, at most 900 s).
+ * Exit 0 when every run completed (targets met or not), 1 on an error. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim_scenario.h"
+#include "sim_world.h"
+
+#define SEC INT64_C(1000000000)
+
+typedef struct {
+    int ok;
+    int violated;
+    uint64_t events;
+    double wall;
+    int64_t sim_ns;
+    uint64_t jobs_done, submitted;
+    long maxrss_kb;
+    char hash[65];
+    char error[800];
+} run_report;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Runs one simulation in this process and fills *r. */
+static void run_here(const sim_scenario *scn, int64_t duration_ns, int checks_off, run_report *r)
+{
+    memset(r, 0, sizeof *r);
+    sim_run_config c = {0};
+    c.scn = scn;
+    c.seed = scn->seed;
+    c.duration_ns = duration_ns;
+    c.checks_off = checks_off;
+    sim_result *res = calloc(1, sizeof *res);
+    if (!res) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+        return;
+    }
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    double t0 = now_seconds();
+    int rc = sim_run(&c, res, &d);
+    r->wall = now_seconds() - t0;
+    if (rc != CAP_OK) {
+        snprintf(r->error, sizeof r->error, "sim_run failed: %d (%s)", rc, d.reason);
+        free(res);
+        return;
+    }
+    r->ok = 1;
+    r->violated = res->violated;
+    r->events = res->events;
+    r->sim_ns = res->end_time;
+    r->submitted = res->submitted;
+    r->jobs_done = res->succeeded + res->failed + res->failed_fatal + res->cancelled +
+                   res->denied + res->timed_out;
+    memcpy(r->hash, res->trace_hash, sizeof r->hash);
+    if (res->violated)
+        snprintf(r->error, sizeof r->error, "invariant %s broke: %s", res->invariant, res->detail);
+    free(res);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        r->maxrss_kb = ru.ru_maxrss;
+}
+
+/* The same in a child process, so ru_maxrss is this run's alone. */
+static int run_child(const sim_scenario *scn, int64_t duration_ns, int checks_off, run_report *r)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        run_report rr;
+        run_here(scn, duration_ns, checks_off, &rr);
+        const char *p = (const char *)&rr;
+        size_t left = sizeof rr;
+        while (left) {
+            ssize_t n = write(fd[1], p, left);
+            if (n <= 0)
+                _exit(3);
+            p += n;
+            left -= (size_t)n;
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    memset(r, 0, sizeof *r);
+    char *p = (char *)r;
+    size_t got = 0;
+    while (got < sizeof *r) {
+        ssize_t n = read(fd[0], p + got, sizeof *r - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (got != sizeof *r || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->error, sizeof r->error, "the run's process died (status %d)", st);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_run(const char *label, const run_report *r)
+{
+    double sim_s = (double)r->sim_ns / SEC;
+    printf("%-10s events %llu, wall %.2f s, %.3f M events/s, %.0f simulated s per wall s, "
+           "jobs finished %llu of %llu submitted, peak RSS %.1f MiB, trace %.16s\n",
+           label, (unsigned long long)r->events, r->wall,
+           r->wall > 0 ? (double)r->events / r->wall / 1e6 : 0.0, r->wall > 0 ? sim_s / r->wall : 0.0,
+           (unsigned long long)r->jobs_done, (unsigned long long)r->submitted,
+           (double)r->maxrss_kb / 1024.0, r->hash);
+}
+
+static int64_t env_seconds(const char *name, int64_t def)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    errno = 0;
+    long long s = strtoll(v, &end, 10);
+    if (errno || *end || s <= 0 || s > 30LL * 86400) {
+        fprintf(stderr, "bench_sim: %s must be a whole number of seconds in [1, 2592000]\n", name);
+        exit(1);
+    }
+    return (int64_t)s * SEC;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : "bench/sim-large.yaml";
+    sim_scenario *scn = NULL;
+    cap_yaml_diag yd;
+    if (sim_scenario_load(path, &scn, &yd) != CAP_OK) {
+        char msg[1024];
+        cap_yaml_diag_format(&yd, path, msg, sizeof msg);
+        fprintf(stderr, "bench_sim: %s\n", msg);
+        return 1;
+    }
+    int64_t dur = env_seconds("BENCH_SIM_SECONDS", scn->duration_ns);
+    int64_t t_mem = dur / 4 < 900 * SEC ? dur / 4 : 900 * SEC;
+    t_mem = env_seconds("BENCH_SIM_MEM_SECONDS", t_mem < SEC ? SEC : t_mem);
+    uint32_t workers = 0;
+    for (size_t i = 0; i < scn->n_workers; i++)
+        workers += scn->workers[i].count ? scn->workers[i].count : 1;
+    printf("scenario %s: %u workers, workload rate %g jobs/s, %.0f simulated s of load (scenario: "
+           "%.0f s)%s, drain up to %.0f s\n",
+           path, workers, scn->workload.rate, (double)dur / SEC, (double)scn->duration_ns / SEC,
+           dur != scn->duration_ns ? " [BENCH_SIM_SECONDS]" : "", (double)scn->drain_ns / SEC);
+    printf("event = one item popped from the event queue; every packet is encoded and strictly "
+           "decoded in both modes\n");
+    printf("checks off = no invariant checked (the journal is still read, to follow the jobs)\n");
+
+    int failed = 0;
+    run_report on, off;
+    if (run_child(scn, dur, 0, &on) || !on.ok) {
+        fprintf(stderr, "bench_sim: checks on: %s\n", on.error);
+        failed = 1;
+    } else {
+        print_run("checks on", &on);
+        if (on.violated)
+            printf("  note: %s\n", on.error);
+    }
+    if (run_child(scn, dur, 1, &off) || !off.ok) {
+        fprintf(stderr, "bench_sim: checks off: %s\n", off.error);
+        failed = 1;
+    } else {
+        print_run("checks off", &off);
+    }
+
+    run_report m1, m4;
+    int mem_ok = run_child(scn, t_mem, 0, &m1) == 0 && m1.ok;
+    mem_ok = mem_ok && run_child(scn, 4 * t_mem, 0, &m4) == 0 && m4.ok;
+    if (!mem_ok) {
+        fprintf(stderr, "bench_sim: memory runs failed: %s%s\n", m1.error, m4.error);
+        failed = 1;
+    } else {
+        print_run("mem T", &m1);
+        print_run("mem 4T", &m4);
+    }
+
+    if (!failed) {
+        double eps_on = on.wall > 0 ? (double)on.events / on.wall : 0;
+        double eps_off = off.wall > 0 ? (double)off.events / off.wall : 0;
+        double ratio = m1.maxrss_kb > 0 ? (double)m4.maxrss_kb / (double)m1.maxrss_kb : 0;
+        printf("target checks on  >= 1.0 M events/s: %.3f M  %s\n", eps_on / 1e6,
+               eps_on >= 1e6 ? "MET" : "NOT MET");
+        printf("target checks off >= 3.0 M events/s: %.3f M  %s\n", eps_off / 1e6,
+               eps_off >= 3e6 ? "MET" : "NOT MET");
+        printf("target peak RSS independent of run length: T=%.0f s %.1f MiB, 4T=%.0f s %.1f MiB, "
+               "ratio %.2f (<= 1.25)  %s\n",
+               (double)t_mem / SEC, (double)m1.maxrss_kb / 1024.0, (double)(4 * t_mem) / SEC,
+               (double)m4.maxrss_kb / 1024.0, ratio, ratio > 0 && ratio <= 1.25 ? "MET" : "NOT MET");
+    }
+    sim_scenario_free(scn);
+    return failed;
+}
