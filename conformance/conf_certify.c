@@ -19,6 +19,7 @@
 #include "cap_trace.h"
 #include "conf_adapter.h"
 #include "conf_golden.h"
+#include "conf_html.h"
 #include "conf_match.h"
 #include "conf_nats.h"
 #include "conf_peer.h"
@@ -237,6 +238,8 @@ typedef struct {
     char detail[16384];
     char trace_path[1024];
     size_t golden, expected, played, matched;
+    long div_golden;   /* golden record of the first divergence, -1: none known */
+    long div_observed; /* observed-trace record that diverged, -1: none (a missing packet) */
 } case_result;
 
 static int is_own(own_msg *own, size_t *n_own, const conf_nats_msg *m)
@@ -465,6 +468,7 @@ static void run_case(run_ctx *x, const conf_golden_case *c, case_result *res)
     const conf_certify_opts *o = x->o;
     unsigned role = o->role;
     memset(res, 0, sizeof *res);
+    res->div_golden = res->div_observed = -1;
     res->applicable = 1;
     res->status = CONF_ST_ERROR;
     sim_scenario *scn = NULL;
@@ -682,7 +686,10 @@ static void run_case(run_ctx *x, const conf_golden_case *c, case_result *res)
                                 .reply = msg.reply, .bytes = msg.data, .len = msg.len};
         if (tw)
             cap_trace_write(tw, &rec, NULL);
+        int had = conf_match_verdict(m) != NULL;
         conf_match_observe(m, msg.time, msg.subject, msg.data, msg.len);
+        if (!had && conf_match_verdict(m) && tw)
+            res->div_observed = (long)cap_trace_writer_count(tw) - 1;
         int hb = strcmp(msg.subject, "sys.heartbeat") == 0;
         conf_nats_msg_free(&msg);
         if (!ready && hb) {
@@ -834,7 +841,10 @@ static void run_case(run_ctx *x, const conf_golden_case *c, case_result *res)
         if (tw)
             cap_trace_write(tw, &rec, NULL);
         if (!is_own(own, &n_own, &msg)) {
+            int had = conf_match_verdict(m) != NULL;
             int rc = conf_match_observe(m, msg.time, msg.subject, msg.data, msg.len);
+            if (!had && conf_match_verdict(m) && tw)
+                res->div_observed = (long)cap_trace_writer_count(tw) - 1;
             if (rc < 0) {
                 conf_nats_msg_free(&msg);
                 snprintf(res->detail, sizeof res->detail, "out of memory");
@@ -852,6 +862,7 @@ static void run_case(run_ctx *x, const conf_golden_case *c, case_result *res)
     conf_match_finish(m, conf_nats_now());
     const char *v2 = conf_match_verdict(m);
     res->status = v2 ? CONF_ST_FAIL : CONF_ST_PASS;
+    res->div_golden = conf_match_divergence_record(m);
     conf_match_stats st = conf_match_stats_get(m);
     res->golden = st.golden;
     res->expected = st.expected;
@@ -895,15 +906,166 @@ done:
 
 /* ---- the run ---- */
 
+static int write_file(const char *path, const char *data, size_t len, char *err, size_t n);
+
+/* ---- the HTML page (--html) ---- */
+
+/* What the page shows of one case: a copy of its result and, for a failed
+ * case with an observed trace, both traces and the divergence. */
+typedef struct {
+    char *id, *status, *clauses, *detail;
+    conf_golden_record *golden, *observed;
+    size_t n_golden, n_observed;
+    conf_html_rec *hgolden, *hobserved;
+    char **diff;
+    size_t n_diff;
+    conf_html_divergence div;
+} page_case;
+
+static conf_html_rec *page_recs(const conf_golden_record *r, size_t n)
+{
+    conf_html_rec *h = calloc(n ? n : 1, sizeof *h);
+    for (size_t i = 0; h && i < n; i++)
+        h[i] = (conf_html_rec){r[i].time, r[i].sender, "", r[i].subject, r[i].label};
+    return h;
+}
+
+/* The "path: expected → observed" lines of a verdict (conf_match). */
+static int page_diff_lines(page_case *pc, const char *verdict)
+{
+    const char *p = strstr(verdict, "differences (path: expected");
+    if (!p || !(p = strchr(p, '\n')))
+        return 0;
+    for (p++; *p && pc->n_diff < 64;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        const char *t = p;
+        while (len && *t == ' ') {
+            t++;
+            len--;
+        }
+        if (len) {
+            char **g = realloc(pc->diff, (pc->n_diff + 1) * sizeof *g);
+            if (!g)
+                return -1;
+            pc->diff = g;
+            if (!(pc->diff[pc->n_diff] = strndup(t, len)))
+                return -1;
+            pc->n_diff++;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void page_case_free(page_case *pc)
+{
+    free(pc->id);
+    free(pc->status);
+    free(pc->clauses);
+    free(pc->detail);
+    conf_golden_records_free(pc->golden, pc->n_golden);
+    conf_golden_records_free(pc->observed, pc->n_observed);
+    free(pc->hgolden);
+    free(pc->hobserved);
+    for (size_t i = 0; i < pc->n_diff; i++)
+        free(pc->diff[i]);
+    free(pc->diff);
+}
+
+/* Keeps what the page needs of one case. Traces are read back from the
+ * golden file and the observed trace written during the case. */
+static int page_add(page_case *pc, const conf_golden_case *c, const case_result *res, const char *clauses)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->id = strdup(c->id);
+    pc->status = strdup(conf_status_name(res->status));
+    pc->clauses = strdup(clauses);
+    pc->detail = strdup(res->detail);
+    if (!pc->id || !pc->status || !pc->clauses || !pc->detail)
+        return -1;
+    if (res->status != CONF_ST_FAIL || !res->trace_path[0])
+        return 0;
+    cap_diag d;
+    cap_diag_clear(&d);
+    if (conf_golden_read_trace(c->golden_path, &pc->golden, &pc->n_golden, NULL, &d) != CAP_OK)
+        return 0; /* the detail already says what failed; no diagram */
+    cap_diag_clear(&d);
+    if (conf_golden_read_trace(res->trace_path, &pc->observed, &pc->n_observed, NULL, &d) != CAP_OK) {
+        conf_golden_records_free(pc->golden, pc->n_golden);
+        pc->golden = NULL;
+        pc->n_golden = 0;
+        return 0;
+    }
+    pc->hgolden = page_recs(pc->golden, pc->n_golden);
+    pc->hobserved = page_recs(pc->observed, pc->n_observed);
+    if (!pc->hgolden || !pc->hobserved || page_diff_lines(pc, res->detail) < 0)
+        return -1;
+    pc->div.expected_index = res->div_golden;
+    pc->div.observed_index = res->div_observed;
+    pc->div.diff = (const char *const *)pc->diff;
+    pc->div.n_diff = pc->n_diff;
+    return 0;
+}
+
+static int page_write(const conf_certify_opts *o, const conf_report *rep, const page_case *pcs, size_t n,
+                      char *err, size_t en)
+{
+    conf_html_case *hc = calloc(n ? n : 1, sizeof *hc);
+    conf_html_own_case *own = calloc(n ? n : 1, sizeof *own);
+    if (!hc || !own) {
+        free(hc);
+        free(own);
+        setf(err, en, "out of memory");
+        return -1;
+    }
+    const char *role = conf_golden_role_name(o->role);
+    for (size_t i = 0; i < n; i++) {
+        const page_case *pc = &pcs[i];
+        hc[i] = (conf_html_case){.id = pc->id, .status = pc->status, .role = role, .required = 1,
+                                 .clauses = pc->clauses, .detail = pc->detail};
+        if (pc->hgolden && pc->hobserved) {
+            hc[i].expected = pc->hgolden;
+            hc[i].n_expected = pc->n_golden;
+            hc[i].observed = pc->hobserved;
+            hc[i].n_observed = pc->n_observed;
+            hc[i].divergence = &pc->div;
+        }
+        own[i] = (conf_html_own_case){pc->id, pc->clauses, pc->status};
+    }
+    conf_summary s;
+    conf_report_summarize(rep, &s);
+    conf_html_report hr = {rep->adapter, role, "golden over NATS", s.conformant ? "CONFORMANT" : "NON-CONFORMANT",
+                           s.total, s.pass, s.fail, s.error, s.unsupported, s.na, hc, n};
+    conf_html_page page = {.title = "capsim certify", .generated_by = "capsim certify",
+                           .reports = &hr, .n_reports = 1, .own = own, .n_own = n};
+    char *html = NULL;
+    size_t len = 0;
+    int rc = conf_html_render(&page, &html, &len) == CAP_OK ? write_file(o->html_path, html, len, err, en) : -1;
+    if (rc && !err[0])
+        setf(err, en, "out of memory");
+    free(html);
+    free(hc);
+    free(own);
+    return rc;
+}
+
 static int write_file(const char *path, const char *data, size_t len, char *err, size_t n)
 {
     char tmp[2048];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0 || rename(tmp, path) != 0) {
+    if (!f) {
         setf(err, n, "%s: cannot write", path);
-        if (f)
-            remove(tmp);
+        return -1;
+    }
+    int bad = fwrite(data, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        setf(err, n, "%s: cannot write", path);
+        remove(tmp);
         return -1;
     }
     return 0;
@@ -943,6 +1105,15 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
             return 2;
         }
     }
+    /* The page draws the observed traces: keep them beside it unless told where. */
+    conf_certify_opts with_traces;
+    char html_traces[1024];
+    if (o->html_path && !o->trace_dir) {
+        with_traces = *o;
+        snprintf(html_traces, sizeof html_traces, "%s.traces", o->html_path);
+        with_traces.trace_dir = html_traces;
+        o = &with_traces;
+    }
     if (o->trace_dir && mkdir(o->trace_dir, 0755) != 0 && errno != EEXIST) {
         setf(err, n, "--trace-dir %s: %s", o->trace_dir, strerror(errno));
         conf_golden_free_all(all, n_all);
@@ -969,8 +1140,10 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
     }
     run_ctx x = {o, url, stop, out};
     case_result *res = malloc(sizeof *res);
+    page_case *pcs = o->html_path ? calloc(n_all ? n_all : 1, sizeof *pcs) : NULL;
+    size_t n_pcs = 0;
     int code = 0;
-    if (!res) {
+    if (!res || (o->html_path && !pcs)) {
         setf(err, n, "out of memory");
         code = 2;
     }
@@ -1010,6 +1183,11 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
             code = 2;
             break;
         }
+        if (pcs && page_add(&pcs[n_pcs++], c, res, clauses) != 0) {
+            setf(err, n, "out of memory");
+            code = 2;
+            break;
+        }
     }
     free(res);
     conf_nats_server_stop(&srv);
@@ -1034,6 +1212,11 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
     if (!code && o->junit_path && (conf_report_junit(rep, &text, &len) || write_file(o->junit_path, text, len, err, n)))
         code = 2;
     free(text);
+    if (!code && pcs && page_write(o, rep, pcs, n_pcs, err, n) != 0)
+        code = 2;
+    for (size_t i = 0; i < n_pcs; i++)
+        page_case_free(&pcs[i]);
+    free(pcs);
     conf_report_free(rep);
     if (code)
         return code;

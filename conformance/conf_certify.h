@@ -35,6 +35,9 @@ typedef struct {
     const char *dir;               /* case directory (default conformance/cases) */
     const char *json_path;         /* report JSON, NULL: none */
     const char *junit_path;        /* JUnit XML, NULL: none */
+    const char *html_path;         /* the HTML page (failing cases drawn beside their golden
+                                    * traces), NULL: none; keeps the observed traces in
+                                    * trace_dir, or in <html_path>.traces when that is NULL */
     const char *trace_dir;         /* observed traces + IUT logs, NULL: none kept */
     int64_t ready_timeout_ns;      /* the IUT's first heartbeat (worker); 0: 10 s */
     int64_t settle_ns;             /* quiet time after the IUT starts and after the case; 0: 500 ms */

@@ -62,6 +62,7 @@ struct conf_match {
     int64_t start;
     size_t matched, played, observed, expected;
     char *verdict;
+    long div_golden; /* golden record the first divergence is about, -1: none or not one record */
 };
 
 /* ---- helpers ---- */
@@ -211,6 +212,8 @@ int conf_match_new(const conf_match_config *cfg, conf_match **out)
         cfg->window_ns < 0)
         return CAP_EINVAL;
     conf_match *m = calloc(1, sizeof *m);
+    if (m)
+        m->div_golden = -1;
     if (!m)
         return CAP_ENOMEM;
     m->window = cfg->window_ns ? cfg->window_ns : DEFAULT_WINDOW_NS;
@@ -645,6 +648,8 @@ static void diverge(conf_match *m, const char *what, const grec *r, size_t idx, 
     char gt[32], ot[32];
     fmt_time(r ? r->t : 0, gt, sizeof gt);
     fmt_time(t - m->start, ot, sizeof ot);
+    if (r && !m->verdict)
+        m->div_golden = (long)idx;
     if (r)
         fail(m,
              "%s%s%s: golden record %zu (%s from %s on %s at %s)\n"
@@ -830,6 +835,7 @@ int conf_match_check_missing(conf_match *m, int64_t now)
         int64_t since = r->prev != NONE ? m->recs[r->prev].done_at : m->start;
         fmt_time(now - since, waited, sizeof waited);
         char *ej = expected_json(m, r);
+        m->div_golden = (long)i;
         fail(m,
              "missing packet for job %s: awaited golden record %zu (%s from %s on %s) for %s, "
              "due at %s within a window of %s; nothing matching came\n"
@@ -867,6 +873,7 @@ int conf_match_finish(conf_match *m, int64_t now)
         char *ej = expected_json(m, r);
         char waited[32];
         fmt_time(now - m->start, waited, sizeof waited);
+        m->div_golden = (long)i;
         fail(m,
              "missing packet for job %s: golden record %zu (%s from %s on %s) never came "
              "(the case ran %s)\n  expected: %s",
@@ -891,6 +898,8 @@ int conf_match_finish(conf_match *m, int64_t now)
 }
 
 const char *conf_match_verdict(const conf_match *m) { return m->verdict; }
+
+long conf_match_divergence_record(const conf_match *m) { return m->verdict ? m->div_golden : -1; }
 
 conf_match_stats conf_match_stats_get(const conf_match *m)
 {

@@ -111,6 +111,12 @@ int conf_match_finish(conf_match *m, int64_t now);
  * (several lines, no trailing newline). */
 const char *conf_match_verdict(const conf_match *m);
 
+/* The index of the golden record the first divergence is about (the one
+ * that mismatched or went missing); -1 while nothing diverged or when the
+ * divergence is not about one golden record (an unexpected packet, an
+ * undecodable one, missing heartbeats). */
+long conf_match_divergence_record(const conf_match *m);
+
 /* Counters for the report. */
 typedef struct {
     size_t golden, expected, played, matched, observed, bindings;

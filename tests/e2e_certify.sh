@@ -71,7 +71,7 @@ done
 
 # ---- mutants fail with a readable first divergence ----
 "$CAPSIM" certify --role scheduler --start-nats --impl "$SCHED|--mutant|retry-fatal" \
-    --case fatal-rollback >"$T/m1.out" 2>&1
+    --case fatal-rollback --html "$T/m1.html" >"$T/m1.out" 2>&1
 rc=$?
 [ $rc -eq 1 ] || { cat "$T/m1.out"; fail "retry-fatal mutant: exit $rc, want 1"; }
 grep -q '^FAIL  fatal-rollback \[scheduler\]' "$T/m1.out" || fail "retry-fatal: no FAIL line"
@@ -80,6 +80,14 @@ grep -q 'mismatch for job wf-1-s3: golden record [0-9]* (JobResult from schedule
 grep -q 'subject: "sys.job.dlq" → "worker.w-1.jobs"' "$T/m1.out" ||
     { cat "$T/m1.out"; fail "retry-fatal: no subject diff"; }
 grep -q '"attempt":"2"' "$T/m1.out" || fail "retry-fatal: the observed re-dispatch is not shown"
+# the page draws the observed trace beside the golden one, the divergence highlighted
+xmllint --noout "$T/m1.html" || fail "retry-fatal: certify page is not well-formed"
+grep -q '>golden (' "$T/m1.html" && grep -q '>observed (' "$T/m1.html" ||
+    fail "retry-fatal: certify page lacks the golden and observed diagrams"
+grep -q 'class="divergence"' "$T/m1.html" || fail "retry-fatal: divergence not highlighted on the page"
+grep -q 'subject: &#34;sys.job.dlq&#34; → &#34;worker.w-1.jobs&#34;' "$T/m1.html" ||
+    fail "retry-fatal: the page does not list the field diff"
+[ -s "$T/m1.html.traces/fatal-rollback.scheduler.jsonl" ] || fail "retry-fatal: observed trace not kept beside the page"
 
 "$CAPSIM" certify --role worker --start-nats --impl "$WORKER|--mutant|handler-twice" \
     --case duplicate-delivery >"$T/m2.out" 2>&1

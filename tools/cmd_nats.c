@@ -411,8 +411,8 @@ int cmd_record(int argc, char **argv)
 static const char CERTIFY_HELP[] =
     "usage: capsim certify --role worker|scheduler (--nats URL | --start-nats)\n"
     "                      [--impl 'argv0|arg|...'] [--case ID]... [--dir conformance/cases]\n"
-    "                      [--json F] [--junit F] [--trace-dir DIR] [--ready-timeout D]\n"
-    "                      [--settle D]\n"
+    "                      [--json F] [--junit F] [--html F] [--trace-dir DIR]\n"
+    "                      [--ready-timeout D] [--settle D]\n"
     "\n"
     "Certifies an implementation of one role against the golden cases over a\n"
     "real NATS bus: for each case it (re)starts the implementation from --impl\n"
@@ -422,7 +422,10 @@ static const char CERTIFY_HELP[] =
     "every other role from the golden trace, records the bus and matches: ids\n"
     "bound on first sight, order per job, times within the case's window. A\n"
     "failure prints the first divergence with a field-level diff. Without\n"
-    "--impl the implementation must already be on the bus. docs/certify.md.\n"
+    "--impl the implementation must already be on the bus. --html writes one\n"
+    "self-contained page with each failing case's observed trace drawn beside its\n"
+    "golden trace (observed traces kept in --trace-dir, default F.traces).\n"
+    "docs/certify.md.\n"
     "Exit 0 every case passed, 1 a case failed (or none applied), 2 usage/IO.\n";
 
 int cmd_certify(int argc, char **argv)
@@ -472,6 +475,9 @@ int cmd_certify(int argc, char **argv)
                 return CLI_USAGE;
         } else if (strcmp(a, "--junit") == 0) {
             if (!(o.junit_path = cli_value(cmd, argc, argv, &i)))
+                return CLI_USAGE;
+        } else if (strcmp(a, "--html") == 0) {
+            if (!(o.html_path = cli_value(cmd, argc, argv, &i)))
                 return CLI_USAGE;
         } else if (strcmp(a, "--trace-dir") == 0) {
             if (!(o.trace_dir = cli_value(cmd, argc, argv, &i)))
