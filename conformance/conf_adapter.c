@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <uv.h>
 
 #include "cap_error.h"
+#include "conf_json.h"
 
 #define DEFAULT_HANDSHAKE_MS 10000
 #define DEFAULT_GRACE_MS 2000
@@ -51,17 +51,6 @@ typedef struct {
     int close_after;
 } wreq;
 
-static void setf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void setf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- spec ---- */
 
 void conf_adapter_spec_free(conf_adapter_spec *s)
@@ -81,7 +70,7 @@ int conf_adapter_spec_parse(const char *text, conf_adapter_spec *out, char *err,
     memset(out, 0, sizeof *out);
     const char *eq = strchr(text, '=');
     if (!eq || eq == text) {
-        setf(err, n, "adapter spec \"%.200s\": want label=argv0|arg1|..., with a non-empty label", text);
+        conf_errf(err, n, "adapter spec \"%.200s\": want label=argv0|arg1|..., with a non-empty label", text);
         return CAP_EINVAL;
     }
     const char *rest = eq + 1;
@@ -90,11 +79,11 @@ int conf_adapter_spec_parse(const char *text, conf_adapter_spec *out, char *err,
         if (*p == '|')
             argc++;
     if (argc > CONF_ADAPTER_MAX_ARGS) {
-        setf(err, n, "adapter spec: %zu arguments, over the bound of %d", argc, CONF_ADAPTER_MAX_ARGS);
+        conf_errf(err, n, "adapter spec: %zu arguments, over the bound of %d", argc, CONF_ADAPTER_MAX_ARGS);
         return CAP_EINVAL;
     }
     if (*rest == '\0' || *rest == '|') {
-        setf(err, n, "adapter spec \"%.200s\": empty argv0", text);
+        conf_errf(err, n, "adapter spec \"%.200s\": empty argv0", text);
         return CAP_EINVAL;
     }
     out->label = strndup(text, (size_t)(eq - text));
@@ -476,21 +465,21 @@ static char *next_line(conf_adapter *a, uint64_t timeout_ms, size_t *len, int *c
     char dur[32], why[64], hint[240];
     *code = CAP_EIO;
     if (a->too_long) {
-        setf(err, n, "adapter sent a line longer than %zu bytes", (size_t)CONF_MSG_MAX_LINE);
+        conf_errf(err, n, "adapter sent a line longer than %zu bytes", (size_t)CONF_MSG_MAX_LINE);
     } else if (a->flood) {
-        setf(err, n, "adapter sent more than %d unsolicited lines", CONF_ADAPTER_MAX_QUEUED);
+        conf_errf(err, n, "adapter sent more than %d unsolicited lines", CONF_ADAPTER_MAX_QUEUED);
     } else if (a->write_error) {
         wait_for(a, EXIT_AFTER_EOF_MS, has_exited);
         stderr_hint(a, hint, sizeof hint);
-        setf(err, n, "cannot write to the adapter: %s; it %s%s", uv_strerror(a->write_error),
+        conf_errf(err, n, "cannot write to the adapter: %s; it %s%s", uv_strerror(a->write_error),
              exit_text(a, why, sizeof why), hint);
     } else if (a->out_eof || a->out_error) {
         wait_for(a, EXIT_AFTER_EOF_MS, has_exited);
         stderr_hint(a, hint, sizeof hint);
-        setf(err, n, "adapter %s before replying%s", exit_text(a, why, sizeof why), hint);
+        conf_errf(err, n, "adapter %s before replying%s", exit_text(a, why, sizeof why), hint);
     } else {
         *code = CAP_EEXPIRED;
-        setf(err, n, "no reply within %s", conf_duration_format(timeout_ms, dur, sizeof dur));
+        conf_errf(err, n, "no reply within %s", conf_duration_format(timeout_ms, dur, sizeof dur));
     }
     return NULL;
 }
@@ -514,7 +503,7 @@ int conf_adapter_start(const conf_adapter_spec *spec, const conf_adapter_opts *o
         hs_ms = limit_ms;
     int rc = uv_loop_init(&a->loop);
     if (rc < 0) {
-        setf(err, n, "cannot start adapter: %s", uv_strerror(rc));
+        conf_errf(err, n, "cannot start adapter: %s", uv_strerror(rc));
         teardown(a);
         return CAP_EIO;
     }
@@ -538,7 +527,7 @@ int conf_adapter_start(const conf_adapter_spec *spec, const conf_adapter_opts *o
             need = strlen(cwd) + strlen(file) + 2;
         argv0 = need ? malloc(need) : NULL;
         if (!argv0) {
-            setf(err, n, "cannot start adapter: %s: cannot resolve the path: %s", file, strerror(errno));
+            conf_errf(err, n, "cannot start adapter: %s: cannot resolve the path: %s", file, strerror(errno));
             teardown(a);
             return CAP_EIO;
         }
@@ -576,7 +565,7 @@ int conf_adapter_start(const conf_adapter_spec *spec, const conf_adapter_opts *o
     a->proc_init = 1;
     free(args);
     if (rc < 0) {
-        setf(err, n, "cannot start adapter: %s: %s", file, uv_strerror(rc));
+        conf_errf(err, n, "cannot start adapter: %s: %s", file, uv_strerror(rc));
         free(argv0);
         teardown(a);
         return CAP_EIO;
@@ -599,25 +588,25 @@ int conf_adapter_start(const conf_adapter_spec *spec, const conf_adapter_opts *o
     char why[400];
     char *line = next_line(a, hs_ms, &len, &code, why, sizeof why);
     if (!line) {
-        setf(err, n, "handshake: %s", why);
+        conf_errf(err, n, "handshake: %s", why);
         teardown(a);
         return code == CAP_EEXPIRED ? CAP_EIO : code;
     }
     rc = conf_msg_decode(line, len, hs, why, sizeof why);
     free(line);
     if (rc) {
-        setf(err, n, "handshake: malformed adapter message: %s", why);
+        conf_errf(err, n, "handshake: malformed adapter message: %s", why);
         teardown(a);
         return rc;
     }
     if (hs->type != CONF_MSG_HANDSHAKE) {
-        setf(err, n, "expected handshake, got \"%s\"", conf_msg_type_name(hs->type));
+        conf_errf(err, n, "expected handshake, got \"%s\"", conf_msg_type_name(hs->type));
         conf_msg_free(hs);
         teardown(a);
         return CAP_EJSON;
     }
     if (hs->protocol_version != 1) {
-        setf(err, n, "adapter protocol version %lld, want 1", hs->protocol_version);
+        conf_errf(err, n, "adapter protocol version %lld, want 1", hs->protocol_version);
         conf_msg_free(hs);
         teardown(a);
         return CAP_EJSON;
@@ -631,7 +620,7 @@ int conf_adapter_call(conf_adapter *a, const char *id, const conf_kv *params, si
 {
     memset(res, 0, sizeof *res);
     if (a->dead) {
-        setf(err, n, "adapter is not running");
+        conf_errf(err, n, "adapter is not running");
         return CAP_EIO;
     }
     conf_msg cmd = {0};
@@ -646,7 +635,7 @@ int conf_adapter_call(conf_adapter *a, const char *id, const conf_kv *params, si
     if (rc == CAP_EINVAL) {
         /* Our own command is over the line bound: not the adapter's fault,
          * and the adapter stays alive. */
-        setf(err, n, "run command for %s exceeds the %zu-byte line bound", id, (size_t)CONF_MSG_MAX_LINE);
+        conf_errf(err, n, "run command for %s exceeds the %zu-byte line bound", id, (size_t)CONF_MSG_MAX_LINE);
         return CAP_EINVAL;
     }
     if (rc)
@@ -664,18 +653,18 @@ int conf_adapter_call(conf_adapter *a, const char *id, const conf_kv *params, si
     rc = conf_msg_decode(reply, len, res, why, sizeof why);
     free(reply);
     if (rc) {
-        setf(err, n, "malformed adapter message: %s", why);
+        conf_errf(err, n, "malformed adapter message: %s", why);
         die(a);
         return rc == CAP_ENOMEM ? rc : CAP_EJSON;
     }
     if (res->type != CONF_MSG_RESULT) {
-        setf(err, n, "expected result, got \"%s\"", conf_msg_type_name(res->type));
+        conf_errf(err, n, "expected result, got \"%s\"", conf_msg_type_name(res->type));
         conf_msg_free(res);
         die(a);
         return CAP_EJSON;
     }
     if (strcmp(res->id, id) != 0) {
-        setf(err, n, "result id \"%.200s\" does not match command id \"%.200s\"", res->id, id);
+        conf_errf(err, n, "result id \"%.200s\" does not match command id \"%.200s\"", res->id, id);
         conf_msg_free(res);
         die(a);
         return CAP_EJSON;

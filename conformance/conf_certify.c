@@ -5,7 +5,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -15,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cap_decode.h"
 #include "cap_trace.h"
 #include "conf_adapter.h"
 #include "conf_golden.h"
 #include "conf_html.h"
+#include "conf_json.h"
 #include "conf_match.h"
 #include "conf_nats.h"
 #include "conf_peer.h"
@@ -33,17 +32,6 @@
 #define MAX_VARS 96
 #define MAX_CASE_NS (600 * SEC)
 #define CERTIFY_TOOL_VERSION "capsim-certify/1"
-
-static void setf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void setf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- placeholders ---- */
 
@@ -63,7 +51,7 @@ int conf_certify_subst(const char *arg, const char *const *names, const char *co
         } else if (p[0] == '{') {
             const char *end = strchr(p, '}');
             if (!end) {
-                setf(err, n, "unterminated placeholder in \"%.200s\"", arg);
+                conf_errf(err, n, "unterminated placeholder in \"%.200s\"", arg);
                 free(buf);
                 return CAP_EINVAL;
             }
@@ -73,7 +61,7 @@ int conf_certify_subst(const char *arg, const char *const *names, const char *co
                 if (strlen(names[i]) == nl && strncmp(names[i], p + 1, nl) == 0)
                     val = values[i];
             if (!val) {
-                setf(err, n, "unknown placeholder {%.*s} in \"%.200s\"", (int)(nl > 100 ? 100 : nl), p + 1, arg);
+                conf_errf(err, n, "unknown placeholder {%.*s} in \"%.200s\"", (int)(nl > 100 ? 100 : nl), p + 1, arg);
                 free(buf);
                 return CAP_EINVAL;
             }
@@ -151,7 +139,7 @@ static int iut_spawn(char **argv, const char *log_path, iut_proc *ip, char *err,
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        setf(err, n, "fork: %s", strerror(errno));
+        conf_errf(err, n, "fork: %s", strerror(errno));
         return CAP_EIO;
     }
     if (pid == 0) {
@@ -828,16 +816,9 @@ static void run_case(run_ctx *x, const conf_golden_case *c, case_result *res)
         }
         if (r == 0)
             continue;
-        cap_bounds b = cap_bounds_default();
-        cap_packet *pk = NULL;
-        cap_diag dd;
-        char sender[CAP_TRACE_MAX_STRING + 1] = "";
-        if (cap_packet_decode(msg.data, msg.len, &b, CAP_DECODE_LENIENT, &pk, &dd) == CAP_OK &&
-            pk->sender_id && strlen(pk->sender_id) <= CAP_TRACE_MAX_STRING)
-            snprintf(sender, sizeof sender, "%s", pk->sender_id);
-        cap_packet_free(pk);
-        cap_trace_record rec = {.time = msg.time, .kind = CAP_TRACE_PUBLISH, .subject = msg.subject,
-                                .sender = sender, .reply = msg.reply, .bytes = msg.data, .len = msg.len};
+        char sender[CAP_TRACE_MAX_STRING + 1];
+        cap_trace_record rec;
+        conf_nats_trace_record(&msg, sender, &rec);
         if (tw)
             cap_trace_write(tw, &rec, NULL);
         if (!is_own(own, &n_own, &msg)) {
@@ -1018,7 +999,7 @@ static int page_write(const conf_certify_opts *o, const conf_report *rep, const 
     if (!hc || !own) {
         free(hc);
         free(own);
-        setf(err, en, "out of memory");
+        conf_errf(err, en, "out of memory");
         return -1;
     }
     const char *role = conf_golden_role_name(o->role);
@@ -1045,7 +1026,7 @@ static int page_write(const conf_certify_opts *o, const conf_report *rep, const 
     size_t len = 0;
     int rc = conf_html_render(&page, &html, &len) == CAP_OK ? write_file(o->html_path, html, len, err, en) : -1;
     if (rc && !err[0])
-        setf(err, en, "out of memory");
+        conf_errf(err, en, "out of memory");
     free(html);
     free(hc);
     free(own);
@@ -1058,13 +1039,13 @@ static int write_file(const char *path, const char *data, size_t len, char *err,
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        setf(err, n, "%s: cannot write", path);
+        conf_errf(err, n, "%s: cannot write", path);
         return -1;
     }
     int bad = fwrite(data, 1, len, f) != len;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
-        setf(err, n, "%s: cannot write", path);
+        conf_errf(err, n, "%s: cannot write", path);
         remove(tmp);
         return -1;
     }
@@ -1075,11 +1056,11 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
 {
     FILE *out = o->out ? o->out : stdout;
     if (o->role != CONF_GOLDEN_ROLE_WORKER && o->role != CONF_GOLDEN_ROLE_SCHEDULER) {
-        setf(err, n, "--role: worker or scheduler");
+        conf_errf(err, n, "--role: worker or scheduler");
         return 2;
     }
     if (!o->nats_url == !o->start_nats) {
-        setf(err, n, "one of --nats URL and --start-nats is required");
+        conf_errf(err, n, "one of --nats URL and --start-nats is required");
         return 2;
     }
     const char *dir = o->dir ? o->dir : "conformance/cases";
@@ -1090,7 +1071,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
     memset(&yd, 0, sizeof yd);
     if (conf_golden_load_dir(dir, &all, &n_all, &bad, &yd) != CAP_OK) {
         char b[600];
-        setf(err, n, "%s", cap_yaml_diag_format(&yd, bad ? bad : dir, b, sizeof b));
+        conf_errf(err, n, "%s", cap_yaml_diag_format(&yd, bad ? bad : dir, b, sizeof b));
         free(bad);
         return 2;
     }
@@ -1100,7 +1081,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
         while (i < n_all && strcmp(all[i]->id, o->case_ids[k]) != 0)
             i++;
         if (i == n_all) {
-            setf(err, n, "--case %s: no such case in %s", o->case_ids[k], dir);
+            conf_errf(err, n, "--case %s: no such case in %s", o->case_ids[k], dir);
             conf_golden_free_all(all, n_all);
             return 2;
         }
@@ -1115,7 +1096,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
         o = &with_traces;
     }
     if (o->trace_dir && mkdir(o->trace_dir, 0755) != 0 && errno != EEXIST) {
-        setf(err, n, "--trace-dir %s: %s", o->trace_dir, strerror(errno));
+        conf_errf(err, n, "--trace-dir %s: %s", o->trace_dir, strerror(errno));
         conf_golden_free_all(all, n_all);
         return 2;
     }
@@ -1135,7 +1116,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
         conf_report_free(rep);
         conf_nats_server_stop(&srv);
         conf_golden_free_all(all, n_all);
-        setf(err, n, "out of memory");
+        conf_errf(err, n, "out of memory");
         return 2;
     }
     run_ctx x = {o, url, stop, out};
@@ -1144,7 +1125,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
     size_t n_pcs = 0;
     int code = 0;
     if (!res || (o->html_path && !pcs)) {
-        setf(err, n, "out of memory");
+        conf_errf(err, n, "out of memory");
         code = 2;
     }
     for (size_t i = 0; res && i < n_all && !*stop; i++) {
@@ -1179,12 +1160,12 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
             ev[ne++] = (conf_kv){"trace", res->trace_path};
         if (conf_report_add(rep, c->id, "golden", role, 1, res->applicable, res->status, res->detail,
                             ms, ev, ne)) {
-            setf(err, n, "out of memory");
+            conf_errf(err, n, "out of memory");
             code = 2;
             break;
         }
         if (pcs && page_add(&pcs[n_pcs++], c, res, clauses) != 0) {
-            setf(err, n, "out of memory");
+            conf_errf(err, n, "out of memory");
             code = 2;
             break;
         }
@@ -1193,7 +1174,7 @@ int conf_certify_run(const conf_certify_opts *o, volatile sig_atomic_t *stop, ch
     conf_nats_server_stop(&srv);
     conf_golden_free_all(all, n_all);
     if (*stop && !code) {
-        setf(err, n, "interrupted");
+        conf_errf(err, n, "interrupted");
         code = 2;
     }
     conf_summary s;

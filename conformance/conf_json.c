@@ -9,8 +9,7 @@
 #include "cap_error.h"
 #include "cap_utf8.h"
 
-static void seterr(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t n, const char *fmt, ...)
+void conf_errf(char *err, size_t n, const char *fmt, ...)
 {
     if (!err || n == 0)
         return;
@@ -18,6 +17,21 @@ static void seterr(char *err, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, n, fmt, ap);
     va_end(ap);
+}
+
+int conf_grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return CAP_OK;
+    size_t nc = *cap ? *cap * 2 : 16;
+    while (nc < need)
+        nc *= 2;
+    void *g = realloc(*arr, nc * elem);
+    if (!g)
+        return CAP_ENOMEM;
+    *arr = g;
+    *cap = nc;
+    return CAP_OK;
 }
 
 /* Appends ".key" or "[i]" to a path buffer, bounded. */
@@ -35,7 +49,7 @@ static void path_push(char *path, size_t cap, const cJSON *parent, const cJSON *
 static int check_tree(const cJSON *node, int depth, char *path, size_t pcap, char *err, size_t n)
 {
     if (depth > CONF_JSON_MAX_DEPTH) {
-        seterr(err, n, "nesting deeper than %d at %s", CONF_JSON_MAX_DEPTH, path);
+        conf_errf(err, n, "nesting deeper than %d at %s", CONF_JSON_MAX_DEPTH, path);
         return CAP_EJSON;
     }
     if (!cJSON_IsObject(node) && !cJSON_IsArray(node))
@@ -44,14 +58,14 @@ static int check_tree(const cJSON *node, int depth, char *path, size_t pcap, cha
     for (const cJSON *c = node->child; c; c = c->next)
         count++;
     if (count > CONF_JSON_MAX_MEMBERS) {
-        seterr(err, n, "%zu members at %s, over the bound of %d", count, path, CONF_JSON_MAX_MEMBERS);
+        conf_errf(err, n, "%zu members at %s, over the bound of %d", count, path, CONF_JSON_MAX_MEMBERS);
         return CAP_EJSON;
     }
     if (cJSON_IsObject(node)) {
         for (const cJSON *a = node->child; a; a = a->next)
             for (const cJSON *b = a->next; b; b = b->next)
                 if (strcmp(a->string, b->string) == 0) {
-                    seterr(err, n, "duplicate key \"%.80s\" at %s", a->string, path);
+                    conf_errf(err, n, "duplicate key \"%.80s\" at %s", a->string, path);
                     return CAP_EJSON;
                 }
     }
@@ -72,7 +86,7 @@ int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t
     *out = NULL;
     size_t bad = cap_utf8_check_text((const uint8_t *)text, len);
     if (bad != CAP_UTF8_VALID) {
-        seterr(err, n, "invalid UTF-8 or NUL byte at offset %zu", bad);
+        conf_errf(err, n, "invalid UTF-8 or NUL byte at offset %zu", bad);
         return CAP_EJSON;
     }
     /* Cheap depth pre-check, so cJSON never recurses deeply. */
@@ -90,7 +104,7 @@ int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t
             in_str = 1;
         } else if (ch == '{' || ch == '[') {
             if (++depth > CONF_JSON_MAX_DEPTH) {
-                seterr(err, n, "nesting deeper than %d at offset %zu", CONF_JSON_MAX_DEPTH, i);
+                conf_errf(err, n, "nesting deeper than %d at offset %zu", CONF_JSON_MAX_DEPTH, i);
                 return CAP_EJSON;
             }
         } else if (ch == '}' || ch == ']') {
@@ -104,7 +118,7 @@ int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t
         const char *e = cJSON_GetErrorPtr();
         if (e && e >= text && e <= text + len)
             off = (size_t)(e - text);
-        seterr(err, n, "invalid JSON at offset %zu", off);
+        conf_errf(err, n, "invalid JSON at offset %zu", off);
         return CAP_EJSON;
     }
     size_t used = end ? (size_t)(end - text) : len;
@@ -112,12 +126,12 @@ int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t
         char ch = text[i];
         if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' && ch != '\0') {
             cJSON_Delete(root);
-            seterr(err, n, "unexpected trailing data at offset %zu", i);
+            conf_errf(err, n, "unexpected trailing data at offset %zu", i);
             return CAP_EJSON;
         }
         if (ch == '\0') {
             cJSON_Delete(root);
-            seterr(err, n, "NUL byte at offset %zu", i);
+            conf_errf(err, n, "NUL byte at offset %zu", i);
             return CAP_EJSON;
         }
     }
@@ -167,19 +181,19 @@ int conf_json_string_map(const cJSON *obj, const char *what, size_t max, conf_kv
     *out = NULL;
     *n_out = 0;
     if (!cJSON_IsObject(obj)) {
-        seterr(err, n, "%s: not an object", what);
+        conf_errf(err, n, "%s: not an object", what);
         return CAP_EJSON;
     }
     size_t count = 0;
     for (const cJSON *c = obj->child; c; c = c->next) {
         if (!cJSON_IsString(c)) {
-            seterr(err, n, "%s.%.80s: not a string", what, c->string);
+            conf_errf(err, n, "%s.%.80s: not a string", what, c->string);
             return CAP_EJSON;
         }
         count++;
     }
     if (count > max) {
-        seterr(err, n, "%s: %zu entries, over the bound of %zu", what, count, max);
+        conf_errf(err, n, "%s: %zu entries, over the bound of %zu", what, count, max);
         return CAP_EJSON;
     }
     if (count == 0)

@@ -50,6 +50,17 @@ const char *conf_kv_get(const conf_kv *kv, size_t n, const char *key);
 int conf_json_string_map(const cJSON *obj, const char *what, size_t max, conf_kv **out,
                          size_t *n_out, char *err, size_t n);
 
+/* ---- small helpers shared by the harness modules ---- */
+
+/* printf into an error buffer of n bytes (always NUL-terminated, cut when
+ * too long). A NULL err or n == 0 is accepted and writes nothing. */
+void conf_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Makes room for `need` elements of `elem` bytes in the heap array *arr
+ * whose capacity is *cap elements: the capacity doubles (from 16) until it
+ * holds need. CAP_OK, or CAP_ENOMEM with *arr and *cap unchanged. */
+int conf_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* The writer. Zero-initialise, append, take buf (malloc'd, NUL-terminated,
  * owned by the caller) or call conf_jw_free. After an allocation failure
  * every append is a no-op and `failed` is set. */

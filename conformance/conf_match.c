@@ -11,6 +11,7 @@
 #include "cap_encode.h"
 #include "cap_json.h"
 #include "cap_schema.h"
+#include "conf_json.h"
 #include "ref_strmap.h"
 
 #define NONE ((size_t)-1)
@@ -76,21 +77,6 @@ static int in_list(const char *k, const char *const *list, size_t n)
 }
 #define IN(k, arr) in_list((k), (arr), sizeof(arr) / sizeof(arr)[0])
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return CAP_OK;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *g = realloc(*arr, nc * elem);
-    if (!g)
-        return CAP_ENOMEM;
-    *arr = g;
-    *cap = nc;
-    return CAP_OK;
-}
-
 static void fail(conf_match *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(conf_match *m, const char *fmt, ...)
 {
@@ -121,7 +107,7 @@ static int bind(conf_match *m, const char *g, const char *o)
 {
     if (bound(m, g))
         return CAP_OK;
-    if (grow((void **)&m->pairs, &m->cap_pairs, m->n_pairs + 1, sizeof *m->pairs))
+    if (conf_grow((void **)&m->pairs, &m->cap_pairs, m->n_pairs + 1, sizeof *m->pairs))
         return CAP_ENOMEM;
     bpair p = {strdup(g), strdup(o)};
     if (!p.g || !p.o || ref_strmap_put(&m->fwd, p.g, p.o) ||
@@ -267,7 +253,7 @@ int conf_match_add_golden(conf_match *m, int64_t t, const char *subject, const c
     int rc = packet_json(bytes, len, &j, d);
     if (rc)
         return rc;
-    if (grow((void **)&m->recs, &m->cap, m->n + 1, sizeof *m->recs)) {
+    if (conf_grow((void **)&m->recs, &m->cap, m->n + 1, sizeof *m->recs)) {
         cJSON_Delete(j);
         return CAP_ENOMEM;
     }

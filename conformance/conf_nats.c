@@ -8,7 +8,6 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,9 @@
 #include <unistd.h>
 
 #include <nats/nats.h>
+
+#include "cap_decode.h"
+#include "conf_json.h"
 
 #define DEFAULT_CONNECT_MS 2000
 #define DEFAULT_SERVER_MS 5000
@@ -48,17 +50,6 @@ struct conf_nats {
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_open;
 
-static void setf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void setf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
-
 int64_t conf_nats_now(void)
 {
     struct timespec ts;
@@ -81,6 +72,19 @@ void conf_nats_msg_free(conf_nats_msg *m)
     free(m->reply);
     free(m->data);
     memset(m, 0, sizeof *m);
+}
+
+void conf_nats_trace_record(const conf_nats_msg *m, char *sender, cap_trace_record *rec)
+{
+    cap_bounds b = cap_bounds_default();
+    cap_packet *p = NULL;
+    sender[0] = '\0';
+    if (cap_packet_decode(m->data, m->len, &b, CAP_DECODE_LENIENT, &p, NULL) == CAP_OK &&
+        p->sender_id && strlen(p->sender_id) <= CAP_TRACE_MAX_STRING)
+        snprintf(sender, CAP_TRACE_MAX_STRING + 1, "%s", p->sender_id);
+    cap_packet_free(p);
+    *rec = (cap_trace_record){.time = m->time, .kind = CAP_TRACE_PUBLISH, .subject = m->subject,
+                              .sender = sender, .reply = m->reply, .bytes = m->data, .len = m->len};
 }
 
 /* Runs on a client thread: copy the message into the inbox, within bounds. */
@@ -158,7 +162,7 @@ int conf_nats_connect(const char *url, const char *name, uint64_t timeout_ms, co
 {
     *out = NULL;
     if (!url || !*url) {
-        setf(err, n, "no NATS URL");
+        conf_errf(err, n, "no NATS URL");
         return CAP_EINVAL;
     }
     conf_nats *c = calloc(1, sizeof *c);
@@ -197,7 +201,7 @@ int conf_nats_connect(const char *url, const char *name, uint64_t timeout_ms, co
     if (s == NATS_OK)
         s = natsConnection_Connect(&c->nc, c->opts);
     if (s != NATS_OK) {
-        setf(err, n, "cannot connect to %s: %s", url, natsStatus_GetText(s));
+        conf_errf(err, n, "cannot connect to %s: %s", url, natsStatus_GetText(s));
         conf_nats_close(c);
         return CAP_EIO;
     }
@@ -219,11 +223,11 @@ static int subject_ok(const char *s)
 int conf_nats_subscribe(conf_nats *c, const char *subject, const char *queue, char *err, size_t n)
 {
     if (!subject_ok(subject) || (queue && *queue && !subject_ok(queue))) {
-        setf(err, n, "bad subject or queue group \"%.100s\"", subject ? subject : "");
+        conf_errf(err, n, "bad subject or queue group \"%.100s\"", subject ? subject : "");
         return CAP_EINVAL;
     }
     if (c->n_subs >= CONF_NATS_MAX_SUBS) {
-        setf(err, n, "more than %d subscriptions", CONF_NATS_MAX_SUBS);
+        conf_errf(err, n, "more than %d subscriptions", CONF_NATS_MAX_SUBS);
         return CAP_EINVAL;
     }
     natsSubscription *sub = NULL;
@@ -236,7 +240,7 @@ int conf_nats_subscribe(conf_nats *c, const char *subject, const char *queue, ch
     if (s != NATS_OK) {
         if (sub)
             natsSubscription_Destroy(sub);
-        setf(err, n, "cannot subscribe to %s: %s", subject, natsStatus_GetText(s));
+        conf_errf(err, n, "cannot subscribe to %s: %s", subject, natsStatus_GetText(s));
         return CAP_EIO;
     }
     c->subs[c->n_subs++] = sub;
@@ -247,22 +251,22 @@ int conf_nats_publish(conf_nats *c, const char *subject, const char *reply, cons
                       size_t len, char *err, size_t n)
 {
     if (!subject_ok(subject) || (reply && *reply && !subject_ok(reply))) {
-        setf(err, n, "bad subject \"%.100s\"", subject ? subject : "");
+        conf_errf(err, n, "bad subject \"%.100s\"", subject ? subject : "");
         return CAP_EINVAL;
     }
     if (len > CONF_NATS_MAX_PAYLOAD) {
-        setf(err, n, "a %zu-byte message is over the bound of %zu", len, CONF_NATS_MAX_PAYLOAD);
+        conf_errf(err, n, "a %zu-byte message is over the bound of %zu", len, CONF_NATS_MAX_PAYLOAD);
         return CAP_EINVAL;
     }
     if (!conf_nats_alive(c)) {
-        setf(err, n, "connection lost");
+        conf_errf(err, n, "connection lost");
         return CAP_EIO;
     }
     natsStatus s = reply && *reply
                        ? natsConnection_PublishRequest(c->nc, subject, reply, data, (int)len)
                        : natsConnection_Publish(c->nc, subject, data, (int)len);
     if (s != NATS_OK) {
-        setf(err, n, "publish on %s failed: %s", subject, natsStatus_GetText(s));
+        conf_errf(err, n, "publish on %s failed: %s", subject, natsStatus_GetText(s));
         return CAP_EIO;
     }
     return CAP_OK;
@@ -272,7 +276,7 @@ int conf_nats_flush(conf_nats *c, uint64_t timeout_ms, char *err, size_t n)
 {
     natsStatus s = natsConnection_FlushTimeout(c->nc, (int64_t)(timeout_ms ? timeout_ms : 2000));
     if (s != NATS_OK) {
-        setf(err, n, "flush failed: %s", natsStatus_GetText(s));
+        conf_errf(err, n, "flush failed: %s", natsStatus_GetText(s));
         return CAP_EIO;
     }
     return CAP_OK;
@@ -329,7 +333,7 @@ int conf_nats_next(conf_nats *c, int64_t timeout_ms, conf_nats_msg *m, char *err
         return 1;
     }
     if (closed) {
-        setf(err, n, "connection lost");
+        conf_errf(err, n, "connection lost");
         return CAP_EIO;
     }
     return 0;
@@ -459,13 +463,13 @@ int conf_nats_server_start(conf_nats_server *s, uint64_t timeout_ms, char *err, 
     memset(s, 0, sizeof *s);
     const char *bin = conf_nats_server_binary();
     if (strchr(bin, '/') && access(bin, X_OK) != 0) {
-        setf(err, n, "nats-server not found at %s (tools/install-deps.sh installs it)", bin);
+        conf_errf(err, n, "nats-server not found at %s (tools/install-deps.sh installs it)", bin);
         return CAP_EIO;
     }
     for (int tries = 0; tries < 5; tries++) {
         int port = free_port();
         if (port <= 0) {
-            setf(err, n, "no free TCP port on 127.0.0.1");
+            conf_errf(err, n, "no free TCP port on 127.0.0.1");
             return CAP_EIO;
         }
         char ps[16];
@@ -473,7 +477,7 @@ int conf_nats_server_start(conf_nats_server *s, uint64_t timeout_ms, char *err, 
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
-            setf(err, n, "fork: %s", strerror(errno));
+            conf_errf(err, n, "fork: %s", strerror(errno));
             return CAP_EIO;
         }
         if (pid == 0) {
@@ -507,7 +511,7 @@ int conf_nats_server_start(conf_nats_server *s, uint64_t timeout_ms, char *err, 
                 exited = 1;
                 s->pid = 0;
                 if (WIFEXITED(st) && WEXITSTATUS(st) == 127) {
-                    setf(err, n, "cannot run %s (tools/install-deps.sh installs nats-server)", bin);
+                    conf_errf(err, n, "cannot run %s (tools/install-deps.sh installs nats-server)", bin);
                     return CAP_EIO;
                 }
                 break; /* the port may have been taken meanwhile: try another */
@@ -517,11 +521,11 @@ int conf_nats_server_start(conf_nats_server *s, uint64_t timeout_ms, char *err, 
         }
         if (!exited) {
             conf_nats_server_stop(s);
-            setf(err, n, "nats-server on port %d not ready within %llu ms", port,
+            conf_errf(err, n, "nats-server on port %d not ready within %llu ms", port,
                  (unsigned long long)(timeout_ms ? timeout_ms : DEFAULT_SERVER_MS));
             return CAP_EIO;
         }
     }
-    setf(err, n, "nats-server exited at start five times (ports taken?)");
+    conf_errf(err, n, "nats-server exited at start five times (ports taken?)");
     return CAP_EIO;
 }

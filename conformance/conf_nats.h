@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include "cap_error.h"
+#include "cap_trace.h"
 
 #define CONF_NATS_MAX_PAYLOAD ((size_t)1 << 20)
 #define CONF_NATS_MAX_SUBJECT ((size_t)255)
@@ -75,6 +76,13 @@ int conf_nats_alive(const conf_nats *c);
 uint64_t conf_nats_dropped(const conf_nats *c);
 
 void conf_nats_msg_free(conf_nats_msg *m);
+
+/* m as a trace PUBLISH record (docs/trace.md): its time, subject, reply
+ * and bytes, and as sender the sender_id of the packet the bytes decode
+ * to (leniently), "" when they do not decode or it is longer than
+ * CAP_TRACE_MAX_STRING. `sender` (CAP_TRACE_MAX_STRING + 1 bytes) holds
+ * that sender; *rec points into m and sender, so both must outlive it. */
+void conf_nats_trace_record(const conf_nats_msg *m, char *sender, cap_trace_record *rec);
 
 /* Closes the connection (pending publishes are flushed for at most 1 s)
  * and frees everything, the queued messages too. NULL accepted. */

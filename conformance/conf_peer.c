@@ -8,6 +8,7 @@
 
 #include "cap_decode.h"
 #include "cap_encode.h"
+#include "conf_json.h"
 #include "conf_nats.h"
 #include "ref_conformance.h"
 #include "ref_effect.h"
@@ -65,34 +66,8 @@ static void logf_(conf_peer *p, const char *fmt, ...)
     fflush(p->cfg.log);
 }
 
-static void setf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void setf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
-
 /* The peer's clock: monotonic, anchored to Unix time when the peer was made. */
 static int64_t peer_now(const conf_peer *p) { return p->base_real + (conf_nats_monotonic() - p->base_mono); }
-
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return CAP_OK;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need)
-        nc *= 2;
-    void *g = realloc(*arr, nc * elem);
-    if (!g)
-        return CAP_ENOMEM;
-    *arr = g;
-    *cap = nc;
-    return CAP_OK;
-}
 
 /* ---- timers ---- */
 
@@ -114,7 +89,7 @@ static int timer_set(conf_peer *p, uint64_t id, int64_t at)
         }
     if (p->n_timers >= MAX_TIMERS)
         return CAP_EFULL;
-    if (grow((void **)&p->timers, &p->cap_timers, p->n_timers + 1, sizeof *p->timers))
+    if (conf_grow((void **)&p->timers, &p->cap_timers, p->n_timers + 1, sizeof *p->timers))
         return CAP_ENOMEM;
     p->timers[p->n_timers++] = (ptimer){id, at};
     return CAP_OK;
@@ -209,7 +184,7 @@ static void worker_handler(void *ctx, const Cordum__Agent__V1__JobRequest *req, 
     const char *trace = p->cur && p->cur->trace_id ? p->cur->trace_id : "";
     for (uint32_t k = 1; k <= plan.progress_steps; k++) {
         if (p->n_prog >= MAX_PROGRESS ||
-            grow((void **)&p->prog, &p->cap_prog, p->n_prog + 1, sizeof *p->prog))
+            conf_grow((void **)&p->prog, &p->cap_prog, p->n_prog + 1, sizeof *p->prog))
             break;
         int64_t at = ref_conformance_progress_at(&plan, now, k);
         cap_packet *pk = ref_conformance_progress_packet(req, trace, p->cfg.worker_id, k,
@@ -399,7 +374,7 @@ static int load_policy(conf_peer *p, char *err, size_t n)
     if (path) {
         FILE *f = fopen(path, "rb");
         if (!f) {
-            setf(err, n, "%s: cannot open the policy", path);
+            conf_errf(err, n, "%s: cannot open the policy", path);
             return CAP_EINVAL;
         }
         text = malloc(MAX_POLICY_BYTES + 1);
@@ -409,7 +384,7 @@ static int load_policy(conf_peer *p, char *err, size_t n)
             return CAP_ENOMEM;
         if (len > MAX_POLICY_BYTES) {
             free(text);
-            setf(err, n, "%s: over %zu bytes", path, MAX_POLICY_BYTES);
+            conf_errf(err, n, "%s: over %zu bytes", path, MAX_POLICY_BYTES);
             return CAP_EINVAL;
         }
     }
@@ -419,7 +394,7 @@ static int load_policy(conf_peer *p, char *err, size_t n)
     free(text);
     if (rc < 0) {
         char buf[512];
-        setf(err, n, "%s", cap_yaml_diag_format(&yd, path ? path : "(built-in policy)", buf, sizeof buf));
+        conf_errf(err, n, "%s", cap_yaml_diag_format(&yd, path ? path : "(built-in policy)", buf, sizeof buf));
         return CAP_EINVAL;
     }
     return CAP_OK;
@@ -429,12 +404,12 @@ int conf_peer_new(const conf_peer_config *cfg, conf_peer **out, char *err, size_
 {
     *out = NULL;
     if (!cfg || !cfg->url || (cfg->role != CONF_PEER_WORKER && cfg->role != CONF_PEER_SCHEDULER)) {
-        setf(err, n, "a role and a NATS URL are required");
+        conf_errf(err, n, "a role and a NATS URL are required");
         return CAP_EINVAL;
     }
     if (cfg->role == CONF_PEER_WORKER &&
         (!cfg->worker_id || !*cfg->worker_id || !cfg->pool || !*cfg->pool)) {
-        setf(err, n, "a worker needs --id and --pool");
+        conf_errf(err, n, "a worker needs --id and --pool");
         return CAP_EINVAL;
     }
     conf_peer *p = calloc(1, sizeof *p);
@@ -466,7 +441,7 @@ int conf_peer_new(const conf_peer_config *cfg, conf_peer **out, char *err, size_
         c.handler_ctx = p;
         rc = ref_worker_init(&c, &p->worker);
         if (rc) {
-            setf(err, n, "worker configuration rejected (id, pool, limits)");
+            conf_errf(err, n, "worker configuration rejected (id, pool, limits)");
             goto fail;
         }
     } else {
@@ -505,7 +480,7 @@ int conf_peer_new(const conf_peer_config *cfg, conf_peer **out, char *err, size_
         cap_diag_clear(&d);
         rc = ref_sched_new(&c, &p->sched, &d);
         if (rc) {
-            setf(err, n, "scheduler configuration rejected: %s: %s", d.path, d.reason);
+            conf_errf(err, n, "scheduler configuration rejected: %s: %s", d.path, d.reason);
             goto fail;
         }
     }
@@ -546,11 +521,11 @@ int conf_peer_run(conf_peer *p, volatile sig_atomic_t *stop, char *err, size_t n
     int rc = p->cfg.role == CONF_PEER_WORKER ? ref_worker_start(p->worker, now, &p->fx)
                                              : ref_sched_start(p->sched, now, &p->fx);
     if (rc < 0) {
-        setf(err, n, "start: %s", cap_strerror(rc));
+        conf_errf(err, n, "start: %s", cap_strerror(rc));
         return rc;
     }
     if ((rc = apply_effects(p))) {
-        setf(err, n, "start: %s", p->errmsg[0] ? p->errmsg : cap_strerror(rc));
+        conf_errf(err, n, "start: %s", p->errmsg[0] ? p->errmsg : cap_strerror(rc));
         return rc;
     }
     logf_(p, "%s ready", p->cfg.role == CONF_PEER_WORKER ? "worker" : "scheduler");
@@ -573,7 +548,7 @@ int conf_peer_run(conf_peer *p, volatile sig_atomic_t *stop, char *err, size_t n
         if (!p->err)
             p->err = fire_timers(p);
         if (p->err) {
-            setf(err, n, "%s", p->errmsg[0] ? p->errmsg : cap_strerror(p->err));
+            conf_errf(err, n, "%s", p->errmsg[0] ? p->errmsg : cap_strerror(p->err));
             return p->err == CAP_EIO ? CAP_EIO : p->err;
         }
     }

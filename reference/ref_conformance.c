@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ref_effect.h"
 
 typedef Cordum__Agent__V1__JobRequest job_request;
 
@@ -169,52 +168,9 @@ cap_packet *ref_conformance_progress_packet(const job_request *req, const char *
 {
     if (!req || !worker_id || k < 1 || k > steps || steps > REF_CONFORMANCE_MAX_PROGRESS)
         return NULL;
-    cap_packet *p = ref_packet_new(trace_id, worker_id, now);
-    if (!p)
-        return NULL;
-    Cordum__Agent__V1__JobProgress *pr = malloc(sizeof *pr);
-    if (!pr) {
-        cap_packet_free(p);
-        return NULL;
-    }
-    cordum__agent__v1__job_progress__init(pr);
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
-    p->job_progress = pr;
-    int ok = 1;
     char msg[32];
     snprintf(msg, sizeof msg, "step %u/%u", k, steps);
-    pr->job_id = ref_pb_strdup(req->job_id, &ok);
-    pr->percent = (int32_t)(100u * k / (steps + 1u));
-    pr->message = ref_pb_strdup(msg, &ok);
-    pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
-    if (req->dispatch) {
-        Cordum__Agent__V1__DispatchIdentity *di = malloc(sizeof *di);
-        if (!di) {
-            cap_packet_free(p);
-            return NULL;
-        }
-        cordum__agent__v1__dispatch_identity__init(di);
-        pr->dispatch = di;
-        di->dispatch_id = ref_pb_strdup(req->dispatch->dispatch_id, &ok);
-        di->attempt = req->dispatch->attempt;
-        di->assigned_worker_id = ref_pb_strdup(worker_id, &ok);
-    }
-    if (req->identity) {
-        Cordum__Agent__V1__IdentityBinding *ib = malloc(sizeof *ib);
-        if (!ib) {
-            cap_packet_free(p);
-            return NULL;
-        }
-        cordum__agent__v1__identity_binding__init(ib);
-        pr->identity = ib;
-        ib->tenant_id = ref_pb_strdup(req->identity->tenant_id, &ok);
-        ib->principal_id = ref_pb_strdup(req->identity->principal_id, &ok);
-        ib->actor_id = ref_pb_strdup(req->identity->actor_id, &ok);
-        ib->delegation_id = ref_pb_strdup(req->identity->delegation_id, &ok);
-    }
-    if (!ok) {
-        cap_packet_free(p);
-        return NULL;
-    }
-    return p;
+    return ref_worker_progress_packet(trace_id, worker_id, req->job_id,
+                                      (int32_t)(100u * k / (steps + 1u)), msg, req->dispatch,
+                                      req->identity, now);
 }

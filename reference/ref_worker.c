@@ -313,7 +313,8 @@ static int rec_load(job_rec *r, const cap_packet *pkt, const job_request *req)
 
 /* ---- packets ------------------------------------------------------------ */
 
-static dispatch_identity *mk_dispatch(const ref_worker *w, const job_rec *r, int *ok)
+/* A heap copy of src for a packet, assigned to worker_id. */
+static dispatch_identity *dispatch_copy(const dispatch_identity *src, const char *worker_id, int *ok)
 {
     dispatch_identity *d = malloc(sizeof *d);
     if (!d) {
@@ -321,15 +322,16 @@ static dispatch_identity *mk_dispatch(const ref_worker *w, const job_rec *r, int
         return NULL;
     }
     cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = ref_pb_strdup(r->dispatch_id, ok);
-    d->attempt = r->attempt;
-    d->assigned_worker_id = ref_pb_strdup(w->worker_id, ok);
+    d->dispatch_id = ref_pb_strdup(src->dispatch_id, ok);
+    d->attempt = src->attempt;
+    d->assigned_worker_id = ref_pb_strdup(worker_id, ok);
     return d;
 }
 
-static identity_binding *mk_identity(const job_rec *r, int *ok)
+/* A heap copy of src for a packet (NULL: none). */
+static identity_binding *identity_copy(const identity_binding *src, int *ok)
 {
-    if (!r->has_identity)
+    if (!src)
         return NULL;
     identity_binding *ib = malloc(sizeof *ib);
     if (!ib) {
@@ -337,11 +339,24 @@ static identity_binding *mk_identity(const job_rec *r, int *ok)
         return NULL;
     }
     cordum__agent__v1__identity_binding__init(ib);
-    ib->tenant_id = ref_pb_strdup(r->ident[0], ok);
-    ib->principal_id = ref_pb_strdup(r->ident[1], ok);
-    ib->actor_id = ref_pb_strdup(r->ident[2], ok);
-    ib->delegation_id = ref_pb_strdup(r->ident[3], ok);
+    ib->tenant_id = ref_pb_strdup(src->tenant_id, ok);
+    ib->principal_id = ref_pb_strdup(src->principal_id, ok);
+    ib->actor_id = ref_pb_strdup(src->actor_id, ok);
+    ib->delegation_id = ref_pb_strdup(src->delegation_id, ok);
     return ib;
+}
+
+/* The record's attempt and identity binding as packet fields point into r. */
+static void rec_view(const job_rec *r, dispatch_identity *d, identity_binding *ib)
+{
+    cordum__agent__v1__dispatch_identity__init(d);
+    d->dispatch_id = r->dispatch_id;
+    d->attempt = r->attempt;
+    cordum__agent__v1__identity_binding__init(ib);
+    ib->tenant_id = r->ident[0];
+    ib->principal_id = r->ident[1];
+    ib->actor_id = r->ident[2];
+    ib->delegation_id = r->ident[3];
 }
 
 static const char *error_code_name(int code)
@@ -379,8 +394,11 @@ static cap_packet *build_result(const ref_worker *w, const job_rec *r)
         res->error_code_enum = (Cordum__Agent__V1__ErrorCode)r->error_code_enum;
         res->error_code = ref_pb_strdup(error_code_name(r->error_code_enum), &ok);
     }
-    res->dispatch = mk_dispatch(w, r, &ok);
-    res->identity = mk_identity(r, &ok);
+    dispatch_identity d;
+    identity_binding ib;
+    rec_view(r, &d, &ib);
+    res->dispatch = dispatch_copy(&d, w->worker_id, &ok);
+    res->identity = identity_copy(r->has_identity ? &ib : NULL, &ok);
     if (!ok) {
         cap_packet_free(p);
         return NULL;
@@ -388,9 +406,12 @@ static cap_packet *build_result(const ref_worker *w, const job_rec *r)
     return p;
 }
 
-static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t now)
+cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_id,
+                                      const char *job_id, int32_t percent, const char *message,
+                                      const dispatch_identity *dispatch,
+                                      const identity_binding *identity, int64_t now)
 {
-    cap_packet *p = ref_packet_new(r->trace_id, w->worker_id, now);
+    cap_packet *p = ref_packet_new(trace_id, worker_id, now);
     if (!p)
         return NULL;
     Cordum__Agent__V1__JobProgress *pr = malloc(sizeof *pr);
@@ -402,17 +423,27 @@ static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t
     p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
     p->job_progress = pr;
     int ok = 1;
-    pr->job_id = ref_pb_strdup(r->job_id, &ok);
-    pr->percent = 0;
-    pr->message = ref_pb_strdup("started", &ok);
+    pr->job_id = ref_pb_strdup(job_id, &ok);
+    pr->percent = percent;
+    pr->message = ref_pb_strdup(message, &ok);
     pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
-    pr->dispatch = mk_dispatch(w, r, &ok);
-    pr->identity = mk_identity(r, &ok);
+    if (dispatch)
+        pr->dispatch = dispatch_copy(dispatch, worker_id, &ok);
+    pr->identity = identity_copy(identity, &ok);
     if (!ok) {
         cap_packet_free(p);
         return NULL;
     }
     return p;
+}
+
+static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t now)
+{
+    dispatch_identity d;
+    identity_binding ib;
+    rec_view(r, &d, &ib);
+    return ref_worker_progress_packet(r->trace_id, w->worker_id, r->job_id, 0, "started", &d,
+                                      r->has_identity ? &ib : NULL, now);
 }
 
 /* Mean completion of the running attempts, 0-100 (a HANG counts as 0). */

@@ -148,6 +148,18 @@ int ref_worker_on_packet(ref_worker *w, const char *subject, const cap_packet *p
  * cancelled, already fired) is ignored: CAP_OK, no effect. */
 int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx);
 
+/* A JobProgress packet as worker `worker_id` publishes it at `now` on
+ * sys.job.progress: {job_id, percent, message, status RUNNING, dispatch =
+ * a copy of `dispatch` with assigned_worker_id = worker_id (NULL: none),
+ * identity = a copy of `identity` (NULL: none)}, in an envelope with
+ * trace_id and sender worker_id. Arguments are borrowed. NULL when an
+ * allocation fails. */
+cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_id,
+                                      const char *job_id, int32_t percent, const char *message,
+                                      const Cordum__Agent__V1__DispatchIdentity *dispatch,
+                                      const Cordum__Agent__V1__IdentityBinding *identity,
+                                      int64_t now);
+
 /* Observations for tests, the simulator and invariant checks. */
 /* "job.<pool>" and "worker.<worker_id>.jobs"; owned by the worker. */
 const char *ref_worker_pool_subject(const ref_worker *w);

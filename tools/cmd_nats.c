@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cap_decode.h"
 #include "cap_trace.h"
 #include "cli.h"
 #include "commands.h"
@@ -74,6 +73,68 @@ static int set_mutant(const char *cmd, const char *name)
     return 0;
 }
 
+/* One option of `capsim worker` or `capsim scheduler` that stores a value:
+ * the option's value goes to the pointer its kind names. */
+typedef enum { PEER_OPT_TEXT, PEER_OPT_DURATION, PEER_OPT_NUMBER, PEER_OPT_FLAG } peer_opt_kind;
+
+typedef struct {
+    const char *name;
+    peer_opt_kind kind;
+    void *dst;      /* const char **, int64_t *, uint64_t * or int * (set to 1) */
+    uint64_t max;   /* PEER_OPT_NUMBER: the largest value */
+    int nonzero;    /* PEER_OPT_DURATION, PEER_OPT_NUMBER: 0 is refused */
+    int *given;     /* NULL, or set to 1 when the option is given */
+} peer_opt;
+
+/* Parses argv against opts plus the options both roles take (--mutant,
+ * --quiet): CLI_OK, or CLI_USAGE after saying what is wrong. */
+static int parse_peer_opts(const char *cmd, int argc, char **argv, const peer_opt *opts,
+                           size_t n_opts, conf_peer_config *c)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const peer_opt *o = NULL;
+        for (size_t k = 0; k < n_opts && !o; k++)
+            if (strcmp(a, opts[k].name) == 0)
+                o = &opts[k];
+        if (o) {
+            switch (o->kind) {
+            case PEER_OPT_TEXT:
+                if (!(*(const char **)o->dst = cli_value(cmd, argc, argv, &i)))
+                    return CLI_USAGE;
+                break;
+            case PEER_OPT_DURATION: {
+                int64_t *ns = o->dst;
+                if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), ns) || (o->nonzero && !*ns))
+                    return CLI_USAGE;
+                break;
+            }
+            case PEER_OPT_NUMBER: {
+                uint64_t *u = o->dst;
+                if (parse_u64(cmd, a, cli_value(cmd, argc, argv, &i), o->max, u) || (o->nonzero && !*u))
+                    return CLI_USAGE;
+                break;
+            }
+            case PEER_OPT_FLAG:
+                *(int *)o->dst = 1;
+                break;
+            }
+            if (o->given)
+                *o->given = 1;
+        } else if (strcmp(a, "--mutant") == 0) {
+            const char *v = cli_value(cmd, argc, argv, &i);
+            if (!v || set_mutant(cmd, v))
+                return CLI_USAGE;
+        } else if (strcmp(a, "--quiet") == 0) {
+            c->log = NULL;
+        } else {
+            cli_error(cmd, "unknown option \"%s\" (see --help)", a);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
+}
+
 static int run_peer(const char *cmd, conf_peer_config *c)
 {
     install_signals();
@@ -121,36 +182,17 @@ int cmd_worker(int argc, char **argv)
     conf_peer_config c = {0};
     c.role = CONF_PEER_WORKER;
     c.log = stderr;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        uint64_t u;
-        if (strcmp(a, "--nats") == 0) {
-            if (!(c.url = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--id") == 0) {
-            if (!(c.worker_id = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--pool") == 0) {
-            if (!(c.pool = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--max-parallel") == 0) {
-            if (parse_u64(cmd, a, cli_value(cmd, argc, argv, &i), 65536, &u) || u == 0)
-                return CLI_USAGE;
-            c.max_parallel = (int32_t)u;
-        } else if (strcmp(a, "--heartbeat") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.heartbeat_ns) || !c.heartbeat_ns)
-                return CLI_USAGE;
-        } else if (strcmp(a, "--mutant") == 0) {
-            const char *v = cli_value(cmd, argc, argv, &i);
-            if (!v || set_mutant(cmd, v))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--quiet") == 0) {
-            c.log = NULL;
-        } else {
-            cli_error(cmd, "unknown option \"%s\" (see --help)", a);
-            return CLI_USAGE;
-        }
-    }
+    uint64_t max_parallel = 0;
+    const peer_opt opts[] = {
+        {"--nats", PEER_OPT_TEXT, &c.url, 0, 0, NULL},
+        {"--id", PEER_OPT_TEXT, &c.worker_id, 0, 0, NULL},
+        {"--pool", PEER_OPT_TEXT, &c.pool, 0, 0, NULL},
+        {"--max-parallel", PEER_OPT_NUMBER, &max_parallel, 65536, 1, NULL},
+        {"--heartbeat", PEER_OPT_DURATION, &c.heartbeat_ns, 0, 1, NULL},
+    };
+    if (parse_peer_opts(cmd, argc, argv, opts, sizeof opts / sizeof opts[0], &c))
+        return CLI_USAGE;
+    c.max_parallel = (int32_t)max_parallel;
     if (!c.url || !c.worker_id || !c.pool) {
         cli_error(cmd, "--nats, --id and --pool are required");
         return CLI_USAGE;
@@ -186,58 +228,27 @@ int cmd_scheduler(int argc, char **argv)
     conf_peer_config c = {0};
     c.role = CONF_PEER_SCHEDULER;
     c.log = stderr;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        uint64_t u;
-        if (strcmp(a, "--nats") == 0) {
-            if (!(c.url = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--policy") == 0) {
-            if (!(c.policy_path = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--id") == 0) {
-            if (!(c.scheduler_id = cli_value(cmd, argc, argv, &i)))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--dispatch-timeout") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.dispatch_timeout_ns))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--running-timeout") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.running_timeout_ns))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--no-worker-wait") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.no_worker_wait_ns))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--max-retries") == 0) {
-            if (parse_u64(cmd, a, cli_value(cmd, argc, argv, &i), 1000, &u))
-                return CLI_USAGE;
-            c.max_retries = (uint32_t)u;
-            c.max_retries_set = 1;
-        } else if (strcmp(a, "--worker-grace") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.worker_grace_ns))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--breaker-threshold") == 0) {
-            if (parse_u64(cmd, a, cli_value(cmd, argc, argv, &i), 1000000, &u))
-                return CLI_USAGE;
-            c.breaker_threshold = (uint32_t)u;
-        } else if (strcmp(a, "--breaker-cool-down") == 0) {
-            if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &c.breaker_cool_down_ns))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (parse_u64(cmd, a, cli_value(cmd, argc, argv, &i), UINT64_MAX, &c.seed))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--dispatch-on-pool") == 0) {
-            c.dispatch_on_pool = 1;
-        } else if (strcmp(a, "--mutant") == 0) {
-            const char *v = cli_value(cmd, argc, argv, &i);
-            if (!v || set_mutant(cmd, v))
-                return CLI_USAGE;
-        } else if (strcmp(a, "--quiet") == 0) {
-            c.log = NULL;
-        } else {
-            cli_error(cmd, "unknown option \"%s\" (see --help)", a);
-            return CLI_USAGE;
-        }
-    }
+    uint64_t max_retries = 0, breaker_threshold = 0;
+    int max_retries_set = 0;
+    const peer_opt opts[] = {
+        {"--nats", PEER_OPT_TEXT, &c.url, 0, 0, NULL},
+        {"--policy", PEER_OPT_TEXT, &c.policy_path, 0, 0, NULL},
+        {"--id", PEER_OPT_TEXT, &c.scheduler_id, 0, 0, NULL},
+        {"--dispatch-timeout", PEER_OPT_DURATION, &c.dispatch_timeout_ns, 0, 0, NULL},
+        {"--running-timeout", PEER_OPT_DURATION, &c.running_timeout_ns, 0, 0, NULL},
+        {"--no-worker-wait", PEER_OPT_DURATION, &c.no_worker_wait_ns, 0, 0, NULL},
+        {"--max-retries", PEER_OPT_NUMBER, &max_retries, 1000, 0, &max_retries_set},
+        {"--worker-grace", PEER_OPT_DURATION, &c.worker_grace_ns, 0, 0, NULL},
+        {"--breaker-threshold", PEER_OPT_NUMBER, &breaker_threshold, 1000000, 0, NULL},
+        {"--breaker-cool-down", PEER_OPT_DURATION, &c.breaker_cool_down_ns, 0, 0, NULL},
+        {"--seed", PEER_OPT_NUMBER, &c.seed, UINT64_MAX, 0, NULL},
+        {"--dispatch-on-pool", PEER_OPT_FLAG, &c.dispatch_on_pool, 0, 0, NULL},
+    };
+    if (parse_peer_opts(cmd, argc, argv, opts, sizeof opts / sizeof opts[0], &c))
+        return CLI_USAGE;
+    c.max_retries = (uint32_t)max_retries;
+    c.max_retries_set = max_retries_set;
+    c.breaker_threshold = (uint32_t)breaker_threshold;
     if (!c.url) {
         cli_error(cmd, "--nats is required");
         return CLI_USAGE;
@@ -373,16 +384,10 @@ int cmd_record(int argc, char **argv)
         }
         if (r == 0)
             continue;
-        cap_bounds b = cap_bounds_default();
-        cap_packet *p = NULL;
+        char sender[CAP_TRACE_MAX_STRING + 1];
+        cap_trace_record rec;
+        conf_nats_trace_record(&m, sender, &rec);
         cap_diag d;
-        char sender[CAP_TRACE_MAX_STRING + 1] = "";
-        if (cap_packet_decode(m.data, m.len, &b, CAP_DECODE_LENIENT, &p, &d) == CAP_OK &&
-            p->sender_id && strlen(p->sender_id) <= CAP_TRACE_MAX_STRING)
-            snprintf(sender, sizeof sender, "%s", p->sender_id);
-        cap_packet_free(p);
-        cap_trace_record rec = {.time = m.time, .kind = CAP_TRACE_PUBLISH, .subject = m.subject,
-                                .sender = sender, .reply = m.reply, .bytes = m.data, .len = m.len};
         if (cap_trace_write(tw, &rec, &d) == CAP_EINVAL)
             skipped++; /* e.g. a sender that is not UTF-8: bounded input, not recorded */
         else

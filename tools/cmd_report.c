@@ -259,7 +259,29 @@ typedef struct {
     size_t *n_diff_lines;
     char **clauses;         /* per golden case */
     conf_html_own_case *own;
+    char **tck_clauses;     /* per TCK case of every run, in order */
+    size_t n_tck_clauses;
 } page_model;
+
+/* The spec references of the coverage behaviours that list case id, "; "
+ * separated, into buf ("" when none does). The upstream cases carry no
+ * clause of their own; the coverage map is where the kit says what each
+ * one checks. */
+static const char *coverage_clauses(const conf_html_coverage *cov, const char *id, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cov->n; i++) {
+        const conf_html_behavior *b = &cov->items[i];
+        for (size_t k = 0; k < b->n_cases; k++) {
+            if (strcmp(b->cases[k], id) != 0 || !b->spec || !b->spec[0] || strstr(buf, b->spec))
+                continue;
+            if (used < n)
+                used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? "; " : "", b->spec);
+        }
+    }
+    return buf;
+}
 
 static void fill_report(conf_html_report *h, const conf_report *r, conf_html_case *cases)
 {
@@ -361,6 +383,9 @@ static void page_model_free(page_model *m, const report_run *run)
     free(m->clauses);
     free(m->own);
     free(m->reports);
+    for (size_t i = 0; i < m->n_tck_clauses; i++)
+        free(m->tck_clauses[i]);
+    free(m->tck_clauses);
 }
 
 static int render_page(const report_args *a, const report_run *run, const conf_html_coverage *cov,
@@ -392,6 +417,21 @@ static int render_page(const report_args *a, const report_run *run, const conf_h
             goto out;
         fill_report(&m.reports[i], order[i], m.cases[i]);
     }
+    size_t n_tck_cases = 0;
+    for (size_t i = 1; i < nr; i++)
+        n_tck_cases += order[i]->n;
+    m.tck_clauses = calloc(n_tck_cases ? n_tck_cases : 1, sizeof *m.tck_clauses);
+    if (!m.tck_clauses)
+        goto out;
+    for (size_t i = 1; i < nr; i++)
+        for (size_t k = 0; k < order[i]->n; k++) {
+            char buf[1024];
+            char *c = strdup(coverage_clauses(cov, order[i]->cases[k].id, buf, sizeof buf));
+            if (!c)
+                goto out;
+            m.tck_clauses[m.n_tck_clauses++] = c;
+            m.cases[i][k].clauses = c;
+        }
     for (size_t i = 0; i < run->n_cases; i++) {
         char buf[1024];
         m.clauses[i] = strdup(clauses_text(run->cases[i], buf, sizeof buf));
