@@ -44,6 +44,7 @@ struct ref_dedupe {
     uint32_t head, tail;
     size_t count;
     uint32_t *index; /* 0 empty, else slot * REF_DEDUPE_MAX_KEYS + key number + 1 */
+    EVP_MD *sha256;  /* fetched once; NULL: EVP_sha256() is used */
     size_t index_mask;
     uint64_t seq;
     /* No entry expires before this (a lower bound, so a full sweep that
@@ -111,6 +112,7 @@ int ref_dedupe_config_check(const ref_dedupe_config *cfg)
 typedef struct {
     EVP_MD_CTX *md;
     int ok;
+    const EVP_MD *alg; /* SHA-256 */
 } key_hash;
 
 static void kh_raw(key_hash *h, const void *p, size_t n)
@@ -143,7 +145,7 @@ static void kh_begin(key_hash *h, ref_dedupe_key_kind kind)
 {
     static const char domain[] = KEY_DOMAIN; /* with its NUL */
     uint8_t k = (uint8_t)kind;
-    h->ok = EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) == 1;
+    h->ok = EVP_DigestInit_ex(h->md, h->alg, NULL) == 1;
     kh_raw(h, domain, sizeof domain);
     kh_raw(h, &k, 1);
 }
@@ -197,8 +199,11 @@ static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
     }
 }
 
-int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
-                            ref_dedupe_probe *out)
+/* ref_dedupe_probe_digest with SHA-256 given as alg: a store hashes with
+ * the one it fetched when created (an implicit fetch on every digest costs
+ * more than hashing a packet). */
+static int probe_digest(const EVP_MD *alg, const cap_packet *p, const uint8_t body_digest[32],
+                        ref_dedupe_probe *out)
 {
     if (!out)
         return CAP_EINVAL;
@@ -212,7 +217,7 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
         out->expires_at = cap_timestamp_nanos(md->expires_at);
     }
 
-    key_hash h = {EVP_MD_CTX_new(), 1};
+    key_hash h = {EVP_MD_CTX_new(), 1, alg};
     if (!h.md)
         return CAP_ENOMEM;
     kh_begin(&h, REF_DEDUPE_KEY_BODY);
@@ -238,18 +243,24 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
     return CAP_OK;
 }
 
-static int sha256(const uint8_t *data, size_t len, uint8_t out[32])
+int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
+                            ref_dedupe_probe *out)
+{
+    return probe_digest(EVP_sha256(), p, body_digest, out);
+}
+
+static int sha256(const EVP_MD *alg, const uint8_t *data, size_t len, uint8_t out[32])
 {
     unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32) {
+    if (EVP_Digest(data, len, out, &n, alg, NULL) != 1 || n != 32) {
         ERR_clear_error();
         return CAP_ECRYPTO;
     }
     return CAP_OK;
 }
 
-int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
-                            ref_dedupe_probe *out)
+static int probe_packet(const EVP_MD *alg, const cap_packet *p, const uint8_t *wire, size_t len,
+                        ref_dedupe_probe *out)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -260,13 +271,19 @@ int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len
     const uint8_t *sig = NULL;
     int rc = cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, NULL);
     if (rc == CAP_OK)
-        rc = sha256(body, body_len, digest);
+        rc = sha256(alg, body, body_len, digest);
     else if (rc == CAP_ESIG_MISSING)
-        rc = sha256(wire, len, digest); /* unsigned: the whole packet is the body */
+        rc = sha256(alg, wire, len, digest); /* unsigned: the whole packet is the body */
     free(body);
     if (rc != CAP_OK)
         return rc;
-    return ref_dedupe_probe_digest(p, digest, out);
+    return probe_digest(alg, p, digest, out);
+}
+
+int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
+                            ref_dedupe_probe *out)
+{
+    return probe_packet(EVP_sha256(), p, wire, len, out);
 }
 
 /* --- the index ------------------------------------------------------------ */
@@ -455,6 +472,9 @@ int ref_dedupe_new(const ref_dedupe_config *cfg, ref_dedupe **out)
     if (!d)
         return CAP_ENOMEM;
     d->cfg = *cfg;
+    d->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!d->sha256)
+        ERR_clear_error();
     d->free_head = d->head = d->tail = NIL;
     d->expiry_lb = INT64_MIN;
     *out = d;
@@ -465,6 +485,7 @@ void ref_dedupe_free(ref_dedupe *d)
 {
     if (!d)
         return;
+    EVP_MD_free(d->sha256);
     free(d->index);
     free(d->e);
     free(d);
@@ -665,7 +686,7 @@ int ref_dedupe_check(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, si
     if (!d)
         return CAP_EINVAL;
     ref_dedupe_probe probe;
-    int rc = ref_dedupe_probe_packet(p, wire, len, &probe);
+    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), p, wire, len, &probe);
     if (rc != CAP_OK)
         return rc;
     return ref_dedupe_admit(d, &probe, now, res);

@@ -33,6 +33,12 @@ struct ref_registry {
     uint32_t *order;
     size_t cap_order;
     int order_dirty;
+    /* The smallest last_seen of all slots, when min_ok: kept up to date by
+     * heartbeats and handshakes, dropped (min_ok = 0) when a slot is added
+     * or removed or the oldest worker is seen again; recomputed by
+     * ref_registry_next_expiry. */
+    int64_t min_seen;
+    int min_ok;
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -289,6 +295,17 @@ static void worker_blank_handshake(ref_worker_info *w)
 /* Inserts a blank worker at insertion point pos. CAP_EFULL, CAP_ENOMEM. */
 static void order_rebuild(ref_registry *r);
 
+/* A slot's last_seen goes from old to now: keeps the cached minimum. */
+static void seen_moves(ref_registry *r, int64_t old, int64_t now)
+{
+    if (!r->min_ok || now == old)
+        return;
+    if (old == r->min_seen)
+        r->min_ok = 0; /* the oldest moved; another may be as old */
+    else if (now < r->min_seen)
+        r->min_seen = now;
+}
+
 static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
 {
     if (r->n >= r->max_workers)
@@ -316,6 +333,7 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     worker_blank_heartbeat(&s->w);
     worker_blank_handshake(&s->w);
     r->n++;
+    r->min_ok = 0;
     order_rebuild(r);
     return CAP_OK;
 }
@@ -325,6 +343,7 @@ static void remove_at(ref_registry *r, size_t i)
     slot_release(&r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
     r->n--;
+    r->min_ok = 0;
     order_rebuild(r);
 }
 
@@ -556,6 +575,7 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     double old_score = ref_registry_score(w);
     w->has_heartbeat = 1;
     w->last_heartbeat = now;
+    seen_moves(r, w->last_seen, now);
     w->last_seen = now;
     w->pool = fresh.pool;
     w->region = fresh.region;
@@ -730,8 +750,10 @@ int ref_registry_handshake(ref_registry *r, int64_t now, const char *sender_id,
     w->n_ready_topics = fresh.n_ready_topics;
     w->hs_capabilities = fresh.hs_capabilities;
     w->n_hs_capabilities = fresh.n_hs_capabilities;
-    if (!w->has_heartbeat)
+    if (!w->has_heartbeat) {
+        seen_moves(r, w->last_seen, now);
         w->last_seen = now;
+    }
     r->now_max = now;
     if (version)
         *version = v;
@@ -767,8 +789,10 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
     }
     size_t before = r->n;
     r->n = keep;
-    if (keep != before)
+    if (keep != before) {
+        r->min_ok = 0;
         order_rebuild(r);
+    }
     return (int)k;
 }
 
@@ -776,10 +800,18 @@ int ref_registry_next_expiry(const ref_registry *r, int64_t *at)
 {
     if (!r || !r->n)
         return 0;
-    int64_t first = r->slots[0].w.last_seen;
-    for (size_t i = 1; i < r->n; i++)
-        if (r->slots[i].w.last_seen < first)
-            first = r->slots[i].w.last_seen;
+    int64_t first = r->min_seen;
+    if (!r->min_ok) {
+        first = r->slots[0].w.last_seen;
+        for (size_t i = 1; i < r->n; i++)
+            if (r->slots[i].w.last_seen < first)
+                first = r->slots[i].w.last_seen;
+        /* the cache is not part of the registry's value: r was allocated
+         * non-const by ref_registry_new */
+        ref_registry *m = (ref_registry *)r;
+        m->min_seen = first;
+        m->min_ok = 1;
+    }
     /* the first instant at which now - last_seen > grace */
     int64_t t = (first > INT64_MAX - r->grace - 1) ? INT64_MAX : first + r->grace + 1;
     if (at)

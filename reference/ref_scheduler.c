@@ -3,6 +3,8 @@
 #include "ref_scheduler.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,6 +121,11 @@ struct ref_sched {
     int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
     int restoring;               /* 1 while ref_sched_restore runs: no journal */
     ref_sched_stats st;
+    EVP_MD *sha256; /* fetched once; NULL: EVP_sha256() is used */
+    /* the journal record being written (reused from record to record) */
+    char *jbuf;
+    size_t jlen, jcap;
+    int jn, jerr;
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -286,7 +293,10 @@ static int hash_drops_env(const char *k)
     return strcmp(k, "CORDUM_EFFECTIVE_CONFIG") == 0 || strcmp(k, REF_SCHED_ENV_LAST_MEMO) == 0;
 }
 
-int ref_sched_request_hash(const job_request *req, char out[65])
+/* ref_sched_request_hash with SHA-256 given as alg: a scheduler hashes
+ * with the one it fetched when created (an implicit fetch on every digest
+ * costs more than hashing a request). */
+static int request_hash(const EVP_MD *alg, const job_request *req, char out[65])
 {
     job_request *c = req ? clone_request(req) : NULL;
     if (!c)
@@ -318,7 +328,8 @@ int ref_sched_request_hash(const job_request *req, char out[65])
     if (rc)
         return rc;
     uint8_t md[SHA256_DIGEST_LENGTH];
-    int ok = SHA256(bytes, len, md) != NULL;
+    unsigned int n = 0;
+    int ok = EVP_Digest(bytes, len, md, &n, alg, NULL) == 1 && n == SHA256_DIGEST_LENGTH;
     free(bytes);
     if (!ok)
         return CAP_ECRYPTO;
@@ -329,6 +340,16 @@ int ref_sched_request_hash(const job_request *req, char out[65])
     }
     out[64] = 0;
     return CAP_OK;
+}
+
+int ref_sched_request_hash(const job_request *req, char out[65])
+{
+    return request_hash(EVP_sha256(), req, out);
+}
+
+static const EVP_MD *sched_sha256(const ref_sched *s)
+{
+    return s->sha256 ? s->sha256 : EVP_sha256();
 }
 
 static const char *effective_tenant(const job_request *r)
@@ -344,24 +365,148 @@ static const char *effective_tenant(const job_request *r)
 
 /* ---- journal -------------------------------------------------------- */
 
-static void json_i64(cJSON *o, const char *k, int64_t v)
+/* Journal records are flat JSON objects written straight into s->jbuf,
+ * byte for byte what cJSON_PrintUnformatted gives for the same members
+ * added in the same order: no spaces; strings escaped as cJSON does
+ * (\" \\ \b \f \n \r \t, other bytes below 0x20 as \u00xx, every
+ * other byte as is); a NULL string leaves its member out; integers in
+ * plain decimal (what "%1.15g" prints for an integer below 1e15). */
+static void jw_put_slow(ref_sched *s, const char *p, size_t n)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    cJSON_AddStringToObject(o, k, buf);
+    if (s->jerr)
+        return;
+    size_t cap = s->jcap ? s->jcap : 1024;
+    while (cap < s->jlen + n + 1)
+        cap *= 2;
+    char *b = realloc(s->jbuf, cap);
+    if (!b) {
+        s->jerr = 1;
+        return;
+    }
+    s->jbuf = b;
+    s->jcap = cap;
+    memcpy(s->jbuf + s->jlen, p, n);
+    s->jlen += n;
 }
 
-static int emit_json(ref_sched *s, cJSON *o, ref_effects *fx)
+static inline void jw_put(ref_sched *s, const char *p, size_t n)
 {
-    if (!o)
+    if (s->jlen + n + 1 > s->jcap) {
+        jw_put_slow(s, p, n);
+        return;
+    }
+    memcpy(s->jbuf + s->jlen, p, n);
+    s->jlen += n;
+}
+
+static void jw_begin(ref_sched *s)
+{
+    s->jlen = 0;
+    s->jn = 0;
+    s->jerr = 0;
+    jw_put(s, "{", 1);
+}
+
+static inline void jw_key(ref_sched *s, const char *k)
+{
+    if (s->jn++)
+        jw_put(s, ",", 1);
+    jw_put(s, "\"", 1);
+    jw_put(s, k, strlen(k));
+    jw_put(s, "\":", 2);
+}
+
+static void jw_strval(ref_sched *s, const char *v)
+{
+    static const char hex[] = "0123456789abcdef";
+    jw_put(s, "\"", 1);
+    const unsigned char *p = (const unsigned char *)v;
+    const unsigned char *run = p;
+    for (; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 32 && c != '"' && c != '\\')
+            continue;
+        jw_put(s, (const char *)run, (size_t)(p - run));
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+            break;
+        }
+        jw_put(s, esc, n);
+        run = p + 1;
+    }
+    jw_put(s, (const char *)run, (size_t)(p - run));
+    jw_put(s, "\"", 1);
+}
+
+static void jw_str(ref_sched *s, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    jw_key(s, k);
+    jw_strval(s, v);
+}
+
+/* v in decimal into buf (at least 24 bytes); returns the length. */
+static size_t fmt_i64(char *buf, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = 0;
+    return len;
+}
+
+/* An integer member (a JSON number). */
+static void jw_num(ref_sched *s, const char *k, int64_t v)
+{
+    char buf[24];
+    size_t n = fmt_i64(buf, v);
+    jw_key(s, k);
+    jw_put(s, buf, n);
+}
+
+/* A 64-bit integer member, as a string (exact beyond 2^53). */
+static void jw_i64(ref_sched *s, const char *k, int64_t v)
+{
+    char buf[24];
+    size_t n = fmt_i64(buf, v);
+    jw_key(s, k);
+    jw_put(s, "\"", 1);
+    jw_put(s, buf, n);
+    jw_put(s, "\"", 1);
+}
+
+static int jw_emit(ref_sched *s, ref_effects *fx)
+{
+    jw_put(s, "}", 1);
+    if (s->jerr)
         return CAP_ENOMEM;
-    char *line = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!line)
-        return CAP_ENOMEM;
-    int rc = s->restoring ? CAP_OK : ref_effects_journal(fx, line);
-    cJSON_free(line);
-    return rc;
+    s->jbuf[s->jlen] = 0;
+    return s->restoring ? CAP_OK : ref_effects_journal(fx, s->jbuf);
 }
 
 /* A diagnostic line (kind "note"): what happened and why, for people and
@@ -378,15 +523,13 @@ static int note(ref_sched *s, ref_effects *fx, int64_t now, const char *event, c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return CAP_ENOMEM;
-    cJSON_AddStringToObject(o, "k", "note");
-    json_i64(o, "t", now);
-    cJSON_AddStringToObject(o, "ev", event);
-    cJSON_AddStringToObject(o, "job_id", nz(job_id));
-    cJSON_AddStringToObject(o, "detail", detail);
-    return emit_json(s, o, fx);
+    jw_begin(s);
+    jw_str(s, "k", "note");
+    jw_i64(s, "t", now);
+    jw_str(s, "ev", event);
+    jw_str(s, "job_id", nz(job_id));
+    jw_str(s, "detail", detail);
+    return jw_emit(s, fx);
 }
 
 /* The job record: the job's whole durable state, after an event. The
@@ -395,63 +538,58 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
 {
     if (s->restoring)
         return CAP_OK;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return CAP_ENOMEM;
-    cJSON_AddStringToObject(o, "k", "job");
-    json_i64(o, "t", now);
-    cJSON_AddStringToObject(o, "ev", event);
-    cJSON_AddStringToObject(o, "job_id", j->job_id);
-    json_i64(o, "seq", (int64_t)j->seq);
-    cJSON_AddStringToObject(o, "state", ref_jobstate_name(j->state));
-    json_i64(o, "state_at", j->state_at);
-    cJSON_AddNumberToObject(o, "decision", j->decision);
-    cJSON_AddStringToObject(o, "rule", nz(j->rule_id));
-    cJSON_AddStringToObject(o, "snapshot", nz(j->snapshot));
-    cJSON_AddStringToObject(o, "reason", nz(j->reason));
-    json_i64(o, "max_runtime_ns", j->max_runtime_ns);
-    cJSON_AddNumberToObject(o, "max_retries", j->max_retries);
-    cJSON_AddNumberToObject(o, "max_concurrent", j->max_concurrent);
-    cJSON_AddNumberToObject(o, "throttles", j->throttles);
-    cJSON_AddNumberToObject(o, "appr", j->appr);
-    cJSON_AddStringToObject(o, "hash", j->hash);
-    cJSON_AddStringToObject(o, "appr_snapshot", nz(j->appr_snapshot));
-    cJSON_AddStringToObject(o, "appr_by", nz(j->appr_by));
-    cJSON_AddStringToObject(o, "appr_note", nz(j->appr_note));
-    json_i64(o, "attempt", (int64_t)j->attempt);
-    cJSON_AddStringToObject(o, "dispatch_id", j->dispatch_id);
-    cJSON_AddStringToObject(o, "worker", nz(j->worker));
-    cJSON_AddStringToObject(o, "pool", nz(j->pool));
-    cJSON_AddNumberToObject(o, "done", j->done);
-    cJSON_AddNumberToObject(o, "counted", j->counted);
-    cJSON_AddNumberToObject(o, "retries", j->retries);
-    json_i64(o, "wait_since", j->wait_since);
-    cJSON_AddNumberToObject(o, "waiting", j->waiting);
-    json_i64(o, "wake_at", j->wake_at);
-    json_i64(o, "watch_at", j->watch_at);
-    cJSON_AddStringToObject(o, "memo", nz(j->memo));
-    cJSON_AddStringToObject(o, "saga_wf", nz(j->saga_wf));
+    jw_begin(s);
+    jw_str(s, "k", "job");
+    jw_i64(s, "t", now);
+    jw_str(s, "ev", event);
+    jw_str(s, "job_id", j->job_id);
+    jw_i64(s, "seq", (int64_t)j->seq);
+    jw_str(s, "state", ref_jobstate_name(j->state));
+    jw_i64(s, "state_at", j->state_at);
+    jw_num(s, "decision", j->decision);
+    jw_str(s, "rule", nz(j->rule_id));
+    jw_str(s, "snapshot", nz(j->snapshot));
+    jw_str(s, "reason", nz(j->reason));
+    jw_i64(s, "max_runtime_ns", j->max_runtime_ns);
+    jw_num(s, "max_retries", j->max_retries);
+    jw_num(s, "max_concurrent", j->max_concurrent);
+    jw_num(s, "throttles", j->throttles);
+    jw_num(s, "appr", j->appr);
+    jw_str(s, "hash", j->hash);
+    jw_str(s, "appr_snapshot", nz(j->appr_snapshot));
+    jw_str(s, "appr_by", nz(j->appr_by));
+    jw_str(s, "appr_note", nz(j->appr_note));
+    jw_i64(s, "attempt", (int64_t)j->attempt);
+    jw_str(s, "dispatch_id", j->dispatch_id);
+    jw_str(s, "worker", nz(j->worker));
+    jw_str(s, "pool", nz(j->pool));
+    jw_num(s, "done", j->done);
+    jw_num(s, "counted", j->counted);
+    jw_num(s, "retries", j->retries);
+    jw_i64(s, "wait_since", j->wait_since);
+    jw_num(s, "waiting", j->waiting);
+    jw_i64(s, "wake_at", j->wake_at);
+    jw_i64(s, "watch_at", j->watch_at);
+    jw_str(s, "memo", nz(j->memo));
+    jw_str(s, "saga_wf", nz(j->saga_wf));
     if (with_req) {
-        cJSON_AddStringToObject(o, "trace_id", nz(j->trace_id));
+        jw_str(s, "trace_id", nz(j->trace_id));
         uint8_t *bytes = NULL;
         size_t len = 0;
         int rc = cap_encode(&j->req->base, &bytes, &len);
-        if (rc) {
-            cJSON_Delete(o);
+        if (rc)
             return rc;
-        }
         char *b64 = malloc(cap_base64_encoded_len(len) + 1);
         if (!b64) {
             free(bytes);
-            cJSON_Delete(o);
             return CAP_ENOMEM;
         }
         b64[cap_base64_encode(bytes, len, b64)] = 0;
         free(bytes);
-        cJSON_AddStringToObject(o, "req", b64);
+        jw_str(s, "req", b64);
         free(b64);
     }
-    return emit_json(s, o, fx);
+    return jw_emit(s, fx);
 }
 
 static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, const char *wf,
@@ -459,16 +597,14 @@ static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, 
 {
     if (s->restoring)
         return CAP_OK;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return CAP_ENOMEM;
-    cJSON_AddStringToObject(o, "k", "saga");
-    json_i64(o, "t", now);
-    cJSON_AddStringToObject(o, "op", op);
-    cJSON_AddStringToObject(o, "wf", nz(wf));
-    cJSON_AddStringToObject(o, "job_id", nz(job_id));
-    cJSON_AddNumberToObject(o, "outcome", outcome);
-    return emit_json(s, o, fx);
+    jw_begin(s);
+    jw_str(s, "k", "saga");
+    jw_i64(s, "t", now);
+    jw_str(s, "op", op);
+    jw_str(s, "wf", nz(wf));
+    jw_str(s, "job_id", nz(job_id));
+    jw_num(s, "outcome", outcome);
+    return jw_emit(s, fx);
 }
 
 /* ---- packets -------------------------------------------------------- */
@@ -719,13 +855,11 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
         if (!is_terminal(j))
             continue;
         if (!s->restoring) {
-            cJSON *o = cJSON_CreateObject();
-            if (!o)
-                return CAP_ENOMEM;
-            cJSON_AddStringToObject(o, "k", "evict");
-            json_i64(o, "t", now);
-            cJSON_AddStringToObject(o, "job_id", j->job_id);
-            TRY(emit_json(s, o, fx));
+            jw_begin(s);
+            jw_str(s, "k", "evict");
+            jw_i64(s, "t", now);
+            jw_str(s, "job_id", j->job_id);
+            TRY(jw_emit(s, fx));
         }
         unlink_job(s, j);
         job_free(j);
@@ -1164,7 +1298,7 @@ static int kernel_check(ref_sched *s, const job *j, int64_t now, ref_safety_deci
 static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 {
     if (!j->hash[0]) /* the first hash stands across re-checks (cordum-ref 9) */
-        TRY(ref_sched_request_hash(j->req, j->hash));
+        TRY(request_hash(sched_sha256(s), j->req, j->hash));
     TRY(set_str(&j->appr_snapshot, j->snapshot));
     j->appr = APPR_PENDING;
     TRY(set_state(j, REF_JOB_APPROVAL_REQUIRED, now));
@@ -1195,7 +1329,7 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             /* Approval fast path (cordum-ref 9): bound to the hash and the
              * snapshot; the decision is the one approved. */
             char h[65];
-            TRY(ref_sched_request_hash(j->req, h));
+            TRY(request_hash(sched_sha256(s), j->req, h));
             if (strcmp(h, j->hash) == 0) {
                 j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
                 TRY(set_str(&j->reason, "approval granted"));
@@ -1865,7 +1999,7 @@ int ref_sched_approve(ref_sched *s, const char *job_id, const char *by, const ch
     if (is_requester(j->req, by))
         return REF_SCHED_SELF_APPROVAL;
     char h[65];
-    TRY(ref_sched_request_hash(j->req, h));
+    TRY(request_hash(sched_sha256(s), j->req, h));
     if (strcmp(h, j->hash) != 0)
         return REF_SCHED_STALE_REQUEST;
     const char *snap = current_snapshot(s);
@@ -2234,6 +2368,9 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     ref_sched *s = calloc(1, sizeof *s);
     if (!s)
         return CAP_ENOMEM;
+    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!s->sha256)
+        ERR_clear_error();
     s->safety = cfg->safety;
     s->rand = cfg->rand;
     s->max_jobs = cfg->max_jobs ? cfg->max_jobs : def.max_jobs;
@@ -2291,6 +2428,8 @@ void ref_sched_free(ref_sched *s)
     ref_strmap_free(&s->by_id);
     ref_strmap_free(&s->by_seq);
     ref_strmap_free(&s->by_idem);
+    free(s->jbuf);
+    EVP_MD_free(s->sha256);
     for (size_t i = 0; i < s->n_slots; i++) {
         free(s->slots[i].worker_id);
         free(s->slots[i].jobs);

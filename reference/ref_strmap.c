@@ -37,36 +37,44 @@ void ref_strmap_free(ref_strmap *m)
     ref_strmap_init(m);
 }
 
-/* The slot holding key, or (size_t)-1. */
-static size_t find_slot(const ref_strmap *m, const char *key)
+/* The values array holds 2 * cap entries: the values, then each slot's
+ * key hash (as a uintptr_t), so that a probe compares strings only when
+ * the hashes agree. */
+#define HASH_AT(values, cap, i) ((uintptr_t)(values)[(cap) + (i)])
+
+/* The slot holding key (whose hash is h), or (size_t)-1. */
+static size_t find_slot(const ref_strmap *m, const char *key, uint64_t h)
 {
     if (!m->cap || !key)
         return (size_t)-1;
     size_t mask = m->cap - 1;
-    for (size_t i = (size_t)fnv1a(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
         char *k = m->keys[i];
         if (!k)
             return (size_t)-1;
-        if (k != TOMBSTONE && strcmp(k, key) == 0)
+        if (k != TOMBSTONE && HASH_AT(m->values, m->cap, i) == (uintptr_t)h && strcmp(k, key) == 0)
             return i;
     }
 }
 
 void *ref_strmap_get(const ref_strmap *m, const char *key)
 {
-    size_t i = find_slot(m, key);
+    if (!m || !m->cap || !key)
+        return NULL;
+    size_t i = find_slot(m, key, fnv1a(key));
     return i == (size_t)-1 ? NULL : m->values[i];
 }
 
 /* Places an owned key in a table known to have room and not to hold it. */
-static void place(char **keys, void **values, size_t cap, char *key, void *value)
+static void place(char **keys, void **values, size_t cap, char *key, void *value, uintptr_t h)
 {
     size_t mask = cap - 1;
-    size_t i = (size_t)fnv1a(key) & mask;
+    size_t i = (size_t)h & mask;
     while (keys[i] && keys[i] != TOMBSTONE)
         i = (i + 1) & mask;
     keys[i] = key;
     values[i] = value;
+    values[cap + i] = (void *)h;
 }
 
 static int grow(ref_strmap *m)
@@ -75,7 +83,7 @@ static int grow(ref_strmap *m)
     if (m->cap && m->len * 4 < m->cap)
         nc = m->cap; /* mostly tombstones: rebuild at the same size */
     char **keys = calloc(nc, sizeof *keys);
-    void **values = calloc(nc, sizeof *values);
+    void **values = calloc(2 * nc, sizeof *values);
     if (!keys || !values) {
         free(keys);
         free(values);
@@ -83,7 +91,7 @@ static int grow(ref_strmap *m)
     }
     for (size_t i = 0; i < m->cap; i++)
         if (m->keys[i] && m->keys[i] != TOMBSTONE)
-            place(keys, values, nc, m->keys[i], m->values[i]);
+            place(keys, values, nc, m->keys[i], m->values[i], HASH_AT(m->values, m->cap, i));
     free(m->keys);
     free(m->values);
     m->keys = keys;
@@ -97,13 +105,14 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
 {
     if (!m || !key || !value)
         return CAP_EINVAL;
-    size_t i = find_slot(m, key);
+    uint64_t h = fnv1a(key);
+    size_t i = find_slot(m, key, h);
     if (i != (size_t)-1) {
         m->values[i] = value;
         return CAP_OK;
     }
-    /* Keep the load (live + deleted) under 3/4. */
-    if ((m->used + 1) * 4 > m->cap * 3) {
+    /* Keep the load (live + deleted) under 1/2: short probe runs. */
+    if ((m->used + 1) * 2 > m->cap) {
         int rc = grow(m);
         if (rc)
             return rc;
@@ -114,20 +123,21 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
         return CAP_ENOMEM;
     memcpy(copy, key, n);
     size_t mask = m->cap - 1;
-    size_t j = (size_t)fnv1a(key) & mask;
+    size_t j = (size_t)h & mask;
     while (m->keys[j] && m->keys[j] != TOMBSTONE)
         j = (j + 1) & mask;
     if (!m->keys[j])
         m->used++;
     m->keys[j] = copy;
     m->values[j] = value;
+    m->values[m->cap + j] = (void *)(uintptr_t)h;
     m->len++;
     return CAP_OK;
 }
 
 int ref_strmap_del(ref_strmap *m, const char *key)
 {
-    size_t i = m ? find_slot(m, key) : (size_t)-1;
+    size_t i = m && key ? find_slot(m, key, fnv1a(key)) : (size_t)-1;
     if (i == (size_t)-1)
         return 0;
     free(m->keys[i]);

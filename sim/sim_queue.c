@@ -49,28 +49,6 @@ static void sift_up(sim_queue *q, size_t i)
     place(q, i, s);
 }
 
-static void sift_down(sim_queue *q, size_t i)
-{
-    uint32_t s = q->heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1, best = i;
-        uint32_t bs = s;
-        if (l < q->len && before(q, q->heap[l], bs)) {
-            best = l;
-            bs = q->heap[l];
-        }
-        if (l + 1 < q->len && before(q, q->heap[l + 1], bs)) {
-            best = l + 1;
-            bs = q->heap[l + 1];
-        }
-        if (best == i)
-            break;
-        place(q, i, bs);
-        i = best;
-    }
-    place(q, i, s);
-}
-
 static int grow(sim_queue *q)
 {
     size_t ncap = q->cap ? q->cap * 2 : 64;
@@ -155,7 +133,11 @@ int sim_queue_peek_time(const sim_queue *q, int64_t *t)
     return CAP_OK;
 }
 
-/* Removes the heap entry at index i. */
+/* Removes the heap entry at index i. The entry that takes its place is
+ * placed bottom-up: the hole at i goes down to a leaf along the earlier
+ * children (one comparison a level), then the last entry is put there
+ * and sifted up. The pop order is fixed by (time, seq), a total order, so
+ * it does not depend on how the heap is laid out. */
 static void remove_at(sim_queue *q, size_t i, sim_event *out)
 {
     uint32_t s = q->heap[i];
@@ -166,12 +148,26 @@ static void remove_at(sim_queue *q, size_t i, sim_event *out)
     q->len--;
     if (i == q->len)
         return;
-    place(q, i, q->heap[q->len]);
-    /* The moved entry may belong above or below its new spot. */
-    if (i > 0 && before(q, q->heap[i], q->heap[(i - 1) / 2]))
+    uint32_t last = q->heap[q->len];
+    /* The moved entry may belong above its new spot. */
+    if (i > 0 && before(q, last, q->heap[(i - 1) / 2])) {
+        place(q, i, last);
         sift_up(q, i);
-    else
-        sift_down(q, i);
+        return;
+    }
+    size_t hole = i;
+    for (;;) {
+        size_t l = 2 * hole + 1;
+        if (l >= q->len)
+            break;
+        size_t c = l;
+        if (l + 1 < q->len && before(q, q->heap[l + 1], q->heap[l]))
+            c = l + 1;
+        place(q, hole, q->heap[c]);
+        hole = c;
+    }
+    place(q, hole, last);
+    sift_up(q, hole);
 }
 
 int sim_queue_pop(sim_queue *q, sim_event *out)

@@ -2,6 +2,7 @@
 #include "sim_world.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,10 +74,13 @@ typedef struct {
 typedef struct {
     char *job_id;
     char *first, *latest;
+    size_t cap_latest; /* bytes allocated at latest */
     int gone;
 } jentry;
 
 struct world {
+    char *jscratch; /* on_journal's copy of the record being read */
+    size_t cap_jscratch;
     const sim_run_config *cfg;
     const sim_scenario *scn;
     sim_result *res;
@@ -290,10 +294,41 @@ static void on_publish(void *ctx, int64_t now, const char *from, const char *sub
 
 /* ---- timers --------------------------------------------------------------- */
 
+/* Appends the n bytes at p to buf (of size cap, holding *len bytes),
+ * cutting what does not fit before the last byte, as snprintf does. */
+static void key_put(char *buf, size_t cap, size_t *len, const char *p, size_t n)
+{
+    if (*len + 1 >= cap)
+        return;
+    if (n > cap - 1 - *len)
+        n = cap - 1 - *len;
+    memcpy(buf + *len, p, n);
+    *len += n;
+}
+
+static void key_put_u64(char *buf, size_t cap, size_t *len, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    key_put(buf, cap, len, tmp + i, sizeof tmp - i);
+}
+
+/* "name#incarnation:id", what snprintf("%s#%llu:%llu") would write. */
 static void timer_key(const actor *a, uint64_t id, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s#%llu:%llu", a->name, (unsigned long long)a->incarnation,
-             (unsigned long long)id);
+    size_t len = 0;
+    if (!n)
+        return;
+    key_put(buf, n, &len, a->name, strlen(a->name));
+    key_put(buf, n, &len, "#", 1);
+    key_put_u64(buf, n, &len, (uint64_t)a->incarnation);
+    key_put(buf, n, &len, ":", 1);
+    key_put_u64(buf, n, &len, id);
+    buf[len] = 0;
 }
 
 static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
@@ -366,19 +401,31 @@ static void check_compensation_order(world *w, const char *op, const char *wf, c
         stack[0] = 0;
 }
 
+/* The members of a journal record the checker reads. A string member is
+ * NULL when missing or not a string; has_* says a number member is a
+ * number. */
+typedef struct {
+    const char *k, *job_id, *state, *ev, *snapshot, *hash, *appr_snapshot, *op, *wf;
+    const char *attempt_str; /* "attempt" as a string, else NULL */
+    double attempt_num;      /* "attempt" as a number, else NAN */
+    int has_decision, has_appr, has_attempt;
+    double decision, appr;
+    /* used while reading */
+    const char *decision_str, *appr_str;
+    int seen_k, seen_job_id, seen_state, seen_ev, seen_snapshot, seen_hash, seen_appr_snapshot;
+    int seen_op, seen_wf, seen_attempt_str, seen_decision_str, seen_appr_str;
+} jview;
+
 static void approver_schedule(world *w, jinfo *j);
 
-static void check_job_record(world *w, const cJSON *o)
+static void check_job_record(world *w, const jview *o)
 {
-    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(o, "job_id");
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "state");
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "ev");
-    if (!cJSON_IsString(jid) || !cJSON_IsString(st) || !cJSON_IsString(ev))
+    if (!o->job_id || !o->state || !o->ev)
         return;
-    int to = ref_jobstate_from_name(st->valuestring);
-    jinfo *j = job_get(w, jid->valuestring);
+    int to = ref_jobstate_from_name(o->state);
+    jinfo *j = job_get(w, o->job_id);
     if (!j) {
-        j = job_add(w, jid->valuestring); /* a compensation the scheduler admitted */
+        j = job_add(w, o->job_id); /* a compensation the scheduler admitted */
         if (!j)
             return;
         j->submit_at = w->now;
@@ -398,33 +445,28 @@ static void check_job_record(world *w, const cJSON *o)
      * final (cap-spec 07): the job may end no other way. */
     if (to != REF_JOB_FAILED_FATAL && to != from &&
         (from == REF_JOB_DISPATCHED || from == REF_JOB_RUNNING) && inv_on(w, SIM_INV_ONE_TERMINAL)) {
-        const cJSON *att = cJSON_GetObjectItemCaseSensitive(o, "attempt");
         uintptr_t fatal = (uintptr_t)ref_strmap_get(&w->fatal_seen, j->job_id);
-        double a = cJSON_IsString(att) ? strtod(att->valuestring, NULL) : cJSON_GetNumberValue(att);
+        double a = o->attempt_str ? strtod(o->attempt_str, NULL) : o->attempt_num;
         if (fatal && (double)(fatal - 1) == a)
             violation(w, "one-terminal", j->job_id,
                       "%s after a FAILED_FATAL result for attempt %.0f (a final status)",
                       ref_jobstate_name(to), a);
     }
-    if (strcmp(ev->valuestring, "dispatch") == 0) {
-        const cJSON *dec = cJSON_GetObjectItemCaseSensitive(o, "decision");
-        const cJSON *snap = cJSON_GetObjectItemCaseSensitive(o, "snapshot");
+    if (strcmp(o->ev, "dispatch") == 0) {
+        const char *snap = o->snapshot;
         const ref_policy *p = ref_safety_policy(w->safety);
-        int d = cJSON_IsNumber(dec) ? (int)dec->valuedouble : 0;
+        int d = o->has_decision ? (int)o->decision : 0;
         int allow = d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW ||
                     d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW_WITH_CONSTRAINTS;
         if (inv_on(w, SIM_INV_DISPATCH_ALLOWED) &&
-            (!allow || !cJSON_IsString(snap) || !p || strcmp(snap->valuestring, p->snapshot) != 0))
+            (!allow || !snap || !p || strcmp(snap, p->snapshot) != 0))
             violation(w, "dispatch-allowed", j->job_id,
                       "dispatched with decision %d under snapshot %s; current snapshot %s", d,
-                      cJSON_IsString(snap) ? snap->valuestring : "?", p ? p->snapshot : "none");
+                      snap ? snap : "?", p ? p->snapshot : "none");
         if (j->parked_once && inv_on(w, SIM_INV_APPROVAL_BOUND)) {
-            const cJSON *appr = cJSON_GetObjectItemCaseSensitive(o, "appr");
-            const cJSON *hash = cJSON_GetObjectItemCaseSensitive(o, "hash");
-            const cJSON *asnap = cJSON_GetObjectItemCaseSensitive(o, "appr_snapshot");
-            int ok = cJSON_IsNumber(appr) && (int)appr->valuedouble == 2 && cJSON_IsString(hash) &&
-                     cJSON_IsString(asnap) && p && strcmp(asnap->valuestring, p->snapshot) == 0 &&
-                     (!j->hash[0] || strcmp(hash->valuestring, j->hash) == 0);
+            const char *hash = o->hash, *asnap = o->appr_snapshot;
+            int ok = o->has_appr && (int)o->appr == 2 && hash && asnap && p &&
+                     strcmp(asnap, p->snapshot) == 0 && (!j->hash[0] || strcmp(hash, j->hash) == 0);
             if (!ok)
                 violation(w, "approval-bound", j->job_id,
                           "a job that needed a human was dispatched without an approval bound "
@@ -462,7 +504,7 @@ static void check_job_record(world *w, const cJSON *o)
             }
         }
     }
-    if (strcmp(ev->valuestring, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
+    if (strcmp(o->ev, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
         w->res->approvals_stale++;
         approver_schedule(w, j); /* a human looks again under the new policy */
     }
@@ -497,9 +539,9 @@ static void journal_gone(world *w, size_t i)
     w->n_journal_gone = 0;
 }
 
-static void journal_keep(world *w, const char *line, const cJSON *o)
+static void journal_keep(world *w, const char *line, const jview *o)
 {
-    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "k"));
+    const char *k = o->k;
     if (!k || strcmp(k, "note") == 0)
         return;
     if (strcmp(k, "saga") == 0) {
@@ -511,7 +553,7 @@ static void journal_keep(world *w, const char *line, const cJSON *o)
         w->n_saga++;
         return;
     }
-    const char *job = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "job_id"));
+    const char *job = o->job_id;
     if (!job)
         return;
     uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, job);
@@ -522,16 +564,30 @@ static void journal_keep(world *w, const char *line, const cJSON *o)
         ref_strmap_del(&w->journal_idx, job);
         return;
     }
-    char *copy = xdup(line);
+    size_t n = strlen(line) + 1;
+    if (idx) {
+        jentry *e = &w->journal[idx - 1];
+        if (e->latest && n <= e->cap_latest) { /* reuse the buffer */
+            memcpy(e->latest, line, n);
+            return;
+        }
+        char *c = malloc(n);
+        if (!c) {
+            w->err = CAP_ENOMEM;
+            return;
+        }
+        memcpy(c, line, n);
+        free(e->latest);
+        e->latest = c;
+        e->cap_latest = n;
+        return;
+    }
+    char *copy = malloc(n);
     if (!copy) {
         w->err = CAP_ENOMEM;
         return;
     }
-    if (idx) {
-        free(w->journal[idx - 1].latest);
-        w->journal[idx - 1].latest = copy;
-        return;
-    }
+    memcpy(copy, line, n);
     if (grow((void **)&w->journal, &w->cap_journal, w->n_journal + 1, sizeof *w->journal)) {
         free(copy);
         w->err = CAP_ENOMEM;
@@ -550,21 +606,180 @@ static void journal_keep(world *w, const char *line, const cJSON *o)
     w->n_journal++;
 }
 
+/* Copies a string member's value from a parsed record (NULL when the
+ * member is missing or not a string), as cJSON_GetStringValue would. */
+static const char *jv_str(const cJSON *o, const char *k)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+static void jview_from_cjson(jview *v, const cJSON *o)
+{
+    memset(v, 0, sizeof *v);
+    v->k = jv_str(o, "k");
+    v->job_id = jv_str(o, "job_id");
+    v->state = jv_str(o, "state");
+    v->ev = jv_str(o, "ev");
+    v->snapshot = jv_str(o, "snapshot");
+    v->hash = jv_str(o, "hash");
+    v->appr_snapshot = jv_str(o, "appr_snapshot");
+    v->op = jv_str(o, "op");
+    v->wf = jv_str(o, "wf");
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "decision");
+    if ((v->has_decision = cJSON_IsNumber(x) != 0))
+        v->decision = x->valuedouble;
+    x = cJSON_GetObjectItemCaseSensitive(o, "appr");
+    if ((v->has_appr = cJSON_IsNumber(x) != 0))
+        v->appr = x->valuedouble;
+    x = cJSON_GetObjectItemCaseSensitive(o, "attempt");
+    v->attempt_str = cJSON_IsString(x) ? x->valuestring : NULL;
+    v->attempt_num = cJSON_GetNumberValue(x);
+}
+
+/* Sets the member k of v to the string s, when v reads that member and it
+ * is not set yet (the first of duplicate members counts, as in cJSON). */
+static void jview_set_str(jview *v, const char *k, size_t kn, const char *s)
+{
+#define JV_STR(name, field)                                                                        \
+    if (kn == sizeof name - 1 && memcmp(k, name, kn) == 0) {                                        \
+        if (!v->seen_##field) {                                                                    \
+            v->seen_##field = 1;                                                                   \
+            v->field = s;                                                                          \
+        }                                                                                          \
+        return;                                                                                    \
+    }
+    JV_STR("k", k)
+    JV_STR("job_id", job_id)
+    JV_STR("state", state)
+    JV_STR("ev", ev)
+    JV_STR("snapshot", snapshot)
+    JV_STR("hash", hash)
+    JV_STR("appr_snapshot", appr_snapshot)
+    JV_STR("op", op)
+    JV_STR("wf", wf)
+    JV_STR("attempt", attempt_str)
+    JV_STR("decision", decision_str)
+    JV_STR("appr", appr_str)
+#undef JV_STR
+}
+
+static void jview_set_num(jview *v, const char *k, size_t kn, double x)
+{
+#define JV_NUM(name, field, flag, dst)                                                                \
+    if (kn == sizeof name - 1 && memcmp(k, name, kn) == 0) {                                        \
+        if (!v->seen_##field) {                                                                    \
+            v->seen_##field = 1;                                                                   \
+            v->flag = 1;                                                                           \
+            v->dst = x;                                                                            \
+        }                                                                                          \
+        return;                                                                                    \
+    }
+    JV_NUM("attempt", attempt_str, has_attempt, attempt_num)
+    JV_NUM("decision", decision_str, has_decision, decision)
+    JV_NUM("appr", appr_str, has_appr, appr)
+#undef JV_NUM
+    /* a number where a string is read: that string member is not a string */
+    jview_set_str(v, k, kn, NULL);
+}
+
+/* Reads a record the way the scheduler writes it: one flat object of
+ * "key":"string" and "key":integer members, no white space, no escape.
+ * Fills v exactly as jview_from_cjson would from cJSON_Parse(line).
+ * Returns 0 when the record is not of that simple form (the caller then
+ * parses it with cJSON); the strings point into w->jscratch. */
+static int jview_fast(world *w, const char *line, jview *v)
+{
+    size_t n = strlen(line);
+    if (n + 1 > w->cap_jscratch) {
+        size_t cap = w->cap_jscratch ? w->cap_jscratch : 1024;
+        while (cap < n + 1)
+            cap *= 2;
+        char *b = realloc(w->jscratch, cap);
+        if (!b)
+            return 0;
+        w->jscratch = b;
+        w->cap_jscratch = cap;
+    }
+    char *p = w->jscratch;
+    memcpy(p, line, n + 1);
+    memset(v, 0, sizeof *v);
+    v->attempt_num = NAN;
+    if (*p++ != '{')
+        return 0;
+    if (*p == '}')
+        return p[1] == 0;
+    for (;;) {
+        if (*p++ != '"')
+            return 0;
+        const char *key = p;
+        while (*p != '"') {
+            if ((unsigned char)*p < 32 || *p == '\\')
+                return 0;
+            p++;
+        }
+        size_t kn = (size_t)(p - key);
+        p++;
+        if (*p++ != ':')
+            return 0;
+        if (*p == '"') {
+            char *s = ++p;
+            while (*p != '"') {
+                if ((unsigned char)*p < 32 || *p == '\\')
+                    return 0;
+                p++;
+            }
+            *p++ = 0;
+            jview_set_str(v, key, kn, s);
+        } else {
+            int neg = 0;
+            if (*p == '-') {
+                neg = 1;
+                p++;
+            }
+            int64_t x = 0;
+            int digits = 0;
+            while (*p >= '0' && *p <= '9') {
+                if (++digits > 15)
+                    return 0;
+                x = x * 10 + (*p - '0');
+                p++;
+            }
+            if (!digits || (digits > 1 && p[-digits] == '0'))
+                return 0;
+            if (*p != ',' && *p != '}')
+                return 0;
+            jview_set_num(v, key, kn, neg ? -(double)x : (double)x);
+        }
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return 0;
+    }
+    if (p[1] != 0)
+        return 0;
+    return 1;
+}
+
 static void on_journal(world *w, const char *line)
 {
-    cJSON *o = cJSON_Parse(line);
-    if (!o) {
-        violation(w, "journal", NULL, "the scheduler wrote a record that is not JSON");
-        return;
+    jview v;
+    cJSON *o = NULL;
+    if (!jview_fast(w, line, &v)) {
+        o = cJSON_Parse(line);
+        if (!o) {
+            violation(w, "journal", NULL, "the scheduler wrote a record that is not JSON");
+            return;
+        }
+        jview_from_cjson(&v, o);
     }
-    journal_keep(w, line, o);
-    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "k"));
+    journal_keep(w, line, &v);
+    const char *k = v.k;
     if (k && strcmp(k, "job") == 0) {
-        check_job_record(w, o);
+        check_job_record(w, &v);
     } else if (k && strcmp(k, "saga") == 0) {
-        const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "op"));
-        const char *wf = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "wf"));
-        const char *job = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "job_id"));
+        const char *op = v.op;
+        const char *wf = v.wf;
+        const char *job = v.job_id;
         if (op && wf && job) {
             if (strcmp(op, "trigger") == 0)
                 w->res->rollbacks++;
@@ -1680,6 +1895,7 @@ static void teardown(world *w)
     for (size_t i = 0; i < w->n_actors; i++)
         ref_worker_free(w->actors[i].worker);
     free(w->actors);
+    free(w->jscratch);
     ref_sched_free(w->sched);
     ref_safety_free(w->safety);
     sim_bus_free(w->bus);
