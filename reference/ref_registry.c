@@ -338,6 +338,35 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     return CAP_OK;
 }
 
+/* Builds a worker's heartbeat block (handshake 0) or handshake block
+ * (handshake 1) with layout into *fresh, and stores it in the worker's
+ * slot (a new slot at -at - 1 when at < 0), freeing the block it replaces.
+ * Returns the slot, or NULL with *rc and d set. */
+static slot *store_block(ref_registry *r, ptrdiff_t at, const char *id, int handshake,
+                         void (*layout)(arena *, const void *, ref_worker_info *), const void *plan,
+                         ref_worker_info *fresh, int *rc, cap_diag *d)
+{
+    memset(fresh, 0, sizeof *fresh);
+    void *block = ar_build(layout, plan, fresh);
+    if (!block) {
+        *rc = cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+        return NULL;
+    }
+    if (at < 0) {
+        size_t pos = (size_t)(-at - 1);
+        if ((*rc = insert_slot(r, pos, id, d))) {
+            free(block);
+            return NULL;
+        }
+        at = (ptrdiff_t)pos;
+    }
+    slot *s = &r->slots[at];
+    void **old = handshake ? &s->hs_block : &s->hb_block;
+    free(*old);
+    *old = block;
+    return s;
+}
+
 static void remove_at(ref_registry *r, size_t i)
 {
     slot_release(&r->slots[i]);
@@ -556,21 +585,9 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     }
 
     ref_worker_info fresh;
-    memset(&fresh, 0, sizeof fresh);
-    void *block = ar_build(hb_layout, &plan, &fresh);
-    if (!block)
-        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
-    if (at < 0) {
-        size_t pos = (size_t)(-at - 1);
-        if ((rc = insert_slot(r, pos, hb->worker_id, d))) {
-            free(block);
-            return rc;
-        }
-        at = (ptrdiff_t)pos;
-    }
-    slot *s = &r->slots[at];
-    free(s->hb_block);
-    s->hb_block = block;
+    slot *s = store_block(r, at, hb->worker_id, 0, hb_layout, &plan, &fresh, &rc, d);
+    if (!s)
+        return rc;
     ref_worker_info *w = &s->w;
     double old_score = ref_registry_score(w);
     w->has_heartbeat = 1;
@@ -727,21 +744,9 @@ int ref_registry_handshake(ref_registry *r, int64_t now, const char *sender_id,
                             "registry full: %zu workers; worker %s not added", r->max_workers,
                             hs->component_id);
     ref_worker_info fresh;
-    memset(&fresh, 0, sizeof fresh);
-    void *block = ar_build(hs_layout, &plan, &fresh);
-    if (!block)
-        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
-    if (at < 0) {
-        size_t pos = (size_t)(-at - 1);
-        if ((rc = insert_slot(r, pos, hs->component_id, d))) {
-            free(block);
-            return rc;
-        }
-        at = (ptrdiff_t)pos;
-    }
-    slot *s = &r->slots[at];
-    free(s->hs_block);
-    s->hs_block = block;
+    slot *s = store_block(r, at, hs->component_id, 1, hs_layout, &plan, &fresh, &rc, d);
+    if (!s)
+        return rc;
     ref_worker_info *w = &s->w;
     w->has_handshake = 1;
     w->version = v;
