@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_time.h"
 #include "ref_jobstate.h"
 #include "ref_strmap.h"
 
@@ -46,6 +47,7 @@ struct ref_worker {
     int32_t max_parallel;
     int64_t hb_interval;
     size_t max_jobs;
+    int64_t done_window; /* a finished record older than this may be reused */
     char **caps;
     size_t n_caps;
     char **label_k;
@@ -221,12 +223,48 @@ static int fin_push(ref_worker *w, const job_rec *r)
     return CAP_OK;
 }
 
-/* A free slot, evicting the record that finished first when the table is
- * full; NULL when every record is running. *evicted receives the evicted
- * job's id (caller frees) or NULL. */
-static job_rec *rec_slot(ref_worker *w, char **evicted)
+/* The finish ring's oldest entry that still names a finished record
+ * (stale entries, left by a record that was reused, are dropped); NULL
+ * when there is none. */
+static job_rec *fin_oldest(ref_worker *w)
+{
+    while (w->fin_len) {
+        struct fin f = w->fin[w->fin_head];
+        job_rec *r = f.idx < w->cap_recs ? &w->recs[f.idx] : NULL;
+        if (r && r->used && r->finished && r->finish_seq == f.seq)
+            return r;
+        w->fin_head = (w->fin_head + 1) % w->fin_cap;
+        w->fin_len--;
+    }
+    return NULL;
+}
+
+/* Empties a finished record's slot for reuse; *evicted receives its job id. */
+static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
+{
+    ref_strmap_del(&w->by_job, victim->job_id);
+    *evicted = victim->job_id;
+    victim->job_id = NULL;
+    rec_release(victim);
+    w->n_recs--;
+    return victim;
+}
+
+/* A free slot for a new job at `now`. The record that finished first is
+ * reused when it finished more than done_window_ns ago (so the table stays
+ * as large as the window needs, whatever the run's length); otherwise a
+ * free slot, a grown table, or, when the table is full, the record that
+ * finished first. NULL when every record is running. *evicted receives
+ * the evicted job's id (caller frees) or NULL, *why the reason. */
+static job_rec *rec_slot(ref_worker *w, int64_t now, char **evicted, const char **why)
 {
     *evicted = NULL;
+    job_rec *oldest = fin_oldest(w);
+    if (oldest && now > cap_sat_add(oldest->finished_at, w->done_window)) {
+        *why = "finished longer ago than the window";
+        return rec_evict(w, oldest, evicted);
+    }
+    *why = "oldest finished record";
     if (w->n_recs < w->cap_recs) /* a slot left free (a load that failed) */
         for (size_t i = 0; i < w->cap_recs; i++)
             if (!w->recs[i].used)
@@ -264,14 +302,7 @@ static job_rec *rec_slot(ref_worker *w, char **evicted)
             victim = r;
         }
     }
-    if (!victim)
-        return NULL;
-    ref_strmap_del(&w->by_job, victim->job_id);
-    *evicted = victim->job_id;
-    victim->job_id = NULL;
-    rec_release(victim);
-    w->n_recs--;
-    return victim;
+    return victim ? rec_evict(w, victim, evicted) : NULL;
 }
 
 /* Replaces the record's attempt fields with those of a new request.
@@ -560,7 +591,8 @@ static int config_ok(const ref_worker_config *c)
         return 0;
     if (c->max_parallel_jobs < 0 || c->max_parallel_jobs > REF_WORKER_MAX_PARALLEL_LIMIT)
         return 0;
-    if (c->heartbeat_interval_ns < 0 || c->max_jobs > REF_WORKER_MAX_JOBS_LIMIT)
+    if (c->heartbeat_interval_ns < 0 || c->max_jobs > REF_WORKER_MAX_JOBS_LIMIT ||
+        c->done_window_ns < 0)
         return 0;
     size_t par = c->max_parallel_jobs ? (size_t)c->max_parallel_jobs : 1;
     size_t jobs = c->max_jobs ? c->max_jobs : REF_WORKER_DEFAULT_MAX_JOBS;
@@ -592,6 +624,7 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     w->hb_interval = cfg->heartbeat_interval_ns ? cfg->heartbeat_interval_ns
                                                 : REF_WORKER_DEFAULT_HEARTBEAT_NS;
     w->max_jobs = cfg->max_jobs ? cfg->max_jobs : REF_WORKER_DEFAULT_MAX_JOBS;
+    w->done_window = cfg->done_window_ns ? cfg->done_window_ns : REF_WORKER_DEFAULT_DONE_WINDOW_NS;
     w->strict_first = cfg->strict_first_attempt != 0;
     w->handler = cfg->handler;
     w->hctx = cfg->handler_ctx;
@@ -735,8 +768,9 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     int superseded = r && !r->finished;
     int full = !superseded && w->running >= w->max_parallel;
     char *evicted = NULL;
+    const char *evict_why = NULL;
     if (!r) {
-        r = rec_slot(w, &evicted);
+        r = rec_slot(w, now, &evicted, &evict_why);
         if (!r)
             return CAP_EFULL; /* unreachable: max_jobs > max_parallel_jobs */
     }
@@ -758,7 +792,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     int rc = ref_strmap_put(&w->by_job, r->job_id, (void *)(uintptr_t)(r - w->recs + 1));
     if (evicted) {
         if (rc == CAP_OK)
-            rc = journal(w, fx, now, "evict", evicted, "", 0, "oldest finished record");
+            rc = journal(w, fx, now, "evict", evicted, "", 0, evict_why);
         free(evicted);
     }
     if (superseded) {

@@ -46,10 +46,14 @@
  * FAILED_RETRYABLE and error_code_enum ERROR_CODE_JOB_RESOURCE_EXHAUSTED
  * (201); the control plane retries it with attempt + 1.
  *
- * Bounds. At most max_jobs job records are kept. A new job_id that finds
- * the table full evicts the record that finished first (a per-worker
- * sequence number, never an address or a hash); running records are never
- * evicted (max_jobs > max_parallel_jobs guarantees a victim).
+ * Bounds. At most max_jobs job records are kept, and a finished record is
+ * kept for at least done_window_ns. A new job_id first takes the slot of
+ * the record that finished first if that finished more than the window
+ * ago (so the table's size follows the job rate, not the run's length);
+ * otherwise a free slot, and when the table is full it evicts the record
+ * that finished first (a per-worker sequence number, never an address or a
+ * hash); running records are never evicted (max_jobs > max_parallel_jobs
+ * guarantees a victim). Each eviction is a journal line.
  *
  * Heartbeats: ref_worker_start publishes one and arms the heartbeat timer;
  * each firing publishes the next one and re-arms, whether jobs run or not.
@@ -76,6 +80,10 @@
 #define REF_WORKER_DEFAULT_HEARTBEAT_NS (INT64_C(5) * INT64_C(1000000000))
 #define REF_WORKER_DEFAULT_MAX_JOBS ((size_t)1024)
 #define REF_WORKER_MAX_JOBS_LIMIT ((size_t)1 << 20)
+/* How long a finished record is surely kept: the scheduler's replay-guard
+ * TTL (REF_DEDUPE_DEFAULT_TTL_NS), so a redelivery the guard would still
+ * catch is caught here too. */
+#define REF_WORKER_DEFAULT_DONE_WINDOW_NS (INT64_C(15) * 60 * INT64_C(1000000000))
 #define REF_WORKER_MAX_PARALLEL_LIMIT 65536
 /* Longest id, pool, label or capability string accepted in the config. */
 #define REF_WORKER_MAX_NAME 256
@@ -116,6 +124,8 @@ typedef struct {
     int32_t max_parallel_jobs;  /* 0: 1 */
     int64_t heartbeat_interval_ns; /* 0: REF_WORKER_DEFAULT_HEARTBEAT_NS; < 0 invalid */
     size_t max_jobs;            /* tracked job records; 0: default; must be > max_parallel_jobs */
+    int64_t done_window_ns;     /* finished records older than this are reused first;
+                                   0: REF_WORKER_DEFAULT_DONE_WINDOW_NS; < 0 invalid */
     const char *const *capabilities; /* n_capabilities strings, kept in this order */
     size_t n_capabilities;
     const ref_worker_label *labels; /* n_labels; sorted by key; duplicate keys invalid */

@@ -96,7 +96,6 @@ struct world {
     ref_effects fx;
     int64_t now;
     int64_t end_load, end_run;
-    uint64_t timer_gen;
     ref_strmap timers;           /* "actor#incarnation:id" -> generation */
     ref_strmap jobs;             /* job_id -> jinfo */
     jinfo **job_list;            /* in submit order */
@@ -331,6 +330,10 @@ static void timer_key(const actor *a, uint64_t id, char *buf, size_t n)
     buf[len] = 0;
 }
 
+/* An actor's timer is one queued event; w->timers maps the timer's key to
+ * that event's queue handle. Re-arming or cancelling removes the queued
+ * event at once, so the queue holds only timers that will fire (its size
+ * follows the live timers, not how many were ever set). */
 static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
 {
     int64_t at = local_at - (local_time(w, a) - w->now); /* back to virtual time */
@@ -338,20 +341,28 @@ static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
         at = w->now;
     char key[220];
     timer_key(a, id, key, sizeof key);
-    uint64_t gen = ++w->timer_gen;
-    int rc = ref_strmap_put(&w->timers, key, (void *)(uintptr_t)gen);
-    if (rc)
+    uint64_t old = (uintptr_t)ref_strmap_get(&w->timers, key);
+    if (old)
+        sim_queue_cancel(&w->q, old, NULL);
+    sim_event ev = {.time = at, .kind = EV_TIMER, .actor = a->bus_id, .id = id};
+    uint64_t handle = 0;
+    int rc = sim_queue_push(&w->q, &ev, &handle);
+    if (rc) {
+        ref_strmap_del(&w->timers, key);
         return rc;
-    sim_event ev = {.time = at, .kind = EV_TIMER, .actor = a->bus_id, .id = id,
-                    .data = (void *)(uintptr_t)gen};
-    return sim_queue_push(&w->q, &ev, NULL);
+    }
+    return ref_strmap_put(&w->timers, key, (void *)(uintptr_t)handle);
 }
 
 static void cancel_timer(world *w, actor *a, uint64_t id)
 {
     char key[220];
     timer_key(a, id, key, sizeof key);
-    ref_strmap_del(&w->timers, key);
+    uint64_t old = (uintptr_t)ref_strmap_get(&w->timers, key);
+    if (old) {
+        sim_queue_cancel(&w->q, old, NULL);
+        ref_strmap_del(&w->timers, key);
+    }
 }
 
 /* ---- the checker: the scheduler's journal, record by record ---------------- */
@@ -1532,8 +1543,8 @@ static void on_timer_event(world *w, const sim_event *ev)
         return;
     char key[220];
     timer_key(a, ev->id, key, sizeof key);
-    if ((uintptr_t)ref_strmap_get(&w->timers, key) != (uintptr_t)ev->data)
-        return; /* cancelled or re-armed since */
+    if ((uintptr_t)ref_strmap_get(&w->timers, key) != ev->handle)
+        return; /* set by an earlier incarnation of the actor */
     ref_strmap_del(&w->timers, key);
     int rc;
     if (a->type == A_SCHEDULER) {

@@ -43,7 +43,7 @@ typedef struct {
 static const char *caps[] = {"text", "vision"};
 static const ref_worker_label labels[] = {{"region", "eu-1"}, {"tier", "gold"}};
 
-static void setup_with(fixture *f, int32_t par, size_t max_jobs, int strict)
+static void setup_window(fixture *f, int32_t par, size_t max_jobs, int strict, int64_t window)
 {
     memset(f, 0, sizeof *f);
     f->h.outcome = REF_WORK_SUCCEEDED;
@@ -60,10 +60,16 @@ static void setup_with(fixture *f, int32_t par, size_t max_jobs, int strict)
     c.labels = labels;
     c.n_labels = 2;
     c.strict_first_attempt = strict;
+    c.done_window_ns = window;
     c.handler = handler;
     c.handler_ctx = &f->h;
     assert_int_equal(ref_worker_init(&c, &f->w), CAP_OK);
     assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
+}
+
+static void setup_with(fixture *f, int32_t par, size_t max_jobs, int strict)
+{
+    setup_window(f, par, max_jobs, strict, 0);
 }
 
 static void teardown(fixture *f)
@@ -688,6 +694,58 @@ static void test_bounds_evict_oldest_finished(void **state)
     teardown(&f);
 }
 
+/* A finished record older than the window gives its slot to a new job
+ * before the table grows, so the table's size follows the job rate. */
+static void test_bounds_window_reuses_old_records(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_window(&f, 1, 64, 0, 60 * SEC);
+    f.h.service_ns = SEC;
+    run_to_end(&f, T0, "j1", "d1", 1);              /* finished at T0 + 1 s */
+    run_to_end(&f, T0 + 30 * SEC, "j2", "d2", 1);   /* finished at T0 + 31 s */
+    /* Within the window: j3 gets a new slot, j1 is kept. */
+    dispatch(&f, T0 + 61 * SEC, "j3", "d3", 1, "wrk-1");
+    assert_false(journal_has(&f.fx, "\"event\":\"evict\""));
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 3);
+    fire(&f, job_timer(&f.fx)->timer_id, T0 + 62 * SEC);
+    /* j1 finished more than 60 s before j4 arrives: its slot is reused. */
+    dispatch(&f, T0 + 62 * SEC, "j4", "d4", 1, "wrk-1");
+    assert_true(journal_has(&f.fx, "\"event\":\"evict\",\"job_id\":\"j1\""));
+    assert_true(journal_has(&f.fx, "finished longer ago than the window"));
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 3);
+    assert_true(ref_worker_active_attempt(f.w, "j1", NULL) == 0);
+    assert_true(ref_worker_active_attempt(f.w, "j2", NULL) == 1);
+    /* A redelivery of the forgotten j1 now runs as a job never seen; one
+     * of j2 (still in the window) replays without a handler call. */
+    int calls = f.h.calls;
+    dispatch(&f, T0 + 63 * SEC, "j2", "d2", 1, "wrk-1");
+    assert_int_equal(f.h.calls, calls);
+    assert_true(journal_has(&f.fx, "\"event\":\"replay\""));
+    teardown(&f);
+
+    /* Steady load for far longer than the window: the table stays at the
+     * window's worth of records (one job every 10 s, 60 s window). */
+    setup_window(&f, 1, 1024, 0, 60 * SEC);
+    f.h.service_ns = SEC;
+    for (int i = 0; i < 500; i++) {
+        char job[16], dsp[16];
+        snprintf(job, sizeof job, "j%d", i);
+        snprintf(dsp, sizeof dsp, "d%d", i);
+        run_to_end(&f, T0 + (int64_t)i * 10 * SEC, job, dsp, 1);
+    }
+    assert_true(ref_worker_tracked_jobs(f.w) <= 8);
+    teardown(&f);
+
+    ref_worker_config bad = {0};
+    ref_worker *w = NULL;
+    bad.worker_id = "wrk-1";
+    bad.pool = "default";
+    bad.handler = handler;
+    bad.done_window_ns = -1;
+    assert_int_equal(ref_worker_init(&bad, &w), CAP_EINVAL);
+}
+
 static void test_first_attempt_policy(void **state)
 {
     (void)state;
@@ -864,6 +922,7 @@ int main(void)
         cmocka_unit_test(test_heartbeats_every_interval),
         cmocka_unit_test(test_max_parallel_jobs),
         cmocka_unit_test(test_bounds_evict_oldest_finished),
+        cmocka_unit_test(test_bounds_window_reuses_old_records),
         cmocka_unit_test(test_first_attempt_policy),
         cmocka_unit_test(test_other_subjects_and_payloads_ignored),
         cmocka_unit_test(test_config_validation),
