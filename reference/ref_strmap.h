@@ -1,6 +1,10 @@
 /* A string-keyed map for exact lookups: key -> caller's pointer.
  *
- * Open addressing with linear probing over FNV-1a 64 hashes. It answers
+ * Open addressing with linear probing over FNV-1a 64 hashes; each slot
+ * keeps the key's hash beside the key and the value, so a probe touches
+ * one slot and compares strings only when the hashes agree, and a delete
+ * shifts the following entries back (no tombstones: probe runs stay short
+ * however many keys come and go). It answers
  * "which value has this key" and nothing else: it has no iteration, so no
  * hash order can ever reach a caller's output (components that need to
  * walk their entries keep their own ordered list beside the map).
@@ -11,13 +15,18 @@
 #define REF_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
-    char **keys;   /* owned copies; NULL = empty slot, TOMBSTONE = deleted */
-    void **values; /* borrowed */
-    size_t cap;    /* a power of two, or 0 before the first insert */
-    size_t len;    /* live entries */
-    size_t used;   /* live + deleted slots */
+    uint64_t hash; /* FNV-1a 64 of key */
+    char *key;     /* owned copy; NULL = empty slot */
+    void *value;   /* borrowed */
+} ref_strmap_slot;
+
+typedef struct {
+    ref_strmap_slot *slots; /* cap slots */
+    size_t cap;             /* a power of two, or 0 before the first insert */
+    size_t len;             /* live entries */
 } ref_strmap;
 
 /* An empty map (no allocation until the first put). */

@@ -1,0 +1,119 @@
+/* The string map: get/put/del against a plain list model under random
+ * operations (deletes shift entries back across the table's wrap-around),
+ * replacement, bad arguments, and probe runs that stay reachable. */
+#include "testutil.h"
+
+#include "cap_error.h"
+#include "ref_strmap.h"
+
+#define KEYS 300
+
+/* A small deterministic generator (xorshift64*), enough for a test. */
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * UINT64_C(2685821657736338717);
+}
+
+static void test_matches_model(void **state)
+{
+    (void)state;
+    static int values[KEYS]; /* distinct addresses used as values */
+    void *model[KEYS] = {0};
+    char key[32];
+    ref_strmap m;
+    ref_strmap_init(&m);
+    uint64_t seed = 42;
+    size_t live = 0;
+    for (int step = 0; step < 200000; step++) {
+        uint64_t r = next_rand(&seed);
+        int k = (int)(r % KEYS);
+        snprintf(key, sizeof key, "job-%d", k);
+        switch ((r >> 32) % 3) {
+        case 0:
+            assert_int_equal(ref_strmap_put(&m, key, &values[(k + step) % KEYS]), CAP_OK);
+            if (!model[k])
+                live++;
+            model[k] = &values[(k + step) % KEYS];
+            break;
+        case 1:
+            assert_int_equal(ref_strmap_del(&m, key), model[k] != NULL);
+            if (model[k])
+                live--;
+            model[k] = NULL;
+            break;
+        default:
+            assert_ptr_equal(ref_strmap_get(&m, key), model[k]);
+        }
+        assert_int_equal(ref_strmap_len(&m), live);
+        if (step % 20000 == 0) /* every key, present or not, answers as the model */
+            for (int i = 0; i < KEYS; i++) {
+                snprintf(key, sizeof key, "job-%d", i);
+                assert_ptr_equal(ref_strmap_get(&m, key), model[i]);
+            }
+    }
+    /* The table never grew past what the live keys need (no tombstones). */
+    assert_true(m.cap <= 4 * KEYS);
+    ref_strmap_free(&m);
+}
+
+static void test_churn_keeps_table_small(void **state)
+{
+    (void)state;
+    int v = 1;
+    char key[32];
+    ref_strmap m;
+    ref_strmap_init(&m);
+    /* A sliding window of 100 live keys over 100000 distinct ones. */
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(ref_strmap_put(&m, key, &v), CAP_OK);
+        if (i >= 100) {
+            snprintf(key, sizeof key, "k%d", i - 100);
+            assert_int_equal(ref_strmap_del(&m, key), 1);
+        }
+    }
+    assert_int_equal(ref_strmap_len(&m), 100);
+    assert_true(m.cap <= 256);
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_true((ref_strmap_get(&m, key) != NULL) == (i >= 99900));
+    }
+    ref_strmap_free(&m);
+}
+
+static void test_replace_and_arguments(void **state)
+{
+    (void)state;
+    int a = 1, b = 2;
+    ref_strmap m;
+    ref_strmap_init(&m);
+    assert_null(ref_strmap_get(&m, "x"));
+    assert_int_equal(ref_strmap_del(&m, "x"), 0);
+    assert_int_equal(ref_strmap_put(&m, "x", &a), CAP_OK);
+    assert_int_equal(ref_strmap_put(&m, "x", &b), CAP_OK);
+    assert_ptr_equal(ref_strmap_get(&m, "x"), &b);
+    assert_int_equal(ref_strmap_len(&m), 1);
+    assert_int_equal(ref_strmap_put(&m, NULL, &a), CAP_EINVAL);
+    assert_int_equal(ref_strmap_put(&m, "y", NULL), CAP_EINVAL);
+    assert_int_equal(ref_strmap_put(NULL, "y", &a), CAP_EINVAL);
+    assert_null(ref_strmap_get(&m, NULL));
+    assert_null(ref_strmap_get(NULL, "x"));
+    assert_int_equal(ref_strmap_del(NULL, "x"), 0);
+    assert_int_equal(ref_strmap_put(&m, "", &a), CAP_OK); /* the empty key is a key */
+    assert_ptr_equal(ref_strmap_get(&m, ""), &a);
+    ref_strmap_free(&m);
+    ref_strmap_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_model),
+        cmocka_unit_test(test_churn_keeps_table_small),
+        cmocka_unit_test(test_replace_and_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
