@@ -1,7 +1,11 @@
 /* Canonical protobuf encoder, driven by protobuf-c descriptors.
- * See cap_encode.h for the canonical form. Two passes: sizes, then bytes;
- * a nested message's size is recomputed when it is written, which costs
- * O(bytes x depth) for a schema only a few levels deep. */
+ * See cap_encode.h for the canonical form. Two passes: sizes, then bytes.
+ * The size pass notes every nested message's size in a table, in the
+ * order the byte pass meets them (pre-order), so each message is sized
+ * once. Map entries are small and are written in key order, not in the
+ * order they were sized: their insides are sized again when written (they
+ * take no table slots). Without memory for the table, sizes are simply
+ * recomputed: slower, same bytes. */
 #include "cap_encode.h"
 
 #include <stdlib.h>
@@ -13,6 +17,36 @@
 
 #define MEMBER(msg, off, type) (*(type *)((const char *)(msg) + (off)))
 #define MEMBER_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
+
+/* Nested message sizes in pre-order; NULL where sizes are recomputed. */
+typedef struct {
+    size_t *v;
+    size_t n, cap;
+    size_t pos;   /* the byte pass's next slot */
+    int failed;   /* out of memory: the table is incomplete, do not use it */
+    size_t stack[32];
+} sizes;
+
+static size_t msg_size(const ProtobufCMessage *m, sizes *c);
+static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c);
+
+/* Reserves the next slot (SIZE_MAX when the table cannot grow). */
+static size_t sizes_reserve(sizes *c)
+{
+    if (c->n == c->cap) {
+        size_t nc = c->cap * 2;
+        size_t *g = c->v == c->stack ? malloc(nc * sizeof *g) : realloc(c->v, nc * sizeof *g);
+        if (!g) {
+            c->failed = 1;
+            return SIZE_MAX;
+        }
+        if (c->v == c->stack)
+            memcpy(g, c->stack, c->n * sizeof *g);
+        c->v = g;
+        c->cap = nc;
+    }
+    return c->n++;
+}
 
 static uint64_t zigzag32(int32_t v) { return (uint32_t)(((uint32_t)v << 1) ^ (uint32_t)(v >> 31)); }
 static uint64_t zigzag64(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
@@ -35,7 +69,7 @@ static uint64_t varint_value(ProtobufCType t, const void *p)
 
 /* Payload size of one element (without tag; with the length prefix for
  * length-delimited types). */
-static size_t elem_payload_size(const ProtobufCFieldDescriptor *f, const void *p)
+static size_t elem_payload_size(const ProtobufCFieldDescriptor *f, const void *p, sizes *c)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_SFIXED32:
@@ -55,7 +89,7 @@ static size_t elem_payload_size(const ProtobufCFieldDescriptor *f, const void *p
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        size_t n = m ? cap_encoded_size(m) : 0;
+        size_t n = m ? msg_size(m, c) : 0;
         return cap_varint_size(n) + n;
     }
     default: return cap_varint_size(varint_value(f->type, p));
@@ -69,7 +103,7 @@ static size_t write_tag(uint8_t *out, uint32_t id, ProtobufCWireType wt)
     return cap_varint_write(out, ((uint64_t)id << 3) | (uint64_t)wt);
 }
 
-static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8_t *out)
+static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8_t *out, sizes *c)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_SFIXED32:
@@ -107,10 +141,12 @@ static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        size_t n = m ? cap_encoded_size(m) : 0;
+        size_t n = 0;
+        if (m)
+            n = c ? c->v[c->pos++] : msg_size(m, NULL);
         size_t k = cap_varint_write(out, n);
         if (m)
-            cap_encode_into(m, out + k);
+            msg_write(m, out + k, c);
         return k + n;
     }
     default: return cap_varint_write(out, varint_value(f->type, p));
@@ -165,7 +201,7 @@ static size_t map_entry_body_size(const ProtobufCMessage *e)
     size_t n = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(e, f->offset));
+        n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(e, f->offset), NULL);
     }
     return n;
 }
@@ -177,7 +213,7 @@ static size_t write_map_entry(const ProtobufCMessage *e, uint8_t *out)
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         k += write_tag(out + k, f->id, cap_wire_type_of(f->type));
-        k += write_elem(f, MEMBER_PTR(e, f->offset), out + k);
+        k += write_elem(f, MEMBER_PTR(e, f->offset), out + k, NULL);
     }
     return k;
 }
@@ -253,7 +289,7 @@ static size_t write_map(const ProtobufCFieldDescriptor *f, ProtobufCMessage *con
 
 /* --- fields ------------------------------------------------------------- */
 
-static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, size_t n)
+static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, size_t n, sizes *c)
 {
     size_t es = cap_field_elem_size(f->type), body = 0;
     if (is_map_field(f)) {
@@ -265,31 +301,31 @@ static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, 
         return body;
     }
     for (size_t i = 0; i < n; i++)
-        body += elem_payload_size(f, (const char *)arr + i * es);
+        body += elem_payload_size(f, (const char *)arr + i * es, c);
     if (is_packable(f))
         return tag_size(f->id) + cap_varint_size(body) + body;
     return body + n * tag_size(f->id);
 }
 
 static size_t write_repeated(const ProtobufCFieldDescriptor *f, const void *arr, size_t n,
-                             uint8_t *out)
+                             uint8_t *out, sizes *c)
 {
     size_t es = cap_field_elem_size(f->type), k = 0;
     if (is_map_field(f))
         return write_map(f, arr, n, out);
     if (is_packable(f)) {
         size_t body = 0;
-        for (size_t i = 0; i < n; i++)
-            body += elem_payload_size(f, (const char *)arr + i * es);
+        for (size_t i = 0; i < n; i++) /* packable: scalars only, no slots */
+            body += elem_payload_size(f, (const char *)arr + i * es, NULL);
         k += write_tag(out, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
         k += cap_varint_write(out + k, body);
         for (size_t i = 0; i < n; i++)
-            k += write_elem(f, (const char *)arr + i * es, out + k);
+            k += write_elem(f, (const char *)arr + i * es, out + k, NULL);
         return k;
     }
     for (size_t i = 0; i < n; i++) {
         k += write_tag(out + k, f->id, cap_wire_type_of(f->type));
-        k += write_elem(f, (const char *)arr + i * es, out + k);
+        k += write_elem(f, (const char *)arr + i * es, out + k, c);
     }
     return k;
 }
@@ -299,8 +335,11 @@ static size_t unknown_size(const ProtobufCMessageUnknownField *u)
     return tag_size(u->tag) + u->len;
 }
 
-size_t cap_encoded_size(const ProtobufCMessage *m)
+/* m's encoded size; with a table, m takes the next slot (before its
+ * nested messages take theirs) and the size is noted there. */
+static size_t msg_size(const ProtobufCMessage *m, sizes *c)
 {
+    size_t slot = c ? sizes_reserve(c) : SIZE_MAX;
     const ProtobufCMessageDescriptor *d = m->descriptor;
     size_t n = 0;
     for (unsigned i = 0; i < d->n_fields; i++) {
@@ -308,17 +347,20 @@ size_t cap_encoded_size(const ProtobufCMessage *m)
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
             if (cnt)
-                n += repeated_size(f, MEMBER(m, f->offset, void *), cnt);
+                n += repeated_size(f, MEMBER(m, f->offset, void *), cnt, c);
         } else if (singular_present(m, f)) {
-            n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(m, f->offset));
+            n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(m, f->offset), c);
         }
     }
     for (unsigned i = 0; i < m->n_unknown_fields; i++)
         n += unknown_size(&m->unknown_fields[i]);
+    if (slot != SIZE_MAX)
+        c->v[slot] = n;
     return n;
 }
 
-size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
+/* Writes m's fields; with a table, nested sizes come from its slots. */
+static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     size_t k = 0;
@@ -327,10 +369,10 @@ size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
             if (cnt)
-                k += write_repeated(f, MEMBER(m, f->offset, void *), cnt, buf + k);
+                k += write_repeated(f, MEMBER(m, f->offset, void *), cnt, buf + k, c);
         } else if (singular_present(m, f)) {
             k += write_tag(buf + k, f->id, cap_wire_type_of(f->type));
-            k += write_elem(f, MEMBER_PTR(m, f->offset), buf + k);
+            k += write_elem(f, MEMBER_PTR(m, f->offset), buf + k, c);
         }
     }
     for (unsigned i = 0; i < m->n_unknown_fields; i++) {
@@ -343,14 +385,52 @@ size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
     return k;
 }
 
+size_t cap_encoded_size(const ProtobufCMessage *m)
+{
+    return msg_size(m, NULL);
+}
+
+/* Sizes m into a fresh table; returns the size. Falls back to no table
+ * (*use = NULL) when memory runs out. */
+static size_t size_with_table(const ProtobufCMessage *m, sizes *c, sizes **use)
+{
+    c->v = c->stack;
+    c->n = 0;
+    c->cap = sizeof c->stack / sizeof c->stack[0];
+    c->pos = 1; /* slot 0 is m's own size */
+    c->failed = 0;
+    size_t n = msg_size(m, c);
+    *use = c->failed ? NULL : c;
+    return n;
+}
+
+static void sizes_free(sizes *c)
+{
+    if (c->v != c->stack)
+        free(c->v);
+}
+
+size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
+{
+    sizes c, *use;
+    size_with_table(m, &c, &use);
+    size_t k = msg_write(m, buf, use);
+    sizes_free(&c);
+    return k;
+}
+
 int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len)
 {
-    size_t n = cap_encoded_size(m);
+    sizes c, *use;
+    size_t n = size_with_table(m, &c, &use);
     uint8_t *buf = malloc(n ? n : 1);
-    if (!buf)
+    if (!buf) {
+        sizes_free(&c);
         return CAP_ENOMEM;
-    size_t w = cap_encode_into(m, buf);
+    }
+    size_t w = msg_write(m, buf, use);
     (void)w; /* equals n by construction; tests check it */
+    sizes_free(&c);
     *out = buf;
     *len = n;
     return CAP_OK;

@@ -211,6 +211,64 @@ static void test_unknown_fields_kept_last(void **state)
     free(in);
 }
 
+/* Many nested messages (more than the size table holds on the stack),
+ * each with a nested message of its own, in a repeated field: every size
+ * is right and the bytes are those protobuf-c packs (no maps, so the
+ * canonical and the plain encodings agree). */
+static void test_many_nested_messages(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    static Cordum__Agent__V1__ResourceRef refs[N];
+    static Cordum__Agent__V1__ResourceRef *rp[N];
+    static Google__Protobuf__Timestamp ts[N];
+    static char uris[N][32];
+    Cordum__Agent__V1__JobResult res;
+    cordum__agent__v1__job_result__init(&res);
+    res.job_id = "job-1";
+    res.status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED;
+    for (int i = 0; i < N; i++) {
+        cordum__agent__v1__resource_ref__init(&refs[i]);
+        google__protobuf__timestamp__init(&ts[i]);
+        snprintf(uris[i], sizeof uris[i], "file:///out/%d", i * 7919);
+        refs[i].uri = uris[i];
+        refs[i].size_bytes = (uint64_t)i * 300;
+        ts[i].seconds = 1700000000 + i;
+        ts[i].nanos = i;
+        refs[i].expires_at = i % 3 ? &ts[i] : NULL;
+        rp[i] = &refs[i];
+    }
+    res.n_artifact_refs = N;
+    res.artifact_refs = rp;
+    Google__Protobuf__Timestamp created;
+    google__protobuf__timestamp__init(&created);
+    created.seconds = 5;
+    cap_packet p;
+    cordum__agent__v1__bus_packet__init(&p);
+    p.trace_id = "t";
+    p.sender_id = "w";
+    p.created_at = &created;
+    p.protocol_version = 1;
+    p.payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+    p.job_result = &res;
+
+    size_t want = protobuf_c_message_get_packed_size(&p.base);
+    uint8_t *plain = malloc(want);
+    assert_non_null(plain);
+    assert_int_equal(protobuf_c_message_pack(&p.base, plain), want);
+    uint8_t *out;
+    size_t n;
+    assert_int_equal(cap_encode(&p.base, &out, &n), CAP_OK);
+    assert_int_equal(n, want);
+    assert_int_equal(cap_encoded_size(&p.base), want);
+    assert_memory_equal(out, plain, want);
+    memset(out, 0, n);
+    assert_int_equal(cap_encode_into(&p.base, out), want);
+    assert_memory_equal(out, plain, want);
+    free(out);
+    free(plain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_defaults_and_floats),
         cmocka_unit_test(test_packed_and_oneof_default),
         cmocka_unit_test(test_unknown_fields_kept_last),
+        cmocka_unit_test(test_many_nested_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
