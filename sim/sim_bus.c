@@ -26,7 +26,7 @@ typedef struct {
 typedef struct {
     sim_fault f; /* strings owned (copies) */
     sim_rng rng;
-    uint64_t fired_msg; /* DUPLICATE count: the msg_id it consumed a unit for */
+    uint64_t fired_msg; /* DUPLICATE, REPLAY count: the msg_id it consumed a unit for */
 } bus_fault;
 
 /* The subscriptions of one literal pattern (no wildcard token), in
@@ -58,6 +58,7 @@ struct sim_bus {
     size_t cap_scratch;
     bus_fault *faults;
     size_t nfaults, cap_faults;
+    size_t nreplay;               /* REPLAY rules added (0: no replay work at publish) */
     uint64_t inbox_seq;
     sim_bus_stats stats;
 };
@@ -481,6 +482,10 @@ int sim_bus_add_fault(sim_bus *b, const sim_fault *f, uint32_t *fault_id)
         if (!f->from)
             return CAP_EINVAL;
         break;
+    case SIM_FAULT_REPLAY:
+        if (f->count == 0 || f->after <= 0 || f->after > SIM_BUS_MAX_DELAY)
+            return CAP_EINVAL;
+        break;
     default: return CAP_EINVAL;
     }
     if (b->nfaults >= SIM_BUS_MAX_FAULTS)
@@ -501,6 +506,8 @@ int sim_bus_add_fault(sim_bus *b, const sim_fault *f, uint32_t *fault_id)
     snprintf(name, sizeof name, "bus.fault.%zu", b->nfaults);
     sim_rng_stream(&bf.rng, b->cfg.seed, name);
     b->faults[b->nfaults] = bf;
+    if (f->kind == SIM_FAULT_REPLAY)
+        b->nreplay++;
     if (fault_id)
         *fault_id = (uint32_t)b->nfaults;
     b->nfaults++;
@@ -622,8 +629,13 @@ static int64_t add_sat(int64_t t, int64_t d)
     return t > INT64_MAX - d ? INT64_MAX : t + d;
 }
 
-/* Schedules one copy to subscription si. */
-static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int dup, sim_queue *q)
+/* Copies of one delivery. */
+enum { COPY_FIRST = 0, COPY_DUPLICATE = 1, COPY_REPLAY = 2 };
+
+/* Schedules one copy to subscription si; a COPY_REPLAY copy comes `after`
+ * ns later than its drawn latency. */
+static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int copy, int64_t after,
+                     sim_queue *q)
 {
     const bus_sub *s = &b->subs[si];
     const char *fromn = b->actors[m->from].name, *ton = b->actors[s->actor].name;
@@ -643,6 +655,8 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int dup, sim_que
         if (f->f.kind == SIM_FAULT_REORDER && fault_applies(&f->f, m->subject, fromn, ton, m->now))
             delay = add_sat(delay, sim_rng_range(&f->rng, 0, f->f.window));
     }
+    if (copy == COPY_REPLAY)
+        delay = add_sat(delay, after);
     size_t sl = strlen(m->subject), rl = strlen(m->reply);
     sim_delivery *d = malloc(sizeof *d + sl + 1 + rl + 1 + m->len);
     if (!d)
@@ -661,7 +675,8 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int dup, sim_que
     d->to = s->actor;
     d->sub_id = si;
     d->sent_at = m->now;
-    d->duplicate = dup;
+    d->duplicate = copy == COPY_DUPLICATE;
+    d->replay = copy == COPY_REPLAY;
     for (size_t i = 0; i < b->nfaults; i++) {
         bus_fault *f = &b->faults[i];
         if (f->f.kind != SIM_FAULT_CORRUPT || !fault_applies(&f->f, m->subject, fromn, ton, m->now))
@@ -684,8 +699,10 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int dup, sim_que
         return rc;
     }
     b->stats.routed++;
-    if (dup)
+    if (copy == COPY_DUPLICATE)
         b->stats.duplicated++;
+    else if (copy == COPY_REPLAY)
+        b->stats.replayed++;
     if (d->corrupted)
         b->stats.corrupted++;
     return CAP_OK;
@@ -721,9 +738,16 @@ static int route_to(sim_bus *b, const pub_ctx *m, uint32_t si, sim_queue *q)
         if (f->f.p > 0.0 && sim_rng_bernoulli(&f->rng, f->f.p))
             dup = 1;
     }
-    int rc = push_copy(b, m, si, 0, q);
+    int rc = push_copy(b, m, si, COPY_FIRST, 0, q);
     if (rc == CAP_OK && dup)
-        rc = push_copy(b, m, si, 1, q);
+        rc = push_copy(b, m, si, COPY_DUPLICATE, 0, q);
+    /* REPLAY: one late copy per rule that took this publish, in rule order. */
+    for (size_t i = 0; b->nreplay && i < b->nfaults && rc == CAP_OK; i++) {
+        bus_fault *f = &b->faults[i];
+        if (f->f.kind == SIM_FAULT_REPLAY && f->fired_msg == m->msg_id &&
+            fault_applies(&f->f, m->subject, fromn, ton, m->now))
+            rc = push_copy(b, m, si, COPY_REPLAY, f->f.after, q);
+    }
     return rc;
 }
 
@@ -766,6 +790,16 @@ static long collect_matches(sim_bus *b, const char *subject)
     return (long)n;
 }
 
+/* Does the count of rule f (of kind `kind`) take a publish of subject by
+ * actor `from` at now? */
+static int count_rule_takes(const sim_bus *b, const bus_fault *f, sim_fault_kind kind,
+                            const char *subject, uint32_t from, int64_t now)
+{
+    return f->f.kind == kind && f->f.count > 0 && in_window(&f->f, now) &&
+           (!f->f.subject || sim_subject_match(f->f.subject, subject)) &&
+           (!f->f.from || strcmp(f->f.from, b->actors[from].name) == 0);
+}
+
 /* Is match[i] the first of match[0..n) in its queue group? */
 static int first_in_group(const sim_bus *b, const uint32_t *match, size_t i)
 {
@@ -792,7 +826,11 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
     for (size_t i = 0; i < (size_t)nm; i++)
         if (!b->subs[match[i]].group || first_in_group(b, match, i))
             targets++;
-    if (sim_queue_space(q) < 2 * targets)
+    size_t per_target = 2; /* the copy and a duplicate */
+    for (size_t i = 0; b->nreplay && i < b->nfaults; i++)
+        if (count_rule_takes(b, &b->faults[i], SIM_FAULT_REPLAY, subject, from, now))
+            per_target++; /* and a replay per rule that will take this publish */
+    if (sim_queue_space(q) < per_target * targets)
         return CAP_EFULL;
 
     /* Decide the targets first (max_msgs may deactivate a subscription as
@@ -826,12 +864,10 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
     pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now};
     if (b->cfg.on_publish)
         b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
-    const char *fromn = b->actors[from].name;
-    for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE "next N packets" */
+    for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE, REPLAY "next N packets" */
         bus_fault *f = &b->faults[i];
-        if (f->f.kind == SIM_FAULT_DUPLICATE && f->f.count > 0 && in_window(&f->f, now) &&
-            (!f->f.subject || sim_subject_match(f->f.subject, subject)) &&
-            (!f->f.from || strcmp(f->f.from, fromn) == 0)) {
+        if (count_rule_takes(b, f, SIM_FAULT_DUPLICATE, subject, from, now) ||
+            (b->nreplay && count_rule_takes(b, f, SIM_FAULT_REPLAY, subject, from, now))) {
             f->f.count--;
             f->fired_msg = m.msg_id;
         }

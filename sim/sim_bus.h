@@ -99,6 +99,7 @@ typedef enum {
     SIM_FAULT_REORDER = 4,   /* add an extra delay uniform in [0, window] ns */
     SIM_FAULT_CORRUPT = 5,   /* with probability p, XOR one random byte with a random nonzero value */
     SIM_FAULT_PARTITION = 6, /* drop everything between `from` and `to`, both ways */
+    SIM_FAULT_REPLAY = 7,    /* the next `count` packets are delivered once more, `after` later */
 } sim_fault_kind;
 
 /* One fault rule. It applies to a delivery (one packet to one receiving
@@ -108,7 +109,13 @@ typedef enum {
  * to NULL: every other actor), and an actor is never cut from itself.
  * Names are actor names, compared as strings (the actor need not exist
  * yet). The time tested is the publish time, and for PARTITION also the
- * delivery time. */
+ * delivery time.
+ * DUPLICATE and REPLAY `count`: each publish on a matching subject from a
+ * matching sender while the rule is active uses up one unit, and every
+ * delivery of that publish (to a matching receiver) gets the extra copy.
+ * A REPLAY copy carries the exact bytes and goes to the same subscription,
+ * `after` ns later than its own drawn latency; it is counted in `replayed`
+ * and flagged `replay` in its sim_delivery. */
 typedef struct {
     sim_fault_kind kind;
     const char *subject;
@@ -117,8 +124,9 @@ typedef struct {
     int64_t start, end; /* end SIM_FOREVER: until ended */
     sim_dist latency;   /* LATENCY */
     double p;           /* LOSS, DUPLICATE, CORRUPT: in [0, 1] */
-    uint64_t count;     /* DUPLICATE: the next `count` published packets */
+    uint64_t count;     /* DUPLICATE, REPLAY: the next `count` published packets */
     int64_t window;     /* REORDER: >= 0, <= SIM_BUS_MAX_DELAY */
+    int64_t after;      /* REPLAY: the replay's extra delay, > 0, <= SIM_BUS_MAX_DELAY */
 } sim_fault;
 
 /* ---- the bus ---- */
@@ -139,6 +147,7 @@ typedef struct {
     uint64_t routed;          /* deliveries scheduled (copies included) */
     uint64_t delivered;       /* deliveries decoded and handed out */
     uint64_t duplicated;      /* extra copies scheduled */
+    uint64_t replayed;        /* replay copies scheduled (REPLAY rules) */
     uint64_t corrupted;       /* copies with a flipped byte */
     uint64_t decode_failures; /* deliveries whose bytes did not decode */
     uint64_t dropped[SIM_DROP__COUNT];
@@ -204,7 +213,8 @@ int sim_bus_new_inbox(sim_bus *b, uint32_t actor, char *buf, size_t n);
  * on `subject` (no wildcards) with an optional reply subject, at `now`;
  * pushes the deliveries into q. CAP_EINVAL (bad actor, subject or reply),
  * CAP_ENOMEM, CAP_EFULL when q might not hold every delivery (checked
- * before anything happens: 2 events per target), or the encoder's error. */
+ * before anything happens: 2 events per target, 3 once a REPLAY rule has
+ * been added), or the encoder's error. */
 int sim_bus_publish(sim_bus *b, uint32_t from, const char *subject, const char *reply,
                     const cap_packet *packet, int64_t now, sim_queue *q);
 
@@ -226,6 +236,7 @@ typedef struct {
     uint32_t from, to, sub_id;
     int64_t sent_at;  /* publish time (virtual) */
     int duplicate;    /* 1 for the extra copy of a DUPLICATE rule */
+    int replay;       /* 1 for the late copy of a REPLAY rule */
     int corrupted;    /* 1 when a CORRUPT rule flipped a byte */
     char *subject;    /* NUL-terminated */
     char *reply;      /* NUL-terminated, "" when none */

@@ -961,6 +961,26 @@ static int parse_approver(ctx *c, const cap_yaml_node *n)
     return 0;
 }
 
+static int parse_gateway(ctx *c, const cap_yaml_node *n)
+{
+    static const char *const keys[] = {"sign", "signature_lifetime", NULL};
+    cap_yaml_diag *d = c->d;
+    sim_gateway_spec *g = &c->s->gateway;
+    const char *p = "gateway";
+    int rc;
+    if ((rc = expect_map(n, p, d)) || (rc = check_keys(n, keys, p, d)))
+        return rc;
+    const cap_yaml_node *x = cap_yaml_get(n, "sign");
+    if (x && (rc = cap_yaml_bool(x, "gateway.sign", &g->sign, d)))
+        return rc;
+    if (!g->sign && (x = key_node(n, "signature_lifetime")))
+        return cap_yaml_fail(d, CAP_EINVAL, x, "gateway.signature_lifetime",
+                             "applies only with sign: true");
+    return opt_dur(n, "signature_lifetime", p, 1, SIM_SIGN_MAX_LIFETIME_NS,
+                   "> 0 and at most 5m, the longest lifetime production admission accepts",
+                   &g->signature_lifetime_ns, d);
+}
+
 static int parse_priority(const cap_yaml_node *n, const char *p, int *out, cap_yaml_diag *d)
 {
     static const struct {
@@ -1204,12 +1224,13 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
 static const char *const EVENT_KEYS[] = {"at", "duration", "from", "to", NULL};
 static const char *const ACTIONS[] = {"crash",   "restart", "partition", "heal",
                                       "duplicate", "loss",  "latency",   "reorder",
-                                      "corrupt", "skew",    "policy",    "cancel", NULL};
+                                      "corrupt", "replay",  "skew",      "policy",
+                                      "cancel",  NULL};
 
 static int is_bus_fault(const char *action)
 {
     return !strcmp(action, "duplicate") || !strcmp(action, "loss") || !strcmp(action, "latency") ||
-           !strcmp(action, "reorder") || !strcmp(action, "corrupt");
+           !strcmp(action, "reorder") || !strcmp(action, "corrupt") || !strcmp(action, "replay");
 }
 
 /* The subject/from/to part of a bus fault's mapping. */
@@ -1251,6 +1272,7 @@ static int parse_bus_fault(ctx *c, const char *action, const cap_yaml_node *m, c
     static const char *const dup_keys[] = {"subject", "from", "to", "count", "p", NULL};
     static const char *const p_keys[] = {"subject", "from", "to", "p", NULL};
     static const char *const reorder_keys[] = {"subject", "from", "to", "window", NULL};
+    static const char *const replay_keys[] = {"subject", "from", "to", "count", "after", NULL};
     cap_yaml_diag *d = c->d;
     int rc;
     if ((rc = expect_map(m, p, d)))
@@ -1271,6 +1293,16 @@ static int parse_bus_fault(ctx *c, const char *action, const cap_yaml_node *m, c
         f->count = (uint64_t)v;
         if (!f->count && f->p == 0.0)
             return cap_yaml_fail(d, CAP_EINVAL, m, p, "duplicate needs count > 0 or p > 0");
+    } else if (!strcmp(action, "replay")) {
+        f->kind = SIM_FAULT_REPLAY;
+        int64_t v = 0;
+        if ((rc = check_keys(m, replay_keys, p, d)) || (rc = need(m, "count", p, "replay", d)) ||
+            (rc = need(m, "after", p, "replay", d)) ||
+            (rc = opt_int(m, "count", p, 1, INT64_MAX, &v, d)) ||
+            (rc = opt_dur(m, "after", p, 1, SIM_BUS_MAX_DELAY, "> 0 and at most 1e15ns",
+                          &f->after, d)))
+            return rc;
+        f->count = (uint64_t)v;
     } else if (!strcmp(action, "reorder")) {
         f->kind = SIM_FAULT_REORDER;
         if ((rc = check_keys(m, reorder_keys, p, d)) ||
@@ -1312,7 +1344,7 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
     if (!action)
         return cap_yaml_fail(d, CAP_EINVAL, n, p,
                              "no action (one of: crash, restart, partition, heal, duplicate, "
-                             "loss, latency, reorder, corrupt, skew, policy, cancel)");
+                             "loss, latency, reorder, corrupt, replay, skew, policy, cancel)");
     if ((rc = need(n, "at", p, "a fault", d)) ||
         (rc = opt_dur(n, "at", p, 0, c->s->duration_ns, "between 0 and the duration", &ev->at,
                       d)))
@@ -1324,7 +1356,8 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
         if (x && !bus) {
             cap_yaml_path_key(kp, p, busonly[i]);
             return cap_yaml_fail(d, CAP_EINVAL, x, kp,
-                                 "applies to duplicate, loss, latency, reorder and corrupt only");
+                                 "applies to duplicate, loss, latency, reorder, corrupt and "
+                                 "replay only");
         }
     }
     char ap[CAP_YAML_PATH_MAX];
@@ -1514,7 +1547,7 @@ static int parse_root(ctx *c, const cap_yaml_node *root)
 {
     static const char *const keys[] = {"name", "description", "seed", "duration", "drain",
                                        "policy", "scheduler", "bus", "workers", "approver",
-                                       "workload", "faults", "invariants", NULL};
+                                       "gateway", "workload", "faults", "invariants", NULL};
     cap_yaml_diag *d = c->d;
     sim_scenario *s = c->s;
     int rc;
@@ -1548,6 +1581,8 @@ static int parse_root(ctx *c, const cap_yaml_node *root)
     if ((x = cap_yaml_get(root, "approver")) && !cap_yaml_is_null(x) &&
         (rc = parse_approver(c, x)))
         return rc;
+    if ((x = cap_yaml_get(root, "gateway")) && (rc = parse_gateway(c, x)))
+        return rc;
     if (((x = cap_yaml_get(root, "workload")) && (rc = parse_workload(c, x))) ||
         ((x = cap_yaml_get(root, "faults")) && (rc = parse_faults(c, x))) ||
         ((x = cap_yaml_get(root, "invariants")) && (rc = parse_invariants(c, x))))
@@ -1577,6 +1612,7 @@ int sim_scenario_parse(const char *path, const char *text, size_t len, sim_scena
     s->invariants = SIM_INV_ALL;
     s->approver.delay = (sim_dist){SIM_DIST_FIXED, 30e9, 0};
     s->approver.p_approve = 1.0;
+    s->gateway.signature_lifetime_ns = SIM_SIGN_DEFAULT_LIFETIME_NS;
     ctx c = {d, NULL, s};
     int rc = CAP_ENOMEM;
     cap_yaml_doc *doc = NULL;

@@ -104,12 +104,21 @@ typedef struct {
     char *name;               /* who approves; default "approver-1" */
 } sim_approver_spec;
 
+/* The gateway's signing (docs/scenarios.md, `gateway`). */
+#define SIM_SIGN_DEFAULT_LIFETIME_NS (INT64_C(120) * 1000000000)  /* 2 min */
+#define SIM_SIGN_MAX_LIFETIME_NS (INT64_C(300) * 1000000000)      /* 5 min: the production bound */
+
+typedef struct {
+    int sign;                     /* 1: every submit goes out in the CAP-PRODUCTION signed form */
+    int64_t signature_lifetime_ns; /* expires_at = the gateway's clock + this; default 2 min */
+} sim_gateway_spec;
+
 typedef enum {
     SIM_EV_CRASH = 1,         /* crash an actor (a worker, or "scheduler") */
     SIM_EV_RESTART,           /* restart it (the scheduler from its journal) */
     SIM_EV_PARTITION,         /* partition a and b (b "" = everyone) */
     SIM_EV_HEAL,              /* heal partitions of a (and b) */
-    SIM_EV_FAULT,             /* add a bus fault rule (duplicate, loss, latency, reorder, corrupt) */
+    SIM_EV_FAULT,             /* add a bus fault rule (duplicate, loss, latency, reorder, corrupt, replay) */
     SIM_EV_SKEW,              /* set an actor's clock skew */
     SIM_EV_POLICY,            /* load another policy file */
     SIM_EV_CANCEL,            /* operator cancels a job by id */
@@ -164,6 +173,7 @@ typedef struct {
     size_t n_workers;
     sim_workload_spec workload;
     sim_approver_spec approver;
+    sim_gateway_spec gateway;
     sim_timeline_event *timeline; /* in time order (stable for equal times) */
     size_t n_timeline;
     unsigned invariants;      /* SIM_INV_* bits */

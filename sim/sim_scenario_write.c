@@ -243,6 +243,10 @@ static int put_event(FILE *f, const sim_timeline_event *e)
             fputs(", reorder: {window: ", f);
             put_dur(f, x->window);
             break;
+        case SIM_FAULT_REPLAY:
+            fprintf(f, ", replay: {count: %" PRIu64 ", after: ", x->count);
+            put_dur(f, x->after);
+            break;
         case SIM_FAULT_LATENCY: {
             /* the distribution's keys sit in the fault's own mapping */
             char *buf = NULL;
@@ -341,6 +345,11 @@ int sim_scenario_write(const sim_scenario *s, const char *comment, FILE *out)
         put_num(out, s->approver.p_approve);
         fputs(", name: ", out);
         put_str(out, s->approver.name ? s->approver.name : "approver-1");
+        fputs("}\n", out);
+    }
+    if (s->gateway.sign) {
+        fputs("gateway: {sign: true, signature_lifetime: ", out);
+        put_dur(out, s->gateway.signature_lifetime_ns);
         fputs("}\n", out);
     }
     put_workload(out, &s->workload);

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "cap_encode.h"
+#include "cap_sign.h"
+#include "cap_time.h"
 #include "cap_trace.h"
 #include "ref_bugs.h"
 #include "ref_conformance.h"
@@ -122,9 +124,17 @@ struct world {
     size_t n_lat[32], cap_lat[32];
     char topic_name[32][128];
     size_t n_topics;
+    /* Signing (scn->gateway.sign): the gateway's key, its message-id
+     * stream, and the replay copies the loop has taken out of the queue. */
+    cap_key *sign_key;
+    sim_rng sign_rng;
+    uint64_t replays_popped;
     int stop;
     int err;
 };
+
+#define SIGN_KEY_ID "gateway-key-1"
+#define SIGN_MESSAGE_ID_LEN 16
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -1127,12 +1137,38 @@ static int sched_restart(world *w)
     return CAP_OK;
 }
 
+/* What the replay guard answered to a signed submit: a duplicate, or a
+ * refusal whose journal note ("replay-refused") names the verdict. Read
+ * before the effects are applied (they are cleared then). */
+static void count_signed_verdict(world *w, int rc)
+{
+    if (rc == REF_SCHED_DUPLICATE) {
+        w->res->signed_duplicates++;
+        return;
+    }
+    if (rc != REF_SCHED_REJECTED)
+        return;
+    for (size_t i = 0; i < ref_effects_count(&w->fx); i++) {
+        const ref_effect *e = ref_effects_at(&w->fx, i);
+        if (e->kind != REF_EFFECT_JOURNAL || !strstr(e->record, "\"ev\":\"replay-refused\""))
+            continue;
+        if (strstr(e->record, ": expired\""))
+            w->res->signed_expired++;
+        else if (strstr(e->record, ": conflict\""))
+            w->res->signed_conflicts++;
+        return;
+    }
+}
+
 static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl)
 {
     int rc = ref_sched_on_packet(w->sched, subject, p, dl->bytes, dl->len,
                                  local_time(w, w->scheduler), &w->fx);
     if (rc == REF_SCHED_STALE)
         w->res->stale++;
+    if (w->sign_key && p->signature_metadata &&
+        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST)
+        count_signed_verdict(w, rc);
     if (rc < 0)
         w->err = rc;
     /* The checker learns of a FAILED_FATAL result the scheduler took in
@@ -1185,6 +1221,75 @@ static Cordum__Agent__V1__JobRequest__LabelsEntry **kv_labels(const sim_kv *kv, 
         arr[i]->value = ref_pb_strdup(kv[i].value, ok);
     }
     return arr;
+}
+
+/* Adds the CAP-PRODUCTION signature metadata to a submit and signs it
+ * (cap_production_sign): *wire is the signed packet, to be put on the bus
+ * as it is. */
+static int sign_submit(world *w, cap_packet *p, uint8_t **wire, size_t *len)
+{
+    Cordum__Agent__V1__SignatureMetadata *md = malloc(sizeof *md);
+    Google__Protobuf__Timestamp *exp = malloc(sizeof *exp);
+    uint8_t *mid = malloc(SIGN_MESSAGE_ID_LEN);
+    if (!md || !exp || !mid) {
+        free(md);
+        free(exp);
+        free(mid);
+        return CAP_ENOMEM;
+    }
+    cordum__agent__v1__signature_metadata__init(md);
+    google__protobuf__timestamp__init(exp);
+    p->signature_metadata = md; /* freed with p from here on */
+    md->expires_at = exp;
+    for (size_t i = 0; i < SIGN_MESSAGE_ID_LEN; i += 8) {
+        uint64_t x = sim_rng_u64(&w->sign_rng);
+        for (size_t k = 0; k < 8; k++)
+            mid[i + k] = (uint8_t)(x >> (56 - 8 * k));
+    }
+    md->message_id.data = mid;
+    md->message_id.len = SIGN_MESSAGE_ID_LEN;
+    int ok = 1;
+    md->profile_version = ref_pb_strdup(CAP_PRODUCTION_PROFILE, &ok);
+    md->algorithm = ref_pb_strdup(CAP_PRODUCTION_ALGORITHM, &ok);
+    md->audience = ref_pb_strdup(REF_SCHED_SUBJECT_SUBMIT, &ok);
+    md->key_id = ref_pb_strdup(SIGN_KEY_ID, &ok);
+    if (!ok)
+        return CAP_ENOMEM;
+    cap_timestamp_from_nanos(
+        cap_sat_add(local_time(w, w->gateway), w->scn->gateway.signature_lifetime_ns), exp);
+    int rc = cap_production_sign(p, w->sign_key, wire, len, w->d);
+    if (rc == CAP_OK && w->res->signed_submits == 0) {
+        /* Once per run: the signed form passes production admission
+         * (cap-spec 19) on the gateway's own clock, so what the scheduler
+         * sees is what a production receiver would admit. */
+        cap_production_trust t = {.audience = REF_SCHED_SUBJECT_SUBMIT, .key_id = SIGN_KEY_ID,
+                                  .key = w->sign_key,
+                                  .now_unix_nanos = local_time(w, w->gateway)};
+        cap_bounds b = cap_bounds_default();
+        rc = cap_production_verify(*wire, *len, &b, &t, NULL, NULL, w->d);
+    }
+    if (rc == CAP_OK)
+        w->res->signed_submits++;
+    return rc;
+}
+
+/* The gateway's signing key: a private scalar drawn from the seed's
+ * "gateway.key" stream (below 2^255, so below the group order, and odd,
+ * so not 0), and the message-id stream "gateway.sign". */
+static int sign_setup(world *w)
+{
+    sim_rng kr;
+    sim_rng_stream(&kr, w->cfg->seed, "gateway.key");
+    uint8_t d[32];
+    for (size_t i = 0; i < 32; i += 8) {
+        uint64_t x = sim_rng_u64(&kr);
+        for (size_t k = 0; k < 8; k++)
+            d[i + k] = (uint8_t)(x >> (56 - 8 * k));
+    }
+    d[0] &= 0x7f;
+    d[31] |= 1;
+    sim_rng_stream(&w->sign_rng, w->cfg->seed, "gateway.sign");
+    return cap_key_from_scalar(d, &w->sign_key);
 }
 
 /* Builds and publishes one job of mix entry m. */
@@ -1260,8 +1365,19 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
     ref_sched_request_hash(r, j->hash);
     w->res->submitted++;
     w->gw_submitted++;
-    int rc = sim_bus_publish(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL, p, w->now,
+    int rc;
+    if (w->sign_key) {
+        uint8_t *wire = NULL;
+        size_t len = 0;
+        rc = sign_submit(w, p, &wire, &len);
+        if (rc == CAP_OK) /* the signed bytes as they are: never re-encoded */
+            rc = sim_bus_publish_bytes(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL,
+                                       wire, len, w->now, &w->q);
+        free(wire);
+    } else {
+        rc = sim_bus_publish(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL, p, w->now,
                              &w->q);
+    }
     cap_packet_free(p);
     return rc;
 }
@@ -1509,6 +1625,7 @@ static int durable_subject(const char *s)
 static void on_delivery(world *w, sim_event *ev)
 {
     sim_delivery *dl = ev->data;
+    w->replays_popped += (uint64_t)dl->replay;
     actor *a = actor_by_bus(w, dl->to);
     if (a && a->type == A_SCHEDULER && !a->alive && durable_subject(dl->subject)) {
         if (grow((void **)&w->held, &w->cap_held, w->n_held + 1, sizeof *w->held))
@@ -1639,6 +1756,8 @@ static int build(world *w)
     sim_rng_stream(&w->sched_rng, w->cfg->seed, "scheduler");
     sim_rng_stream(&w->gw_rng, w->cfg->seed, "gateway");
     sim_rng_stream(&w->appr_rng, w->cfg->seed, "approver");
+    if (s->gateway.sign && (rc = sign_setup(w)))
+        return rc;
     /* Subscriptions (cap-spec 09). */
     actor *sch = w->scheduler;
     if ((rc = subscribe(w, sch, REF_SCHED_SUBJECT_SUBMIT, "cordum-scheduler")) ||
@@ -1813,8 +1932,9 @@ static void loop(world *w)
         default: release(&ev, w); break;
         }
         /* Drained: the load is over and every job is terminal or parked. */
-        if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held && !w->pending_answers)
-            break;
+        if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held && !w->pending_answers &&
+            w->replays_popped == sim_bus_get_stats(w->bus)->replayed)
+            break; /* (a replay still in flight is part of the scenario: waited for) */
     }
 }
 
@@ -1892,6 +2012,7 @@ static void summarise(world *w)
     r->bus_duplicated = bs->duplicated;
     r->bus_corrupted = bs->corrupted;
     r->bus_decode_failures = bs->decode_failures;
+    r->bus_replayed = bs->replayed;
     for (int k = 0; k < SIM_DROP__COUNT; k++)
         r->bus_dropped += bs->dropped[k];
 }
@@ -1909,6 +2030,7 @@ static void teardown(world *w)
     free(w->jscratch);
     ref_sched_free(w->sched);
     ref_safety_free(w->safety);
+    cap_key_free(w->sign_key);
     sim_bus_free(w->bus);
     ref_effects_free(&w->fx);
     for (size_t i = 0; i < w->n_jobs; i++) {
@@ -2027,6 +2149,12 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
         sim_rng_stream(&g, cfg->seed, streams[i]);
         fprintf(out, " %s=%016llx", streams[i], (unsigned long long)sim_rng_u64(&g));
     }
+    const char *sign_streams[] = {"gateway.key", "gateway.sign"}; /* made only when signing */
+    for (size_t i = 0; s->gateway.sign && i < 2; i++) {
+        sim_rng g;
+        sim_rng_stream(&g, cfg->seed, sign_streams[i]);
+        fprintf(out, " %s=%016llx", sign_streams[i], (unsigned long long)sim_rng_u64(&g));
+    }
     fprintf(out, "\n");
     char t[32];
     ns_text(r->end_time, t, sizeof t);
@@ -2061,12 +2189,27 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
     }
     fprintf(out, "worker utilisation %.1f%%, throughput %.3f jobs/s, handler calls %llu\n",
             100.0 * r->utilisation, r->throughput, (unsigned long long)r->handler_calls);
+    /* replays: shown when the scenario has a replay fault (other reports unchanged) */
+    char replayed[48] = "";
+    for (size_t i = 0; i < s->n_timeline; i++)
+        if (s->timeline[i].kind == SIM_EV_FAULT && s->timeline[i].fault.kind == SIM_FAULT_REPLAY) {
+            snprintf(replayed, sizeof replayed, ", replayed %llu",
+                     (unsigned long long)r->bus_replayed);
+            break;
+        }
     fprintf(out,
             "bus: published %llu, delivered %llu, dropped %llu, duplicated %llu, corrupted %llu, "
-            "decode failures %llu\n",
+            "decode failures %llu%s\n",
             (unsigned long long)r->bus_published, (unsigned long long)r->bus_delivered,
             (unsigned long long)r->bus_dropped, (unsigned long long)r->bus_duplicated,
-            (unsigned long long)r->bus_corrupted, (unsigned long long)r->bus_decode_failures);
+            (unsigned long long)r->bus_corrupted, (unsigned long long)r->bus_decode_failures,
+            replayed);
+    if (s->gateway.sign)
+        fprintf(out,
+                "signing: signed submits %llu; signed replays answered as duplicates %llu, refused "
+                "as expired %llu, refused as conflicting %llu\n",
+                (unsigned long long)r->signed_submits, (unsigned long long)r->signed_duplicates,
+                (unsigned long long)r->signed_expired, (unsigned long long)r->signed_conflicts);
     if (r->violated)
         fprintf(out, "VIOLATION %s: job %s at %.6fs (seed %llu): %s\n", r->invariant,
                 r->job_id[0] ? r->job_id : "-", (double)r->at / SEC,

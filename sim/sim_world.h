@@ -3,7 +3,8 @@
  * checked after every step (docs/simulator.md).
  *
  * Actors: the gateway (the workload: submits JobRequests on
- * sys.job.submit, runs workflows step by step), the reference scheduler
+ * sys.job.submit, runs workflows step by step; signed in the
+ * CAP-PRODUCTION form when the scenario says gateway.sign), the reference scheduler
  * (ref_scheduler with the scenario's policy), the reference workers
  * (ref_worker with a behaviour model: service time, success / retryable /
  * fatal / hang, crash), an approver (approves or rejects parked jobs after
@@ -75,6 +76,12 @@ typedef struct {
     char trace_hash[65];
     uint64_t bus_published, bus_delivered, bus_dropped, bus_duplicated, bus_corrupted,
         bus_decode_failures;
+    uint64_t bus_replayed;         /* late copies scheduled by `replay` faults */
+    /* Signing (`gateway: {sign: true}`): submits the gateway signed, and
+     * what the scheduler's replay guard answered to a signed submit it had
+     * already seen: a duplicate (no second side effect), refused because
+     * its signature expired, refused as a conflicting body. */
+    uint64_t signed_submits, signed_duplicates, signed_expired, signed_conflicts;
 } sim_result;
 
 /* Runs one seed. CAP_OK with *res filled (res->violated says whether an

@@ -55,7 +55,10 @@ for path in sim/scenarios/*.yaml; do
   retryable-vs-fatal)
     positive "$f" "$s" retries failed failed_fatal rollbacks succeeded
     grep -qE "\(\+[1-9][0-9]* compensations\)" "$f" || fail "$s: no compensation ran" ;;
-  duplicates-replay) positive "$f" "$s" "duplicates answered" duplicated ;;
+  duplicates-replay)
+    positive "$f" "$s" "duplicates answered" duplicated replayed "signed submits" \
+      "signed replays answered as duplicates" "refused as expired"
+    zero "$f" "$s" "refused as conflicting" ;;
   breaker)
     positive "$f" "$s" "breaker openings" retries succeeded
     zero "$f" "$s" failed timeout ;;

@@ -259,6 +259,8 @@ static void test_defaults(void **state)
     assert_int_equal(w->restart_after_ns, 0);
     assert_int_equal(w->n_labels, 0);
     assert_int_equal(w->n_capabilities, 0);
+    assert_int_equal(s->gateway.sign, 0);
+    assert_int_equal(s->gateway.signature_lifetime_ns, SIM_SIGN_DEFAULT_LIFETIME_NS);
     assert_int_equal(s->approver.present, 0);
     assert_int_equal(s->approver.delay.kind, SIM_DIST_FIXED);
     assert_true(s->approver.delay.a == 30e9);
@@ -299,6 +301,60 @@ static void test_defaults(void **state)
 }
 
 /* ---- durations ---- */
+
+/* ---- signing submits and replaying packets ---- */
+
+static void test_gateway_signing_and_replay(void **state)
+{
+    (void)state;
+    sim_scenario *s = load("name: n\nduration: 60s\npolicy: " EX_POLICY "\n"
+                           "gateway: {sign: true, signature_lifetime: 90s}\n"
+                           "workers: [{id: w, count: 2, pool: job.tools}]\n"
+                           "faults:\n"
+                           "  - {at: 20s, replay: {subject: sys.job.submit, count: 5, after: 4m}}\n"
+                           "  - {at: 5s, duration: 10s, replay: {count: 1, after: 1ns, from: gateway},"
+                           " to: scheduler}\n"
+                           "  - {at: 6s, replay: {subject: \"worker.*.jobs\", count: 2, after: 1.5s,"
+                           " to: w-2}}\n");
+    assert_int_equal(s->gateway.sign, 1);
+    assert_int_equal(s->gateway.signature_lifetime_ns, INT64_C(90000000000));
+    assert_int_equal(s->n_timeline, 3);
+    const sim_timeline_event *e = s->timeline; /* in time order */
+    assert_int_equal(e[0].kind, SIM_EV_FAULT);
+    assert_int_equal(e[0].fault.kind, SIM_FAULT_REPLAY);
+    assert_int_equal(e[0].at, INT64_C(5000000000));
+    assert_int_equal(e[0].fault.start, INT64_C(5000000000));
+    assert_int_equal(e[0].fault.end, INT64_C(15000000000));
+    assert_null(e[0].fault.subject);
+    assert_string_equal(e[0].fault.from, "gateway");
+    assert_string_equal(e[0].fault.to, "scheduler");
+    assert_true(e[0].fault.count == 1);
+    assert_int_equal(e[0].fault.after, 1);
+    assert_int_equal(e[1].fault.kind, SIM_FAULT_REPLAY);
+    assert_string_equal(e[1].fault.subject, "worker.*.jobs");
+    assert_string_equal(e[1].fault.to, "w-2");
+    assert_true(e[1].fault.count == 2);
+    assert_int_equal(e[1].fault.after, INT64_C(1500000000));
+    assert_int_equal(e[2].fault.kind, SIM_FAULT_REPLAY);
+    assert_string_equal(e[2].fault.subject, "sys.job.submit");
+    assert_null(e[2].fault.from);
+    assert_null(e[2].fault.to);
+    assert_true(e[2].fault.count == 5);
+    assert_int_equal(e[2].fault.after, INT64_C(240000000000));
+    assert_int_equal(e[2].fault.end, SIM_FOREVER);
+    sim_scenario_free(s);
+
+    /* sign: false is the default written out; the lifetime keeps its default */
+    s = load("name: n\nduration: 1s\npolicy: " EX_POLICY "\ngateway: {sign: false}\n");
+    assert_int_equal(s->gateway.sign, 0);
+    assert_int_equal(s->gateway.signature_lifetime_ns, SIM_SIGN_DEFAULT_LIFETIME_NS);
+    sim_scenario_free(s);
+    /* the longest lifetime production admission accepts is allowed */
+    s = load("name: n\nduration: 1s\npolicy: " EX_POLICY "\ngateway: {sign: true, "
+             "signature_lifetime: 5m}\n");
+    assert_int_equal(s->gateway.signature_lifetime_ns, SIM_SIGN_MAX_LIFETIME_NS);
+    sim_scenario_free(s);
+}
 
 static void test_durations(void **state)
 {
@@ -364,7 +420,7 @@ static void test_every_bad_input_class(void **state)
         {"empty", "", CAP_EINVAL, 0, 0, "", "empty"},
         {"unknown top key", HEAD "seeds: 3\n", CAP_EINVAL, 4, 1, "seeds",
          "unknown key \"seeds\" (known: name, description, seed, duration, drain, policy, "
-         "scheduler, bus, workers, approver, workload, faults, invariants)"},
+         "scheduler, bus, workers, approver, gateway, workload, faults, invariants)"},
         {"unknown worker key", HEAD "workers:\n- {id: w, pool: job.tools, speed: 3}\n", CAP_EINVAL,
          5, 28, "workers[0].speed", "unknown key \"speed\" (known: id, count, pool,"},
         {"unknown fault key", HEAD W2 "faults:\n- {at: 1s, crsh: w-1}\n", CAP_EINVAL, 7, 12,
@@ -466,6 +522,41 @@ static void test_every_bad_input_class(void **state)
          CAP_EINVAL, 5, 23, "faults[0].duplicate", "count > 0 or p > 0"},
         {"reorder without window", HEAD "faults:\n- {at: 1s, reorder: {}}\n", CAP_EINVAL, 5, 21,
          "faults[0].reorder", "needs \"window\""},
+        {"replay without count", HEAD "faults:\n- {at: 1s, replay: {after: 30s}}\n", CAP_EINVAL, 5,
+         20, "faults[0].replay", "replay needs \"count\""},
+        {"replay without after", HEAD "faults:\n- {at: 1s, replay: {count: 3}}\n", CAP_EINVAL, 5,
+         20, "faults[0].replay", "replay needs \"after\""},
+        {"replay count 0", HEAD "faults:\n- {at: 1s, replay: {count: 0, after: 30s}}\n",
+         CAP_EYAML, 5, 28, "faults[0].replay.count", ""},
+        {"replay count not an integer", HEAD "faults:\n- {at: 1s, replay: {count: many, after: 1s}}\n",
+         CAP_EYAML, 5, 28, "faults[0].replay.count", "integer"},
+        {"replay after 0", HEAD "faults:\n- {at: 1s, replay: {count: 1, after: 0s}}\n", CAP_EINVAL,
+         5, 38, "faults[0].replay.after", "out of range (must be > 0 and at most 1e15ns)"},
+        {"replay after too long", HEAD "faults:\n- {at: 1s, replay: {count: 1, after: 300h}}\n",
+         CAP_EINVAL, 5, 38, "faults[0].replay.after", "out of range"},
+        {"replay after a bad duration", HEAD "faults:\n- {at: 1s, replay: {count: 1, after: soon}}\n",
+         CAP_EINVAL, 5, 38, "faults[0].replay.after", "bad duration \"soon\""},
+        {"replay with p", HEAD "faults:\n- {at: 1s, replay: {count: 1, after: 1s, p: 0.5}}\n",
+         CAP_EINVAL, 5, 42, "faults[0].replay.p",
+         "unknown key \"p\" (known: subject, from, to, count, after)"},
+        {"replay bad subject", HEAD "faults:\n- {at: 1s, replay: {subject: \"a..b\", count: 1, after: 1s}}\n",
+         CAP_EINVAL, 5, 30, "faults[0].replay.subject", "bad subject pattern"},
+        {"replay unknown actor", HEAD W2 "faults:\n- {at: 1s, replay: {count: 1, after: 1s, to: w-7}}\n",
+         CAP_EINVAL, 7, 46, "faults[0].replay.to", "unknown actor \"w-7\""},
+        {"gateway not a mapping", HEAD "gateway: [sign]\n", CAP_EYAML, 4, 10, "gateway",
+         "expected a mapping"},
+        {"gateway unknown key", HEAD "gateway: {sign: true, key: k1}\n", CAP_EINVAL, 4, 23,
+         "gateway.key", "unknown key \"key\" (known: sign, signature_lifetime)"},
+        {"gateway sign not a boolean", HEAD "gateway: {sign: sometimes}\n", CAP_EYAML, 4, 17,
+         "gateway.sign", ""},
+        {"signature_lifetime 0", HEAD "gateway: {sign: true, signature_lifetime: 0s}\n", CAP_EINVAL,
+         4, 43, "gateway.signature_lifetime", "out of range (must be > 0 and at most 5m"},
+        {"signature_lifetime over 5m", HEAD "gateway: {sign: true, signature_lifetime: 301s}\n",
+         CAP_EINVAL, 4, 43, "gateway.signature_lifetime", "out of range"},
+        {"signature_lifetime bad duration", HEAD "gateway: {sign: true, signature_lifetime: long}\n",
+         CAP_EINVAL, 4, 43, "gateway.signature_lifetime", "bad duration \"long\""},
+        {"signature_lifetime without signing", HEAD "gateway: {signature_lifetime: 1m}\n",
+         CAP_EINVAL, 4, 11, "gateway.signature_lifetime", "applies only with sign: true"},
         {"skew by a bad duration", HEAD "faults:\n- {at: 1s, skew: {actor: scheduler, by: -x}}\n",
          CAP_EINVAL, 5, 41, "faults[0].skew.by", "bad duration \"-x\""},
         {"unknown distribution", HEAD "bus: {latency: {dist: pareto}}\n", CAP_EINVAL, 4, 23,
@@ -776,6 +867,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_scenario_every_field),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_gateway_signing_and_replay),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_every_bad_input_class),
         cmocka_unit_test(test_bad_policy_file_points_into_it),

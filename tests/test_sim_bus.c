@@ -37,8 +37,10 @@ typedef struct {
     int64_t time;
     uint32_t to;
     uint64_t msg_id;
-    int dup, rc;
+    int dup, replay, rc;
     int32_t n; /* heartbeat active_jobs of the delivered packet, -1 if none */
+    uint64_t bytes_hash; /* FNV-1a of the delivered bytes */
+    size_t len;
     char reply[64];
 } got;
 
@@ -104,6 +106,11 @@ static void run(world *w, int64_t until)
         g->to = dl->to;
         g->msg_id = dl->msg_id;
         g->dup = dl->duplicate;
+        g->replay = dl->replay;
+        g->len = dl->len;
+        g->bytes_hash = UINT64_C(14695981039346656037);
+        for (size_t k = 0; k < dl->len; k++)
+            g->bytes_hash = (g->bytes_hash ^ dl->bytes[k]) * UINT64_C(1099511628211);
         g->rc = rc;
         g->n = -1;
         snprintf(g->reply, sizeof g->reply, "%s", dl->reply);
@@ -486,6 +493,128 @@ static void test_duplicate(void **state)
     world_free(&w);
 }
 
+/* The copy of msg_id delivered to `to` (replay 0: the first, 1: the
+ * replay), or NULL. */
+static const got *find_copy(const world *w, uint64_t msg_id, uint32_t to, int replay)
+{
+    for (size_t i = 0; i < w->ng; i++)
+        if (w->g[i].msg_id == msg_id && w->g[i].to == to && w->g[i].replay == replay)
+            return &w->g[i];
+    return NULL;
+}
+
+static void test_replay(void **state)
+{
+    (void)state;
+    world w;
+    sim_dist lat = {SIM_DIST_FIXED, (double)MS, 0};
+    world_init(&w, 9, &lat);
+    uint32_t a = actor(&w, "a"), b = actor(&w, "b"), c = actor(&w, "c");
+    assert_int_equal(sim_bus_subscribe(w.bus, b, ">", NULL, 0, NULL), CAP_OK);
+    assert_int_equal(sim_bus_subscribe(w.bus, c, "sys.job.submit", NULL, 0, NULL), CAP_OK);
+    const int64_t after = INT64_C(30000000000);
+    sim_fault f = {0};
+    f.kind = SIM_FAULT_REPLAY;
+    f.subject = "sys.job.submit";
+    f.to = "b"; /* c gets no replay */
+    f.count = 2;
+    f.after = after;
+    f.start = 10;
+    f.end = SIM_FOREVER;
+    add_fault(&w, &f);
+    pub(&w, a, "sys.job.submit", 5, 0); /* msg 1: before the rule starts */
+    pub(&w, a, "other", 10, 1);         /* msg 2: another subject */
+    for (int i = 0; i < 4; i++)         /* msgs 3..6: the next 2 (3, 4) are replayed */
+        pub(&w, a, "sys.job.submit", 20 + i, 2 + i);
+    run(&w, INT64_MAX);
+    /* b: 6 first copies + 2 replays; c: 5 first copies. */
+    assert_int_equal(w.ng, 13);
+    assert_int_equal(count_to(&w, b), 8);
+    assert_int_equal(count_to(&w, c), 5);
+    const sim_bus_stats *st = sim_bus_get_stats(w.bus);
+    assert_true(st->replayed == 2 && st->duplicated == 0 && st->routed == 13);
+    for (uint64_t m = 1; m <= 6; m++) {
+        const got *first = find_copy(&w, m, b, 0), *again = find_copy(&w, m, b, 1);
+        assert_non_null(first);
+        assert_int_equal(first->time, (m == 1 ? 5 : m == 2 ? 10 : 20 + (int64_t)m - 3) + MS);
+        assert_null(find_copy(&w, m, c, 1));
+        if (m != 3 && m != 4) {
+            assert_null(again);
+            continue;
+        }
+        /* byte for byte, to the same receiver, `after` later, decoded like the first */
+        assert_non_null(again);
+        assert_int_equal(again->rc, CAP_OK);
+        assert_int_equal(again->time, first->time + after);
+        assert_int_equal(again->len, first->len);
+        assert_true(again->bytes_hash == first->bytes_hash);
+        assert_int_equal(again->n, first->n);
+        assert_int_equal(again->dup, 0);
+    }
+    /* The count is used up: nothing more is replayed. */
+    size_t n0 = w.ng;
+    pub(&w, a, "sys.job.submit", 100, 9);
+    run(&w, INT64_MAX);
+    assert_int_equal(w.ng - n0, 2);
+    assert_true(sim_bus_get_stats(w.bus)->replayed == 2);
+
+    /* A sender filter: only c's publishes use the count up; a duration ends it. */
+    sim_fault g = {0};
+    g.kind = SIM_FAULT_REPLAY;
+    g.from = "c";
+    g.count = 5;
+    g.after = 7;
+    g.start = 1000;
+    g.end = 2000;
+    add_fault(&w, &g);
+    n0 = w.ng;
+    pub(&w, a, "x.y", 1000, 1); /* not from c */
+    pub(&w, c, "x.y", 1500, 2); /* replayed to b */
+    pub(&w, c, "x.y", 2000, 3); /* the rule has ended */
+    run(&w, INT64_MAX);
+    assert_int_equal(w.ng - n0, 4);
+    assert_true(sim_bus_get_stats(w.bus)->replayed == 3);
+    const got *late = find_copy(&w, 9, b, 1); /* msgs 8, 9, 10 are the three above */
+    assert_non_null(late);
+    assert_int_equal(late->n, 2);
+    assert_int_equal(late->time, 1500 + MS + 7);
+    assert_null(find_copy(&w, 8, b, 1));
+    assert_null(find_copy(&w, 10, b, 1));
+
+    /* Bad rules. */
+    sim_fault bad = f;
+    bad.count = 0;
+    assert_int_equal(sim_bus_add_fault(w.bus, &bad, NULL), CAP_EINVAL);
+    bad = f;
+    bad.after = 0;
+    assert_int_equal(sim_bus_add_fault(w.bus, &bad, NULL), CAP_EINVAL);
+    bad.after = SIM_BUS_MAX_DELAY + 1;
+    assert_int_equal(sim_bus_add_fault(w.bus, &bad, NULL), CAP_EINVAL);
+    world_free(&w);
+
+    /* Room: a publish a replay rule will take needs 3 events per target. */
+    sim_bus_config cfg;
+    sim_bus_config_default(&cfg);
+    sim_bus *bus;
+    assert_int_equal(sim_bus_new(&cfg, &bus), CAP_OK);
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 2), CAP_OK);
+    assert_int_equal(sim_bus_actor(bus, "a", &a), CAP_OK);
+    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
+    assert_int_equal(sim_bus_subscribe(bus, b, ">", NULL, 0, NULL), CAP_OK);
+    f.to = NULL;
+    f.start = 0;
+    assert_int_equal(sim_bus_add_fault(bus, &f, NULL), CAP_OK);
+    const uint8_t junk[] = {1};
+    assert_int_equal(sim_bus_publish_bytes(bus, a, "sys.job.submit", NULL, junk, 1, 0, &q),
+                     CAP_EFULL);
+    assert_true(sim_bus_get_stats(bus)->published == 0);
+    assert_int_equal(sim_bus_publish_bytes(bus, a, "other", NULL, junk, 1, 0, &q), CAP_OK);
+    assert_int_equal(sim_queue_len(&q), 1);
+    sim_queue_free(&q, sim_bus_event_release, bus);
+    sim_bus_free(bus);
+}
+
 static void test_reorder(void **state)
 {
     (void)state;
@@ -766,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_latency_distributions),
         cmocka_unit_test(test_loss),
         cmocka_unit_test(test_duplicate),
+        cmocka_unit_test(test_replay),
         cmocka_unit_test(test_reorder),
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_skew),

@@ -49,6 +49,7 @@ static const char FULL[] =
     "     capabilities: [git, sh]}\n"
     "  - {id: solo, pool: job.batch, service: {dist: uniform, min: 1ms, max: 5ms}}\n"
     "approver: {delay: {dist: fixed, value: 30s}, p_approve: 0.9, name: alice}\n"
+    "gateway: {sign: true, signature_lifetime: 90s}\n"
     "workload:\n"
     "  kind: closed\n"
     "  concurrency: 4\n"
@@ -74,6 +75,8 @@ static const char FULL[] =
     "  - {at: 5s, duration: 10s, latency: {subject: \"sys.>\", dist: uniform, min: 1ms, max: 2ms}}\n"
     "  - {at: 5s, duration: 10s, reorder: {subject: sys.job.result, window: 20ms}, from: w-1}\n"
     "  - {at: 5s, corrupt: {p: 0.01, to: scheduler}}\n"
+    "  - {at: 6s, duration: 3s, replay: {subject: sys.job.submit, count: 7, after: 4m}, to: scheduler}\n"
+    "  - {at: 7s, replay: {count: 2, after: 1500ms, from: gateway}}\n"
     "  - {at: 5s, skew: {actor: w-1, by: \"-2s\"}}\n"
     "  - {at: 50s, policy: ../reference/policies/tenants.yaml}\n"
     "  - {at: 12s, cancel: job-1}\n"
@@ -150,6 +153,8 @@ static void same_scenario(const sim_scenario *a, const sim_scenario *b)
         assert_true(a->approver.p_approve == b->approver.p_approve);
         same_str(a->approver.name, b->approver.name);
     }
+    assert_int_equal(a->gateway.sign, b->gateway.sign);
+    assert_true(a->gateway.signature_lifetime_ns == b->gateway.signature_lifetime_ns);
     const sim_workload_spec *u = &a->workload, *v = &b->workload;
     assert_int_equal(u->kind, v->kind);
     assert_true(u->rate == v->rate);
@@ -197,6 +202,7 @@ static void same_scenario(const sim_scenario *a, const sim_scenario *b)
             assert_true(x->fault.p == y->fault.p);
             assert_true(x->fault.count == y->fault.count);
             assert_true(x->fault.window == y->fault.window);
+            assert_true(x->fault.after == y->fault.after);
         }
         if (x->kind == SIM_EV_POLICY) {
             char pa[4096], pb[4096];
@@ -221,6 +227,10 @@ static void test_round_trip(void **state)
     const char *pol = strstr(text, "\npolicy: \"/");
     assert_non_null(pol);
     assert_non_null(strstr(text, "policies/tenants.yaml\""));
+    /* the signing gateway and the replays are written (and read back below) */
+    assert_non_null(strstr(text, "\ngateway: {sign: true, signature_lifetime: 90s}\n"));
+    assert_non_null(strstr(text, "replay: {count: 7, after: 4m, subject: \"sys.job.submit\""));
+    assert_non_null(strstr(text, "replay: {count: 2, after: 1500ms, from: \"gateway\"}"));
     /* read back from another directory's point of view: same values */
     sim_scenario *b = parse("/nonexistent/dir/x.yaml", text, len);
     same_scenario(a, b);
