@@ -1928,6 +1928,10 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     free(own);
     TRY(v);
     if (v == REF_DEDUPE_EXPIRED || v == REF_DEDUPE_CONFLICT) {
+        if (v == REF_DEDUPE_EXPIRED)
+            s->st.replays_expired++;
+        else
+            s->st.replays_conflicting++;
         TRY(note(s, fx, now, "replay-refused", "", "%s packet from %s: %s", cap_packet_payload_name(p),
                  nz(p->sender_id), ref_dedupe_verdict_name(v)));
         return REF_SCHED_REJECTED;

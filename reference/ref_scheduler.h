@@ -245,6 +245,7 @@ typedef struct {
     uint64_t submitted, duplicates, dispatched, retries, throttled, parked;
     uint64_t succeeded, failed, failed_fatal, denied, timed_out, cancelled;
     uint64_t stale, dlq, breaker_changes, rollbacks_started, compensations;
+    uint64_t replays_expired, replays_conflicting; /* packets the replay guard refused */
     size_t jobs, waiting;
 } ref_sched_stats;
 

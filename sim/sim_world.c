@@ -1137,38 +1137,23 @@ static int sched_restart(world *w)
     return CAP_OK;
 }
 
-/* What the replay guard answered to a signed submit: a duplicate, or a
- * refusal whose journal note ("replay-refused") names the verdict. Read
- * before the effects are applied (they are cleared then). */
-static void count_signed_verdict(world *w, int rc)
-{
-    if (rc == REF_SCHED_DUPLICATE) {
-        w->res->signed_duplicates++;
-        return;
-    }
-    if (rc != REF_SCHED_REJECTED)
-        return;
-    for (size_t i = 0; i < ref_effects_count(&w->fx); i++) {
-        const ref_effect *e = ref_effects_at(&w->fx, i);
-        if (e->kind != REF_EFFECT_JOURNAL || !strstr(e->record, "\"ev\":\"replay-refused\""))
-            continue;
-        if (strstr(e->record, ": expired\""))
-            w->res->signed_expired++;
-        else if (strstr(e->record, ": conflict\""))
-            w->res->signed_conflicts++;
-        return;
-    }
-}
-
 static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl)
 {
+    /* With signing on, what the replay guard answered to a signed submit:
+     * a duplicate, or a refusal the scheduler counts by verdict. */
+    int signed_submit = w->sign_key && p->signature_metadata &&
+                        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    ref_sched_stats before = signed_submit ? ref_sched_stats_get(w->sched) : (ref_sched_stats){0};
     int rc = ref_sched_on_packet(w->sched, subject, p, dl->bytes, dl->len,
                                  local_time(w, w->scheduler), &w->fx);
     if (rc == REF_SCHED_STALE)
         w->res->stale++;
-    if (w->sign_key && p->signature_metadata &&
-        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST)
-        count_signed_verdict(w, rc);
+    if (signed_submit) {
+        ref_sched_stats after = ref_sched_stats_get(w->sched);
+        w->res->signed_duplicates += rc == REF_SCHED_DUPLICATE;
+        w->res->signed_expired += after.replays_expired - before.replays_expired;
+        w->res->signed_conflicts += after.replays_conflicting - before.replays_conflicting;
+    }
     if (rc < 0)
         w->err = rc;
     /* The checker learns of a FAILED_FATAL result the scheduler took in

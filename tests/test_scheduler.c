@@ -689,6 +689,56 @@ static void test_duplicates(void **state)
     teardown(f);
 }
 
+/* Gives a submit signature metadata: message id mid (16 bytes), audience
+ * sys.job.submit, expiring at `expires`. */
+static void add_signature_metadata(cap_packet *p, uint8_t mid, int64_t expires)
+{
+    Cordum__Agent__V1__SignatureMetadata *md = malloc(sizeof *md);
+    Google__Protobuf__Timestamp *ts = malloc(sizeof *ts);
+    uint8_t *id = malloc(16);
+    assert_non_null(md);
+    assert_non_null(ts);
+    assert_non_null(id);
+    cordum__agent__v1__signature_metadata__init(md);
+    google__protobuf__timestamp__init(ts);
+    memset(id, mid, 16);
+    md->message_id.data = id;
+    md->message_id.len = 16;
+    md->audience = sdup(REF_SCHED_SUBJECT_SUBMIT);
+    ts->seconds = expires / SEC;
+    md->expires_at = ts;
+    p->signature_metadata = md;
+}
+
+/* The replay guard's refusals: a packet whose signature metadata expired
+ * and one reusing a message id with another body are refused and counted
+ * by verdict; neither becomes a job or publishes anything. */
+static void test_replay_refusals_counted(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    cap_packet *old = mk_submit("e1", "job.tools", "read", 0);
+    add_signature_metadata(old, 7, f->now - 120 * SEC); /* past the 60 s skew */
+    assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, old), REF_SCHED_REJECTED);
+    ASSERT_NO_LOG(f, "e1"); /* nothing published about it */
+    assert_int_equal(ref_sched_stats_get(f->s).replays_expired, 1);
+    cap_packet *a = mk_submit("c1", "job.tools", "read", 0);
+    cap_packet *b = mk_submit("c2", "job.tools", "read", 0);
+    add_signature_metadata(a, 9, f->now + 60 * SEC);
+    add_signature_metadata(b, 9, f->now + 60 * SEC);
+    assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, a), REF_SCHED_APPLIED);
+    assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, b), REF_SCHED_REJECTED);
+    ASSERT_NO_LOG(f, "c2");
+    ref_sched_stats st = ref_sched_stats_get(f->s);
+    assert_int_equal(st.replays_expired, 1);
+    assert_int_equal(st.replays_conflicting, 1);
+    assert_int_equal(st.jobs, 1);
+    assert_int_equal(ref_sched_job(f->s, "e1", &(ref_sched_job_info){0}), CAP_EINVAL);
+    assert_int_equal(ref_sched_job(f->s, "c2", &(ref_sched_job_info){0}), CAP_EINVAL);
+    teardown(f);
+}
+
 static void test_fencing(void **state)
 {
     (void)state;
@@ -1312,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_allow_with_constraints),
         cmocka_unit_test(test_max_concurrent_jobs_cap),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_replay_refusals_counted),
         cmocka_unit_test(test_fencing),
         cmocka_unit_test(test_retries_backoff_and_exhaustion),
         cmocka_unit_test(test_dispatch_timeout),
