@@ -19,6 +19,7 @@
 #include "ref_saga.h"
 #include "ref_scheduler.h"
 #include "ref_strmap.h"
+#include "ref_u64map.h"
 #include "ref_worker.h"
 #include "sim_bus.h"
 #include "sim_queue.h"
@@ -50,6 +51,7 @@ typedef struct {
     int running;                 /* handler jobs in flight (for utilisation) */
     int64_t busy_since;
     int64_t busy_ns;
+    ref_u64map timers;           /* this incarnation's timer id -> queue handle */
 } actor;
 
 /* What the checker and the gateway know about one job. */
@@ -98,7 +100,6 @@ struct world {
     ref_effects fx;
     int64_t now;
     int64_t end_load, end_run;
-    ref_strmap timers;           /* "actor#incarnation:id" -> generation */
     ref_strmap jobs;             /* job_id -> jinfo */
     jinfo **job_list;            /* in submit order */
     size_t n_jobs, cap_jobs;
@@ -303,76 +304,45 @@ static void on_publish(void *ctx, int64_t now, const char *from, const char *sub
 
 /* ---- timers --------------------------------------------------------------- */
 
-/* Appends the n bytes at p to buf (of size cap, holding *len bytes),
- * cutting what does not fit before the last byte, as snprintf does. */
-static void key_put(char *buf, size_t cap, size_t *len, const char *p, size_t n)
-{
-    if (*len + 1 >= cap)
-        return;
-    if (n > cap - 1 - *len)
-        n = cap - 1 - *len;
-    memcpy(buf + *len, p, n);
-    *len += n;
-}
-
-static void key_put_u64(char *buf, size_t cap, size_t *len, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    key_put(buf, cap, len, tmp + i, sizeof tmp - i);
-}
-
-/* "name#incarnation:id", what snprintf("%s#%llu:%llu") would write. */
-static void timer_key(const actor *a, uint64_t id, char *buf, size_t n)
-{
-    size_t len = 0;
-    if (!n)
-        return;
-    key_put(buf, n, &len, a->name, strlen(a->name));
-    key_put(buf, n, &len, "#", 1);
-    key_put_u64(buf, n, &len, (uint64_t)a->incarnation);
-    key_put(buf, n, &len, ":", 1);
-    key_put_u64(buf, n, &len, id);
-    buf[len] = 0;
-}
-
-/* An actor's timer is one queued event; w->timers maps the timer's key to
- * that event's queue handle. Re-arming or cancelling removes the queued
- * event at once, so the queue holds only timers that will fire (its size
- * follows the live timers, not how many were ever set). */
+/* An actor's timer is one queued event; the actor's timers map maps the
+ * timer's id to that event's queue handle. Re-arming or cancelling
+ * removes the queued event at once, so the queue holds only timers that
+ * will fire (its size follows the live timers, not how many were ever
+ * set). */
 static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
 {
     int64_t at = local_at - (local_time(w, a) - w->now); /* back to virtual time */
     if (at < w->now)
         at = w->now;
-    char key[220];
-    timer_key(a, id, key, sizeof key);
-    uint64_t old = (uintptr_t)ref_strmap_get(&w->timers, key);
+    uint64_t old = (uintptr_t)ref_u64map_get(&a->timers, id);
     if (old)
         sim_queue_cancel(&w->q, old, NULL);
     sim_event ev = {.time = at, .kind = EV_TIMER, .actor = a->bus_id, .id = id};
     uint64_t handle = 0;
     int rc = sim_queue_push(&w->q, &ev, &handle);
     if (rc) {
-        ref_strmap_del(&w->timers, key);
+        ref_u64map_del(&a->timers, id);
         return rc;
     }
-    return ref_strmap_put(&w->timers, key, (void *)(uintptr_t)handle);
+    return ref_u64map_put(&a->timers, id, (void *)(uintptr_t)handle);
 }
 
 static void cancel_timer(world *w, actor *a, uint64_t id)
 {
-    char key[220];
-    timer_key(a, id, key, sizeof key);
-    uint64_t old = (uintptr_t)ref_strmap_get(&w->timers, key);
+    uint64_t old = (uintptr_t)ref_u64map_get(&a->timers, id);
     if (old) {
         sim_queue_cancel(&w->q, old, NULL);
-        ref_strmap_del(&w->timers, key);
+        ref_u64map_del(&a->timers, id);
     }
+}
+
+/* The actor crashed: its armed timers die with this incarnation. Their
+ * events stay queued and are ignored when they fire (no handle of the new
+ * incarnation matches them). */
+static void new_incarnation(actor *a)
+{
+    a->incarnation++;
+    ref_u64map_free(&a->timers);
 }
 
 /* ---- the checker: the scheduler's journal, record by record ---------------- */
@@ -1006,7 +976,7 @@ static void worker_stop(world *w, actor *a)
         a->busy_ns += w->now - a->busy_since;
     a->running = 0;
     a->alive = 0;
-    a->incarnation++; /* its armed timers die with it */
+    new_incarnation(a);
     ref_worker_free(a->worker);
     a->worker = NULL;
 }
@@ -1067,7 +1037,7 @@ static void sched_crash(world *w)
     ref_sched_free(w->sched);
     w->sched = NULL;
     w->scheduler->alive = 0;
-    w->scheduler->incarnation++;
+    new_incarnation(w->scheduler);
 }
 
 static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl);
@@ -1643,11 +1613,9 @@ static void on_timer_event(world *w, const sim_event *ev)
     actor *a = actor_by_bus(w, ev->actor);
     if (!a || !a->alive)
         return;
-    char key[220];
-    timer_key(a, ev->id, key, sizeof key);
-    if ((uintptr_t)ref_strmap_get(&w->timers, key) != ev->handle)
-        return; /* set by an earlier incarnation of the actor */
-    ref_strmap_del(&w->timers, key);
+    if ((uintptr_t)ref_u64map_get(&a->timers, ev->id) != ev->handle)
+        return; /* re-armed since, or set by an earlier incarnation of the actor */
+    ref_u64map_del(&a->timers, ev->id);
     int rc;
     if (a->type == A_SCHEDULER) {
         rc = ref_sched_on_timer(w->sched, ev->id, local_time(w, a), &w->fx);
@@ -2009,8 +1977,10 @@ static void teardown(world *w)
     for (size_t i = 0; i < w->n_held; i++)
         sim_delivery_free(w->held[i].data);
     free(w->held);
-    for (size_t i = 0; i < w->n_actors; i++)
+    for (size_t i = 0; i < w->n_actors; i++) {
         ref_worker_free(w->actors[i].worker);
+        ref_u64map_free(&w->actors[i].timers);
+    }
     free(w->actors);
     free(w->jscratch);
     ref_sched_free(w->sched);
@@ -2028,7 +1998,6 @@ static void teardown(world *w)
     }
     free(w->job_list);
     ref_strmap_free(&w->jobs);
-    ref_strmap_free(&w->timers);
     ref_strmap_free(&w->handler_seen);
     ref_strmap_free(&w->fatal_seen);
     for (size_t i = 0; i < w->n_journal; i++) {
@@ -2062,7 +2031,6 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     if (cfg->scn->workload.stop_at_ns && cfg->scn->workload.stop_at_ns < w->end_load)
         w->end_load = cfg->scn->workload.stop_at_ns;
     w->end_run = w->end_load + cfg->scn->drain_ns;
-    ref_strmap_init(&w->timers);
     ref_strmap_init(&w->jobs);
     ref_strmap_init(&w->journal_idx);
     ref_strmap_init(&w->handler_seen);
