@@ -22,11 +22,11 @@
 #include "ref_u64map.h"
 #include "ref_worker.h"
 #include "sim_bus.h"
+#include "sim_hist.h"
 #include "sim_queue.h"
 #include "sim_rng.h"
 
 #define SEC INT64_C(1000000000)
-#define MAX_SAMPLES_PER_TOPIC 100000
 
 typedef Cordum__Agent__V1__JobRequest job_request;
 
@@ -121,8 +121,7 @@ struct world {
     cap_trace_writer *tw_bin, *tw_jsonl;
     const cap_packet *worker_pkt; /* the packet a worker is handling (conformance plans) */
     ref_registry_config reg_cfg;  /* the scheduler's registry, when worker_grace is set */
-    int64_t *lat[32];            /* latency samples per topic */
-    size_t n_lat[32], cap_lat[32];
+    sim_hist lat[32];            /* latency (submit to terminal) per topic */
     char topic_name[32][128];
     size_t n_topics;
     /* Signing (scn->gateway.sign): the gateway's key, its message-id
@@ -481,9 +480,8 @@ static void check_job_record(world *w, const jview *o)
             if (from != REF_JOB_APPROVAL_REQUIRED)
                 w->open_jobs--;
             size_t t = j->topic;
-            if (t != (size_t)-1 && w->n_lat[t] < MAX_SAMPLES_PER_TOPIC &&
-                !grow((void **)&w->lat[t], &w->cap_lat[t], w->n_lat[t] + 1, sizeof(int64_t)))
-                w->lat[t][w->n_lat[t]++] = w->now - j->submit_at;
+            if (t != (size_t)-1 && sim_hist_add(&w->lat[t], w->now - j->submit_at))
+                w->err = CAP_ENOMEM;
             /* the gateway's next move */
             sim_event ne = {.time = w->now, .kind = EV_NEXT_STEP, .data = NULL};
             ne.id = 0;
@@ -1891,20 +1889,6 @@ static void loop(world *w)
     }
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int64_t pct(const int64_t *v, size_t n, int p)
-{
-    if (!n)
-        return 0;
-    size_t k = (size_t)((p * (n - 1) + 50) / 100);
-    return v[k];
-}
-
 static void summarise(world *w)
 {
     sim_result *r = w->res;
@@ -1950,14 +1934,12 @@ static void summarise(world *w)
     uint64_t done = r->succeeded + r->failed + r->failed_fatal + r->cancelled + r->denied + r->timed_out;
     r->throughput = r->end_time > 0 ? (double)done / ((double)r->end_time / SEC) : 0;
     for (size_t t = 0; t < w->n_topics; t++) {
-        if (w->n_lat[t])
-            qsort(w->lat[t], w->n_lat[t], sizeof(int64_t), cmp_i64);
         sim_topic_latency *tl = &r->topics[r->n_topics++];
         snprintf(tl->topic, sizeof tl->topic, "%s", w->topic_name[t]);
-        tl->n = w->n_lat[t];
-        tl->p50 = pct(w->lat[t], w->n_lat[t], 50);
-        tl->p95 = pct(w->lat[t], w->n_lat[t], 95);
-        tl->p99 = pct(w->lat[t], w->n_lat[t], 99);
+        tl->n = w->lat[t].n;
+        tl->p50 = sim_hist_percentile(&w->lat[t], 50);
+        tl->p95 = sim_hist_percentile(&w->lat[t], 95);
+        tl->p99 = sim_hist_percentile(&w->lat[t], 99);
     }
     const sim_bus_stats *bs = sim_bus_get_stats(w->bus);
     r->bus_published = bs->published;
@@ -2011,7 +1993,7 @@ static void teardown(world *w)
         free(w->saga_log[i]);
     free(w->saga_log);
     for (size_t t = 0; t < 32; t++)
-        free(w->lat[t]);
+        sim_hist_free(&w->lat[t]);
 }
 
 int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
