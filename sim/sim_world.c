@@ -71,12 +71,14 @@ typedef struct {
     int approver_tries;
     size_t list_idx;             /* its place in job_list */
     char *seen;                  /* handler-once keys of this job, '\n'-terminated */
+    size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
+    uint64_t fatal_attempt;      /* attempt + 1 of a FAILED_FATAL result it was given; 0 none */
 } jinfo;
 
 /* The scheduler's journal, compacted: per job its first record (with the
  * request) and its latest; saga records in order. */
 typedef struct {
-    char *job_id;
+    jinfo *owner;      /* the job (its jidx names this entry) */
     char *first, *latest;
     size_t cap_latest; /* bytes allocated at latest */
     int gone;
@@ -110,13 +112,11 @@ struct world {
     uint64_t next_job, next_wf, gw_submitted;
     jentry *journal;
     size_t n_journal, cap_journal, n_journal_gone;
-    ref_strmap journal_idx;      /* job_id -> index + 1 */
     char **saga_log;
     size_t n_saga, cap_saga;
     sim_event *held;             /* deliveries held for a crashed scheduler */
     size_t n_held, cap_held;
     ref_strmap handler_seen;     /* "dispatch_id#attempt" -> 1 */
-    ref_strmap fatal_seen;       /* job_id -> attempt + 1 of a FAILED_FATAL result it was given */
     ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
     cap_trace_writer *tw_bin, *tw_jsonl;
     const cap_packet *worker_pkt; /* the packet a worker is handling (conformance plans) */
@@ -247,15 +247,13 @@ static void handler_keys_drop(world *w, jinfo *j);
 
 /* The scheduler evicted a terminal job: the checker forgets it too (its
  * state is counted), so memory follows the live jobs, not the run length. */
-static void job_retire(world *w, const char *id)
+static void job_retire(world *w, jinfo *j)
 {
-    jinfo *j = job_get(w, id);
     if (!j || !j->terminal)
         return;
     count_state(&w->retired, j);
     handler_keys_drop(w, j);
     ref_strmap_del(&w->jobs, j->job_id);
-    ref_strmap_del(&w->fatal_seen, j->job_id);
     w->job_list[j->list_idx] = NULL;
     w->n_retired_slots++;
     free(j->job_id);
@@ -408,19 +406,24 @@ typedef struct {
 
 static void approver_schedule(world *w, jinfo *j);
 
-static void check_job_record(world *w, const jview *o)
+/* The job a "job" record is about (NULL for a record without a job id,
+ * state or event): the one the checker knows, or a compensation the
+ * scheduler admitted, which the checker learns of here. */
+static jinfo *record_job(world *w, const jview *o)
 {
     if (!o->job_id || !o->state || !o->ev)
-        return;
-    int to = ref_jobstate_from_name(o->state);
+        return NULL;
     jinfo *j = job_get(w, o->job_id);
-    if (!j) {
-        j = job_add(w, o->job_id); /* a compensation the scheduler admitted */
-        if (!j)
-            return;
+    if (!j && (j = job_add(w, o->job_id))) {
         j->submit_at = w->now;
         w->res->compensations++;
     }
+    return j;
+}
+
+static void check_job_record(world *w, const jview *o, jinfo *j)
+{
+    int to = ref_jobstate_from_name(o->state);
     int from = j->state;
     ref_js_outcome oc = ref_jobstate_check(from, to);
     if (from != REF_JOB_NONE || to != REF_JOB_PENDING) {
@@ -435,7 +438,7 @@ static void check_job_record(world *w, const jview *o)
      * final (cap-spec 07): the job may end no other way. */
     if (to != REF_JOB_FAILED_FATAL && to != from &&
         (from == REF_JOB_DISPATCHED || from == REF_JOB_RUNNING) && inv_on(w, SIM_INV_ONE_TERMINAL)) {
-        uintptr_t fatal = (uintptr_t)ref_strmap_get(&w->fatal_seen, j->job_id);
+        uint64_t fatal = j->fatal_attempt;
         double a = o->attempt_str ? strtod(o->attempt_str, NULL) : o->attempt_num;
         if (fatal && (double)(fatal - 1) == a)
             violation(w, "one-terminal", j->job_id,
@@ -515,20 +518,20 @@ static void journal_gone(world *w, size_t i)
     size_t n = 0;
     for (size_t k = 0; k < w->n_journal; k++) {
         jentry *x = &w->journal[k];
-        if (x->gone) {
-            free(x->job_id);
+        if (x->gone)
             continue;
-        }
         w->journal[n] = *x;
-        if (n != k && ref_strmap_put(&w->journal_idx, x->job_id, (void *)(uintptr_t)(n + 1)))
-            w->err = CAP_ENOMEM;
-        n++;
+        x = &w->journal[n++];
+        if (x->owner)
+            x->owner->jidx = n;
     }
     w->n_journal = n;
     w->n_journal_gone = 0;
 }
 
-static void journal_keep(world *w, const char *line, const jview *o)
+/* Keeps a record in the compacted journal; j is the job a "job" or
+ * "evict" record is about (NULL when the checker does not know it). */
+static void journal_keep(world *w, const char *line, const jview *o, jinfo *j)
 {
     const char *k = o->k;
     if (!k || strcmp(k, "note") == 0)
@@ -542,15 +545,15 @@ static void journal_keep(world *w, const char *line, const jview *o)
         w->n_saga++;
         return;
     }
-    const char *job = o->job_id;
-    if (!job)
+    if (!o->job_id)
         return;
-    uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, job);
+    size_t idx = j ? j->jidx : 0;
     if (strcmp(k, "evict") == 0) {
-        job_retire(w, job);
+        if (j)
+            j->jidx = 0;
+        job_retire(w, j);
         if (idx)
             journal_gone(w, idx - 1);
-        ref_strmap_del(&w->journal_idx, job);
         return;
     }
     size_t n = strlen(line) + 1;
@@ -572,27 +575,18 @@ static void journal_keep(world *w, const char *line, const jview *o)
         return;
     }
     char *copy = malloc(n);
-    if (!copy) {
+    if (!copy || grow((void **)&w->journal, &w->cap_journal, w->n_journal + 1, sizeof *w->journal)) {
+        free(copy);
         w->err = CAP_ENOMEM;
         return;
     }
     memcpy(copy, line, n);
-    if (grow((void **)&w->journal, &w->cap_journal, w->n_journal + 1, sizeof *w->journal)) {
-        free(copy);
-        w->err = CAP_ENOMEM;
-        return;
-    }
-    jentry *e = &w->journal[w->n_journal];
+    jentry *e = &w->journal[w->n_journal++];
     memset(e, 0, sizeof *e);
-    e->job_id = xdup(job);
+    e->owner = j;
     e->first = copy;
-    if (!e->job_id || ref_strmap_put(&w->journal_idx, job, (void *)(uintptr_t)(w->n_journal + 1))) {
-        free(e->job_id);
-        free(copy);
-        w->err = CAP_ENOMEM;
-        return;
-    }
-    w->n_journal++;
+    if (j)
+        j->jidx = w->n_journal;
 }
 
 /* Copies a string member's value from a parsed record (NULL when the
@@ -761,10 +755,15 @@ static void on_journal(world *w, const char *line)
         }
         jview_from_cjson(&v, o);
     }
-    journal_keep(w, line, &v);
     const char *k = v.k;
-    if (k && strcmp(k, "job") == 0) {
-        check_job_record(w, &v);
+    int job_rec = k && strcmp(k, "job") == 0;
+    jinfo *j = job_rec                                      ? record_job(w, &v)
+               : k && v.job_id && strcmp(k, "evict") == 0 ? job_get(w, v.job_id)
+                                                          : NULL;
+    journal_keep(w, line, &v, j);
+    if (job_rec) {
+        if (j)
+            check_job_record(w, &v, j);
     } else if (k && strcmp(k, "saga") == 0) {
         const char *op = v.op;
         const char *wf = v.wf;
@@ -1082,8 +1081,7 @@ static int sched_restart(world *w)
             if (j->state == REF_JOB_NONE)
                 continue;
             if (ref_sched_job(w->sched, j->job_id, &info) != CAP_OK) {
-                uintptr_t idx = (uintptr_t)ref_strmap_get(&w->journal_idx, j->job_id);
-                if (idx) /* an evicted job may be gone; a journaled one may not */
+                if (j->jidx) /* an evicted job may be gone; a journaled one may not */
                     violation(w, "restart", j->job_id, "job lost by the restart");
             } else if (info.state != j->state) {
                 violation(w, "restart", j->job_id, "state %s before the crash, %s after",
@@ -1128,10 +1126,12 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
      * before it reads the journal records that result caused. */
     const Cordum__Agent__V1__JobResult *jr =
         p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT ? p->job_result : NULL;
-    if (rc == REF_SCHED_APPLIED && jr && jr->job_id && jr->dispatch &&
-        (int)jr->status == REF_JOB_FAILED_FATAL &&
-        ref_strmap_put(&w->fatal_seen, jr->job_id, (void *)(uintptr_t)(jr->dispatch->attempt + 1)))
-        w->err = CAP_ENOMEM;
+    jinfo *fj = rc == REF_SCHED_APPLIED && jr && jr->job_id && jr->dispatch &&
+                        (int)jr->status == REF_JOB_FAILED_FATAL
+                    ? job_get(w, jr->job_id)
+                    : NULL;
+    if (fj)
+        fj->fatal_attempt = jr->dispatch->attempt + 1;
     apply_effects(w, w->scheduler);
     /* A submission answered as a duplicate of another job (its job_id or
      * idempotency key is known) creates no job of its own: it ends here. */
@@ -1981,14 +1981,11 @@ static void teardown(world *w)
     free(w->job_list);
     ref_strmap_free(&w->jobs);
     ref_strmap_free(&w->handler_seen);
-    ref_strmap_free(&w->fatal_seen);
     for (size_t i = 0; i < w->n_journal; i++) {
-        free(w->journal[i].job_id);
         free(w->journal[i].first);
         free(w->journal[i].latest);
     }
     free(w->journal);
-    ref_strmap_free(&w->journal_idx);
     for (size_t i = 0; i < w->n_saga; i++)
         free(w->saga_log[i]);
     free(w->saga_log);
@@ -2014,9 +2011,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
         w->end_load = cfg->scn->workload.stop_at_ns;
     w->end_run = w->end_load + cfg->scn->drain_ns;
     ref_strmap_init(&w->jobs);
-    ref_strmap_init(&w->journal_idx);
     ref_strmap_init(&w->handler_seen);
-    ref_strmap_init(&w->fatal_seen);
     ref_strmap_init(&w->saga_stack);
     int rc = sim_queue_init(&w->q, (size_t)1 << 22);
     if (!rc)
