@@ -23,6 +23,7 @@
 #include "ref_worker.h"
 #include "sim_bus.h"
 #include "sim_hist.h"
+#include "sim_jview.h"
 #include "sim_queue.h"
 #include "sim_rng.h"
 
@@ -85,8 +86,7 @@ typedef struct {
 } jentry;
 
 struct world {
-    char *jscratch; /* on_journal's copy of the record being read */
-    size_t cap_jscratch;
+    sim_jview_reader jreader;    /* reads the scheduler's journal records */
     const sim_run_config *cfg;
     const sim_scenario *scn;
     sim_result *res;
@@ -389,27 +389,12 @@ static void check_compensation_order(world *w, const char *op, const char *wf, c
         stack[0] = 0;
 }
 
-/* The members of a journal record the checker reads. A string member is
- * NULL when missing or not a string; has_* says a number member is a
- * number. */
-typedef struct {
-    const char *k, *job_id, *state, *ev, *snapshot, *hash, *appr_snapshot, *op, *wf;
-    const char *attempt_str; /* "attempt" as a string, else NULL */
-    double attempt_num;      /* "attempt" as a number, else NAN */
-    int has_decision, has_appr, has_attempt;
-    double decision, appr;
-    /* used while reading */
-    const char *decision_str, *appr_str;
-    int seen_k, seen_job_id, seen_state, seen_ev, seen_snapshot, seen_hash, seen_appr_snapshot;
-    int seen_op, seen_wf, seen_attempt_str, seen_decision_str, seen_appr_str;
-} jview;
-
 static void approver_schedule(world *w, jinfo *j);
 
 /* The job a "job" record is about (NULL for a record without a job id,
  * state or event): the one the checker knows, or a compensation the
  * scheduler admitted, which the checker learns of here. */
-static jinfo *record_job(world *w, const jview *o)
+static jinfo *record_job(world *w, const sim_jview *o)
 {
     if (!o->job_id || !o->state || !o->ev)
         return NULL;
@@ -421,7 +406,7 @@ static jinfo *record_job(world *w, const jview *o)
     return j;
 }
 
-static void check_job_record(world *w, const jview *o, jinfo *j)
+static void check_job_record(world *w, const sim_jview *o, jinfo *j)
 {
     int to = ref_jobstate_from_name(o->state);
     int from = j->state;
@@ -531,7 +516,7 @@ static void journal_gone(world *w, size_t i)
 
 /* Keeps a record in the compacted journal; j is the job a "job" or
  * "evict" record is about (NULL when the checker does not know it). */
-static void journal_keep(world *w, const char *line, const jview *o, jinfo *j)
+static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *j)
 {
     const char *k = o->k;
     if (!k || strcmp(k, "note") == 0)
@@ -589,171 +574,12 @@ static void journal_keep(world *w, const char *line, const jview *o, jinfo *j)
         j->jidx = w->n_journal;
 }
 
-/* Copies a string member's value from a parsed record (NULL when the
- * member is missing or not a string), as cJSON_GetStringValue would. */
-static const char *jv_str(const cJSON *o, const char *k)
-{
-    return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-}
-
-static void jview_from_cjson(jview *v, const cJSON *o)
-{
-    memset(v, 0, sizeof *v);
-    v->k = jv_str(o, "k");
-    v->job_id = jv_str(o, "job_id");
-    v->state = jv_str(o, "state");
-    v->ev = jv_str(o, "ev");
-    v->snapshot = jv_str(o, "snapshot");
-    v->hash = jv_str(o, "hash");
-    v->appr_snapshot = jv_str(o, "appr_snapshot");
-    v->op = jv_str(o, "op");
-    v->wf = jv_str(o, "wf");
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "decision");
-    if ((v->has_decision = cJSON_IsNumber(x) != 0))
-        v->decision = x->valuedouble;
-    x = cJSON_GetObjectItemCaseSensitive(o, "appr");
-    if ((v->has_appr = cJSON_IsNumber(x) != 0))
-        v->appr = x->valuedouble;
-    x = cJSON_GetObjectItemCaseSensitive(o, "attempt");
-    v->attempt_str = cJSON_IsString(x) ? x->valuestring : NULL;
-    v->attempt_num = cJSON_GetNumberValue(x);
-}
-
-/* Sets the member k of v to the string s, when v reads that member and it
- * is not set yet (the first of duplicate members counts, as in cJSON). */
-static void jview_set_str(jview *v, const char *k, size_t kn, const char *s)
-{
-#define JV_STR(name, field)                                                                        \
-    if (kn == sizeof name - 1 && memcmp(k, name, kn) == 0) {                                        \
-        if (!v->seen_##field) {                                                                    \
-            v->seen_##field = 1;                                                                   \
-            v->field = s;                                                                          \
-        }                                                                                          \
-        return;                                                                                    \
-    }
-    JV_STR("k", k)
-    JV_STR("job_id", job_id)
-    JV_STR("state", state)
-    JV_STR("ev", ev)
-    JV_STR("snapshot", snapshot)
-    JV_STR("hash", hash)
-    JV_STR("appr_snapshot", appr_snapshot)
-    JV_STR("op", op)
-    JV_STR("wf", wf)
-    JV_STR("attempt", attempt_str)
-    JV_STR("decision", decision_str)
-    JV_STR("appr", appr_str)
-#undef JV_STR
-}
-
-static void jview_set_num(jview *v, const char *k, size_t kn, double x)
-{
-#define JV_NUM(name, field, flag, dst)                                                                \
-    if (kn == sizeof name - 1 && memcmp(k, name, kn) == 0) {                                        \
-        if (!v->seen_##field) {                                                                    \
-            v->seen_##field = 1;                                                                   \
-            v->flag = 1;                                                                           \
-            v->dst = x;                                                                            \
-        }                                                                                          \
-        return;                                                                                    \
-    }
-    JV_NUM("attempt", attempt_str, has_attempt, attempt_num)
-    JV_NUM("decision", decision_str, has_decision, decision)
-    JV_NUM("appr", appr_str, has_appr, appr)
-#undef JV_NUM
-    /* a number where a string is read: that string member is not a string */
-    jview_set_str(v, k, kn, NULL);
-}
-
-/* Reads a record the way the scheduler writes it: one flat object of
- * "key":"string" and "key":integer members, no white space, no escape.
- * Fills v exactly as jview_from_cjson would from cJSON_Parse(line).
- * Returns 0 when the record is not of that simple form (the caller then
- * parses it with cJSON); the strings point into w->jscratch. */
-static int jview_fast(world *w, const char *line, jview *v)
-{
-    size_t n = strlen(line);
-    if (n + 1 > w->cap_jscratch) {
-        size_t cap = w->cap_jscratch ? w->cap_jscratch : 1024;
-        while (cap < n + 1)
-            cap *= 2;
-        char *b = realloc(w->jscratch, cap);
-        if (!b)
-            return 0;
-        w->jscratch = b;
-        w->cap_jscratch = cap;
-    }
-    char *p = w->jscratch;
-    memcpy(p, line, n + 1);
-    memset(v, 0, sizeof *v);
-    v->attempt_num = NAN;
-    if (*p++ != '{')
-        return 0;
-    if (*p == '}')
-        return p[1] == 0;
-    for (;;) {
-        if (*p++ != '"')
-            return 0;
-        const char *key = p;
-        while (*p != '"') {
-            if ((unsigned char)*p < 32 || *p == '\\')
-                return 0;
-            p++;
-        }
-        size_t kn = (size_t)(p - key);
-        p++;
-        if (*p++ != ':')
-            return 0;
-        if (*p == '"') {
-            char *s = ++p;
-            while (*p != '"') {
-                if ((unsigned char)*p < 32 || *p == '\\')
-                    return 0;
-                p++;
-            }
-            *p++ = 0;
-            jview_set_str(v, key, kn, s);
-        } else {
-            int neg = 0;
-            if (*p == '-') {
-                neg = 1;
-                p++;
-            }
-            int64_t x = 0;
-            int digits = 0;
-            while (*p >= '0' && *p <= '9') {
-                if (++digits > 15)
-                    return 0;
-                x = x * 10 + (*p - '0');
-                p++;
-            }
-            if (!digits || (digits > 1 && p[-digits] == '0'))
-                return 0;
-            if (*p != ',' && *p != '}')
-                return 0;
-            jview_set_num(v, key, kn, neg ? -(double)x : (double)x);
-        }
-        if (*p == '}')
-            break;
-        if (*p++ != ',')
-            return 0;
-    }
-    if (p[1] != 0)
-        return 0;
-    return 1;
-}
-
 static void on_journal(world *w, const char *line)
 {
-    jview v;
-    cJSON *o = NULL;
-    if (!jview_fast(w, line, &v)) {
-        o = cJSON_Parse(line);
-        if (!o) {
-            violation(w, "journal", NULL, "the scheduler wrote a record that is not JSON");
-            return;
-        }
-        jview_from_cjson(&v, o);
+    sim_jview v;
+    if (!sim_jview_read(&w->jreader, line, &v)) {
+        violation(w, "journal", NULL, "the scheduler wrote a record that is not a JSON object");
+        return;
     }
     const char *k = v.k;
     int job_rec = k && strcmp(k, "job") == 0;
@@ -774,7 +600,6 @@ static void on_journal(world *w, const char *line)
             check_compensation_order(w, op, wf, job);
         }
     }
-    cJSON_Delete(o);
 }
 
 /* ---- effects -------------------------------------------------------------- */
@@ -1964,7 +1789,7 @@ static void teardown(world *w)
         ref_u64map_free(&w->actors[i].timers);
     }
     free(w->actors);
-    free(w->jscratch);
+    sim_jview_reader_free(&w->jreader);
     ref_sched_free(w->sched);
     ref_safety_free(w->safety);
     cap_key_free(w->sign_key);
