@@ -14,6 +14,7 @@
 
 #include "cap_time.h"
 #include "ref_sorted.h"
+#include "ref_strmap.h"
 
 /* --- time ----------------------------------------------------------------- */
 
@@ -301,8 +302,26 @@ struct ref_breaker_set {
     ref_breaker_config cfg;
     set_entry *v; /* sorted by worker id, bytewise */
     size_t n, cap, max;
+    size_t n_open;   /* entries in state OPEN: the only ones with a deadline */
+    /* worker -> entry index + 1, for lookups without a binary search; kept
+     * while by_worker_ok (out of memory drops it: the binary search
+     * answers alone then). */
+    ref_strmap by_worker;
+    int by_worker_ok;
     uint64_t epochs; /* the last ticket value handed out in this set */
 };
+
+/* Keeps n_open right across a call that may move e's breaker. */
+static void open_count(ref_breaker_set *s, int was_open, const set_entry *e)
+{
+    int is_open = e->b.state == REF_BREAKER_OPEN;
+    if (is_open != was_open) {
+        if (is_open)
+            s->n_open++;
+        else
+            s->n_open--;
+    }
+}
 
 /* Length of a valid worker id, or 0 when it is NULL, empty or too long. */
 static size_t worker_len(const char *w)
@@ -324,7 +343,25 @@ static const char *entry_key(const void *base, size_t i)
 
 static int set_search(const ref_breaker_set *s, const char *worker, size_t *pos)
 {
+    if (s->by_worker_ok) {
+        void *v = ref_strmap_get(&s->by_worker, worker);
+        if (v) {
+            *pos = (size_t)((uintptr_t)v - 1);
+            return 1;
+        }
+    }
     return ref_sorted_find(s->v, s->n, entry_key, worker, 0, pos);
+}
+
+/* The entries from index `from` on moved (or are new): their index
+ * entries follow. */
+static void index_from(ref_breaker_set *s, size_t from)
+{
+    for (size_t i = from; i < s->n && s->by_worker_ok; i++)
+        if (ref_strmap_put(&s->by_worker, s->v[i].worker, (void *)(uintptr_t)(i + 1))) {
+            s->by_worker_ok = 0;
+            ref_strmap_free(&s->by_worker);
+        }
 }
 
 static set_entry *set_lookup(const ref_breaker_set *s, const char *worker)
@@ -350,6 +387,8 @@ int ref_breaker_set_new(const ref_breaker_config *cfg, size_t max_workers, ref_b
         return CAP_ENOMEM;
     s->cfg = *cfg;
     s->max = max_workers ? max_workers : REF_BREAKER_DEFAULT_MAX_WORKERS;
+    ref_strmap_init(&s->by_worker);
+    s->by_worker_ok = 1;
     *out = s;
     return CAP_OK;
 }
@@ -361,6 +400,7 @@ void ref_breaker_set_free(ref_breaker_set *s)
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i].worker);
     free(s->v);
+    ref_strmap_free(&s->by_worker);
     free(s);
 }
 
@@ -426,6 +466,7 @@ static int set_get_or_add(ref_breaker_set *s, const char *worker, size_t len, se
     s->v[pos].worker = copy;
     breaker_init(&s->v[pos].b, &s->cfg, ++s->epochs);
     s->n++;
+    index_from(s, pos);
     *out = &s->v[pos];
     return CAP_OK;
 }
@@ -449,7 +490,9 @@ int ref_breaker_set_acquire(ref_breaker_set *s, const char *worker, int64_t now,
     int rc = set_get_or_add(s, worker, len, &e);
     if (rc != CAP_OK)
         return rc;
+    int was_open = e->b.state == REF_BREAKER_OPEN;
     rc = core_acquire(&e->b, now, &s->epochs, ticket, ev);
+    open_count(s, was_open, e);
     name_event(ev, e);
     return rc;
 }
@@ -463,7 +506,9 @@ int ref_breaker_set_record(ref_breaker_set *s, const char *worker, int64_t now, 
     set_entry *e = set_lookup(s, worker);
     if (!e)
         return 0;
+    int was_open = e->b.state == REF_BREAKER_OPEN;
     int rc = core_record(&e->b, now, ticket, outcome, &s->epochs, ev);
+    open_count(s, was_open, e);
     name_event(ev, e);
     return rc;
 }
@@ -477,7 +522,9 @@ int ref_breaker_set_reset(ref_breaker_set *s, const char *worker, int64_t now,
     set_entry *e = set_lookup(s, worker);
     if (!e)
         return 0;
+    int was_open = e->b.state == REF_BREAKER_OPEN;
     int rc = core_reset(&e->b, now, &s->epochs, ev);
+    open_count(s, was_open, e);
     name_event(ev, e);
     return rc;
 }
@@ -489,9 +536,14 @@ int ref_breaker_set_remove(ref_breaker_set *s, const char *worker)
         return CAP_EINVAL;
     if (!set_search(s, worker, &pos))
         return 0;
+    if (s->v[pos].b.state == REF_BREAKER_OPEN)
+        s->n_open--;
+    if (s->by_worker_ok)
+        ref_strmap_del(&s->by_worker, s->v[pos].worker);
     free(s->v[pos].worker);
     memmove(&s->v[pos], &s->v[pos + 1], (s->n - pos - 1) * sizeof *s->v);
     s->n--;
+    index_from(s, pos);
     return 1;
 }
 
@@ -499,13 +551,16 @@ int ref_breaker_set_advance(ref_breaker_set *s, int64_t now, ref_breaker_event *
 {
     if (!s || (!evs && cap) || cap > INT32_MAX)
         return CAP_EINVAL;
+    if (!s->n_open) /* only an open breaker can advance */
+        return 0;
     size_t k = 0;
     for (size_t i = 0; i < s->n && k < cap; i++) {
         set_entry *e = &s->v[i];
         if (!cool_down_elapsed(&e->b, now))
             continue;
         event_clear(&evs[k]);
-        core_advance(&e->b, now, &s->epochs, &evs[k]);
+        core_advance(&e->b, now, &s->epochs, &evs[k]); /* OPEN -> HALF_OPEN */
+        open_count(s, 1, e);
         name_event(&evs[k], e);
         k++;
     }
@@ -514,7 +569,7 @@ int ref_breaker_set_advance(ref_breaker_set *s, int64_t now, ref_breaker_event *
 
 int ref_breaker_set_deadline(const ref_breaker_set *s, int64_t *at)
 {
-    if (!s || !at)
+    if (!s || !at || !s->n_open) /* no breaker is open: none has a deadline */
         return 0;
     int found = 0;
     int64_t best = 0;

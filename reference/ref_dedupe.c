@@ -5,9 +5,11 @@
  * (head = oldest, the next to evict), a free list of slots, and an
  * open-addressing index (linear probing, backward-shift deletion) from each
  * 32-byte key to its slot. Keys are SHA-256 outputs, so their first eight
- * bytes serve as the hash. The index answers "is this exact key held?"
- * and nothing else; every order that can reach a caller comes from the
- * list, i.e. from sequence numbers. */
+ * bytes serve as the hash; each index cell keeps 32 bits of that hash next
+ * to its reference, so a probe run is walked (and a miss decided) without
+ * touching the entries. The index answers "is this exact key held?" and
+ * nothing else; every order that can reach a caller comes from the list,
+ * i.e. from sequence numbers. */
 #include "ref_dedupe.h"
 
 #include <stdlib.h>
@@ -35,6 +37,14 @@ typedef struct {
     uint32_t prev, next; /* recording order; `next` also chains free slots */
 } entry;
 
+/* An index cell: ref 0 is empty, else slot * REF_DEDUPE_MAX_KEYS + key
+ * number + 1; hash is the low 32 bits of the key's hash (the index never
+ * has more than 2^32 cells, so it also gives the home cell). */
+typedef struct {
+    uint32_t ref;
+    uint32_t hash;
+} icell;
+
 struct ref_dedupe {
     ref_dedupe_config cfg;
     entry *e;
@@ -43,8 +53,9 @@ struct ref_dedupe {
     uint32_t free_head; /* released slots */
     uint32_t head, tail;
     size_t count;
-    uint32_t *index; /* 0 empty, else slot * REF_DEDUPE_MAX_KEYS + key number + 1 */
+    icell *index;    /* index_mask + 1 cells */
     EVP_MD *sha256;  /* fetched once; NULL: EVP_sha256() is used */
+    EVP_MD_CTX *md;  /* reused for every key digest; NULL: one per probe */
     size_t index_mask;
     uint64_t seq;
     /* No entry expires before this (a lower bound, so a full sweep that
@@ -108,17 +119,35 @@ int ref_dedupe_config_check(const ref_dedupe_config *cfg)
 
 /* SHA-256 over KEY_DOMAIN, NUL, the kind, then each part as an 8-byte
  * big-endian length (or value) followed by its bytes: no two different
- * part lists share an encoding. */
+ * part lists share an encoding. The parts are gathered in buf and handed
+ * to the digest in one piece (or in buf-sized pieces for long parts). */
 typedef struct {
     EVP_MD_CTX *md;
     int ok;
     const EVP_MD *alg; /* SHA-256 */
+    size_t n;          /* bytes waiting in buf */
+    uint8_t buf[512];
 } key_hash;
+
+static void kh_flush(key_hash *h)
+{
+    if (h->ok && h->n)
+        h->ok = EVP_DigestUpdate(h->md, h->buf, h->n) == 1;
+    h->n = 0;
+}
 
 static void kh_raw(key_hash *h, const void *p, size_t n)
 {
-    if (h->ok && n)
-        h->ok = EVP_DigestUpdate(h->md, p, n) == 1;
+    if (n > sizeof h->buf - h->n) {
+        kh_flush(h);
+        if (n > sizeof h->buf) {
+            if (h->ok)
+                h->ok = EVP_DigestUpdate(h->md, p, n) == 1;
+            return;
+        }
+    }
+    memcpy(h->buf + h->n, p, n);
+    h->n += n;
 }
 
 static void kh_u64(key_hash *h, uint64_t v)
@@ -146,6 +175,7 @@ static void kh_begin(key_hash *h, ref_dedupe_key_kind kind)
     static const char domain[] = KEY_DOMAIN; /* with its NUL */
     uint8_t k = (uint8_t)kind;
     h->ok = EVP_DigestInit_ex(h->md, h->alg, NULL) == 1;
+    h->n = 0;
     kh_raw(h, domain, sizeof domain);
     kh_raw(h, &k, 1);
 }
@@ -154,6 +184,7 @@ static void kh_end(key_hash *h, ref_dedupe_probe *out, ref_dedupe_key_kind kind)
 {
     unsigned int n = 0;
     ref_dedupe_key *k = &out->keys[out->n_keys];
+    kh_flush(h);
     if (h->ok)
         h->ok = EVP_DigestFinal_ex(h->md, k->id, &n) == 1 && n == 32;
     if (h->ok) {
@@ -201,9 +232,10 @@ static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
 
 /* ref_dedupe_probe_digest with SHA-256 given as alg: a store hashes with
  * the one it fetched when created (an implicit fetch on every digest costs
- * more than hashing a packet). */
-static int probe_digest(const EVP_MD *alg, const cap_packet *p, const uint8_t body_digest[32],
-                        ref_dedupe_probe *out)
+ * more than hashing a packet), in its own context ctx (NULL: a context for
+ * this probe). */
+static int probe_digest(const EVP_MD *alg, EVP_MD_CTX *ctx, const cap_packet *p,
+                        const uint8_t body_digest[32], ref_dedupe_probe *out)
 {
     if (!out)
         return CAP_EINVAL;
@@ -217,7 +249,11 @@ static int probe_digest(const EVP_MD *alg, const cap_packet *p, const uint8_t bo
         out->expires_at = cap_timestamp_nanos(md->expires_at);
     }
 
-    key_hash h = {EVP_MD_CTX_new(), 1, alg};
+    key_hash h;
+    h.md = ctx ? ctx : EVP_MD_CTX_new();
+    h.ok = 1;
+    h.alg = alg;
+    h.n = 0;
     if (!h.md)
         return CAP_ENOMEM;
     kh_begin(&h, REF_DEDUPE_KEY_BODY);
@@ -234,7 +270,8 @@ static int probe_digest(const EVP_MD *alg, const cap_packet *p, const uint8_t bo
     }
     logical_key(&h, p, out);
     int ok = h.ok;
-    EVP_MD_CTX_free(h.md);
+    if (!ctx)
+        EVP_MD_CTX_free(h.md);
     if (!ok) {
         ERR_clear_error();
         memset(out, 0, sizeof *out);
@@ -246,21 +283,26 @@ static int probe_digest(const EVP_MD *alg, const cap_packet *p, const uint8_t bo
 int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
                             ref_dedupe_probe *out)
 {
-    return probe_digest(EVP_sha256(), p, body_digest, out);
+    return probe_digest(EVP_sha256(), NULL, p, body_digest, out);
 }
 
-static int sha256(const EVP_MD *alg, const uint8_t *data, size_t len, uint8_t out[32])
+/* SHA-256 of data, in context md when there is one. */
+static int sha256(const EVP_MD *alg, EVP_MD_CTX *md, const uint8_t *data, size_t len,
+                  uint8_t out[32])
 {
     unsigned int n = 0;
-    if (EVP_Digest(data, len, out, &n, alg, NULL) != 1 || n != 32) {
+    int ok = md ? EVP_DigestInit_ex(md, alg, NULL) == 1 && EVP_DigestUpdate(md, data, len) == 1 &&
+                      EVP_DigestFinal_ex(md, out, &n) == 1
+                : EVP_Digest(data, len, out, &n, alg, NULL) == 1;
+    if (!ok || n != 32) {
         ERR_clear_error();
         return CAP_ECRYPTO;
     }
     return CAP_OK;
 }
 
-static int probe_packet(const EVP_MD *alg, const cap_packet *p, const uint8_t *wire, size_t len,
-                        ref_dedupe_probe *out)
+static int probe_packet(const EVP_MD *alg, EVP_MD_CTX *md, const cap_packet *p,
+                        const uint8_t *wire, size_t len, ref_dedupe_probe *out)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -271,29 +313,29 @@ static int probe_packet(const EVP_MD *alg, const cap_packet *p, const uint8_t *w
     const uint8_t *sig = NULL;
     int rc = cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, NULL);
     if (rc == CAP_OK)
-        rc = sha256(alg, body, body_len, digest);
+        rc = sha256(alg, md, body, body_len, digest);
     else if (rc == CAP_ESIG_MISSING)
-        rc = sha256(alg, wire, len, digest); /* unsigned: the whole packet is the body */
+        rc = sha256(alg, md, wire, len, digest); /* unsigned: the whole packet is the body */
     free(body);
     if (rc != CAP_OK)
         return rc;
-    return probe_digest(alg, p, digest, out);
+    return probe_digest(alg, md, p, digest, out);
 }
 
 int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
                             ref_dedupe_probe *out)
 {
-    return probe_packet(EVP_sha256(), p, wire, len, out);
+    return probe_packet(EVP_sha256(), NULL, p, wire, len, out);
 }
 
 /* --- the index ------------------------------------------------------------ */
 
-static size_t key_hash_of(const uint8_t id[32])
+static uint32_t key_hash_of(const uint8_t id[32])
 {
     uint64_t h = 0;
     for (int i = 0; i < 8; i++)
         h = (h << 8) | id[i];
-    return (size_t)h;
+    return (uint32_t)h;
 }
 
 static uint32_t ref_of(uint32_t slot, unsigned k)
@@ -309,10 +351,11 @@ static const uint8_t *ref_key(const ref_dedupe *d, uint32_t ref)
 
 static void index_insert(ref_dedupe *d, uint32_t ref)
 {
-    size_t i = key_hash_of(ref_key(d, ref)) & d->index_mask;
-    while (d->index[i])
+    uint32_t h = key_hash_of(ref_key(d, ref));
+    size_t i = h & d->index_mask;
+    while (d->index[i].ref)
         i = (i + 1) & d->index_mask;
-    d->index[i] = ref;
+    d->index[i] = (icell){ref, h};
 }
 
 /* The ref holding key id, or 0. */
@@ -320,10 +363,11 @@ static uint32_t index_find(const ref_dedupe *d, const uint8_t id[32])
 {
     if (!d->index)
         return 0;
-    size_t i = key_hash_of(id) & d->index_mask;
-    while (d->index[i]) {
-        if (memcmp(ref_key(d, d->index[i]), id, 32) == 0)
-            return d->index[i];
+    uint32_t h = key_hash_of(id);
+    size_t i = h & d->index_mask;
+    while (d->index[i].ref) {
+        if (d->index[i].hash == h && memcmp(ref_key(d, d->index[i].ref), id, 32) == 0)
+            return d->index[i].ref;
         i = (i + 1) & d->index_mask;
     }
     return 0;
@@ -335,14 +379,14 @@ static void index_delete(ref_dedupe *d, uint32_t ref)
 {
     size_t m = d->index_mask;
     size_t i = key_hash_of(ref_key(d, ref)) & m;
-    while (d->index[i] != ref)
+    while (d->index[i].ref != ref)
         i = (i + 1) & m;
     size_t j = i;
     for (;;) {
         j = (j + 1) & m;
-        if (!d->index[j])
+        if (!d->index[j].ref)
             break;
-        size_t home = key_hash_of(ref_key(d, d->index[j])) & m;
+        size_t home = d->index[j].hash & m;
         /* The element at j may fill the hole at i unless its home lies
          * cyclically in (i, j]. */
         int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
@@ -351,7 +395,7 @@ static void index_delete(ref_dedupe *d, uint32_t ref)
             i = j;
         }
     }
-    d->index[i] = 0;
+    d->index[i] = (icell){0, 0};
 }
 
 /* A fresh index sized for cap slots (load at most one half), holding every
@@ -361,7 +405,7 @@ static int index_rebuild(ref_dedupe *d, uint32_t cap)
     size_t want = (size_t)cap * REF_DEDUPE_MAX_KEYS * 2, size = 1;
     while (size < want)
         size <<= 1;
-    uint32_t *idx = calloc(size, sizeof *idx);
+    icell *idx = calloc(size, sizeof *idx);
     if (!idx)
         return CAP_ENOMEM;
     free(d->index);
@@ -475,6 +519,7 @@ int ref_dedupe_new(const ref_dedupe_config *cfg, ref_dedupe **out)
     d->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!d->sha256)
         ERR_clear_error();
+    d->md = EVP_MD_CTX_new(); /* NULL is fine: each probe makes its own */
     d->free_head = d->head = d->tail = NIL;
     d->expiry_lb = INT64_MIN;
     *out = d;
@@ -486,6 +531,7 @@ void ref_dedupe_free(ref_dedupe *d)
     if (!d)
         return;
     EVP_MD_free(d->sha256);
+    EVP_MD_CTX_free(d->md);
     free(d->index);
     free(d->e);
     free(d);
@@ -686,7 +732,7 @@ int ref_dedupe_check(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, si
     if (!d)
         return CAP_EINVAL;
     ref_dedupe_probe probe;
-    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), p, wire, len, &probe);
+    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), d->md, p, wire, len, &probe);
     if (rc != CAP_OK)
         return rc;
     return ref_dedupe_admit(d, &probe, now, res);

@@ -2,6 +2,7 @@
 #include "ref_registry.h"
 #include "ref_bugs.h" /* mutant hooks */
 #include "ref_sorted.h"
+#include "ref_strmap.h"
 
 #include <math.h>
 #include <stdalign.h>
@@ -27,6 +28,11 @@ struct ref_registry {
     int64_t now_max; /* the largest `now` any changing call has seen */
     slot *slots;     /* sorted by id, bytewise */
     size_t n, cap;
+    /* id -> slot index + 1, for lookups without a binary search; kept
+     * while by_id_ok (out of memory drops it for good: the binary search
+     * answers alone then). */
+    ref_strmap by_id;
+    int by_id_ok;
     /* First-fit index: slot indices sorted by (score, id); rebuilt after a
      * slot is added or removed, kept in place when a heartbeat moves one
      * worker's score. */
@@ -226,6 +232,8 @@ int ref_registry_new(const ref_registry_config *cfg, ref_registry **out, cap_dia
     }
     for (size_t i = 0; i < r->n_versions; i++)
         r->speaks_v1 |= r->versions[i] == CAP_PROTOCOL_VERSION;
+    ref_strmap_init(&r->by_id);
+    r->by_id_ok = 1;
     *out = r;
     return CAP_OK;
 }
@@ -244,6 +252,7 @@ void ref_registry_free(ref_registry *r)
     for (size_t i = 0; i < r->n; i++)
         slot_release(&r->slots[i]);
     free(r->slots);
+    ref_strmap_free(&r->by_id);
     free(r->order);
     free(r);
 }
@@ -263,7 +272,12 @@ static const char *slot_key(const void *base, size_t i)
 
 static ptrdiff_t find_slot(const ref_registry *r, const char *id)
 {
-    size_t at;
+    if (r->by_id_ok) {
+        void *v = ref_strmap_get(&r->by_id, id);
+        if (v)
+            return (ptrdiff_t)((uintptr_t)v - 1);
+    }
+    size_t at; /* not held (or no index): the insertion point */
     return ref_sorted_find(r->slots, r->n, slot_key, id, 0, &at) ? (ptrdiff_t)at
                                                                    : -(ptrdiff_t)at - 1;
 }
@@ -292,8 +306,25 @@ static void worker_blank_handshake(ref_worker_info *w)
     w->n_hs_capabilities = 0;
 }
 
-/* Inserts a blank worker at insertion point pos. CAP_EFULL, CAP_ENOMEM. */
+/* The slots from index `from` on moved (or are new): their index entries
+ * follow. */
+static void index_from(ref_registry *r, size_t from)
+{
+    for (size_t i = from; i < r->n && r->by_id_ok; i++)
+        if (ref_strmap_put(&r->by_id, r->slots[i].id, (void *)(uintptr_t)(i + 1))) {
+            r->by_id_ok = 0;
+            ref_strmap_free(&r->by_id);
+        }
+}
+
+static void index_drop(ref_registry *r, const char *id)
+{
+    if (r->by_id_ok)
+        ref_strmap_del(&r->by_id, id);
+}
+
 static void order_rebuild(ref_registry *r);
+static void order_insert(ref_registry *r, size_t pos);
 
 /* A slot's last_seen goes from old to now: keeps the cached minimum. */
 static void seen_moves(ref_registry *r, int64_t old, int64_t now)
@@ -306,6 +337,7 @@ static void seen_moves(ref_registry *r, int64_t old, int64_t now)
         r->min_seen = now;
 }
 
+/* Inserts a blank worker at insertion point pos. CAP_EFULL, CAP_ENOMEM. */
 static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
 {
     if (r->n >= r->max_workers)
@@ -333,8 +365,9 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     worker_blank_heartbeat(&s->w);
     worker_blank_handshake(&s->w);
     r->n++;
+    index_from(r, pos);
     r->min_ok = 0;
-    order_rebuild(r);
+    order_insert(r, pos);
     return CAP_OK;
 }
 
@@ -369,9 +402,11 @@ static slot *store_block(ref_registry *r, ptrdiff_t at, const char *id, int hand
 
 static void remove_at(ref_registry *r, size_t i)
 {
+    index_drop(r, r->slots[i].id);
     slot_release(&r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
     r->n--;
+    index_from(r, i);
     r->min_ok = 0;
     order_rebuild(r);
 }
@@ -419,6 +454,25 @@ static void order_rebuild(ref_registry *r)
         r->order[at] = (uint32_t)i;
     }
     r->order_dirty = 0;
+}
+
+/* Slot pos was just inserted (the slots after it moved up one place).
+ * An index in order (not dirty, every score change applied by order_fix)
+ * takes it in one binary search: the same order a full sort gives, since
+ * (score, slot) is a total order and the shift keeps the others' order. */
+static void order_insert(ref_registry *r, size_t pos)
+{
+    if (r->order_dirty || r->cap_order < r->cap) {
+        order_rebuild(r);
+        return;
+    }
+    size_t m = r->n - 1; /* the entries the index holds */
+    for (size_t k = 0; k < m; k++)
+        if (r->order[k] >= pos)
+            r->order[k]++;
+    size_t at = order_pos(r, m, (uint32_t)pos);
+    memmove(&r->order[at + 1], &r->order[at], (m - at) * sizeof *r->order);
+    r->order[at] = (uint32_t)pos;
 }
 
 /* Slot i's score changed: move it to its place. */
@@ -775,10 +829,13 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
     if (!r || (cap && !out) || check_now(r, now, NULL))
         return CAP_EINVAL;
     r->now_max = now;
-    size_t k = 0, keep = 0;
+    size_t k = 0, keep = 0, moved = SIZE_MAX;
     for (size_t i = 0; i < r->n; i++) {
         slot *s = &r->slots[i];
         if (k < cap && lost_at(r, &s->w, now)) {
+            if (moved == SIZE_MAX)
+                moved = i;
+            index_drop(r, s->id);
             ref_registry_lost *l = &out[k++];
             memset(l, 0, sizeof *l);
             memcpy(l->worker_id, s->id, strlen(s->id) + 1);
@@ -795,6 +852,7 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
     size_t before = r->n;
     r->n = keep;
     if (keep != before) {
+        index_from(r, moved);
         r->min_ok = 0;
         order_rebuild(r);
     }

@@ -815,11 +815,9 @@ void ref_safety_response_release(Cordum__Agent__V1__PolicyCheckResponse *resp)
     cordum__agent__v1__policy_check_response__init(resp);
 }
 
-Cordum__Agent__V1__PolicyCheckRequest *ref_safety_request_from_job(const Cordum__Agent__V1__JobRequest *job)
+void ref_safety_request_view(const Cordum__Agent__V1__JobRequest *job,
+                             Cordum__Agent__V1__PolicyCheckRequest *out)
 {
-    /* Borrow the job's fields into a request, then pack and unpack it: the
-     * result is a deep copy with the request's own types (the label map
-     * entries of both messages have the same wire shape). */
     Cordum__Agent__V1__PolicyCheckRequest view = CORDUM__AGENT__V1__POLICY_CHECK_REQUEST__INIT;
     view.job_id = job->job_id;
     view.topic = job->topic;
@@ -833,6 +831,16 @@ Cordum__Agent__V1__PolicyCheckRequest *ref_safety_request_from_job(const Cordum_
     view.meta = job->meta;
     view.identity = job->identity;
     view.input_ref = job->context_ref;
+    *out = view;
+}
+
+Cordum__Agent__V1__PolicyCheckRequest *ref_safety_request_from_job(const Cordum__Agent__V1__JobRequest *job)
+{
+    /* Pack the borrowed view and unpack it: the result is a deep copy with
+     * the request's own types (the label map entries of both messages have
+     * the same wire shape). */
+    Cordum__Agent__V1__PolicyCheckRequest view;
+    ref_safety_request_view(job, &view);
     size_t n = protobuf_c_message_get_packed_size(&view.base);
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf)

@@ -96,6 +96,15 @@ void ref_safety_response_release(Cordum__Agent__V1__PolicyCheckResponse *resp);
  * A deep copy: free with cap_message_free. NULL when out of memory. */
 Cordum__Agent__V1__PolicyCheckRequest *ref_safety_request_from_job(const Cordum__Agent__V1__JobRequest *job);
 
+/* The same request as a view: *out borrows the job's fields (strings,
+ * sub-messages, the label entries, which have the same shape in both
+ * messages), so it is valid while job is and must not be freed or
+ * encoded. For a job unpacked from the wire (no NULL strings) a check of
+ * the view decides exactly as a check of the deep copy, without the
+ * copy. */
+void ref_safety_request_view(const Cordum__Agent__V1__JobRequest *job,
+                             Cordum__Agent__V1__PolicyCheckRequest *out);
+
 /* ---- explain ---- */
 
 typedef struct {

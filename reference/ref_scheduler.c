@@ -17,8 +17,8 @@
 #include "cap_time.h"
 #include "ref_bugs.h"
 #include "ref_jobstate.h"
-#include "ref_sorted.h"
 #include "ref_strmap.h"
+#include "ref_u64map.h"
 
 typedef Cordum__Agent__V1__JobRequest job_request;
 typedef Cordum__Agent__V1__JobResult job_result;
@@ -75,6 +75,7 @@ struct job {
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
     int done;               /* the current attempt's result has been applied */
     int holds_slot;         /* counted in the worker's in-flight list */
+    struct worker_slots *ws; /* that list (while holds_slot) */
     int counted;            /* counted active in the safety kernel */
     uint32_t retries;
     int64_t wait_since;     /* waiting for a worker since; -1 when not */
@@ -86,7 +87,7 @@ struct job {
 };
 
 /* The jobs a worker holds from this scheduler. */
-typedef struct {
+typedef struct worker_slots {
     char *worker_id;
     job **jobs;
     size_t n, cap;
@@ -110,13 +111,15 @@ struct ref_sched {
     size_t n_routes;
     int on_pool;
 
-    ref_strmap by_id, by_seq, by_idem;
+    ref_strmap by_id, by_idem;
+    ref_u64map by_seq;
     job *head, *tail;
     size_t n_jobs;
     uint64_t next_seq;
     job **waitq; /* sorted by (rank, seq) */
     size_t n_wait, cap_wait;
-    worker_slots *slots; /* sorted by worker id */
+    ref_strmap slots_by_worker; /* worker id -> worker_slots (lookups only) */
+    worker_slots **slots;       /* every worker_slots, in creation order (to free them) */
     size_t n_slots, cap_slots;
     int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
     int restoring;               /* 1 while ref_sched_restore runs: no journal */
@@ -231,9 +234,140 @@ static ProtobufCMessage *clone_message(const ProtobufCMessage *m)
     return c;
 }
 
+/* A deep copy of a message, equal to what clone_message gives, without
+ * the encode and decode: strings, bytes, sub-messages and arrays copied,
+ * scalars as they are, an empty string or bytes left at the message's
+ * default (as unpacking gives it). Shapes where a copy could differ from
+ * the round trip (unknown fields, proto2 labels and defaults, oneofs,
+ * floating point, NULL array elements) are refused with 1, for the
+ * caller to fall back on clone_message. 0, 1, or CAP_ENOMEM (*out is
+ * then freed and NULL). */
+static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out);
+
+static size_t field_size(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_ENUM: return 4;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: return 8;
+    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+    default: return 0; /* float, double: refused */
+    }
+}
+
+/* One value of type t from s to d (d holds the default or zero). */
+static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d, int element)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *v = *(char *const *)s;
+        if (!v)
+            return element ? 1 : 0;
+        if (!v[0] && !element)
+            return 0;
+        size_t n = strlen(v) + 1;
+        char *c = malloc(n);
+        if (!c)
+            return CAP_ENOMEM;
+        memcpy(c, v, n);
+        *(char **)d = c;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *v = s;
+        if (!v->len)
+            return 0;
+        if (!v->data)
+            return 1;
+        uint8_t *c = malloc(v->len);
+        if (!c)
+            return CAP_ENOMEM;
+        memcpy(c, v->data, v->len);
+        *(ProtobufCBinaryData *)d = (ProtobufCBinaryData){v->len, c};
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *v = *(ProtobufCMessage *const *)s;
+        if (!v)
+            return element ? 1 : 0;
+        return copy_message(v, (ProtobufCMessage **)d);
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        *(protobuf_c_boolean *)d = *(const protobuf_c_boolean *)s ? 1 : 0;
+        return 0;
+    default:
+        memcpy(d, s, field_size(f->type));
+        return 0;
+    }
+}
+
+static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out)
+{
+    const ProtobufCMessageDescriptor *desc = src->descriptor;
+    *out = NULL;
+    if (src->n_unknown_fields)
+        return 1;
+    ProtobufCMessage *c = malloc(desc->sizeof_message);
+    if (!c)
+        return CAP_ENOMEM;
+    desc->message_init(c);
+    int rc = 0;
+    for (unsigned i = 0; i < desc->n_fields && !rc; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        const char *sp = (const char *)src + f->offset;
+        char *dp = (char *)c + f->offset;
+        size_t size = field_size(f->type);
+        /* proto3 gives strings the empty string as default and nothing
+         * else a default */
+        int plain_default = !f->default_value || (f->type == PROTOBUF_C_TYPE_STRING &&
+                                                  f->default_value == &protobuf_c_empty_string);
+        if (!size || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || !plain_default ||
+            (f->label != PROTOBUF_C_LABEL_NONE && f->label != PROTOBUF_C_LABEL_REPEATED)) {
+            rc = 1;
+        } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
+            const char *arr = *(char *const *)sp;
+            if (!n)
+                continue;
+            char *copy = calloc(n, size);
+            if (!copy) {
+                rc = CAP_ENOMEM;
+                break;
+            }
+            *(void **)dp = copy;
+            *(size_t *)((char *)c + f->quantifier_offset) = n;
+            for (size_t k = 0; k < n && !rc; k++)
+                rc = copy_value(f, arr + k * size, copy + k * size, 1);
+        } else {
+            rc = copy_value(f, sp, dp, 0);
+        }
+    }
+    if (rc) {
+        cap_message_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
 static job_request *clone_request(const job_request *r)
 {
-    return (job_request *)clone_message(&r->base);
+    ProtobufCMessage *c = NULL;
+    int rc = copy_message(&r->base, &c);
+    if (rc == 1)
+        return (job_request *)clone_message(&r->base);
+    return (job_request *)c;
 }
 
 /* Sets key = value in a map field (an array of entry messages) of a
@@ -295,36 +429,33 @@ static int hash_drops_env(const char *k)
 
 /* ref_sched_request_hash with SHA-256 given as alg: a scheduler hashes
  * with the one it fetched when created (an implicit fetch on every digest
- * costs more than hashing a request). */
+ * costs more than hashing a request). The request is encoded through a
+ * shallow view of it: the same fields, the label and env arrays without
+ * the dropped entries, no dispatch identity; nothing is copied. */
 static int request_hash(const EVP_MD *alg, const job_request *req, char out[65])
 {
-    job_request *c = req ? clone_request(req) : NULL;
-    if (!c)
-        return req ? CAP_ENOMEM : CAP_EINVAL;
-    size_t k = 0;
-    for (size_t i = 0; i < c->n_labels; i++) {
-        if (hash_drops_label(nz(c->labels[i]->key)))
-            cap_message_free(&c->labels[i]->base);
-        else
-            c->labels[k++] = c->labels[i];
-    }
-    c->n_labels = k;
-    k = 0;
-    for (size_t i = 0; i < c->n_env; i++) {
-        if (hash_drops_env(nz(c->env[i]->key)))
-            cap_message_free(&c->env[i]->base);
-        else
-            c->env[k++] = c->env[i];
-    }
-    c->n_env = k;
-    if (c->dispatch) {
-        cap_message_free(&c->dispatch->base);
-        c->dispatch = NULL;
-    }
+    if (!req)
+        return CAP_EINVAL;
+    job_request v = *req;
+    size_t n_ptrs = req->n_labels + req->n_env;
+    void **ptrs = n_ptrs ? malloc(n_ptrs * sizeof *ptrs) : NULL;
+    if (n_ptrs && !ptrs)
+        return CAP_ENOMEM;
+    v.labels = (Cordum__Agent__V1__JobRequest__LabelsEntry **)ptrs;
+    v.n_labels = 0;
+    for (size_t i = 0; i < req->n_labels; i++)
+        if (!hash_drops_label(nz(req->labels[i]->key)))
+            v.labels[v.n_labels++] = req->labels[i];
+    v.env = (Cordum__Agent__V1__JobRequest__EnvEntry **)(ptrs ? ptrs + req->n_labels : NULL);
+    v.n_env = 0;
+    for (size_t i = 0; i < req->n_env; i++)
+        if (!hash_drops_env(nz(req->env[i]->key)))
+            v.env[v.n_env++] = req->env[i];
+    v.dispatch = NULL;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = cap_encode(&c->base, &bytes, &len);
-    cap_message_free(&c->base);
+    int rc = cap_encode(&v.base, &bytes, &len);
+    free(ptrs);
     if (rc)
         return rc;
     uint8_t md[SHA256_DIGEST_LENGTH];
@@ -371,20 +502,31 @@ static const char *effective_tenant(const job_request *r)
  * (\" \\ \b \f \n \r \t, other bytes below 0x20 as \u00xx, every
  * other byte as is); a NULL string leaves its member out; integers in
  * plain decimal (what "%1.15g" prints for an integer below 1e15). */
-static void jw_put_slow(ref_sched *s, const char *p, size_t n)
+
+/* Room for n more bytes and the NUL; 0, or -1 with jerr set. */
+static int jw_grow(ref_sched *s, size_t n)
 {
     if (s->jerr)
-        return;
+        return -1;
+    if (s->jlen + n + 1 <= s->jcap)
+        return 0;
     size_t cap = s->jcap ? s->jcap : 1024;
     while (cap < s->jlen + n + 1)
         cap *= 2;
     char *b = realloc(s->jbuf, cap);
     if (!b) {
         s->jerr = 1;
-        return;
+        return -1;
     }
     s->jbuf = b;
     s->jcap = cap;
+    return 0;
+}
+
+static void jw_put_slow(ref_sched *s, const char *p, size_t n)
+{
+    if (jw_grow(s, n))
+        return;
     memcpy(s->jbuf + s->jlen, p, n);
     s->jlen += n;
 }
@@ -407,28 +549,56 @@ static void jw_begin(ref_sched *s)
     jw_put(s, "{", 1);
 }
 
-static inline void jw_key(ref_sched *s, const char *k)
+/* A member's key. lit is `,"key":` (the jw_str, jw_num and jw_i64 macros
+ * build it from a literal at compile time); the first member of a record
+ * leaves the comma out. */
+/* The member writers are inlined into each record writer, so that every
+ * key is a constant-size copy. */
+#define JW_INLINE static inline __attribute__((always_inline))
+
+JW_INLINE void jw_key_lit(ref_sched *s, const char *lit, size_t n)
 {
     if (s->jn++)
-        jw_put(s, ",", 1);
-    jw_put(s, "\"", 1);
-    jw_put(s, k, strlen(k));
-    jw_put(s, "\":", 2);
+        jw_put(s, lit, n);
+    else
+        jw_put(s, lit + 1, n - 1);
 }
 
-static void jw_strval(ref_sched *s, const char *v)
+/* 1 when one of the 8 bytes in x needs an escape: below 0x20, '"' or
+ * '\\' (the usual has-zero-byte test on x, x ^ '"' and x ^ '\\'; a
+ * borrow can only add a false alarm next to a true one, so "any" is
+ * exact). */
+static inline int jw_special8(uint64_t x)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high ? 1 : 0;
+}
+
+/* A string's text after its opening quote: the runs that need no escape
+ * copied as they are (scanned 8 bytes at a time), then the closing
+ * quote. */
+static __attribute__((noinline)) void jw_strval(ref_sched *s, const char *v)
 {
     static const char hex[] = "0123456789abcdef";
-    jw_put(s, "\"", 1);
-    const unsigned char *p = (const unsigned char *)v;
-    const unsigned char *run = p;
-    for (; *p; p++) {
-        unsigned char c = *p;
-        if (c >= 32 && c != '"' && c != '\\')
+    size_t n = strlen(v), i = 0, run = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, v + i, 8);
+            if (!jw_special8(x)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = (unsigned char)v[i];
+        if (c >= 32 && c != '"' && c != '\\') {
+            i++;
             continue;
-        jw_put(s, (const char *)run, (size_t)(p - run));
+        }
+        jw_put(s, v + run, i - run); /* the run that needs no escape */
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t n = 2;
+        size_t len = 2;
         switch (c) {
         case '"': esc[1] = '"'; break;
         case '\\': esc[1] = '\\'; break;
@@ -443,62 +613,70 @@ static void jw_strval(ref_sched *s, const char *v)
             esc[3] = '0';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 15];
-            n = 6;
+            len = 6;
             break;
         }
-        jw_put(s, esc, n);
-        run = p + 1;
+        jw_put(s, esc, len);
+        run = ++i;
     }
-    jw_put(s, (const char *)run, (size_t)(p - run));
+    jw_put(s, v + run, n - run);
     jw_put(s, "\"", 1);
 }
 
-static void jw_str(ref_sched *s, const char *k, const char *v)
+/* A string member; lit is `,"key":"` (the key and the opening quote). */
+JW_INLINE void jw_str_lit(ref_sched *s, const char *lit, size_t n, const char *v)
 {
     if (!v)
         return;
-    jw_key(s, k);
-    jw_strval(s, v);
+    jw_key_lit(s, lit, n);
+    if (v[0])
+        jw_strval(s, v);
+    else
+        jw_put(s, "\"", 1);
 }
 
-/* v in decimal into buf (at least 24 bytes); returns the length. */
-static size_t fmt_i64(char *buf, int64_t v)
+/* v in decimal, written backwards so that it ends at end; returns where
+ * it starts (at most 20 bytes before end). */
+static char *fmt_i64(char *end, int64_t v)
 {
-    char tmp[24];
-    size_t n = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char *p = end;
     do {
-        tmp[n++] = (char)('0' + u % 10);
+        *--p = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    size_t len = 0;
     if (v < 0)
-        buf[len++] = '-';
-    while (n)
-        buf[len++] = tmp[--n];
-    buf[len] = 0;
-    return len;
+        *--p = '-';
+    return p;
 }
 
 /* An integer member (a JSON number). */
-static void jw_num(ref_sched *s, const char *k, int64_t v)
+JW_INLINE void jw_num_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 {
     char buf[24];
-    size_t n = fmt_i64(buf, v);
-    jw_key(s, k);
-    jw_put(s, buf, n);
+    char *p = fmt_i64(buf + sizeof buf, v);
+    jw_key_lit(s, lit, n);
+    jw_put(s, p, (size_t)(buf + sizeof buf - p));
 }
 
 /* A 64-bit integer member, as a string (exact beyond 2^53). */
-static void jw_i64(ref_sched *s, const char *k, int64_t v)
+JW_INLINE void jw_i64_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 {
     char buf[24];
-    size_t n = fmt_i64(buf, v);
-    jw_key(s, k);
-    jw_put(s, "\"", 1);
-    jw_put(s, buf, n);
-    jw_put(s, "\"", 1);
+    buf[sizeof buf - 1] = '"';
+    char *p = fmt_i64(buf + sizeof buf - 1, v);
+    *--p = '"';
+    jw_key_lit(s, lit, n);
+    jw_put(s, p, (size_t)(buf + sizeof buf - p));
 }
+
+/* Members by key literal: jw_str (a string; NULL leaves the member out),
+ * jw_num (a number), jw_i64 (a 64-bit integer as a string). JW_LIT gives
+ * the `,"key":` text (plus tail) and its length. */
+#define JW_LIT(k, tail) ",\"" k "\":" tail, sizeof(",\"" k "\":" tail) - 1
+#define jw_str(s, k, v) jw_str_lit((s), JW_LIT(k, "\""), (v))
+#define jw_num(s, k, v) jw_num_lit((s), JW_LIT(k, ""), (v))
+#define jw_i64(s, k, v) jw_i64_lit((s), JW_LIT(k, ""), (v))
 
 static int jw_emit(ref_sched *s, ref_effects *fx)
 {
@@ -579,15 +757,13 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
         int rc = cap_encode(&j->req->base, &bytes, &len);
         if (rc)
             return rc;
-        char *b64 = malloc(cap_base64_encoded_len(len) + 1);
-        if (!b64) {
-            free(bytes);
-            return CAP_ENOMEM;
+        /* base64 needs no JSON escape: encoded straight into the record */
+        jw_key_lit(s, JW_LIT("req", "\""));
+        if (!jw_grow(s, cap_base64_encoded_len(len) + 1)) {
+            s->jlen += cap_base64_encode(bytes, len, s->jbuf + s->jlen);
+            jw_put(s, "\"", 1);
         }
-        b64[cap_base64_encode(bytes, len, b64)] = 0;
         free(bytes);
-        jw_str(s, "req", b64);
-        free(b64);
     }
     return jw_emit(s, fx);
 }
@@ -792,18 +968,14 @@ static job *find_job(const ref_sched *s, const char *job_id)
 
 static job *find_seq(const ref_sched *s, uint64_t seq)
 {
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)seq);
-    return ref_strmap_get(&s->by_seq, key);
+    return ref_u64map_get(&s->by_seq, seq);
 }
 
 static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state); }
 
 static void unlink_job(ref_sched *s, job *j)
 {
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)j->seq);
-    ref_strmap_del(&s->by_seq, key);
+    ref_u64map_del(&s->by_seq, j->seq);
     ref_strmap_del(&s->by_id, j->job_id);
     if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
         ref_strmap_del(&s->by_idem, j->idem);
@@ -820,16 +992,14 @@ static void unlink_job(ref_sched *s, job *j)
 
 static int link_job(ref_sched *s, job *j)
 {
-    char key[24];
-    snprintf(key, sizeof key, "%llu", (unsigned long long)j->seq);
     int rc = ref_strmap_put(&s->by_id, j->job_id, j);
     if (!rc)
-        rc = ref_strmap_put(&s->by_seq, key, j);
+        rc = ref_u64map_put(&s->by_seq, j->seq, j);
     if (!rc && j->idem && !ref_strmap_get(&s->by_idem, j->idem))
         rc = ref_strmap_put(&s->by_idem, j->idem, j);
     if (rc) {
         ref_strmap_del(&s->by_id, j->job_id);
-        ref_strmap_del(&s->by_seq, key);
+        ref_u64map_del(&s->by_seq, j->seq);
         return rc;
     }
     j->prev = s->tail;
@@ -905,39 +1075,33 @@ static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
 
 /* ---- worker slots (this scheduler's own in-flight count per worker) -- */
 
-static const char *slot_key(const void *base, size_t i)
-{
-    return ((const worker_slots *)base)[i].worker_id;
-}
-
 static worker_slots *slots_find(const ref_sched *s, const char *worker)
 {
-    size_t pos;
-    if (!ref_sorted_find(s->slots, s->n_slots, slot_key, worker, 0, &pos))
-        return NULL;
-    return &s->slots[pos];
+    return ref_strmap_get(&s->slots_by_worker, worker);
 }
 
 static int slot_take(ref_sched *s, job *j)
 {
-    size_t pos;
-    if (!ref_sorted_find(s->slots, s->n_slots, slot_key, j->worker, 0, &pos)) {
+    worker_slots *w = slots_find(s, j->worker);
+    if (!w) {
         if (s->n_slots == s->cap_slots) {
             size_t nc = s->cap_slots ? s->cap_slots * 2 : 8;
-            worker_slots *g = realloc(s->slots, nc * sizeof *g);
+            worker_slots **g = realloc(s->slots, nc * sizeof *g);
             if (!g)
                 return CAP_ENOMEM;
             s->slots = g;
             s->cap_slots = nc;
         }
-        char *id = dup(j->worker);
-        if (!id)
+        w = calloc(1, sizeof *w);
+        if (!w || !(w->worker_id = dup(j->worker)) ||
+            ref_strmap_put(&s->slots_by_worker, w->worker_id, w)) {
+            if (w)
+                free(w->worker_id);
+            free(w);
             return CAP_ENOMEM;
-        memmove(&s->slots[pos + 1], &s->slots[pos], (s->n_slots - pos) * sizeof *s->slots);
-        s->slots[pos] = (worker_slots){.worker_id = id};
-        s->n_slots++;
+        }
+        s->slots[s->n_slots++] = w;
     }
-    worker_slots *w = &s->slots[pos];
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 4;
         job **g = realloc(w->jobs, nc * sizeof *g);
@@ -948,6 +1112,7 @@ static int slot_take(ref_sched *s, job *j)
     }
     w->jobs[w->n++] = j;
     j->holds_slot = 1;
+    j->ws = w;
     ref_registry_set_inflight(s->registry, w->worker_id, (uint32_t)w->n);
     return CAP_OK;
 }
@@ -957,7 +1122,11 @@ static void slot_release(ref_sched *s, job *j)
     if (!j->holds_slot)
         return;
     j->holds_slot = 0;
-    worker_slots *w = slots_find(s, j->worker);
+    /* The list the job went into, unless its worker changed since. */
+    worker_slots *w = j->ws && strcmp(j->ws->worker_id, nz(j->worker)) == 0
+                          ? j->ws
+                          : slots_find(s, j->worker);
+    j->ws = NULL;
     if (!w)
         return;
     for (size_t i = 0; i < w->n; i++)
@@ -1284,15 +1453,13 @@ static int keep_decision(job *j, const ref_safety_decision *d)
 }
 
 /* Asks the safety kernel about j (the full check; the approval fast path
- * is the caller's). */
+ * is the caller's). The request is a view of j->req (unpacked, so no NULL
+ * strings): no copy per check. */
 static int kernel_check(ref_sched *s, const job *j, int64_t now, ref_safety_decision *d)
 {
-    Cordum__Agent__V1__PolicyCheckRequest *pr = ref_safety_request_from_job(j->req);
-    if (!pr)
-        return CAP_ENOMEM;
-    int rc = ref_safety_check(s->safety, pr, now, d);
-    cap_message_free(&pr->base);
-    return rc;
+    Cordum__Agent__V1__PolicyCheckRequest pr;
+    ref_safety_request_view(j->req, &pr);
+    return ref_safety_check(s->safety, &pr, now, d);
 }
 
 static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
@@ -2391,8 +2558,9 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     s->on_pool = cfg->dispatch_on_pool;
     s->next_seq = 1;
     ref_strmap_init(&s->by_id);
-    ref_strmap_init(&s->by_seq);
+    ref_u64map_init(&s->by_seq);
     ref_strmap_init(&s->by_idem);
+    ref_strmap_init(&s->slots_by_worker);
     int rc = CAP_ENOMEM;
     if (!(s->id = dup(id)))
         goto fail;
@@ -2430,15 +2598,17 @@ void ref_sched_free(ref_sched *s)
         j = next;
     }
     ref_strmap_free(&s->by_id);
-    ref_strmap_free(&s->by_seq);
+    ref_u64map_free(&s->by_seq);
     ref_strmap_free(&s->by_idem);
     free(s->jbuf);
     EVP_MD_free(s->sha256);
     for (size_t i = 0; i < s->n_slots; i++) {
-        free(s->slots[i].worker_id);
-        free(s->slots[i].jobs);
+        free(s->slots[i]->worker_id);
+        free(s->slots[i]->jobs);
+        free(s->slots[i]);
     }
     free(s->slots);
+    ref_strmap_free(&s->slots_by_worker);
     free(s->waitq);
     free_timeouts(s->pool_to, s->n_pool_to);
     free_timeouts(s->tenant_to, s->n_tenant_to);

@@ -587,6 +587,102 @@ static void test_set_advance_and_deadline(void **state)
     ref_breaker_set_free(s);
 }
 
+/* Lookups by worker stay right while workers are added in any order and
+ * removed: checked against a model after every step (each worker's
+ * breaker keeps its own failure count, so a lookup that lands on another
+ * worker's entry shows). */
+static void test_set_find_follows_adds_and_removes(void **state)
+{
+    (void)state;
+    ref_breaker_set *s = new_set(64);
+    enum { N = 30 };
+    char ids[N][8];
+    int held[N] = {0};
+    uint32_t fails[N] = {0};
+    for (int i = 0; i < N; i++)
+        snprintf(ids[i], sizeof ids[i], "w%02d", (i * 7) % N);
+    uint64_t x = 99;
+    for (int step = 0; step < 1500; step++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int i = (int)((x >> 33) % N), op = (int)((x >> 20) % 4);
+        if (op < 3) {
+            uint64_t t = 0;
+            int v = ref_breaker_set_acquire(s, ids[i], T0, &t, NULL);
+            assert_true(v == REF_BREAKER_ADMIT);
+            if (!held[i])
+                fails[i] = 0;
+            held[i] = 1;
+            /* one failure, below the threshold once reset by a success */
+            ref_breaker_outcome o = fails[i] < 2 ? REF_BREAKER_FAILURE : REF_BREAKER_SUCCESS;
+            assert_int_equal(ref_breaker_set_record(s, ids[i], T0, t, o, NULL), 1);
+            fails[i] = o == REF_BREAKER_FAILURE ? fails[i] + 1 : 0;
+        } else {
+            assert_int_equal(ref_breaker_set_remove(s, ids[i]), held[i]);
+            held[i] = 0;
+        }
+        size_t count = 0;
+        for (int m = 0; m < N; m++) {
+            const ref_breaker *b = ref_breaker_set_find(s, ids[m]);
+            if (held[m]) {
+                assert_non_null(b);
+                assert_int_equal(b->failures, fails[m]);
+                count++;
+            } else {
+                assert_null(b);
+            }
+        }
+        assert_int_equal(ref_breaker_set_count(s), count);
+    }
+    ref_breaker_set_free(s);
+}
+
+/* The set's deadline (and advance) follow every way a breaker enters or
+ * leaves OPEN: failures, reset, removal, a cool-down ended by acquire or
+ * by advance, a failed trial that re-opens it, a trial that closes it. */
+static void test_set_deadline_follows_open_breakers(void **state)
+{
+    (void)state;
+    ref_breaker_set *s = new_set(8);
+    ref_breaker_event ev, evs[4];
+    int64_t at = 0;
+    uint64_t t = 0;
+
+    set_open(s, "a", T0);
+    assert_int_equal(ref_breaker_set_reset(s, "a", T0 + 1, &ev), 1);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 0);
+    assert_int_equal(ref_breaker_set_advance(s, T0 + 2 * COOL, evs, 4), 0);
+
+    set_open(s, "b", T0);
+    assert_int_equal(ref_breaker_set_remove(s, "b"), 1);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 0);
+
+    /* The cool-down ends inside acquire: HALF_OPEN, no deadline. */
+    set_open(s, "c", T0);
+    assert_int_equal(ref_breaker_set_acquire(s, "c", T0 + COOL, &t, &ev), REF_BREAKER_ADMIT_TRIAL);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 0);
+    /* The trial fails: open again, with the new cool-down's end. */
+    assert_int_equal(ref_breaker_set_record(s, "c", T0 + COOL + 1, t, REF_BREAKER_FAILURE, &ev), 1);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 1);
+    assert_true(at == T0 + 2 * COOL + 1);
+    /* The cool-down ends in advance, then the trial succeeds: closed. */
+    assert_int_equal(ref_breaker_set_advance(s, T0 + 2 * COOL + 1, evs, 4), 1);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 0);
+    assert_int_equal(ref_breaker_set_acquire(s, "c", T0 + 2 * COOL + 2, &t, &ev),
+                     REF_BREAKER_ADMIT_TRIAL);
+    assert_int_equal(ref_breaker_set_record(s, "c", T0 + 2 * COOL + 3, t, REF_BREAKER_SUCCESS, &ev), 1);
+    assert_int_equal(ref_breaker_state_at(ref_breaker_set_find(s, "c"), T0 + 2 * COOL + 3),
+                     REF_BREAKER_CLOSED);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 0);
+
+    /* Two open, one removed: the other's deadline remains. */
+    set_open(s, "d", T0 + 10 * SEC);
+    set_open(s, "e", T0 + 20 * SEC);
+    assert_int_equal(ref_breaker_set_remove(s, "d"), 1);
+    assert_int_equal(ref_breaker_set_deadline(s, &at), 1);
+    assert_true(at == T0 + 20 * SEC + COOL);
+    ref_breaker_set_free(s);
+}
+
 /* --- SystemAlert ---------------------------------------------------------- */
 
 static const char *detail(const Cordum__Agent__V1__SystemAlert *a, size_t i, const char *key)
@@ -723,6 +819,8 @@ int main(void)
         cmocka_unit_test(test_set_bounds),
         cmocka_unit_test(test_set_tickets_unique),
         cmocka_unit_test(test_set_advance_and_deadline),
+        cmocka_unit_test(test_set_deadline_follows_open_breakers),
+        cmocka_unit_test(test_set_find_follows_adds_and_removes),
         cmocka_unit_test(test_alert_open),
         cmocka_unit_test(test_alert_recovery_and_errors),
     };

@@ -262,6 +262,63 @@ static void test_iteration_is_in_id_order(void **state)
     ref_registry_free(r);
 }
 
+/* Lookups by id stay right while workers arrive in any order, leave
+ * (remove) and are lost in batches (expire): checked against a model of
+ * which ids are held, after every step. */
+static void test_find_follows_arrivals_and_departures(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    enum { N = 40 };
+    char ids[N][8];
+    int held[N] = {0};
+    int64_t seen[N] = {0};
+    for (int i = 0; i < N; i++)
+        snprintf(ids[i], sizeof ids[i], "w%02d", (i * 17) % N);
+    uint64_t x = 12345;
+    int64_t now = 0;
+    const int64_t grace = 30 * SEC;
+    for (int step = 0; step < 2000; step++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int i = (int)((x >> 33) % N), op = (int)((x >> 20) % 10);
+        now += SEC / 2;
+        if (op < 7) {
+            assert_true(beat(r, now, ids[i], "job.a", 0, 0, 0, 0) >= 0);
+            held[i] = 1;
+            seen[i] = now;
+        } else if (op < 9) {
+            assert_int_equal(ref_registry_remove(r, ids[i]), held[i]);
+            held[i] = 0;
+        } else {
+            ref_registry_lost lost[3];
+            int n = ref_registry_expire(r, now, lost, 3);
+            assert_true(n >= 0);
+            for (int k = 0; k < n; k++)
+                for (int m = 0; m < N; m++)
+                    if (strcmp(ids[m], lost[k].worker_id) == 0) {
+                        assert_true(held[m] && now - seen[m] > grace);
+                        held[m] = 0;
+                    }
+        }
+        size_t count = 0;
+        for (int m = 0; m < N; m++) {
+            const ref_worker_info *w = ref_registry_find(r, ids[m]);
+            if (held[m]) {
+                assert_non_null(w);
+                assert_string_equal(w->worker_id, ids[m]);
+                count++;
+            } else {
+                assert_null(w);
+            }
+        }
+        assert_int_equal(ref_registry_count(r), count);
+        for (size_t k = 1; k < count; k++)
+            assert_true(strcmp(ref_registry_at(r, k - 1)->worker_id,
+                               ref_registry_at(r, k)->worker_id) < 0);
+    }
+    ref_registry_free(r);
+}
+
 /* ---- liveness --------------------------------------------------------------- */
 
 static void test_loss_exactly_at_the_grace_boundary(void **state)
@@ -1286,6 +1343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registration_copies_every_field),
         cmocka_unit_test(test_iteration_is_in_id_order),
+        cmocka_unit_test(test_find_follows_arrivals_and_departures),
         cmocka_unit_test(test_loss_exactly_at_the_grace_boundary),
         cmocka_unit_test(test_configured_interval_and_multiplier),
         cmocka_unit_test(test_expire_order_and_partial_capacity),

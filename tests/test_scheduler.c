@@ -3,6 +3,8 @@
  * rollback, breakers, fencing, duplicates, the journal and determinism. */
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
+
 #include "cap_encode.h"
 #include "cap_schema.h"
 #include "ref_bugs.h"
@@ -919,6 +921,146 @@ static void test_last_memo_travels(void **state)
     teardown(f);
 }
 
+static char **str_array(size_t n, const char *const *v)
+{
+    char **a = malloc(n * sizeof *a);
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = strdup(v[i]); /* array elements are always owned */
+    return a;
+}
+
+/* The dispatched request is the submitted one, field for field (every
+ * kind of field: nested messages, maps, repeated strings, bytes, bools,
+ * negative numbers, an empty sub-message), plus its dispatch identity. */
+static void test_dispatch_copies_the_whole_request(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    cap_packet *p = mk_submit("j1", "job.tools", NULL, PRIO_BATCH);
+    job_request *r = p->job_request;
+    set_field(&r->context_ptr, "ctx://1");
+    set_field(&r->adapter_id, "adapter");
+    set_field(&r->parent_job_id, "parent-0");
+    set_field(&r->workflow_id, "wf-1");
+    r->step_index = -3;
+    set_field(&r->memory_id, "mem");
+    add_label(r, "workflow_id", "wf-1");
+    add_label(r, "cordum.note", ""); /* an entry with an empty value stays an entry */
+    r->env = malloc(sizeof *r->env);
+    assert_non_null(r->env);
+    r->env[0] = malloc(sizeof *r->env[0]);
+    assert_non_null(r->env[0]);
+    cordum__agent__v1__job_request__env_entry__init(r->env[0]);
+    r->env[0]->key = sdup("MODE");
+    r->env[0]->value = sdup("fast");
+    r->n_env = 1;
+    r->context_hints = malloc(sizeof *r->context_hints);
+    assert_non_null(r->context_hints);
+    cordum__agent__v1__context_hints__init(r->context_hints);
+    r->context_hints->max_input_tokens = 7;
+    r->context_hints->allow_retrieval = 1;
+    static const char *const tags[] = {"t1", "", "t3"};
+    r->context_hints->tags = str_array(3, tags);
+    r->context_hints->n_tags = 3;
+    r->budget = malloc(sizeof *r->budget);
+    assert_non_null(r->budget);
+    cordum__agent__v1__budget__init(r->budget);
+    r->budget->max_total_tokens = 100;
+    r->budget->max_input_tokens = -1;
+    static const char *const risks[] = {"pii"};
+    r->meta->risk_tags = str_array(1, risks);
+    r->meta->n_risk_tags = 1;
+    set_field(&r->meta->idempotency_key, "idem-1");
+    r->compensation = malloc(sizeof *r->compensation);
+    assert_non_null(r->compensation);
+    cordum__agent__v1__compensation__init(r->compensation);
+    set_field(&r->compensation->topic, "job.undo");
+    r->compensation->identity = malloc(sizeof *r->compensation->identity);
+    assert_non_null(r->compensation->identity);
+    cordum__agent__v1__identity_binding__init(r->compensation->identity); /* empty, present */
+    r->identity = malloc(sizeof *r->identity);
+    assert_non_null(r->identity);
+    cordum__agent__v1__identity_binding__init(r->identity);
+    set_field(&r->identity->actor_id, "bot-7");
+    r->context_ref = malloc(sizeof *r->context_ref);
+    assert_non_null(r->context_ref);
+    cordum__agent__v1__resource_ref__init(r->context_ref);
+    set_field(&r->context_ref->uri, "s3://b/k");
+    r->context_ref->sha256.len = 32;
+    r->context_ref->sha256.data = malloc(32);
+    assert_non_null(r->context_ref->sha256.data);
+    for (int i = 0; i < 32; i++)
+        r->context_ref->sha256.data[i] = (uint8_t)(i * 7 + 1);
+    r->context_ref->size_bytes = UINT64_C(1) << 40;
+
+    uint8_t *want = NULL, *got = NULL;
+    size_t want_len = 0, got_len = 0;
+    assert_int_equal(cap_encode(&r->base, &want, &want_len), CAP_OK);
+    assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, p), REF_SCHED_APPLIED);
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    job_request *dr = d->job_request;
+    assert_non_null(dr->dispatch);
+    assert_int_equal(dr->dispatch->attempt, 1);
+    Cordum__Agent__V1__DispatchIdentity *id = dr->dispatch;
+    dr->dispatch = NULL;
+    assert_int_equal(cap_encode(&dr->base, &got, &got_len), CAP_OK);
+    dr->dispatch = id;
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(want);
+    free(got);
+    teardown(f);
+}
+
+/* Journal records are the JSON cJSON prints: for job ids holding every
+ * kind of byte that needs an escape (at each offset of an 8-byte word),
+ * each record printed again from its parse is the same text, and the id
+ * reads back as it was. */
+static void test_journal_text_is_cjson_text(void **state)
+{
+    (void)state;
+    static const char specials[] = "\"\\\x01\x1f\t\n\r\b\f\x7f\xc3\xa9";
+    for (size_t off = 0; off < 16; off++) {
+        for (size_t k = 0; k + 1 < sizeof specials; k++) {
+            char id[64];
+            size_t n = 0;
+            for (size_t i = 0; i < off; i++)
+                id[n++] = (char)('a' + i);
+            id[n++] = specials[k];
+            memcpy(id + n, "-tail-0123456789", 17);
+            fixture *f = setup();
+            begin(f);
+            cap_packet *p = mk_submit(id, "job.tools", "read", 0);
+            assert_true(ref_sched_on_packet(f->s, REF_SCHED_SUBJECT_SUBMIT, p, NULL, 0, f->now,
+                                            &f->fx) >= 0);
+            cap_packet_free(p);
+            size_t records = 0;
+            for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+                const ref_effect *e = ref_effects_at(&f->fx, i);
+                if (e->kind != REF_EFFECT_JOURNAL)
+                    continue;
+                cJSON *o = cJSON_Parse(e->record);
+                assert_non_null(o);
+                char *again = cJSON_PrintUnformatted(o);
+                assert_non_null(again);
+                assert_string_equal(again, e->record);
+                const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+                assert_true(cJSON_IsString(j));
+                assert_string_equal(j->valuestring, id);
+                records++;
+                cJSON_free(again);
+                cJSON_Delete(o);
+            }
+            assert_true(records >= 1);
+            ref_effects_clear(&f->fx);
+            teardown(f);
+        }
+    }
+}
+
 static void test_worker_lost_redispatches(void **state)
 {
     (void)state;
@@ -1370,6 +1512,8 @@ int main(void)
         cmocka_unit_test(test_no_worker_waits_then_fails),
         cmocka_unit_test(test_priority_when_capacity_is_short),
         cmocka_unit_test(test_last_memo_travels),
+        cmocka_unit_test(test_dispatch_copies_the_whole_request),
+        cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_worker_lost_redispatches),
         cmocka_unit_test(test_cancel_cascades),
         cmocka_unit_test(test_saga_rollback_newest_first),
