@@ -824,29 +824,36 @@ int cap_packet_validate(const cap_packet *p, cap_diag *diag)
     return CAP_OK;
 }
 
-int cap_packet_decode(const uint8_t *buf, size_t len, const cap_bounds *bounds,
-                      cap_decode_mode mode, cap_packet **out, cap_diag *diag)
+int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bounds,
+                         cap_decode_mode mode, ProtobufCAllocator *alloc, cap_packet **out,
+                         cap_diag *diag)
 {
     uint32_t payload = 0;
     *out = NULL;
     int rc = cap_wire_scan(buf, len, bounds, mode, &payload, diag);
     if (rc)
         return rc;
-    cap_packet *p = (cap_packet *)protobuf_c_message_unpack(CAP_PACKET_DESC, NULL, len, buf);
+    cap_packet *p = (cap_packet *)protobuf_c_message_unpack(CAP_PACKET_DESC, alloc, len, buf);
     if (!p)
         return cap_diag_set(diag, CAP_ENOMEM, -1, "BusPacket", "cannot unpack: out of memory");
     /* Version first: a packet of another version is not interpreted further. */
     if (p->protocol_version == CAP_PROTOCOL_VERSION &&
         p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD__NOT_SET && payload) {
-        cap_packet_free(p);
+        protobuf_c_message_free_unpacked(&p->base, alloc);
         return cap_diag_set(diag, CAP_EUNKNOWN_PAYLOAD, -1, "BusPacket.payload",
                             "unknown payload field %u", payload);
     }
     rc = cap_packet_validate(p, diag);
     if (rc) {
-        cap_packet_free(p);
+        protobuf_c_message_free_unpacked(&p->base, alloc);
         return rc;
     }
     *out = p;
     return CAP_OK;
+}
+
+int cap_packet_decode(const uint8_t *buf, size_t len, const cap_bounds *bounds,
+                      cap_decode_mode mode, cap_packet **out, cap_diag *diag)
+{
+    return cap_packet_decode_in(buf, len, bounds, mode, NULL, out, diag);
 }

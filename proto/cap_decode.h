@@ -60,6 +60,14 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
 int cap_packet_decode(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                       cap_decode_mode mode, cap_packet **out, cap_diag *diag);
 
+/* The same, unpacking with `alloc` (NULL: the C heap, as above), e.g. an
+ * arena's allocator (cap_arena.h): *out is then released by whatever
+ * releases alloc's memory, and cap_packet_free must not be called on it.
+ * On an error, whatever was unpacked has been handed back to alloc's free. */
+int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bounds,
+                         cap_decode_mode mode, ProtobufCAllocator *alloc, cap_packet **out,
+                         cap_diag *diag);
+
 /* Envelope rules on an already unpacked packet (used after JSON parsing as
  * well): version 1, trace_id, sender_id, created_at, one payload. Map keys
  * and timestamp ranges are checked on the wire by cap_wire_scan. */

@@ -1,11 +1,13 @@
 /* Canonical protobuf encoder, driven by protobuf-c descriptors.
  * See cap_encode.h for the canonical form. Two passes: sizes, then bytes.
- * The size pass notes every nested message's size in a table, in the
- * order the byte pass meets them (pre-order), so each message is sized
- * once. Map entries are small and are written in key order, not in the
- * order they were sized: their insides are sized again when written (they
- * take no table slots). Without memory for the table, sizes are simply
- * recomputed: slower, same bytes. */
+ * The size pass notes every nested message's size, and which of its fields
+ * are present, in a table, in the order the byte pass meets them
+ * (pre-order), so each message is sized and its fields' presence tested
+ * once; the byte pass visits only the present fields. Map entries are
+ * small and are written in key order, not in the order they were sized:
+ * their insides are sized again when written (they take no table slots).
+ * Without memory for the table, sizes are simply recomputed: slower, same
+ * bytes. */
 #include "cap_encode.h"
 
 #include <stdlib.h>
@@ -18,24 +20,48 @@
 #define MEMBER(msg, off, type) (*(type *)((const char *)(msg) + (off)))
 #define MEMBER_PTR(msg, off) ((const void *)((const char *)(msg) + (off)))
 
-/* Nested message sizes in pre-order; NULL where sizes are recomputed. */
+/* What the size pass learns of one message: its encoded size, and which
+ * of its first PRESENT_BITS fields (by index) are present. Fields past
+ * those (no CAP message has that many) are tested again when written. */
+#define PRESENT_BITS 64
 typedef struct {
-    size_t *v;
+    size_t size;
+    uint64_t present;
+} msg_info;
+
+/* Nested message infos in pre-order; NULL where they are recomputed. */
+typedef struct {
+    msg_info *v;
     size_t n, cap;
     size_t pos;   /* the byte pass's next slot */
     int failed;   /* out of memory: the table is incomplete, do not use it */
-    size_t stack[32];
+    msg_info stack[32];
 } sizes;
 
-static size_t msg_size(const ProtobufCMessage *m, sizes *c);
-static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c);
+static msg_info msg_size(const ProtobufCMessage *m, sizes *c);
+static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c, uint64_t present);
+
+/* Varints: the one-byte case (tags, lengths, small values) inline. */
+static inline size_t vsize(uint64_t v)
+{
+    return v < 0x80 ? 1 : cap_varint_size(v);
+}
+
+static inline size_t vwrite(uint8_t *out, uint64_t v)
+{
+    if (v < 0x80) {
+        out[0] = (uint8_t)v;
+        return 1;
+    }
+    return cap_varint_write(out, v);
+}
 
 /* Reserves the next slot (SIZE_MAX when the table cannot grow). */
 static size_t sizes_reserve(sizes *c)
 {
     if (c->n == c->cap) {
         size_t nc = c->cap * 2;
-        size_t *g = c->v == c->stack ? malloc(nc * sizeof *g) : realloc(c->v, nc * sizeof *g);
+        msg_info *g = c->v == c->stack ? malloc(nc * sizeof *g) : realloc(c->v, nc * sizeof *g);
         if (!g) {
             c->failed = 1;
             return SIZE_MAX;
@@ -81,26 +107,26 @@ static size_t elem_payload_size(const ProtobufCFieldDescriptor *f, const void *p
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
         size_t n = s ? strlen(s) : 0;
-        return cap_varint_size(n) + n;
+        return vsize(n) + n;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         size_t n = ((const ProtobufCBinaryData *)p)->len;
-        return cap_varint_size(n) + n;
+        return vsize(n) + n;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        size_t n = m ? msg_size(m, c) : 0;
-        return cap_varint_size(n) + n;
+        size_t n = m ? msg_size(m, c).size : 0;
+        return vsize(n) + n;
     }
-    default: return cap_varint_size(varint_value(f->type, p));
+    default: return vsize(varint_value(f->type, p));
     }
 }
 
-static size_t tag_size(uint32_t id) { return cap_varint_size((uint64_t)id << 3); }
+static inline size_t tag_size(uint32_t id) { return vsize((uint64_t)id << 3); }
 
-static size_t write_tag(uint8_t *out, uint32_t id, ProtobufCWireType wt)
+static inline size_t write_tag(uint8_t *out, uint32_t id, ProtobufCWireType wt)
 {
-    return cap_varint_write(out, ((uint64_t)id << 3) | (uint64_t)wt);
+    return vwrite(out, ((uint64_t)id << 3) | (uint64_t)wt);
 }
 
 static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8_t *out, sizes *c)
@@ -127,35 +153,34 @@ static size_t write_elem(const ProtobufCFieldDescriptor *f, const void *p, uint8
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
         size_t n = s ? strlen(s) : 0;
-        size_t k = cap_varint_write(out, n);
+        size_t k = vwrite(out, n);
         if (n)
             memcpy(out + k, s, n);
         return k + n;
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;
-        size_t k = cap_varint_write(out, b->len);
+        size_t k = vwrite(out, b->len);
         if (b->len)
             memcpy(out + k, b->data, b->len);
         return k + b->len;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
-        size_t n = 0;
-        if (m)
-            n = c ? c->v[c->pos++] : msg_size(m, NULL);
-        size_t k = cap_varint_write(out, n);
-        if (m)
-            msg_write(m, out + k, c);
-        return k + n;
+        if (!m)
+            return vwrite(out, 0);
+        msg_info in = c ? c->v[c->pos++] : msg_size(m, NULL);
+        size_t k = vwrite(out, in.size);
+        msg_write(m, out + k, c, in.present);
+        return k + in.size;
     }
-    default: return cap_varint_write(out, varint_value(f->type, p));
+    default: return vwrite(out, varint_value(f->type, p));
     }
 }
 
 /* Is a singular (LABEL_NONE or OPTIONAL) field present? Floats count as
  * present unless all their bits are zero, so -0.0 survives (as in Go). */
-static int singular_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+static inline int singular_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
 {
     const void *p = MEMBER_PTR(m, f->offset);
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
@@ -259,7 +284,7 @@ static size_t write_one_entry(const ProtobufCFieldDescriptor *f, const ProtobufC
                               uint8_t *out)
 {
     size_t k = write_tag(out, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-    k += cap_varint_write(out + k, map_entry_body_size(e));
+    k += vwrite(out + k, map_entry_body_size(e));
     return k + write_map_entry(e, out + k);
 }
 
@@ -296,14 +321,14 @@ static size_t repeated_size(const ProtobufCFieldDescriptor *f, const void *arr, 
         ProtobufCMessage *const *v = arr;
         for (size_t i = 0; i < n; i++) {
             size_t b = map_entry_body_size(v[i]);
-            body += tag_size(f->id) + cap_varint_size(b) + b;
+            body += tag_size(f->id) + vsize(b) + b;
         }
         return body;
     }
     for (size_t i = 0; i < n; i++)
         body += elem_payload_size(f, (const char *)arr + i * es, c);
     if (is_packable(f))
-        return tag_size(f->id) + cap_varint_size(body) + body;
+        return tag_size(f->id) + vsize(body) + body;
     return body + n * tag_size(f->id);
 }
 
@@ -318,7 +343,7 @@ static size_t write_repeated(const ProtobufCFieldDescriptor *f, const void *arr,
         for (size_t i = 0; i < n; i++) /* packable: scalars only, no slots */
             body += elem_payload_size(f, (const char *)arr + i * es, NULL);
         k += write_tag(out, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-        k += cap_varint_write(out + k, body);
+        k += vwrite(out + k, body);
         for (size_t i = 0; i < n; i++)
             k += write_elem(f, (const char *)arr + i * es, out + k, NULL);
         return k;
@@ -335,46 +360,63 @@ static size_t unknown_size(const ProtobufCMessageUnknownField *u)
     return tag_size(u->tag) + u->len;
 }
 
-/* m's encoded size; with a table, m takes the next slot (before its
- * nested messages take theirs) and the size is noted there. */
-static size_t msg_size(const ProtobufCMessage *m, sizes *c)
+/* Is field f of m written at all (a repeated field: has it entries)? */
+static inline int field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return MEMBER(m, f->quantifier_offset, size_t) != 0;
+    return singular_present(m, f);
+}
+
+/* m's encoded size and present fields; with a table, m takes the next
+ * slot (before its nested messages take theirs) and they are noted there. */
+static msg_info msg_size(const ProtobufCMessage *m, sizes *c)
 {
     size_t slot = c ? sizes_reserve(c) : SIZE_MAX;
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    size_t n = 0;
+    msg_info in = {0, 0};
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
-            if (cnt)
-                n += repeated_size(f, MEMBER(m, f->offset, void *), cnt, c);
-        } else if (singular_present(m, f)) {
-            n += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(m, f->offset), c);
-        }
+        if (!field_present(m, f))
+            continue;
+        if (i < PRESENT_BITS)
+            in.present |= UINT64_C(1) << i;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            in.size += repeated_size(f, MEMBER(m, f->offset, void *),
+                                     MEMBER(m, f->quantifier_offset, size_t), c);
+        else
+            in.size += tag_size(f->id) + elem_payload_size(f, MEMBER_PTR(m, f->offset), c);
     }
     for (unsigned i = 0; i < m->n_unknown_fields; i++)
-        n += unknown_size(&m->unknown_fields[i]);
+        in.size += unknown_size(&m->unknown_fields[i]);
     if (slot != SIZE_MAX)
-        c->v[slot] = n;
-    return n;
+        c->v[slot] = in;
+    return in;
 }
 
-/* Writes m's fields; with a table, nested sizes come from its slots. */
-static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c)
+/* Writes present field f of m. */
+static inline size_t field_write(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
+                                 uint8_t *buf, sizes *c)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return write_repeated(f, MEMBER(m, f->offset, void *),
+                              MEMBER(m, f->quantifier_offset, size_t), buf, c);
+    size_t k = write_tag(buf, f->id, cap_wire_type_of(f->type));
+    return k + write_elem(f, MEMBER_PTR(m, f->offset), buf + k, c);
+}
+
+/* Writes m's fields: those in `present` (from msg_size), in field order,
+ * then any past PRESENT_BITS that are present; with a table, nested infos
+ * come from its slots. */
+static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c, uint64_t present)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     size_t k = 0;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t cnt = MEMBER(m, f->quantifier_offset, size_t);
-            if (cnt)
-                k += write_repeated(f, MEMBER(m, f->offset, void *), cnt, buf + k, c);
-        } else if (singular_present(m, f)) {
-            k += write_tag(buf + k, f->id, cap_wire_type_of(f->type));
-            k += write_elem(f, MEMBER_PTR(m, f->offset), buf + k, c);
-        }
-    }
+    for (uint64_t bits = present; bits; bits &= bits - 1)
+        k += field_write(m, &d->fields[__builtin_ctzll(bits)], buf + k, c);
+    for (unsigned i = PRESENT_BITS; i < d->n_fields; i++)
+        if (field_present(m, &d->fields[i]))
+            k += field_write(m, &d->fields[i], buf + k, c);
     for (unsigned i = 0; i < m->n_unknown_fields; i++) {
         const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
         k += write_tag(buf + k, u->tag, u->wire_type);
@@ -387,21 +429,21 @@ static size_t msg_write(const ProtobufCMessage *m, uint8_t *buf, sizes *c)
 
 size_t cap_encoded_size(const ProtobufCMessage *m)
 {
-    return msg_size(m, NULL);
+    return msg_size(m, NULL).size;
 }
 
-/* Sizes m into a fresh table; returns the size. Falls back to no table
+/* Sizes m into a fresh table; returns m's info. Falls back to no table
  * (*use = NULL) when memory runs out. */
-static size_t size_with_table(const ProtobufCMessage *m, sizes *c, sizes **use)
+static msg_info size_with_table(const ProtobufCMessage *m, sizes *c, sizes **use)
 {
     c->v = c->stack;
     c->n = 0;
     c->cap = sizeof c->stack / sizeof c->stack[0];
-    c->pos = 1; /* slot 0 is m's own size */
+    c->pos = 1; /* slot 0 is m's own info */
     c->failed = 0;
-    size_t n = msg_size(m, c);
+    msg_info in = msg_size(m, c);
     *use = c->failed ? NULL : c;
-    return n;
+    return in;
 }
 
 static void sizes_free(sizes *c)
@@ -413,25 +455,38 @@ static void sizes_free(sizes *c)
 size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
 {
     sizes c, *use;
-    size_with_table(m, &c, &use);
-    size_t k = msg_write(m, buf, use);
+    msg_info in = size_with_table(m, &c, &use);
+    size_t k = msg_write(m, buf, use, in.present);
     sizes_free(&c);
     return k;
 }
 
-int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len)
+int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len)
 {
     sizes c, *use;
-    size_t n = size_with_table(m, &c, &use);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        sizes_free(&c);
-        return CAP_ENOMEM;
+    msg_info in = size_with_table(m, &c, &use);
+    size_t n = in.size;
+    if (!*buf || *cap < n) {
+        uint8_t *g = realloc(*buf, n ? n : 1);
+        if (!g) {
+            sizes_free(&c);
+            return CAP_ENOMEM;
+        }
+        *buf = g;
+        *cap = n ? n : 1;
     }
-    size_t w = msg_write(m, buf, use);
+    size_t w = msg_write(m, *buf, use, in.present);
     (void)w; /* equals n by construction; tests check it */
     sizes_free(&c);
-    *out = buf;
     *len = n;
     return CAP_OK;
+}
+
+int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = cap_encode_to(m, &buf, &cap, len);
+    *out = rc == CAP_OK ? buf : NULL;
+    return rc;
 }

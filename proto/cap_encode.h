@@ -30,4 +30,10 @@ size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf);
  * free()); *len receives its size. Returns CAP_OK or CAP_ENOMEM. */
 int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len);
 
+/* The same into a buffer the caller keeps between calls: *buf (NULL or
+ * malloc'd) holds *cap bytes and is grown with realloc when the encoding
+ * does not fit (then *buf and *cap are updated); *len receives the size.
+ * CAP_OK, or CAP_ENOMEM with *buf and *cap untouched. */
+int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len);
+
 #endif

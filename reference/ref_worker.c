@@ -10,6 +10,7 @@
 #include "cap_time.h"
 #include "ref_jobstate.h"
 #include "ref_strmap.h"
+#include "ref_u64map.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -21,6 +22,7 @@ typedef Cordum__Agent__V1__IdentityBinding identity_binding;
 /* One job: its active attempt and, once finished, the recorded result. */
 typedef struct {
     int used;
+    uint32_t live_pos; /* 1 + its place in the worker's live list, 0 when not there */
     char *job_id;
     char *dispatch_id;
     uint64_t attempt;
@@ -58,8 +60,17 @@ struct ref_worker {
     void *hctx;
     job_rec *recs; /* cap_recs slots, grown up to max_jobs */
     size_t n_recs, cap_recs;
+    size_t free_from; /* every slot below this one is in use */
     ref_strmap by_job;   /* job_id -> record index + 1 */
-    ref_strmap by_timer; /* completion timer id (decimal) -> record index + 1 */
+    ref_u64map by_timer; /* completion timer id -> record index + 1 */
+    /* The records of unfinished attempts (used, not finished), by index,
+     * in no particular order: what a heartbeat's progress averages over,
+     * without walking the finished records kept for the done window.
+     * There are at most max_parallel of them, and one more for the moment
+     * a request over capacity is loaded and refused: room for that many
+     * is allocated at init, so adding one never fails. */
+    uint32_t *live;
+    uint32_t n_live, cap_live;
     struct fin { size_t idx; uint64_t seq; } *fin; /* finished records, oldest first */
     size_t fin_head, fin_len, fin_cap;              /* a ring */
     int running;
@@ -158,6 +169,8 @@ static void set_memo(ref_worker *w, const char *event, const char *job_id)
 
 /* ---- records ------------------------------------------------------------ */
 
+/* Frees the record's attempt fields and clears them. Its place in the
+ * live list is bookkeeping of the worker, not of the attempt: kept. */
 static void rec_release(job_rec *r)
 {
     free(r->job_id);
@@ -166,7 +179,29 @@ static void rec_release(job_rec *r)
     for (int i = 0; i < 4; i++)
         free(r->ident[i]);
     free(r->text);
+    uint32_t live_pos = r->live_pos;
     memset(r, 0, sizeof *r);
+    r->live_pos = live_pos;
+}
+
+/* Adds r to the live list (when not there yet). */
+static void live_add(ref_worker *w, job_rec *r)
+{
+    if (r->live_pos || w->n_live == w->cap_live) /* the latter cannot happen */
+        return;
+    w->live[w->n_live++] = (uint32_t)(r - w->recs);
+    r->live_pos = w->n_live;
+}
+
+/* Takes r out of the live list (when there): the last entry fills its place. */
+static void live_del(ref_worker *w, job_rec *r)
+{
+    if (!r->live_pos)
+        return;
+    uint32_t at = r->live_pos - 1, last = w->live[--w->n_live];
+    w->live[at] = last;
+    w->recs[last].live_pos = at + 1;
+    r->live_pos = 0;
 }
 
 static job_rec *rec_find(const ref_worker *w, const char *job_id)
@@ -178,16 +213,9 @@ static job_rec *rec_find(const ref_worker *w, const char *job_id)
     return r->used && strcmp(r->job_id, job_id) == 0 ? r : NULL;
 }
 
-static void timer_key(uint64_t id, char *buf, size_t n)
-{
-    snprintf(buf, n, "%llu", (unsigned long long)id);
-}
-
 static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
 {
-    char key[24];
-    timer_key(id, key, sizeof key);
-    uintptr_t k = (uintptr_t)ref_strmap_get(&w->by_timer, key);
+    uintptr_t k = (uintptr_t)ref_u64map_get(&w->by_timer, id);
     if (!k || k > w->cap_recs)
         return NULL;
     job_rec *r = &w->recs[k - 1];
@@ -196,11 +224,8 @@ static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
 
 static void timer_forget(ref_worker *w, uint64_t id)
 {
-    if (!id)
-        return;
-    char key[24];
-    timer_key(id, key, sizeof key);
-    ref_strmap_del(&w->by_timer, key);
+    if (id)
+        ref_u64map_del(&w->by_timer, id);
 }
 
 /* Records that r finished (finish order is eviction order). */
@@ -247,6 +272,9 @@ static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
     victim->job_id = NULL;
     rec_release(victim);
     w->n_recs--;
+    size_t idx = (size_t)(victim - w->recs);
+    if (idx < w->free_from)
+        w->free_from = idx;
     return victim;
 }
 
@@ -265,10 +293,13 @@ static job_rec *rec_slot(ref_worker *w, int64_t now, char **evicted, const char 
         return rec_evict(w, oldest, evicted);
     }
     *why = "oldest finished record";
-    if (w->n_recs < w->cap_recs) /* a slot left free (a load that failed) */
-        for (size_t i = 0; i < w->cap_recs; i++)
-            if (!w->recs[i].used)
-                return &w->recs[i];
+    /* The lowest free slot (one the table grew by, or one a failed load
+     * left), searched from the first that may be free. */
+    for (size_t i = w->free_from; w->n_recs < w->cap_recs && i < w->cap_recs; i++)
+        if (!w->recs[i].used) {
+            w->free_from = i;
+            return &w->recs[i];
+        }
     if (w->cap_recs < w->max_jobs) { /* room to grow */
         size_t nc = w->cap_recs ? w->cap_recs * 2 : 8;
         if (nc > w->max_jobs)
@@ -482,10 +513,8 @@ static int32_t progress_pct(const ref_worker *w, int64_t now)
 {
     int64_t sum = 0;
     int n = 0;
-    for (size_t i = 0; i < w->cap_recs; i++) {
-        const job_rec *r = &w->recs[i];
-        if (!r->used || r->finished)
-            continue;
+    for (size_t i = 0; i < w->n_live; i++) {
+        const job_rec *r = &w->recs[w->live[i]];
         n++;
         if (!r->timer_id)
             continue;
@@ -566,9 +595,10 @@ void ref_worker_free(ref_worker *w)
         for (size_t i = 0; i < w->cap_recs; i++)
             rec_release(&w->recs[i]);
     free(w->recs);
+    free(w->live);
     free(w->fin);
     ref_strmap_free(&w->by_job);
-    ref_strmap_free(&w->by_timer);
+    ref_u64map_free(&w->by_timer);
     for (size_t i = 0; i < w->n_caps; i++)
         free(w->caps[i]);
     free(w->caps);
@@ -635,8 +665,10 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     w->pool_subject = malloc(np);
     w->direct_subject = malloc(nd);
     ref_strmap_init(&w->by_job);
-    ref_strmap_init(&w->by_timer);
-    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject;
+    ref_u64map_init(&w->by_timer);
+    w->cap_live = (uint32_t)w->max_parallel + 1;
+    w->live = malloc(w->cap_live * sizeof *w->live);
+    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->live;
     if (ok) {
         snprintf(w->pool_subject, np, "job.%s", cfg->pool);
         snprintf(w->direct_subject, nd, "worker.%s.jobs", cfg->worker_id);
@@ -698,6 +730,7 @@ static void finish(ref_worker *w, job_rec *r, int status, int64_t now)
     if (ref_js_outcome_applies(o) || o == REF_JS_REPEAT)
         r->state = status;
     r->finished = 1;
+    live_del(w, r);
     r->finished_at = now;
     timer_forget(w, r->timer_id);
     r->timer_id = 0;
@@ -785,6 +818,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     }
     if (!was_used)
         w->n_recs++;
+    live_add(w, r);
     if (superseded)
         w->running--;
     timer_forget(w, old_timer);
@@ -843,9 +877,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     }
     if (r->pending != REF_JOB_RUNNING) {
         r->timer_id = w->next_timer++;
-        char key[24];
-        timer_key(r->timer_id, key, sizeof key);
-        if (ref_strmap_put(&w->by_timer, key, (void *)(uintptr_t)(r - w->recs + 1)) != CAP_OK)
+        if (ref_u64map_put(&w->by_timer, r->timer_id, (void *)(uintptr_t)(r - w->recs + 1)) != CAP_OK)
             rc = rc == CAP_OK ? CAP_ENOMEM : rc;
     }
     set_memo(w, "started", job_id);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_arena.h"
 #include "cap_encode.h"
 
 typedef struct {
@@ -61,6 +62,13 @@ struct sim_bus {
     size_t nreplay;               /* REPLAY rules added (0: no replay work at publish) */
     uint64_t inbox_seq;
     sim_bus_stats stats;
+    /* Delivered packets are unpacked here; the arena is reset when the
+     * last one handed out is released (sim_bus_release). */
+    cap_arena arena;
+    size_t unreleased;
+    /* sim_bus_publish encodes here (kept within SIM_BUS_ARENA_KEEP bytes). */
+    uint8_t *enc;
+    size_t cap_enc;
 };
 
 /* ---- subjects ---- */
@@ -184,6 +192,7 @@ int sim_bus_new(const sim_bus_config *cfg, sim_bus **out)
     if (!b)
         return CAP_ENOMEM;
     b->cfg = *cfg;
+    cap_arena_init(&b->arena, SIM_BUS_ARENA_KEEP);
     sim_rng_stream(&b->route_rng, cfg->seed, "bus.route");
     sim_rng_stream(&b->latency_rng, cfg->seed, "bus.latency");
     *out = b;
@@ -218,6 +227,8 @@ void sim_bus_free(sim_bus *b)
     free(b->actors);
     free(b->subs);
     free(b->faults);
+    cap_arena_free(&b->arena);
+    free(b->enc);
     free(b);
 }
 
@@ -891,13 +902,26 @@ int sim_bus_publish(sim_bus *b, uint32_t from, const char *subject, const char *
 {
     if (!packet)
         return CAP_EINVAL;
-    uint8_t *bytes = NULL;
+    if (!b)
+        return CAP_EINVAL;
     size_t len = 0;
-    int rc = cap_encode(&packet->base, &bytes, &len);
+    int rc = cap_encode_to(&packet->base, &b->enc, &b->cap_enc, &len);
     if (rc != CAP_OK)
         return rc;
+    /* The bytes are copied into each delivery: the buffer is free again
+     * once this returns (an observer publishing from its callback encodes
+     * after the bytes it was shown were used). */
+    uint8_t *bytes = b->enc;
+    b->enc = NULL;
+    size_t cap = b->cap_enc;
+    b->cap_enc = 0;
     rc = sim_bus_publish_bytes(b, from, subject, reply, bytes, len, now, q);
-    free(bytes);
+    if (!b->enc && cap <= SIM_BUS_ARENA_KEEP) {
+        b->enc = bytes;
+        b->cap_enc = cap;
+    } else {
+        free(bytes);
+    }
     return rc;
 }
 
@@ -943,15 +967,32 @@ int sim_bus_deliver(sim_bus *b, const sim_event *ev, int64_t now, sim_msg *msg, 
         drop(b, &m, ton, msg->reason);
         return SIM_BUS_DROPPED;
     }
-    int rc = cap_packet_decode(d->bytes, d->len, &b->cfg.bounds, b->cfg.decode_mode, &msg->packet,
-                               diag);
+    int rc = cap_packet_decode_in(d->bytes, d->len, &b->cfg.bounds, b->cfg.decode_mode,
+                                  &b->arena.allocator, &msg->packet, diag);
     if (rc != CAP_OK) {
         msg->packet = NULL;
         b->stats.decode_failures++;
+        if (!b->unreleased) /* what the failed unpack took */
+            cap_arena_reset(&b->arena);
         return rc;
     }
+    b->unreleased++;
     b->stats.delivered++;
     return CAP_OK;
+}
+
+void sim_bus_release(sim_bus *b, sim_msg *msg)
+{
+    if (!b || !msg || !msg->packet)
+        return;
+    msg->packet = NULL;
+    if (b->unreleased && --b->unreleased == 0)
+        cap_arena_reset(&b->arena);
+}
+
+size_t sim_bus_held(const sim_bus *b)
+{
+    return b ? cap_arena_held(&b->arena) + b->cap_enc : 0;
 }
 
 const sim_bus_stats *sim_bus_get_stats(const sim_bus *b)

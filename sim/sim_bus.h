@@ -3,7 +3,7 @@
  *
  * Wire fidelity: every packet is encoded to bytes at publish (cap_encode)
  * and every delivery is decoded from bytes by the strict decoder
- * (cap_packet_decode) before the receiver sees it; bytes that do not decode
+ * (cap_packet_decode_in) before the receiver sees it; bytes that do not decode
  * are a delivery failure (counted, returned with the decoder's error), not
  * a delivery. So a wire bug, or a corrupted byte, surfaces where it would
  * on a real bus.
@@ -28,7 +28,16 @@
  * Ownership: sim_bus_new returns a bus freed with sim_bus_free. Strings
  * passed in are copied. A sim_delivery belongs to its queue event: free it
  * with sim_delivery_free (or sim_bus_event_release when clearing a queue).
- * Packets handed out by sim_bus_deliver belong to the caller. */
+ *
+ * Delivered packets are lent, not given: sim_bus_deliver unpacks into an
+ * arena the bus keeps across deliveries (one block reused, no allocation
+ * per packet), and the caller hands the message back with sim_bus_release
+ * once the receiver's handler has returned and its effects are carried
+ * out. The arena is reset when every packet handed out has been released,
+ * so after sim_bus_release nothing may point into that packet: a receiver
+ * copies what it keeps (the scheduler clones a request, the worker copies
+ * job and dispatch ids, the registry copies heartbeat strings). Never
+ * cap_packet_free a delivered packet. */
 #ifndef SIM_BUS_H
 #define SIM_BUS_H
 
@@ -42,6 +51,7 @@
 #include "sim_rng.h"
 
 /* Bounds. */
+#define SIM_BUS_ARENA_KEEP ((size_t)64 << 10) /* bytes of decode arena (and of encode buffer) kept between packets */
 #define SIM_BUS_MAX_SUBJECT 256   /* bytes of a subject or pattern */
 #define SIM_BUS_MAX_NAME 128      /* bytes of an actor or queue-group name */
 #define SIM_BUS_MAX_ACTORS 8192
@@ -256,7 +266,7 @@ void sim_bus_event_release(sim_event *ev, void *ctx);
 
 typedef struct {
     const sim_delivery *d;  /* borrowed from the event */
-    cap_packet *packet;     /* CAP_OK: the decoded packet, owned by the caller */
+    cap_packet *packet;     /* CAP_OK: the decoded packet, lent until sim_bus_release */
     int64_t local_time;     /* the receiver's clock at delivery */
     sim_drop_reason reason; /* SIM_BUS_DROPPED: why */
 } sim_msg;
@@ -269,8 +279,20 @@ typedef struct {
  *  negative         the bytes did not decode: the decoder's error, with
  *                   diag (counted as a decode failure); CAP_EINVAL when ev
  *                   is not a delivery event of this bus.
- * Does not free ev->data. */
+ * Does not free ev->data. A CAP_OK message must be handed back with
+ * sim_bus_release. */
 int sim_bus_deliver(sim_bus *b, const sim_event *ev, int64_t now, sim_msg *msg, cap_diag *diag);
+
+/* Hands back a delivered message: msg->packet becomes NULL and, once
+ * every delivered packet is back, the decode arena is reset (within
+ * SIM_BUS_ARENA_KEEP bytes kept). Nothing may point into the packet
+ * afterwards. A message without a packet (a drop, a failure, one already
+ * released) is accepted and ignored. */
+void sim_bus_release(sim_bus *b, sim_msg *msg);
+
+/* Bytes the bus keeps now for the packets' trips: the decode arena and
+ * the encode buffer (for tests of their bound). */
+size_t sim_bus_held(const sim_bus *b);
 
 /* Adds a fault rule (strings copied); *fault_id (may be NULL) names it.
  * CAP_EINVAL for a rule out of range, CAP_EFULL past SIM_BUS_MAX_FAULTS. */

@@ -920,7 +920,7 @@ static int sched_restart(world *w)
         sim_event *ev = &w->held[i];
         if (!w->stop && sim_bus_deliver(w->bus, ev, w->now, &msg, &d) == CAP_OK) {
             deliver_to_sched(w, msg.d->subject, msg.packet, msg.d);
-            cap_packet_free(msg.packet);
+            sim_bus_release(w->bus, &msg);
         }
         sim_delivery_free(ev->data);
     }
@@ -1427,7 +1427,7 @@ static void on_delivery(world *w, sim_event *ev)
         }
     }
     if (rc == CAP_OK)
-        cap_packet_free(msg.packet);
+        sim_bus_release(w->bus, &msg);
     sim_delivery_free(dl);
 }
 

@@ -33,6 +33,40 @@ static void test_round_trip_of_every_fixture(void **state)
     }
 }
 
+/* cap_encode_to into one kept buffer: the same bytes as cap_encode for
+ * every fixture, the buffer grown only when a packet does not fit, and
+ * never moved for one that does. */
+static void test_encode_to_reuses_buffer(void **state)
+{
+    (void)state;
+    uint8_t *buf = NULL;
+    size_t cap = 0, largest = 0;
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof FIXTURES / sizeof FIXTURES[0]; i++) {
+            size_t len;
+            uint8_t *in = tu_read_file(FIXTURES[i], &len);
+            cap_packet *p;
+            cap_diag d;
+            assert_int_equal(cap_packet_decode(in, len, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+            uint8_t *before = buf;
+            size_t cap_before = cap, n = 0;
+            assert_int_equal(cap_encode_to(&p->base, &buf, &cap, &n), CAP_OK);
+            assert_int_equal(n, len);
+            assert_memory_equal(buf, in, len);
+            assert_true(cap >= n);
+            if (before && len <= cap_before) { /* it fitted: kept as it was */
+                assert_ptr_equal(buf, before);
+                assert_true(cap == cap_before);
+            }
+            if (len > largest)
+                largest = len;
+            assert_true(cap == largest); /* grown to the largest so far, no more */
+            cap_packet_free(p);
+            free(in);
+        }
+    free(buf);
+}
+
 /* Builds a packet with a job_request whose env entries are given unsorted. */
 typedef struct {
     cap_packet p;
@@ -273,6 +307,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_of_every_fixture),
+        cmocka_unit_test(test_encode_to_reuses_buffer),
         cmocka_unit_test(test_maps_sorted_with_key_and_value),
         cmocka_unit_test(test_large_map_sorted),
         cmocka_unit_test(test_defaults_and_floats),

@@ -118,7 +118,8 @@ static void run(world *w, int64_t until)
             assert_non_null(m.packet);
             assert_int_equal(m.packet->payload_case, CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT);
             g->n = m.packet->heartbeat->active_jobs;
-            cap_packet_free(m.packet);
+            sim_bus_release(w->bus, &m);
+            assert_null(m.packet);
         }
         sim_delivery_free(ev.data);
     }
@@ -718,7 +719,7 @@ static void test_skew(void **state)
     sim_msg m;
     assert_int_equal(sim_bus_deliver(w.bus, &ev, ev.time, &m, NULL), CAP_OK);
     assert_true(m.local_time == 750 * MS);
-    cap_packet_free(m.packet);
+    sim_bus_release(w.bus, &m);
     sim_delivery_free(ev.data);
     world_free(&w);
 }
@@ -774,6 +775,104 @@ static void test_corrupt_and_decode_failure(void **state)
     sim_delivery_free(ev.data);
     free(bytes);
     free(more);
+    world_free(&w);
+}
+
+/* Delivers the next queued event; returns sim_bus_deliver's result. */
+static int deliver_next(world *w, sim_event *ev, sim_msg *m)
+{
+    assert_int_equal(sim_queue_pop(&w->q, ev), 1);
+    cap_diag d;
+    return sim_bus_deliver(w->bus, ev, ev->time, m, &d);
+}
+
+/* A heartbeat with `ncaps` capabilities of 60 bytes each: its unpacked
+ * form takes about ncaps * 70 bytes of arena. */
+static void pub_big(world *w, uint32_t from, const char *subject, size_t ncaps)
+{
+    cap_packet *p = make_hb(sim_bus_actor_name(w->bus, from), 0, 7);
+    Cordum__Agent__V1__Heartbeat *hb = p->heartbeat;
+    hb->capabilities = calloc(ncaps, sizeof *hb->capabilities);
+    assert_non_null(hb->capabilities);
+    hb->n_capabilities = ncaps;
+    for (size_t i = 0; i < ncaps; i++) {
+        char cap[80];
+        snprintf(cap, sizeof cap, "capability-%06zu-%046d", i, 0);
+        int ok = 1;
+        hb->capabilities[i] = ref_pb_strdup(cap, &ok);
+        assert_true(ok);
+    }
+    assert_int_equal(sim_bus_publish(w->bus, from, subject, NULL, p, 0, &w->q), CAP_OK);
+    cap_packet_free(p);
+}
+
+/* Delivered packets are lent from the bus's arena: several may be out at
+ * once and stay intact until released; the arena is reused for the next
+ * deliveries, and a huge packet's memory (arena and encode buffer) is
+ * given back at its release. */
+static void test_delivered_packets_are_lent(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 12, NULL);
+    uint32_t a = actor(&w, "a"), b = actor(&w, "b");
+    assert_int_equal(sim_bus_subscribe(w.bus, b, "x", NULL, 0, NULL), CAP_OK);
+    assert_true(sim_bus_held(w.bus) == 0);
+    for (int i = 0; i < 3; i++)
+        pub(&w, a, "x", i, 40 + i);
+    /* Two out at once: the second decode does not disturb the first. */
+    sim_event e1, e2, e3;
+    sim_msg m1, m2, m3;
+    assert_int_equal(deliver_next(&w, &e1, &m1), CAP_OK);
+    assert_int_equal(deliver_next(&w, &e2, &m2), CAP_OK);
+    assert_int_equal(m1.packet->heartbeat->active_jobs, 40);
+    assert_int_equal(m2.packet->heartbeat->active_jobs, 41);
+    assert_string_equal(m1.packet->heartbeat->worker_id, "a");
+    size_t held = sim_bus_held(w.bus);
+    assert_true(held > 0 && held <= SIM_BUS_ARENA_KEEP);
+    sim_bus_release(w.bus, &m1);
+    assert_null(m1.packet);
+    sim_bus_release(w.bus, &m1); /* twice: ignored */
+    assert_int_equal(m2.packet->heartbeat->active_jobs, 41); /* m2 still out: intact */
+    sim_bus_release(w.bus, &m2);
+    /* Everything back: the next packet reuses the same block. */
+    assert_int_equal(deliver_next(&w, &e3, &m3), CAP_OK);
+    assert_int_equal(m3.packet->heartbeat->active_jobs, 42);
+    assert_true(sim_bus_held(w.bus) == held);
+    sim_bus_release(w.bus, &m3);
+    sim_delivery_free(e1.data);
+    sim_delivery_free(e2.data);
+    sim_delivery_free(e3.data);
+
+    /* A packet unpacking into more than the bound: held while it is out,
+     * given back at its release (its encode buffer at its publish); the
+     * next small packets fit in one block within the bound. */
+    pub_big(&w, a, "x", 1000);
+    assert_int_equal(deliver_next(&w, &e1, &m1), CAP_OK);
+    assert_true(m1.packet->heartbeat->n_capabilities == 1000);
+    assert_string_equal(m1.packet->heartbeat->capabilities[999],
+                        "capability-000999-0000000000000000000000000000000000000000000000");
+    assert_true(sim_bus_held(w.bus) > SIM_BUS_ARENA_KEEP);
+    sim_bus_release(w.bus, &m1);
+    assert_true(sim_bus_held(w.bus) == 0);
+    sim_delivery_free(e1.data);
+    for (int i = 0; i < 50; i++) {
+        pub(&w, a, "x", 100 + i, i);
+        assert_int_equal(deliver_next(&w, &e1, &m1), CAP_OK);
+        assert_int_equal(m1.packet->heartbeat->active_jobs, i);
+        sim_bus_release(w.bus, &m1);
+        sim_delivery_free(e1.data);
+        /* at most SIM_BUS_ARENA_KEEP of arena and as much of encode buffer */
+        assert_true(sim_bus_held(w.bus) <= 2 * SIM_BUS_ARENA_KEEP);
+        assert_true(sim_bus_held(w.bus) > 0);
+    }
+    /* A decode failure with nothing out leaves the arena reusable. */
+    const uint8_t junk[] = {0x0a, 0x05, 'a'};
+    assert_int_equal(sim_bus_publish_bytes(w.bus, a, "x", NULL, junk, sizeof junk, 0, &w.q), CAP_OK);
+    assert_int_equal(deliver_next(&w, &e1, &m1), CAP_EMALFORMED);
+    assert_null(m1.packet);
+    sim_bus_release(w.bus, &m1); /* no packet: ignored */
+    sim_delivery_free(e1.data);
     world_free(&w);
 }
 
@@ -900,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_partition),
         cmocka_unit_test(test_skew),
         cmocka_unit_test(test_corrupt_and_decode_failure),
+        cmocka_unit_test(test_delivered_packets_are_lent),
         cmocka_unit_test(test_full_and_observer),
         cmocka_unit_test(test_same_seed_same_sequence),
     };

@@ -11,6 +11,7 @@
 #define SEC INT64_C(1000000000)
 #define T0 (INT64_C(1704164645) * SEC)
 #define HB (5 * SEC)
+#define NS_PER_MS_TEST INT64_C(1000000)
 
 /* ---- handler ------------------------------------------------------------ */
 
@@ -620,6 +621,105 @@ static void test_heartbeats_every_interval(void **state)
     teardown(&f);
 }
 
+/* The heartbeat's progress_pct is the mean over the attempts still
+ * running, whatever the finished records kept beside them: checked against
+ * a model through starts, completions, cancels, supersedes, hangs, record
+ * reuse and table growth. */
+typedef struct {
+    char job[16];
+    uint64_t attempt;
+    int running, hang;
+    int64_t start, service;
+    uint64_t timer;
+} model_job;
+
+static int32_t model_pct(const model_job *m, size_t n, int64_t now)
+{
+    int64_t sum = 0;
+    int live = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].running)
+            continue;
+        live++;
+        if (m[i].hang)
+            continue;
+        int64_t el = now - m[i].start, pct = 100;
+        if (m[i].service > 0)
+            pct = el >= m[i].service ? 100
+                                     : (int64_t)((double)el * 100.0 / (double)m[i].service);
+        sum += pct;
+    }
+    return live ? (int32_t)(sum / live) : 0;
+}
+
+static void test_progress_over_running_attempts(void **state)
+{
+    (void)state;
+    enum { PAR = 6, JOBS = 1000 };
+    fixture f;
+    setup_window(&f, PAR, 40, 0, 30 * SEC);
+    static model_job m[JOBS];
+    memset(m, 0, sizeof m);
+    size_t n = 0;
+    int running = 0;
+    uint64_t x = 12345;
+    int64_t now = T0;
+    for (int step = 0; step < 3000; step++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned r = (unsigned)(x >> 33);
+        now += (int64_t)(r % 300) * NS_PER_MS_TEST;
+        size_t pick = n ? (r >> 8) % n : 0;
+        char dsp[32];
+        if ((r % 3 == 0 || running == 0) && running < PAR && n < JOBS) { /* a new job */
+            model_job *j = &m[n++];
+            snprintf(j->job, sizeof j->job, "job-%zu", n);
+            j->attempt = 1;
+            j->hang = (r >> 4) % 7 == 0;
+            j->service = (int64_t)((r >> 12) % 5000) * NS_PER_MS_TEST;
+            f.h.outcome = j->hang ? REF_WORK_HANG : REF_WORK_SUCCEEDED;
+            f.h.service_ns = j->service;
+            snprintf(dsp, sizeof dsp, "%s-a1", j->job);
+            dispatch(&f, now, j->job, dsp, 1, "wrk-1");
+            j->start = now;
+            j->running = 1;
+            j->timer = j->hang ? 0 : job_timer(&f.fx)->timer_id;
+            running++;
+        } else if (m[pick].running && r % 4 == 1 && !m[pick].hang) { /* completes */
+            fire(&f, m[pick].timer, now);
+            assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+            m[pick].running = 0;
+            running--;
+        } else if (m[pick].running && r % 4 == 2) { /* cancelled */
+            snprintf(dsp, sizeof dsp, "%s-a%llu", m[pick].job, (unsigned long long)m[pick].attempt);
+            cancel(&f, now, m[pick].job, dsp, m[pick].attempt, "wrk-1");
+            assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+            m[pick].running = 0;
+            running--;
+        } else if (m[pick].running && r % 4 == 3) { /* a newer attempt supersedes */
+            model_job *j = &m[pick];
+            j->attempt++;
+            j->hang = 0;
+            j->service = (int64_t)((r >> 12) % 3000) * NS_PER_MS_TEST;
+            f.h.outcome = REF_WORK_SUCCEEDED;
+            f.h.service_ns = j->service;
+            snprintf(dsp, sizeof dsp, "%s-a%llu", j->job, (unsigned long long)j->attempt);
+            dispatch(&f, now, j->job, dsp, j->attempt, "wrk-1");
+            j->start = now;
+            j->timer = job_timer(&f.fx)->timer_id;
+        }
+        assert_int_equal(ref_worker_active_jobs(f.w), running);
+        fire(&f, REF_WORKER_TIMER_HEARTBEAT, now);
+        const Cordum__Agent__V1__Heartbeat *hb =
+            first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat;
+        assert_int_equal(hb->active_jobs, running);
+        assert_int_equal(hb->progress_pct, model_pct(m, n, now));
+    }
+    assert_true(n > 100);                            /* records were reused */
+    assert_true(ref_worker_tracked_jobs(f.w) > 16);  /* the table grew */
+    assert_true(ref_worker_tracked_jobs(f.w) <= 40); /* within the bound */
+    teardown(&f);
+}
+
 static void test_max_parallel_jobs(void **state)
 {
     (void)state;
@@ -920,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_cancel_after_finish_ignored),
         cmocka_unit_test(test_stale_cancel_ignored),
         cmocka_unit_test(test_heartbeats_every_interval),
+        cmocka_unit_test(test_progress_over_running_attempts),
         cmocka_unit_test(test_max_parallel_jobs),
         cmocka_unit_test(test_bounds_evict_oldest_finished),
         cmocka_unit_test(test_bounds_window_reuses_old_records),
