@@ -14,6 +14,7 @@
 
 #include "cap_base64.h"
 #include "cap_encode.h"
+#include "cap_swar.h"
 #include "cap_time.h"
 #include "ref_bugs.h"
 #include "ref_jobstate.h"
@@ -564,17 +565,6 @@ JW_INLINE void jw_key_lit(ref_sched *s, const char *lit, size_t n)
         jw_put(s, lit + 1, n - 1);
 }
 
-/* 1 when one of the 8 bytes in x needs an escape: below 0x20, '"' or
- * '\\' (the usual has-zero-byte test on x, x ^ '"' and x ^ '\\'; a
- * borrow can only add a false alarm next to a true one, so "any" is
- * exact). */
-static inline int jw_special8(uint64_t x)
-{
-    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high ? 1 : 0;
-}
-
 /* A string's text after its opening quote: the runs that need no escape
  * copied as they are (scanned 8 bytes at a time), then the closing
  * quote. */
@@ -586,7 +576,7 @@ static __attribute__((noinline)) void jw_strval(ref_sched *s, const char *v)
         if (i + 8 <= n) {
             uint64_t x;
             memcpy(&x, v + i, 8);
-            if (!jw_special8(x)) {
+            if (!cap_swar_json_special(x)) {
                 i += 8;
                 continue;
             }

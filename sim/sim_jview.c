@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_swar.h"
+
 /* Copies a string member's value from a parsed record (NULL when the
  * member is missing or not a string), as cJSON_GetStringValue would. */
 static const char *jv_str(const cJSON *o, const char *k)
@@ -85,17 +87,15 @@ static void jview_set_num(sim_jview *v, const char *k, size_t kn, double x)
 
 /* The first byte at or after p that ends a plain string run: a quote, a
  * backslash or a control character (the terminating NUL is one). Eight
- * bytes at a time: a word holds such a byte exactly when one of the three
- * tests below is true of it; the bytes of that word are then looked at
- * one by one. The caller's buffer has 8 readable bytes after its NUL. */
+ * bytes at a time (cap_swar.h); the bytes of the word that holds one are
+ * then looked at one by one. The caller's buffer has 8 readable bytes
+ * after its NUL. */
 static const char *plain_run_end(const char *p)
 {
-    const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
     for (;;) {
         uint64_t x;
         memcpy(&x, p, 8);
-        uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-        if (((q - ones) & ~q & highs) | ((b - ones) & ~b & highs) | ((x - ones * 0x20) & ~x & highs))
+        if (cap_swar_json_special(x))
             break;
         p += 8;
     }

@@ -12,15 +12,23 @@ static const char *const FIXTURES[] = {
     "conformance/fixtures/buspacket_alert_enhanced.bin", "conformance/fixtures/buspacket_handshake.bin",
 };
 
+/* Reads fixture i into *in (its bytes) and returns it strictly decoded. */
+static cap_packet *load_fixture(size_t i, uint8_t **in, size_t *len)
+{
+    *in = tu_read_file(FIXTURES[i], len);
+    cap_packet *p;
+    cap_diag d;
+    assert_int_equal(cap_packet_decode(*in, *len, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+    return p;
+}
+
 static void test_round_trip_of_every_fixture(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof FIXTURES / sizeof FIXTURES[0]; i++) {
         size_t len;
-        uint8_t *in = tu_read_file(FIXTURES[i], &len);
-        cap_packet *p;
-        cap_diag d;
-        assert_int_equal(cap_packet_decode(in, len, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+        uint8_t *in;
+        cap_packet *p = load_fixture(i, &in, &len);
         uint8_t *out;
         size_t n;
         assert_int_equal(cap_encode(&p->base, &out, &n), CAP_OK);
@@ -44,10 +52,8 @@ static void test_encode_to_reuses_buffer(void **state)
     for (int round = 0; round < 2; round++)
         for (size_t i = 0; i < sizeof FIXTURES / sizeof FIXTURES[0]; i++) {
             size_t len;
-            uint8_t *in = tu_read_file(FIXTURES[i], &len);
-            cap_packet *p;
-            cap_diag d;
-            assert_int_equal(cap_packet_decode(in, len, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+            uint8_t *in;
+            cap_packet *p = load_fixture(i, &in, &len);
             uint8_t *before = buf;
             size_t cap_before = cap, n = 0;
             assert_int_equal(cap_encode_to(&p->base, &buf, &cap, &n), CAP_OK);

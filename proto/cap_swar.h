@@ -1,0 +1,28 @@
+/* Byte tests on eight bytes at once (SIMD within a register), for the
+ * scanners that copy or check long runs of plain text.
+ *
+ * Each test is the has-zero-byte trick ((x - 0x01..01) & ~x & 0x80..80)
+ * applied to x, or to x XOR a repeated byte. It says exactly whether ANY
+ * byte of the word matches (a borrow can only add a false flag beside a
+ * true one), not which: a caller that needs the position looks at the
+ * word's bytes one by one. */
+#ifndef CAP_SWAR_H
+#define CAP_SWAR_H
+
+#include <stdint.h>
+
+#define CAP_SWAR_ONES UINT64_C(0x0101010101010101)
+#define CAP_SWAR_HIGHS UINT64_C(0x8080808080808080)
+
+/* 1 when one of the 8 bytes of x is a byte JSON does not allow raw in a
+ * string or gives a meaning there: below 0x20, '"' or '\\'. */
+static inline int cap_swar_json_special(uint64_t x)
+{
+    uint64_t q = x ^ (CAP_SWAR_ONES * '"'), b = x ^ (CAP_SWAR_ONES * '\\');
+    return (((x - CAP_SWAR_ONES * 0x20) & ~x) | ((q - CAP_SWAR_ONES) & ~q) | ((b - CAP_SWAR_ONES) & ~b)) &
+                   CAP_SWAR_HIGHS
+               ? 1
+               : 0;
+}
+
+#endif
