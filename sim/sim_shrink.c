@@ -78,7 +78,7 @@ static void drop_mix(sim_scenario *s, size_t k)
 /* One candidate step. */
 typedef enum {
     OP_EVENT, OP_SCRIPT, OP_MIX, OP_WORKER, OP_COUNT, OP_PARALLEL, OP_STEPS, OP_RATE,
-    OP_BURST, OP_CLIENTS, OP_JOBS, OP_DURATION, OP__N
+    OP_BURST, OP_CLIENTS, OP_UNSIGN, OP_JOBS, OP_DURATION, OP__N
 } op_kind;
 
 /* Applies op (on element i) to s. 0 when it changed something. */
@@ -120,6 +120,11 @@ static int apply(sim_scenario *s, op_kind op, size_t i, uint64_t submitted)
         if (i >= w->n_mix || w->mix[i].workflow_steps < 2)
             return -1;
         w->mix[i].workflow_steps /= 2;
+        return 0;
+    case OP_UNSIGN: /* submits go out unsigned */
+        if (!s->gateway.sign)
+            return -1;
+        s->gateway.sign = 0;
         return 0;
     case OP_JOBS: {
         uint64_t m = w->max_jobs ? w->max_jobs : submitted;

@@ -287,12 +287,14 @@ static void test_clone_and_files(void **state)
     sim_scenario_free(a);
 }
 
-/* A workload with things to remove: a fatal failure is retried under the
- * retry-fatal bug, which the checker reports as one-terminal. */
+/* A workload with things to remove (signing among them): a fatal failure
+ * is retried under the retry-fatal bug, which the checker reports as
+ * one-terminal. */
 static const char FATAL[] =
     "name: fatal\n"
     "duration: 60s\n"
     "drain: 5m\n"
+    "gateway: {sign: true}\n"
     "policy: ../reference/policies/example.yaml\n"
     "scheduler: {max_retries: 2, breaker_threshold: 1000}\n"
     "workers:\n"
@@ -347,6 +349,7 @@ static void test_shrink(void **state)
     assert_true(m->workload.max_jobs >= 1 && m->workload.max_jobs < 120);
     assert_true(m->workload.rate < 4);
     assert_true(m->duration_ns < s->duration_ns);
+    assert_int_equal(m->gateway.sign, 0); /* signing has nothing to do with it */
 
     /* The written file reproduces on its own, and holds without the bug. */
     char *text = NULL;
