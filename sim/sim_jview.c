@@ -133,8 +133,9 @@ static int fast_read(sim_jview_reader *r, const char *line, sim_jview *v)
     for (;;) {
         if (*p++ != '"')
             return 0;
-        const char *key = p;
-        p += plain_run_end(p) - p;
+        const char *key = p; /* keys are short: byte by byte */
+        while (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
+            p++;
         if (*p != '"')
             return 0;
         size_t kn = (size_t)(p - key);
