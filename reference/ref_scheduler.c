@@ -14,6 +14,7 @@
 
 #include "cap_base64.h"
 #include "cap_encode.h"
+#include "cap_fmt.h"
 #include "cap_swar.h"
 #include "cap_time.h"
 #include "ref_bugs.h"
@@ -625,26 +626,11 @@ JW_INLINE void jw_str_lit(ref_sched *s, const char *lit, size_t n, const char *v
         jw_put(s, "\"", 1);
 }
 
-/* v in decimal, written backwards so that it ends at end; returns where
- * it starts (at most 20 bytes before end). */
-static char *fmt_i64(char *end, int64_t v)
-{
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    char *p = end;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return p;
-}
-
 /* An integer member (a JSON number). */
 JW_INLINE void jw_num_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 {
     char buf[24];
-    char *p = fmt_i64(buf + sizeof buf, v);
+    char *p = cap_fmt_i64(buf + sizeof buf, v);
     jw_key_lit(s, lit, n);
     jw_put(s, p, (size_t)(buf + sizeof buf - p));
 }
@@ -654,7 +640,7 @@ JW_INLINE void jw_i64_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 {
     char buf[24];
     buf[sizeof buf - 1] = '"';
-    char *p = fmt_i64(buf + sizeof buf - 1, v);
+    char *p = cap_fmt_i64(buf + sizeof buf - 1, v);
     *--p = '"';
     jw_key_lit(s, lit, n);
     jw_put(s, p, (size_t)(buf + sizeof buf - p));

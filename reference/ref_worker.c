@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_fmt.h"
 #include "cap_time.h"
 #include "ref_jobstate.h"
 #include "ref_strmap.h"
@@ -136,29 +137,37 @@ static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *even
                    const char *detail)
 {
     const char *parts[5] = {w->worker_id, event, job_id, dispatch_id, detail};
-    char *esc[5] = {0};
-    int rc = CAP_ENOMEM;
-    size_t total = 192;
-    for (int i = 0; i < 5; i++) {
-        size_t n = strlen(nz(parts[i]));
-        esc[i] = malloc(6 * n + 1);
-        if (!esc[i])
-            goto out;
-        json_escape(esc[i], parts[i]);
-        total += strlen(esc[i]);
-    }
-    char *line = malloc(total);
-    if (!line)
-        goto out;
-    snprintf(line, total,
-             "{\"at\":%lld,\"worker\":\"%s\",\"event\":\"%s\",\"job_id\":\"%s\","
-             "\"dispatch_id\":\"%s\",\"attempt\":%llu,\"detail\":\"%s\"}",
-             (long long)now, esc[0], esc[1], esc[2], esc[3], (unsigned long long)attempt, esc[4]);
-    rc = ref_effects_journal(fx, line);
-    free(line);
-out:
+    size_t total = 128; /* the keys, two numbers, quotes and braces */
     for (int i = 0; i < 5; i++)
-        free(esc[i]);
+        total += 6 * strlen(nz(parts[i])); /* \u00XX at worst */
+    char *line = malloc(total), num[24];
+    if (!line)
+        return CAP_ENOMEM;
+    char *p = line, *end = num + sizeof num, *d;
+#define PUT(lit) (memcpy(p, lit, sizeof lit - 1), p += sizeof lit - 1)
+    PUT("{\"at\":");
+    d = cap_fmt_i64(end, now);
+    memcpy(p, d, (size_t)(end - d));
+    p += end - d;
+    PUT(",\"worker\":\"");
+    p += json_escape(p, parts[0]);
+    PUT("\",\"event\":\"");
+    p += json_escape(p, parts[1]);
+    PUT("\",\"job_id\":\"");
+    p += json_escape(p, parts[2]);
+    PUT("\",\"dispatch_id\":\"");
+    p += json_escape(p, parts[3]);
+    PUT("\",\"attempt\":");
+    d = cap_fmt_u64(end, attempt);
+    memcpy(p, d, (size_t)(end - d));
+    p += end - d;
+    PUT(",\"detail\":\"");
+    p += json_escape(p, parts[4]);
+    PUT("\"}");
+#undef PUT
+    *p = 0;
+    int rc = ref_effects_journal(fx, line);
+    free(line);
     return rc;
 }
 

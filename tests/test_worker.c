@@ -233,6 +233,31 @@ static uint8_t *encode(const cap_packet *p, size_t *len)
     return b;
 }
 
+/* A journal line is the JSON the worker has always written: the values
+ * escaped, the time and the attempt in decimal at their extremes. */
+static void test_journal_line_text(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 1, 0, 0);
+    const char *job = "j\"b\\c\n\x01";
+    dispatch(&f, INT64_C(-5), job, "dsp-1", UINT64_C(18446744073709551615), "wrk-1");
+    const char *want = "{\"at\":-5,\"worker\":\"wrk-1\",\"event\":\"run\","
+                       "\"job_id\":\"j\\\"b\\\\c\\u000a\\u0001\",\"dispatch_id\":\"dsp-1\","
+                       "\"attempt\":18446744073709551615,\"detail\":\"";
+    const char *line = NULL;
+    for (size_t i = 0; i < ref_effects_count(&f.fx); i++) {
+        const ref_effect *e = ref_effects_at(&f.fx, i);
+        if (e->kind == REF_EFFECT_JOURNAL && strstr(e->record, "\"event\":\"run\""))
+            line = e->record;
+    }
+    assert_non_null(line);
+    assert_memory_equal(line, want, strlen(want));
+    size_t n = strlen(line);
+    assert_true(n > strlen(want) + 2 && strcmp(line + n - 2, "\"}") == 0);
+    teardown(&f);
+}
+
 /* A rejected dispatch: no handler call, nothing published, no timer, the
  * active attempt unchanged, one journal line naming the reason. */
 static void assert_rejected(fixture *f, int calls_before, const char *job, uint64_t active,
@@ -1012,6 +1037,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_once_result_at_service_time),
+        cmocka_unit_test(test_journal_line_text),
         cmocka_unit_test(test_redelivery_replays_without_second_call),
         cmocka_unit_test(test_fencing_rejects_stale_future_wrong_worker),
         cmocka_unit_test(test_retry_after_retryable_failure_runs),
