@@ -24,14 +24,8 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static char *xdup(const char *s)
-{
-    size_t n = strlen(s ? s : "") + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s ? s : "", n);
-    return c;
-}
+/* A copy of s (NULL copies as ""). */
+static char *xdup(const char *s) { return strdup(s ? s : ""); }
 
 static char *join(const char *a, const char *b)
 {

@@ -78,15 +78,8 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
-static char *dup_str(const char *s)
-{
-    s = nz(s);
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
+/* A copy of s (NULL copies as ""). */
+static char *dup_str(const char *s) { return strdup(s ? s : ""); }
 
 /* ---- violations ---------------------------------------------------------- */
 

@@ -69,15 +69,6 @@ static ref_effect *slot(ref_effects *l, int *err)
     return e;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
 {
     if (!l || !subject || !subject[0] || !packet) {
@@ -86,7 +77,7 @@ int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
     }
     int err = CAP_OK;
     ref_effect *e = slot(l, &err);
-    char *s = e ? dup_str(subject) : NULL;
+    char *s = e ? strdup(subject) : NULL;
     if (!s) {
         cap_packet_free(packet);
         return e ? CAP_ENOMEM : err;
@@ -131,7 +122,7 @@ int ref_effects_journal(ref_effects *l, const char *record)
     ref_effect *e = slot(l, &err);
     if (!e)
         return err;
-    char *r = dup_str(record);
+    char *r = strdup(record);
     if (!r)
         return CAP_ENOMEM;
     e->kind = REF_EFFECT_JOURNAL;
@@ -163,7 +154,7 @@ char *ref_pb_strdup(const char *s, int *ok)
 {
     if (!s || !s[0])
         return (char *)protobuf_c_empty_string;
-    char *c = dup_str(s);
+    char *c = strdup(s);
     if (!c) {
         *ok = 0;
         return (char *)protobuf_c_empty_string;

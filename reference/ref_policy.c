@@ -93,16 +93,6 @@ typedef struct {
     cap_yaml_diag *d;
 } ctx;
 
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 static void lower_ascii(char *s)
 {
     for (; *s; s++)
@@ -206,7 +196,7 @@ static int parse_strlist(const cap_yaml_node *node, const char *path, int flags,
         const char *why;
         if ((flags & LIST_GLOB) && ref_glob_check(s, &why))
             return cap_yaml_fail(d, CAP_EPOLICY, item, ip, "glob \"%.60s\" %s", s, why);
-        if (!(out->v[out->n] = dup_str(s)))
+        if (!(out->v[out->n] = strdup(s)))
             return CAP_ENOMEM;
         if (flags & LIST_LOWER)
             lower_ascii(out->v[out->n]);
@@ -234,8 +224,8 @@ static int parse_labels(const cap_yaml_node *node, const char *path, ref_label *
         const char *v;
         if (cap_yaml_str(node->pairs[i].value, kp, &v, d))
             return CAP_EPOLICY;
-        (*out)[i].key = dup_str(node->pairs[i].key->text);
-        (*out)[i].value = dup_str(v);
+        (*out)[i].key = strdup(node->pairs[i].key->text);
+        (*out)[i].value = strdup(v);
         *n = i + 1;
         if (!(*out)[i].key || !(*out)[i].value)
             return CAP_ENOMEM;
@@ -257,7 +247,7 @@ static int parse_string(const cap_yaml_node *node, const char *path, char **out,
     if (cap_yaml_str(node, path, &s, d))
         return CAP_EPOLICY;
     free(*out);
-    *out = dup_str(s);
+    *out = strdup(s);
     return *out ? 0 : CAP_ENOMEM;
 }
 
@@ -332,7 +322,7 @@ static int set_field(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f,
             return CAP_EPOLICY;
         if (!s[0])
             return 0;
-        char *c = dup_str(s);
+        char *c = strdup(s);
         if (!c)
             return CAP_ENOMEM;
         *(char **)field_at(m, f) = c;
@@ -580,7 +570,7 @@ static int parse_keyed(const cap_yaml_node *node, const char *path, size_t elem_
         cap_yaml_path_key(kp, path, node->pairs[i].key->text);
         char *elem = (char *)*arr + i * elem_size;
         *count = i + 1;
-        if (!(*(char **)elem = dup_str(node->pairs[i].key->text)))
+        if (!(*(char **)elem = strdup(node->pairs[i].key->text)))
             return CAP_ENOMEM;
         int rc = value(elem, node->pairs[i].value, kp, d);
         if (rc)
@@ -697,7 +687,7 @@ static int parse_velocity(const cap_yaml_node *node, const char *path, ref_rule 
         v->key = REF_VKEY_TENANT_TOPIC;
     else if (strncmp(s, "labels.", 7) == 0 && s[7]) {
         v->key = REF_VKEY_LABEL;
-        if (!(v->label = dup_str(s + 7)))
+        if (!(v->label = strdup(s + 7)))
             return CAP_ENOMEM;
     } else
         return cap_yaml_fail(d, CAP_EPOLICY, key, kp,
@@ -751,7 +741,7 @@ static int parse_rule(const cap_yaml_node *node, const char *path, ref_rule *r, 
         if (strlen(r->reason) > REF_REASON_MAX)
             return cap_yaml_fail(d, CAP_EPOLICY, v, kp, "reason longer than %d bytes",
                                  REF_REASON_MAX);
-    } else if (!(r->reason = dup_str(""))) {
+    } else if (!(r->reason = strdup(""))) {
         return CAP_ENOMEM;
     }
     if ((v = cap_yaml_get(node, "match"))) {
@@ -835,7 +825,7 @@ static int parse_tenants(const cap_yaml_node *node, ref_policy *p, cap_yaml_diag
         p->n_tenants = i + 1;
         t->line = k->line;
         t->column = k->column;
-        if (!(t->name = dup_str(k->text)))
+        if (!(t->name = strdup(k->text)))
             return CAP_ENOMEM;
         lower_ascii(t->name);
         if (!t->name[0])
@@ -901,18 +891,18 @@ static int derive_tenant_rules(ref_policy *p)
             r->word = pass == 0 ? REF_WORD_DENY : REF_WORD_ALLOW;
             r->decision = ref_word_decision(r->word);
             snprintf(buf, sizeof buf, "tenant:%s:%s", t->name, pass == 0 ? "deny_topics" : "allow_topics");
-            r->id = dup_str(buf);
+            r->id = strdup(buf);
             snprintf(buf, sizeof buf, "topic %s for tenant %s", pass == 0 ? "denied" : "allowed", t->name);
-            r->reason = dup_str(buf);
+            r->reason = strdup(buf);
             r->match.tenants.v = calloc(1, sizeof(char *));
             r->match.topics.v = calloc(topics->n, sizeof(char *));
             if (!r->id || !r->reason || !r->match.tenants.v || !r->match.topics.v)
                 return CAP_ENOMEM;
-            if (!(r->match.tenants.v[0] = dup_str(t->name)))
+            if (!(r->match.tenants.v[0] = strdup(t->name)))
                 return CAP_ENOMEM;
             r->match.tenants.n = 1;
             for (size_t j = 0; j < topics->n; j++) {
-                if (!(r->match.topics.v[j] = dup_str(topics->v[j])))
+                if (!(r->match.topics.v[j] = strdup(topics->v[j])))
                     return CAP_ENOMEM;
                 r->match.topics.n = j + 1;
             }
@@ -1103,13 +1093,13 @@ static int parse_top(const cap_yaml_node *root, ref_policy *p, cap_yaml_diag *d)
         return rc;
     if ((v = cap_yaml_get(root, "rules")) && (rc = parse_rules(v, p, d)))
         return rc;
-    if (!p->version && !(p->version = dup_str("")))
+    if (!p->version && !(p->version = strdup("")))
         return CAP_ENOMEM;
-    if (!p->default_written && !(p->default_written = dup_str("")))
+    if (!p->default_written && !(p->default_written = strdup("")))
         return CAP_ENOMEM;
     if (!p->default_tenant || !p->default_tenant[0]) {
         free(p->default_tenant);
-        if (!(p->default_tenant = dup_str("default")))
+        if (!(p->default_tenant = strdup("default")))
             return CAP_ENOMEM;
     }
     lower_ascii(p->default_tenant);

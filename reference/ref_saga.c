@@ -71,15 +71,6 @@ static int id_ok(const char *s)
     return s && s[0] && strlen(s) <= REF_SAGA_MAX_ID_LEN;
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 const char *ref_saga_phase_name(ref_saga_phase p)
 {
     switch (p) {
@@ -268,7 +259,7 @@ static int wf_get_or_add(ref_saga *s, const char *id, workflow **out)
     workflow *w = calloc(1, sizeof *w);
     if (!w)
         return CAP_ENOMEM;
-    w->id = dup_str(id);
+    w->id = strdup(id);
     if (!w->id) {
         free(w);
         return CAP_ENOMEM;
@@ -346,7 +337,7 @@ int ref_saga_record(ref_saga *s, const job_request *req, Cordum__Agent__V1__JobS
     job_request copy = *req;
     copy.dispatch = NULL;
     entry e = {0};
-    e.job_id = dup_str(req->job_id);
+    e.job_id = strdup(req->job_id);
     if (!e.job_id)
         return CAP_ENOMEM;
     int rc = cap_encode(&copy.base, &e.req, &e.req_len);
@@ -753,7 +744,7 @@ int ref_saga_serialize(const ref_saga *s, char **json)
     cJSON_Delete(root);
     if (!text)
         return CAP_ENOMEM;
-    *json = dup_str(text);
+    *json = strdup(text);
     cJSON_free(text);
     return *json ? CAP_OK : CAP_ENOMEM;
 fail:
@@ -832,7 +823,7 @@ static int restore_entry(workflow *w, const cJSON *eo)
         return CAP_EJSON;
     }
     entry e = {0};
-    e.job_id = dup_str(job);
+    e.job_id = strdup(job);
     if (!e.job_id) {
         free(bytes);
         return CAP_ENOMEM;

@@ -85,14 +85,8 @@ struct ref_worker {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s ? s : "") + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s ? s : "", n);
-    return c;
-}
+/* A copy of s (NULL copies as ""). */
+static char *dup_str(const char *s) { return strdup(s ? s : ""); }
 
 static const char *nz(const char *s)
 {

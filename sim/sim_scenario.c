@@ -28,15 +28,6 @@ typedef struct {
     sim_scenario *s;
 } ctx;
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *c = malloc(n);
-    if (c)
-        memcpy(c, s, n);
-    return c;
-}
-
 static int oom(cap_yaml_diag *d)
 {
     return cap_yaml_fail(d, CAP_ENOMEM, NULL, "", "out of memory");
@@ -105,7 +96,7 @@ static int get_str(const cap_yaml_node *n, const char *path, char **out, cap_yam
     int rc = cap_yaml_str(n, path, &s, d);
     if (rc)
         return rc;
-    char *c = dup_str(s);
+    char *c = strdup(s);
     if (!c)
         return oom(d);
     free(*out);
@@ -404,7 +395,7 @@ static int parse_kv(const cap_yaml_node *n, const char *path, sim_kv **out, size
         (*count)++;
         if (!pr->key->text[0])
             return cap_yaml_fail(d, CAP_EINVAL, pr->key, p, "empty key");
-        if (!((*out)[i].key = dup_str(pr->key->text)))
+        if (!((*out)[i].key = strdup(pr->key->text)))
             return oom(d);
         if ((rc = get_str(pr->value, p, &(*out)[i].value, d)))
             return rc;
@@ -711,7 +702,7 @@ static int get_actor(ctx *c, const cap_yaml_node *node, const char *path, int wh
         return cap_yaml_fail(d, CAP_EINVAL, node, path,
                              "\"%.60s\" cannot crash or restart (a worker or \"scheduler\" can)",
                              name);
-    char *copy = dup_str(name);
+    char *copy = strdup(name);
     if (!copy)
         return oom(d);
     free(*out);
@@ -1015,7 +1006,7 @@ static int parse_job(const cap_yaml_node *n, const char *p, sim_job_spec *j, cap
     int64_t v = 0;
     j->weight = 1.0;
     j->priority = 1;
-    if (!(j->tenant = dup_str("tenant-a")))
+    if (!(j->tenant = strdup("tenant-a")))
         return oom(d);
     if ((rc = expect_map(n, p, d)))
         return rc;
@@ -1206,7 +1197,7 @@ static int parse_workload(ctx *c, const cap_yaml_node *n)
                                      (long long)v, w->n_mix);
             }
             se->mix = (size_t)v;
-            if (!(se->job_id = dup_str("")) ||
+            if (!(se->job_id = strdup("")) ||
                 (rc = opt_str(e, "job_id", kp, &se->job_id, d)))
                 return se->job_id ? rc : oom(d);
         }
@@ -1419,7 +1410,7 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
             if (!strcmp(ev->a, ev->b))
                 return cap_yaml_fail(d, CAP_EINVAL, sides[1], sp[1],
                                      "both sides are \"%.60s\"", ev->a);
-        } else if (!(ev->b = dup_str(""))) {
+        } else if (!(ev->b = strdup(""))) {
             return oom(d);
         }
         return 0;
@@ -1616,8 +1607,8 @@ int sim_scenario_parse(const char *path, const char *text, size_t len, sim_scena
     ctx c = {d, NULL, s};
     int rc = CAP_ENOMEM;
     cap_yaml_doc *doc = NULL;
-    if (!(s->path = dup_str(path ? path : "<input>")) || !(s->description = dup_str("")) ||
-        !(s->approver.name = dup_str("approver-1")) || !(c.dir = dir_of(path))) {
+    if (!(s->path = strdup(path ? path : "<input>")) || !(s->description = strdup("")) ||
+        !(s->approver.name = strdup("approver-1")) || !(c.dir = dir_of(path))) {
         oom(d);
         goto out;
     }
