@@ -254,6 +254,7 @@ static const char *timeline_kind(sim_event_kind k)
     case SIM_EV_SKEW: return "clock skew";
     case SIM_EV_POLICY: return "policy change";
     case SIM_EV_CANCEL: return "cancel";
+    case SIM_EV_CONFLICT: return "conflicting twin";
     }
     return "event";
 }
@@ -282,7 +283,9 @@ static const char *not_applicable(const conf_golden_case *c, const sim_scenario 
         const sim_fault *f = &e->fault;
         const char *why = NULL;
         switch (e->kind) {
-        case SIM_EV_CANCEL: break;
+        case SIM_EV_CANCEL:
+        case SIM_EV_CONFLICT: /* the twin is a recorded gateway packet, replayed as such */
+            break;
         case SIM_EV_CRASH:
         case SIM_EV_RESTART:
             if (iut && e->a && strcmp(e->a, iut) == 0)

@@ -1,10 +1,14 @@
-/* Decimal text of integers without printf, for writers on a hot path
- * (journal records). Each writes the digits so that they end just before
- * `end` and returns where they start; 21 bytes before `end` are enough for
- * any value (20 digits and a sign). No NUL is written. */
+/* Text of integers and bytes without printf, for writers on a hot path
+ * (journal records).
+ * Decimal: each writes the digits so that they end just before `end` and
+ * returns where they start; 21 bytes before `end` are enough for any value
+ * (20 digits and a sign). No NUL is written.
+ * Hex: lowercase, two digits per byte, NUL-terminated; the reader takes
+ * exactly 2n digits of either case. */
 #ifndef CAP_FMT_H
 #define CAP_FMT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 static inline char *cap_fmt_u64(char *end, uint64_t u)
@@ -23,6 +27,38 @@ static inline char *cap_fmt_i64(char *end, int64_t v)
     if (v < 0)
         *--p = '-';
     return p;
+}
+
+/* out gets 2n + 1 bytes. */
+static inline void cap_fmt_hex(char *out, const uint8_t *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static inline int cap_hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Reads 2n hex digits from text into out. 1 when text starts with 2n hex
+ * digits, 0 otherwise (out is then partly written). */
+static inline int cap_hex_read(const char *text, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = cap_hex_digit(text[2 * i]), lo = hi < 0 ? -1 : cap_hex_digit(text[2 * i + 1]);
+        if (lo < 0)
+            return 0;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 1;
 }
 
 #endif

@@ -22,6 +22,11 @@ static const struct {
     [REF_BUG_RETRY_FATAL] = {"retry-fatal", "FAILED_FATAL is retried like FAILED_RETRYABLE"},
     [REF_BUG_LOSE_JOURNAL_TAIL] = {"lose-journal-tail", "the journal's last record is lost on restart"},
     [REF_BUG_ROLLBACK_OLDEST_FIRST] = {"rollback-oldest-first", "compensations run oldest first"},
+    [REF_BUG_ACCEPT_CONFLICT] = {"accept-conflict",
+                                 "a signed packet reusing an admitted message_id with another body "
+                                 "is admitted"},
+    [REF_BUG_FORGET_REPLAY_STORE] = {"forget-replay-store",
+                                     "a restart does not restore the replay guard's entries"},
 };
 
 void ref_bug_set(ref_bug b)

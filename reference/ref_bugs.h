@@ -27,6 +27,8 @@ typedef enum {
     REF_BUG_RETRY_FATAL,           /* FAILED_FATAL is retried like FAILED_RETRYABLE */
     REF_BUG_LOSE_JOURNAL_TAIL,     /* the journal's last record is lost on restart */
     REF_BUG_ROLLBACK_OLDEST_FIRST, /* compensations run oldest first */
+    REF_BUG_ACCEPT_CONFLICT,       /* the replay guard's CONFLICT verdict is ignored */
+    REF_BUG_FORGET_REPLAY_STORE,   /* a restart does not restore the replay guard's entries */
     REF_BUG_COUNT
 } ref_bug;
 

@@ -686,6 +686,37 @@ static int note(ref_sched *s, ref_effects *fx, int64_t now, const char *event, c
     return jw_emit(s, fx);
 }
 
+/* The replay guard admitted a signed packet (kind "replay"): the store
+ * entry, so that a restart restores it. cap-spec 19 keeps (message_id,
+ * digest) until expiry + skew; a guard that forgot them on a restart
+ * would admit the same message_id with another body. Members: "t" when,
+ * "exp" the signature's expires_at, "digest" the signed-body digest (hex),
+ * "keys" each key as <kind>:<hex>, comma-separated, in probe order. */
+static int replay_rec(ref_sched *s, const ref_dedupe_probe *pr, int64_t now, ref_effects *fx)
+{
+    if (s->restoring)
+        return CAP_OK;
+    char digest[2 * 32 + 1], keys[REF_DEDUPE_MAX_KEYS * (2 + 2 * 32 + 1)];
+    cap_fmt_hex(digest, pr->body_digest, sizeof pr->body_digest);
+    size_t o = 0;
+    for (size_t i = 0; i < pr->n_keys && i < REF_DEDUPE_MAX_KEYS; i++) {
+        if (i)
+            keys[o++] = ',';
+        keys[o++] = (char)('0' + pr->keys[i].kind);
+        keys[o++] = ':';
+        cap_fmt_hex(keys + o, pr->keys[i].id, sizeof pr->keys[i].id);
+        o += 2 * sizeof pr->keys[i].id;
+    }
+    keys[o] = 0;
+    jw_begin(s);
+    jw_str(s, "k", "replay");
+    jw_i64(s, "t", now);
+    jw_i64(s, "exp", pr->expires_at);
+    jw_str(s, "digest", digest);
+    jw_str(s, "keys", keys);
+    return jw_emit(s, fx);
+}
+
 /* The job record: the job's whole durable state, after an event. The
  * request goes only into the first record of a job (with_req). */
 static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event, int with_req)
@@ -2067,9 +2098,16 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
         wire = own;
     }
     ref_dedupe_result dd;
-    int v = ref_dedupe_check(s->dedupe, p, wire, len, now, &dd);
+    ref_dedupe_probe probe;
+    int v = ref_dedupe_probe_packet(p, wire, len, &probe);
+    if (v == CAP_OK)
+        v = ref_dedupe_admit(s->dedupe, &probe, now, &dd);
     free(own);
     TRY(v);
+    if (v == REF_DEDUPE_FIRST && probe.has_expiry)
+        TRY(replay_rec(s, &probe, now, fx));
+    if (v == REF_DEDUPE_CONFLICT && ref_bug_active(REF_BUG_ACCEPT_CONFLICT))
+        v = REF_DEDUPE_FIRST; /* injected bug (ref_bugs.h): the guard's refusal ignored */
     if (v == REF_DEDUPE_EXPIRED || v == REF_DEDUPE_CONFLICT) {
         if (v == REF_DEDUPE_EXPIRED)
             s->st.replays_expired++;
@@ -2326,6 +2364,34 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     return CAP_OK;
 }
 
+/* A "replay" record (replay_rec): the entry goes back into the guard as
+ * admitted at its time "t"; one whose retention has ended by now counts
+ * as absent there (ref_dedupe.h), so keeping old records is harmless. */
+static int restore_replay(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
+{
+    ref_dedupe_probe pr;
+    memset(&pr, 0, sizeof pr);
+    int64_t t = 0;
+    const char *digest = jstr(o, "digest"), *keys = jstr(o, "keys");
+    NEED(ji64(o, "t", &t) && ji64(o, "exp", &pr.expires_at), "replay record without t or exp");
+    NEED(digest && strlen(digest) == 2 * sizeof pr.body_digest &&
+             cap_hex_read(digest, pr.body_digest, sizeof pr.body_digest),
+         "replay record with a bad digest");
+    pr.has_expiry = 1;
+    const size_t klen = 2 + 2 * sizeof pr.keys[0].id; /* "<kind>:<hex>" */
+    for (const char *k = keys; k && *k; k += klen + (k[klen] == ',')) {
+        NEED(pr.n_keys < REF_DEDUPE_MAX_KEYS && strlen(k) >= klen && k[0] >= '0' &&
+                 k[0] <= '0' + REF_DEDUPE_KEY_JOB_RESULT && k[1] == ':' &&
+                 (k[klen] == 0 || (k[klen] == ',' && k[klen + 1])) &&
+                 cap_hex_read(k + 2, pr.keys[pr.n_keys].id, sizeof pr.keys[0].id),
+             "replay record with a bad key list");
+        pr.keys[pr.n_keys++].kind = (ref_dedupe_key_kind)(k[0] - '0');
+    }
+    NEED(pr.n_keys > 0, "replay record without keys");
+    int v = ref_dedupe_admit(s->dedupe, &pr, t, NULL);
+    return v < 0 ? v : CAP_OK;
+}
+
 static int restore_saga(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
 {
     const char *op = jstr(o, "op"), *wf = jstr(o, "wf"), *job_id = jstr(o, "job_id");
@@ -2370,6 +2436,10 @@ int ref_sched_restore(ref_sched *s, const char *const *records, size_t n, int64_
             rc = restore_job(s, o, idx, d);
         else if (strcmp(k, "saga") == 0)
             rc = restore_saga(s, o, idx, d);
+        else if (strcmp(k, "replay") == 0)
+            rc = ref_bug_active(REF_BUG_FORGET_REPLAY_STORE) /* injected bug (ref_bugs.h) */
+                     ? CAP_OK
+                     : restore_replay(s, o, idx, d);
         else if (strcmp(k, "evict") == 0) {
             job *j = find_job(s, jstr(o, "job_id"));
             if (j) {

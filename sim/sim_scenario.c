@@ -1216,7 +1216,7 @@ static const char *const EVENT_KEYS[] = {"at", "duration", "from", "to", NULL};
 static const char *const ACTIONS[] = {"crash",   "restart", "partition", "heal",
                                       "duplicate", "loss",  "latency",   "reorder",
                                       "corrupt", "replay",  "skew",      "policy",
-                                      "cancel",  NULL};
+                                      "cancel",  "conflict", NULL};
 
 static int is_bus_fault(const char *action)
 {
@@ -1310,6 +1310,31 @@ static int parse_bus_fault(ctx *c, const char *action, const cap_yaml_node *m, c
     return fault_filters(c, m, p, f);
 }
 
+/* conflict: {count: N, after: D}. The next N signed submits the scheduler
+ * admits each get a twin D later: another job, signed under the same
+ * message_id. D is at most half the signature lifetime, so the first
+ * body's id is still inside the replay guard's window when the twin
+ * arrives and the guard must refuse it (cap-spec 19). */
+static int parse_conflict(ctx *c, const cap_yaml_node *an, const char *ap, sim_timeline_event *ev)
+{
+    static const char *const keys[] = {"count", "after", NULL};
+    cap_yaml_diag *d = c->d;
+    int rc;
+    ev->kind = SIM_EV_CONFLICT;
+    if (!c->s->gateway.sign)
+        return cap_yaml_fail(d, CAP_EINVAL, an, ap,
+                             "needs gateway: {sign: true} (a conflict reuses a signed message_id)");
+    int64_t count = 0;
+    if ((rc = expect_map(an, ap, d)) || (rc = check_keys(an, keys, ap, d)) ||
+        (rc = need(an, "count", ap, "conflict", d)) || (rc = need(an, "after", ap, "conflict", d)) ||
+        (rc = opt_int(an, "count", ap, 1, SIM_SCENARIO_MAX_CONFLICTS, &count, d)) ||
+        (rc = opt_dur(an, "after", ap, 1, c->s->gateway.signature_lifetime_ns / 2,
+                      "> 0 and at most half of gateway.signature_lifetime", &ev->after_ns, d)))
+        return rc;
+    ev->count = (uint64_t)count;
+    return 0;
+}
+
 static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeline_event *ev)
 {
     cap_yaml_diag *d = c->d;
@@ -1335,7 +1360,8 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
     if (!action)
         return cap_yaml_fail(d, CAP_EINVAL, n, p,
                              "no action (one of: crash, restart, partition, heal, duplicate, "
-                             "loss, latency, reorder, corrupt, replay, skew, policy, cancel)");
+                             "loss, latency, reorder, corrupt, replay, skew, policy, cancel, "
+                             "conflict)");
     if ((rc = need(n, "at", p, "a fault", d)) ||
         (rc = opt_dur(n, "at", p, 0, c->s->duration_ns, "between 0 and the duration", &ev->at,
                       d)))
@@ -1431,6 +1457,8 @@ static int parse_event(ctx *c, const cap_yaml_node *n, const char *p, sim_timeli
         ev->kind = SIM_EV_POLICY;
         return load_policy(c, an, ap, &ev->policy_path, NULL, NULL);
     }
+    if (!strcmp(action, "conflict"))
+        return parse_conflict(c, an, ap, ev);
     /* cancel */
     ev->kind = SIM_EV_CANCEL;
     if ((rc = get_str(an, ap, &ev->a, d)))
@@ -1477,6 +1505,7 @@ const char *sim_invariant_name(unsigned bit)
     case SIM_INV_LIVENESS: return "liveness";
     case SIM_INV_COMPENSATION: return "compensation";
     case SIM_INV_RESTART: return "restart";
+    case SIM_INV_CONFLICT_REFUSED: return "conflict-refused";
     default: return NULL;
     }
 }
@@ -1497,14 +1526,14 @@ static int parse_invariants(ctx *c, const cap_yaml_node *n)
         unsigned bit = 0;
         if (!strcmp(name, "all"))
             bit = SIM_INV_ALL;
-        for (unsigned b = 1; !bit && b <= SIM_INV_RESTART; b <<= 1)
+        for (unsigned b = 1; !bit && b <= SIM_INV_CONFLICT_REFUSED; b <<= 1)
             if (!strcmp(name, sim_invariant_name(b)))
                 bit = b;
         if (!bit)
             return cap_yaml_fail(d, CAP_EINVAL, n->items[i], p,
                                  "unknown invariant \"%.40s\" (no-backward, one-terminal, "
                                  "dispatch-allowed, approval-bound, handler-once, liveness, "
-                                 "compensation, restart, all)",
+                                 "compensation, restart, conflict-refused, all)",
                                  name);
         c->s->invariants |= bit;
     }

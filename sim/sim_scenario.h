@@ -26,6 +26,7 @@
 #define SIM_SCENARIO_MAX_WORKERS 4096
 #define SIM_SCENARIO_MAX_MIX 64
 #define SIM_SCENARIO_MAX_FAULTS 1024
+#define SIM_SCENARIO_MAX_CONFLICTS 1000000 /* a conflict event's count */
 #define SIM_SCENARIO_MAX_SCRIPT 10000
 #define SIM_SCENARIO_MAX_KV 32
 
@@ -122,6 +123,7 @@ typedef enum {
     SIM_EV_SKEW,              /* set an actor's clock skew */
     SIM_EV_POLICY,            /* load another policy file */
     SIM_EV_CANCEL,            /* operator cancels a job by id */
+    SIM_EV_CONFLICT,          /* the gateway reuses signed message ids with another body */
 } sim_event_kind;
 
 typedef struct {
@@ -131,6 +133,8 @@ typedef struct {
     char *policy_path;        /* POLICY: resolved against the scenario's directory */
     sim_fault fault;          /* FAULT: start = at, end = at + duration (strings owned) */
     int64_t skew_ns;          /* SKEW */
+    uint64_t count;           /* CONFLICT: how many admitted submits get a conflicting twin */
+    int64_t after_ns;         /* CONFLICT: how long after the admission the twin is sent */
     int line;                 /* where it was written, for messages */
 } sim_timeline_event;
 
@@ -144,11 +148,13 @@ enum {
     SIM_INV_LIVENESS = 1u << 5,
     SIM_INV_COMPENSATION = 1u << 6,
     SIM_INV_RESTART = 1u << 7,
-    SIM_INV_ALL = (1u << 8) - 1,
+    SIM_INV_CONFLICT_REFUSED = 1u << 8,
+    SIM_INV_ALL = (1u << 9) - 1,
 };
 
 /* "no-backward", "one-terminal", "dispatch-allowed", "approval-bound",
- * "handler-once", "liveness", "compensation", "restart"; NULL otherwise. */
+ * "handler-once", "liveness", "compensation", "restart", "conflict-refused";
+ * NULL otherwise. */
 const char *sim_invariant_name(unsigned bit);
 
 typedef struct {

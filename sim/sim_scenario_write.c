@@ -292,6 +292,11 @@ static int put_event(FILE *f, const sim_timeline_event *e)
         fputs(", cancel: ", f);
         put_str(f, e->a);
         break;
+    case SIM_EV_CONFLICT:
+        fprintf(f, ", conflict: {count: %" PRIu64 ", after: ", e->count);
+        put_dur(f, e->after_ns);
+        fputc('}', f);
+        break;
     default: return CAP_EINVAL;
     }
     fputs("}\n", f);

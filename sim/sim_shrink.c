@@ -121,10 +121,13 @@ static int apply(sim_scenario *s, op_kind op, size_t i, uint64_t submitted)
             return -1;
         w->mix[i].workflow_steps /= 2;
         return 0;
-    case OP_UNSIGN: /* submits go out unsigned */
+    case OP_UNSIGN: /* submits go out unsigned; conflicts need signing, so they go too */
         if (!s->gateway.sign)
             return -1;
         s->gateway.sign = 0;
+        for (size_t k = s->n_timeline; k-- > 0;)
+            if (s->timeline[k].kind == SIM_EV_CONFLICT)
+                hide(s->timeline, &s->n_timeline, sizeof *s->timeline, k);
         return 0;
     case OP_JOBS: {
         uint64_t m = w->max_jobs ? w->max_jobs : submitted;

@@ -33,7 +33,7 @@ typedef Cordum__Agent__V1__JobRequest job_request;
 
 /* Event kinds in the queue (bus deliveries use SIM_BUS_EVENT_KIND = 1). */
 enum { EV_DELIVERY = SIM_BUS_EVENT_KIND, EV_TIMER, EV_ARRIVAL, EV_SCRIPT, EV_TIMELINE,
-       EV_APPROVE, EV_CRASH_WORKER, EV_RESTART_WORKER, EV_NEXT_STEP, EV_PROGRESS };
+       EV_APPROVE, EV_CRASH_WORKER, EV_RESTART_WORKER, EV_NEXT_STEP, EV_PROGRESS, EV_TWIN };
 
 enum { A_GATEWAY, A_SCHEDULER, A_WORKER, A_APPROVER, A_OPERATOR };
 
@@ -74,7 +74,18 @@ typedef struct {
     char *seen;                  /* handler-once keys of this job, '\n'-terminated */
     size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
     uint64_t fatal_attempt;      /* attempt + 1 of a FAILED_FATAL result it was given; 0 none */
+    struct twin *twin;           /* a `conflict` twin to send once the scheduler admits it */
 } jinfo;
+
+/* A conflicting twin (the `conflict` timeline action): another job,
+ * signed under the message_id of a submit the scheduler admitted. */
+typedef struct twin {
+    uint8_t mid[16];   /* the admitted submit's message_id */
+    int64_t after;     /* sent this long after the admission */
+    size_t mix;        /* the admitted job's mix entry */
+    char *of;          /* the admitted job's id */
+    int landed;        /* the scheduler has been handed it */
+} twin;
 
 /* The scheduler's journal, compacted: per job its first record (with the
  * request) and its latest; saga records in order. */
@@ -114,10 +125,24 @@ struct world {
     size_t n_journal, cap_journal, n_journal_gone;
     char **saga_log;
     size_t n_saga, cap_saga;
+    /* The replay guard's "replay" records, oldest first, with when each
+     * was kept; [replay_head, n_replay) are live (see keep_replay). */
+    char **replay_log;
+    int64_t *replay_at;
+    size_t replay_head, n_replay, cap_replay, cap_replay_at;
     sim_event *held;             /* deliveries held for a crashed scheduler */
     size_t n_held, cap_held;
     ref_strmap handler_seen;     /* "dispatch_id#attempt" -> 1 */
     ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
+    /* `conflict` actions: signed submits still to pick as the source of a
+     * twin, and the twins sent (job id -> the twin; the guard must refuse
+     * every one of them, so none may ever reach the journal). */
+    uint64_t twins_wanted;
+    int64_t twin_after;
+    size_t twins_pending;        /* picked, not yet handed to the scheduler: the run waits */
+    ref_strmap twins;
+    twin **twin_list;
+    size_t n_twins, cap_twins;
     cap_trace_writer *tw_bin, *tw_jsonl;
     const cap_packet *worker_pkt; /* the packet a worker is handling (conformance plans) */
     ref_registry_config reg_cfg;  /* the scheduler's registry, when worker_grace is set */
@@ -134,7 +159,7 @@ struct world {
 };
 
 #define SIGN_KEY_ID "gateway-key-1"
-#define SIGN_MESSAGE_ID_LEN 16
+#define SIGN_MESSAGE_ID_LEN 16 /* == sizeof ((twin *)0)->mid */
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -239,6 +264,22 @@ static void count_state(sim_result *r, const jinfo *j)
 
 static void handler_keys_drop(world *w, jinfo *j);
 
+static void twin_free(twin *t)
+{
+    if (t)
+        free(t->of);
+    free(t);
+}
+
+static void jinfo_free(jinfo *j)
+{
+    free(j->job_id);
+    free(j->wf);
+    free(j->seen);
+    twin_free(j->twin);
+    free(j);
+}
+
 /* The scheduler evicted a terminal job: the checker forgets it too (its
  * state is counted), so memory follows the live jobs, not the run length. */
 static void job_retire(world *w, jinfo *j)
@@ -250,10 +291,7 @@ static void job_retire(world *w, jinfo *j)
     ref_strmap_del(&w->jobs, j->job_id);
     w->job_list[j->list_idx] = NULL;
     w->n_retired_slots++;
-    free(j->job_id);
-    free(j->wf);
-    free(j->seen);
-    free(j);
+    jinfo_free(j);
     if (w->n_retired_slots > 1024 && w->n_retired_slots * 2 > w->n_jobs) {
         size_t n = 0;
         for (size_t i = 0; i < w->n_jobs; i++)
@@ -393,6 +431,17 @@ static jinfo *record_job(world *w, const sim_jview *o)
     if (!o->job_id || !o->state || !o->ev)
         return NULL;
     jinfo *j = job_get(w, o->job_id);
+    const twin *t = j ? NULL : ref_strmap_get(&w->twins, o->job_id);
+    if (t) {
+        /* The replay guard let through a body signed under a message_id it
+         * had admitted with another body (cap-spec 19: rejected). */
+        if (inv_on(w, SIM_INV_CONFLICT_REFUSED))
+            violation(w, "conflict-refused", o->job_id,
+                      "admitted (%s), though signed under the message_id of %s's submit, which "
+                      "the scheduler had admitted with another body",
+                      o->state, t->of);
+        return NULL;
+    }
     if (!j && (j = job_add(w, o->job_id))) {
         j->submit_at = w->now;
         w->res->compensations++;
@@ -508,6 +557,36 @@ static void journal_gone(world *w, size_t i)
     w->n_journal_gone = 0;
 }
 
+/* How long a "replay" record is kept for a restart: at least as long as
+ * the guard could retain its entry, max(first seen + ttl, expires_at +
+ * skew), where expires_at is at most the longest signature lifetime plus
+ * the skew past the first sighting (the guard refuses a later one).
+ * Keeping one longer is harmless: the restored entry counts as absent. */
+#define REPLAY_KEEP_NS \
+    (REF_DEDUPE_DEFAULT_TTL_NS + SIM_SIGN_MAX_LIFETIME_NS + 2 * REF_DEDUPE_DEFAULT_SKEW_NS)
+
+/* Keeps a "replay" record; drops the ones kept longer than REPLAY_KEEP_NS
+ * ago (a FIFO: they were kept in time order). */
+static void keep_replay(world *w, const char *line)
+{
+    while (w->replay_head < w->n_replay && w->replay_at[w->replay_head] + REPLAY_KEEP_NS < w->now)
+        free(w->replay_log[w->replay_head++]);
+    if (w->replay_head > 1024 && w->replay_head * 2 > w->n_replay) { /* slide down */
+        size_t live = w->n_replay - w->replay_head;
+        memmove(w->replay_log, w->replay_log + w->replay_head, live * sizeof *w->replay_log);
+        memmove(w->replay_at, w->replay_at + w->replay_head, live * sizeof *w->replay_at);
+        w->n_replay = live;
+        w->replay_head = 0;
+    }
+    if (grow((void **)&w->replay_log, &w->cap_replay, w->n_replay + 1, sizeof *w->replay_log) ||
+        grow((void **)&w->replay_at, &w->cap_replay_at, w->n_replay + 1, sizeof *w->replay_at) ||
+        !(w->replay_log[w->n_replay] = xdup(line))) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    w->replay_at[w->n_replay++] = w->now;
+}
+
 /* Keeps a record in the compacted journal; j is the job a "job" or
  * "evict" record is about (NULL when the checker does not know it). */
 static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *j)
@@ -515,6 +594,10 @@ static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *
     const char *k = o->k;
     if (!k || strcmp(k, "note") == 0)
         return;
+    if (strcmp(k, "replay") == 0) {
+        keep_replay(w, line);
+        return;
+    }
     if (strcmp(k, "saga") == 0) {
         if (grow((void **)&w->saga_log, &w->cap_saga, w->n_saga + 1, sizeof *w->saga_log) ||
             !(w->saga_log[w->n_saga] = xdup(line))) {
@@ -568,6 +651,20 @@ static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *
         j->jidx = w->n_journal;
 }
 
+/* The scheduler admitted j, whose submit was picked for a twin: the twin
+ * goes out `after` later (EV_TWIN). */
+static void send_twin_later(world *w, jinfo *j)
+{
+    twin *t = j->twin;
+    sim_event ev = {.time = w->now + t->after, .kind = EV_TWIN, .data = t};
+    if (!(t->of = xdup(j->job_id)) || sim_queue_push(&w->q, &ev, NULL)) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    j->twin = NULL; /* the event owns it now */
+    w->twins_pending++;
+}
+
 static void on_journal(world *w, const char *line)
 {
     sim_jview v;
@@ -584,6 +681,8 @@ static void on_journal(world *w, const char *line)
     if (job_rec) {
         if (j)
             check_job_record(w, &v, j);
+        if (j && j->twin && !w->err)
+            send_twin_later(w, j);
     } else if (k && strcmp(k, "saga") == 0) {
         const char *op = v.op;
         const char *wf = v.wf;
@@ -861,12 +960,15 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
 static int sched_restart(world *w)
 {
     sched_crash(w);
-    /* The compacted journal: each live job's first and latest record, then
-     * the saga steps in order. */
+    /* The compacted journal: the replay guard's entries, each live job's
+     * first and latest record, then the saga steps in order. */
     size_t n = 0;
-    const char **recs = malloc((2 * w->n_journal + w->n_saga + 1) * sizeof *recs);
+    const char **recs =
+        malloc((w->n_replay + 2 * w->n_journal + w->n_saga + 1) * sizeof *recs);
     if (!recs)
         return CAP_ENOMEM;
+    for (size_t i = w->replay_head; i < w->n_replay; i++)
+        recs[n++] = w->replay_log[i];
     for (size_t i = 0; i < w->n_journal; i++) {
         if (w->journal[i].gone)
             continue;
@@ -933,6 +1035,13 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
                                  local_time(w, w->scheduler), &w->fx);
     if (rc == REF_SCHED_STALE)
         w->res->stale++;
+    if (signed_submit && w->n_twins) {
+        twin *t = ref_strmap_get(&w->twins, p->job_request->job_id ? p->job_request->job_id : "");
+        if (t && !t->landed) {
+            t->landed = 1;
+            w->twins_pending--;
+        }
+    }
     if (signed_submit) {
         ref_sched_stats after = ref_sched_stats_get(w->sched);
         w->res->signed_duplicates += rc == REF_SCHED_DUPLICATE;
@@ -995,10 +1104,21 @@ static Cordum__Agent__V1__JobRequest__LabelsEntry **kv_labels(const sim_kv *kv, 
     return arr;
 }
 
-/* Adds the CAP-PRODUCTION signature metadata to a submit and signs it
- * (cap_production_sign): *wire is the signed packet, to be put on the bus
- * as it is. */
-static int sign_submit(world *w, cap_packet *p, uint8_t **wire, size_t *len)
+/* The next message_id from the gateway's "gateway.sign" stream. */
+static void draw_message_id(world *w, uint8_t mid[SIGN_MESSAGE_ID_LEN])
+{
+    for (size_t i = 0; i < SIGN_MESSAGE_ID_LEN; i += 8) {
+        uint64_t x = sim_rng_u64(&w->sign_rng);
+        for (size_t k = 0; k < 8; k++)
+            mid[i + k] = (uint8_t)(x >> (56 - 8 * k));
+    }
+}
+
+/* Adds the CAP-PRODUCTION signature metadata with message_id `id` to a
+ * submit and signs it (cap_production_sign): *wire is the signed packet,
+ * to be put on the bus as it is. */
+static int sign_submit(world *w, cap_packet *p, const uint8_t id[SIGN_MESSAGE_ID_LEN],
+                       uint8_t **wire, size_t *len)
 {
     Cordum__Agent__V1__SignatureMetadata *md = malloc(sizeof *md);
     Google__Protobuf__Timestamp *exp = malloc(sizeof *exp);
@@ -1013,11 +1133,7 @@ static int sign_submit(world *w, cap_packet *p, uint8_t **wire, size_t *len)
     google__protobuf__timestamp__init(exp);
     p->signature_metadata = md; /* freed with p from here on */
     md->expires_at = exp;
-    for (size_t i = 0; i < SIGN_MESSAGE_ID_LEN; i += 8) {
-        uint64_t x = sim_rng_u64(&w->sign_rng);
-        for (size_t k = 0; k < 8; k++)
-            mid[i + k] = (uint8_t)(x >> (56 - 8 * k));
-    }
+    memcpy(mid, id, SIGN_MESSAGE_ID_LEN);
     md->message_id.data = mid;
     md->message_id.len = SIGN_MESSAGE_ID_LEN;
     int ok = 1;
@@ -1040,8 +1156,20 @@ static int sign_submit(world *w, cap_packet *p, uint8_t **wire, size_t *len)
         cap_bounds b = cap_bounds_default();
         rc = cap_production_verify(*wire, *len, &b, &t, NULL, NULL, w->d);
     }
+    return rc;
+}
+
+/* Signs submit p with message_id `id` and publishes the signed bytes as
+ * they are (never re-encoded). */
+static int publish_signed(world *w, cap_packet *p, const uint8_t id[SIGN_MESSAGE_ID_LEN])
+{
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    int rc = sign_submit(w, p, id, &wire, &len);
     if (rc == CAP_OK)
-        w->res->signed_submits++;
+        rc = sim_bus_publish_bytes(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL,
+                                   wire, len, w->now, &w->q);
+    free(wire);
     return rc;
 }
 
@@ -1064,9 +1192,10 @@ static int sign_setup(world *w)
     return cap_key_from_scalar(d, &w->sign_key);
 }
 
-/* Builds and publishes one job of mix entry m. */
-static int submit_job(world *w, size_t m, const char *job_id, const char *wf, uint32_t step,
-                      int client)
+/* The submit packet of one job of mix entry m (step `step` of workflow
+ * wf when wf is not NULL); NULL when memory ran out. */
+static cap_packet *build_submit(world *w, size_t m, const char *job_id, const char *wf,
+                                uint32_t step)
 {
     const sim_job_spec *js = &w->scn->workload.mix[m];
     char trace[300];
@@ -1077,7 +1206,7 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
     if (!meta) {
         free(r);
         cap_packet_free(p);
-        return CAP_ENOMEM;
+        return NULL;
     }
     cordum__agent__v1__job_request__init(r);
     cordum__agent__v1__job_metadata__init(meta);
@@ -1119,7 +1248,20 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
             }
         }
     }
-    jinfo *j = ok ? job_add(w, job_id) : NULL;
+    if (!ok) {
+        cap_packet_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Builds and publishes one job of mix entry m. */
+static int submit_job(world *w, size_t m, const char *job_id, const char *wf, uint32_t step,
+                      int client)
+{
+    const sim_job_spec *js = &w->scn->workload.mix[m];
+    cap_packet *p = build_submit(w, m, job_id, wf, step);
+    jinfo *j = p ? job_add(w, job_id) : NULL;
     if (!j) {
         cap_packet_free(p);
         return CAP_ENOMEM;
@@ -1134,23 +1276,53 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
         j->step = step;
         j->steps = js->workflow_steps;
     }
-    ref_sched_request_hash(r, j->hash);
+    ref_sched_request_hash(p->job_request, j->hash);
     w->res->submitted++;
     w->gw_submitted++;
     int rc;
     if (w->sign_key) {
-        uint8_t *wire = NULL;
-        size_t len = 0;
-        rc = sign_submit(w, p, &wire, &len);
-        if (rc == CAP_OK) /* the signed bytes as they are: never re-encoded */
-            rc = sim_bus_publish_bytes(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL,
-                                       wire, len, w->now, &w->q);
-        free(wire);
+        uint8_t mid[SIGN_MESSAGE_ID_LEN];
+        draw_message_id(w, mid);
+        if (w->twins_wanted) { /* a `conflict` action picks this submit */
+            if (!(j->twin = calloc(1, sizeof *j->twin))) {
+                cap_packet_free(p);
+                return CAP_ENOMEM;
+            }
+            memcpy(j->twin->mid, mid, SIGN_MESSAGE_ID_LEN);
+            j->twin->after = w->twin_after;
+            j->twin->mix = m;
+            w->twins_wanted--;
+        }
+        rc = publish_signed(w, p, mid);
+        w->res->signed_submits += rc == CAP_OK;
     } else {
         rc = sim_bus_publish(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL, p, w->now,
                              &w->q);
     }
     cap_packet_free(p);
+    return rc;
+}
+
+/* EV_TWIN: the twin of an admitted submit goes out, signed under that
+ * submit's message_id with another body (its own job id). The scheduler's
+ * replay guard must refuse it; the checker knows its job id, so one that
+ * reaches the journal breaks conflict-refused. */
+static int send_twin(world *w, twin *t)
+{
+    char id[300];
+    snprintf(id, sizeof id, "%s-twin", t->of);
+    if (grow((void **)&w->twin_list, &w->cap_twins, w->n_twins + 1, sizeof *w->twin_list) ||
+        ref_strmap_put(&w->twins, id, t)) {
+        twin_free(t);
+        return CAP_ENOMEM;
+    }
+    w->twin_list[w->n_twins++] = t; /* owned here from now on */
+    cap_packet *p = build_submit(w, t->mix, id, NULL, 0);
+    if (!p)
+        return CAP_ENOMEM;
+    int rc = publish_signed(w, p, t->mid);
+    cap_packet_free(p);
+    w->res->twins_sent += rc == CAP_OK;
     return rc;
 }
 
@@ -1376,6 +1548,10 @@ static void on_timeline(world *w, const sim_timeline_event *e)
         free(text);
         return;
     }
+    case SIM_EV_CONFLICT: /* picks the next `count` signed submits (see send_twin) */
+        w->twins_wanted += e->count;
+        w->twin_after = e->after_ns;
+        return;
     case SIM_EV_CANCEL:
         if (w->scheduler->alive) {
             if (ref_sched_cancel(w->sched, e->a, "operator cancel", "operator",
@@ -1627,6 +1803,8 @@ static void release(sim_event *ev, void *ctx)
         cap_packet_free(ev->data);
     else if (ev->kind == EV_APPROVE || ev->kind == EV_NEXT_STEP)
         free(ev->data);
+    else if (ev->kind == EV_TWIN)
+        twin_free(ev->data);
     (void)w;
 }
 
@@ -1679,6 +1857,7 @@ static void loop(world *w)
             free(ev.data);
             break;
         case EV_NEXT_STEP: on_next_step(w, ev.data); free(ev.data); break;
+        case EV_TWIN: w->err = send_twin(w, ev.data); break;
         case EV_PROGRESS: on_progress_event(w, &ev); break;
         case EV_CRASH_WORKER: {
             actor *a = actor_by_bus(w, ev.actor);
@@ -1703,8 +1882,8 @@ static void loop(world *w)
         }
         /* Drained: the load is over and every job is terminal or parked. */
         if (w->now >= w->end_load && w->open_jobs == 0 && !w->n_held && !w->pending_answers &&
-            w->replays_popped == sim_bus_get_stats(w->bus)->replayed)
-            break; /* (a replay still in flight is part of the scenario: waited for) */
+            w->replays_popped == sim_bus_get_stats(w->bus)->replayed && !w->twins_pending)
+            break; /* (a replay or twin still in flight is part of the scenario: waited for) */
     }
 }
 
@@ -1789,14 +1968,9 @@ static void teardown(world *w)
     cap_key_free(w->sign_key);
     sim_bus_free(w->bus);
     ref_effects_free(&w->fx);
-    for (size_t i = 0; i < w->n_jobs; i++) {
-        if (!w->job_list[i])
-            continue;
-        free(w->job_list[i]->job_id);
-        free(w->job_list[i]->wf);
-        free(w->job_list[i]->seen);
-        free(w->job_list[i]);
-    }
+    for (size_t i = 0; i < w->n_jobs; i++)
+        if (w->job_list[i])
+            jinfo_free(w->job_list[i]);
     free(w->job_list);
     ref_strmap_free(&w->jobs);
     ref_strmap_free(&w->handler_seen);
@@ -1808,6 +1982,10 @@ static void teardown(world *w)
     for (size_t i = 0; i < w->n_saga; i++)
         free(w->saga_log[i]);
     free(w->saga_log);
+    for (size_t i = w->replay_head; i < w->n_replay; i++)
+        free(w->replay_log[i]);
+    free(w->replay_log);
+    free(w->replay_at);
     for (size_t t = 0; t < 32; t++)
         sim_hist_free(&w->lat[t]);
 }
@@ -1832,6 +2010,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     ref_strmap_init(&w->jobs);
     ref_strmap_init(&w->handler_seen);
     ref_strmap_init(&w->saga_stack);
+    ref_strmap_init(&w->twins);
     int rc = sim_queue_init(&w->q, (size_t)1 << 22);
     if (!rc)
         rc = ref_effects_init(&w->fx, REF_EFFECTS_MAX_LIMIT);
@@ -1870,6 +2049,10 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
         cJSON_Delete(o);
     }
     ref_strmap_free(&w->saga_stack);
+    ref_strmap_free(&w->twins);
+    for (size_t i = 0; i < w->n_twins; i++)
+        twin_free(w->twin_list[i]);
+    free(w->twin_list);
     teardown(w);
     free(w);
     return rc;
@@ -1953,11 +2136,17 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
             (unsigned long long)r->bus_dropped, (unsigned long long)r->bus_duplicated,
             (unsigned long long)r->bus_corrupted, (unsigned long long)r->bus_decode_failures,
             replayed);
+    /* twins: shown when the scenario has a conflict action (other reports unchanged) */
+    char twins[48] = "";
+    for (size_t i = 0; i < s->n_timeline; i++)
+        if (s->timeline[i].kind == SIM_EV_CONFLICT)
+            snprintf(twins, sizeof twins, ", conflicting twins sent %llu",
+                     (unsigned long long)r->twins_sent);
     if (s->gateway.sign)
         fprintf(out,
-                "signing: signed submits %llu; signed replays answered as duplicates %llu, refused "
-                "as expired %llu, refused as conflicting %llu\n",
-                (unsigned long long)r->signed_submits, (unsigned long long)r->signed_duplicates,
+                "signing: signed submits %llu%s; signed replays answered as duplicates %llu, "
+                "refused as expired %llu, refused as conflicting %llu\n",
+                (unsigned long long)r->signed_submits, twins, (unsigned long long)r->signed_duplicates,
                 (unsigned long long)r->signed_expired, (unsigned long long)r->signed_conflicts);
     if (r->violated)
         fprintf(out, "VIOLATION %s: job %s at %.6fs (seed %llu): %s\n", r->invariant,

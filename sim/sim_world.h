@@ -82,6 +82,7 @@ typedef struct {
      * already seen: a duplicate (no second side effect), refused because
      * its signature expired, refused as a conflicting body. */
     uint64_t signed_submits, signed_duplicates, signed_expired, signed_conflicts;
+    uint64_t twins_sent;           /* `conflict` twins published (not counted as submitted) */
 } sim_result;
 
 /* Runs one seed. CAP_OK with *res filled (res->violated says whether an

@@ -30,6 +30,8 @@ accept-stale-attempt       fencing.yaml                1..3   handler-once
 retry-fatal                retryable-vs-fatal.yaml     1..3   one-terminal
 lose-journal-tail          scheduler-restart.yaml      1..3   restart
 rollback-oldest-first      retryable-vs-fatal.yaml     1..3   compensation
+accept-conflict            duplicates-replay.yaml      1..3   conflict-refused
+forget-replay-store        scheduler-restart.yaml      1..3   conflict-refused
 "
 #   bug               role           suite (upstream kit)    profile  why not the simulator
 tck_table="

@@ -344,6 +344,17 @@ static void test_gateway_signing_and_replay(void **state)
     assert_int_equal(e[2].fault.end, SIM_FOREVER);
     sim_scenario_free(s);
 
+    /* conflict: needs signing; after is at most half the lifetime (45 s here) */
+    s = load("name: n\nduration: 60s\npolicy: " EX_POLICY "\n"
+             "gateway: {sign: true, signature_lifetime: 90s}\n"
+             "faults:\n  - {at: 30s, conflict: {count: 4, after: 45s}}\n");
+    assert_int_equal(s->n_timeline, 1);
+    assert_int_equal(s->timeline[0].kind, SIM_EV_CONFLICT);
+    assert_int_equal(s->timeline[0].at, INT64_C(30000000000));
+    assert_true(s->timeline[0].count == 4);
+    assert_int_equal(s->timeline[0].after_ns, INT64_C(45000000000));
+    sim_scenario_free(s);
+
     /* sign: false is the default written out; the lifetime keeps its default */
     s = load("name: n\nduration: 1s\npolicy: " EX_POLICY "\ngateway: {sign: false}\n");
     assert_int_equal(s->gateway.sign, 0);
@@ -522,6 +533,21 @@ static void test_every_bad_input_class(void **state)
          CAP_EINVAL, 5, 23, "faults[0].duplicate", "count > 0 or p > 0"},
         {"reorder without window", HEAD "faults:\n- {at: 1s, reorder: {}}\n", CAP_EINVAL, 5, 21,
          "faults[0].reorder", "needs \"window\""},
+        {"conflict without signing", HEAD "faults:\n- {at: 1s, conflict: {count: 1, after: 1s}}\n",
+         CAP_EINVAL, 5, 22, "faults[0].conflict", "needs gateway: {sign: true}"},
+        {"conflict after over half the lifetime",
+         HEAD "gateway: {sign: true}\nfaults:\n- {at: 1s, conflict: {count: 1, after: 61s}}\n",
+         CAP_EINVAL, 6, 40, "faults[0].conflict.after",
+         "must be > 0 and at most half of gateway.signature_lifetime"},
+        {"conflict count 0",
+         HEAD "gateway: {sign: true}\nfaults:\n- {at: 1s, conflict: {count: 0, after: 1s}}\n",
+         CAP_EYAML, 6, 30, "faults[0].conflict.count", ""},
+        {"conflict without after",
+         HEAD "gateway: {sign: true}\nfaults:\n- {at: 1s, conflict: {count: 2}}\n", CAP_EINVAL, 6,
+         22, "faults[0].conflict", "conflict needs \"after\""},
+        {"conflict unknown key",
+         HEAD "gateway: {sign: true}\nfaults:\n- {at: 1s, conflict: {count: 2, after: 1s, p: 1}}\n",
+         CAP_EINVAL, 6, 44, "faults[0].conflict.p", "unknown key \"p\" (known: count, after)"},
         {"replay without count", HEAD "faults:\n- {at: 1s, replay: {after: 30s}}\n", CAP_EINVAL, 5,
          20, "faults[0].replay", "replay needs \"count\""},
         {"replay without after", HEAD "faults:\n- {at: 1s, replay: {count: 3}}\n", CAP_EINVAL, 5,
@@ -811,9 +837,10 @@ static void test_actors(void **state)
     assert_string_equal(sim_invariant_name(SIM_INV_LIVENESS), "liveness");
     assert_string_equal(sim_invariant_name(SIM_INV_COMPENSATION), "compensation");
     assert_string_equal(sim_invariant_name(SIM_INV_RESTART), "restart");
+    assert_string_equal(sim_invariant_name(SIM_INV_CONFLICT_REFUSED), "conflict-refused");
     assert_null(sim_invariant_name(0));
     assert_null(sim_invariant_name(SIM_INV_ALL));
-    assert_null(sim_invariant_name(1u << 8));
+    assert_null(sim_invariant_name(1u << 9));
 }
 
 /* The docs' full example loads. */

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cap_decode.h"
 #include "cap_encode.h"
 #include "cap_schema.h"
 #include "ref_bugs.h"
@@ -1379,6 +1380,72 @@ static void test_journal_restore_continues_exactly(void **state)
     teardown(b);
 }
 
+/* The replay guard's entries survive a restart: admitting a signed submit
+ * writes a "replay" record, and a scheduler restored from the journal
+ * refuses another body under the same message id (cap-spec 19) and still
+ * answers the exact redelivery as a duplicate. With the injected bug
+ * forget-replay-store the restored guard has forgotten, and the other body
+ * becomes a job. */
+static void test_replay_store_restored(void **state)
+{
+    (void)state;
+    for (int bug = 0; bug < 2; bug++) {
+        fixture *f = setup();
+        journal jr = {0};
+        heartbeat(f, "w1", "job.tools", 4, "", 0);
+        keep_journal(&jr, &f->fx);
+        cap_packet *a = mk_submit("c1", "job.tools", "read", 0);
+        add_signature_metadata(a, 9, f->now + 60 * SEC);
+        uint8_t *wire = NULL;
+        size_t len = 0;
+        assert_int_equal(cap_encode(&a->base, &wire, &len), CAP_OK);
+        assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, a), REF_SCHED_APPLIED);
+        keep_journal(&jr, &f->fx);
+        size_t replay_records = 0;
+        for (size_t i = 0; i < jr.n; i++)
+            replay_records += strstr(jr.lines[i], "\"k\":\"replay\"") != NULL;
+        assert_int_equal(replay_records, 1);
+
+        ref_sched_free(f->s);
+        ref_sched_config c = base_config(f);
+        cap_diag d;
+        assert_int_equal(ref_sched_new(&c, &f->s, &d), CAP_OK);
+        begin(f);
+        f->n_timers = 0;
+        ref_bug_set(bug ? REF_BUG_FORGET_REPLAY_STORE : REF_BUG_NONE);
+        assert_int_equal(ref_sched_restore(f->s, (const char *const *)jr.lines, jr.n, f->now,
+                                           &f->fx, &d),
+                         CAP_OK);
+        ref_bug_set(REF_BUG_NONE);
+        absorb(f);
+        f->now += 10 * SEC;
+        cap_packet *b = mk_submit("c2", "job.tools", "read", 0);
+        add_signature_metadata(b, 9, f->now + 60 * SEC);
+        ref_sched_job_info ji;
+        if (!bug) {
+            assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, b), REF_SCHED_REJECTED);
+            assert_int_equal(ref_sched_stats_get(f->s).replays_conflicting, 1);
+            assert_int_equal(ref_sched_job(f->s, "c2", &ji), CAP_EINVAL);
+            /* the exact bytes again: a duplicate, no second job */
+            cap_packet *again = NULL;
+            cap_diag dd;
+            assert_int_equal(cap_packet_decode(wire, len, NULL, CAP_DECODE_STRICT, &again, &dd), CAP_OK);
+            begin(f);
+            assert_int_equal(ref_sched_on_packet(f->s, REF_SCHED_SUBJECT_SUBMIT, again, wire, len,
+                                                 f->now, &f->fx),
+                             REF_SCHED_DUPLICATE);
+            cap_packet_free(again);
+            assert_int_equal(ref_sched_stats_get(f->s).jobs, 1);
+        } else {
+            assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, b), REF_SCHED_APPLIED);
+            assert_int_equal(ref_sched_job(f->s, "c2", &ji), CAP_OK);
+        }
+        free(wire);
+        free_journal(&jr);
+        teardown(f);
+    }
+}
+
 static void test_journal_bad_records(void **state)
 {
     (void)state;
@@ -1398,6 +1465,38 @@ static void test_journal_bad_records(void **state)
     const char *bad3[] = {"{\"k\":\"mystery\"}"};
     assert_int_equal(ref_sched_restore(f->s, bad3, 1, f->now, &f->fx, &d), CAP_EJSON);
     assert_non_null(strstr(d.reason, "mystery"));
+    teardown(f);
+    /* replay records: each broken member is named */
+    char hex64[65];
+    memset(hex64, 'a', 64);
+    hex64[64] = 0;
+    char good_keys[200], rec[512];
+    snprintf(good_keys, sizeof good_keys, "0:%s,1:%s", hex64, hex64);
+    struct {
+        const char *t, *digest, *keys, *why;
+    } bad_replay[] = {
+        {"", hex64, good_keys, "without t or exp"},
+        {"5", "zz", good_keys, "bad digest"},
+        {"5", hex64, "", "without keys"},
+        {"5", hex64, "0:abc", "bad key list"},
+        {"5", hex64, "9:" /* kind out of range */, "bad key list"},
+    };
+    for (size_t i = 0; i < sizeof bad_replay / sizeof bad_replay[0]; i++) {
+        f = setup();
+        snprintf(rec, sizeof rec,
+                 "{\"k\":\"replay\",\"t\":\"%s\",\"exp\":\"7\",\"digest\":\"%s\",\"keys\":\"%s\"}",
+                 bad_replay[i].t, bad_replay[i].digest, bad_replay[i].keys);
+        const char *one[] = {rec};
+        assert_int_equal(ref_sched_restore(f->s, one, 1, f->now, &f->fx, &d), CAP_EJSON);
+        assert_non_null(strstr(d.reason, bad_replay[i].why));
+        teardown(f);
+    }
+    f = setup();
+    snprintf(rec, sizeof rec,
+             "{\"k\":\"replay\",\"t\":\"5\",\"exp\":\"7\",\"digest\":\"%s\",\"keys\":\"%s\"}",
+             hex64, good_keys);
+    const char *ok[] = {rec};
+    assert_int_equal(ref_sched_restore(f->s, ok, 1, f->now, &f->fx, &d), CAP_OK);
     teardown(f);
 }
 
@@ -1520,6 +1619,7 @@ int main(void)
         cmocka_unit_test(test_breaker_opens_and_closes),
         cmocka_unit_test(test_journal_restore_continues_exactly),
         cmocka_unit_test(test_journal_bad_records),
+        cmocka_unit_test(test_replay_store_restored),
         cmocka_unit_test(test_same_seed_same_run),
         cmocka_unit_test(test_injected_bugs),
         cmocka_unit_test(test_config_and_helpers),

@@ -77,6 +77,7 @@ static const char FULL[] =
     "  - {at: 5s, corrupt: {p: 0.01, to: scheduler}}\n"
     "  - {at: 6s, duration: 3s, replay: {subject: sys.job.submit, count: 7, after: 4m}, to: scheduler}\n"
     "  - {at: 7s, replay: {count: 2, after: 1500ms, from: gateway}}\n"
+    "  - {at: 8s, conflict: {count: 3, after: 20s}}\n"
     "  - {at: 5s, skew: {actor: w-1, by: \"-2s\"}}\n"
     "  - {at: 50s, policy: ../reference/policies/tenants.yaml}\n"
     "  - {at: 12s, cancel: job-1}\n"
@@ -192,6 +193,7 @@ static void same_scenario(const sim_scenario *a, const sim_scenario *b)
         same_str(x->a, y->a);
         same_str(x->b, y->b);
         assert_true(x->skew_ns == y->skew_ns);
+        assert_true(x->count == y->count && x->after_ns == y->after_ns);
         if (x->kind == SIM_EV_FAULT) {
             assert_int_equal(x->fault.kind, y->fault.kind);
             same_str(x->fault.subject, y->fault.subject);
@@ -231,6 +233,7 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(text, "\ngateway: {sign: true, signature_lifetime: 90s}\n"));
     assert_non_null(strstr(text, "replay: {count: 7, after: 4m, subject: \"sys.job.submit\""));
     assert_non_null(strstr(text, "replay: {count: 2, after: 1500ms, from: \"gateway\"}"));
+    assert_non_null(strstr(text, "{at: 8s, conflict: {count: 3, after: 20s}}"));
     /* read back from another directory's point of view: same values */
     sim_scenario *b = parse("/nonexistent/dir/x.yaml", text, len);
     same_scenario(a, b);
@@ -311,7 +314,8 @@ static const char FATAL[] =
     "    - {at: 2s, mix: 1}\n"
     "faults:\n"
     "  - {at: 5s, duplicate: {subject: sys.job.submit, count: 3}}\n"
-    "  - {at: 9s, skew: {actor: idle-1, by: 1s}}\n";
+    "  - {at: 9s, skew: {actor: idle-1, by: 1s}}\n"
+    "  - {at: 4s, conflict: {count: 2, after: 5s}}\n";
 
 static void test_shrink(void **state)
 {
@@ -387,7 +391,7 @@ static void test_shrink_knobs(void **state)
     sim_scenario *s = parse(SCN_PATH, FATAL, strlen(FATAL));
     sim_shrink_result *sr = malloc(sizeof *sr);
     assert_non_null(sr);
-    unsigned char skip[2] = {0, 1};
+    unsigned char skip[3] = {0, 0, 1}; /* in time order: conflict, duplicate, skew */
     sim_run_config k = {.max_jobs = 40, .duration_ns = INT64_C(30000000000), .skip_event = skip};
     ref_bug_set(REF_BUG_RETRY_FATAL);
     cap_diag d;
