@@ -165,9 +165,19 @@ static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *even
     return rc;
 }
 
+/* "<event> <job_id>", cut to fit like snprintf would (it runs per job:
+ * no format parsing). */
 static void set_memo(ref_worker *w, const char *event, const char *job_id)
 {
-    snprintf(w->last_memo, sizeof w->last_memo, "%s %s", event, nz(job_id));
+    const size_t cap = sizeof w->last_memo - 1;
+    size_t o = strnlen(event, cap);
+    memcpy(w->last_memo, event, o);
+    if (o < cap)
+        w->last_memo[o++] = ' ';
+    const char *j = nz(job_id);
+    size_t n = strnlen(j, cap - o);
+    memcpy(w->last_memo + o, j, n);
+    w->last_memo[o + n] = 0;
 }
 
 /* ---- records ------------------------------------------------------------ */

@@ -110,6 +110,8 @@ struct world {
     actor *actors;
     size_t n_actors;
     actor *gateway, *scheduler, *approver;
+    uint32_t *actor_of_bus;      /* bus id -> index + 1 into actors (0: not an actor) */
+    size_t n_actor_of_bus;
     ref_effects fx;
     int64_t now;
     int64_t end_load, end_run;
@@ -213,10 +215,8 @@ static actor *actor_by_name(world *w, const char *name)
 
 static actor *actor_by_bus(world *w, uint32_t id)
 {
-    for (size_t i = 0; i < w->n_actors; i++)
-        if (w->actors[i].bus_id == id)
-            return &w->actors[i];
-    return NULL;
+    size_t i = id < w->n_actor_of_bus ? w->actor_of_bus[id] : 0;
+    return i ? &w->actors[i - 1] : NULL;
 }
 
 static int64_t local_time(const world *w, const actor *a)
@@ -1645,7 +1645,16 @@ static int add_actor(world *w, int type, const char *name, const sim_worker_spec
     int rc = sim_bus_actor(w->bus, name, &a->bus_id);
     if (rc)
         return rc;
-    w->n_actors++;
+    if (a->bus_id >= w->n_actor_of_bus) {
+        size_t n = (size_t)a->bus_id + 1;
+        uint32_t *t = realloc(w->actor_of_bus, n * sizeof *t);
+        if (!t)
+            return CAP_ENOMEM;
+        memset(t + w->n_actor_of_bus, 0, (n - w->n_actor_of_bus) * sizeof *t);
+        w->actor_of_bus = t;
+        w->n_actor_of_bus = n;
+    }
+    w->actor_of_bus[a->bus_id] = (uint32_t)++w->n_actors; /* index + 1 */
     return CAP_OK;
 }
 
@@ -1962,6 +1971,7 @@ static void teardown(world *w)
         ref_u64map_free(&w->actors[i].timers);
     }
     free(w->actors);
+    free(w->actor_of_bus);
     sim_jview_reader_free(&w->jreader);
     ref_sched_free(w->sched);
     ref_safety_free(w->safety);

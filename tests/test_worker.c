@@ -643,6 +643,16 @@ static void test_heartbeats_every_interval(void **state)
     assert_heartbeat(&f.fx, T0 + 6 * HB, 0, 0);
     assert_string_equal(first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat->last_memo,
                         "SUCCEEDED job-1");
+    /* A long job id: the memo is cut at 159 bytes, as snprintf would cut it. */
+    char long_id[201], want[160];
+    memset(long_id, 'j', 200);
+    long_id[200] = 0;
+    memcpy(want, "started ", 8);
+    memset(want + 8, 'j', 151);
+    want[159] = 0;
+    dispatch(&f, T0 + 6 * HB + SEC, long_id, "dsp-2", 1, "wrk-1");
+    fire(&f, REF_WORKER_TIMER_HEARTBEAT, T0 + 7 * HB);
+    assert_string_equal(first_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT)->heartbeat->last_memo, want);
     teardown(&f);
 }
 
