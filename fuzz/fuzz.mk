@@ -1,8 +1,9 @@
 # Fuzz targets (included by the top-level Makefile).
 #   make fuzz         builds every target with libFuzzer (clang) and AFL++
 #   make fuzz-smoke   runs each target under each engine for FUZZ_SECONDS,
-#                     seeded with the golden fixtures; fails on any crash
-FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy
+#                     seeded with the golden fixtures, the policies and the
+#                     scenarios; fails on any crash
+FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario
 FUZZ_SECONDS ?= 15
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBFUZZER_BIN := $(FUZZ_TARGETS:%=build-fuzz/%)

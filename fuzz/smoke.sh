@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target under libFuzzer and AFL++ for FUZZ_SECONDS each,
 # seeded with the golden fixtures (binary packets for fuzz_decode, their
-# JSON forms for fuzz_json, the policies for fuzz_policy). Fails if either engine finds a crash.
+# JSON forms for fuzz_json, the policies for fuzz_policy, the ready scenarios and the
+# benchmark's for fuzz_scenario). Fails if either engine finds a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
@@ -17,6 +18,7 @@ seeds_for() {
     fuzz_decode) find conformance/fixtures -name '*.bin' -size -512k -exec cp {} "$dir" \; ;;
     fuzz_json) cp conformance/fixtures/*.json "$dir" ;;
     fuzz_policy) cp reference/policies/*.yaml "$dir" ;;
+    fuzz_scenario) cp sim/scenarios/*.yaml bench/*.yaml "$dir" ;;
   esac
   # Every input that once broke a target runs again (one file per fixed bug).
   if [ -d "fuzz/regressions/$target" ]; then cp fuzz/regressions/"$target"/* "$dir"; fi
