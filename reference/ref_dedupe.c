@@ -706,6 +706,14 @@ int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
         d->st.expired++;
         return REF_DEDUPE_EXPIRED;
     }
+    /* The index cells of the probe's keys, and the oldest entry (the one
+     * a full store evicts), are most likely not in cache: ask for them all
+     * now, so that the misses overlap instead of following one another. */
+    if (d->index)
+        for (size_t k = 0; k < probe->n_keys; k++)
+            __builtin_prefetch(&d->index[key_hash_of(probe->keys[k].id) & d->index_mask]);
+    if (d->head != NIL)
+        __builtin_prefetch(&d->e[d->head]);
     purge_head(d, now);
     ref_dedupe_verdict v = lookup(d, probe, now, res);
     if (v == REF_DEDUPE_FIRST) {
@@ -724,16 +732,26 @@ int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
     return (int)v;
 }
 
+int ref_dedupe_check_probe(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, size_t len,
+                           int64_t now, ref_dedupe_result *res, ref_dedupe_probe *probe)
+{
+    ref_dedupe_probe scratch;
+    if (!probe)
+        probe = &scratch;
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!d) {
+        memset(probe, 0, sizeof *probe);
+        return CAP_EINVAL;
+    }
+    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), d->md, p, wire, len, probe);
+    if (rc != CAP_OK)
+        return rc;
+    return ref_dedupe_admit(d, probe, now, res);
+}
+
 int ref_dedupe_check(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, size_t len,
                      int64_t now, ref_dedupe_result *res)
 {
-    if (res)
-        memset(res, 0, sizeof *res);
-    if (!d)
-        return CAP_EINVAL;
-    ref_dedupe_probe probe;
-    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), d->md, p, wire, len, &probe);
-    if (rc != CAP_OK)
-        return rc;
-    return ref_dedupe_admit(d, &probe, now, res);
+    return ref_dedupe_check_probe(d, p, wire, len, now, res, NULL);
 }

@@ -182,9 +182,17 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
 int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
                      ref_dedupe_result *res);
 
-/* ref_dedupe_probe_packet + ref_dedupe_admit. */
+/* ref_dedupe_probe_packet + ref_dedupe_admit, hashing with the store's
+ * own SHA-256 fetch and digest context (cheaper than the stand-alone
+ * probe functions, which set both up per call). */
 int ref_dedupe_check(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, size_t len,
                      int64_t now, ref_dedupe_result *res);
+
+/* ref_dedupe_check that also hands back the probe it admitted (probe may
+ * be NULL; it is zeroed when the packet could not be probed), for a caller
+ * that journals the keys. */
+int ref_dedupe_check_probe(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, size_t len,
+                           int64_t now, ref_dedupe_result *res, ref_dedupe_probe *probe);
 
 /* Attaches a caller value to an entry (e.g. the index of the result a
  * worker recorded, so that a duplicate can replay it). CAP_OK, or

@@ -15,6 +15,7 @@ typedef struct {
     char *id;       /* malloc'd copy of the worker id */
     void *hb_block; /* one allocation: every string and array of the heartbeat */
     void *hs_block; /* one allocation: every string and array of the handshake */
+    size_t hb_cap, hs_cap; /* their sizes: a later block that fits is built in place */
     uint32_t inflight; /* the caller's in-flight count (first-fit hint) */
 } slot;
 
@@ -122,16 +123,25 @@ static const char *ar_str(arena *a, const char *s)
 }
 
 /* Builds a block with layout(a, arg, w) twice: once to measure, once to
- * fill *w. Returns the block, or NULL when out of memory. */
+ * fill *w. The block is `reuse` when that is at least as large (*cap
+ * bytes; the layout reads only arg, so the block's old content may be
+ * overwritten), else a new one whose size goes to *cap. Returns the
+ * block, or NULL when out of memory. */
 static void *ar_build(void (*layout)(arena *, const void *, ref_worker_info *), const void *arg,
-                      ref_worker_info *w)
+                      ref_worker_info *w, void *reuse, size_t *cap)
 {
     ref_worker_info scratch = *w;
     arena a = {NULL, 0};
     layout(&a, arg, &scratch);
-    a.base = malloc(a.off ? a.off : 1);
-    if (!a.base)
-        return NULL;
+    size_t size = a.off ? a.off : 1;
+    if (reuse && *cap >= size) {
+        a.base = reuse;
+    } else {
+        a.base = malloc(size);
+        if (!a.base)
+            return NULL;
+        *cap = size;
+    }
     a.off = 0;
     layout(&a, arg, w);
     return a.base;
@@ -373,14 +383,19 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
 
 /* Builds a worker's heartbeat block (handshake 0) or handshake block
  * (handshake 1) with layout into *fresh, and stores it in the worker's
- * slot (a new slot at -at - 1 when at < 0), freeing the block it replaces.
- * Returns the slot, or NULL with *rc and d set. */
+ * slot (a new slot at -at - 1 when at < 0): in the block it replaces when
+ * that is large enough (a worker's heartbeats are alike: no allocation),
+ * else in a new one, the old one freed. The caller then points the
+ * worker's fields at *fresh. Returns the slot, or NULL with *rc and d set. */
 static slot *store_block(ref_registry *r, ptrdiff_t at, const char *id, int handshake,
                          void (*layout)(arena *, const void *, ref_worker_info *), const void *plan,
                          ref_worker_info *fresh, int *rc, cap_diag *d)
 {
     memset(fresh, 0, sizeof *fresh);
-    void *block = ar_build(layout, plan, fresh);
+    slot *s = at >= 0 ? &r->slots[at] : NULL;
+    void **old = s ? (handshake ? &s->hs_block : &s->hb_block) : NULL;
+    size_t cap = s ? (handshake ? s->hs_cap : s->hb_cap) : 0;
+    void *block = ar_build(layout, plan, fresh, old ? *old : NULL, &cap);
     if (!block) {
         *rc = cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
         return NULL;
@@ -391,12 +406,14 @@ static slot *store_block(ref_registry *r, ptrdiff_t at, const char *id, int hand
             free(block);
             return NULL;
         }
-        at = (ptrdiff_t)pos;
+        s = &r->slots[pos];
+        old = handshake ? &s->hs_block : &s->hb_block;
     }
-    slot *s = &r->slots[at];
-    void **old = handshake ? &s->hs_block : &s->hb_block;
-    free(*old);
-    *old = block;
+    if (*old != block) {
+        free(*old);
+        *old = block;
+    }
+    *(handshake ? &s->hs_cap : &s->hb_cap) = cap;
     return s;
 }
 

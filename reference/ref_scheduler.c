@@ -51,15 +51,17 @@ static int rank_of(int priority)
 typedef struct job job;
 struct job {
     uint64_t seq;          /* 1, 2, ... in admission order */
-    char *job_id;
-    job_request *req;      /* owned; as submitted, without a dispatch identity */
+    char *job_id;          /* job_id, trace_id, tenant, idem: in the job's block (job_new) */
+    job_request *req;      /* owned; as submitted, without a dispatch identity;
+                            * NULL once the job is terminal (finish releases it) */
+    int req_block;         /* 1: req is one block (keep_request) */
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     char *idem;            /* idempotency index key, or NULL */
     int rank;
     int state;
     int64_t state_at;
-    /* the last safety decision */
+    /* the last safety decision (rule_id, reason: NULL once terminal) */
     int decision;
     char *rule_id, *snapshot, *reason;
     int64_t max_runtime_ns; /* 0: none */
@@ -73,7 +75,7 @@ struct job {
     /* dispatch */
     uint64_t attempt;
     char dispatch_id[33];
-    char *worker, *pool;
+    char *worker, *pool;    /* pool: NULL once terminal */
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
     int done;               /* the current attempt's result has been applied */
     int holds_slot;         /* counted in the worker's in-flight list */
@@ -114,6 +116,7 @@ struct ref_sched {
     int on_pool;
 
     ref_strmap by_id, by_idem;
+    ref_strmap strs; /* shared job strings (intern_set): text -> istr */
     ref_u64map by_seq;
     job *head, *tail;
     size_t n_jobs;
@@ -181,6 +184,77 @@ static int set_str(char **dst, const char *src)
     return CAP_OK;
 }
 
+/* Shared job strings. The decision's rule, snapshot and reason, and the
+ * worker and pool of a dispatch, repeat from job to job: a job points at
+ * one reference-counted copy per distinct text, which stays in cache
+ * while many jobs use it, instead of a copy of its own that is cold by
+ * the time the job is written to the journal or evicted. A copy lives as
+ * long as a job points at it, so the table holds at most five strings
+ * per job. Lookups only: no order of the table reaches anything. */
+typedef struct {
+    size_t refs;
+    size_t len;
+    int plain; /* nothing in it that a JSON string escapes (jw_shared) */
+    char s[];  /* the text */
+} istr;
+
+static istr *istr_of(char *p) { return (istr *)(p - offsetof(istr, s)); }
+
+/* Lets go of one reference (p NULL: nothing). */
+static void intern_drop(ref_sched *s, char *p)
+{
+    if (!p)
+        return;
+    istr *e = istr_of(p);
+    if (--e->refs == 0) {
+        ref_strmap_del(&s->strs, e->s);
+        free(e);
+    }
+}
+
+/* set_str for a shared string field: *dst becomes the shared copy of src
+ * (NULL as "", cut to 4096 bytes like set_str); CAP_ENOMEM leaves *dst
+ * as it was. */
+static int intern_set(ref_sched *s, char **dst, const char *src)
+{
+    src = nz(src);
+    size_t n = strnlen(src, 4097);
+    char *cut = NULL;
+    if (n > 4096) { /* the key is the text as kept */
+        if (!(cut = dupn(src, 4096)))
+            return CAP_ENOMEM;
+        src = cut;
+        n = 4096;
+    }
+    istr *e = ref_strmap_get(&s->strs, src);
+    if (!e) {
+        e = malloc(sizeof *e + n + 1);
+        if (!e) {
+            free(cut);
+            return CAP_ENOMEM;
+        }
+        e->refs = 0;
+        e->len = n;
+        e->plain = 1;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)src[i];
+            if (c < 32 || c == '"' || c == '\\')
+                e->plain = 0;
+        }
+        memcpy(e->s, src, n + 1);
+        if (ref_strmap_put(&s->strs, e->s, e)) {
+            free(e);
+            free(cut);
+            return CAP_ENOMEM;
+        }
+    }
+    free(cut);
+    e->refs++;
+    intern_drop(s, *dst);
+    *dst = e->s;
+    return CAP_OK;
+}
+
 static int is_allow(int d)
 {
     return d == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW ||
@@ -236,6 +310,33 @@ static ProtobufCMessage *clone_message(const ProtobufCMessage *m)
     return c;
 }
 
+/* Where a copy's pieces come from: NULL, one malloc each (the copy is
+ * freed with cap_message_free); else carved from one block sized in
+ * advance by block_size (the copy is freed with one free of the block,
+ * which starts with the top message). */
+typedef struct {
+    char *next;
+    size_t left;
+} bump;
+
+#define PIECE_ALIGN ((size_t)8)
+static size_t piece_size(size_t n) { return (n + PIECE_ALIGN - 1) & ~(PIECE_ALIGN - 1); }
+
+static void *piece(bump *b, size_t n, int zero)
+{
+    if (!b)
+        return zero ? calloc(1, n) : malloc(n);
+    n = piece_size(n);
+    if (n > b->left)
+        return NULL; /* block_size and the copy disagree: cannot happen */
+    void *p = b->next;
+    b->next += n;
+    b->left -= n;
+    if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
 /* A deep copy of a message, equal to what clone_message gives, without
  * the encode and decode: strings, bytes, sub-messages and arrays copied,
  * scalars as they are, an empty string or bytes left at the message's
@@ -243,8 +344,8 @@ static ProtobufCMessage *clone_message(const ProtobufCMessage *m)
  * the round trip (unknown fields, proto2 labels and defaults, oneofs,
  * floating point, NULL array elements) are refused with 1, for the
  * caller to fall back on clone_message. 0, 1, or CAP_ENOMEM (*out is
- * then freed and NULL). */
-static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out);
+ * then freed, unless it came from a block, and NULL). */
+static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bump *b);
 
 static size_t field_size(ProtobufCType t)
 {
@@ -269,7 +370,8 @@ static size_t field_size(ProtobufCType t)
 }
 
 /* One value of type t from s to d (d holds the default or zero). */
-static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d, int element)
+static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d, int element,
+                      bump *b)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING: {
@@ -279,7 +381,7 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
         if (!v[0] && !element)
             return 0;
         size_t n = strlen(v) + 1;
-        char *c = malloc(n);
+        char *c = piece(b, n, 0);
         if (!c)
             return CAP_ENOMEM;
         memcpy(c, v, n);
@@ -292,7 +394,7 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
             return 0;
         if (!v->data)
             return 1;
-        uint8_t *c = malloc(v->len);
+        uint8_t *c = piece(b, v->len, 0);
         if (!c)
             return CAP_ENOMEM;
         memcpy(c, v->data, v->len);
@@ -303,7 +405,7 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
         const ProtobufCMessage *v = *(ProtobufCMessage *const *)s;
         if (!v)
             return element ? 1 : 0;
-        return copy_message(v, (ProtobufCMessage **)d);
+        return copy_message(v, (ProtobufCMessage **)d, b);
     }
     case PROTOBUF_C_TYPE_BOOL:
         *(protobuf_c_boolean *)d = *(const protobuf_c_boolean *)s ? 1 : 0;
@@ -314,13 +416,13 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
     }
 }
 
-static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out)
+static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bump *b)
 {
     const ProtobufCMessageDescriptor *desc = src->descriptor;
     *out = NULL;
     if (src->n_unknown_fields)
         return 1;
-    ProtobufCMessage *c = malloc(desc->sizeof_message);
+    ProtobufCMessage *c = piece(b, desc->sizeof_message, 0);
     if (!c)
         return CAP_ENOMEM;
     desc->message_init(c);
@@ -342,7 +444,7 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out)
             const char *arr = *(char *const *)sp;
             if (!n)
                 continue;
-            char *copy = calloc(n, size);
+            char *copy = b ? piece(b, n * size, 1) : calloc(n, size);
             if (!copy) {
                 rc = CAP_ENOMEM;
                 break;
@@ -350,26 +452,100 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out)
             *(void **)dp = copy;
             *(size_t *)((char *)c + f->quantifier_offset) = n;
             for (size_t k = 0; k < n && !rc; k++)
-                rc = copy_value(f, arr + k * size, copy + k * size, 1);
+                rc = copy_value(f, arr + k * size, copy + k * size, 1, b);
         } else {
-            rc = copy_value(f, sp, dp, 0);
+            rc = copy_value(f, sp, dp, 0, b);
         }
     }
     if (rc) {
-        cap_message_free(c);
+        if (!b)
+            cap_message_free(c);
         return rc;
     }
     *out = c;
     return 0;
 }
 
+/* The bytes copy_message carves from a block for m: the same pieces it
+ * allocates, each rounded up the same way. */
+static size_t block_size(const ProtobufCMessage *m);
+
+static size_t value_block_size(const ProtobufCFieldDescriptor *f, const void *s, int element)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *v = *(char *const *)s;
+        return v && (v[0] || element) ? piece_size(strlen(v) + 1) : 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *v = s;
+        return v->len ? piece_size(v->len) : 0;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *v = *(ProtobufCMessage *const *)s;
+        return v ? block_size(v) : 0;
+    }
+    default: return 0;
+    }
+}
+
+static size_t block_size(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *desc = m->descriptor;
+    size_t n = piece_size(desc->sizeof_message);
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        const char *sp = (const char *)m + f->offset;
+        size_t size = field_size(f->type);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t cnt = *(const size_t *)((const char *)m + f->quantifier_offset);
+            const char *arr = *(char *const *)sp;
+            if (!cnt || !size)
+                continue;
+            n += piece_size(cnt * size);
+            for (size_t k = 0; k < cnt; k++)
+                n += value_block_size(f, arr + k * size, 1);
+        } else {
+            n += value_block_size(f, sp, 0);
+        }
+    }
+    return n;
+}
+
+/* A heap copy of a request (the caller may edit it; cap_message_free). */
 static job_request *clone_request(const job_request *r)
 {
     ProtobufCMessage *c = NULL;
-    int rc = copy_message(&r->base, &c);
+    int rc = copy_message(&r->base, &c, NULL);
     if (rc == 1)
         return (job_request *)clone_message(&r->base);
     return (job_request *)c;
+}
+
+/* A read-only copy of a request, kept by a job: one block when it can be
+ * (*block = 1: one free() releases it all, and its pieces sit together),
+ * else a heap copy (*block = 0). NULL when out of memory. */
+static job_request *keep_request(const job_request *r, int *block)
+{
+    size_t n = block_size(&r->base);
+    char *blk = malloc(n);
+    bump b = {blk, n};
+    ProtobufCMessage *c = NULL;
+    if (blk && copy_message(&r->base, &c, &b) == 0) {
+        *block = 1;
+        return (job_request *)c; /* == blk: the block's first piece */
+    }
+    free(blk);
+    *block = 0;
+    return clone_request(r);
+}
+
+static void request_free(job_request *r, int block)
+{
+    if (block)
+        free(r);
+    else
+        cap_message_free(r ? &r->base : NULL);
 }
 
 /* Sets key = value in a map field (an array of entry messages) of a
@@ -654,6 +830,41 @@ JW_INLINE void jw_i64_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 #define jw_num(s, k, v) jw_num_lit((s), JW_LIT(k, ""), (v))
 #define jw_i64(s, k, v) jw_i64_lit((s), JW_LIT(k, ""), (v))
 
+/* Members written as one literal: text `,"key":value,...`, or without
+ * the leading comma for the record's first member. */
+#define JW_RAW(text) text, sizeof(text) - 1
+JW_INLINE void jw_lit(ref_sched *s, const char *text, size_t n)
+{
+    s->jn++;
+    jw_put(s, text, n);
+}
+
+/* A shared string member (intern_set; NULL as ""): its length and
+ * whether it needs escapes were found once, when it was shared. */
+#define jw_shared(s, k, v) jw_shared_lit((s), JW_LIT(k, "\""), (v))
+JW_INLINE void jw_shared_lit(ref_sched *s, const char *lit, size_t n, char *v)
+{
+    const istr *e = v ? istr_of(v) : NULL;
+    if (e && !e->plain) {
+        jw_str_lit(s, lit, n, v);
+        return;
+    }
+    jw_key_lit(s, lit, n);
+    if (e)
+        jw_put(s, v, e->len);
+    jw_put(s, "\"", 1);
+}
+
+/* A string member whose value is one of the scheduler's own names (an
+ * event, a state name): never NULL, nothing in it that JSON escapes. */
+#define jw_plain(s, k, v) jw_plain_lit((s), JW_LIT(k, "\""), (v))
+JW_INLINE void jw_plain_lit(ref_sched *s, const char *lit, size_t n, const char *v)
+{
+    jw_key_lit(s, lit, n);
+    jw_put(s, v, strlen(v));
+    jw_put(s, "\"", 1);
+}
+
 static int jw_emit(ref_sched *s, ref_effects *fx)
 {
     jw_put(s, "}", 1);
@@ -723,40 +934,72 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
 {
     if (s->restoring)
         return CAP_OK;
+    /* "t" is formatted once: "state_at" is often the same time */
+    char tbuf[24];
+    tbuf[sizeof tbuf - 1] = '"';
+    char *t = cap_fmt_i64(tbuf + sizeof tbuf - 1, now);
+    *--t = '"';
+    size_t tlen = (size_t)(tbuf + sizeof tbuf - t);
     jw_begin(s);
-    jw_str(s, "k", "job");
-    jw_i64(s, "t", now);
-    jw_str(s, "ev", event);
+    jw_lit(s, JW_RAW("\"k\":\"job\",\"t\":"));
+    jw_put(s, t, tlen);
+    jw_plain(s, "ev", event);
     jw_str(s, "job_id", j->job_id);
     jw_i64(s, "seq", (int64_t)j->seq);
-    jw_str(s, "state", ref_jobstate_name(j->state));
-    jw_i64(s, "state_at", j->state_at);
+    jw_plain(s, "state", ref_jobstate_name(j->state));
+    if (j->state_at == now) {
+        jw_key_lit(s, JW_LIT("state_at", ""));
+        jw_put(s, t, tlen);
+    } else {
+        jw_i64(s, "state_at", j->state_at);
+    }
     jw_num(s, "decision", j->decision);
-    jw_str(s, "rule", nz(j->rule_id));
-    jw_str(s, "snapshot", nz(j->snapshot));
-    jw_str(s, "reason", nz(j->reason));
-    jw_i64(s, "max_runtime_ns", j->max_runtime_ns);
-    jw_num(s, "max_retries", j->max_retries);
-    jw_num(s, "max_concurrent", j->max_concurrent);
-    jw_num(s, "throttles", j->throttles);
-    jw_num(s, "appr", j->appr);
-    jw_str(s, "hash", j->hash);
-    jw_str(s, "appr_snapshot", nz(j->appr_snapshot));
-    jw_str(s, "appr_by", nz(j->appr_by));
-    jw_str(s, "appr_note", nz(j->appr_note));
+    jw_shared(s, "rule", j->rule_id);
+    jw_shared(s, "snapshot", j->snapshot);
+    jw_shared(s, "reason", j->reason);
+    /* Runs of members most records hold at their defaults are written as
+     * one literal: the same text the member writers give for them. */
+    if (!j->max_runtime_ns && j->max_retries == -1 && !j->max_concurrent && !j->throttles) {
+        jw_lit(s, JW_RAW(",\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,"
+                         "\"throttles\":0"));
+    } else {
+        jw_i64(s, "max_runtime_ns", j->max_runtime_ns);
+        jw_num(s, "max_retries", j->max_retries);
+        jw_num(s, "max_concurrent", j->max_concurrent);
+        jw_num(s, "throttles", j->throttles);
+    }
+    if (!j->appr && !j->hash[0] && !nz(j->appr_snapshot)[0] && !nz(j->appr_by)[0] &&
+        !nz(j->appr_note)[0]) {
+        jw_lit(s, JW_RAW(",\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\","
+                         "\"appr_note\":\"\""));
+    } else {
+        jw_num(s, "appr", j->appr);
+        jw_str(s, "hash", j->hash);
+        jw_str(s, "appr_snapshot", nz(j->appr_snapshot));
+        jw_str(s, "appr_by", nz(j->appr_by));
+        jw_str(s, "appr_note", nz(j->appr_note));
+    }
     jw_i64(s, "attempt", (int64_t)j->attempt);
     jw_str(s, "dispatch_id", j->dispatch_id);
-    jw_str(s, "worker", nz(j->worker));
-    jw_str(s, "pool", nz(j->pool));
+    jw_shared(s, "worker", j->worker);
+    jw_shared(s, "pool", j->pool);
     jw_num(s, "done", j->done);
     jw_num(s, "counted", j->counted);
     jw_num(s, "retries", j->retries);
-    jw_i64(s, "wait_since", j->wait_since);
-    jw_num(s, "waiting", j->waiting);
-    jw_i64(s, "wake_at", j->wake_at);
+    if (j->wait_since == -1 && !j->waiting && !j->wake_at) {
+        jw_lit(s, JW_RAW(",\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\""));
+    } else {
+        jw_i64(s, "wait_since", j->wait_since);
+        jw_num(s, "waiting", j->waiting);
+        jw_i64(s, "wake_at", j->wake_at);
+    }
     jw_i64(s, "watch_at", j->watch_at);
-    jw_str(s, "memo", nz(j->memo));
-    jw_str(s, "saga_wf", nz(j->saga_wf));
+    if (!nz(j->memo)[0] && !nz(j->saga_wf)[0]) {
+        jw_lit(s, JW_RAW(",\"memo\":\"\",\"saga_wf\":\"\""));
+    } else {
+        jw_str(s, "memo", nz(j->memo));
+        jw_str(s, "saga_wf", nz(j->saga_wf));
+    }
     if (with_req) {
         jw_str(s, "trace_id", nz(j->trace_id));
         uint8_t *bytes = NULL;
@@ -946,23 +1189,22 @@ static int arm_housekeeping(ref_sched *s, ref_effects *fx)
 
 /* ---- job table ------------------------------------------------------ */
 
-static void job_free(job *j)
+/* Frees j (s: the scheduler its shared strings belong to; NULL when it
+ * holds none yet). */
+static void job_free(ref_sched *s, job *j)
 {
     if (!j)
         return;
-    free(j->job_id);
-    cap_message_free(j->req ? &j->req->base : NULL);
-    free(j->trace_id);
-    free(j->tenant);
-    free(j->idem);
-    free(j->rule_id);
-    free(j->snapshot);
-    free(j->reason);
+    /* job_id, trace_id, tenant and idem live in j's own block */
+    request_free(j->req, j->req_block);
+    intern_drop(s, j->rule_id);
+    intern_drop(s, j->snapshot);
+    intern_drop(s, j->reason);
+    intern_drop(s, j->worker);
+    intern_drop(s, j->pool);
     free(j->appr_snapshot);
     free(j->appr_by);
     free(j->appr_note);
-    free(j->worker);
-    free(j->pool);
     free(j->memo);
     free(j->saga_wf);
     free(j);
@@ -1039,43 +1281,56 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
             TRY(jw_emit(s, fx));
         }
         unlink_job(s, j);
-        job_free(j);
+        job_free(s, j);
         return CAP_OK;
     }
     return CAP_EFULL;
 }
 
-/* A new job from a request (copied), not yet linked. */
+/* Copies n bytes of s and a NUL to *at; returns the copy, *at moved past it. */
+static char *put_str(char **at, const char *s, size_t n)
+{
+    char *c = *at;
+    memcpy(c, s, n);
+    c[n] = 0;
+    *at += n + 1;
+    return c;
+}
+
+/* A new job from a request (copied), not yet linked. The job and the
+ * strings it keeps for its whole life (job_id, trace_id, tenant, idem)
+ * are one allocation. */
 static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
 {
-    job *j = calloc(1, sizeof *j);
+    const char *id = nz(req->job_id), *tenant = effective_tenant(req);
+    const char *key = req->meta ? nz(req->meta->idempotency_key) : "";
+    trace_id = nz(trace_id);
+    size_t n_id = strlen(id), n_trace = strlen(trace_id), n_tenant = strlen(tenant);
+    size_t n_key = strlen(key);
+    size_t size = sizeof(job) + n_id + n_trace + n_tenant + 3 + (n_key ? n_tenant + n_key + 2 : 0);
+    job *j = calloc(1, size);
     if (!j)
         return NULL;
+    char *at = (char *)(j + 1);
+    j->job_id = put_str(&at, id, n_id);
+    j->trace_id = put_str(&at, trace_id, n_trace);
+    j->tenant = put_str(&at, tenant, n_tenant);
+    if (n_key) { /* the idempotency index key: tenant, 0x1f, key */
+        j->idem = at;
+        memcpy(at, tenant, n_tenant);
+        at[n_tenant] = '\x1f';
+        memcpy(at + n_tenant + 1, key, n_key + 1);
+    }
     j->seq = seq;
-    j->req = clone_request(req);
-    j->job_id = dup(req->job_id);
-    j->trace_id = dup(trace_id);
-    j->tenant = dup(effective_tenant(req));
     j->max_retries = -1;
     j->wait_since = -1;
     j->rank = rank_of(req->priority);
-    if (!j->req || !j->job_id || !j->trace_id || !j->tenant) {
-        job_free(j);
+    job_request view = *req; /* kept without its dispatch identity */
+    view.dispatch = NULL;
+    j->req = keep_request(&view, &j->req_block);
+    if (!j->req) {
+        job_free(NULL, j);
         return NULL;
-    }
-    if (j->req->dispatch) {
-        cap_message_free(&j->req->dispatch->base);
-        j->req->dispatch = NULL;
-    }
-    const char *key = req->meta ? nz(req->meta->idempotency_key) : "";
-    if (key[0]) {
-        size_t n = strlen(j->tenant) + strlen(key) + 2;
-        j->idem = malloc(n);
-        if (!j->idem) {
-            job_free(j);
-            return NULL;
-        }
-        snprintf(j->idem, n, "%s\x1f%s", j->tenant, key);
     }
     return j;
 }
@@ -1252,7 +1507,8 @@ static int timeouts_for(const ref_sched *s, const job *j, int64_t *dispatch_to, 
     return CAP_OK;
 }
 
-static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *fx);
+static int saga_after_terminal(ref_sched *s, job *j, const job_request *req, int64_t now,
+                               ref_effects *fx);
 static int drain(ref_sched *s, int64_t now, ref_effects *fx);
 
 /* The job reached terminal state `status` (already decided): timers off,
@@ -1283,7 +1539,25 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
     default: break;
     }
     TRY(jrec(s, j, now, fx, event, 0));
-    TRY(saga_after_terminal(s, j, now, fx));
+    /* A terminal job's request has no reader left but the saga hooks
+     * below: it is released now rather than held until the job is evicted
+     * minutes later (a table of terminal jobs holds no requests), and so
+     * are the strings only its job records use. What a terminal job still
+     * answers (duplicate submits, status queries, the journal's evict
+     * record) is kept.
+     * Detached first: the hooks may admit a compensation, which may evict
+     * j itself. */
+    job_request *req = j->req;
+    int block = j->req_block;
+    j->req = NULL;
+    /* Only the job records write these; the last one is written. */
+    intern_drop(s, j->rule_id);
+    intern_drop(s, j->reason);
+    intern_drop(s, j->pool);
+    j->rule_id = j->reason = j->pool = NULL;
+    int rc = saga_after_terminal(s, j, req, now, fx);
+    request_free(req, block);
+    TRY(rc);
     return freed || s->n_wait ? drain(s, now, fx) : CAP_OK;
 }
 
@@ -1368,8 +1642,8 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     TRY(publish_alert(s, &ev, now, fx));
     if (v == REF_BREAKER_REFUSE)
         return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
-    TRY(set_str(&j->worker, sel->worker_id));
-    TRY(set_str(&j->pool, sel->pool));
+    TRY(intern_set(s, &j->worker, sel->worker_id));
+    TRY(intern_set(s, &j->pool, sel->pool));
     j->attempt++;
     random_hex(s, j->dispatch_id);
     j->ticket = ticket;
@@ -1399,11 +1673,13 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     }
     p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
     p->job_request = r;
-    char subject[REF_REGISTRY_ID_MAX + 32];
     if (s->on_pool)
-        snprintf(subject, sizeof subject, "%s", sel->pool);
-    else
-        snprintf(subject, sizeof subject, "worker.%s.jobs", sel->worker_id);
+        return ref_effects_publish(fx, sel->pool, p);
+    char subject[REF_REGISTRY_ID_MAX + 32]; /* worker.<id>.jobs; ids are at most ID_MAX bytes */
+    size_t n = strnlen(sel->worker_id, REF_REGISTRY_ID_MAX);
+    memcpy(subject, "worker.", 7);
+    memcpy(subject + 7, sel->worker_id, n);
+    memcpy(subject + 7 + n, ".jobs", 6);
     return ref_effects_publish(fx, subject, p);
 }
 
@@ -1436,12 +1712,12 @@ static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int6
 }
 
 /* Keeps the decision on the job. */
-static int keep_decision(job *j, const ref_safety_decision *d)
+static int keep_decision(ref_sched *s, job *j, const ref_safety_decision *d)
 {
     j->decision = d->decision;
-    TRY(set_str(&j->rule_id, d->rule_id));
-    TRY(set_str(&j->snapshot, d->policy_snapshot));
-    TRY(set_str(&j->reason, d->reason));
+    TRY(intern_set(s, &j->rule_id, d->rule_id));
+    TRY(intern_set(s, &j->snapshot, d->policy_snapshot));
+    TRY(intern_set(s, &j->reason, d->reason));
     j->max_runtime_ns = 0;
     j->max_retries = -1;
     j->max_concurrent = 0;
@@ -1506,13 +1782,13 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             TRY(request_hash(sched_sha256(s), j->req, h));
             if (strcmp(h, j->hash) == 0) {
                 j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
-                TRY(set_str(&j->reason, "approval granted"));
-                TRY(set_str(&j->snapshot, snap));
+                TRY(intern_set(s, &j->reason, "approval granted"));
+                TRY(intern_set(s, &j->snapshot, snap));
                 goto allowed;
             }
         }
         TRY(kernel_check(s, j, now, &d));
-        TRY(keep_decision(j, &d));
+        TRY(keep_decision(s, j, &d));
         int dec = d.decision;
         if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_THROTTLE &&
             ref_bug_active(REF_BUG_DISPATCH_ON_THROTTLE)) /* injected bug (ref_bugs.h): the */
@@ -1690,9 +1966,12 @@ static int saga_step(ref_sched *s, const char *wf, const char *trace_id, int64_t
     return rc;
 }
 
-static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+/* The saga hooks of a job that just ended; req is its request (already
+ * detached from j). */
+static int saga_after_terminal(ref_sched *s, job *j, const job_request *req, int64_t now,
+                               ref_effects *fx)
 {
-    const char *wf = nz(j->req->workflow_id);
+    const char *wf = req ? nz(req->workflow_id) : "";
     if (j->saga_wf && j->saga_wf[0]) {
         ref_saga_outcome o = ref_saga_outcome_of_status((Cordum__Agent__V1__JobStatus)j->state);
         TRY(ref_saga_report(s->saga, j->saga_wf, j->job_id, o));
@@ -1702,7 +1981,7 @@ static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *f
     if (!wf[0])
         return CAP_OK;
     if (j->state == REF_JOB_SUCCEEDED) {
-        int r = ref_saga_record(s->saga, j->req, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+        int r = ref_saga_record(s->saga, req, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
         TRY(r);
         if (r == REF_SAGA_REC_PUSHED)
             TRY(saga_rec(s, now, fx, "record", wf, j->job_id, 0));
@@ -1731,17 +2010,21 @@ static int saga_after_terminal(ref_sched *s, job *j, int64_t now, ref_effects *f
 static int admit(ref_sched *s, const job_request *req, const char *trace_id, const char *saga_wf,
                  int64_t now, ref_effects *fx)
 {
-    TRY(make_room(s, now, fx));
+    /* The job takes its copies before room is made: trace_id and saga_wf
+     * may belong to the terminal job that make_room evicts (a compensation
+     * admitted as the job it follows ends). */
     job *j = job_new(req, trace_id, s->next_seq);
     if (!j)
         return CAP_ENOMEM;
     if (saga_wf && set_str(&j->saga_wf, saga_wf)) {
-        job_free(j);
+        job_free(s, j);
         return CAP_ENOMEM;
     }
-    int rc = link_job(s, j);
+    int rc = make_room(s, now, fx);
+    if (!rc)
+        rc = link_job(s, j);
     if (rc) {
-        job_free(j);
+        job_free(s, j);
         return rc;
     }
     TRY(set_state(j, REF_JOB_PENDING, now));
@@ -1933,21 +2216,28 @@ static int do_cancel(ref_sched *s, job *j, const char *reason, const char *by, i
         TRY(breaker_record(s, j, REF_BREAKER_ABANDONED, now, fx));
     }
     TRY(publish_result(s, j, REF_JOB_CANCELLED, 0, "cancelled", msg, now, fx));
-    TRY(finish(s, j, REF_JOB_CANCELLED, now, fx, "cancel"));
+    /* What the cascade needs of j, taken first: finishing j may admit the
+     * next compensation of its workflow, and that may evict j. */
+    uint64_t from = j->seq + 1;
+    char *id = strdup(j->job_id);
+    if (!id)
+        return CAP_ENOMEM;
+    int rc = finish(s, j, REF_JOB_CANCELLED, now, fx, "cancel");
     /* Cascade to the active children (cap-spec 08), in admission order.
      * Depth is bounded by the job count; the guard only stops a cycle of
      * parent ids from recursing without end. */
-    if (depth > 64)
-        return REF_SCHED_APPLIED;
-    char parent_msg[REF_SCHED_ID_MAX + 32];
-    snprintf(parent_msg, sizeof parent_msg, "parent %.255s cancelled", j->job_id);
-    uint64_t upto = s->next_seq;
-    for (uint64_t seq = j->seq + 1; seq < upto; seq++) {
-        job *c = find_seq(s, seq);
-        if (c && !is_terminal(c) && strcmp(nz(c->req->parent_job_id), j->job_id) == 0)
-            TRY(do_cancel(s, c, parent_msg, by, now, fx, depth + 1));
+    if (rc >= 0 && depth <= 64) {
+        char parent_msg[REF_SCHED_ID_MAX + 32];
+        snprintf(parent_msg, sizeof parent_msg, "parent %.255s cancelled", id);
+        uint64_t upto = s->next_seq;
+        for (uint64_t seq = from; seq < upto && rc >= 0; seq++) {
+            job *c = find_seq(s, seq);
+            if (c && !is_terminal(c) && strcmp(nz(c->req->parent_job_id), id) == 0)
+                rc = do_cancel(s, c, parent_msg, by, now, fx, depth + 1);
+        }
     }
-    return REF_SCHED_APPLIED;
+    free(id);
+    return rc < 0 ? rc : REF_SCHED_APPLIED;
 }
 
 static int on_cancel(ref_sched *s, const job_cancel *c, int64_t now, ref_effects *fx)
@@ -2099,9 +2389,7 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     }
     ref_dedupe_result dd;
     ref_dedupe_probe probe;
-    int v = ref_dedupe_probe_packet(p, wire, len, &probe);
-    if (v == CAP_OK)
-        v = ref_dedupe_admit(s->dedupe, &probe, now, &dd);
+    int v = ref_dedupe_check_probe(s->dedupe, p, wire, len, now, &dd, &probe);
     free(own);
     TRY(v);
     if (v == REF_DEDUPE_FIRST && probe.has_expiry)
@@ -2192,7 +2480,7 @@ int ref_sched_approve(ref_sched *s, const char *job_id, const char *by, const ch
         /* The policy changed since approval was asked: judge again. */
         ref_safety_decision d;
         TRY(kernel_check(s, j, now, &d));
-        TRY(keep_decision(j, &d));
+        TRY(keep_decision(s, j, &d));
         if (!is_allow(d.decision) || d.approval_required) {
             int again = d.decision == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_REQUIRE_HUMAN ||
                         d.approval_required;
@@ -2314,7 +2602,7 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
         if (!rc)
             rc = link_job(s, j);
         if (rc) {
-            job_free(j);
+            job_free(s, j);
             return rc;
         }
     }
@@ -2326,9 +2614,9 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     int64_t lv;
     NEED(ji64(o, "state_at", &j->state_at), "bad state_at");
     NEED(jint(o, "decision", &j->decision), "bad decision");
-    NEED(!set_str(&j->rule_id, nz(jstr(o, "rule"))), "out of memory");
-    NEED(!set_str(&j->snapshot, nz(jstr(o, "snapshot"))), "out of memory");
-    NEED(!set_str(&j->reason, nz(jstr(o, "reason"))), "out of memory");
+    NEED(!intern_set(s, &j->rule_id, jstr(o, "rule")), "out of memory");
+    NEED(!intern_set(s, &j->snapshot, jstr(o, "snapshot")), "out of memory");
+    NEED(!intern_set(s, &j->reason, jstr(o, "reason")), "out of memory");
     NEED(ji64(o, "max_runtime_ns", &j->max_runtime_ns), "bad max_runtime_ns");
     NEED(jint(o, "max_retries", &iv), "bad max_retries");
     j->max_retries = iv;
@@ -2348,8 +2636,8 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     const char *did = jstr(o, "dispatch_id");
     NEED(did && strlen(did) <= 32, "bad dispatch_id");
     memcpy(j->dispatch_id, did, strlen(did) + 1);
-    NEED(!set_str(&j->worker, nz(jstr(o, "worker"))), "out of memory");
-    NEED(!set_str(&j->pool, nz(jstr(o, "pool"))), "out of memory");
+    NEED(!intern_set(s, &j->worker, jstr(o, "worker")), "out of memory");
+    NEED(!intern_set(s, &j->pool, jstr(o, "pool")), "out of memory");
     NEED(jint(o, "done", &j->done), "bad done");
     NEED(jint(o, "counted", &j->counted), "bad counted");
     NEED(jint(o, "retries", &iv) && iv >= 0, "bad retries");
@@ -2444,7 +2732,7 @@ int ref_sched_restore(ref_sched *s, const char *const *records, size_t n, int64_
             job *j = find_job(s, jstr(o, "job_id"));
             if (j) {
                 unlink_job(s, j);
-                job_free(j);
+                job_free(s, j);
             }
         } else if (strcmp(k, "note") != 0)
             rc = cap_diag_set(d, CAP_EJSON, (long)idx, "journal", "record %zu: unknown kind \"%s\"",
@@ -2607,6 +2895,7 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     ref_u64map_init(&s->by_seq);
     ref_strmap_init(&s->by_idem);
     ref_strmap_init(&s->slots_by_worker);
+    ref_strmap_init(&s->strs);
     int rc = CAP_ENOMEM;
     if (!(s->id = dup(id)))
         goto fail;
@@ -2640,9 +2929,10 @@ void ref_sched_free(ref_sched *s)
         return;
     for (job *j = s->head; j;) {
         job *next = j->next;
-        job_free(j);
+        job_free(s, j);
         j = next;
     }
+    ref_strmap_free(&s->strs); /* empty now: every job let go of its strings */
     ref_strmap_free(&s->by_id);
     ref_u64map_free(&s->by_seq);
     ref_strmap_free(&s->by_idem);

@@ -444,6 +444,50 @@ static void test_body_key_is_per_sender(void **state)
     ref_dedupe_free(d);
 }
 
+/* ref_dedupe_check_probe hands back exactly the probe the stand-alone
+ * probe function computes (the store hashes with its own SHA-256 context)
+ * and gives ref_dedupe_check's verdicts. */
+static void test_check_hands_back_the_probe(void **state)
+{
+    (void)state;
+    ref_dedupe *d = store(TTL, 8, REF_DEDUPE_EVICT_OLDEST);
+    pk p;
+    pk_request(&p, "job-1", "dsp-1", 1);
+    pk_meta(&p, T0_S + 120, 0x21);
+    size_t len = 0;
+    uint8_t *wire = pk_signed(&p, &len);
+    cap_packet *got = NULL;
+    assert_int_equal(cap_packet_decode(wire, len, NULL, CAP_DECODE_LENIENT, &got, NULL), CAP_OK);
+    ref_dedupe_probe want, a, b;
+    assert_int_equal(ref_dedupe_probe_packet(got, wire, len, &want), CAP_OK);
+    assert_int_equal(want.n_keys, 3);
+    ref_dedupe_result r;
+    memset(&a, 0xab, sizeof a);
+    assert_int_equal(ref_dedupe_check_probe(d, got, wire, len, T0, &r, &a), REF_DEDUPE_FIRST);
+    assert_memory_equal(&a, &want, sizeof a);
+    assert_int_equal(r.verdict, REF_DEDUPE_FIRST);
+    /* Again (a second digest in the same reused context): the same probe. */
+    assert_int_equal(ref_dedupe_check_probe(d, got, wire, len, T0 + SEC, &r, &b),
+                     REF_DEDUPE_DUPLICATE);
+    assert_memory_equal(&b, &want, sizeof b);
+    assert_int_equal(r.matched, REF_DEDUPE_KEY_BODY);
+    assert_int_equal(ref_dedupe_check_probe(d, got, wire, len, T0 + SEC, &r, NULL),
+                     REF_DEDUPE_DUPLICATE);
+    /* A packet that cannot be probed: the error, and a zeroed probe. */
+    memset(&b, 0xab, sizeof b);
+    assert_int_equal(ref_dedupe_check_probe(d, got, wire, 0, T0, &r, &b), CAP_EINVAL);
+    ref_dedupe_probe zero;
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&b, &zero, sizeof b);
+    memset(&b, 0xab, sizeof b);
+    assert_int_equal(ref_dedupe_check_probe(NULL, got, wire, len, T0, &r, &b), CAP_EINVAL);
+    assert_memory_equal(&b, &zero, sizeof b);
+    assert_int_equal(ref_dedupe_count(d), 1);
+    cap_packet_free(got);
+    free(wire);
+    ref_dedupe_free(d);
+}
+
 /* --- signed packets: digest, expiry, conflicts ---------------------------- */
 
 static void test_signed_body_digest(void **state)
@@ -915,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_tag_replays_result),
         cmocka_unit_test(test_body_key_is_per_sender),
         cmocka_unit_test(test_signed_body_digest),
+        cmocka_unit_test(test_check_hands_back_the_probe),
         cmocka_unit_test(test_expired_metadata),
         cmocka_unit_test(test_message_id_conflict),
         cmocka_unit_test(test_eviction_oldest_first),

@@ -876,6 +876,62 @@ static void test_version_negotiation(void **state)
     ref_registry_free(r);
 }
 
+/* A worker's reports are kept in one block per kind: a smaller or equal
+ * report is built in the block it replaces, a larger one in a new block.
+ * Every field follows each report whichever happened, while other workers
+ * come and go around it (run under ASan, a field left pointing at a freed
+ * or rewritten block is caught). */
+static void test_reports_rebuilt_in_place_or_anew(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    char big[600];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    static const char *const pools[] = {"job.a", "job.bb", "job.a", "job.cccccccc"};
+    static const char *const memos[] = {"m1", "", NULL, "m4"};
+    for (int round = 0; round < 4; round++) {
+        hb_buf b;
+        Cordum__Agent__V1__Heartbeat *hb = hb_make(&b, "w5", pools[round], round, 4, 0, 0);
+        hb->last_memo = (char *)(memos[round] ? memos[round] : big);
+        for (int k = 0; k < (round == 1 ? 3 : 1); k++)
+            hb_cap(&b, k ? "docker" : "git");
+        hb_label(&b, "zone", round % 2 ? "b" : "a");
+        if (round == 3)
+            hb_label(&b, "env", "prod");
+        assert_true(ref_registry_heartbeat(r, (int64_t)round * SEC, hb, NULL) >= 0);
+        /* a new worker sorts before w5 and moves its slot */
+        char other[16];
+        snprintf(other, sizeof other, "w%d", round);
+        assert_true(beat(r, (int64_t)round * SEC, other, "job.a", 0, 1, 0, 0) >= 0);
+
+        hs_buf hb2;
+        Cordum__Agent__V1__Handshake *h = hs_make(&hb2, "w5");
+        hs_version(&hb2, 1);
+        for (int k = 0; k <= (round == 1 ? 3 : round % 2); k++)
+            hs_topic(&hb2, k ? "pool.long-topic-name" : "pool.a");
+        assert_int_equal(ref_registry_handshake(r, (int64_t)round * SEC, "w5", h, NULL, NULL),
+                         CAP_OK);
+
+        const ref_worker_info *w = ref_registry_find(r, "w5");
+        assert_non_null(w);
+        assert_string_equal(w->pool, pools[round]);
+        assert_string_equal(w->last_memo, memos[round] ? memos[round] : big);
+        assert_int_equal(w->active_jobs, round);
+        assert_int_equal(w->n_capabilities, round == 1 ? 3 : 1);
+        assert_string_equal(w->capabilities[0], "git");
+        assert_int_equal(w->n_labels, round == 3 ? 2 : 1);
+        assert_string_equal(w->labels[w->n_labels - 1].key, "zone");
+        assert_string_equal(w->labels[w->n_labels - 1].value, round % 2 ? "b" : "a");
+        assert_int_equal(w->n_ready_topics, (size_t)(round == 1 ? 4 : round % 2 + 1));
+        assert_string_equal(w->ready_topics[0], "pool.a");
+        assert_string_equal(w->ready_topics[w->n_ready_topics - 1],
+                            w->n_ready_topics > 1 ? "pool.long-topic-name" : "pool.a");
+    }
+    assert_int_equal(ref_registry_count(r), 5);
+    ref_registry_free(r);
+}
+
 static void test_ready_topics(void **state)
 {
     (void)state;
@@ -1359,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_first_fit_matches_full_scan),
         cmocka_unit_test(test_version_negotiation),
         cmocka_unit_test(test_ready_topics),
+        cmocka_unit_test(test_reports_rebuilt_in_place_or_anew),
         cmocka_unit_test(test_handshake_validation_and_effects),
         cmocka_unit_test(test_registry_full),
         cmocka_unit_test(test_heartbeat_bounds_and_values),

@@ -152,12 +152,29 @@ static void init_fixture(fixture *f)
     assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
 }
 
-static fixture *setup(void)
+/* A fixture whose scheduler the caller configures (setup_cfg). */
+static fixture *new_fixture(void)
 {
     fixture *f = malloc(sizeof *f);
     assert_non_null(f);
     init_fixture(f);
+    return f;
+}
+
+static fixture *setup(void)
+{
+    fixture *f = new_fixture();
     ref_sched_config c = base_config(f);
+    setup_cfg(f, &c);
+    return f;
+}
+
+/* A scheduler holding at most max_jobs jobs. */
+static fixture *setup_max_jobs(size_t max_jobs)
+{
+    fixture *f = new_fixture();
+    ref_sched_config c = base_config(f);
+    c.max_jobs = max_jobs;
     setup_cfg(f, &c);
     return f;
 }
@@ -622,9 +639,7 @@ static void test_allow_with_constraints(void **state)
 static void test_max_concurrent_jobs_cap(void **state)
 {
     (void)state;
-    fixture *f = malloc(sizeof *f);
-    assert_non_null(f);
-    init_fixture(f);
+    fixture *f = new_fixture();
     const char *pol = "version: c1\ndefault_decision: allow\nrules:\n"
                       "- id: one-at-a-time\n  match: {topics: [job.tools]}\n"
                       "  decision: allow_with_constraints\n"
@@ -689,6 +704,116 @@ static void test_duplicates(void **state)
     assert_int_equal(send(f, "sys.job.submit", c), REF_SCHED_APPLIED);
     ASSERT_LOG(f, "worker.w1.jobs job_request k3");
     assert_int_equal(ref_sched_stats_get(f->s).duplicates, 2);
+    teardown(f);
+}
+
+/* A job releases its request when it ends (finish): what a terminal job
+ * is still asked afterwards is answered from what it keeps. */
+static void test_terminal_job_answers_without_its_request(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    cap_packet *a = mk_submit("t1", "job.tools", "read", 0);
+    a->job_request->meta->idempotency_key = sdup("idem-t");
+    assert_int_equal(send(f, "sys.job.submit", a), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "worker.w1.jobs job_request t1");
+    ref_sched_job_info i = info(f, "t1");
+    char dsp[40];
+    snprintf(dsp, sizeof dsp, "%s", i.dispatch_id);
+    assert_int_equal(progress_as(f, "t1", dsp, 1, "w1", "memo-7"), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "t1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    /* Status queries: the whole record survives. */
+    i = info(f, "t1");
+    assert_int_equal(i.state, REF_JOB_SUCCEEDED);
+    assert_int_equal(i.attempt, 1);
+    assert_string_equal(i.dispatch_id, dsp);
+    assert_string_equal(i.worker_id, "w1");
+    assert_string_equal(i.last_memo, "memo-7");
+    assert_string_equal(i.policy_snapshot, ref_safety_policy(f->k)->snapshot);
+    assert_int_equal(i.decision, CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW);
+    /* Duplicates by job_id and by idempotency key: 205 with the final status. */
+    char want[80];
+    snprintf(want, sizeof want, "sys.job.result job_result t1 %d 205",
+             ref_jobstate_wire(REF_JOB_SUCCEEDED));
+    assert_int_equal(submit(f, "t1", "job.other", NULL, 0), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, want);
+    cap_packet *b = mk_submit("t2", "job.tools", "read", 0);
+    b->job_request->meta->idempotency_key = sdup("idem-t");
+    assert_int_equal(send(f, "sys.job.submit", b), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, want);
+    ASSERT_NO_LOG(f, "worker.");
+    assert_int_equal(ref_sched_job(f->s, "t2", &(ref_sched_job_info){0}), CAP_EINVAL);
+    /* Late packets and operator commands about it change nothing. */
+    assert_int_equal(result(f, "t1", REF_JOB_FAILED), REF_SCHED_IGNORED);
+    assert_int_equal(progress_as(f, "t1", dsp, 1, "w1", "memo-8"), REF_SCHED_IGNORED);
+    assert_int_equal(cancel_as(f, "t1", NULL, 0, NULL), REF_SCHED_IGNORED);
+    begin(f);
+    assert_int_equal(ref_sched_cancel(f->s, "t1", "x", "op", f->now, &f->fx),
+                     REF_SCHED_NOT_ACTIONABLE);
+    assert_int_equal(ref_sched_approve(f->s, "t1", "bob", "", f->now, &f->fx, NULL),
+                     REF_SCHED_NOT_ACTIONABLE);
+    assert_int_equal(ref_sched_reject(f->s, "t1", "bob", "", f->now, &f->fx),
+                     REF_SCHED_NOT_ACTIONABLE);
+    assert_string_equal(info(f, "t1").last_memo, "memo-7");
+    assert_int_equal(ref_sched_stats_get(f->s).duplicates, 2);
+    /* A job admitted after it (same idempotency key, other tenant) runs. */
+    cap_packet *c = mk_submit("t3", "job.tools", "read", 0);
+    c->job_request->meta->idempotency_key = sdup("idem-t");
+    set_field(&c->job_request->tenant_id, "tenant-b");
+    assert_int_equal(send(f, "sys.job.submit", c), REF_SCHED_APPLIED);
+    ASSERT_LOG(f, "worker.w1.jobs job_request t3");
+    teardown(f);
+}
+
+/* Jobs share one copy of a repeated decision snapshot and worker id: each
+ * job keeps reading its own value while others are evicted, re-decided
+ * under a new policy and dispatched elsewhere (run under ASan, a copy
+ * freed while a job still points at it is caught). */
+static void test_shared_strings_follow_each_job(void **state)
+{
+    (void)state;
+    fixture *f = setup_max_jobs(3);
+    char snap1[128], snap2[128];
+    snprintf(snap1, sizeof snap1, "%s", ref_safety_policy(f->k)->snapshot);
+    heartbeat(f, "w1", "job.tools", 8, "", 0);
+    assert_int_equal(submit(f, "a1", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "a2", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(info(f, "a1").policy_snapshot, snap1);
+    assert_string_equal(info(f, "a2").worker_id, "w1");
+    result(f, "a1", REF_JOB_SUCCEEDED);
+    /* A new policy: the next job's snapshot differs, the old ones stay. */
+    const char *p2 = "version: t9\ndefault_decision: allow\nrules: []\n";
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, p2, strlen(p2), &yd), 0);
+    snprintf(snap2, sizeof snap2, "%s", ref_safety_policy(f->k)->snapshot);
+    assert_string_not_equal(snap1, snap2);
+    heartbeat(f, "w2", "job.tools", 8, "", 0);
+    assert_int_equal(submit(f, "a3", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(info(f, "a3").policy_snapshot, snap2);
+    assert_string_equal(info(f, "a1").policy_snapshot, snap1);
+    assert_string_equal(info(f, "a2").policy_snapshot, snap1);
+    /* The table is full: the next submit evicts a1 (terminal), the last
+     * job on snap1 but a2. */
+    assert_int_equal(submit(f, "a4", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(ref_sched_job(f->s, "a1", &(ref_sched_job_info){0}), CAP_EINVAL);
+    assert_string_equal(info(f, "a2").policy_snapshot, snap1);
+    assert_string_equal(info(f, "a4").policy_snapshot, snap2);
+    /* a2 ends and is evicted: nothing points at snap1 any more; a job
+     * decided under it again gets it back. */
+    result(f, "a2", REF_JOB_SUCCEEDED);
+    assert_int_equal(submit(f, "a5", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(ref_sched_job(f->s, "a2", &(ref_sched_job_info){0}), CAP_EINVAL);
+    const char *p1 = POLICY;
+    assert_int_equal(ref_safety_load(f->k, p1, strlen(p1), &yd), 0);
+    assert_string_equal(ref_safety_policy(f->k)->snapshot, snap1);
+    result(f, "a3", REF_JOB_SUCCEEDED);
+    assert_int_equal(submit(f, "a6", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(info(f, "a6").policy_snapshot, snap1);
+    assert_string_equal(info(f, "a5").policy_snapshot, snap2);
+    ref_sched_job_info i4 = info(f, "a4"), i6 = info(f, "a6");
+    assert_true(strcmp(i4.worker_id, "w1") == 0 || strcmp(i4.worker_id, "w2") == 0);
+    assert_true(strcmp(i6.worker_id, "w1") == 0 || strcmp(i6.worker_id, "w2") == 0);
     teardown(f);
 }
 
@@ -776,9 +901,7 @@ static void test_fencing(void **state)
 static void test_retries_backoff_and_exhaustion(void **state)
 {
     (void)state;
-    fixture *f = malloc(sizeof *f);
-    assert_non_null(f);
-    init_fixture(f);
+    fixture *f = new_fixture();
     ref_sched_config c = base_config(f);
     ref_breaker_config bc = {.failure_threshold = 10, .cool_down_ns = 10 * SEC};
     c.breaker = &bc; /* the default 3 would open w1's breaker on the third failure */
@@ -831,9 +954,7 @@ static void test_dispatch_timeout(void **state)
 static void test_timeouts_per_pool_and_tenant(void **state)
 {
     (void)state;
-    fixture *f = malloc(sizeof *f);
-    assert_non_null(f);
-    init_fixture(f);
+    fixture *f = new_fixture();
     ref_sched_config c = base_config(f);
     ref_sched_timeouts pools[] = {{"job.slow", 100 * SEC, 0}};
     ref_sched_timeouts tenants[] = {{"tenant-a", 0, 5 * SEC}};
@@ -1016,6 +1137,18 @@ static void test_dispatch_copies_the_whole_request(void **state)
     teardown(f);
 }
 
+/* A journal record parsed; it must be exactly cJSON's own text for it
+ * (the writer's escapes and number forms are cJSON's). */
+static cJSON *parse_record(const char *record)
+{
+    cJSON *o = cJSON_Parse(record);
+    assert_non_null(o);
+    char *again = cJSON_PrintUnformatted(o);
+    assert_non_null(again);
+    assert_string_equal(again, record);
+    cJSON_free(again);
+    return o;
+}
 /* Journal records are the JSON cJSON prints: for job ids holding every
  * kind of byte that needs an escape (at each offset of an 8-byte word),
  * each record printed again from its parse is the same text, and the id
@@ -1043,16 +1176,11 @@ static void test_journal_text_is_cjson_text(void **state)
                 const ref_effect *e = ref_effects_at(&f->fx, i);
                 if (e->kind != REF_EFFECT_JOURNAL)
                     continue;
-                cJSON *o = cJSON_Parse(e->record);
-                assert_non_null(o);
-                char *again = cJSON_PrintUnformatted(o);
-                assert_non_null(again);
-                assert_string_equal(again, e->record);
+                cJSON *o = parse_record(e->record);
                 const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "job_id");
                 assert_true(cJSON_IsString(j));
                 assert_string_equal(j->valuestring, id);
                 records++;
-                cJSON_free(again);
                 cJSON_Delete(o);
             }
             assert_true(records >= 1);
@@ -1060,6 +1188,65 @@ static void test_journal_text_is_cjson_text(void **state)
             teardown(f);
         }
     }
+}
+
+/* Shared strings (rule, snapshot, reason, worker, pool) are written with
+ * the length and escape check found when they were first shared: a reason
+ * and a worker id with characters JSON escapes come out escaped, exactly
+ * as cJSON prints them, next to plain ones. */
+static void test_journal_escapes_shared_strings(void **state)
+{
+    (void)state;
+    fixture *f = malloc(sizeof *f);
+    assert_non_null(f);
+    memset(f, 0, sizeof *f);
+    f->k = ref_safety_new();
+    assert_non_null(f->k);
+    const char *policy = "version: t5\ndefault_decision: allow\nrules:\n"
+                         "- id: \"say\\\"q\"\n  match: {labels: {act: read}}\n  decision: allow\n"
+                         "  reason: \"quote \\\" back \\\\ tab \\t end\"\n";
+    cap_yaml_diag yd;
+    assert_int_equal(ref_safety_load(f->k, policy, strlen(policy), &yd), 0);
+    f->seed = 42;
+    f->now = T0;
+    assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
+    ref_sched_config c = base_config(f);
+    setup_cfg(f, &c);
+    static const char *const workers[] = {"w\"1", "w-plain"};
+    size_t seen_reason = 0, seen_worker = 0;
+    for (int k = 0; k < 2; k++) {
+        heartbeat(f, workers[k], "job.tools", 1, "", 0);
+        char id[16];
+        snprintf(id, sizeof id, "j%d", k);
+        begin(f);
+        cap_packet *p = mk_submit(id, "job.tools", k ? NULL : "read", 0);
+        assert_true(ref_sched_on_packet(f->s, REF_SCHED_SUBJECT_SUBMIT, p, NULL, 0, f->now,
+                                        &f->fx) >= 0);
+        cap_packet_free(p);
+        for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+            const ref_effect *e = ref_effects_at(&f->fx, i);
+            if (e->kind != REF_EFFECT_JOURNAL)
+                continue;
+            cJSON *o = parse_record(e->record);
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "reason");
+            const cJSON *rule = cJSON_GetObjectItemCaseSensitive(o, "rule");
+            if (!k && cJSON_IsString(r) && r->valuestring[0]) {
+                assert_string_equal(r->valuestring, "quote \" back \\ tab \t end");
+                assert_string_equal(rule->valuestring, "say\"q");
+                seen_reason++;
+            }
+            const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "worker");
+            if (cJSON_IsString(w) && w->valuestring[0]) {
+                assert_string_equal(w->valuestring, workers[k]); /* w"1 holds one job */
+                seen_worker++;
+            }
+            cJSON_Delete(o);
+        }
+        absorb(f);
+    }
+    assert_true(seen_reason >= 1);
+    assert_true(seen_worker >= 2);
+    teardown(f);
 }
 
 static void test_worker_lost_redispatches(void **state)
@@ -1173,14 +1360,51 @@ static void test_saga_rollback_newest_first(void **state)
     teardown(f);
 }
 
+/* A job that ends can start the next compensation of its workflow, and
+ * admitting that compensation into a full table can evict the job that
+ * just ended (it is then the oldest terminal job). Nothing of it may be
+ * used afterwards: the compensation gets its own copies, and the cancel
+ * that ended it finishes without it (under ASan, a read of the evicted
+ * job is caught). */
+static void test_compensation_evicts_the_job_that_ended(void **state)
+{
+    (void)state;
+    fixture *f = setup_max_jobs(2);
+    heartbeat(f, "w1", "job.tools", 8, "", 0); /* nobody serves job.undo: compensations wait */
+    send(f, "sys.job.submit", in_workflow(mk_submit("a1", "job.tools", "read", 0), "wf", "job.undo"));
+    result(f, "a1", REF_JOB_SUCCEEDED);
+    send(f, "sys.job.submit", in_workflow(mk_submit("a2", "job.tools", "read", 0), "wf", "job.undo"));
+    result(f, "a2", REF_JOB_SUCCEEDED);
+    send(f, "sys.job.submit", in_workflow(mk_submit("b", "job.tools", "read", 0), "wf", NULL));
+    result(f, "b", REF_JOB_FAILED_FATAL);
+    ref_sched_job_info i = info(f, "comp-job:2:wf:a2");
+    assert_int_equal(i.waiting, 1);
+    /* a live job: the table holds it and the compensation only */
+    assert_int_equal(submit(f, "d", "job.tools", "write", 0), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "d").state, REF_JOB_APPROVAL_REQUIRED);
+    assert_int_equal(ref_sched_stats_get(f->s).jobs, 2);
+    /* Cancelling the compensation ends it; the rollback goes on with a1's
+     * compensation, whose admission evicts the cancelled one. */
+    begin(f);
+    assert_int_equal(ref_sched_cancel(f->s, "comp-job:2:wf:a2", "stop", "op", f->now, &f->fx),
+                     REF_SCHED_OK);
+    absorb(f);
+    ASSERT_LOG(f, "sys.job.result job_result comp-job:2:wf:a2 7");
+    assert_int_equal(ref_sched_job(f->s, "comp-job:2:wf:a2", &(ref_sched_job_info){0}),
+                     CAP_EINVAL);
+    i = info(f, "comp-job:2:wf:a1");
+    assert_int_equal(i.waiting, 1);
+    assert_int_equal(info(f, "d").state, REF_JOB_APPROVAL_REQUIRED);
+    assert_int_equal(ref_sched_stats_get(f->s).compensations, 2);
+    teardown(f);
+}
+
 /* ---- breaker --------------------------------------------------------------- */
 
 static void test_breaker_opens_and_closes(void **state)
 {
     (void)state;
-    fixture *f = malloc(sizeof *f);
-    assert_non_null(f);
-    init_fixture(f);
+    fixture *f = new_fixture();
     ref_sched_config c = base_config(f);
     ref_breaker_config bc = {.failure_threshold = 2, .cool_down_ns = 10 * SEC};
     c.breaker = &bc;
@@ -1603,6 +1827,8 @@ int main(void)
         cmocka_unit_test(test_allow_with_constraints),
         cmocka_unit_test(test_max_concurrent_jobs_cap),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_terminal_job_answers_without_its_request),
+        cmocka_unit_test(test_shared_strings_follow_each_job),
         cmocka_unit_test(test_replay_refusals_counted),
         cmocka_unit_test(test_fencing),
         cmocka_unit_test(test_retries_backoff_and_exhaustion),
@@ -1613,9 +1839,11 @@ int main(void)
         cmocka_unit_test(test_last_memo_travels),
         cmocka_unit_test(test_dispatch_copies_the_whole_request),
         cmocka_unit_test(test_journal_text_is_cjson_text),
+        cmocka_unit_test(test_journal_escapes_shared_strings),
         cmocka_unit_test(test_worker_lost_redispatches),
         cmocka_unit_test(test_cancel_cascades),
         cmocka_unit_test(test_saga_rollback_newest_first),
+        cmocka_unit_test(test_compensation_evicts_the_job_that_ended),
         cmocka_unit_test(test_breaker_opens_and_closes),
         cmocka_unit_test(test_journal_restore_continues_exactly),
         cmocka_unit_test(test_journal_bad_records),
