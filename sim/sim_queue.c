@@ -22,31 +22,32 @@ int sim_queue_init(sim_queue *q, size_t max)
     return CAP_OK;
 }
 
-static int before(const sim_queue *q, uint32_t a, uint32_t b)
+/* Heap entries carry their event's (time, seq), so ordering them never
+ * touches the slots: a sift reads one contiguous array. */
+static int before(const sim_queue_entry *x, const sim_queue_entry *y)
 {
-    const sim_event *x = &q->slots[a].ev, *y = &q->slots[b].ev;
     if (x->time != y->time)
         return x->time < y->time;
     return x->seq < y->seq;
 }
 
-static void place(sim_queue *q, size_t i, uint32_t slot)
+static void place(sim_queue *q, size_t i, sim_queue_entry e)
 {
-    q->heap[i] = slot;
-    q->slots[slot].pos = (uint32_t)i;
+    q->heap[i] = e;
+    q->slots[e.slot].pos = (uint32_t)i;
 }
 
 static void sift_up(sim_queue *q, size_t i)
 {
-    uint32_t s = q->heap[i];
+    sim_queue_entry e = q->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!before(q, s, q->heap[parent]))
+        if (!before(&e, &q->heap[parent]))
             break;
         place(q, i, q->heap[parent]);
         i = parent;
     }
-    place(q, i, s);
+    place(q, i, e);
 }
 
 static int grow(sim_queue *q)
@@ -58,7 +59,7 @@ static int grow(sim_queue *q)
     if (!slots)
         return CAP_ENOMEM;
     q->slots = slots;
-    uint32_t *heap = realloc(q->heap, ncap * sizeof *heap);
+    sim_queue_entry *heap = realloc(q->heap, ncap * sizeof *heap);
     if (!heap)
         return CAP_ENOMEM;
     q->heap = heap;
@@ -97,7 +98,7 @@ int sim_queue_push(sim_queue *q, const sim_event *ev, uint64_t *handle)
     sl->ev.seq = q->next_seq++;
     sl->ev.handle = ((uint64_t)sl->gen << 32) | s;
     sl->pending = 1;
-    q->heap[q->len] = s;
+    q->heap[q->len] = (sim_queue_entry){sl->ev.time, sl->ev.seq, s};
     sl->pos = (uint32_t)q->len;
     q->len++;
     sift_up(q, q->len - 1);
@@ -120,7 +121,7 @@ const sim_event *sim_queue_peek(const sim_queue *q)
 {
     if (!q || q->len == 0)
         return NULL;
-    return &q->slots[q->heap[0]].ev;
+    return &q->slots[q->heap[0].slot].ev;
 }
 
 int sim_queue_peek_time(const sim_queue *q, int64_t *t)
@@ -140,7 +141,7 @@ int sim_queue_peek_time(const sim_queue *q, int64_t *t)
  * it does not depend on how the heap is laid out. */
 static void remove_at(sim_queue *q, size_t i, sim_event *out)
 {
-    uint32_t s = q->heap[i];
+    uint32_t s = q->heap[i].slot;
     if (out)
         *out = q->slots[s].ev;
     q->slots[s].pending = 0;
@@ -148,9 +149,9 @@ static void remove_at(sim_queue *q, size_t i, sim_event *out)
     q->len--;
     if (i == q->len)
         return;
-    uint32_t last = q->heap[q->len];
+    sim_queue_entry last = q->heap[q->len];
     /* The moved entry may belong above its new spot. */
-    if (i > 0 && before(q, last, q->heap[(i - 1) / 2])) {
+    if (i > 0 && before(&last, &q->heap[(i - 1) / 2])) {
         place(q, i, last);
         sift_up(q, i);
         return;
@@ -161,7 +162,7 @@ static void remove_at(sim_queue *q, size_t i, sim_event *out)
         if (l >= q->len)
             break;
         size_t c = l;
-        if (l + 1 < q->len && before(q, q->heap[l + 1], q->heap[l]))
+        if (l + 1 < q->len && before(&q->heap[l + 1], &q->heap[l]))
             c = l + 1;
         place(q, hole, q->heap[c]);
         hole = c;

@@ -41,9 +41,16 @@ typedef struct {
 
 typedef struct sim_queue_slot sim_queue_slot; /* private */
 
+/* A heap entry: the ordering key of a pending event and its slot. */
+typedef struct {
+    int64_t time;
+    uint64_t seq;
+    uint32_t slot;
+} sim_queue_entry;
+
 typedef struct {
     sim_queue_slot *slots; /* owned */
-    uint32_t *heap;        /* owned: slot indices, heap-ordered */
+    sim_queue_entry *heap; /* owned: pending events' keys, heap-ordered */
     uint32_t *free_list;   /* owned: unused slot indices */
     size_t len;            /* pending events */
     size_t nfree;

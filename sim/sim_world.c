@@ -123,6 +123,10 @@ struct world {
     sim_result retired;          /* terminal states of retired jobs */
     size_t pending_answers;      /* approver answers in the queue: the run waits for them */
     uint64_t next_job, next_wf, gw_submitted;
+    /* The compacted journal (each job's first and latest records, the
+     * replay records) exists only to restart the scheduler from: kept when
+     * the timeline restarts it. */
+    int keep_journal;
     jentry *journal;
     size_t n_journal, cap_journal, n_journal_gone;
     char **saga_log;
@@ -595,7 +599,8 @@ static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *
     if (!k || strcmp(k, "note") == 0)
         return;
     if (strcmp(k, "replay") == 0) {
-        keep_replay(w, line);
+        if (w->keep_journal)
+            keep_replay(w, line);
         return;
     }
     if (strcmp(k, "saga") == 0) {
@@ -618,6 +623,8 @@ static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *
             journal_gone(w, idx - 1);
         return;
     }
+    if (!w->keep_journal)
+        return;
     size_t n = strlen(line) + 1;
     if (idx) {
         jentry *e = &w->journal[idx - 1];
@@ -1776,6 +1783,9 @@ static int start(world *w)
             continue;
         if (s->timeline[i].at > w->end_load)
             continue;
+        const sim_timeline_event *e = &s->timeline[i];
+        if (e->kind == SIM_EV_RESTART && actor_by_name(w, e->a) == w->scheduler)
+            w->keep_journal = 1;
         sim_event te = {.time = s->timeline[i].at, .kind = EV_TIMELINE, .id = i};
         if ((rc = sim_queue_push(&w->q, &te, NULL)))
             return rc;
