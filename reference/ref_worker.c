@@ -57,6 +57,7 @@ struct ref_worker {
     char **label_v;
     size_t n_labels;
     int strict_first;
+    int no_journal;
     ref_worker_handler handler;
     void *hctx;
     job_rec *recs; /* cap_recs slots, grown up to max_jobs */
@@ -130,6 +131,8 @@ static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *even
                    const char *job_id, const char *dispatch_id, uint64_t attempt,
                    const char *detail)
 {
+    if (w->no_journal)
+        return CAP_OK;
     const char *parts[5] = {w->worker_id, event, job_id, dispatch_id, detail};
     size_t total = 128; /* the keys, two numbers, quotes and braces */
     for (int i = 0; i < 5; i++)
@@ -669,6 +672,7 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     w->max_jobs = cfg->max_jobs ? cfg->max_jobs : REF_WORKER_DEFAULT_MAX_JOBS;
     w->done_window = cfg->done_window_ns ? cfg->done_window_ns : REF_WORKER_DEFAULT_DONE_WINDOW_NS;
     w->strict_first = cfg->strict_first_attempt != 0;
+    w->no_journal = cfg->no_journal != 0;
     w->handler = cfg->handler;
     w->hctx = cfg->handler_ctx;
     w->next_timer = REF_WORKER_TIMER_HEARTBEAT + 1;

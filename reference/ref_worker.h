@@ -131,6 +131,8 @@ typedef struct {
     const ref_worker_label *labels; /* n_labels; sorted by key; duplicate keys invalid */
     size_t n_labels;
     int strict_first_attempt;   /* 1: an unknown job must arrive with attempt 1 */
+    int no_journal;             /* 1: emit no journal effects (for a host that keeps none,
+                                   such as the simulator: the lines are never built) */
     ref_worker_handler handler; /* required */
     void *handler_ctx;          /* borrowed, passed to handler */
 } ref_worker_config;

@@ -63,7 +63,8 @@ typedef struct {
     int terminal;
     int64_t submit_at, parked_at;
     size_t topic;                /* index into the latency table; (size_t)-1 none */
-    char hash[65];               /* hash of the request as submitted ("" unknown) */
+    char hash[65];               /* hash of the request as submitted ("" unknown or not
+                                  * computed yet: see gateway_request_hash) */
     int gateway;                 /* submitted by the gateway (not a compensation) */
     int client;                  /* closed loop: the client that waits for it; -1 none */
     char *wf;                    /* workflow id of a gateway workflow */
@@ -453,6 +454,26 @@ static jinfo *record_job(world *w, const sim_jview *o)
     return j;
 }
 
+static cap_packet *build_submit(world *w, size_t m, const char *job_id, const char *wf,
+                                uint32_t step);
+
+/* Fills j->hash, the hash of the request the gateway submitted, when it is
+ * needed (a parked job is dispatched) rather than for every submit: the
+ * request is built again from what made it (mix entry, job id, workflow
+ * step), which gives the same request. Compensations keep "" (unknown). */
+static void gateway_request_hash(world *w, jinfo *j)
+{
+    if (!j->gateway || j->hash[0])
+        return;
+    cap_packet *p = build_submit(w, j->mix, j->job_id, j->wf, j->step);
+    if (!p) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    ref_sched_request_hash(p->job_request, j->hash);
+    cap_packet_free(p);
+}
+
 static void check_job_record(world *w, const sim_jview *o, jinfo *j)
 {
     int to = ref_jobstate_from_name(o->state);
@@ -490,6 +511,7 @@ static void check_job_record(world *w, const sim_jview *o, jinfo *j)
                       snap ? snap : "?", p ? p->snapshot : "none");
         if (j->parked_once && inv_on(w, SIM_INV_APPROVAL_BOUND)) {
             const char *hash = o->hash, *asnap = o->appr_snapshot;
+            gateway_request_hash(w, j);
             int ok = o->has_appr && (int)o->appr == 2 && hash && asnap && p &&
                      strcmp(asnap, p->snapshot) == 0 && (!j->hash[0] || strcmp(hash, j->hash) == 0);
             if (!ok)
@@ -878,6 +900,7 @@ static int worker_boot(world *w, actor *a)
     c.n_labels = nl;
     c.handler = worker_handler;
     c.handler_ctx = a;
+    c.no_journal = 1; /* the checker reads the scheduler's journal only */
     int rc = ref_worker_init(&c, &a->worker);
     if (rc)
         return rc;
@@ -1283,7 +1306,6 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
         j->step = step;
         j->steps = js->workflow_steps;
     }
-    ref_sched_request_hash(p->job_request, j->hash);
     w->res->submitted++;
     w->gw_submitted++;
     int rc;

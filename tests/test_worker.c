@@ -44,7 +44,8 @@ typedef struct {
 static const char *caps[] = {"text", "vision"};
 static const ref_worker_label labels[] = {{"region", "eu-1"}, {"tier", "gold"}};
 
-static void setup_window(fixture *f, int32_t par, size_t max_jobs, int strict, int64_t window)
+static void setup_config(fixture *f, int32_t par, size_t max_jobs, int strict, int64_t window,
+                         int no_journal)
 {
     memset(f, 0, sizeof *f);
     f->h.outcome = REF_WORK_SUCCEEDED;
@@ -62,10 +63,16 @@ static void setup_window(fixture *f, int32_t par, size_t max_jobs, int strict, i
     c.n_labels = 2;
     c.strict_first_attempt = strict;
     c.done_window_ns = window;
+    c.no_journal = no_journal;
     c.handler = handler;
     c.handler_ctx = &f->h;
     assert_int_equal(ref_worker_init(&c, &f->w), CAP_OK);
     assert_int_equal(ref_effects_init(&f->fx, 0), CAP_OK);
+}
+
+static void setup_window(fixture *f, int32_t par, size_t max_jobs, int strict, int64_t window)
+{
+    setup_config(f, par, max_jobs, strict, window, 0);
 }
 
 static void setup_with(fixture *f, int32_t par, size_t max_jobs, int strict)
@@ -975,7 +982,10 @@ static void test_config_validation(void **state)
 }
 
 /* The same inputs give byte-identical effects. */
-static void script(fixture *f, uint8_t **out, size_t *len)
+/* Runs a fixed script and serialises every effect it produced; journal
+ * effects are left out with skip_journal (*journals counts them). */
+static void script_effects(fixture *f, int skip_journal, size_t *journals, uint8_t **out,
+                           size_t *len)
 {
     size_t cap = 0, n = 0;
     uint8_t *buf = NULL;
@@ -997,6 +1007,9 @@ static void script(fixture *f, uint8_t **out, size_t *len)
         const ref_effect *e = ref_effects_at(&f->fx, i);
         size_t m = 0;
         uint8_t *b = NULL;
+        *journals += e->kind == REF_EFFECT_JOURNAL;
+        if (e->kind == REF_EFFECT_JOURNAL && skip_journal)
+            continue;
         if (e->kind == REF_EFFECT_PUBLISH) {
             b = encode(e->packet, &m);
         } else if (e->kind == REF_EFFECT_JOURNAL) {
@@ -1021,6 +1034,36 @@ static void script(fixture *f, uint8_t **out, size_t *len)
     }
     *out = buf;
     *len = n;
+}
+
+static void script(fixture *f, uint8_t **out, size_t *len)
+{
+    size_t journals = 0;
+    script_effects(f, 0, &journals, out, len);
+}
+
+/* no_journal: not one journal effect, and every other effect the same, in
+ * the same order, as with the journal on. */
+static void test_no_journal_same_other_effects(void **state)
+{
+    (void)state;
+    fixture a, b;
+    setup_config(&a, 2, 4, 0, 0, 0);
+    setup_config(&b, 2, 4, 0, 0, 1);
+    uint8_t *ba, *bb;
+    size_t na, nb, ja = 0, jb = 0;
+    script_effects(&a, 1, &ja, &ba, &na);
+    script_effects(&b, 0, &jb, &bb, &nb);
+    assert_true(ja > 0);
+    assert_int_equal(jb, 0);
+    assert_true(na > 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ba, bb, na);
+    assert_int_equal(a.h.calls, b.h.calls);
+    free(ba);
+    free(bb);
+    teardown(&a);
+    teardown(&b);
 }
 
 static void test_deterministic(void **state)
@@ -1048,6 +1091,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_once_result_at_service_time),
         cmocka_unit_test(test_journal_line_text),
+        cmocka_unit_test(test_no_journal_same_other_effects),
         cmocka_unit_test(test_redelivery_replays_without_second_call),
         cmocka_unit_test(test_fencing_rejects_stale_future_wrong_worker),
         cmocka_unit_test(test_retry_after_retryable_failure_runs),
