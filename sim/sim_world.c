@@ -57,7 +57,7 @@ typedef struct {
 
 /* What the checker and the gateway know about one job. */
 typedef struct {
-    char *job_id;
+    char *job_id;                /* points just past the struct (one allocation) */
     int state;
     int parked_once;
     int terminal;
@@ -233,16 +233,15 @@ static jinfo *job_get(world *w, const char *id) { return ref_strmap_get(&w->jobs
 
 static jinfo *job_add(world *w, const char *id)
 {
-    jinfo *j = calloc(1, sizeof *j);
-    if (!j || !(j->job_id = xdup(id)) || grow((void **)&w->job_list, &w->cap_jobs, w->n_jobs + 1,
-                                              sizeof *w->job_list) ||
+    size_t n = strlen(id) + 1;
+    jinfo *j = calloc(1, sizeof *j + n); /* the id lives in the same block */
+    if (!j || grow((void **)&w->job_list, &w->cap_jobs, w->n_jobs + 1, sizeof *w->job_list) ||
         ref_strmap_put(&w->jobs, id, j)) {
-        if (j)
-            free(j->job_id);
         free(j);
         w->err = CAP_ENOMEM;
         return NULL;
     }
+    j->job_id = memcpy((char *)(j + 1), id, n);
     j->state = REF_JOB_NONE;
     j->topic = (size_t)-1;
     j->client = -1;
@@ -278,7 +277,6 @@ static void twin_free(twin *t)
 
 static void jinfo_free(jinfo *j)
 {
-    free(j->job_id);
     free(j->wf);
     free(j->seen);
     twin_free(j->twin);
