@@ -6,22 +6,22 @@
 
 #include "cap_time.h"
 
+/* A text buffer larger than this after a batch is given back, so one
+ * large batch (a restore) does not pin its size. */
+#define TEXT_KEEP ((size_t)64 << 10)
+
 int ref_effects_init(ref_effects *l, size_t max)
 {
     if (!l || max > REF_EFFECTS_MAX_LIMIT)
         return CAP_EINVAL;
-    l->items = NULL;
-    l->len = 0;
-    l->cap = 0;
+    memset(l, 0, sizeof *l);
     l->max = max ? max : REF_EFFECTS_DEFAULT_MAX;
     return CAP_OK;
 }
 
 static void effect_release(ref_effect *e)
 {
-    free(e->subject);
     cap_packet_free(e->packet);
-    free(e->record);
     memset(e, 0, sizeof *e);
 }
 
@@ -32,6 +32,12 @@ void ref_effects_clear(ref_effects *l)
     for (size_t i = 0; i < l->len; i++)
         effect_release(&l->items[i]);
     l->len = 0;
+    l->text_len = 0;
+    if (l->text_cap > TEXT_KEEP) {
+        free(l->text);
+        l->text = NULL;
+        l->text_cap = 0;
+    }
 }
 
 void ref_effects_free(ref_effects *l)
@@ -40,8 +46,41 @@ void ref_effects_free(ref_effects *l)
         return;
     ref_effects_clear(l);
     free(l->items);
+    free(l->text);
     l->items = NULL;
-    l->cap = 0;
+    l->text = NULL;
+    l->cap = l->text_cap = 0;
+}
+
+/* A copy of s in the list's text buffer, or NULL when memory ran out. When
+ * the buffer moves, the strings of the effects already listed move with
+ * it. */
+static char *text_copy(ref_effects *l, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (n > l->text_cap - l->text_len) {
+        size_t ncap = l->text_cap ? l->text_cap : 1024;
+        while (ncap - l->text_len < n)
+            ncap *= 2;
+        char *old = l->text, *t = malloc(ncap);
+        if (!t)
+            return NULL;
+        if (l->text_len)
+            memcpy(t, old, l->text_len);
+        for (size_t i = 0; i < l->len; i++) {
+            ref_effect *e = &l->items[i];
+            if (e->subject)
+                e->subject = t + (e->subject - old);
+            if (e->record)
+                e->record = t + (e->record - old);
+        }
+        free(old);
+        l->text = t;
+        l->text_cap = ncap;
+    }
+    char *c = memcpy(l->text + l->text_len, s, n);
+    l->text_len += n;
+    return c;
 }
 
 /* Makes room for one more effect and returns its slot (zeroed), without
@@ -77,7 +116,7 @@ int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
     }
     int err = CAP_OK;
     ref_effect *e = slot(l, &err);
-    char *s = e ? strdup(subject) : NULL;
+    char *s = e ? text_copy(l, subject) : NULL;
     if (!s) {
         cap_packet_free(packet);
         return e ? CAP_ENOMEM : err;
@@ -122,7 +161,7 @@ int ref_effects_journal(ref_effects *l, const char *record)
     ref_effect *e = slot(l, &err);
     if (!e)
         return err;
-    char *r = strdup(record);
+    char *r = text_copy(l, record);
     if (!r)
         return CAP_ENOMEM;
     e->kind = REF_EFFECT_JOURNAL;

@@ -47,11 +47,12 @@ typedef enum {
 
 typedef struct {
     ref_effect_kind kind;
-    char *subject;      /* PUBLISH: owned by the list, NUL-terminated */
+    char *subject;      /* PUBLISH: owned by the list (its text buffer), NUL-terminated */
     cap_packet *packet; /* PUBLISH: owned by the list (NULL once taken) */
     uint64_t timer_id;  /* TIMER_SET, TIMER_CANCEL */
     int64_t at;         /* TIMER_SET: absolute time in ns */
-    char *record;       /* JOURNAL: owned by the list, NUL-terminated */
+    char *record;       /* JOURNAL: owned by the list (its text buffer), NUL-terminated;
+                           valid until the list is cleared */
 } ref_effect;
 
 /* Default and largest accepted bound on the number of effects in a list. */
@@ -63,6 +64,11 @@ typedef struct {
     size_t len;
     size_t cap;
     size_t max;
+    /* The subjects and journal records of the effects, one after another
+     * (each NUL-terminated): one buffer reused from batch to batch instead
+     * of an allocation per string. Effects point into it. */
+    char *text;
+    size_t text_len, text_cap;
 } ref_effects;
 
 /* Initialises an empty list holding at most `max` effects (0: the

@@ -192,6 +192,55 @@ static void test_rand(void **state)
     assert_true(got == 0); /* UINT64_MAX-1, UINT64_MAX rejected; wraps to 0 */
 }
 
+/* Subjects and records share one text buffer: strings listed before the
+ * buffer grew still read right afterwards, a cleared list reuses it, and
+ * one that grew past the keep size is given back at the clear. */
+static void test_text_buffer_moves_and_is_given_back(void **state)
+{
+    (void)state;
+    ref_effects l;
+    assert_int_equal(ref_effects_init(&l, 4096), CAP_OK);
+    char rec[600], subj[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 400; i++) {
+            snprintf(subj, sizeof subj, "worker.w-%d.jobs", i);
+            memset(rec, 'a' + i % 26, sizeof rec - 1);
+            rec[sizeof rec - 1] = 0;
+            snprintf(rec, 24, "{\"n\":%d", i);
+            rec[strlen(rec)] = ',';
+            if (i % 2)
+                assert_int_equal(ref_effects_journal(&l, rec), CAP_OK);
+            else
+                assert_int_equal(ref_effects_publish(&l, subj, ref_packet_new("t", "s", 0)),
+                                 CAP_OK);
+        }
+        assert_true(l.text_cap > (size_t)64 << 10); /* it grew (and moved) */
+        for (int i = 0; i < 400; i++) {
+            const ref_effect *e = ref_effects_at(&l, (size_t)i);
+            if (i % 2) {
+                assert_int_equal(e->kind, REF_EFFECT_JOURNAL);
+                snprintf(subj, sizeof subj, "{\"n\":%d,", i);
+                assert_memory_equal(e->record, subj, strlen(subj));
+                assert_int_equal(strlen(e->record), sizeof rec - 1);
+                assert_int_equal(e->record[sizeof rec - 2], 'a' + i % 26);
+            } else {
+                snprintf(subj, sizeof subj, "worker.w-%d.jobs", i);
+                assert_string_equal(e->subject, subj);
+            }
+        }
+        ref_effects_clear(&l);
+        assert_int_equal(l.text_cap, 0); /* past the keep size: given back */
+    }
+    /* a small batch keeps its buffer for the next one */
+    assert_int_equal(ref_effects_journal(&l, "{}"), CAP_OK);
+    char *buf = l.text;
+    ref_effects_clear(&l);
+    assert_ptr_equal(l.text, buf);
+    assert_int_equal(ref_effects_journal(&l, "{\"k\":1}"), CAP_OK);
+    assert_string_equal(ref_effects_at(&l, 0)->record, "{\"k\":1}");
+    ref_effects_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_packet_new_envelope),
         cmocka_unit_test(test_pb_strdup),
         cmocka_unit_test(test_rand),
+        cmocka_unit_test(test_text_buffer_moves_and_is_given_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
