@@ -76,8 +76,23 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
-/* Checks a record against the bounds; CAP_EINVAL with diag. */
-static int check_record(const cap_trace_record *rec, cap_diag *diag)
+/* A record's strings (NULL read as empty) and their lengths, in body order. */
+typedef struct {
+    const char *s[NSTR];
+    size_t n[NSTR];
+} rec_strings;
+
+static void record_strings(const cap_trace_record *rec, rec_strings *rs)
+{
+    const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
+    for (int i = 0; i < NSTR; i++) {
+        rs->s[i] = nz(vals[i]);
+        rs->n[i] = strlen(rs->s[i]);
+    }
+}
+
+/* Checks a record against the bounds; CAP_EINVAL with diag. Fills *rs. */
+static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *diag)
 {
     if (!rec)
         return cap_diag_set(diag, CAP_EINVAL, -1, "record", "NULL record");
@@ -85,14 +100,14 @@ static int check_record(const cap_trace_record *rec, cap_diag *diag)
         return cap_diag_set(diag, CAP_EINVAL, -1, "record.kind", "unknown kind %d", (int)rec->kind);
     if (!rec->subject || !rec->subject[0])
         return cap_diag_set(diag, CAP_EINVAL, -1, "record.subject", "missing subject");
-    const char *names[NSTR] = {"subject", "sender", "receiver", "reply", "note"};
-    const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
+    static const char *const names[NSTR] = {"subject", "sender", "receiver", "reply", "note"};
+    record_strings(rec, rs);
     for (int i = 0; i < NSTR; i++) {
-        size_t n = strlen(nz(vals[i]));
+        size_t n = rs->n[i];
         if (n > CAP_TRACE_MAX_STRING)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "%zu bytes, over the bound of %zu",
                                 n, CAP_TRACE_MAX_STRING);
-        if (cap_utf8_check_text((const uint8_t *)nz(vals[i]), n) != CAP_UTF8_VALID)
+        if (cap_utf8_check_text((const uint8_t *)rs->s[i], n) != CAP_UTF8_VALID)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "not valid UTF-8");
     }
     if (rec->len > CAP_TRACE_MAX_PACKET_LIMIT)
@@ -103,13 +118,13 @@ static int check_record(const cap_trace_record *rec, cap_diag *diag)
     return CAP_OK;
 }
 
-/* The binary form of one (checked) record, length prefix included, into b. */
-static int encode_record(tbuf *b, const cap_trace_record *rec)
+/* The binary form of one (checked) record, whose strings are rs, length
+ * prefix included, into b. */
+static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings *rs)
 {
-    const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
     size_t body = BODY_FIXED + rec->len;
     for (int i = 0; i < NSTR; i++)
-        body += strlen(nz(vals[i]));
+        body += rs->n[i];
     if (tbuf_reserve(b, 4 + body) != CAP_OK)
         return CAP_ENOMEM;
     uint8_t *p = b->p;
@@ -119,9 +134,9 @@ static int encode_record(tbuf *b, const cap_trace_record *rec)
     put_le(p, (uint64_t)rec->time, 8);
     p += 8;
     for (int i = 0; i < NSTR; i++) {
-        size_t n = strlen(nz(vals[i]));
+        size_t n = rs->n[i];
         put_le(p, n, 2);
-        memcpy(p + 2, nz(vals[i]), n);
+        memcpy(p + 2, rs->s[i], n);
         p += 2 + n;
     }
     put_le(p, rec->len, 4);
@@ -274,10 +289,11 @@ int cap_trace_write(cap_trace_writer *w, const cap_trace_record *rec, cap_diag *
         return cap_diag_set(diag, CAP_EINVAL, -1, "", "NULL writer");
     if (w->io_failed)
         return cap_diag_set(diag, CAP_EIO, -1, "", "an earlier write failed");
-    int rc = check_record(rec, diag);
+    rec_strings rs;
+    int rc = check_record(rec, &rs, diag);
     if (rc != CAP_OK)
         return rc;
-    if (encode_record(&w->buf, rec) != CAP_OK)
+    if (encode_record(&w->buf, rec, &rs) != CAP_OK)
         return cap_diag_set(diag, CAP_ENOMEM, -1, "", "out of memory");
     if (w->f) {
         if (w->fmt == CAP_TRACE_BINARY)
@@ -830,7 +846,9 @@ static int read_jsonl(cap_trace_reader *r, cap_trace_record *rec, cap_diag *diag
     rec->note = r->str[4];
     rec->bytes = r->pkt.p;
     rec->len = r->pkt.len;
-    if (encode_record(&r->enc, rec) != CAP_OK) {
+    rec_strings rs;
+    record_strings(rec, &rs);
+    if (encode_record(&r->enc, rec, &rs) != CAP_OK) {
         rc = json_fail(diag, CAP_ENOMEM, ln, NULL, "%s", "out of memory");
         goto out;
     }

@@ -78,31 +78,31 @@ static int is_bad_char(unsigned char c)
     return c <= 0x20 || c == 0x7f;
 }
 
+/* One pass over the subject: each token is checked when its end ('.' or
+ * the terminator) is reached. */
 int sim_subject_valid(const char *s, int allow_wildcards)
 {
     if (!s || !*s)
         return 0;
-    size_t len = strlen(s);
-    if (len > SIM_BUS_MAX_SUBJECT)
-        return 0;
     const char *tok = s;
-    for (;;) {
-        const char *dot = strchr(tok, '.');
-        size_t tl = dot ? (size_t)(dot - tok) : strlen(tok);
-        if (tl == 0)
-            return 0;
-        for (size_t i = 0; i < tl; i++)
-            if (is_bad_char((unsigned char)tok[i]))
+    for (const char *p = s;; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c != '.' && c != '\0') {
+            if (is_bad_char(c))
                 return 0;
-        int star = tl == 1 && tok[0] == '*';
-        int gt = tl == 1 && tok[0] == '>';
-        if ((star || gt) && !allow_wildcards)
-            return 0;
-        if (gt && dot) /* '>' only as the last token */
-            return 0;
-        if (!dot)
-            return 1;
-        tok = dot + 1;
+            continue;
+        }
+        if (p == tok)
+            return 0; /* an empty token */
+        if (p - tok == 1 && (tok[0] == '*' || tok[0] == '>')) {
+            if (!allow_wildcards)
+                return 0;
+            if (tok[0] == '>' && c == '.') /* '>' only as the last token */
+                return 0;
+        }
+        if (c == '\0')
+            return (size_t)(p - s) <= SIM_BUS_MAX_SUBJECT;
+        tok = p + 1;
     }
 }
 
@@ -626,6 +626,7 @@ typedef struct {
     const uint8_t *bytes;
     size_t len;
     int64_t now;
+    size_t subject_len, reply_len; /* set when routing (push_copy reads them) */
 } pub_ctx;
 
 static void drop(sim_bus *b, const pub_ctx *m, const char *to, sim_drop_reason r)
@@ -668,7 +669,7 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int copy, int64_
     }
     if (copy == COPY_REPLAY)
         delay = add_sat(delay, after);
-    size_t sl = strlen(m->subject), rl = strlen(m->reply);
+    size_t sl = m->subject_len, rl = m->reply_len;
     sim_delivery *d = malloc(sizeof *d + sl + 1 + rl + 1 + m->len);
     if (!d)
         return CAP_ENOMEM;
@@ -872,7 +873,9 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
                 break;
             }
     }
-    pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now};
+    pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now, 0, 0};
+    m.subject_len = strlen(m.subject);
+    m.reply_len = strlen(m.reply);
     if (b->cfg.on_publish)
         b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
     for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE, REPLAY "next N packets" */

@@ -309,6 +309,49 @@ static void test_many_nested_messages(void **state)
     free(plain);
 }
 
+/* Without maps or unknown fields, canonical bytes are protobuf-c's: the
+ * same proto3 defaults are omitted, in a BusPacket payload (Heartbeat) as
+ * in types the packet never carries (PolicyCheckResponse, PolicyConstraints). */
+static void assert_same_as_pack(const ProtobufCMessage *m)
+{
+    uint8_t a[512], b[512];
+    size_t n = cap_encode_into(m, a);
+    assert_true(n <= sizeof a);
+    assert_int_equal(n, cap_encoded_size(m));
+    assert_int_equal(protobuf_c_message_get_packed_size(m), n);
+    assert_int_equal(protobuf_c_message_pack(m, b), n);
+    assert_memory_equal(a, b, n);
+}
+
+static void test_same_bytes_as_protobuf_c_without_maps(void **state)
+{
+    (void)state;
+    Cordum__Agent__V1__Heartbeat h;
+    cordum__agent__v1__heartbeat__init(&h);
+    assert_same_as_pack(&h.base);
+    h.worker_id = "w1";
+    h.region = ""; /* proto3 default: omitted */
+    h.active_jobs = 3;
+    char *caps[] = {"a", "", "b"}; /* repeated: every entry, empty ones too */
+    h.capabilities = caps;
+    h.n_capabilities = 3;
+    assert_same_as_pack(&h.base);
+
+    Cordum__Agent__V1__PolicyCheckResponse r;
+    cordum__agent__v1__policy_check_response__init(&r);
+    Cordum__Agent__V1__PolicyConstraints pc;
+    cordum__agent__v1__policy_constraints__init(&pc);
+    assert_int_equal(cap_encoded_size(&r.base), 0);
+    r.decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_DENY;
+    r.reason = "no";
+    r.rule_id = "";
+    r.approval_required = 1;
+    r.constraints = &pc; /* present, though empty */
+    assert_same_as_pack(&r.base);
+    pc.redaction_level = "strict";
+    assert_same_as_pack(&r.base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_packed_and_oneof_default),
         cmocka_unit_test(test_unknown_fields_kept_last),
         cmocka_unit_test(test_many_nested_messages),
+        cmocka_unit_test(test_same_bytes_as_protobuf_c_without_maps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

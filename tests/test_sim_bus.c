@@ -157,6 +157,10 @@ static void test_subject_rules(void **state)
     memset(longs, 'a', sizeof longs - 1);
     longs[sizeof longs - 1] = 0;
     assert_int_equal(sim_subject_valid(longs, 0), 0);
+    longs[SIM_BUS_MAX_SUBJECT] = 0; /* exactly the bound: valid */
+    assert_int_equal(sim_subject_valid(longs, 0), 1);
+    assert_int_equal(sim_subject_valid("a.b\x7f", 1), 0);
+    assert_int_equal(sim_subject_valid("a.>", 0), 0);
 
     struct {
         const char *p, *s;
