@@ -303,6 +303,8 @@ struct ref_breaker_set {
     set_entry *v; /* sorted by worker id, bytewise */
     size_t n, cap, max;
     size_t n_open;   /* entries in state OPEN: the only ones with a deadline */
+    size_t n_unclosed; /* entries not CLOSED: with none, every worker may
+                        * be dispatched to (no lookup needed to say so) */
     /* worker -> entry index + 1, for lookups without a binary search; kept
      * while by_worker_ok (out of memory drops it: the binary search
      * answers alone then). */
@@ -311,16 +313,13 @@ struct ref_breaker_set {
     uint64_t epochs; /* the last ticket value handed out in this set */
 };
 
-/* Keeps n_open right across a call that may move e's breaker. */
-static void open_count(ref_breaker_set *s, int was_open, const set_entry *e)
+/* Keeps n_open and n_unclosed right across a call that may move e's
+ * breaker out of state `was`. */
+static void open_count(ref_breaker_set *s, ref_breaker_state was, const set_entry *e)
 {
-    int is_open = e->b.state == REF_BREAKER_OPEN;
-    if (is_open != was_open) {
-        if (is_open)
-            s->n_open++;
-        else
-            s->n_open--;
-    }
+    ref_breaker_state is = e->b.state;
+    s->n_open += (is == REF_BREAKER_OPEN) - (was == REF_BREAKER_OPEN);
+    s->n_unclosed += (is != REF_BREAKER_CLOSED) - (was != REF_BREAKER_CLOSED);
 }
 
 /* Length of a valid worker id, or 0 when it is NULL, empty or too long. */
@@ -434,6 +433,8 @@ int ref_breaker_set_can_dispatch(const ref_breaker_set *s, const char *worker, i
 {
     if (!s || !worker_len(worker))
         return 0;
+    if (!s->n_unclosed) /* every breaker closed (or none yet): all may */
+        return 1;
     set_entry *e = set_lookup(s, worker);
     return e ? ref_breaker_can_dispatch(&e->b, now) : 1;
 }
@@ -490,9 +491,9 @@ int ref_breaker_set_acquire(ref_breaker_set *s, const char *worker, int64_t now,
     int rc = set_get_or_add(s, worker, len, &e);
     if (rc != CAP_OK)
         return rc;
-    int was_open = e->b.state == REF_BREAKER_OPEN;
+    ref_breaker_state was = e->b.state;
     rc = core_acquire(&e->b, now, &s->epochs, ticket, ev);
-    open_count(s, was_open, e);
+    open_count(s, was, e);
     name_event(ev, e);
     return rc;
 }
@@ -506,9 +507,9 @@ int ref_breaker_set_record(ref_breaker_set *s, const char *worker, int64_t now, 
     set_entry *e = set_lookup(s, worker);
     if (!e)
         return 0;
-    int was_open = e->b.state == REF_BREAKER_OPEN;
+    ref_breaker_state was = e->b.state;
     int rc = core_record(&e->b, now, ticket, outcome, &s->epochs, ev);
-    open_count(s, was_open, e);
+    open_count(s, was, e);
     name_event(ev, e);
     return rc;
 }
@@ -522,9 +523,9 @@ int ref_breaker_set_reset(ref_breaker_set *s, const char *worker, int64_t now,
     set_entry *e = set_lookup(s, worker);
     if (!e)
         return 0;
-    int was_open = e->b.state == REF_BREAKER_OPEN;
+    ref_breaker_state was = e->b.state;
     int rc = core_reset(&e->b, now, &s->epochs, ev);
-    open_count(s, was_open, e);
+    open_count(s, was, e);
     name_event(ev, e);
     return rc;
 }
@@ -538,6 +539,8 @@ int ref_breaker_set_remove(ref_breaker_set *s, const char *worker)
         return 0;
     if (s->v[pos].b.state == REF_BREAKER_OPEN)
         s->n_open--;
+    if (s->v[pos].b.state != REF_BREAKER_CLOSED)
+        s->n_unclosed--;
     if (s->by_worker_ok)
         ref_strmap_del(&s->by_worker, s->v[pos].worker);
     free(s->v[pos].worker);
@@ -560,7 +563,7 @@ int ref_breaker_set_advance(ref_breaker_set *s, int64_t now, ref_breaker_event *
             continue;
         event_clear(&evs[k]);
         core_advance(&e->b, now, &s->epochs, &evs[k]); /* OPEN -> HALF_OPEN */
-        open_count(s, 1, e);
+        open_count(s, REF_BREAKER_OPEN, e);
         name_event(&evs[k], e);
         k++;
     }

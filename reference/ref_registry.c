@@ -29,6 +29,11 @@ struct ref_registry {
     int64_t now_max; /* the largest `now` any changing call has seen */
     slot *slots;     /* sorted by id, bytewise */
     size_t n, cap;
+    /* full[i]: slot i holds as many of the caller's jobs as it declared it
+     * can run (slot_full). Kept beside the slots (same index, same
+     * capacity) so that the first-fit walk passes over saturated workers
+     * reading one small array instead of each worker's record. */
+    uint8_t *full;
     /* id -> slot index + 1, for lookups without a binary search; kept
      * while by_id_ok (out of memory drops it for good: the binary search
      * answers alone then). */
@@ -262,6 +267,7 @@ void ref_registry_free(ref_registry *r)
     for (size_t i = 0; i < r->n; i++)
         slot_release(&r->slots[i]);
     free(r->slots);
+    free(r->full);
     ref_strmap_free(&r->by_id);
     free(r->order);
     free(r);
@@ -362,12 +368,18 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
         if (!ns)
             return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
         r->slots = ns;
+        uint8_t *nf = realloc(r->full, nc);
+        if (!nf)
+            return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+        r->full = nf;
         r->cap = nc;
     }
     char *copy = strdup(id);
     if (!copy)
         return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
     memmove(&r->slots[pos + 1], &r->slots[pos], (r->n - pos) * sizeof *r->slots);
+    memmove(&r->full[pos + 1], &r->full[pos], r->n - pos);
+    r->full[pos] = 0; /* no limit declared yet */
     slot *s = &r->slots[pos];
     memset(s, 0, sizeof *s);
     s->id = copy;
@@ -422,6 +434,7 @@ static void remove_at(ref_registry *r, size_t i)
     index_drop(r, r->slots[i].id);
     slot_release(&r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
+    memmove(&r->full[i], &r->full[i + 1], r->n - i - 1);
     r->n--;
     index_from(r, i);
     r->min_ok = 0;
@@ -510,11 +523,21 @@ static void order_fix(ref_registry *r, uint32_t i)
     r->order[at] = i;
 }
 
+/* Does slot s hold as many of the caller's jobs as it declared it can run?
+ * What r->full[] caches, updated wherever inflight or the declared limit
+ * changes. */
+static uint8_t slot_full(const slot *s)
+{
+    return s->w.max_parallel_jobs > 0 && s->inflight >= (uint32_t)s->w.max_parallel_jobs;
+}
+
 void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t n)
 {
     ptrdiff_t at = r && worker_id ? find_slot(r, worker_id) : -1;
-    if (at >= 0)
+    if (at >= 0) {
         r->slots[at].inflight = n;
+        r->full[at] = slot_full(&r->slots[at]);
+    }
 }
 
 static int lost_at(const ref_registry *r, const ref_worker_info *w, int64_t now)
@@ -679,6 +702,7 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     w->active_jobs = hb->active_jobs;
     w->max_parallel_jobs = hb->max_parallel_jobs;
     w->progress_pct = hb->progress_pct;
+    r->full[s - r->slots] = slot_full(s);
     if (ref_registry_score(w) != old_score)
         order_fix(r, (uint32_t)at);
     r->now_max = now;
@@ -862,8 +886,10 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
             slot_release(s);
             continue;
         }
-        if (keep != i)
+        if (keep != i) {
             r->slots[keep] = *s;
+            r->full[keep] = r->full[i];
+        }
         keep++;
     }
     size_t before = r->n;
@@ -1107,7 +1133,7 @@ static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int6
         m |= 1u << REF_SEL_OVERLOADED;
     const unsigned soft = (1u << REF_SEL_OVERLOADED) | (1u << REF_SEL_VERSION);
     if (q->exclude_fn && !(m & (1u << REF_SEL_EXCLUDED)) && (!lazy || !(m & ~soft)) &&
-        q->exclude_fn(q->exclude_ctx, w->worker_id))
+        q->exclude_fn(q->exclude_ctx, w))
         m |= 1u << REF_SEL_EXCLUDED;
     return m;
 }
@@ -1132,12 +1158,12 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
     if (q->first_fit && !pref && !r->order_dirty) {
         out->n_workers = r->n;
         for (size_t k = 0; k < r->n; k++) {
-            const slot *s = &r->slots[r->order[k]];
-            const ref_worker_info *w = &s->w;
-            if (w->max_parallel_jobs > 0 && s->inflight >= (uint32_t)w->max_parallel_jobs) {
+            uint32_t i = r->order[k];
+            if (r->full[i]) { /* slot_full: no record read */
                 out->filtered[REF_SEL_EXCLUDED]++;
                 continue;
             }
+            const ref_worker_info *w = &r->slots[i].w;
             unsigned m = filters_of(r, w, now, q, 1);
             for (int f = 0; f < REF_SEL_NFILTERS; f++)
                 if (m & (1u << f))

@@ -304,11 +304,13 @@ typedef struct {
     const char *const *pools;
     size_t n_pools;
     /* Workers not to choose: a list of ids, and/or a predicate returning
-     * non-zero for an excluded id (e.g. a breaker set's "cannot dispatch").
-     * Both optional; the predicate must be a pure function of its inputs. */
+     * non-zero for an excluded worker (e.g. a breaker set's "cannot
+     * dispatch"). Both optional; the predicate must be a pure function of
+     * its inputs. It gets the worker's whole record (valid during the call
+     * only), so a caller needs no second lookup by id to read it. */
     const char *const *exclude;
     size_t n_exclude;
-    int (*exclude_fn)(void *ctx, const char *worker_id);
+    int (*exclude_fn)(void *ctx, const ref_worker_info *w);
     void *exclude_ctx;
     /* 1: first fit. The registry walks its workers in (score, id) order
      * and stops at the first that passes every filter, which is the worker

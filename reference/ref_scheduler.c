@@ -701,7 +701,7 @@ static int jw_grow(ref_sched *s, size_t n)
     return 0;
 }
 
-static void jw_put_slow(ref_sched *s, const char *p, size_t n)
+static __attribute__((noinline)) void jw_put_slow(ref_sched *s, const char *p, size_t n)
 {
     if (jw_grow(s, n))
         return;
@@ -709,7 +709,9 @@ static void jw_put_slow(ref_sched *s, const char *p, size_t n)
     s->jlen += n;
 }
 
-static inline void jw_put(ref_sched *s, const char *p, size_t n)
+/* Inlined everywhere (a record writes dozens of pieces; the call would
+ * cost more than the copy); the growing path stays out of line. */
+static inline __attribute__((always_inline)) void jw_put(ref_sched *s, const char *p, size_t n)
 {
     if (s->jlen + n + 1 > s->jcap) {
         jw_put_slow(s, p, n);
@@ -1410,14 +1412,15 @@ typedef struct {
     int64_t now;
 } exclude_ctx;
 
-static int exclude_worker(void *ctx, const char *worker_id)
+static int exclude_worker(void *ctx, const ref_worker_info *w)
 {
     exclude_ctx *c = ctx;
-    if (!ref_breaker_set_can_dispatch(c->s->breakers, worker_id, c->now))
+    if (!ref_breaker_set_can_dispatch(c->s->breakers, w->worker_id, c->now))
         return 1;
-    const ref_worker_info *w = ref_registry_find(c->s->registry, worker_id);
-    worker_slots *sl = slots_find(c->s, worker_id);
-    return w && sl && w->max_parallel_jobs > 0 && sl->n >= (size_t)w->max_parallel_jobs;
+    if (w->max_parallel_jobs <= 0) /* no declared limit: no count to look up */
+        return 0;
+    worker_slots *sl = slots_find(c->s, w->worker_id);
+    return sl && sl->n >= (size_t)w->max_parallel_jobs;
 }
 
 /* ---- the waiting queue ---------------------------------------------- */

@@ -683,6 +683,58 @@ static void test_set_deadline_follows_open_breakers(void **state)
     ref_breaker_set_free(s);
 }
 
+/* The set answers "can dispatch" without a lookup while every breaker is
+ * closed: whatever a random run of acquires, results, resets, advances and
+ * removes does, its answer for every worker must stay that of the worker's
+ * own breaker (1 for a worker without one). */
+static void test_set_can_dispatch_matches_breakers(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"w0", "w1", "w2", "w3", "w4", "w5"};
+    enum { N = sizeof ids / sizeof *ids };
+    ref_breaker_set *s = new_set(N);
+    uint64_t ticket[N] = {0}, x = 12345;
+    int64_t now = T0;
+    int saw_refusal = 0, saw_all_closed_after_open = 0, was_refusing = 0;
+    ref_breaker_event ev, evs[N];
+    for (int step = 0; step < 4000; step++) {
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        unsigned r = (unsigned)(x >> 33), i = r % N, what = (r / N) % 12;
+        now += (int64_t)((r >> 8) % 4) * (COOL / 3);
+        if (what < 4) {
+            uint64_t t = 0;
+            if (ref_breaker_set_acquire(s, ids[i], now, &t, &ev) >= 0 && t)
+                ticket[i] = t;
+        } else if (what < 9) {
+            ref_breaker_outcome o = what < 6 ? REF_BREAKER_FAILURE
+                                    : what < 8 ? REF_BREAKER_TIMEOUT
+                                               : REF_BREAKER_SUCCESS;
+            assert_true(ref_breaker_set_record(s, ids[i], now, ticket[i], o, &ev) >= 0);
+        } else if (what == 9) {
+            assert_true(ref_breaker_set_reset(s, ids[i], now, &ev) >= 0);
+        } else if (what == 10) {
+            assert_true(ref_breaker_set_advance(s, now, evs, N) >= 0);
+        } else {
+            assert_true(ref_breaker_set_remove(s, ids[i]) >= 0);
+        }
+        int refusing = 0;
+        for (int k = 0; k < N; k++) {
+            const ref_breaker *b = ref_breaker_set_find(s, ids[k]);
+            int want = b ? ref_breaker_can_dispatch(b, now) : 1;
+            assert_int_equal(ref_breaker_set_can_dispatch(s, ids[k], now), want);
+            refusing |= !want;
+        }
+        saw_refusal |= refusing;
+        saw_all_closed_after_open |= was_refusing && !refusing;
+        was_refusing = refusing;
+    }
+    /* the run went through both regimes */
+    assert_true(saw_refusal);
+    assert_true(saw_all_closed_after_open);
+    assert_int_equal(ref_breaker_set_can_dispatch(s, "", now), 0);
+    ref_breaker_set_free(s);
+}
+
 /* --- SystemAlert ---------------------------------------------------------- */
 
 static const char *detail(const Cordum__Agent__V1__SystemAlert *a, size_t i, const char *key)
@@ -820,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_set_tickets_unique),
         cmocka_unit_test(test_set_advance_and_deadline),
         cmocka_unit_test(test_set_deadline_follows_open_breakers),
+        cmocka_unit_test(test_set_can_dispatch_matches_breakers),
         cmocka_unit_test(test_set_find_follows_adds_and_removes),
         cmocka_unit_test(test_alert_open),
         cmocka_unit_test(test_alert_recovery_and_errors),

@@ -722,10 +722,20 @@ static void test_preferred_worker(void **state)
     ref_registry_free(r);
 }
 
-static int exclude_w1(void *ctx, const char *id)
+/* Counts its calls; checks that the record it gets is the registry's own
+ * record of that worker. */
+typedef struct {
+    const ref_registry *r;
+    int calls;
+} exclude_probe;
+
+static int exclude_w1(void *ctx, const ref_worker_info *w)
 {
-    (*(int *)ctx)++;
-    return strcmp(id, "w1") == 0;
+    exclude_probe *e = ctx;
+    e->calls++;
+    assert_non_null(w);
+    assert_ptr_equal(w, ref_registry_find(e->r, w->worker_id));
+    return strcmp(w->worker_id, "w1") == 0;
 }
 
 static void test_exclusion_set(void **state)
@@ -744,12 +754,12 @@ static void test_exclusion_set(void **state)
     assert_string_equal(res.worker_id, "w3");
     assert_int_equal(res.filtered[REF_SEL_EXCLUDED], 2);
     /* predicate form */
-    int calls = 0;
+    exclude_probe calls = {r, 0};
     ref_sel_request q2 = {.job = job, .pools = POOL_A, .n_pools = 1, .exclude_fn = exclude_w1,
                           .exclude_ctx = &calls};
     assert_int_equal(ref_registry_select(r, 0, &q2, &res), CAP_OK);
     assert_string_equal(res.worker_id, "w2");
-    assert_int_equal(calls, 3);
+    assert_int_equal(calls.calls, 3);
     /* everyone excluded */
     static const char *const all[] = {"w1", "w2", "w3"};
     q.exclude = all;
@@ -1314,10 +1324,10 @@ static int ff_index(const ff_world *fw, const char *id)
 
 /* The scheduler's rule: excluded when its breaker refuses or it holds as
  * many of our jobs as it declared it can run. */
-static int ff_exclude(void *ctx, const char *id)
+static int ff_exclude(void *ctx, const ref_worker_info *w)
 {
     const ff_world *fw = ctx;
-    int i = ff_index(fw, id);
+    int i = ff_index(fw, w->worker_id);
     return i >= 0 && (fw->broken[i] || (fw->max[i] > 0 && fw->inflight[i] >= (uint32_t)fw->max[i]));
 }
 
