@@ -25,11 +25,12 @@ typedef struct {
     int used;
     uint32_t live_pos; /* 1 + its place in the worker's live list, 0 when not there */
     char *job_id;
-    char *dispatch_id;
+    char *dispatch_id; /* dispatch_id, trace_id and ident point into strs */
     uint64_t attempt;
     char *trace_id;
     int has_identity;
-    char *ident[4]; /* tenant, principal, actor, delegation */
+    char *ident[4]; /* tenant, principal, actor, delegation; NULL without identity */
+    char *strs;     /* one block holding the attempt's strings */
     int state;      /* REF_JOB_RUNNING, then the result status */
     int pending;    /* the status the completion timer will publish */
     int finished;
@@ -190,10 +191,7 @@ static void set_memo(ref_worker *w, const char *event, const char *job_id)
 static void rec_release(job_rec *r)
 {
     free(r->job_id);
-    free(r->dispatch_id);
-    free(r->trace_id);
-    for (int i = 0; i < 4; i++)
-        free(r->ident[i]);
+    free(r->strs);
     free(r->text);
     uint32_t live_pos = r->live_pos;
     memset(r, 0, sizeof *r);
@@ -358,34 +356,37 @@ static int rec_load(job_rec *r, const cap_packet *pkt, const job_request *req)
 {
     const dispatch_identity *d = req->dispatch;
     const identity_binding *ib = req->identity;
-    char *job_id = dup_str(req->job_id);
-    char *dispatch_id = dup_str(d->dispatch_id);
-    char *trace_id = dup_str(pkt->trace_id);
-    char *ident[4] = {0};
-    int ok = job_id && dispatch_id && trace_id;
+    /* dispatch_id, trace_id, then the identity's four strings */
+    const char *src[6] = {nz(d->dispatch_id), nz(pkt->trace_id)};
+    size_t n_src = 2, len[6], total = 0;
     if (ib) {
-        const char *src[4] = {ib->tenant_id, ib->principal_id, ib->actor_id, ib->delegation_id};
-        for (int i = 0; i < 4; i++)
-            if (!(ident[i] = dup_str(src[i])))
-                ok = 0;
+        src[2] = nz(ib->tenant_id);
+        src[3] = nz(ib->principal_id);
+        src[4] = nz(ib->actor_id);
+        src[5] = nz(ib->delegation_id);
+        n_src = 6;
     }
-    if (!ok) {
+    for (size_t i = 0; i < n_src; i++)
+        total += (len[i] = strlen(src[i]) + 1);
+    char *job_id = dup_str(req->job_id), *strs = malloc(total);
+    if (!job_id || !strs) {
         free(job_id);
-        free(dispatch_id);
-        free(trace_id);
-        for (int i = 0; i < 4; i++)
-            free(ident[i]);
+        free(strs);
         return CAP_ENOMEM;
     }
+    char *at[6] = {0};
+    for (size_t i = 0, off = 0; i < n_src; off += len[i], i++)
+        at[i] = memcpy(strs + off, src[i], len[i]);
     rec_release(r);
     r->used = 1;
     r->job_id = job_id;
-    r->dispatch_id = dispatch_id;
-    r->trace_id = trace_id;
+    r->strs = strs;
+    r->dispatch_id = at[0];
+    r->trace_id = at[1];
     r->attempt = d->attempt;
     r->has_identity = ib != NULL;
     for (int i = 0; i < 4; i++)
-        r->ident[i] = ident[i];
+        r->ident[i] = at[2 + i];
     return CAP_OK;
 }
 
