@@ -5,7 +5,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +13,7 @@
 #include "cap_encode.h"
 #include "cap_json.h"
 #include "cap_schema.h"
+#include "cap_sha256.h"
 #include "cap_utf8.h"
 
 /* Body: kind u8, time i64, five u16-length strings, u32-length packet. */
@@ -153,34 +153,26 @@ static void header_bytes(uint8_t h[CAP_TRACE_HEADER_LEN])
     put_le(h + 8, CAP_TRACE_VERSION, 4);
 }
 
-static int hash_hex(EVP_MD_CTX *md, char hex[65])
+/* The digest so far, in hex; the running hash goes on. */
+static void hash_hex(const cap_sha256_ctx *md, char hex[65])
 {
-    unsigned char d[32];
-    unsigned n = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = c && EVP_MD_CTX_copy_ex(c, md) && EVP_DigestFinal_ex(c, d, &n) && n == 32;
-    EVP_MD_CTX_free(c);
-    if (!ok)
-        return CAP_ECRYPTO;
+    unsigned char d[CAP_SHA256_LEN];
+    cap_sha256_ctx c = *md;
+    cap_sha256_final(&c, d);
     static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
         hex[2 * i] = digits[d[i] >> 4];
         hex[2 * i + 1] = digits[d[i] & 15];
     }
     hex[64] = '\0';
-    return CAP_OK;
 }
 
-static EVP_MD_CTX *hash_start(void)
+static void hash_start(cap_sha256_ctx *md)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t h[CAP_TRACE_HEADER_LEN];
     header_bytes(h);
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL) || !EVP_DigestUpdate(md, h, sizeof h)) {
-        EVP_MD_CTX_free(md);
-        return NULL;
-    }
-    return md;
+    cap_sha256_init(md);
+    cap_sha256_update(md, h, sizeof h);
 }
 
 /* ---- writer ---- */
@@ -188,7 +180,7 @@ static EVP_MD_CTX *hash_start(void)
 struct cap_trace_writer {
     FILE *f;
     cap_trace_format fmt;
-    EVP_MD_CTX *md;
+    cap_sha256_ctx md;
     tbuf buf;
     uint64_t count;
     int io_failed;
@@ -204,11 +196,7 @@ int cap_trace_writer_open(FILE *f, cap_trace_format fmt, cap_trace_writer **out)
         return CAP_ENOMEM;
     w->f = f;
     w->fmt = fmt;
-    w->md = hash_start();
-    if (!w->md) {
-        free(w);
-        return CAP_ECRYPTO;
-    }
+    hash_start(&w->md);
     if (f) {
         int ok;
         if (fmt == CAP_TRACE_BINARY) {
@@ -219,7 +207,6 @@ int cap_trace_writer_open(FILE *f, cap_trace_format fmt, cap_trace_writer **out)
             ok = fprintf(f, "{\"captrace\":%d}\n", CAP_TRACE_VERSION) > 0;
         }
         if (!ok) {
-            EVP_MD_CTX_free(w->md);
             free(w);
             return CAP_EIO;
         }
@@ -307,8 +294,7 @@ int cap_trace_write(cap_trace_writer *w, const cap_trace_record *rec, cap_diag *
             return cap_diag_set(diag, rc, -1, "", "write failed: %s", strerror(errno));
         }
     }
-    if (!EVP_DigestUpdate(w->md, w->buf.p, w->buf.len))
-        return cap_diag_set(diag, CAP_ECRYPTO, -1, "", "SHA-256 update failed");
+    cap_sha256_update(&w->md, w->buf.p, w->buf.len);
     w->count++;
     return CAP_OK;
 }
@@ -325,12 +311,8 @@ int cap_trace_writer_close(cap_trace_writer *w, char hex[65])
     int rc = w->io_failed ? CAP_EIO : CAP_OK;
     if (w->f && fflush(w->f) != 0)
         rc = CAP_EIO;
-    if (hex) {
-        int hr = hash_hex(w->md, hex);
-        if (hr != CAP_OK && rc == CAP_OK)
-            rc = hr;
-    }
-    EVP_MD_CTX_free(w->md);
+    if (hex)
+        hash_hex(&w->md, hex);
     free(w->buf.p);
     free(w);
     return rc;
@@ -343,7 +325,7 @@ struct cap_trace_reader {
     cap_trace_format fmt;
     size_t max_packet;
     size_t max_line;
-    EVP_MD_CTX *md;
+    cap_sha256_ctx md;
     uint8_t pre[8]; /* bytes read while detecting the format */
     size_t pre_len, pre_pos;
     long offset;    /* bytes consumed so far */
@@ -407,12 +389,8 @@ int cap_trace_reader_open(FILE *f, cap_trace_format fmt, const cap_trace_limits 
     /* base64 (4/3) of the packet, its JSON form (at most ~6x for escapes
      * and base64 inside), the strings escaped (6x) and the keys. */
     r->max_line = 8 * maxp + NSTR * 6 * CAP_TRACE_MAX_STRING + 4096;
-    r->md = hash_start();
+    hash_start(&r->md);
     int rc = CAP_OK;
-    if (!r->md) {
-        rc = cap_diag_set(diag, CAP_ECRYPTO, -1, "", "SHA-256 init failed");
-        goto fail;
-    }
     if (fmt != CAP_TRACE_JSONL) {
         uint8_t h[CAP_TRACE_HEADER_LEN];
         size_t got = rd(r, h, 8);
@@ -473,14 +451,14 @@ int cap_trace_reader_hash(const cap_trace_reader *r, char hex[65])
 {
     if (!r || !hex)
         return CAP_EINVAL;
-    return hash_hex(r->md, hex);
+    hash_hex(&r->md, hex);
+    return CAP_OK;
 }
 
 void cap_trace_reader_close(cap_trace_reader *r)
 {
     if (!r)
         return;
-    EVP_MD_CTX_free(r->md);
     free(r->body.p);
     free(r->pkt.p);
     free(r->enc.p);
@@ -564,8 +542,7 @@ static int read_binary(cap_trace_reader *r, cap_trace_record *rec, cap_diag *dia
     rec->note = r->str[4];
     rec->bytes = p;
     rec->len = (size_t)plen;
-    if (!EVP_DigestUpdate(r->md, r->body.p, 4 + (size_t)body))
-        return cap_diag_set(diag, CAP_ECRYPTO, start, path, "SHA-256 update failed");
+    cap_sha256_update(&r->md, r->body.p, 4 + (size_t)body);
     return 1;
 }
 
@@ -852,10 +829,7 @@ static int read_jsonl(cap_trace_reader *r, cap_trace_record *rec, cap_diag *diag
         rc = json_fail(diag, CAP_ENOMEM, ln, NULL, "%s", "out of memory");
         goto out;
     }
-    if (!EVP_DigestUpdate(r->md, r->enc.p, r->enc.len)) {
-        rc = json_fail(diag, CAP_ECRYPTO, ln, NULL, "%s", "SHA-256 update failed");
-        goto out;
-    }
+    cap_sha256_update(&r->md, r->enc.p, r->enc.len);
     r->index++;
     rc = 1;
 out:

@@ -82,7 +82,7 @@ typedef struct cap_trace_writer cap_trace_writer;
 /* Starts a trace on f (borrowed; NULL: compute the hash only, write
  * nothing) in format BINARY or JSONL, writing the header at once. On
  * success *out owns a writer to pass to cap_trace_writer_close. CAP_EINVAL
- * (bad format), CAP_ENOMEM, CAP_ECRYPTO, CAP_EIO (write failed). */
+ * (bad format), CAP_ENOMEM, CAP_EIO (write failed). */
 int cap_trace_writer_open(FILE *f, cap_trace_format fmt, cap_trace_writer **out);
 
 /* Appends one record. CAP_EINVAL (with diag) for a record outside the
@@ -130,7 +130,7 @@ int cap_trace_read(cap_trace_reader *r, cap_trace_record *rec, cap_diag *diag);
 cap_trace_format cap_trace_reader_format(const cap_trace_reader *r);
 
 /* Hex SHA-256 of the binary form of the header and every record read so
- * far (after the last record: the trace's hash). CAP_OK or CAP_ECRYPTO. */
+ * far (after the last record: the trace's hash). CAP_OK, or CAP_EINVAL for NULL. */
 int cap_trace_reader_hash(const cap_trace_reader *r, char hex[65]);
 
 /* Frees r (does not close its FILE*). NULL is accepted. */

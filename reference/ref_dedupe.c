@@ -15,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/evp.h>
 
+#include "cap_sha256.h"
 #include "cap_sign.h"
 #include "cap_time.h"
 
@@ -54,8 +53,6 @@ struct ref_dedupe {
     uint32_t head, tail;
     size_t count;
     icell *index;    /* index_mask + 1 cells */
-    EVP_MD *sha256;  /* fetched once; NULL: EVP_sha256() is used */
-    EVP_MD_CTX *md;  /* reused for every key digest; NULL: one per probe */
     size_t index_mask;
     uint64_t seq;
     /* No entry expires before this (a lower bound, so a full sweep that
@@ -122,17 +119,14 @@ int ref_dedupe_config_check(const ref_dedupe_config *cfg)
  * part lists share an encoding. The parts are gathered in buf and handed
  * to the digest in one piece (or in buf-sized pieces for long parts). */
 typedef struct {
-    EVP_MD_CTX *md;
-    int ok;
-    const EVP_MD *alg; /* SHA-256 */
-    size_t n;          /* bytes waiting in buf */
+    cap_sha256_ctx c;
+    size_t n; /* bytes waiting in buf */
     uint8_t buf[512];
 } key_hash;
 
 static void kh_flush(key_hash *h)
 {
-    if (h->ok && h->n)
-        h->ok = EVP_DigestUpdate(h->md, h->buf, h->n) == 1;
+    cap_sha256_update(&h->c, h->buf, h->n);
     h->n = 0;
 }
 
@@ -141,8 +135,7 @@ static void kh_raw(key_hash *h, const void *p, size_t n)
     if (n > sizeof h->buf - h->n) {
         kh_flush(h);
         if (n > sizeof h->buf) {
-            if (h->ok)
-                h->ok = EVP_DigestUpdate(h->md, p, n) == 1;
+            cap_sha256_update(&h->c, p, n);
             return;
         }
     }
@@ -174,7 +167,7 @@ static void kh_begin(key_hash *h, ref_dedupe_key_kind kind)
 {
     static const char domain[] = KEY_DOMAIN; /* with its NUL */
     uint8_t k = (uint8_t)kind;
-    h->ok = EVP_DigestInit_ex(h->md, h->alg, NULL) == 1;
+    cap_sha256_init(&h->c);
     h->n = 0;
     kh_raw(h, domain, sizeof domain);
     kh_raw(h, &k, 1);
@@ -182,15 +175,11 @@ static void kh_begin(key_hash *h, ref_dedupe_key_kind kind)
 
 static void kh_end(key_hash *h, ref_dedupe_probe *out, ref_dedupe_key_kind kind)
 {
-    unsigned int n = 0;
     ref_dedupe_key *k = &out->keys[out->n_keys];
     kh_flush(h);
-    if (h->ok)
-        h->ok = EVP_DigestFinal_ex(h->md, k->id, &n) == 1 && n == 32;
-    if (h->ok) {
-        k->kind = kind;
-        out->n_keys++;
-    }
+    cap_sha256_final(&h->c, k->id);
+    k->kind = kind;
+    out->n_keys++;
 }
 
 static void dispatch_parts(key_hash *h, const Cordum__Agent__V1__DispatchIdentity *d)
@@ -230,12 +219,8 @@ static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
     }
 }
 
-/* ref_dedupe_probe_digest with SHA-256 given as alg: a store hashes with
- * the one it fetched when created (an implicit fetch on every digest costs
- * more than hashing a packet), in its own context ctx (NULL: a context for
- * this probe). */
-static int probe_digest(const EVP_MD *alg, EVP_MD_CTX *ctx, const cap_packet *p,
-                        const uint8_t body_digest[32], ref_dedupe_probe *out)
+int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
+                            ref_dedupe_probe *out)
 {
     if (!out)
         return CAP_EINVAL;
@@ -250,12 +235,6 @@ static int probe_digest(const EVP_MD *alg, EVP_MD_CTX *ctx, const cap_packet *p,
     }
 
     key_hash h;
-    h.md = ctx ? ctx : EVP_MD_CTX_new();
-    h.ok = 1;
-    h.alg = alg;
-    h.n = 0;
-    if (!h.md)
-        return CAP_ENOMEM;
     kh_begin(&h, REF_DEDUPE_KEY_BODY);
     kh_str(&h, p->sender_id);
     kh_bytes(&h, body_digest, 32);
@@ -269,40 +248,11 @@ static int probe_digest(const EVP_MD *alg, EVP_MD_CTX *ctx, const cap_packet *p,
         kh_end(&h, out, REF_DEDUPE_KEY_MESSAGE_ID);
     }
     logical_key(&h, p, out);
-    int ok = h.ok;
-    if (!ctx)
-        EVP_MD_CTX_free(h.md);
-    if (!ok) {
-        ERR_clear_error();
-        memset(out, 0, sizeof *out);
-        return CAP_ECRYPTO;
-    }
     return CAP_OK;
 }
 
-int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
+int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
                             ref_dedupe_probe *out)
-{
-    return probe_digest(EVP_sha256(), NULL, p, body_digest, out);
-}
-
-/* SHA-256 of data, in context md when there is one. */
-static int sha256(const EVP_MD *alg, EVP_MD_CTX *md, const uint8_t *data, size_t len,
-                  uint8_t out[32])
-{
-    unsigned int n = 0;
-    int ok = md ? EVP_DigestInit_ex(md, alg, NULL) == 1 && EVP_DigestUpdate(md, data, len) == 1 &&
-                      EVP_DigestFinal_ex(md, out, &n) == 1
-                : EVP_Digest(data, len, out, &n, alg, NULL) == 1;
-    if (!ok || n != 32) {
-        ERR_clear_error();
-        return CAP_ECRYPTO;
-    }
-    return CAP_OK;
-}
-
-static int probe_packet(const EVP_MD *alg, EVP_MD_CTX *md, const cap_packet *p,
-                        const uint8_t *wire, size_t len, ref_dedupe_probe *out)
 {
     if (out)
         memset(out, 0, sizeof *out);
@@ -313,19 +263,13 @@ static int probe_packet(const EVP_MD *alg, EVP_MD_CTX *md, const cap_packet *p,
     const uint8_t *sig = NULL;
     int rc = cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, NULL);
     if (rc == CAP_OK)
-        rc = sha256(alg, md, body, body_len, digest);
+        cap_sha256(body, body_len, digest);
     else if (rc == CAP_ESIG_MISSING)
-        rc = sha256(alg, md, wire, len, digest); /* unsigned: the whole packet is the body */
+        cap_sha256(wire, len, digest); /* unsigned: the whole packet is the body */
     free(body);
-    if (rc != CAP_OK)
+    if (rc != CAP_OK && rc != CAP_ESIG_MISSING)
         return rc;
-    return probe_digest(alg, md, p, digest, out);
-}
-
-int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
-                            ref_dedupe_probe *out)
-{
-    return probe_packet(EVP_sha256(), NULL, p, wire, len, out);
+    return ref_dedupe_probe_digest(p, digest, out);
 }
 
 /* --- the index ------------------------------------------------------------ */
@@ -516,10 +460,6 @@ int ref_dedupe_new(const ref_dedupe_config *cfg, ref_dedupe **out)
     if (!d)
         return CAP_ENOMEM;
     d->cfg = *cfg;
-    d->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!d->sha256)
-        ERR_clear_error();
-    d->md = EVP_MD_CTX_new(); /* NULL is fine: each probe makes its own */
     d->free_head = d->head = d->tail = NIL;
     d->expiry_lb = INT64_MIN;
     *out = d;
@@ -530,8 +470,6 @@ void ref_dedupe_free(ref_dedupe *d)
 {
     if (!d)
         return;
-    EVP_MD_free(d->sha256);
-    EVP_MD_CTX_free(d->md);
     free(d->index);
     free(d->e);
     free(d);
@@ -744,7 +682,7 @@ int ref_dedupe_check_probe(ref_dedupe *d, const cap_packet *p, const uint8_t *wi
         memset(probe, 0, sizeof *probe);
         return CAP_EINVAL;
     }
-    int rc = probe_packet(d->sha256 ? d->sha256 : EVP_sha256(), d->md, p, wire, len, probe);
+    int rc = ref_dedupe_probe_packet(p, wire, len, probe);
     if (rc != CAP_OK)
         return rc;
     return ref_dedupe_admit(d, probe, now, res);

@@ -166,7 +166,7 @@ void ref_dedupe_free(ref_dedupe *d);
 /* The keys, body digest and expiry of packet p, which must be the decoding
  * of wire[0..len). CAP_OK; CAP_EMALFORMED when wire has a malformed or
  * repeated field 14 (cap_production_split); CAP_EINVAL for NULL arguments
- * or empty bytes; CAP_ENOMEM; CAP_ECRYPTO. */
+ * or empty bytes; CAP_ENOMEM. */
 int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
                             ref_dedupe_probe *out);
 
@@ -182,9 +182,7 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
 int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
                      ref_dedupe_result *res);
 
-/* ref_dedupe_probe_packet + ref_dedupe_admit, hashing with the store's
- * own SHA-256 fetch and digest context (cheaper than the stand-alone
- * probe functions, which set both up per call). */
+/* ref_dedupe_probe_packet + ref_dedupe_admit. */
 int ref_dedupe_check(ref_dedupe *d, const cap_packet *p, const uint8_t *wire, size_t len,
                      int64_t now, ref_dedupe_result *res);
 

@@ -3,9 +3,6 @@
 #include "ref_scheduler.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +12,7 @@
 #include "cap_base64.h"
 #include "cap_encode.h"
 #include "cap_fmt.h"
+#include "cap_sha256.h"
 #include "cap_swar.h"
 #include "cap_time.h"
 #include "ref_bugs.h"
@@ -129,7 +127,6 @@ struct ref_sched {
     int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
     int restoring;               /* 1 while ref_sched_restore runs: no journal */
     ref_sched_stats st;
-    EVP_MD *sha256; /* fetched once; NULL: EVP_sha256() is used */
     /* the journal record being written (reused from record to record) */
     char *jbuf;
     size_t jlen, jcap;
@@ -605,12 +602,10 @@ static int hash_drops_env(const char *k)
     return strcmp(k, "CORDUM_EFFECTIVE_CONFIG") == 0 || strcmp(k, REF_SCHED_ENV_LAST_MEMO) == 0;
 }
 
-/* ref_sched_request_hash with SHA-256 given as alg: a scheduler hashes
- * with the one it fetched when created (an implicit fetch on every digest
- * costs more than hashing a request). The request is encoded through a
- * shallow view of it: the same fields, the label and env arrays without
- * the dropped entries, no dispatch identity; nothing is copied. */
-static int request_hash(const EVP_MD *alg, const job_request *req, char out[65])
+/* The request is encoded through a shallow view of it: the same fields,
+ * the label and env arrays without the dropped entries, no dispatch
+ * identity; nothing is copied. */
+int ref_sched_request_hash(const job_request *req, char out[65])
 {
     if (!req)
         return CAP_EINVAL;
@@ -636,14 +631,11 @@ static int request_hash(const EVP_MD *alg, const job_request *req, char out[65])
     free(ptrs);
     if (rc)
         return rc;
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    unsigned int n = 0;
-    int ok = EVP_Digest(bytes, len, md, &n, alg, NULL) == 1 && n == SHA256_DIGEST_LENGTH;
+    uint8_t md[CAP_SHA256_LEN];
+    cap_sha256(bytes, len, md);
     free(bytes);
-    if (!ok)
-        return CAP_ECRYPTO;
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+    for (int i = 0; i < CAP_SHA256_LEN; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }
@@ -651,15 +643,6 @@ static int request_hash(const EVP_MD *alg, const job_request *req, char out[65])
     return CAP_OK;
 }
 
-int ref_sched_request_hash(const job_request *req, char out[65])
-{
-    return request_hash(EVP_sha256(), req, out);
-}
-
-static const EVP_MD *sched_sha256(const ref_sched *s)
-{
-    return s->sha256 ? s->sha256 : EVP_sha256();
-}
 
 static const char *effective_tenant(const job_request *r)
 {
@@ -1751,7 +1734,7 @@ static int kernel_check(ref_sched *s, const job *j, int64_t now, ref_safety_deci
 static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 {
     if (!j->hash[0]) /* the first hash stands across re-checks (cordum-ref 9) */
-        TRY(request_hash(sched_sha256(s), j->req, j->hash));
+        TRY(ref_sched_request_hash(j->req, j->hash));
     TRY(set_str(&j->appr_snapshot, j->snapshot));
     j->appr = APPR_PENDING;
     TRY(set_state(j, REF_JOB_APPROVAL_REQUIRED, now));
@@ -1782,7 +1765,7 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             /* Approval fast path (cordum-ref 9): bound to the hash and the
              * snapshot; the decision is the one approved. */
             char h[65];
-            TRY(request_hash(sched_sha256(s), j->req, h));
+            TRY(ref_sched_request_hash(j->req, h));
             if (strcmp(h, j->hash) == 0) {
                 j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
                 TRY(intern_set(s, &j->reason, "approval granted"));
@@ -2475,7 +2458,7 @@ int ref_sched_approve(ref_sched *s, const char *job_id, const char *by, const ch
     if (is_requester(j->req, by))
         return REF_SCHED_SELF_APPROVAL;
     char h[65];
-    TRY(request_hash(sched_sha256(s), j->req, h));
+    TRY(ref_sched_request_hash(j->req, h));
     if (strcmp(h, j->hash) != 0)
         return REF_SCHED_STALE_REQUEST;
     const char *snap = current_snapshot(s);
@@ -2876,9 +2859,6 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     ref_sched *s = calloc(1, sizeof *s);
     if (!s)
         return CAP_ENOMEM;
-    s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (!s->sha256)
-        ERR_clear_error();
     s->safety = cfg->safety;
     s->rand = cfg->rand;
     s->max_jobs = cfg->max_jobs ? cfg->max_jobs : def.max_jobs;
@@ -2940,7 +2920,6 @@ void ref_sched_free(ref_sched *s)
     ref_u64map_free(&s->by_seq);
     ref_strmap_free(&s->by_idem);
     free(s->jbuf);
-    EVP_MD_free(s->sha256);
     for (size_t i = 0; i < s->n_slots; i++) {
         free(s->slots[i]->worker_id);
         free(s->slots[i]->jobs);

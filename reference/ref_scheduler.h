@@ -260,7 +260,7 @@ const ref_saga *ref_sched_saga(const ref_sched *s);
  * request without its dispatch identity, without labels starting with
  * "approval_" (any case) or named cordum.bus_msg_id, and without the env
  * keys CORDUM_EFFECTIVE_CONFIG and CORDUM_LAST_MEMO (cordum-ref 9). out has
- * 65 bytes. CAP_OK, CAP_ENOMEM, CAP_ECRYPTO. */
+ * 65 bytes. CAP_OK, CAP_ENOMEM. */
 int ref_sched_request_hash(const Cordum__Agent__V1__JobRequest *req, char out[65]);
 
 /* The backoff before retry number n (0-based): min(base << min(n, 10), max)
