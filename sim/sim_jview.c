@@ -87,16 +87,20 @@ static void jview_set_num(sim_jview *v, const char *k, size_t kn, double x)
 
 /* The first byte at or after p that ends a plain string run: a quote, a
  * backslash or a control character (the terminating NUL is one). Eight
- * bytes at a time (cap_swar.h); the bytes of the word that holds one are
- * then looked at one by one. The caller's buffer has 8 readable bytes
+ * bytes at a time (cap_swar.h). The caller's buffer has 8 readable bytes
  * after its NUL. */
 static const char *plain_run_end(const char *p)
 {
     for (;;) {
         uint64_t x;
         memcpy(&x, p, 8);
-        if (cap_swar_json_special(x))
+        uint64_t bits = cap_swar_json_special_bits(x);
+        if (bits) {
+            int i = cap_swar_first(bits);
+            if (i >= 0)
+                return p + i;
             break;
+        }
         p += 8;
     }
     while (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
@@ -133,9 +137,8 @@ static int fast_read(sim_jview_reader *r, const char *line, sim_jview *v)
     for (;;) {
         if (*p++ != '"')
             return 0;
-        const char *key = p; /* keys are short: byte by byte */
-        while (*p != '"' && *p != '\\' && (unsigned char)*p >= 32)
-            p++;
+        const char *key = p;
+        p += plain_run_end(p) - p;
         if (*p != '"')
             return 0;
         size_t kn = (size_t)(p - key);

@@ -490,7 +490,7 @@ static void check_job_record(world *w, const sim_jview *o, jinfo *j)
     if (to != REF_JOB_FAILED_FATAL && to != from &&
         (from == REF_JOB_DISPATCHED || from == REF_JOB_RUNNING) && inv_on(w, SIM_INV_ONE_TERMINAL)) {
         uint64_t fatal = j->fatal_attempt;
-        double a = o->attempt_str ? strtod(o->attempt_str, NULL) : o->attempt_num;
+        double a = !fatal ? 0 : o->attempt_str ? strtod(o->attempt_str, NULL) : o->attempt_num;
         if (fatal && (double)(fatal - 1) == a)
             violation(w, "one-terminal", j->job_id,
                       "%s after a FAILED_FATAL result for attempt %.0f (a final status)",
