@@ -2874,9 +2874,9 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     s->running_to = or_default(cfg->running_timeout_ns, def.running_timeout_ns);
     s->on_pool = cfg->dispatch_on_pool;
     s->next_seq = 1;
-    ref_strmap_init(&s->by_id);
+    ref_strmap_init_borrowed(&s->by_id); /* keys: the jobs' own ids */
     ref_u64map_init(&s->by_seq);
-    ref_strmap_init(&s->by_idem);
+    ref_strmap_init_borrowed(&s->by_idem); /* keys: the jobs' own idempotency keys */
     ref_strmap_init(&s->slots_by_worker);
     ref_strmap_init(&s->strs);
     int rc = CAP_ENOMEM;

@@ -22,14 +22,22 @@ void ref_strmap_init(ref_strmap *m)
     memset(m, 0, sizeof *m);
 }
 
+void ref_strmap_init_borrowed(ref_strmap *m)
+{
+    ref_strmap_init(m);
+    m->borrowed = 1;
+}
+
 void ref_strmap_free(ref_strmap *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->cap; i++)
+    int borrowed = m->borrowed;
+    for (size_t i = 0; i < m->cap && !borrowed; i++)
         free(m->slots[i].key);
     free(m->slots);
     ref_strmap_init(m);
+    m->borrowed = borrowed;
 }
 
 /* The slot holding key (whose hash is h), or (size_t)-1. */
@@ -87,6 +95,8 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
     size_t i = find_slot(m, key, h);
     if (i != (size_t)-1) {
         m->slots[i].value = value;
+        if (m->borrowed)
+            m->slots[i].key = (char *)key;
         return CAP_OK;
     }
     /* Keep the load under 1/2: short probe runs. */
@@ -95,11 +105,13 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
         if (rc)
             return rc;
     }
-    size_t n = strlen(key) + 1;
-    char *copy = malloc(n);
-    if (!copy)
-        return CAP_ENOMEM;
-    memcpy(copy, key, n);
+    char *copy = (char *)key;
+    if (!m->borrowed) {
+        size_t n = strlen(key) + 1;
+        if (!(copy = malloc(n)))
+            return CAP_ENOMEM;
+        memcpy(copy, key, n);
+    }
     m->slots[free_slot(m->slots, m->cap, h)] = (ref_strmap_slot){h, copy, value};
     m->len++;
     return CAP_OK;
@@ -110,7 +122,8 @@ int ref_strmap_del(ref_strmap *m, const char *key)
     size_t i = m && key ? find_slot(m, key, fnv1a(key)) : (size_t)-1;
     if (i == (size_t)-1)
         return 0;
-    free(m->slots[i].key);
+    if (!m->borrowed)
+        free(m->slots[i].key);
     /* Backward shift: move each later entry of the run whose home slot is
      * not between the hole and it into the hole, so every remaining key
      * stays reachable from its home slot without a tombstone. */

@@ -10,7 +10,12 @@
  * walk their entries keep their own ordered list beside the map).
  *
  * Ownership: the map copies every key and frees the copies; values are
- * borrowed (the map never frees or dereferences them). */
+ * borrowed (the map never frees or dereferences them). A map made with
+ * ref_strmap_init_borrowed keeps the caller's key pointers instead: for a
+ * key that lives inside its value (a job's id in the job), which saves the
+ * copy and, on a lookup, a read of memory the caller does not touch
+ * anyway. The caller must then delete an entry before its key goes away,
+ * and a put that replaces a value takes the new key pointer. */
 #ifndef REF_STRMAP_H
 #define REF_STRMAP_H
 
@@ -19,7 +24,7 @@
 
 typedef struct {
     uint64_t hash; /* FNV-1a 64 of key */
-    char *key;     /* owned copy; NULL = empty slot */
+    char *key;     /* owned copy (or the caller's, borrowed); NULL = empty slot */
     void *value;   /* borrowed */
 } ref_strmap_slot;
 
@@ -27,10 +32,14 @@ typedef struct {
     ref_strmap_slot *slots; /* cap slots */
     size_t cap;             /* a power of two, or 0 before the first insert */
     size_t len;             /* live entries */
+    int borrowed;           /* keys are the caller's (ref_strmap_init_borrowed) */
 } ref_strmap;
 
 /* An empty map (no allocation until the first put). */
 void ref_strmap_init(ref_strmap *m);
+
+/* An empty map that keeps the caller's key pointers (see above). */
+void ref_strmap_init_borrowed(ref_strmap *m);
 
 /* Frees the keys and the table; values are untouched. The map may be
  * initialised again. NULL is accepted. */

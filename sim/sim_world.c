@@ -235,13 +235,14 @@ static jinfo *job_add(world *w, const char *id)
 {
     size_t n = strlen(id) + 1;
     jinfo *j = calloc(1, sizeof *j + n); /* the id lives in the same block */
+    if (j)
+        j->job_id = memcpy((char *)(j + 1), id, n);
     if (!j || grow((void **)&w->job_list, &w->cap_jobs, w->n_jobs + 1, sizeof *w->job_list) ||
-        ref_strmap_put(&w->jobs, id, j)) {
+        ref_strmap_put(&w->jobs, j->job_id, j)) {
         free(j);
         w->err = CAP_ENOMEM;
         return NULL;
     }
-    j->job_id = memcpy((char *)(j + 1), id, n);
     j->state = REF_JOB_NONE;
     j->topic = (size_t)-1;
     j->client = -1;
@@ -2047,7 +2048,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     if (cfg->scn->workload.stop_at_ns && cfg->scn->workload.stop_at_ns < w->end_load)
         w->end_load = cfg->scn->workload.stop_at_ns;
     w->end_run = w->end_load + cfg->scn->drain_ns;
-    ref_strmap_init(&w->jobs);
+    ref_strmap_init_borrowed(&w->jobs); /* keys: the entries' own ids */
     ref_strmap_init(&w->handler_seen);
     ref_strmap_init(&w->saga_stack);
     ref_strmap_init(&w->twins);

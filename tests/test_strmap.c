@@ -108,12 +108,64 @@ static void test_replace_and_arguments(void **state)
     ref_strmap_free(NULL);
 }
 
+/* A borrowed-key map under random puts, replacements and deletes, where
+ * each value owns its key and is freed as soon as the map lets go of it
+ * (replaced or deleted): every answer matches the model, and under ASan
+ * any read of a key the map should have let go of fails the test. */
+typedef struct {
+    char key[16];
+} owner;
+
+static void test_borrowed_keys_follow_their_values(void **state)
+{
+    (void)state;
+    owner *model[KEYS] = {0};
+    char key[16];
+    ref_strmap m;
+    ref_strmap_init_borrowed(&m);
+    uint64_t seed = 7;
+    for (int step = 0; step < 100000; step++) {
+        uint64_t r = next_rand(&seed);
+        int k = (int)(r % KEYS);
+        snprintf(key, sizeof key, "job-%d", k);
+        switch ((r >> 32) % 3) {
+        case 0: { /* put: a new owner of the key, replacing any older one */
+            owner *o = malloc(sizeof *o);
+            assert_non_null(o);
+            memcpy(o->key, key, sizeof key);
+            assert_int_equal(ref_strmap_put(&m, o->key, o), CAP_OK);
+            free(model[k]); /* the map now holds o's key, not the old one */
+            model[k] = o;
+            break;
+        }
+        case 1:
+            assert_int_equal(ref_strmap_del(&m, key), model[k] != NULL);
+            free(model[k]);
+            model[k] = NULL;
+            break;
+        default:
+            assert_ptr_equal(ref_strmap_get(&m, key), model[k]);
+        }
+    }
+    size_t live = 0;
+    for (int i = 0; i < KEYS; i++) {
+        snprintf(key, sizeof key, "job-%d", i);
+        assert_ptr_equal(ref_strmap_get(&m, key), model[i]);
+        live += model[i] != NULL;
+    }
+    assert_int_equal(ref_strmap_len(&m), live);
+    ref_strmap_free(&m); /* frees no key */
+    for (int i = 0; i < KEYS; i++)
+        free(model[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_model),
         cmocka_unit_test(test_churn_keeps_table_small),
         cmocka_unit_test(test_replace_and_arguments),
+        cmocka_unit_test(test_borrowed_keys_follow_their_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
