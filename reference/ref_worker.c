@@ -368,12 +368,18 @@ static int rec_load(job_rec *r, const cap_packet *pkt, const job_request *req)
     }
     for (size_t i = 0; i < n_src; i++)
         total += (len[i] = strlen(src[i]) + 1);
-    char *job_id = dup_str(req->job_id), *strs = malloc(total);
+    /* A new attempt of the job the record holds keeps its id: by_job
+     * borrows that string as its key. */
+    int same_job = r->used && r->job_id && strcmp(r->job_id, nz(req->job_id)) == 0;
+    char *job_id = same_job ? r->job_id : dup_str(req->job_id), *strs = malloc(total);
     if (!job_id || !strs) {
-        free(job_id);
+        if (!same_job)
+            free(job_id);
         free(strs);
         return CAP_ENOMEM;
     }
+    if (same_job)
+        r->job_id = NULL; /* kept, not released */
     char *at[6] = {0};
     for (size_t i = 0, off = 0; i < n_src; off += len[i], i++)
         at[i] = memcpy(strs + off, src[i], len[i]);
@@ -682,7 +688,7 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     size_t np = strlen(cfg->pool) + 8, nd = strlen(cfg->worker_id) + 16;
     w->pool_subject = malloc(np);
     w->direct_subject = malloc(nd);
-    ref_strmap_init(&w->by_job);
+    ref_strmap_init_borrowed(&w->by_job); /* keys: the records' own job ids */
     ref_u64map_init(&w->by_timer);
     w->cap_live = (uint32_t)w->max_parallel + 1;
     w->live = malloc(w->cap_live * sizeof *w->live);
