@@ -117,6 +117,7 @@ struct world {
     int64_t now;
     int64_t end_load, end_run;
     ref_strmap jobs;             /* job_id -> jinfo */
+    jinfo *last_job;             /* the entry job_get found last (NULL once retired) */
     jinfo **job_list;            /* in submit order */
     size_t n_jobs, cap_jobs;
     size_t open_jobs;            /* not terminal and not parked */
@@ -229,7 +230,17 @@ static int64_t local_time(const world *w, const actor *a)
     return sim_bus_local_time(w->bus, a->bus_id, w->now);
 }
 
-static jinfo *job_get(world *w, const char *id) { return ref_strmap_get(&w->jobs, id); }
+/* The job's entry, or NULL. The entry found last is kept at hand: a job's
+ * records come in runs (an admission writes two or three at once). */
+static jinfo *job_get(world *w, const char *id)
+{
+    if (w->last_job && strcmp(w->last_job->job_id, id) == 0)
+        return w->last_job;
+    jinfo *j = ref_strmap_get(&w->jobs, id);
+    if (j)
+        w->last_job = j;
+    return j;
+}
 
 static jinfo *job_add(world *w, const char *id)
 {
@@ -293,6 +304,8 @@ static void job_retire(world *w, jinfo *j)
     count_state(&w->retired, j);
     handler_keys_drop(w, j);
     ref_strmap_del(&w->jobs, j->job_id);
+    if (w->last_job == j)
+        w->last_job = NULL;
     w->job_list[j->list_idx] = NULL;
     w->n_retired_slots++;
     jinfo_free(j);
