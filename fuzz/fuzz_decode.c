@@ -2,7 +2,11 @@
  * it accepts, the properties the wire layer promises:
  *   - the canonical encoding decodes again and re-encodes to itself;
  *   - its JSON form parses back to the same canonical bytes;
- *   - the CAP-PRODUCTION splitter never crashes on the same bytes.
+ *   - the CAP-PRODUCTION splitter never crashes on the same bytes;
+ *   - the decoder's one-pass unpack builds what protobuf_c_message_unpack
+ *     builds (same structure, same packed bytes), and the decoder's verdict
+ *     and diagnostic are those of the scan + protobuf-c pipeline
+ *     (tests/unpack_diff.h).
  * A broken property traps, which both libFuzzer and AFL++ report. */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 #include "cap_encode.h"
 #include "cap_json.h"
 #include "cap_sign.h"
+#include "../tests/unpack_diff.h"
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "property failed: %s (line %d)\n", #c, __LINE__); __builtin_trap(); } } while (0)
 
@@ -68,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_canonical(p, modes[i]);
             cap_packet_free(p);
         }
+    }
+    char why[512];
+    if (ud_check_unpack(data, size, why, sizeof why) == UD_DIFFERENT ||
+        ud_check_verdicts(data, size, why, sizeof why)) {
+        fprintf(stderr, "one-pass unpack differs from protobuf-c: %s\n", why);
+        __builtin_trap();
     }
     uint8_t *body = NULL;
     size_t body_len = 0, sig_len = 0;

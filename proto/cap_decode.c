@@ -1,5 +1,6 @@
-/* Strict CAP packet decoder: a schema-driven wire scan, then protobuf-c
- * unpack, then the envelope rules. See cap_decode.h. */
+/* Strict CAP packet decoder: a schema-driven wire scan, then a table-driven
+ * unpack into protobuf-c's structures, then the envelope rules. See
+ * cap_decode.h. */
 #include "cap_decode.h"
 
 #include <pthread.h>
@@ -67,6 +68,9 @@ typedef struct {
     uint8_t oneof;       /* 0, or 1 + the index of its oneof in the message */
     uint8_t payload;     /* oneof member numbered >= PAYLOAD_MIN_FIELD */
     uint8_t trust;       /* BusPacket's trust payloads: always scanned strictly */
+    uint8_t elem_size;   /* repeated: bytes of one array element (as protobuf-c lays it out) */
+    uint8_t type;        /* desc->type, and desc's offsets: what the unpack reads per field */
+    uint32_t offset, quantifier_offset;
 } field_info;
 
 /* Direct look-up of field numbers below this; higher ones go through the
@@ -78,6 +82,8 @@ struct scan_msg {
     const field_info *fields;   /* by field index */
     const uint8_t *by_number;   /* field number -> 1 + field index, 0: unknown */
     unsigned n_direct;          /* numbers 0 .. n_direct-1 are in by_number */
+    uint64_t rep_mask;          /* bit i: field i is repeated */
+    unsigned n_rep;             /* repeated fields (bits of rep_mask) */
     /* Set when the message has more fields or oneofs than a scan can
      * track: scanning it then fails. */
     const char *unsupported; /* "fields", "oneofs" */
@@ -187,6 +193,12 @@ static int fill_field(scan_msg *m, oneof_set *oneofs, field_info *fi, unsigned i
     }
     fi->payload = fi->oneof && f->id >= PAYLOAD_MIN_FIELD;
     fi->trust = d == CAP_PACKET_DESC && f->id >= TRUST_MIN_FIELD && f->id <= TRUST_MAX_FIELD;
+    fi->elem_size = (uint8_t)cap_field_elem_size(f->type);
+    fi->type = (uint8_t)f->type;
+    fi->offset = f->offset;
+    fi->quantifier_offset = f->quantifier_offset;
+    if (fi->repeated)
+        m->rep_mask |= 1ULL << i;
     return 1;
 }
 
@@ -227,6 +239,7 @@ static const scan_msg *table_for(const ProtobufCMessageDescriptor *d)
         if (d->fields[i].id < m->n_direct)
             numbers[d->fields[i].id] = (uint8_t)(i + 1);
     }
+    m->n_rep = (unsigned)__builtin_popcountll(m->rep_mask);
     return m;
 }
 
@@ -235,7 +248,8 @@ static void build_tables(void)
     tables.root = table_for(CAP_PACKET_DESC);
 }
 
-static const field_info *lookup_field(const scan_msg *m, uint64_t num)
+static inline __attribute__((always_inline)) const field_info *lookup_field(const scan_msg *m,
+                                                                             uint64_t num)
 {
     if (num < m->n_direct) {
         unsigned slot = m->by_number[num];
@@ -256,10 +270,58 @@ typedef struct {
     size_t off, len; /* key bytes in the input (len 0: the default key) */
 } map_key;
 
+/* The entry counts of repeated fields, noted by the scan for the unpack
+ * that follows it, so that the unpack need not count them again: for each
+ * message with repeated fields, in the order both walks meet them (depth
+ * first, in wire order), one count per repeated field of its type, in
+ * field index order. */
+typedef struct {
+    size_t *v;
+    size_t n, cap;
+    int failed; /* out of memory: the unpack counts for itself */
+    size_t local[64];
+} rep_counts;
+
+static void reps_init(rep_counts *r)
+{
+    r->v = r->local;
+    r->n = 0;
+    r->cap = sizeof r->local / sizeof r->local[0];
+    r->failed = 0;
+}
+
+static void reps_free(rep_counts *r)
+{
+    if (r->v != r->local)
+        free(r->v);
+}
+
+/* Room for k counts; their index, or SIZE_MAX when out of memory. */
+static size_t reps_reserve(rep_counts *r, size_t k)
+{
+    if (r->failed)
+        return SIZE_MAX;
+    if (r->cap - r->n < k) {
+        size_t cap = 2 * r->cap + k;
+        size_t *v = malloc(cap * sizeof *v);
+        if (!v) {
+            r->failed = 1;
+            return SIZE_MAX;
+        }
+        memcpy(v, r->v, r->n * sizeof *v);
+        reps_free(r);
+        r->v = v;
+        r->cap = cap;
+    }
+    r->n += k;
+    return r->n - k;
+}
+
 typedef struct {
     const uint8_t *buf;
     const cap_bounds *bounds;
     cap_diag *diag;
+    rep_counts *reps; /* NULL: not noted */
     /* The fields being scanned, outermost first: the path of an error is
      * built from them only when there is an error. */
     const ProtobufCFieldDescriptor *stack[CAP_MAX_DEPTH_LIMIT];
@@ -275,6 +337,7 @@ typedef struct {
     uint32_t unknown_payload_field;  /* first unknown LEN field >= 10 */
     long first_unknown_offset;       /* first unknown top-level field */
     uint32_t first_unknown_field;
+    int saw_unknown;                 /* an unknown field at any depth */
 } scan_ctx;
 
 /* One message being scanned. */
@@ -607,6 +670,7 @@ scan_unknown(scan_ctx *c, const frame *fr, uint32_t num, uint32_t wt, size_t tag
 {
     if (fr->strict && fr->depth > 0)
         return fail(c, CAP_EMALFORMED, tag_off, "unknown field %u (strict mode)", num);
+    c->saw_unknown = 1;
     int rc = skip_value(c, wt, pos, end);
     if (rc || fr->depth > 0)
         return rc;
@@ -754,13 +818,25 @@ static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, 
     fr.keys_base = c->n_keys;
     fr.keys_unsorted = 0;
     fr.entry_key = entry_key;
+    size_t rep_base = SIZE_MAX;
+    if (c->reps && m->rep_mask)
+        rep_base = reps_reserve(c->reps, m->n_rep);
     int rc = scan_fields(c, &fr, pos, end);
     c->n_keys = fr.keys_base;
+    if (rep_base != SIZE_MAX && !c->reps->failed) {
+        size_t *v = c->reps->v + rep_base;
+        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(bits);
+            *v++ = (fr.seen >> i & 1) ? fr.counts[i] : 0;
+        }
+    }
     return rc;
 }
 
-int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
-                  cap_decode_mode mode, uint32_t *payload_field, cap_diag *diag)
+/* cap_wire_scan, also telling whether an unknown field was skipped. */
+static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
+                     cap_decode_mode mode, uint32_t *payload_field, int *saw_unknown,
+                     rep_counts *reps, cap_diag *diag)
 {
     cap_bounds defaults = cap_bounds_default();
     /* Only the members a scan reads before writing them are set: the field
@@ -777,6 +853,9 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
     c.unknown_payload_field = 0;
     c.first_unknown_offset = -1;
     c.first_unknown_field = 0;
+    c.saw_unknown = 0;
+    c.reps = reps;
+    *saw_unknown = 0;
     cap_diag_clear(diag);
     if (payload_field)
         *payload_field = 0;
@@ -792,6 +871,7 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
         free(c.keys);
     if (rc)
         return rc;
+    *saw_unknown = c.saw_unknown;
     c.top = 0;
     uint32_t payload = c.payload_field;
     int trust = payload >= TRUST_MIN_FIELD && payload <= TRUST_MAX_FIELD;
@@ -804,6 +884,380 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
         return fail(&c, CAP_EMALFORMED, (size_t)c.first_unknown_offset,
                     "unknown field %u (strict mode)", c.first_unknown_field);
     return CAP_OK;
+}
+
+int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
+                  cap_decode_mode mode, uint32_t *payload_field, cap_diag *diag)
+{
+    int saw_unknown;
+    return wire_scan(buf, len, bounds, mode, payload_field, &saw_unknown, NULL, diag);
+}
+
+/* --- the unpack ------------------------------------------------------------
+ * Builds, from bytes the scan accepted, the very structure
+ * protobuf_c_message_unpack would build, walking each message once more
+ * with the scan's tables instead of protobuf-c's generic walk (which lists
+ * every field it meets on the side, then looks each one up in the
+ * descriptor). Every block is allocated the way protobuf-c allocates it, so
+ * protobuf_c_message_free_unpacked frees the result with the same
+ * allocator: each message, each string (length + 1, NUL-terminated), each
+ * non-empty bytes value and each non-empty repeated array is a block of its
+ * own.
+ *
+ * The scan has refused every input on which the two could differ: a
+ * singular field or a oneof given twice (protobuf-c keeps the last value,
+ * merges submessages), wrong wire types, truncation. Bytes holding an
+ * unknown field are not built here: protobuf-c keeps those fields in
+ * unknown_fields, and such packets go to protobuf_c_message_unpack. The
+ * walk checks bounds and wire types itself, so bytes that were not scanned
+ * cannot make it read outside the buffer; it refuses them (UNPACK_UNSUPPORTED)
+ * where it notices. */
+
+#define UNPACK_UNSUPPORTED 1 /* an unknown field, or bytes the scan refuses */
+
+typedef struct {
+    const uint8_t *buf;
+    ProtobufCAllocator *alloc; /* NULL: malloc and free, protobuf-c's default */
+    const rep_counts *reps;    /* the scan's counts, or NULL: counted here */
+    size_t next_rep;           /* the next message's counts in reps */
+} unpack_ctx;
+
+static void *u_alloc(unpack_ctx *u, size_t n)
+{
+    return u->alloc ? u->alloc->alloc(u->alloc->allocator_data, n) : malloc(n);
+}
+
+/* A varint, minimal or not (the scan has held it minimal); 0 when the
+ * bytes end inside it or it runs over ten bytes. */
+static inline int u_varint(const uint8_t *buf, size_t *pos, size_t end, uint64_t *out)
+{
+    size_t p = *pos;
+    if (p < end && buf[p] < 0x80) {
+        *out = buf[p];
+        *pos = p + 1;
+        return 1;
+    }
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
+        uint8_t b = buf[p++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            *out = v;
+            *pos = p;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A length prefix at *pos: the value is [*pos, *pos + *n) after it. */
+static inline int u_length(const uint8_t *buf, size_t *pos, size_t end, size_t *n)
+{
+    uint64_t v;
+    if (!u_varint(buf, pos, end, &v) || v > end - *pos)
+        return 0;
+    *n = (size_t)v;
+    return 1;
+}
+
+static int u_skip(const uint8_t *buf, uint32_t wt, size_t *pos, size_t end)
+{
+    uint64_t v;
+    size_t n;
+    switch (wt) {
+    case PROTOBUF_C_WIRE_TYPE_VARINT: return u_varint(buf, pos, end, &v);
+    case PROTOBUF_C_WIRE_TYPE_64BIT: n = 8; break;
+    case PROTOBUF_C_WIRE_TYPE_32BIT: n = 4; break;
+    case PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED:
+        if (!u_length(buf, pos, end, &n))
+            return 0;
+        break;
+    default: return 0;
+    }
+    if (n > end - *pos)
+        return 0;
+    *pos += n;
+    return 1;
+}
+
+static uint64_t load_le(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads one scalar of field fi (wire type wt, the schema's) into dst, as
+ * protobuf-c stores it: the low 32 bits for 32-bit varints, zigzag undone
+ * for sint32/sint64, bools as protobuf_c_boolean, enums as int. */
+static inline int read_scalar(const field_info *fi, uint32_t wt, const uint8_t *buf, size_t *pos,
+                              size_t end, void *dst)
+{
+    if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
+        uint64_t v;
+        if (!u_varint(buf, pos, end, &v))
+            return 0;
+        switch (fi->type) {
+        case PROTOBUF_C_TYPE_INT32:
+        case PROTOBUF_C_TYPE_ENUM:
+        case PROTOBUF_C_TYPE_UINT32: {
+            uint32_t x = (uint32_t)v;
+            memcpy(dst, &x, 4);
+            return 1;
+        }
+        case PROTOBUF_C_TYPE_SINT32: {
+            uint32_t x = (uint32_t)v;
+            int32_t y = (x & 1) ? -(int32_t)(x >> 1) - 1 : (int32_t)(x >> 1);
+            memcpy(dst, &y, 4);
+            return 1;
+        }
+        case PROTOBUF_C_TYPE_SINT64: {
+            int64_t y = (v & 1) ? -(int64_t)(v >> 1) - 1 : (int64_t)(v >> 1);
+            memcpy(dst, &y, 8);
+            return 1;
+        }
+        case PROTOBUF_C_TYPE_BOOL: {
+            protobuf_c_boolean b = v != 0;
+            memcpy(dst, &b, sizeof b);
+            return 1;
+        }
+        default: /* int64, uint64 */
+            memcpy(dst, &v, 8);
+            return 1;
+        }
+    }
+    unsigned n = wt == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
+    if (end - *pos < n)
+        return 0;
+    uint64_t v = load_le(buf + *pos, n);
+    *pos += n;
+    if (n == 4) {
+        uint32_t x = (uint32_t)v;
+        memcpy(dst, &x, 4);
+    } else {
+        memcpy(dst, &v, 8);
+    }
+    return 1;
+}
+
+/* Elements of a packed run of field fi of n bytes at p (as protobuf-c
+ * counts them: for varints, the bytes that end one). */
+static size_t count_packed(const field_info *fi, const uint8_t *p, size_t n)
+{
+    if (fi->wire_type == PROTOBUF_C_WIRE_TYPE_32BIT)
+        return n / 4;
+    if (fi->wire_type == PROTOBUF_C_WIRE_TYPE_64BIT)
+        return n / 8;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        count += p[i] < 0x80;
+    return count;
+}
+
+/* Adds the entries of m's repeated fields in [pos, end) to counts[] (by
+ * field index). */
+static int count_repeated(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
+                          size_t *counts)
+{
+    const uint8_t *buf = u->buf;
+    while (pos < end) {
+        uint64_t tag;
+        if (!u_varint(buf, &pos, end, &tag))
+            return UNPACK_UNSUPPORTED;
+        uint32_t wt = (uint32_t)(tag & 7);
+        const field_info *fi = lookup_field(m, tag >> 3);
+        if (!fi)
+            return UNPACK_UNSUPPORTED;
+        size_t start = pos;
+        if (!u_skip(buf, wt, &pos, end))
+            return UNPACK_UNSUPPORTED;
+        if (!fi->repeated)
+            continue;
+        if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && fi->packable) {
+            size_t n = 0;
+            u_length(buf, &start, end, &n); /* read already by u_skip */
+            counts[fi->index] += count_packed(fi, buf + start, n);
+        } else {
+            counts[fi->index]++;
+        }
+    }
+    return CAP_OK;
+}
+
+static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
+                          unsigned depth, ProtobufCMessage **out);
+
+/* Unpacks one value of field fi (tag wire type wt) at *pos into dst: the
+ * member itself, or an element of its array. */
+static int unpack_value(unpack_ctx *u, const field_info *fi, uint32_t wt, size_t *pos,
+                        size_t end, void *dst, unsigned depth)
+{
+    if (wt != fi->wire_type)
+        return UNPACK_UNSUPPORTED;
+    if (wt != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+        return read_scalar(fi, wt, u->buf, pos, end, dst) ? CAP_OK : UNPACK_UNSUPPORTED;
+    size_t n;
+    if (!u_length(u->buf, pos, end, &n))
+        return UNPACK_UNSUPPORTED;
+    size_t at = *pos;
+    *pos += n;
+    switch (fi->kind) {
+    case KIND_STRING: {
+        char *s = u_alloc(u, n + 1);
+        if (!s)
+            return CAP_ENOMEM;
+        memcpy(s, u->buf + at, n);
+        s[n] = '\0';
+        *(char **)dst = s;
+        return CAP_OK;
+    }
+    case KIND_BYTES: {
+        ProtobufCBinaryData *bd = dst;
+        bd->data = NULL; /* protobuf-c leaves empty bytes without a block */
+        if (n) {
+            bd->data = u_alloc(u, n);
+            if (!bd->data)
+                return CAP_ENOMEM;
+            memcpy(bd->data, u->buf + at, n);
+        }
+        bd->len = n;
+        return CAP_OK;
+    }
+    default: /* KIND_MESSAGE */
+        return unpack_message(u, fi->sub, at, at + n, depth + 1, (ProtobufCMessage **)dst);
+    }
+}
+
+/* Unpacks one occurrence of field fi of msg; caps[] holds the room of each
+ * repeated field's array. */
+static int unpack_field(unpack_ctx *u, const field_info *fi, ProtobufCMessage *msg,
+                        uint32_t wt, size_t *pos, size_t end, const size_t *caps,
+                        unsigned depth)
+{
+    char *member = (char *)msg + fi->offset;
+    if (!fi->repeated) {
+        /* The case is set first: should the value fail, the member is still
+         * the zero of message_init, which free_unpacked skips. */
+        if (fi->oneof)
+            *(uint32_t *)((char *)msg + fi->quantifier_offset) = fi->desc->id;
+        else if (fi->quantifier_offset && fi->desc->label == PROTOBUF_C_LABEL_OPTIONAL)
+            *(protobuf_c_boolean *)((char *)msg + fi->quantifier_offset) = 1;
+        return unpack_value(u, fi, wt, pos, end, member, depth);
+    }
+    size_t *np = (size_t *)((char *)msg + fi->quantifier_offset);
+    char *arr = *(char **)member;
+    size_t room = caps[fi->index];
+    if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && fi->packable) {
+        size_t n;
+        if (!u_length(u->buf, pos, end, &n))
+            return UNPACK_UNSUPPORTED;
+        size_t p = *pos, q = p + n;
+        *pos = q;
+        while (p < q) {
+            if (*np >= room ||
+                !read_scalar(fi, fi->wire_type, u->buf, &p, q, arr + *np * fi->elem_size))
+                return UNPACK_UNSUPPORTED;
+            (*np)++;
+        }
+        return CAP_OK;
+    }
+    if (*np >= room)
+        return UNPACK_UNSUPPORTED;
+    void *slot = arr + *np * fi->elem_size;
+    if (fi->kind == KIND_MESSAGE)
+        *(ProtobufCMessage **)slot = NULL;
+    int rc = unpack_value(u, fi, wt, pos, end, slot, depth);
+    /* A submessage that failed half-way is counted, so that freeing the
+     * whole releases it too. */
+    if (rc == CAP_OK || (fi->kind == KIND_MESSAGE && *(ProtobufCMessage **)slot))
+        (*np)++;
+    return rc;
+}
+
+/* Unpacks message m at [pos, end) into a new *out (set as soon as it is
+ * allocated, so that a failure part-way leaves something free_unpacked can
+ * release). */
+static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
+                          unsigned depth, ProtobufCMessage **out)
+{
+    const ProtobufCMessageDescriptor *d = m->desc;
+    if (m->unsupported || depth >= CAP_MAX_DEPTH_LIMIT)
+        return UNPACK_UNSUPPORTED;
+    ProtobufCMessage *msg = u_alloc(u, d->sizeof_message);
+    if (!msg)
+        return CAP_ENOMEM;
+    d->message_init(msg);
+    *out = msg;
+    size_t caps[MAX_FIELDS]; /* read for repeated fields only */
+    if (m->rep_mask) {
+        /* Arrays get exactly the room of their entries, as in protobuf-c;
+         * their counts start at 0 and grow as entries are filled in. */
+        if (u->reps) {
+            if (u->reps->n - u->next_rep < m->n_rep)
+                return UNPACK_UNSUPPORTED;
+            const size_t *v = u->reps->v + u->next_rep;
+            u->next_rep += m->n_rep;
+            for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
+                caps[__builtin_ctzll(bits)] = *v++;
+        } else {
+            for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
+                caps[__builtin_ctzll(bits)] = 0;
+            int rc = count_repeated(u, m, pos, end, caps);
+            if (rc)
+                return rc;
+        }
+        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(bits);
+            if (!caps[i])
+                continue;
+            const field_info *fi = &m->fields[i];
+            if (caps[i] > SIZE_MAX / fi->elem_size)
+                return UNPACK_UNSUPPORTED;
+            void *arr = u_alloc(u, caps[i] * fi->elem_size);
+            if (!arr)
+                return CAP_ENOMEM;
+            *(void **)((char *)msg + fi->offset) = arr;
+        }
+    }
+    while (pos < end) {
+        uint64_t tag;
+        if (!u_varint(u->buf, &pos, end, &tag))
+            return UNPACK_UNSUPPORTED;
+        const field_info *fi = lookup_field(m, tag >> 3);
+        if (!fi)
+            return UNPACK_UNSUPPORTED;
+        int rc = unpack_field(u, fi, msg, (uint32_t)(tag & 7), &pos, end, caps, depth);
+        if (rc)
+            return rc;
+    }
+    return CAP_OK;
+}
+
+/* cap_packet_unpack once the tables are built. */
+static int unpack_packet(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                         const rep_counts *reps, cap_packet **out)
+{
+    *out = NULL;
+    if (!tables.root)
+        return CAP_EINVAL;
+    unpack_ctx u = {.buf = buf, .alloc = alloc, .reps = reps, .next_rep = 0};
+    ProtobufCMessage *m = NULL;
+    int rc = unpack_message(&u, tables.root, 0, len, 0, &m);
+    if (rc) {
+        if (m)
+            protobuf_c_message_free_unpacked(m, alloc);
+        return rc == UNPACK_UNSUPPORTED ? CAP_EINVAL : rc;
+    }
+    *out = (cap_packet *)m;
+    return CAP_OK;
+}
+
+int cap_packet_unpack(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                      cap_packet **out)
+{
+    pthread_once(&tables_once, build_tables);
+    return unpack_packet(buf, len, alloc, NULL, out);
 }
 
 int cap_packet_validate(const cap_packet *p, cap_diag *diag)
@@ -829,11 +1283,27 @@ int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bound
                          cap_diag *diag)
 {
     uint32_t payload = 0;
+    int saw_unknown;
+    rep_counts reps;
     *out = NULL;
-    int rc = cap_wire_scan(buf, len, bounds, mode, &payload, diag);
-    if (rc)
+    reps_init(&reps);
+    int rc = wire_scan(buf, len, bounds, mode, &payload, &saw_unknown, &reps, diag);
+    if (rc) {
+        reps_free(&reps);
         return rc;
-    cap_packet *p = (cap_packet *)protobuf_c_message_unpack(CAP_PACKET_DESC, alloc, len, buf);
+    }
+    cap_packet *p = NULL;
+    if (!saw_unknown)
+        rc = unpack_packet(buf, len, alloc, reps.failed ? NULL : &reps, &p);
+    reps_free(&reps);
+    if (rc == CAP_ENOMEM)
+        return cap_diag_set(diag, CAP_ENOMEM, -1, "BusPacket", "cannot unpack: out of memory");
+    /* Unknown fields (lenient mode) are kept by protobuf-c in unknown_fields,
+     * which the one-pass unpack does not build: protobuf-c unpacks those
+     * packets (and anything the one-pass unpack refused, which the scan
+     * should already have). */
+    if (!p)
+        p = (cap_packet *)protobuf_c_message_unpack(CAP_PACKET_DESC, alloc, len, buf);
     if (!p)
         return cap_diag_set(diag, CAP_ENOMEM, -1, "BusPacket", "cannot unpack: out of memory");
     /* Version first: a packet of another version is not interpreted further. */

@@ -3,8 +3,9 @@
  *
  * protobuf-c alone accepts non-minimal varints, repeated singular fields,
  * two members of one oneof and unbounded sizes; this decoder first scans the
- * wire bytes against the schema and rejects them, then unpacks with
- * protobuf-c, then checks the envelope rules of cap-spec 02. */
+ * wire bytes against the schema and rejects them, then builds protobuf-c's
+ * structures itself (cap_packet_unpack; protobuf-c unpacks the packets with
+ * unknown fields), then checks the envelope rules of cap-spec 02. */
 #ifndef CAP_DECODE_H
 #define CAP_DECODE_H
 
@@ -67,6 +68,20 @@ int cap_packet_decode(const uint8_t *buf, size_t len, const cap_bounds *bounds,
 int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                          cap_decode_mode mode, ProtobufCAllocator *alloc, cap_packet **out,
                          cap_diag *diag);
+
+/* Builds from bytes that cap_wire_scan accepted the structure
+ * protobuf_c_message_unpack(CAP_PACKET_DESC, alloc, len, buf) builds (same
+ * values, defaults, oneof cases, array counts, map entries in wire order,
+ * every block from alloc as protobuf-c allocates it), in one table-driven
+ * walk: free it with protobuf_c_message_free_unpacked and the same alloc
+ * (NULL: the C heap; cap_packet_free then works too). No envelope rule is
+ * checked. Returns CAP_ENOMEM, or CAP_EINVAL when the bytes hold a field
+ * the schema does not know (protobuf-c keeps those in unknown_fields: use
+ * protobuf_c_message_unpack for them) or when it notices bytes the scan
+ * would refuse; on bytes the scan was not given, it never reads outside
+ * buf but its result is otherwise unspecified. */
+int cap_packet_unpack(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                      cap_packet **out);
 
 /* Envelope rules on an already unpacked packet (used after JSON parsing as
  * well): version 1, trace_id, sender_id, created_at, one payload. Map keys
