@@ -15,7 +15,7 @@ PKGS      := libprotobuf-c libcjson libcrypto yaml-0.1 libuv libnats
 TEST_PKGS := cmocka
 # Evaluated when a recipe runs, i.e. after the dependency check has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lm
 TEST_LIBS  = $(shell pkg-config --libs $(TEST_PKGS))
 
 WARN   := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-missing-field-initializers

@@ -2,7 +2,7 @@
  * sim_rng.h for the algorithms and the arithmetic this file relies on. */
 #include "sim_rng.h"
 
-#include <math.h> /* NAN, INFINITY, isnan, isinf: macros only, no libm call */
+#include <math.h> /* NAN, INFINITY, isnan, isinf; sqrt (correctly rounded by IEEE 754) */
 #include <string.h>
 
 uint64_t sim_mix64(uint64_t z)
@@ -156,12 +156,16 @@ double sim_log(double x)
         e++;
     }
     /* ln m = 2 atanh(z), z = (m-1)/(m+1), |z| <= 0.1716: the odd series
-     * 2 (z + z^3/3 + ... + z^31/31) is below 1e-25 after its last term. */
+     * 2 (z + z^3/3 + ... + z^31/31) is below 1e-25 after its last term.
+     * The coefficients 1/(2k+1) are correctly rounded constants. */
+    static const double inv_odd[16] = {
+        1.0 / 1,  1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11, 1.0 / 13, 1.0 / 15,
+        1.0 / 17, 1.0 / 19, 1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31};
     double z = (m - 1.0) / (m + 1.0);
     double z2 = z * z;
     double s = 0.0;
     for (int k = 15; k >= 0; k--)
-        s = s * z2 + 1.0 / (double)(2 * k + 1);
+        s = s * z2 + inv_odd[k];
     double de = (double)e;
     return de * LN2_HI + (2.0 * z * s + de * LN2_LO);
 }
@@ -177,10 +181,28 @@ double sim_exp(double x)
     double kd = x * INV_LN2;
     int k = (int)(kd + (kd >= 0.0 ? 0.5 : -0.5));
     double r = (x - (double)k * LN2_HI) - (double)k * LN2_LO; /* |r| <= 0.35 */
-    /* Taylor series to r^22/22!, below 1e-30 for |r| <= 0.35. */
-    double s = 1.0;
-    for (int i = 22; i >= 1; i--)
-        s = 1.0 + s * r / (double)i;
+    /* The Taylor polynomial to r^14/14! in Horner form: the first term
+     * left out is below 2^-62 for |r| <= 0.35. Multiplications and
+     * additions only; the coefficients 1/n! are correctly rounded
+     * constants. */
+    static const double inv_fact[15] = {1.0,
+                                        1.0,
+                                        1.0 / 2,
+                                        1.0 / 6,
+                                        1.0 / 24,
+                                        1.0 / 120,
+                                        1.0 / 720,
+                                        1.0 / 5040,
+                                        1.0 / 40320,
+                                        1.0 / 362880,
+                                        1.0 / 3628800,
+                                        1.0 / 39916800,
+                                        1.0 / 479001600,
+                                        1.0 / 6227020800.0,
+                                        1.0 / 87178291200.0};
+    double s = inv_fact[14];
+    for (int i = 13; i >= 0; i--)
+        s = s * r + inv_fact[i];
     if (k > 1023)
         return s * pow2i(1023) * pow2i(k - 1023);
     if (k < -1022)
@@ -194,28 +216,9 @@ double sim_sqrt(double x)
         return x < 0.0 && isinf(x) ? NAN : x;
     if (x < 0.0)
         return NAN;
-    int adj = 0;
-    uint64_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    if (((bits >> 52) & 0x7ff) == 0) {
-        x *= 0x1.0p54;
-        memcpy(&bits, &x, sizeof bits);
-        adj = -54;
-    }
-    int e = (int)((bits >> 52) & 0x7ff) - 1023 + adj;
-    bits = (bits & UINT64_C(0x000FFFFFFFFFFFFF)) | UINT64_C(0x3FF0000000000000);
-    double m;
-    memcpy(&m, &bits, sizeof m); /* x = m 2^e, m in [1, 2) */
-    if (e & 1) {                 /* make e even: m in [1, 4) */
-        m *= 2.0;
-        e--;
-    }
-    /* Newton from a linear guess (relative error under 25 % on [1, 4));
-     * seven steps reach the last ulp. */
-    double y = 0.5 + 0.5 * m;
-    for (int i = 0; i < 7; i++)
-        y = 0.5 * (y + m / y);
-    return y * pow2i(e / 2);
+    /* IEEE 754 requires the square root to be correctly rounded, like + - *
+     * and /, so the hardware's answer is the same on every machine. */
+    return sqrt(x);
 }
 
 double sim_rng_exponential(sim_rng *r, double mean)

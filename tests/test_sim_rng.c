@@ -6,7 +6,7 @@
 #include "sim_rng.h"
 
 /* Pinned by a first run of this implementation. */
-#define GOLDEN_REALS "919.45322583556595 0.27252176063873906"
+#define GOLDEN_REALS "919.45322583556595 0.27252176063873912 0.56818496312466749"
 
 static double fabs_(double x)
 {
@@ -246,8 +246,9 @@ static void test_same_seed_same_draws(void **state)
     sim_rng_seed(&a, 0);
     double e = sim_rng_exponential(&a, 1000.0);
     double g = sim_rng_normal(&a, 0.0, 1.0);
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.17g %.17g", e, g);
+    double l = sim_rng_lognormal(&a, 0.0, 1.0);
+    char buf[96];
+    snprintf(buf, sizeof buf, "%.17g %.17g %.17g", e, g, l);
     assert_string_equal(buf, GOLDEN_REALS);
 }
 
@@ -274,6 +275,20 @@ static void test_math(void **state)
     assert_true(sim_exp(-740.0) > 0.0); /* subnormal result */
     for (double x = -20; x < 20; x += 0.37)
         assert_true(fabs_(sim_log(sim_exp(x)) - x) < 1e-13);
+    /* exp within a few ulp over the whole normal range: the reference is
+     * exp(x) = exp(x/256)^256 in long double, whose error is far below a
+     * double's ulp. */
+    for (double x = -700; x < 700; x += 0.731) {
+        long double t = 1.0L, b = 1.0L, y = (long double)x / 256;
+        for (int k = 1; k < 40; k++) { /* Taylor series of exp(x/256) */
+            b *= y / k;
+            t += b;
+        }
+        for (int k = 0; k < 8; k++)
+            t *= t;
+        long double rel = ((long double)sim_exp(x) - t) / t;
+        assert_true(rel < 1e-15L && rel > -1e-15L);
+    }
     /* sqrt */
     assert_true(sim_sqrt(4.0) == 2.0);
     assert_true(sim_sqrt(0.0) == 0.0);
