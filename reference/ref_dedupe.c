@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "cap_sha256.h"
 #include "cap_sign.h"
 #include "cap_time.h"
