@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cap_encode.h"
+#include "cap_fmt.h"
 #include "cap_sign.h"
 #include "cap_time.h"
 #include "cap_trace.h"
@@ -55,6 +56,13 @@ typedef struct {
     ref_u64map timers;           /* this incarnation's timer id -> queue handle */
 } actor;
 
+/* A handler-once key, "dispatch_id#attempt", kept with the job it ran for
+ * (or on the world's orphan list); the handler_seen map borrows its text. */
+typedef struct hkey {
+    struct hkey *next;
+    char key[];
+} hkey;
+
 /* What the checker and the gateway know about one job. */
 typedef struct {
     char *job_id;                /* points just past the struct (one allocation) */
@@ -72,7 +80,7 @@ typedef struct {
     size_t mix;
     int approver_tries;
     size_t list_idx;             /* its place in job_list */
-    char *seen;                  /* handler-once keys of this job, '\n'-terminated */
+    struct hkey *seen;           /* handler-once keys of this job, newest first */
     size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
     uint64_t fatal_attempt;      /* attempt + 1 of a FAILED_FATAL result it was given; 0 none */
     struct twin *twin;           /* a `conflict` twin to send once the scheduler admits it */
@@ -140,7 +148,8 @@ struct world {
     size_t replay_head, n_replay, cap_replay, cap_replay_at;
     sim_event *held;             /* deliveries held for a crashed scheduler */
     size_t n_held, cap_held;
-    ref_strmap handler_seen;     /* "dispatch_id#attempt" -> 1 */
+    ref_strmap handler_seen;     /* "dispatch_id#attempt" -> its hkey (keys borrowed) */
+    hkey *orphan_keys;           /* keys of handler runs for jobs the checker does not know */
     ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
     /* `conflict` actions: signed submits still to pick as the source of a
      * twin, and the twins sent (job id -> the twin; the guard must refuse
@@ -290,7 +299,6 @@ static void twin_free(twin *t)
 static void jinfo_free(jinfo *j)
 {
     free(j->wf);
-    free(j->seen);
     twin_free(j->twin);
     free(j);
 }
@@ -806,37 +814,57 @@ static int conformance_handler(world *w, actor *a, const job_request *req, int64
     return 1;
 }
 
-/* Keeps the handler-once key with its job, to drop it when the job is
- * retired. */
-static void handler_key_note(world *w, const char *job_id, const char *key)
+/* Frees a list of handler-once keys, taking each out of handler_seen
+ * first (the map borrows their text). */
+static void hkeys_free(world *w, hkey *k)
 {
-    jinfo *j = job_id ? job_get(w, job_id) : NULL;
-    if (!j)
-        return;
-    size_t old = j->seen ? strlen(j->seen) : 0, kl = strlen(key);
-    char *g = realloc(j->seen, old + kl + 2);
-    if (!g) {
-        w->err = CAP_ENOMEM;
-        return;
+    while (k) {
+        hkey *next = k->next;
+        ref_strmap_del(&w->handler_seen, k->key);
+        free(k);
+        k = next;
     }
-    memcpy(g + old, key, kl);
-    g[old + kl] = '\n';
-    g[old + kl + 1] = 0;
-    j->seen = g;
 }
 
 static void handler_keys_drop(world *w, jinfo *j)
 {
-    for (char *k = j->seen; k && *k;) {
-        char *nl = strchr(k, '\n');
-        if (!nl)
-            break;
-        *nl = 0;
-        ref_strmap_del(&w->handler_seen, k);
-        k = nl + 1;
-    }
-    free(j->seen);
+    hkeys_free(w, j->seen);
     j->seen = NULL;
+}
+
+/* Notes that the handler ran for (dispatch_id, attempt) of job_id: a
+ * second run is a handler-once violation. The key is kept with its job,
+ * to drop it when the job is retired. */
+static void handler_once(world *w, const char *job_id, const char *dispatch_id,
+                         uint64_t attempt, const char *worker)
+{
+    char num[24], *end = num + sizeof num;
+    char *d = cap_fmt_u64(end, attempt);
+    size_t dl = strlen(dispatch_id), nl = (size_t)(end - d);
+    hkey *k = malloc(sizeof *k + dl + 1 + nl + 1);
+    if (!k) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    memcpy(k->key, dispatch_id, dl);
+    k->key[dl] = '#';
+    memcpy(k->key + dl + 1, d, nl);
+    k->key[dl + 1 + nl] = 0;
+    if (ref_strmap_get(&w->handler_seen, k->key)) {
+        violation(w, "handler-once", job_id, "the handler ran twice for dispatch %s attempt %llu (on %s)",
+                  dispatch_id, (unsigned long long)attempt, worker);
+        free(k);
+        return;
+    }
+    if (ref_strmap_put(&w->handler_seen, k->key, k)) {
+        free(k);
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    jinfo *j = job_id ? job_get(w, job_id) : NULL;
+    hkey **list = j ? &j->seen : &w->orphan_keys;
+    k->next = *list;
+    *list = k;
 }
 
 static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_work *out)
@@ -846,20 +874,8 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
     (void)now;
     const sim_worker_spec *sp = a->spec;
     w->res->handler_calls++;
-    if (req->dispatch && inv_on(w, SIM_INV_HANDLER_ONCE)) {
-        char key[300];
-        snprintf(key, sizeof key, "%s#%llu", req->dispatch->dispatch_id,
-                 (unsigned long long)req->dispatch->attempt);
-        if (ref_strmap_get(&w->handler_seen, key))
-            violation(w, "handler-once", req->job_id,
-                      "the handler ran twice for dispatch %s attempt %llu (on %s)",
-                      req->dispatch->dispatch_id, (unsigned long long)req->dispatch->attempt,
-                      a->name);
-        else if (ref_strmap_put(&w->handler_seen, key, (void *)1))
-            w->err = CAP_ENOMEM;
-        else
-            handler_key_note(w, req->job_id, key);
-    }
+    if (req->dispatch && inv_on(w, SIM_INV_HANDLER_ONCE))
+        handler_once(w, req->job_id, req->dispatch->dispatch_id, req->dispatch->attempt, a->name);
     if (conformance_handler(w, a, req, now, out))
         return;
     double u = sim_rng_double(&a->rng);
@@ -2023,10 +2039,13 @@ static void teardown(world *w)
     sim_bus_free(w->bus);
     ref_effects_free(&w->fx);
     for (size_t i = 0; i < w->n_jobs; i++)
-        if (w->job_list[i])
+        if (w->job_list[i]) {
+            handler_keys_drop(w, w->job_list[i]);
             jinfo_free(w->job_list[i]);
+        }
     free(w->job_list);
     ref_strmap_free(&w->jobs);
+    hkeys_free(w, w->orphan_keys);
     ref_strmap_free(&w->handler_seen);
     for (size_t i = 0; i < w->n_journal; i++) {
         free(w->journal[i].first);
@@ -2062,7 +2081,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
         w->end_load = cfg->scn->workload.stop_at_ns;
     w->end_run = w->end_load + cfg->scn->drain_ns;
     ref_strmap_init_borrowed(&w->jobs); /* keys: the entries' own ids */
-    ref_strmap_init(&w->handler_seen);
+    ref_strmap_init_borrowed(&w->handler_seen);
     ref_strmap_init(&w->saga_stack);
     ref_strmap_init(&w->twins);
     int rc = sim_queue_init(&w->q, (size_t)1 << 22);
