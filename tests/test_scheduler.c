@@ -1167,10 +1167,7 @@ static void test_journal_text_is_cjson_text(void **state)
             memcpy(id + n, "-tail-0123456789", 17);
             fixture *f = setup();
             begin(f);
-            cap_packet *p = mk_submit(id, "job.tools", "read", 0);
-            assert_true(ref_sched_on_packet(f->s, REF_SCHED_SUBJECT_SUBMIT, p, NULL, 0, f->now,
-                                            &f->fx) >= 0);
-            cap_packet_free(p);
+            assert_true(submit(f, id, "job.tools", "read", 0) >= 0);
             size_t records = 0;
             for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
                 const ref_effect *e = ref_effects_at(&f->fx, i);
@@ -1219,10 +1216,7 @@ static void test_journal_escapes_shared_strings(void **state)
         char id[16];
         snprintf(id, sizeof id, "j%d", k);
         begin(f);
-        cap_packet *p = mk_submit(id, "job.tools", k ? NULL : "read", 0);
-        assert_true(ref_sched_on_packet(f->s, REF_SCHED_SUBJECT_SUBMIT, p, NULL, 0, f->now,
-                                        &f->fx) >= 0);
-        cap_packet_free(p);
+        assert_true(submit(f, id, "job.tools", k ? NULL : "read", 0) >= 0);
         for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
             const ref_effect *e = ref_effects_at(&f->fx, i);
             if (e->kind != REF_EFFECT_JOURNAL)
