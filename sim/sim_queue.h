@@ -1,4 +1,4 @@
-/* The simulator's event queue: a binary min-heap ordered by
+/* The simulator's event queue: a min-heap (four children a node) ordered by
  * (time, seq), where time is int64 virtual nanoseconds and seq a uint64
  * assigned at insertion (0, 1, 2, ... per queue, never reused). Two events
  * at the same time leave in the order they were pushed; nothing depends on

@@ -158,6 +158,60 @@ static void test_cancel_random_keeps_order(void **state)
     sim_queue_free(&q, NULL, NULL);
 }
 
+/* Pushes, pops and cancels interleaved at random, as a run does them,
+ * against a plain list searched for its least (time, seq): every pop and
+ * every cancel must agree with the list, whatever the heap's shape. */
+#define MODEL_MAX 4096
+static void test_interleaved_against_model(void **state)
+{
+    (void)state;
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 0), CAP_OK);
+    sim_rng r;
+    sim_rng_seed(&r, 77);
+    static struct {
+        int64_t time;
+        uint64_t seq, id, handle;
+    } live[MODEL_MAX];
+    size_t n = 0;
+    int64_t now = 0;
+    uint64_t next_id = 0, next_seq = 0;
+    for (int step = 0; step < 60000; step++) {
+        uint64_t op = sim_rng_below(&r, 10);
+        if ((op < 5 || n == 0) && n < MODEL_MAX) { /* push, often at equal times */
+            sim_event e = ev_at(now + (int64_t)sim_rng_below(&r, 50), next_id);
+            uint64_t h;
+            assert_int_equal(sim_queue_push(&q, &e, &h), CAP_OK);
+            live[n].time = e.time;
+            live[n].seq = next_seq++;
+            live[n].id = next_id++;
+            live[n].handle = h;
+            n++;
+        } else if (op < 8) { /* pop: the least (time, seq) of the list */
+            size_t m = 0;
+            for (size_t i = 1; i < n; i++)
+                if (live[i].time < live[m].time ||
+                    (live[i].time == live[m].time && live[i].seq < live[m].seq))
+                    m = i;
+            sim_event out;
+            assert_int_equal(sim_queue_pop(&q, &out), 1);
+            assert_int_equal(out.id, live[m].id);
+            assert_int_equal(out.seq, live[m].seq);
+            now = out.time;
+            live[m] = live[--n];
+        } else { /* cancel one at random */
+            size_t m = (size_t)sim_rng_below(&r, n);
+            sim_event out;
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, &out), 1);
+            assert_int_equal(out.id, live[m].id);
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, NULL), 0);
+            live[m] = live[--n];
+        }
+        assert_int_equal(sim_queue_len(&q), n);
+    }
+    sim_queue_free(&q, NULL, NULL);
+}
+
 static void test_bound(void **state)
 {
     (void)state;
@@ -218,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_many_ties_random),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cancel_random_keeps_order),
+        cmocka_unit_test(test_interleaved_against_model),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_clear_releases),
     };
