@@ -31,9 +31,11 @@ size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf);
 int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len);
 
 /* The same into a buffer the caller keeps between calls: *buf (NULL or
- * malloc'd) holds *cap bytes and is grown with realloc when the encoding
- * does not fit (then *buf and *cap are updated); *len receives the size.
- * CAP_OK, or CAP_ENOMEM with *buf and *cap untouched. */
+ * malloc'd) holds *cap bytes and is grown with realloc, to exactly the
+ * encoding's size, when the encoding does not fit (then *buf and *cap are
+ * updated); *len receives the size. The encoding is at the start of *buf;
+ * the buffer's other bytes may have been written to as well. CAP_OK, or
+ * CAP_ENOMEM with *buf and *cap untouched. */
 int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len);
 
 #endif

@@ -73,6 +73,44 @@ static void test_encode_to_reuses_buffer(void **state)
     free(buf);
 }
 
+/* cap_encode_to writes from the end of the buffer it is given: a roomy
+ * buffer holding stale bytes gives the same encoding at its start and keeps
+ * its size; a non-empty buffer too small for the packet is grown to exactly
+ * its size; one of exactly the packet's size is used as it is. */
+static void test_encode_to_buffer_sizes(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *in;
+    cap_packet *p = load_fixture(0, &in, &len);
+    size_t cap = 65536, n = 0;
+    uint8_t *buf = malloc(cap);
+    assert_non_null(buf);
+    memset(buf, 0xA5, cap);
+    assert_int_equal(cap_encode_to(&p->base, &buf, &cap, &n), CAP_OK);
+    assert_int_equal(n, len);
+    assert_int_equal(cap, 65536);
+    assert_memory_equal(buf, in, len);
+    free(buf);
+
+    cap = 1;
+    buf = malloc(cap);
+    assert_non_null(buf);
+    assert_int_equal(cap_encode_to(&p->base, &buf, &cap, &n), CAP_OK);
+    assert_int_equal(n, len);
+    assert_int_equal(cap, len);
+    assert_memory_equal(buf, in, len);
+    uint8_t *same = buf;
+    memset(buf, 0, cap);
+    assert_int_equal(cap_encode_to(&p->base, &buf, &cap, &n), CAP_OK);
+    assert_ptr_equal(buf, same);
+    assert_int_equal(cap, len);
+    assert_memory_equal(buf, in, len);
+    free(buf);
+    cap_packet_free(p);
+    free(in);
+}
+
 /* Builds a packet with a job_request whose env entries are given unsorted. */
 typedef struct {
     cap_packet p;
@@ -251,10 +289,10 @@ static void test_unknown_fields_kept_last(void **state)
     free(in);
 }
 
-/* Many nested messages (more than the size table holds on the stack),
- * each with a nested message of its own, in a repeated field: every size
- * is right and the bytes are those protobuf-c packs (no maps, so the
- * canonical and the plain encodings agree). */
+/* Many nested messages, each with a nested message of its own, in a
+ * repeated field, more bytes than the encoder's stack scratch holds: every
+ * length prefix is right and the bytes are those protobuf-c packs (no maps,
+ * so the canonical and the plain encodings agree), by every entry point. */
 static void test_many_nested_messages(void **state)
 {
     (void)state;
@@ -293,6 +331,7 @@ static void test_many_nested_messages(void **state)
     p.job_result = &res;
 
     size_t want = protobuf_c_message_get_packed_size(&p.base);
+    assert_true(want > 4096); /* more than the encoder's stack scratch */
     uint8_t *plain = malloc(want);
     assert_non_null(plain);
     assert_int_equal(protobuf_c_message_pack(&p.base, plain), want);
@@ -305,6 +344,14 @@ static void test_many_nested_messages(void **state)
     memset(out, 0, n);
     assert_int_equal(cap_encode_into(&p.base, out), want);
     assert_memory_equal(out, plain, want);
+    uint8_t *kept = malloc(64);
+    size_t cap = 64;
+    assert_non_null(kept);
+    assert_int_equal(cap_encode_to(&p.base, &kept, &cap, &n), CAP_OK);
+    assert_int_equal(n, want);
+    assert_int_equal(cap, want);
+    assert_memory_equal(kept, plain, want);
+    free(kept);
     free(out);
     free(plain);
 }
@@ -357,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_of_every_fixture),
         cmocka_unit_test(test_encode_to_reuses_buffer),
+        cmocka_unit_test(test_encode_to_buffer_sizes),
         cmocka_unit_test(test_maps_sorted_with_key_and_value),
         cmocka_unit_test(test_large_map_sorted),
         cmocka_unit_test(test_defaults_and_floats),
