@@ -16,6 +16,15 @@
  * core: the run is single-threaded), peak RSS of the 4T run within 1.25x
  * of the T run. Each is printed MET or NOT MET with its figures.
  *
+ * Last, the wire's share: the packets a 60 s slice of the same workload
+ * publishes (read back from its binary trace) are each strictly decoded,
+ * canonically encoded and SHA-256 hashed in a tight loop, best of three
+ * rounds. That is the least any run must spend on a packet (the bus
+ * encodes, decodes and hashes every one, usually more than once), so
+ * with the checks-on run's packets per event it gives a ceiling: the
+ * events per second the run could not exceed even if the actors cost
+ * nothing.
+ *
  * usage: bench_sim [SCENARIO]   (default bench/sim-large.yaml)
  * BENCH_SIM_SECONDS=N runs N simulated seconds instead of the scenario's
  * duration (a smoke run); BENCH_SIM_MEM_SECONDS=N sets T (default: a
@@ -32,6 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cap_arena.h"
+#include "cap_decode.h"
+#include "cap_encode.h"
+#include "cap_sha256.h"
+#include "cap_trace.h"
 #include "sim_scenario.h"
 #include "sim_world.h"
 
@@ -43,7 +57,7 @@ typedef struct {
     uint64_t events;
     double wall;
     int64_t sim_ns;
-    uint64_t jobs_done, submitted;
+    uint64_t jobs_done, submitted, published;
     long maxrss_kb;
     char hash[65];
     char error[800];
@@ -56,11 +70,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Runs one simulation in this process and fills *r. */
-static void run_here(const sim_scenario *scn, int64_t duration_ns, int checks_off, run_report *r)
+/* Runs one simulation in this process and fills *r; the binary trace goes
+ * to trace when it is not NULL. */
+static void run_here(const sim_scenario *scn, int64_t duration_ns, int checks_off, FILE *trace,
+                     run_report *r)
 {
     memset(r, 0, sizeof *r);
     sim_run_config c = {0};
+    c.trace_bin = trace;
     c.scn = scn;
     c.seed = scn->seed;
     c.duration_ns = duration_ns;
@@ -85,6 +102,7 @@ static void run_here(const sim_scenario *scn, int64_t duration_ns, int checks_of
     r->events = res->events;
     r->sim_ns = res->end_time;
     r->submitted = res->submitted;
+    r->published = res->bus_published;
     r->jobs_done = res->succeeded + res->failed + res->failed_fatal + res->cancelled +
                    res->denied + res->timed_out;
     memcpy(r->hash, res->trace_hash, sizeof r->hash);
@@ -112,7 +130,7 @@ static int run_child(const sim_scenario *scn, int64_t duration_ns, int checks_of
     if (pid == 0) {
         close(fd[0]);
         run_report rr;
-        run_here(scn, duration_ns, checks_off, &rr);
+        run_here(scn, duration_ns, checks_off, NULL, &rr);
         const char *p = (const char *)&rr;
         size_t left = sizeof rr;
         while (left) {
@@ -145,6 +163,163 @@ static int run_child(const sim_scenario *scn, int64_t duration_ns, int checks_of
         snprintf(r->error, sizeof r->error, "the run's process died (status %d)", st);
         return -1;
     }
+    return 0;
+}
+
+/* The packets a run published, read back from its binary trace. */
+typedef struct {
+    uint8_t **bytes;
+    size_t *len;
+    size_t n, cap;
+} packet_set;
+
+static void packets_free(packet_set *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->bytes[i]);
+    free(ps->bytes);
+    free(ps->len);
+    memset(ps, 0, sizeof *ps);
+}
+
+/* Runs the workload for duration_ns with a trace and keeps its PUBLISH
+ * records' bytes. 0, or -1 with a message in err. */
+static int collect_packets(const sim_scenario *scn, int64_t duration_ns, packet_set *ps, char *err,
+                           size_t errlen)
+{
+    FILE *f = tmpfile();
+    if (!f) {
+        snprintf(err, errlen, "no temporary file: %s", strerror(errno));
+        return -1;
+    }
+    run_report r;
+    run_here(scn, duration_ns, 0, f, &r);
+    if (!r.ok) {
+        snprintf(err, errlen, "%s", r.error);
+        fclose(f);
+        return -1;
+    }
+    rewind(f);
+    cap_trace_reader *tr = NULL;
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    int rc = cap_trace_reader_open(f, CAP_TRACE_BINARY, NULL, &tr, &d);
+    cap_trace_record rec;
+    while (rc == CAP_OK && (rc = cap_trace_read(tr, &rec, &d)) == 1) {
+        rc = CAP_OK;
+        if (rec.kind != CAP_TRACE_PUBLISH)
+            continue;
+        if (ps->n == ps->cap) {
+            size_t nc = ps->cap ? ps->cap * 2 : 4096;
+            uint8_t **b = realloc(ps->bytes, nc * sizeof *b);
+            if (b)
+                ps->bytes = b;
+            size_t *l = b ? realloc(ps->len, nc * sizeof *l) : NULL;
+            if (!l) {
+                rc = CAP_ENOMEM;
+                break;
+            }
+            ps->len = l;
+            ps->cap = nc;
+        }
+        uint8_t *copy = malloc(rec.len ? rec.len : 1);
+        if (!copy) {
+            rc = CAP_ENOMEM;
+            break;
+        }
+        memcpy(copy, rec.bytes, rec.len);
+        ps->bytes[ps->n] = copy;
+        ps->len[ps->n++] = rec.len;
+    }
+    cap_trace_reader_close(tr);
+    fclose(f);
+    if (rc != CAP_OK) {
+        snprintf(err, errlen, "reading the trace back: %d (%s)", rc, d.reason);
+        return -1;
+    }
+    return 0;
+}
+
+/* The least time per packet of a strict decode (into an arena, as the bus
+ * decodes), a canonical encode (into a kept buffer, as the bus encodes)
+ * and a SHA-256 of the bytes, best of three rounds over every packet.
+ * Negative when a packet did not decode. */
+static double wire_ns_per_packet(const packet_set *ps, double *decode_ns, double *encode_ns,
+                                 double *hash_ns)
+{
+    cap_bounds b = cap_bounds_default();
+    cap_arena a;
+    cap_arena_init(&a, (size_t)1 << 16);
+    uint8_t *buf = NULL, digest[CAP_SHA256_LEN];
+    size_t cap = 0, len = 0;
+    double best[3] = {-1, -1, -1};
+    int bad = 0;
+    for (int round = 0; round < 3 && !bad; round++) {
+        double t[4];
+        t[0] = now_seconds();
+        for (size_t i = 0; i < ps->n && !bad; i++) {
+            cap_packet *p = NULL;
+            bad = cap_packet_decode_in(ps->bytes[i], ps->len[i], &b, CAP_DECODE_STRICT, &a.allocator,
+                                       &p, NULL) != CAP_OK;
+            cap_arena_reset(&a);
+        }
+        t[1] = now_seconds();
+        for (size_t i = 0; i < ps->n && !bad; i++) {
+            cap_packet *p = NULL;
+            bad = cap_packet_decode_in(ps->bytes[i], ps->len[i], &b, CAP_DECODE_STRICT, &a.allocator,
+                                       &p, NULL) != CAP_OK ||
+                  cap_encode_to(&p->base, &buf, &cap, &len) != CAP_OK;
+            cap_arena_reset(&a);
+        }
+        t[2] = now_seconds();
+        for (size_t i = 0; i < ps->n; i++)
+            cap_sha256(ps->bytes[i], ps->len[i], digest);
+        t[3] = now_seconds();
+        double part[3] = {t[1] - t[0], (t[2] - t[1]) - (t[1] - t[0]), t[3] - t[2]};
+        for (int k = 0; k < 3; k++)
+            if (best[k] < 0 || part[k] < best[k])
+                best[k] = part[k];
+    }
+    free(buf);
+    cap_arena_free(&a);
+    if (bad || !ps->n)
+        return -1;
+    *decode_ns = best[0] / (double)ps->n * 1e9;
+    *encode_ns = best[1] / (double)ps->n * 1e9;
+    *hash_ns = best[2] / (double)ps->n * 1e9;
+    return *decode_ns + *encode_ns + *hash_ns;
+}
+
+/* Prints the wire's share (see the top of this file). 0, or -1. */
+static int print_wire_ceiling(const sim_scenario *scn, const run_report *on)
+{
+    packet_set ps = {0};
+    char err[800];
+    int64_t slice = 60 * SEC;
+    if (collect_packets(scn, slice, &ps, err, sizeof err)) {
+        fprintf(stderr, "bench_sim: wire share: %s\n", err);
+        packets_free(&ps);
+        return -1;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < ps.n; i++)
+        bytes += ps.len[i];
+    double dec, enc, hash;
+    double per = wire_ns_per_packet(&ps, &dec, &enc, &hash);
+    if (per <= 0) {
+        fprintf(stderr, "bench_sim: wire share: a published packet did not decode strictly\n");
+        packets_free(&ps);
+        return -1;
+    }
+    double per_event = on->events ? (double)on->published / (double)on->events : 0;
+    printf("wire      %zu packets of a 60 s slice, mean %.0f bytes: strict decode %.0f ns + "
+           "canonical encode %.0f ns + sha256 %.0f ns = %.0f ns a packet\n",
+           ps.n, ps.n ? (double)bytes / (double)ps.n : 0.0, dec, enc, hash, per);
+    if (per_event > 0)
+        printf("wire      %.2f packets published per event (checks-on run): the wire alone caps "
+               "the run at %.2f M events/s, actors costing nothing\n",
+               per_event, 1e3 / (per * per_event));
+    packets_free(&ps);
     return 0;
 }
 
@@ -240,6 +415,8 @@ int main(int argc, char **argv)
                (double)t_mem / SEC, (double)m1.maxrss_kb / 1024.0, (double)(4 * t_mem) / SEC,
                (double)m4.maxrss_kb / 1024.0, ratio, ratio > 0 && ratio <= 1.25 ? "MET" : "NOT MET");
     }
+    if (!failed && print_wire_ceiling(scn, &on))
+        failed = 1;
     sim_scenario_free(scn);
     return failed;
 }
