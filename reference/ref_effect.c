@@ -21,7 +21,10 @@ int ref_effects_init(ref_effects *l, size_t max)
 
 static void effect_release(ref_effect *e)
 {
-    cap_packet_free(e->packet);
+    if (e->packet_block)
+        free(e->packet);
+    else
+        cap_packet_free(e->packet);
     memset(e, 0, sizeof *e);
 }
 
@@ -108,24 +111,43 @@ static ref_effect *slot(ref_effects *l, int *err)
     return e;
 }
 
-int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
+static void packet_release(cap_packet *packet, int block)
+{
+    if (block)
+        free(packet);
+    else
+        cap_packet_free(packet);
+}
+
+static int publish(ref_effects *l, const char *subject, cap_packet *packet, int block)
 {
     if (!l || !subject || !subject[0] || !packet) {
-        cap_packet_free(packet);
+        packet_release(packet, block);
         return CAP_EINVAL;
     }
     int err = CAP_OK;
     ref_effect *e = slot(l, &err);
     char *s = e ? text_copy(l, subject) : NULL;
     if (!s) {
-        cap_packet_free(packet);
+        packet_release(packet, block);
         return e ? CAP_ENOMEM : err;
     }
     e->kind = REF_EFFECT_PUBLISH;
     e->subject = s;
     e->packet = packet;
+    e->packet_block = block;
     l->len++;
     return CAP_OK;
+}
+
+int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet)
+{
+    return publish(l, subject, packet, 0);
+}
+
+int ref_effects_publish_block(ref_effects *l, const char *subject, cap_packet *packet)
+{
+    return publish(l, subject, packet, 1);
 }
 
 static int timer(ref_effects *l, ref_effect_kind kind, uint64_t id, int64_t at)
@@ -185,8 +207,32 @@ cap_packet *ref_effects_take_packet(ref_effects *l, size_t i)
     if (!l || i >= l->len || l->items[i].kind != REF_EFFECT_PUBLISH)
         return NULL;
     cap_packet *p = l->items[i].packet;
+    if (p && l->items[i].packet_block) {
+        cap_packet *c = ref_packet_heap_copy(p);
+        if (!c)
+            return NULL;
+        free(p);
+        l->items[i].packet_block = 0;
+        p = c;
+    }
     l->items[i].packet = NULL;
     return p;
+}
+
+cap_packet *ref_packet_heap_copy(const cap_packet *p)
+{
+    if (!p)
+        return NULL;
+    /* through the wire form: the copy is what a receiver would decode */
+    size_t n = protobuf_c_message_get_packed_size(&p->base);
+    uint8_t *buf = malloc(n ? n : 1);
+    cap_packet *c = NULL;
+    if (buf) {
+        protobuf_c_message_pack(&p->base, buf);
+        c = (cap_packet *)protobuf_c_message_unpack(p->base.descriptor, NULL, n, buf);
+        free(buf);
+    }
+    return c;
 }
 
 char *ref_pb_strdup(const char *s, int *ok)
@@ -221,6 +267,68 @@ cap_packet *ref_packet_new(const char *trace_id, const char *sender_id, int64_t 
         cap_packet_free(p);
         return NULL;
     }
+    return p;
+}
+
+size_t ref_block_size(size_t n)
+{
+    return (n + REF_BLOCK_ALIGN - 1) & ~(REF_BLOCK_ALIGN - 1);
+}
+
+size_t ref_block_str_size(const char *s)
+{
+    return s && s[0] ? ref_block_size(strlen(s) + 1) : 0;
+}
+
+void *ref_block_new(ref_block *b, size_t total)
+{
+    char *blk = malloc(total ? total : 1);
+    *b = (ref_block){blk, blk ? total : 0, blk == NULL};
+    return blk;
+}
+
+void *ref_block_take(ref_block *b, size_t n)
+{
+    n = ref_block_size(n);
+    if (b->bad || n > b->left) {
+        b->bad = 1;
+        return NULL;
+    }
+    void *p = memset(b->next, 0, n);
+    b->next += n;
+    b->left -= n;
+    return p;
+}
+
+char *ref_block_str(ref_block *b, const char *s)
+{
+    if (!s || !s[0])
+        return (char *)protobuf_c_empty_string;
+    size_t n = strlen(s) + 1;
+    char *c = ref_block_take(b, n);
+    return c ? memcpy(c, s, n) : (char *)protobuf_c_empty_string;
+}
+
+size_t ref_block_envelope_size(const char *trace_id, const char *sender_id)
+{
+    return ref_block_size(sizeof(cap_packet)) + ref_block_size(sizeof(Google__Protobuf__Timestamp)) +
+           ref_block_str_size(trace_id) + ref_block_str_size(sender_id);
+}
+
+cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
+                               int64_t now)
+{
+    cap_packet *p = ref_block_take(b, sizeof *p);
+    Google__Protobuf__Timestamp *ts = ref_block_take(b, sizeof *ts);
+    if (!p || !ts)
+        return NULL;
+    cordum__agent__v1__bus_packet__init(p);
+    google__protobuf__timestamp__init(ts);
+    cap_timestamp_from_nanos(now, ts);
+    p->trace_id = ref_block_str(b, trace_id);
+    p->sender_id = ref_block_str(b, sender_id);
+    p->protocol_version = CAP_PROTOCOL_VERSION;
+    p->created_at = ts;
     return p;
 }
 

@@ -53,6 +53,7 @@ typedef struct {
     int64_t at;         /* TIMER_SET: absolute time in ns */
     char *record;       /* JOURNAL: owned by the list (its text buffer), NUL-terminated;
                            valid until the list is cleared */
+    int packet_block;   /* PUBLISH: 1 when `packet` is one allocation (ref_effects_publish_block) */
 } ref_effect;
 
 /* Default and largest accepted bound on the number of effects in a list. */
@@ -89,6 +90,15 @@ void ref_effects_free(ref_effects *l);
  * been freed. CAP_EINVAL for a NULL or empty subject or a NULL packet. */
 int ref_effects_publish(ref_effects *l, const char *subject, cap_packet *packet);
 
+/* The same for a packet built in one allocation: the packet struct comes
+ * first and every string, byte array, sub-message and array it reaches
+ * lies inside the same block (or is a static default such as
+ * protobuf_c_empty_string), so one free() releases it. A component that
+ * builds a packet in one piece saves an allocation and a free per field.
+ * Ownership and errors as for ref_effects_publish (on an error the block
+ * has been freed). */
+int ref_effects_publish_block(ref_effects *l, const char *subject, cap_packet *packet);
+
 /* Appends "arm timer `id` at `at`". */
 int ref_effects_timer_set(ref_effects *l, uint64_t id, int64_t at);
 
@@ -105,7 +115,10 @@ const ref_effect *ref_effects_at(const ref_effects *l, size_t i);
 
 /* Takes the packet of publish effect i out of the list: the caller owns it
  * (cap_packet_free) and the effect keeps its subject with a NULL packet.
- * NULL when i is not a publish effect or its packet was already taken. */
+ * A packet published in one block is handed over as an ordinary heap copy
+ * (the block is freed). NULL when i is not a publish effect, its packet
+ * was already taken, or the copy could not be allocated (the packet then
+ * stays in the list). */
 cap_packet *ref_effects_take_packet(ref_effects *l, size_t i);
 
 /* A BusPacket with the envelope every reference component sets and no
@@ -118,10 +131,57 @@ cap_packet *ref_effects_take_packet(ref_effects *l, size_t i);
  * packet, or NULL when an allocation fails. */
 cap_packet *ref_packet_new(const char *trace_id, const char *sender_id, int64_t now);
 
+/* A heap copy of p (cap_packet_free), made through the wire form, so it
+ * holds what a receiver would decode; p is left alone (a packet built in
+ * one block, for one). NULL for NULL or when out of memory. */
+cap_packet *ref_packet_heap_copy(const cap_packet *p);
+
 /* A heap copy of s for a packet field: NULL or "" gives the protobuf-c
  * empty string (never freed), anything else a malloc'd copy. Sets *ok to 0
  * when the allocation fails (and leaves it alone otherwise). */
 char *ref_pb_strdup(const char *s, int *ok);
+
+/* Building a packet in one block, for ref_effects_publish_block: the
+ * builder adds up what its pieces take (ref_block_size for a struct or
+ * array, ref_block_str_size for a string), allocates once with
+ * ref_block_new, and carves the pieces in the same order from the start of
+ * the block, the packet first, so the block's address is the packet's.
+ * Every piece is aligned to REF_BLOCK_ALIGN. A piece that does not fit (a
+ * builder whose sum and carving disagree) is refused and marks the block
+ * `bad`: the builder checks that once, at the end. */
+#define REF_BLOCK_ALIGN ((size_t)8)
+
+typedef struct {
+    char *next;  /* where the next piece goes */
+    size_t left; /* bytes of block after next */
+    int bad;     /* a piece did not fit */
+} ref_block;
+
+/* What a piece of n bytes takes of a block (n rounded up to the alignment). */
+size_t ref_block_size(size_t n);
+
+/* What ref_block_str takes for s: 0 for NULL or "". */
+size_t ref_block_str_size(const char *s);
+
+/* Allocates a block of `total` bytes for b and returns it (free() releases
+ * it), or NULL when out of memory. */
+void *ref_block_new(ref_block *b, size_t total);
+
+/* The next n bytes of the block, zeroed; NULL (and b->bad set) when they
+ * do not fit. */
+void *ref_block_take(ref_block *b, size_t n);
+
+/* A copy of s in the block for a packet field, as ref_pb_strdup gives it:
+ * NULL or "" is the protobuf-c empty string (takes nothing); when the copy
+ * does not fit, the empty string and b->bad set. */
+char *ref_block_str(ref_block *b, const char *s);
+
+/* ref_packet_new's envelope in the block: the packet (the block's first
+ * piece) and its created_at Timestamp, then trace_id and sender_id.
+ * ref_block_envelope_size(trace_id, sender_id) is what it takes. */
+cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
+                               int64_t now);
+size_t ref_block_envelope_size(const char *trace_id, const char *sender_id);
 
 /* Injected randomness. A component that needs random numbers is given a
  * ref_rand and calls ref_rand_next; it never calls rand() or reads the

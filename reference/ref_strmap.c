@@ -117,6 +117,39 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
     return CAP_OK;
 }
 
+int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found)
+{
+    *found = NULL;
+    if (!m || !key || !value)
+        return CAP_EINVAL;
+    uint64_t h = fnv1a(key);
+    size_t i = (size_t)-1;
+    if (m->cap) { /* h's probe run: the key, or the empty slot that ends it */
+        size_t mask = m->cap - 1;
+        for (i = (size_t)h & mask; m->slots[i].key; i = (i + 1) & mask)
+            if (m->slots[i].hash == h && strcmp(m->slots[i].key, key) == 0) {
+                *found = m->slots[i].value;
+                return CAP_OK;
+            }
+    }
+    if ((m->len + 1) * 2 > m->cap) { /* as put: the load stays under 1/2 */
+        int rc = grow(m);
+        if (rc)
+            return rc;
+        i = free_slot(m->slots, m->cap, h);
+    }
+    char *copy = (char *)key;
+    if (!m->borrowed) {
+        size_t n = strlen(key) + 1;
+        if (!(copy = malloc(n)))
+            return CAP_ENOMEM;
+        memcpy(copy, key, n);
+    }
+    m->slots[i] = (ref_strmap_slot){h, copy, value};
+    m->len++;
+    return CAP_OK;
+}
+
 int ref_strmap_del(ref_strmap *m, const char *key)
 {
     size_t i = m && key ? find_slot(m, key, fnv1a(key)) : (size_t)-1;

@@ -52,6 +52,13 @@ void *ref_strmap_get(const ref_strmap *m, const char *key);
  * for a NULL key or value, CAP_ENOMEM (the map is unchanged). */
 int ref_strmap_put(ref_strmap *m, const char *key, void *value);
 
+/* Stores value under key unless the key is there already: CAP_OK with
+ * *found = NULL when it stored, CAP_OK with *found = the value already
+ * stored when the key was there (the map is unchanged); CAP_EINVAL for a
+ * NULL key or value, CAP_ENOMEM (the map is unchanged). The same as a get
+ * and, when it misses, a put, for one hash and one probe. */
+int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found);
+
 /* Removes key. 1 when it was there, 0 when not. */
 int ref_strmap_del(ref_strmap *m, const char *key);
 

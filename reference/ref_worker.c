@@ -11,7 +11,6 @@
 #include "cap_time.h"
 #include "ref_jobstate.h"
 #include "ref_strmap.h"
-#include "ref_u64map.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -20,27 +19,39 @@ typedef Cordum__Agent__V1__JobCancel job_cancel;
 typedef Cordum__Agent__V1__DispatchIdentity dispatch_identity;
 typedef Cordum__Agent__V1__IdentityBinding identity_binding;
 
+/* Records are kept in chunks of this many, allocated as the table grows:
+ * a record never moves, and growing copies nothing. */
+#define REC_CHUNK ((size_t)64)
+
+/* A handler text at most this long (with its NUL) is kept in the record. */
+#define TEXT_INLINE 32
+
 /* One job: its active attempt and, once finished, the recorded result. */
 typedef struct {
-    int used;
+    /* The worker's bookkeeping of the slot: kept when the attempt is
+     * released. */
+    uint32_t idx;      /* the record's index in the table */
     uint32_t live_pos; /* 1 + its place in the worker's live list, 0 when not there */
-    char *job_id;
-    char *dispatch_id; /* dispatch_id, trace_id and ident point into strs */
+    uint32_t fin_prev, fin_next; /* finish list neighbours: index + 1, 0 none */
+    /* The attempt. */
+    int used;
+    int has_identity;
+    char *job_id;      /* job_id, dispatch_id, trace_id and ident point into strs */
+    char *dispatch_id;
     uint64_t attempt;
     char *trace_id;
-    int has_identity;
     char *ident[4]; /* tenant, principal, actor, delegation; NULL without identity */
     char *strs;     /* one block holding the attempt's strings */
     int state;      /* REF_JOB_RUNNING, then the result status */
     int pending;    /* the status the completion timer will publish */
     int finished;
-    char *text;     /* handler text (result_ptr or error_message) */
     int error_code_enum;
+    char *text;     /* handler text (result_ptr or error_message): text_in or the heap */
     int64_t started;
     int64_t finished_at;
     int64_t execution_ns;
     uint64_t timer_id; /* completion timer, 0 when none armed */
-    uint64_t finish_seq;
+    char text_in[TEXT_INLINE];
 } job_rec;
 
 struct ref_worker {
@@ -61,11 +72,10 @@ struct ref_worker {
     int no_journal;
     ref_worker_handler handler;
     void *hctx;
-    job_rec *recs; /* cap_recs slots, grown up to max_jobs */
+    job_rec **chunks; /* the table: cap_recs slots in chunks of REC_CHUNK, up to max_jobs */
     size_t n_recs, cap_recs;
     size_t free_from; /* every slot below this one is in use */
     ref_strmap by_job;   /* job_id -> record index + 1 */
-    ref_u64map by_timer; /* completion timer id -> record index + 1 */
     /* The records of unfinished attempts (used, not finished), by index,
      * in no particular order: what a heartbeat's progress averages over,
      * without walking the finished records kept for the done window.
@@ -74,12 +84,12 @@ struct ref_worker {
      * is allocated at init, so adding one never fails. */
     uint32_t *live;
     uint32_t n_live, cap_live;
-    struct fin { size_t idx; uint64_t seq; } *fin; /* finished records, oldest first */
-    size_t fin_head, fin_len, fin_cap;              /* a ring */
+    /* The finished records in the order they finished, oldest first (a
+     * list through the records: index + 1, 0 none): the order of reuse
+     * and eviction. */
+    uint32_t fin_first, fin_last;
     int running;
-    uint64_t next_timer;
-    uint64_t finish_seq;
-    int fin_lost;   /* the finish ring missed one (out of memory): evict by scanning */
+    uint64_t timer_seq; /* completion timers armed so far */
     uint64_t hb_seq;
     uint64_t handler_calls;
     char last_memo[160];
@@ -186,15 +196,78 @@ static void set_memo(ref_worker *w, const char *event, const char *job_id)
 
 /* ---- records ------------------------------------------------------------ */
 
-/* Frees the record's attempt fields and clears them. Its place in the
- * live list is bookkeeping of the worker, not of the attempt: kept. */
-static void rec_release(job_rec *r)
+static job_rec *rec_at(const ref_worker *w, size_t idx)
 {
-    free(r->job_id);
+    return &w->chunks[idx / REC_CHUNK][idx % REC_CHUNK];
+}
+
+/* Takes r out of the finish list (when there). */
+static void fin_unlink(ref_worker *w, job_rec *r)
+{
+    uint32_t me = r->idx + 1;
+    if (w->fin_first != me && !r->fin_prev)
+        return; /* not in the list */
+    if (r->fin_prev)
+        rec_at(w, r->fin_prev - 1)->fin_next = r->fin_next;
+    else
+        w->fin_first = r->fin_next;
+    if (r->fin_next)
+        rec_at(w, r->fin_next - 1)->fin_prev = r->fin_prev;
+    else
+        w->fin_last = r->fin_prev;
+    r->fin_prev = r->fin_next = 0;
+}
+
+/* Appends r, which just finished, to the finish list. */
+static void fin_append(ref_worker *w, job_rec *r)
+{
+    r->fin_prev = w->fin_last;
+    r->fin_next = 0;
+    if (w->fin_last)
+        rec_at(w, w->fin_last - 1)->fin_next = r->idx + 1;
+    else
+        w->fin_first = r->idx + 1;
+    w->fin_last = r->idx + 1;
+}
+
+/* The record that finished first, or NULL. */
+static job_rec *fin_oldest(const ref_worker *w)
+{
+    return w->fin_first ? rec_at(w, w->fin_first - 1) : NULL;
+}
+
+static void text_free(job_rec *r)
+{
+    if (r->text != r->text_in)
+        free(r->text);
+    r->text = NULL;
+}
+
+/* Sets the record's text to a copy of s (NULL copies as ""): in the
+ * record when it is short. CAP_ENOMEM leaves the text as it was. */
+static int text_set(job_rec *r, const char *s)
+{
+    s = nz(s);
+    size_t n = strlen(s) + 1;
+    char *t = n <= sizeof r->text_in ? r->text_in : malloc(n);
+    if (!t)
+        return CAP_ENOMEM;
+    text_free(r);
+    r->text = memcpy(t, s, n);
+    return CAP_OK;
+}
+
+/* Frees the record's attempt fields and clears them, taking it out of the
+ * finish list. Its index and its place in the live list are bookkeeping of
+ * the worker, not of the attempt: kept. */
+static void rec_release(ref_worker *w, job_rec *r)
+{
+    fin_unlink(w, r);
     free(r->strs);
-    free(r->text);
-    uint32_t live_pos = r->live_pos;
+    text_free(r);
+    uint32_t idx = r->idx, live_pos = r->live_pos;
     memset(r, 0, sizeof *r);
+    r->idx = idx;
     r->live_pos = live_pos;
 }
 
@@ -203,7 +276,7 @@ static void live_add(ref_worker *w, job_rec *r)
 {
     if (r->live_pos || w->n_live == w->cap_live) /* the latter cannot happen */
         return;
-    w->live[w->n_live++] = (uint32_t)(r - w->recs);
+    w->live[w->n_live++] = r->idx;
     r->live_pos = w->n_live;
 }
 
@@ -214,7 +287,7 @@ static void live_del(ref_worker *w, job_rec *r)
         return;
     uint32_t at = r->live_pos - 1, last = w->live[--w->n_live];
     w->live[at] = last;
-    w->recs[last].live_pos = at + 1;
+    rec_at(w, last)->live_pos = at + 1;
     r->live_pos = 0;
 }
 
@@ -223,72 +296,45 @@ static job_rec *rec_find(const ref_worker *w, const char *job_id)
     uintptr_t k = (uintptr_t)ref_strmap_get(&w->by_job, job_id);
     if (!k || k > w->cap_recs)
         return NULL;
-    job_rec *r = &w->recs[k - 1];
+    job_rec *r = rec_at(w, k - 1);
     return r->used && strcmp(r->job_id, job_id) == 0 ? r : NULL;
 }
 
+/* A completion timer's id names its record: the timer's sequence number
+ * (from 1) above TIMER_IDX_BITS bits of the record's index (max_jobs is at
+ * most 2^TIMER_IDX_BITS), so a firing finds its record without a map, and
+ * an id is never used twice. */
+#define TIMER_IDX_BITS 20
+_Static_assert(REF_WORKER_MAX_JOBS_LIMIT <= (size_t)1 << TIMER_IDX_BITS,
+               "a record index fits below a timer's sequence number");
+
+static uint64_t timer_id_for(ref_worker *w, const job_rec *r)
+{
+    return (++w->timer_seq << TIMER_IDX_BITS) | r->idx;
+}
+
+/* The record whose completion timer is `id`, or NULL (the heartbeat's id,
+ * an id no longer armed). */
 static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
 {
-    uintptr_t k = (uintptr_t)ref_u64map_get(&w->by_timer, id);
-    if (!k || k > w->cap_recs)
+    size_t idx = (size_t)(id & ((UINT64_C(1) << TIMER_IDX_BITS) - 1));
+    if (!(id >> TIMER_IDX_BITS) || idx >= w->cap_recs)
         return NULL;
-    job_rec *r = &w->recs[k - 1];
+    job_rec *r = rec_at(w, idx);
     return r->used && r->timer_id == id ? r : NULL;
 }
 
-static void timer_forget(ref_worker *w, uint64_t id)
-{
-    if (id)
-        ref_u64map_del(&w->by_timer, id);
-}
-
-/* Records that r finished (finish order is eviction order). */
-static int fin_push(ref_worker *w, const job_rec *r)
-{
-    if (w->fin_len == w->fin_cap) {
-        size_t nc = w->fin_cap ? w->fin_cap * 2 : 8;
-        struct fin *g = malloc(nc * sizeof *g);
-        if (!g)
-            return CAP_ENOMEM;
-        for (size_t i = 0; i < w->fin_len; i++)
-            g[i] = w->fin[(w->fin_head + i) % w->fin_cap];
-        free(w->fin);
-        w->fin = g;
-        w->fin_cap = nc;
-        w->fin_head = 0;
-    }
-    w->fin[(w->fin_head + w->fin_len) % w->fin_cap] = (struct fin){(size_t)(r - w->recs), r->finish_seq};
-    w->fin_len++;
-    return CAP_OK;
-}
-
-/* The finish ring's oldest entry that still names a finished record
- * (stale entries, left by a record that was reused, are dropped); NULL
- * when there is none. */
-static job_rec *fin_oldest(ref_worker *w)
-{
-    while (w->fin_len) {
-        struct fin f = w->fin[w->fin_head];
-        job_rec *r = f.idx < w->cap_recs ? &w->recs[f.idx] : NULL;
-        if (r && r->used && r->finished && r->finish_seq == f.seq)
-            return r;
-        w->fin_head = (w->fin_head + 1) % w->fin_cap;
-        w->fin_len--;
-    }
-    return NULL;
-}
-
-/* Empties a finished record's slot for reuse; *evicted receives its job id. */
+/* Empties a finished record's slot for reuse; *evicted receives its job
+ * id (the start of its string block, which the caller frees). */
 static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
 {
     ref_strmap_del(&w->by_job, victim->job_id);
-    *evicted = victim->job_id;
-    victim->job_id = NULL;
-    rec_release(victim);
+    *evicted = victim->strs; /* == job_id: the block's first string */
+    victim->strs = NULL;
+    rec_release(w, victim);
     w->n_recs--;
-    size_t idx = (size_t)(victim - w->recs);
-    if (idx < w->free_from)
-        w->free_from = idx;
+    if (victim->idx < w->free_from)
+        w->free_from = victim->idx;
     return victim;
 }
 
@@ -310,125 +356,133 @@ static job_rec *rec_slot(ref_worker *w, int64_t now, char **evicted, const char 
     /* The lowest free slot (one the table grew by, or one a failed load
      * left), searched from the first that may be free. */
     for (size_t i = w->free_from; w->n_recs < w->cap_recs && i < w->cap_recs; i++)
-        if (!w->recs[i].used) {
+        if (!rec_at(w, i)->used) {
             w->free_from = i;
-            return &w->recs[i];
+            return rec_at(w, i);
         }
-    if (w->cap_recs < w->max_jobs) { /* room to grow */
-        size_t nc = w->cap_recs ? w->cap_recs * 2 : 8;
-        if (nc > w->max_jobs)
-            nc = w->max_jobs;
-        job_rec *g = realloc(w->recs, nc * sizeof *g);
-        if (g) {
-            memset(g + w->cap_recs, 0, (nc - w->cap_recs) * sizeof *g);
-            w->recs = g;
-            size_t first = w->cap_recs;
-            w->cap_recs = nc;
-            return &w->recs[first];
-        }
-    }
-    /* Full: the record that finished first (smallest finish_seq). */
-    job_rec *victim = NULL;
-    while (w->fin_len && !victim) {
-        struct fin f = w->fin[w->fin_head];
-        w->fin_head = (w->fin_head + 1) % w->fin_cap;
-        w->fin_len--;
-        job_rec *r = &w->recs[f.idx];
-        if (f.idx < w->cap_recs && r->used && r->finished && r->finish_seq == f.seq)
-            victim = r;
-    }
-    for (size_t i = 0; !victim && w->fin_lost && i < w->cap_recs; i++) {
-        job_rec *r = &w->recs[i];
-        if (r->used && r->finished) {
-            for (size_t k = i; k < w->cap_recs; k++)
-                if (w->recs[k].used && w->recs[k].finished &&
-                    w->recs[k].finish_seq < r->finish_seq)
-                    r = &w->recs[k];
-            victim = r;
+    if (w->cap_recs < w->max_jobs) { /* room to grow: one more chunk */
+        size_t n = w->max_jobs - w->cap_recs;
+        n = n < REC_CHUNK ? n : REC_CHUNK;
+        job_rec *c = calloc(n, sizeof *c);
+        if (c) {
+            for (size_t i = 0; i < n; i++)
+                c[i].idx = (uint32_t)(w->cap_recs + i);
+            w->chunks[w->cap_recs / REC_CHUNK] = c;
+            w->cap_recs += n;
+            return c;
         }
     }
-    return victim ? rec_evict(w, victim, evicted) : NULL;
+    /* Full: the record that finished first. */
+    return oldest ? rec_evict(w, oldest, evicted) : NULL;
 }
 
-/* Replaces the record's attempt fields with those of a new request.
- * All allocations happen before anything is replaced. */
-static int rec_load(job_rec *r, const cap_packet *pkt, const job_request *req)
+/* Replaces the record's attempt fields with those of a new request (the
+ * record is free, or holds an earlier attempt of the same job). All
+ * allocations happen before anything is replaced. */
+static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_request *req)
 {
     const dispatch_identity *d = req->dispatch;
     const identity_binding *ib = req->identity;
-    /* dispatch_id, trace_id, then the identity's four strings */
-    const char *src[6] = {nz(d->dispatch_id), nz(pkt->trace_id)};
-    size_t n_src = 2, len[6], total = 0;
+    /* job_id, dispatch_id, trace_id, then the identity's four strings */
+    const char *src[7] = {nz(req->job_id), nz(d->dispatch_id), nz(pkt->trace_id)};
+    size_t n_src = 3, len[7], total = 0;
     if (ib) {
-        src[2] = nz(ib->tenant_id);
-        src[3] = nz(ib->principal_id);
-        src[4] = nz(ib->actor_id);
-        src[5] = nz(ib->delegation_id);
-        n_src = 6;
+        src[3] = nz(ib->tenant_id);
+        src[4] = nz(ib->principal_id);
+        src[5] = nz(ib->actor_id);
+        src[6] = nz(ib->delegation_id);
+        n_src = 7;
     }
     for (size_t i = 0; i < n_src; i++)
         total += (len[i] = strlen(src[i]) + 1);
-    /* A new attempt of the job the record holds keeps its id: by_job
-     * borrows that string as its key. */
-    int same_job = r->used && r->job_id && strcmp(r->job_id, nz(req->job_id)) == 0;
-    char *job_id = same_job ? r->job_id : dup_str(req->job_id), *strs = malloc(total);
-    if (!job_id || !strs) {
-        if (!same_job)
-            free(job_id);
-        free(strs);
+    char *strs = malloc(total);
+    if (!strs)
         return CAP_ENOMEM;
-    }
-    if (same_job)
-        r->job_id = NULL; /* kept, not released */
-    char *at[6] = {0};
+    char *at[7] = {0};
     for (size_t i = 0, off = 0; i < n_src; off += len[i], i++)
         at[i] = memcpy(strs + off, src[i], len[i]);
-    rec_release(r);
+    if (r->used) {
+        /* by_job borrows the job id of the attempt being replaced: it takes
+         * the new attempt's copy (a replace, which allocates nothing), or
+         * forgets the job when the record held another one. */
+        if (strcmp(r->job_id, at[0]) == 0)
+            ref_strmap_put(&w->by_job, at[0], (void *)(uintptr_t)(r->idx + 1));
+        else
+            ref_strmap_del(&w->by_job, r->job_id);
+    }
+    rec_release(w, r);
     r->used = 1;
-    r->job_id = job_id;
     r->strs = strs;
-    r->dispatch_id = at[0];
-    r->trace_id = at[1];
+    r->job_id = at[0];
+    r->dispatch_id = at[1];
+    r->trace_id = at[2];
     r->attempt = d->attempt;
     r->has_identity = ib != NULL;
     for (int i = 0; i < 4; i++)
-        r->ident[i] = at[2 + i];
+        r->ident[i] = at[3 + i];
     return CAP_OK;
 }
 
 /* ---- packets ------------------------------------------------------------ */
 
-/* A heap copy of src for a packet, assigned to worker_id. */
-static dispatch_identity *dispatch_copy(const dispatch_identity *src, const char *worker_id, int *ok)
+/* The worker builds each packet in one block (ref_block), published with
+ * ref_effects_publish_block: one allocation and one free per packet
+ * instead of one per field. A builder adds up its pieces, then carves
+ * them; the *_size helpers below measure exactly what the matching
+ * *_take helpers carve. */
+
+/* A DispatchIdentity {dispatch_id, attempt, assigned_worker_id = worker_id}. */
+static size_t dispatch_size(const char *dispatch_id, const char *worker_id)
 {
-    dispatch_identity *d = malloc(sizeof *d);
-    if (!d) {
-        *ok = 0;
+    return ref_block_size(sizeof(dispatch_identity)) + ref_block_str_size(dispatch_id) +
+           ref_block_str_size(worker_id);
+}
+
+static dispatch_identity *dispatch_take(ref_block *b, const char *dispatch_id, uint64_t attempt,
+                                        const char *worker_id)
+{
+    dispatch_identity *d = ref_block_take(b, sizeof *d);
+    if (!d)
         return NULL;
-    }
     cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = ref_pb_strdup(src->dispatch_id, ok);
-    d->attempt = src->attempt;
-    d->assigned_worker_id = ref_pb_strdup(worker_id, ok);
+    d->dispatch_id = ref_block_str(b, dispatch_id);
+    d->attempt = attempt;
+    d->assigned_worker_id = ref_block_str(b, worker_id);
     return d;
 }
 
-/* A heap copy of src for a packet (NULL: none). */
-static identity_binding *identity_copy(const identity_binding *src, int *ok)
+/* A copy of an IdentityBinding (NULL: none, takes nothing). */
+static size_t identity_size(const identity_binding *src)
 {
     if (!src)
+        return 0;
+    return ref_block_size(sizeof(identity_binding)) + ref_block_str_size(src->tenant_id) +
+           ref_block_str_size(src->principal_id) + ref_block_str_size(src->actor_id) +
+           ref_block_str_size(src->delegation_id);
+}
+
+static identity_binding *identity_take(ref_block *b, const identity_binding *src)
+{
+    identity_binding *ib = src ? ref_block_take(b, sizeof *ib) : NULL;
+    if (!ib)
         return NULL;
-    identity_binding *ib = malloc(sizeof *ib);
-    if (!ib) {
-        *ok = 0;
+    cordum__agent__v1__identity_binding__init(ib);
+    ib->tenant_id = ref_block_str(b, src->tenant_id);
+    ib->principal_id = ref_block_str(b, src->principal_id);
+    ib->actor_id = ref_block_str(b, src->actor_id);
+    ib->delegation_id = ref_block_str(b, src->delegation_id);
+    return ib;
+}
+
+/* The packet p carved from blk, or NULL (blk freed) when a piece did not
+ * fit: the measure and the carving disagree, which cannot happen. */
+static cap_packet *block_done(ref_block *b, void *blk, cap_packet *p)
+{
+    if (b->bad || !p) {
+        free(blk);
         return NULL;
     }
-    cordum__agent__v1__identity_binding__init(ib);
-    ib->tenant_id = ref_pb_strdup(src->tenant_id, ok);
-    ib->principal_id = ref_pb_strdup(src->principal_id, ok);
-    ib->actor_id = ref_pb_strdup(src->actor_id, ok);
-    ib->delegation_id = ref_pb_strdup(src->delegation_id, ok);
-    return ib;
+    return p;
 }
 
 /* The record's attempt and identity binding as packet fields point into r. */
@@ -451,44 +505,78 @@ static const char *error_code_name(int code)
     return v ? v->name : "";
 }
 
-/* The recorded JobResult of a finished record; created_at is the finish
- * time, so a replay is the same packet. */
+/* The recorded JobResult of a finished record, in one block; created_at
+ * is the finish time, so a replay is the same packet. */
 static cap_packet *build_result(const ref_worker *w, const job_rec *r)
 {
-    cap_packet *p = ref_packet_new(r->trace_id, w->worker_id, r->finished_at);
-    if (!p)
-        return NULL;
-    Cordum__Agent__V1__JobResult *res = malloc(sizeof *res);
-    if (!res) {
-        cap_packet_free(p);
-        return NULL;
-    }
-    cordum__agent__v1__job_result__init(res);
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
-    p->job_result = res;
-    int ok = 1;
-    res->job_id = ref_pb_strdup(r->job_id, &ok);
-    res->status = (Cordum__Agent__V1__JobStatus)r->state;
-    res->worker_id = ref_pb_strdup(w->worker_id, &ok);
-    res->execution_ms = r->execution_ns / NS_PER_MS;
-    if (r->state == REF_JOB_SUCCEEDED)
-        res->result_ptr = ref_pb_strdup(r->text, &ok);
-    else
-        res->error_message = ref_pb_strdup(r->text, &ok);
-    if (r->error_code_enum) {
-        res->error_code_enum = (Cordum__Agent__V1__ErrorCode)r->error_code_enum;
-        res->error_code = ref_pb_strdup(error_code_name(r->error_code_enum), &ok);
-    }
     dispatch_identity d;
     identity_binding ib;
     rec_view(r, &d, &ib);
-    res->dispatch = dispatch_copy(&d, w->worker_id, &ok);
-    res->identity = identity_copy(r->has_identity ? &ib : NULL, &ok);
-    if (!ok) {
-        cap_packet_free(p);
+    const identity_binding *idp = r->has_identity ? &ib : NULL;
+    const char *code = r->error_code_enum ? error_code_name(r->error_code_enum) : NULL;
+    size_t n = ref_block_envelope_size(r->trace_id, w->worker_id) +
+               ref_block_size(sizeof(Cordum__Agent__V1__JobResult)) + ref_block_str_size(r->job_id) +
+               ref_block_str_size(w->worker_id) + ref_block_str_size(r->text) +
+               ref_block_str_size(code) + dispatch_size(d.dispatch_id, w->worker_id) +
+               identity_size(idp);
+    ref_block b;
+    void *blk = ref_block_new(&b, n);
+    if (!blk)
         return NULL;
+    cap_packet *p = ref_block_envelope(&b, r->trace_id, w->worker_id, r->finished_at);
+    Cordum__Agent__V1__JobResult *res = ref_block_take(&b, sizeof *res);
+    if (p && res) {
+        cordum__agent__v1__job_result__init(res);
+        p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+        p->job_result = res;
+        res->job_id = ref_block_str(&b, r->job_id);
+        res->status = (Cordum__Agent__V1__JobStatus)r->state;
+        res->worker_id = ref_block_str(&b, w->worker_id);
+        res->execution_ms = r->execution_ns / NS_PER_MS;
+        if (r->state == REF_JOB_SUCCEEDED)
+            res->result_ptr = ref_block_str(&b, r->text);
+        else
+            res->error_message = ref_block_str(&b, r->text);
+        if (r->error_code_enum) {
+            res->error_code_enum = (Cordum__Agent__V1__ErrorCode)r->error_code_enum;
+            res->error_code = ref_block_str(&b, code);
+        }
+        res->dispatch = dispatch_take(&b, d.dispatch_id, d.attempt, w->worker_id);
+        res->identity = identity_take(&b, idp);
     }
-    return p;
+    return block_done(&b, blk, p);
+}
+
+/* ref_worker_progress_packet's packet, in one block. */
+static cap_packet *progress_block(const char *trace_id, const char *worker_id, const char *job_id,
+                                  int32_t percent, const char *message,
+                                  const dispatch_identity *dispatch,
+                                  const identity_binding *identity, int64_t now)
+{
+    size_t n = ref_block_envelope_size(trace_id, worker_id) +
+               ref_block_size(sizeof(Cordum__Agent__V1__JobProgress)) + ref_block_str_size(job_id) +
+               ref_block_str_size(message) +
+               (dispatch ? dispatch_size(dispatch->dispatch_id, worker_id) : 0) +
+               identity_size(identity);
+    ref_block b;
+    void *blk = ref_block_new(&b, n);
+    if (!blk)
+        return NULL;
+    cap_packet *p = ref_block_envelope(&b, trace_id, worker_id, now);
+    Cordum__Agent__V1__JobProgress *pr = ref_block_take(&b, sizeof *pr);
+    if (p && pr) {
+        cordum__agent__v1__job_progress__init(pr);
+        p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
+        p->job_progress = pr;
+        pr->job_id = ref_block_str(&b, job_id);
+        pr->percent = percent;
+        pr->message = ref_block_str(&b, message);
+        pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
+        if (dispatch)
+            pr->dispatch = dispatch_take(&b, dispatch->dispatch_id, dispatch->attempt, worker_id);
+        pr->identity = identity_take(&b, identity);
+    }
+    return block_done(&b, blk, p);
 }
 
 cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_id,
@@ -496,29 +584,10 @@ cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_
                                       const dispatch_identity *dispatch,
                                       const identity_binding *identity, int64_t now)
 {
-    cap_packet *p = ref_packet_new(trace_id, worker_id, now);
-    if (!p)
-        return NULL;
-    Cordum__Agent__V1__JobProgress *pr = malloc(sizeof *pr);
-    if (!pr) {
-        cap_packet_free(p);
-        return NULL;
-    }
-    cordum__agent__v1__job_progress__init(pr);
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
-    p->job_progress = pr;
-    int ok = 1;
-    pr->job_id = ref_pb_strdup(job_id, &ok);
-    pr->percent = percent;
-    pr->message = ref_pb_strdup(message, &ok);
-    pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
-    if (dispatch)
-        pr->dispatch = dispatch_copy(dispatch, worker_id, &ok);
-    pr->identity = identity_copy(identity, &ok);
-    if (!ok) {
-        cap_packet_free(p);
-        return NULL;
-    }
+    cap_packet *blk = progress_block(trace_id, worker_id, job_id, percent, message, dispatch,
+                                     identity, now);
+    cap_packet *p = blk ? ref_packet_heap_copy(blk) : NULL;
+    free(blk);
     return p;
 }
 
@@ -527,8 +596,8 @@ static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t
     dispatch_identity d;
     identity_binding ib;
     rec_view(r, &d, &ib);
-    return ref_worker_progress_packet(r->trace_id, w->worker_id, r->job_id, 0, "started", &d,
-                                      r->has_identity ? &ib : NULL, now);
+    return progress_block(r->trace_id, w->worker_id, r->job_id, 0, "started", &d,
+                          r->has_identity ? &ib : NULL, now);
 }
 
 /* Mean completion of the running attempts, 0-100 (a HANG counts as 0). */
@@ -537,7 +606,7 @@ static int32_t progress_pct(const ref_worker *w, int64_t now)
     int64_t sum = 0;
     int n = 0;
     for (size_t i = 0; i < w->n_live; i++) {
-        const job_rec *r = &w->recs[w->live[i]];
+        const job_rec *r = rec_at(w, w->live[i]);
         n++;
         if (!r->timer_id)
             continue;
@@ -552,60 +621,67 @@ static int32_t progress_pct(const ref_worker *w, int64_t now)
     return n ? (int32_t)(sum / n) : 0;
 }
 
+/* The next heartbeat, in one block; its trace id is "hb-<worker_id>-<seq>". */
 static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
 {
-    char trace[REF_WORKER_MAX_NAME + 48];
-    snprintf(trace, sizeof trace, "hb-%s-%llu", w->worker_id, (unsigned long long)w->hb_seq);
-    cap_packet *p = ref_packet_new(trace, w->worker_id, now);
-    if (!p)
+    char trace[REF_WORKER_MAX_NAME + 48], num[24], *end = num + sizeof num;
+    char *d = cap_fmt_u64(end, w->hb_seq);
+    size_t wl = strlen(w->worker_id), dl = (size_t)(end - d);
+    memcpy(trace, "hb-", 3);
+    memcpy(trace + 3, w->worker_id, wl); /* wl <= REF_WORKER_MAX_NAME */
+    trace[3 + wl] = '-';
+    memcpy(trace + 4 + wl, d, dl);
+    trace[4 + wl + dl] = 0;
+
+    typedef Cordum__Agent__V1__Heartbeat__LabelsEntry label_entry;
+    size_t n = ref_block_envelope_size(trace, w->worker_id) +
+               ref_block_size(sizeof(Cordum__Agent__V1__Heartbeat)) +
+               ref_block_str_size(w->worker_id) + ref_block_str_size(w->pool) +
+               ref_block_str_size(w->last_memo);
+    if (w->n_caps)
+        n += ref_block_size(w->n_caps * sizeof(char *));
+    for (size_t i = 0; i < w->n_caps; i++)
+        n += ref_block_str_size(w->caps[i]);
+    if (w->n_labels)
+        n += ref_block_size(w->n_labels * sizeof(label_entry *));
+    for (size_t i = 0; i < w->n_labels; i++)
+        n += ref_block_size(sizeof(label_entry)) + ref_block_str_size(w->label_k[i]) +
+             ref_block_str_size(w->label_v[i]);
+    ref_block b;
+    void *blk = ref_block_new(&b, n);
+    if (!blk)
         return NULL;
-    Cordum__Agent__V1__Heartbeat *hb = malloc(sizeof *hb);
-    if (!hb) {
-        cap_packet_free(p);
-        return NULL;
-    }
+    cap_packet *p = ref_block_envelope(&b, trace, w->worker_id, now);
+    Cordum__Agent__V1__Heartbeat *hb = ref_block_take(&b, sizeof *hb);
+    if (!p || !hb)
+        return block_done(&b, blk, NULL);
     cordum__agent__v1__heartbeat__init(hb);
     p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
     p->heartbeat = hb;
-    int ok = 1;
-    hb->worker_id = ref_pb_strdup(w->worker_id, &ok);
-    hb->pool = ref_pb_strdup(w->pool, &ok);
+    hb->worker_id = ref_block_str(&b, w->worker_id);
+    hb->pool = ref_block_str(&b, w->pool);
     hb->active_jobs = w->running;
     hb->max_parallel_jobs = w->max_parallel;
     hb->progress_pct = progress_pct(w, now);
-    hb->last_memo = ref_pb_strdup(w->last_memo, &ok);
-    if (w->n_caps) {
-        hb->capabilities = calloc(w->n_caps, sizeof *hb->capabilities);
-        if (!hb->capabilities) {
-            ok = 0;
-        } else {
-            hb->n_capabilities = w->n_caps;
-            for (size_t i = 0; i < w->n_caps; i++)
-                hb->capabilities[i] = ref_pb_strdup(w->caps[i], &ok);
-        }
+    hb->last_memo = ref_block_str(&b, w->last_memo);
+    if (w->n_caps && (hb->capabilities = ref_block_take(&b, w->n_caps * sizeof(char *)))) {
+        hb->n_capabilities = w->n_caps;
+        for (size_t i = 0; i < w->n_caps; i++)
+            hb->capabilities[i] = ref_block_str(&b, w->caps[i]);
     }
-    if (ok && w->n_labels) {
-        hb->labels = calloc(w->n_labels, sizeof *hb->labels);
-        if (!hb->labels)
-            ok = 0;
-        for (size_t i = 0; ok && i < w->n_labels; i++) {
-            Cordum__Agent__V1__Heartbeat__LabelsEntry *e = malloc(sizeof *e);
-            if (!e) {
-                ok = 0;
+    if (w->n_labels && (hb->labels = ref_block_take(&b, w->n_labels * sizeof(label_entry *)))) {
+        for (size_t i = 0; i < w->n_labels; i++) {
+            label_entry *e = ref_block_take(&b, sizeof *e);
+            if (!e)
                 break;
-            }
             cordum__agent__v1__heartbeat__labels_entry__init(e);
-            e->key = ref_pb_strdup(w->label_k[i], &ok);
-            e->value = ref_pb_strdup(w->label_v[i], &ok);
+            e->key = ref_block_str(&b, w->label_k[i]);
+            e->value = ref_block_str(&b, w->label_v[i]);
             hb->labels[i] = e;
             hb->n_labels = i + 1;
         }
     }
-    if (!ok) {
-        cap_packet_free(p);
-        return NULL;
-    }
-    return p;
+    return block_done(&b, blk, p);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -614,14 +690,16 @@ void ref_worker_free(ref_worker *w)
 {
     if (!w)
         return;
-    if (w->recs)
-        for (size_t i = 0; i < w->cap_recs; i++)
-            rec_release(&w->recs[i]);
-    free(w->recs);
+    for (size_t i = 0; i < w->cap_recs; i++) {
+        job_rec *r = rec_at(w, i);
+        free(r->strs);
+        text_free(r);
+    }
+    for (size_t i = 0; i < w->cap_recs; i += REC_CHUNK)
+        free(w->chunks[i / REC_CHUNK]);
+    free(w->chunks);
     free(w->live);
-    free(w->fin);
     ref_strmap_free(&w->by_job);
-    ref_u64map_free(&w->by_timer);
     for (size_t i = 0; i < w->n_caps; i++)
         free(w->caps[i]);
     free(w->caps);
@@ -682,17 +760,17 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     w->no_journal = cfg->no_journal != 0;
     w->handler = cfg->handler;
     w->hctx = cfg->handler_ctx;
-    w->next_timer = REF_WORKER_TIMER_HEARTBEAT + 1;
     w->worker_id = dup_str(cfg->worker_id);
     w->pool = dup_str(cfg->pool);
     size_t np = strlen(cfg->pool) + 8, nd = strlen(cfg->worker_id) + 16;
     w->pool_subject = malloc(np);
     w->direct_subject = malloc(nd);
     ref_strmap_init_borrowed(&w->by_job); /* keys: the records' own job ids */
-    ref_u64map_init(&w->by_timer);
     w->cap_live = (uint32_t)w->max_parallel + 1;
     w->live = malloc(w->cap_live * sizeof *w->live);
-    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->live;
+    w->chunks = calloc((w->max_jobs + REC_CHUNK - 1) / REC_CHUNK, sizeof *w->chunks);
+    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->live &&
+             w->chunks;
     if (ok) {
         snprintf(w->pool_subject, np, "job.%s", cfg->pool);
         snprintf(w->direct_subject, nd, "worker.%s.jobs", cfg->worker_id);
@@ -731,7 +809,7 @@ static int heartbeat(ref_worker *w, int64_t now, ref_effects *fx)
     if (!p)
         return CAP_ENOMEM;
     w->hb_seq++;
-    int rc = ref_effects_publish(fx, REF_WORKER_SUBJECT_HEARTBEAT, p);
+    int rc = ref_effects_publish_block(fx, REF_WORKER_SUBJECT_HEARTBEAT, p);
     if (rc == CAP_OK)
         rc = ref_effects_timer_set(fx, REF_WORKER_TIMER_HEARTBEAT, now + w->hb_interval);
     return rc;
@@ -756,11 +834,8 @@ static void finish(ref_worker *w, job_rec *r, int status, int64_t now)
     r->finished = 1;
     live_del(w, r);
     r->finished_at = now;
-    timer_forget(w, r->timer_id);
     r->timer_id = 0;
-    r->finish_seq = ++w->finish_seq;
-    if (fin_push(w, r) != CAP_OK)
-        w->fin_lost = 1;
+    fin_append(w, r);
 }
 
 static int publish_result(ref_worker *w, const job_rec *r, ref_effects *fx)
@@ -768,7 +843,7 @@ static int publish_result(ref_worker *w, const job_rec *r, ref_effects *fx)
     cap_packet *p = build_result(w, r);
     if (!p)
         return CAP_ENOMEM;
-    return ref_effects_publish(fx, REF_WORKER_SUBJECT_RESULT, p);
+    return ref_effects_publish_block(fx, REF_WORKER_SUBJECT_RESULT, p);
 }
 
 static int status_of(ref_work_outcome o)
@@ -835,7 +910,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     char *old_dispatch = superseded ? dup_str(r->dispatch_id) : NULL;
     uint64_t old_attempt = r->attempt;
     int was_used = r->used;
-    if ((superseded && !old_dispatch) || rec_load(r, pkt, req) != CAP_OK) {
+    if ((superseded && !old_dispatch) || rec_load(w, r, pkt, req) != CAP_OK) {
         free(old_dispatch);
         free(evicted);
         return CAP_ENOMEM; /* the record is unchanged */
@@ -845,9 +920,8 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     live_add(w, r);
     if (superseded)
         w->running--;
-    timer_forget(w, old_timer);
 
-    int rc = ref_strmap_put(&w->by_job, r->job_id, (void *)(uintptr_t)(r - w->recs + 1));
+    int rc = ref_strmap_put(&w->by_job, r->job_id, (void *)(uintptr_t)(r->idx + 1));
     if (evicted) {
         if (rc == CAP_OK)
             rc = journal(w, fx, now, "evict", evicted, "", 0, evict_why);
@@ -866,11 +940,11 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     r->state = REF_JOB_DISPATCHED;
     r->started = now;
     if (full) {
-        r->text = dup_str("max_parallel_jobs reached");
+        int trc = text_set(r, "max_parallel_jobs reached");
         r->error_code_enum = CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
         r->execution_ns = 0;
         finish(w, r, REF_JOB_FAILED_RETRYABLE, now);
-        if (!r->text)
+        if (trc != CAP_OK)
             return CAP_ENOMEM;
         set_memo(w, "busy", job_id);
         if (rc == CAP_OK)
@@ -891,8 +965,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (ref_js_outcome_applies(o))
         r->state = REF_JOB_RUNNING;
     w->running++;
-    r->text = dup_str(work.text);
-    if (!r->text) {
+    if (text_set(r, work.text) != CAP_OK) {
         /* Nothing was published for this attempt: end it as a fatal
          * failure so a redelivery replays a result instead of hanging. */
         w->running--;
@@ -900,16 +973,14 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         return CAP_ENOMEM;
     }
     if (r->pending != REF_JOB_RUNNING) {
-        r->timer_id = w->next_timer++;
-        if (ref_u64map_put(&w->by_timer, r->timer_id, (void *)(uintptr_t)(r - w->recs + 1)) != CAP_OK)
-            rc = rc == CAP_OK ? CAP_ENOMEM : rc;
+        r->timer_id = timer_id_for(w, r);
     }
     set_memo(w, "started", job_id);
     cap_packet *prog = build_progress(w, r, now);
     if (!prog && rc == CAP_OK)
         rc = CAP_ENOMEM;
     if (prog) {
-        int prc = ref_effects_publish(fx, REF_WORKER_SUBJECT_PROGRESS, prog);
+        int prc = ref_effects_publish_block(fx, REF_WORKER_SUBJECT_PROGRESS, prog);
         if (rc == CAP_OK)
             rc = prc;
     }
@@ -950,12 +1021,9 @@ static int on_cancel(ref_worker *w, const job_cancel *c, int64_t now, ref_effect
     if (!ref_jobstate_can_cancel(r->state))
         return journal(w, fx, now, "ignore-cancel", job_id, r->dispatch_id, r->attempt,
                        ref_jobstate_name(r->state));
-    char *text = dup_str(nz(c->reason)[0] ? c->reason : "cancelled");
-    if (!text)
+    if (text_set(r, nz(c->reason)[0] ? c->reason : "cancelled") != CAP_OK)
         return CAP_ENOMEM;
     uint64_t timer_id = r->timer_id;
-    free(r->text);
-    r->text = text;
     r->error_code_enum = 0;
     r->execution_ns = now - r->started < 0 ? 0 : now - r->started;
     w->running--;

@@ -51,8 +51,8 @@
  * the record that finished first if that finished more than the window
  * ago (so the table's size follows the job rate, not the run's length);
  * otherwise a free slot, and when the table is full it evicts the record
- * that finished first (a per-worker sequence number, never an address or a
- * hash); running records are never evicted (max_jobs > max_parallel_jobs
+ * that finished first (the order records finished in, never an address or
+ * a hash); running records are never evicted (max_jobs > max_parallel_jobs
  * guarantees a victim). Each eviction is a journal line.
  *
  * Heartbeats: ref_worker_start publishes one and arms the heartbeat timer;
@@ -88,7 +88,9 @@
 /* Longest id, pool, label or capability string accepted in the config. */
 #define REF_WORKER_MAX_NAME 256
 
-/* The timer id of the heartbeat; completion timers use ids from 2 up. */
+/* The timer id of the heartbeat. A completion timer's id is
+ * (n << 20) | i for its record's index i and the n-th completion timer the
+ * worker armed (n from 1): ids are never reused, and none is below 2^20. */
 #define REF_WORKER_TIMER_HEARTBEAT UINT64_C(1)
 
 typedef enum {

@@ -3,10 +3,12 @@
  *
  * The scheduler writes each record as one flat JSON object of
  * "key":"string" and "key":integer members with no white space and no
- * escape; such a record is read by a single pass over a copy of it. Any
- * other record is parsed with cJSON. Both ways fill the view identically:
- * a string member is NULL when missing or not a string, the first of
- * duplicate members counts, has_* says a number member is a number. */
+ * escape; such a record is read by a single pass over a copy of it (which
+ * jumps from quote to quote and takes the runs of members the scheduler
+ * writes as one literal whole). Any other record is parsed with cJSON.
+ * Both ways fill the view identically: a string member is NULL when
+ * missing or not a string, the first of duplicate members counts, has_*
+ * says a number member is a number. */
 #ifndef SIM_JVIEW_H
 #define SIM_JVIEW_H
 

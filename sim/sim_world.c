@@ -850,15 +850,16 @@ static void handler_once(world *w, const char *job_id, const char *dispatch_id,
     k->key[dl] = '#';
     memcpy(k->key + dl + 1, d, nl);
     k->key[dl + 1 + nl] = 0;
-    if (ref_strmap_get(&w->handler_seen, k->key)) {
+    void *seen = NULL;
+    if (ref_strmap_put_new(&w->handler_seen, k->key, k, &seen)) {
+        free(k);
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    if (seen) {
         violation(w, "handler-once", job_id, "the handler ran twice for dispatch %s attempt %llu (on %s)",
                   dispatch_id, (unsigned long long)attempt, worker);
         free(k);
-        return;
-    }
-    if (ref_strmap_put(&w->handler_seen, k->key, k)) {
-        free(k);
-        w->err = CAP_ENOMEM;
         return;
     }
     jinfo *j = job_id ? job_get(w, job_id) : NULL;

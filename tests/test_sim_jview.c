@@ -6,7 +6,12 @@
  * anything but a JSON object is refused. */
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "sim_jview.h"
 
@@ -40,6 +45,42 @@ static void test_scheduler_record(void **state)
     assert_null(v.state);
     assert_false(v.has_decision);
     assert_true(isnan(v.attempt_num));
+    sim_jview_reader_free(&r);
+}
+
+/* A job record as the scheduler writes it, with the runs of members it
+ * writes as one literal (their values read as members), and with a member
+ * of a run given earlier (the first counts). */
+static void test_scheduler_runs(void **state)
+{
+    (void)state;
+    sim_jview_reader r = {0};
+    sim_jview v;
+    const char *rec =
+        "{\"k\":\"job\",\"t\":\"5\",\"ev\":\"dispatch\",\"job_id\":\"job-9\",\"seq\":3,"
+        "\"state\":\"DISPATCHED\",\"decision\":1,\"snapshot\":\"s\","
+        "\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,\"throttles\":0,"
+        "\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\",\"appr_note\":\"\","
+        "\"attempt\":2,\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\","
+        "\"memo\":\"\",\"saga_wf\":\"\"}";
+    assert_int_equal(sim_jview_read(&r, rec, &v), 1);
+    assert_string_equal(v.job_id, "job-9");
+    assert_true(v.has_appr && v.appr == 0);
+    assert_string_equal(v.hash, "");
+    assert_string_equal(v.appr_snapshot, "");
+    assert_true(v.attempt_num == 2);
+    assert_true(v.has_decision && v.decision == 1);
+    /* hash given before the run: that one counts */
+    const char *dup = "{\"hash\":\"h1\",\"appr\":\"no\","
+                      "\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\",\"appr_note\":\"\"}";
+    assert_int_equal(sim_jview_read(&r, dup, &v), 1);
+    assert_string_equal(v.hash, "h1");
+    assert_false(v.has_appr); /* the first "appr" is a string */
+    assert_string_equal(v.appr_snapshot, "");
+    /* a run cut short, or followed by something else, is no record */
+    assert_int_equal(sim_jview_read(&r, "{\"k\":\"job\",\"memo\":\"\",\"saga_wf\":\"\"x}", &v), 0);
+    assert_int_equal(sim_jview_read(&r, "{\"k\":\"job\",\"memo\":\"\",\"saga_wf\":\"\",}", &v), 0);
+    assert_int_equal(sim_jview_read(&r, "{\"k\":\"job\",\"memo\":\"\",\"saga_wf\":\"\"", &v), 0);
     sim_jview_reader_free(&r);
 }
 
@@ -133,13 +174,172 @@ static void test_refuses_non_objects(void **state)
     sim_jview_reader_free(NULL);
 }
 
+/* What the view must hold for a line: cJSON's reading of it, member by
+ * member (the documented contract of sim_jview_read). */
+typedef struct {
+    int ok;
+    char *str[9];
+    int has_decision, has_appr;
+    double decision, appr, attempt_num;
+    char *attempt_str;
+} expected_view;
+
+static char *opt_dup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void expect_from_cjson(const char *line, expected_view *e)
+{
+    static const char *names[9] = {"k", "job_id", "state", "ev", "snapshot", "hash",
+                                   "appr_snapshot", "op", "wf"};
+    memset(e, 0, sizeof *e);
+    cJSON *o = cJSON_ParseWithOpts(line, NULL, 1);
+    e->ok = cJSON_IsObject(o);
+    if (e->ok) {
+        for (int i = 0; i < 9; i++)
+            e->str[i] = opt_dup(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, names[i])));
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "decision");
+        if ((e->has_decision = cJSON_IsNumber(x) != 0))
+            e->decision = x->valuedouble;
+        x = cJSON_GetObjectItemCaseSensitive(o, "appr");
+        if ((e->has_appr = cJSON_IsNumber(x) != 0))
+            e->appr = x->valuedouble;
+        x = cJSON_GetObjectItemCaseSensitive(o, "attempt");
+        e->attempt_str = opt_dup(cJSON_IsString(x) ? x->valuestring : NULL);
+        e->attempt_num = cJSON_GetNumberValue(x);
+    }
+    cJSON_Delete(o);
+}
+
+static void assert_same_str(const char *want, const char *got)
+{
+    if (!want)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+static void assert_view(const expected_view *e, int ok, const sim_jview *v)
+{
+    assert_int_equal(ok, e->ok);
+    if (!ok)
+        return;
+    const char *got[9] = {v->k, v->job_id, v->state, v->ev, v->snapshot, v->hash,
+                          v->appr_snapshot, v->op, v->wf};
+    for (int i = 0; i < 9; i++)
+        assert_same_str(e->str[i], got[i]);
+    assert_int_equal(v->has_decision, e->has_decision);
+    assert_int_equal(v->has_appr, e->has_appr);
+    if (e->has_decision)
+        assert_true(v->decision == e->decision);
+    if (e->has_appr)
+        assert_true(v->appr == e->appr);
+    assert_same_str(e->attempt_str, v->attempt_str);
+    assert_true(isnan(e->attempt_num) ? isnan(v->attempt_num) : v->attempt_num == e->attempt_num);
+}
+
+static void expected_free(expected_view *e)
+{
+    for (int i = 0; i < 9; i++)
+        free(e->str[i]);
+    free(e->attempt_str);
+}
+
+static uint64_t rnd_state = 88172645463325252u;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* Random records in (and near) the scheduler's form: the members the
+ * checker reads and others, in any order, duplicated, with strings and
+ * numbers of every shape; then, for most of them, one byte deleted,
+ * inserted or changed. Every one reads as cJSON reads it. */
+static void test_random_records_read_as_cjson_does(void **state)
+{
+    (void)state;
+    static const char *keys[] = {"k", "job_id", "state", "ev", "snapshot", "hash",
+                                 "appr_snapshot", "op", "wf", "attempt", "decision", "appr",
+                                 "t", "seq", "req", "memo", "state_at", "kk", "e", "hash2",
+                                 "snapshoT", "decisio", "appr_snapshots", ""};
+    static const char *nums[] = {"0", "7", "-3", "123456789012345", "1234567890123456", "-0",
+                                 "01", "1.5", "1e3", "-", "2", "99"};
+    /* the scheduler's literal runs, without their leading ',' */
+    static const char *runs[] = {
+        "\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,\"throttles\":0",
+        "\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\",\"appr_note\":\"\"",
+        "\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\"",
+        "\"memo\":\"\",\"saga_wf\":\"\"",
+        "\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"x\",\"appr_by\":\"\",\"appr_note\":\"\"",
+    };
+    static const char alphabet[] = "abcXYZ09-_:{},[] #\"\\\x01\x1f\x7f\xc3\xa9";
+    sim_jview_reader r = {0};
+    sim_jview v;
+    char line[2048];
+    for (int iter = 0; iter < 40000; iter++) {
+        size_t n = 0;
+        line[n++] = '{';
+        int members = (int)(rnd() % 8);
+        for (int m = 0; m < members; m++) {
+            if (m)
+                line[n++] = ',';
+            if (rnd() % 4 == 0) { /* a run the scheduler writes whole, maybe cut short */
+                const char *run = runs[rnd() % (sizeof runs / sizeof *runs)];
+                size_t len = strlen(run) - (rnd() % 3 == 0 ? rnd() % 6 : 0);
+                memcpy(line + n, run, len);
+                n += len;
+                continue;
+            }
+            n += (size_t)sprintf(line + n, "\"%s\":", keys[rnd() % (sizeof keys / sizeof *keys)]);
+            if (rnd() % 3 == 0) {
+                n += (size_t)sprintf(line + n, "%s", nums[rnd() % (sizeof nums / sizeof *nums)]);
+            } else {
+                line[n++] = '"';
+                int len = (int)(rnd() % 24);
+                for (int i = 0; i < len; i++)
+                    line[n++] = rnd() % 8 ? (char)('a' + rnd() % 26)
+                                          : alphabet[rnd() % (sizeof alphabet - 1)];
+                line[n++] = '"';
+            }
+        }
+        line[n++] = '}';
+        line[n] = 0;
+        int mutate = (int)(rnd() % 4);
+        if (mutate && n > 1) {
+            size_t at = (size_t)(rnd() % n);
+            char c = alphabet[rnd() % (sizeof alphabet - 1)];
+            if (mutate == 1) {
+                memmove(line + at, line + at + 1, n - at);
+                n--;
+            } else if (mutate == 2) {
+                memmove(line + at + 1, line + at, n - at + 1);
+                line[at] = c;
+                n++;
+            } else {
+                line[at] = c;
+            }
+        }
+        expected_view e;
+        expect_from_cjson(line, &e);
+        assert_view(&e, sim_jview_read(&r, line, &v), &v);
+        expected_free(&e);
+    }
+    sim_jview_reader_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scheduler_record),
+        cmocka_unit_test(test_scheduler_runs),
         cmocka_unit_test(test_values_read_back_at_every_offset),
         cmocka_unit_test(test_duplicates_and_types),
         cmocka_unit_test(test_refuses_non_objects),
+        cmocka_unit_test(test_random_records_read_as_cjson_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

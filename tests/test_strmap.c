@@ -1,4 +1,4 @@
-/* The string map: get/put/del against a plain list model under random
+/* The string map: get/put/put_new/del against a plain list model under random
  * operations (deletes shift entries back across the table's wrap-around),
  * replacement, bad arguments, and probe runs that stay reachable. */
 #include "testutil.h"
@@ -31,12 +31,22 @@ static void test_matches_model(void **state)
         uint64_t r = next_rand(&seed);
         int k = (int)(r % KEYS);
         snprintf(key, sizeof key, "job-%d", k);
-        switch ((r >> 32) % 3) {
+        void *found = &found;
+        switch ((r >> 32) % 4) {
         case 0:
             assert_int_equal(ref_strmap_put(&m, key, &values[(k + step) % KEYS]), CAP_OK);
             if (!model[k])
                 live++;
             model[k] = &values[(k + step) % KEYS];
+            break;
+        case 3: /* put_new: stores only a key that is not there */
+            assert_int_equal(ref_strmap_put_new(&m, key, &values[(k + step) % KEYS], &found),
+                             CAP_OK);
+            assert_ptr_equal(found, model[k]);
+            if (!model[k]) {
+                live++;
+                model[k] = &values[(k + step) % KEYS];
+            }
             break;
         case 1:
             assert_int_equal(ref_strmap_del(&m, key), model[k] != NULL);
@@ -104,6 +114,28 @@ static void test_replace_and_arguments(void **state)
     assert_int_equal(ref_strmap_del(NULL, "x"), 0);
     assert_int_equal(ref_strmap_put(&m, "", &a), CAP_OK); /* the empty key is a key */
     assert_ptr_equal(ref_strmap_get(&m, ""), &a);
+    /* put_new leaves a key that is there alone and names its value */
+    void *found = NULL;
+    assert_int_equal(ref_strmap_put_new(&m, "x", &a, &found), CAP_OK);
+    assert_ptr_equal(found, &b);
+    assert_ptr_equal(ref_strmap_get(&m, "x"), &b);
+    assert_int_equal(ref_strmap_put_new(&m, "z", &a, &found), CAP_OK);
+    assert_null(found);
+    assert_ptr_equal(ref_strmap_get(&m, "z"), &a);
+    assert_int_equal(ref_strmap_len(&m), 3);
+    assert_int_equal(ref_strmap_put_new(&m, NULL, &a, &found), CAP_EINVAL);
+    assert_int_equal(ref_strmap_put_new(&m, "w", NULL, &found), CAP_EINVAL);
+    assert_int_equal(ref_strmap_put_new(NULL, "w", &a, &found), CAP_EINVAL);
+    ref_strmap_free(&m);
+    /* on a map that borrows its keys, put_new keeps the caller's pointer */
+    ref_strmap_init_borrowed(&m);
+    char k1[] = "key";
+    assert_int_equal(ref_strmap_put_new(&m, k1, &a, &found), CAP_OK);
+    assert_ptr_equal(ref_strmap_get(&m, "key"), &a);
+    int borrowed = 0;
+    for (size_t i = 0; i < m.cap; i++)
+        borrowed += m.slots[i].key == k1;
+    assert_int_equal(borrowed, 1);
     ref_strmap_free(&m);
     ref_strmap_free(NULL);
 }

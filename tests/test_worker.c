@@ -836,6 +836,192 @@ static void test_bounds_evict_oldest_finished(void **state)
     teardown(&f);
 }
 
+/* The worker's packets (built in one block each) encode to the bytes of
+ * the same packets built field by field on the heap; a handler text longer
+ * than the record keeps inline is recorded and replayed whole. */
+static void test_packet_bytes_and_long_text(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 0, 0);
+    char text[200];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = 0;
+    for (int round = 0; round < 2; round++) {
+        f.h.text = round ? text : "file:///out/1";
+        const char *job = round ? "job-long" : "job-short";
+        dispatch(&f, T0, job, "dsp-7", 3, "wrk-1");
+        int ok = 1;
+        Cordum__Agent__V1__DispatchIdentity *d = mk_dispatch("dsp-7", 3, "wrk-1");
+        Cordum__Agent__V1__IdentityBinding *ib = malloc(sizeof *ib);
+        assert_non_null(ib);
+        cordum__agent__v1__identity_binding__init(ib);
+        ib->tenant_id = sdup("tenant-a");
+        ib->principal_id = sdup("alice");
+        cap_packet *want = ref_packet_new("trace-job", "wrk-1", T0);
+        Cordum__Agent__V1__JobProgress *pr = malloc(sizeof *pr);
+        assert_non_null(pr);
+        cordum__agent__v1__job_progress__init(pr);
+        pr->job_id = ref_pb_strdup(job, &ok);
+        pr->message = ref_pb_strdup("started", &ok);
+        pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
+        pr->dispatch = d;
+        pr->identity = ib;
+        want->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
+        want->job_progress = pr;
+        size_t na, nb;
+        uint8_t *ea = encode(want, &na);
+        uint8_t *eb = encode(first_on(&f.fx, REF_WORKER_SUBJECT_PROGRESS), &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ea, eb, na);
+        free(ea);
+        free(eb);
+
+        /* The result: the same envelope and identity, the handler's text. */
+        const ref_effect *t = job_timer(&f.fx);
+        int64_t at = t->at;
+        fire(&f, t->timer_id, at);
+        Cordum__Agent__V1__JobResult *res = malloc(sizeof *res);
+        assert_non_null(res);
+        cordum__agent__v1__job_result__init(res);
+        res->job_id = ref_pb_strdup(job, &ok);
+        res->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED;
+        res->worker_id = ref_pb_strdup("wrk-1", &ok);
+        res->result_ptr = ref_pb_strdup(f.h.text, &ok);
+        res->execution_ms = 2000;
+        pr->dispatch = NULL;
+        pr->identity = NULL;
+        res->dispatch = d;
+        res->identity = ib;
+        cap_packet_free(want);
+        want = ref_packet_new("trace-job", "wrk-1", at);
+        want->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
+        want->job_result = res;
+        ea = encode(want, &na);
+        eb = encode(first_on(&f.fx, REF_WORKER_SUBJECT_RESULT), &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ea, eb, na);
+        free(eb);
+        /* A redelivery replays the very bytes. */
+        dispatch(&f, at + SEC, job, "dsp-7", 3, "wrk-1");
+        eb = encode(first_on(&f.fx, REF_WORKER_SUBJECT_RESULT), &nb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ea, eb, na);
+        assert_string_equal(result_of(&f.fx)->result_ptr, f.h.text);
+        free(ea);
+        free(eb);
+        cap_packet_free(want);
+        assert_int_equal(ok, 1);
+    }
+
+    /* A cancel reason longer than the record keeps inline. */
+    f.h.outcome = REF_WORK_HANG;
+    dispatch(&f, T0 + 10 * SEC, "job-hang", "dsp-8", 1, "wrk-1");
+    ref_effects_clear(&f.fx);
+    cap_packet *c = mk_cancel("job-hang", "dsp-8", 1, "wrk-1");
+    free(c->job_cancel->reason);
+    c->job_cancel->reason = sdup(text);
+    assert_int_equal(ref_worker_on_packet(f.w, "sys.job.cancel", c, T0 + 11 * SEC, &f.fx), CAP_OK);
+    cap_packet_free(c);
+    assert_string_equal(result_of(&f.fx)->error_message, text);
+    teardown(&f);
+}
+
+/* A completion timer's id names its record and is never used again: a
+ * slot reused by another job does not answer the old job's timer, a timer
+ * that fired does nothing a second time, and ids the worker never armed
+ * (the heartbeat's among them) complete nothing. */
+static void test_timer_ids_name_records_once(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_window(&f, 1, 4, 0, SEC);
+    f.h.service_ns = SEC;
+    dispatch(&f, T0, "j1", "d1", 1, "wrk-1");
+    uint64_t t1 = job_timer(&f.fx)->timer_id;
+    assert_true(t1 >= (UINT64_C(1) << 20));
+    fire(&f, t1, T0 + SEC);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+    fire(&f, t1, T0 + SEC); /* fired already */
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    /* j2 arrives after j1's window: it takes j1's slot (same index). */
+    dispatch(&f, T0 + 5 * SEC, "j2", "d2", 1, "wrk-1");
+    assert_true(journal_has(&f.fx, "\"event\":\"evict\",\"job_id\":\"j1\""));
+    uint64_t t2 = job_timer(&f.fx)->timer_id;
+    assert_true(t2 != t1);
+    assert_true((t2 & ((UINT64_C(1) << 20) - 1)) == (t1 & ((UINT64_C(1) << 20) - 1)));
+    fire(&f, t1, T0 + 6 * SEC); /* the old job's timer: not j2's */
+    assert_int_equal(ref_effects_count(&f.fx), 0);
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    const uint64_t never[] = {0, UINT64_C(1) << 20, t2 + (UINT64_C(1) << 20), t2 + 1,
+                              UINT64_MAX};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+        fire(&f, never[i], T0 + 6 * SEC);
+        assert_int_equal(ref_effects_count(&f.fx), 0);
+    }
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    fire(&f, t2, T0 + 6 * SEC);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 1);
+    assert_string_equal(result_of(&f.fx)->job_id, "j2");
+    /* The heartbeat's id only ever heartbeats. */
+    fire(&f, REF_WORKER_TIMER_HEARTBEAT, T0 + 7 * SEC);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT), 1);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_RESULT), 0);
+    teardown(&f);
+}
+
+/* The table grows in chunks: with max_jobs 150 (two full chunks and part
+ * of a third) every record is found again, the eviction order is the
+ * order the records finished in across chunks, and a record that ran a
+ * newer attempt moves to the end of that order. */
+static void test_bounds_across_chunks(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 1, 150, 0);
+    f.h.service_ns = SEC;
+    char job[16], dsp[16];
+    for (int i = 0; i < 150; i++) {
+        snprintf(job, sizeof job, "j%d", i);
+        snprintf(dsp, sizeof dsp, "d%d", i);
+        run_to_end(&f, T0 + (int64_t)i * 2 * SEC, job, dsp, 1);
+    }
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 150);
+    for (int i = 0; i < 150; i++) {
+        snprintf(job, sizeof job, "j%d", i);
+        assert_true(ref_worker_active_attempt(f.w, job, NULL) == 1);
+    }
+    /* j10 runs attempt 2: it now finished last. */
+    run_to_end(&f, T0 + 400 * SEC, "j10", "d10b", 2);
+    int calls = f.h.calls;
+    dispatch(&f, T0 + 402 * SEC, "j130", "d130", 1, "wrk-1"); /* a third-chunk record replays */
+    assert_int_equal(f.h.calls, calls);
+    assert_true(journal_has(&f.fx, "\"event\":\"replay\""));
+    /* New jobs evict j0..j9, then j11 (j10 is younger now), ..., and j10
+     * only after every other old record. */
+    const int order[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12};
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        snprintf(job, sizeof job, "n%zu", k);
+        snprintf(dsp, sizeof dsp, "e%zu", k);
+        int64_t at = T0 + 500 * SEC + (int64_t)k * 2 * SEC;
+        dispatch(&f, at, job, dsp, 1, "wrk-1");
+        char want[64];
+        snprintf(want, sizeof want, "\"event\":\"evict\",\"job_id\":\"j%d\"", order[k]);
+        assert_true(journal_has(&f.fx, want));
+        assert_true(journal_has(&f.fx, "oldest finished record"));
+        fire(&f, job_timer(&f.fx)->timer_id, at + SEC);
+        assert_true(ref_worker_active_attempt(f.w, job, NULL) == 1);
+    }
+    assert_int_equal(ref_worker_tracked_jobs(f.w), 150);
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        snprintf(job, sizeof job, "j%d", order[k]);
+        assert_true(ref_worker_active_attempt(f.w, job, NULL) == 0);
+    }
+    assert_true(ref_worker_active_attempt(f.w, "j10", NULL) == 2);
+    assert_true(ref_worker_active_attempt(f.w, "j13", NULL) == 1);
+    teardown(&f);
+}
+
 /* A finished record older than the window gives its slot to a new job
  * before the table grows, so the table's size follows the job rate. */
 static void test_bounds_window_reuses_old_records(void **state)
@@ -1097,6 +1283,9 @@ int main(void)
         cmocka_unit_test(test_progress_over_running_attempts),
         cmocka_unit_test(test_max_parallel_jobs),
         cmocka_unit_test(test_bounds_evict_oldest_finished),
+        cmocka_unit_test(test_bounds_across_chunks),
+        cmocka_unit_test(test_timer_ids_name_records_once),
+        cmocka_unit_test(test_packet_bytes_and_long_text),
         cmocka_unit_test(test_bounds_window_reuses_old_records),
         cmocka_unit_test(test_first_attempt_policy),
         cmocka_unit_test(test_other_subjects_and_payloads_ignored),
