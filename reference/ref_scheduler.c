@@ -52,7 +52,10 @@ struct job {
     char *job_id;          /* job_id, trace_id, tenant, idem: in the job's block (job_new) */
     job_request *req;      /* owned; as submitted, without a dispatch identity;
                             * NULL once the job is terminal (finish releases it) */
-    int req_block;         /* 1: req is one block (keep_request) */
+    size_t req_block;      /* req's size when it is one block (keep_request), else 0 */
+    uint32_t req_rel;      /* the pointers in that block (relocate) */
+    size_t id_len;         /* strlen(job_id) */
+    int id_plain;          /* job_id holds nothing a JSON string escapes */
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     char *idem;            /* idempotency index key, or NULL */
@@ -73,6 +76,7 @@ struct job {
     /* dispatch */
     uint64_t attempt;
     char dispatch_id[33];
+    int dispatch_plain;     /* dispatch_id holds nothing a JSON string escapes */
     char *worker, *pool;    /* pool: NULL once terminal */
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
     int done;               /* the current attempt's result has been applied */
@@ -115,7 +119,10 @@ struct ref_sched {
 
     ref_strmap by_id, by_idem;
     ref_strmap strs; /* shared job strings (intern_set): text -> istr */
-    ref_u64map by_seq;
+    struct istr *icache[5]; /* the last shared string per kind (IK_*), one reference each */
+    job **ring;        /* jobs by seq (seq_put): ring_cap places, a power of two */
+    size_t ring_cap;
+    ref_u64map by_seq; /* the seqs whose ring place another job holds */
     job *head, *tail;
     size_t n_jobs;
     uint64_t next_seq;
@@ -131,6 +138,21 @@ struct ref_sched {
     char *jbuf;
     size_t jlen, jcap;
     int jn, jerr;
+    /* a job's first record: its request's encoding (reused, grown to the
+     * largest request written) */
+    uint8_t *rbuf;
+    size_t rcap;
+    /* keep_request's scratch block and pointer offsets (reused, grown to
+     * the largest request kept) */
+    char *kbuf;
+    size_t kcap;
+    uint32_t *krel;
+    size_t krel_cap;
+    /* the last job record's time as written ("t", quoted): the records of
+     * one input share it */
+    int64_t t_at;
+    char t_text[24];
+    size_t t_len; /* 0: none yet */
 };
 
 /* ---- small helpers -------------------------------------------------- */
@@ -188,14 +210,30 @@ static int set_str(char **dst, const char *src)
  * the time the job is written to the journal or evicted. A copy lives as
  * long as a job points at it, so the table holds at most five strings
  * per job. Lookups only: no order of the table reaches anything. */
-typedef struct {
+typedef struct istr {
     size_t refs;
     size_t len;
     int plain; /* nothing in it that a JSON string escapes (jw_shared) */
     char s[];  /* the text */
 } istr;
 
+/* The kinds of shared string: each remembers the last one it used, which
+ * the next job most often uses too (the same rule, snapshot, reason and
+ * pool), so that most intern_set calls need no table lookup. */
+enum { IK_RULE, IK_SNAPSHOT, IK_REASON, IK_WORKER, IK_POOL };
+
 static istr *istr_of(char *p) { return (istr *)(p - offsetof(istr, s)); }
+
+/* 1 when the n bytes at p hold nothing a JSON string escapes. */
+static int json_plain(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 32 || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
 
 /* Lets go of one reference (p NULL: nothing). */
 static void intern_drop(ref_sched *s, char *p)
@@ -209,17 +247,40 @@ static void intern_drop(ref_sched *s, char *p)
     }
 }
 
-/* set_str for a shared string field: *dst becomes the shared copy of src
- * (NULL as "", cut to 4096 bytes like set_str); CAP_ENOMEM leaves *dst
- * as it was. */
-static int intern_set(ref_sched *s, char **dst, const char *src)
+/* The shared copy of src (n = strnlen(src, 4097); over 4096: src is cut
+ * to 4096 bytes) found in or added to the table, without a reference
+ * taken; NULL when out of memory. */
+static istr *intern_find(ref_sched *s, const char *src, size_t n);
+
+/* set_str for a shared string field of kind `kind` (IK_*): *dst becomes
+ * the shared copy of src (NULL as "", cut to 4096 bytes like set_str);
+ * CAP_ENOMEM leaves *dst as it was. */
+static int intern_set(ref_sched *s, int kind, char **dst, const char *src)
 {
     src = nz(src);
     size_t n = strnlen(src, 4097);
+    istr *e = s->icache[kind]; /* its len is at most 4096: n is the whole text */
+    if (!e || e->len != n || memcmp(e->s, src, n) != 0) {
+        e = intern_find(s, src, n);
+        if (!e)
+            return CAP_ENOMEM;
+        e->refs++; /* the kind's reference */
+        if (s->icache[kind])
+            intern_drop(s, s->icache[kind]->s);
+        s->icache[kind] = e;
+    }
+    e->refs++;
+    intern_drop(s, *dst);
+    *dst = e->s;
+    return CAP_OK;
+}
+
+static istr *intern_find(ref_sched *s, const char *src, size_t n)
+{
     char *cut = NULL;
     if (n > 4096) { /* the key is the text as kept */
         if (!(cut = dupn(src, 4096)))
-            return CAP_ENOMEM;
+            return NULL;
         src = cut;
         n = 4096;
     }
@@ -228,28 +289,20 @@ static int intern_set(ref_sched *s, char **dst, const char *src)
         e = malloc(sizeof *e + n + 1);
         if (!e) {
             free(cut);
-            return CAP_ENOMEM;
+            return NULL;
         }
         e->refs = 0;
         e->len = n;
-        e->plain = 1;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)src[i];
-            if (c < 32 || c == '"' || c == '\\')
-                e->plain = 0;
-        }
+        e->plain = json_plain(src, n);
         memcpy(e->s, src, n + 1);
         if (ref_strmap_put(&s->strs, e->s, e)) {
             free(e);
             free(cut);
-            return CAP_ENOMEM;
+            return NULL;
         }
     }
     free(cut);
-    e->refs++;
-    intern_drop(s, *dst);
-    *dst = e->s;
-    return CAP_OK;
+    return e;
 }
 
 static int is_allow(int d)
@@ -308,13 +361,29 @@ static ProtobufCMessage *clone_message(const ProtobufCMessage *m)
 }
 
 /* Where a copy's pieces come from: NULL, one malloc each (the copy is
- * freed with cap_message_free); else carved from one block sized in
- * advance by block_size (the copy is freed with one free of the block,
- * which starts with the top message). */
+ * freed with cap_message_free); else carved one after another from a
+ * block, the top message first (a piece that does not fit fails the copy
+ * with CAP_ENOMEM). A block copy also notes where in the block each
+ * pointer to one of its pieces lies (every piece but the top message has
+ * exactly one), so that a byte copy of the block can be pointed at itself
+ * by moving just those (relocate). */
 typedef struct {
     char *next;
     size_t left;
+    char *base;    /* the block */
+    uint32_t *rel; /* room for max_rel pointer offsets; n_rel noted */
+    size_t n_rel, max_rel;
 } bump;
+
+/* Notes that slot (in b's block) now points at one of its pieces. */
+static void rel_note(bump *b, const void *slot)
+{
+    if (!b)
+        return;
+    if (b->n_rel < b->max_rel)
+        b->rel[b->n_rel] = (uint32_t)((const char *)slot - b->base);
+    b->n_rel++; /* past max_rel: the caller grows the table and copies again */
+}
 
 #define PIECE_ALIGN ((size_t)8)
 static size_t piece_size(size_t n) { return (n + PIECE_ALIGN - 1) & ~(PIECE_ALIGN - 1); }
@@ -325,7 +394,7 @@ static void *piece(bump *b, size_t n, int zero)
         return zero ? calloc(1, n) : malloc(n);
     n = piece_size(n);
     if (n > b->left)
-        return NULL; /* block_size and the copy disagree: cannot happen */
+        return NULL; /* no room: the copy fails with CAP_ENOMEM */
     void *p = b->next;
     b->next += n;
     b->left -= n;
@@ -344,26 +413,28 @@ static void *piece(bump *b, size_t n, int zero)
  * then freed, unless it came from a block, and NULL). */
 static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bump *b);
 
-static size_t field_size(ProtobufCType t)
+/* The bytes a field of type t takes in a message (0: float and double,
+ * which copy_message refuses). A table: copy_message asks per field. */
+static inline size_t field_size(ProtobufCType t)
 {
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_ENUM: return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: return 8;
-    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
-    default: return 0; /* float, double: refused */
-    }
+    static const unsigned char size[] = {
+        [PROTOBUF_C_TYPE_INT32] = 4,
+        [PROTOBUF_C_TYPE_SINT32] = 4,
+        [PROTOBUF_C_TYPE_SFIXED32] = 4,
+        [PROTOBUF_C_TYPE_UINT32] = 4,
+        [PROTOBUF_C_TYPE_FIXED32] = 4,
+        [PROTOBUF_C_TYPE_ENUM] = 4,
+        [PROTOBUF_C_TYPE_INT64] = 8,
+        [PROTOBUF_C_TYPE_SINT64] = 8,
+        [PROTOBUF_C_TYPE_SFIXED64] = 8,
+        [PROTOBUF_C_TYPE_UINT64] = 8,
+        [PROTOBUF_C_TYPE_FIXED64] = 8,
+        [PROTOBUF_C_TYPE_BOOL] = sizeof(protobuf_c_boolean),
+        [PROTOBUF_C_TYPE_STRING] = sizeof(char *),
+        [PROTOBUF_C_TYPE_BYTES] = sizeof(ProtobufCBinaryData),
+        [PROTOBUF_C_TYPE_MESSAGE] = sizeof(ProtobufCMessage *),
+    };
+    return (unsigned)t < sizeof size ? size[t] : 0;
 }
 
 /* One value of type t from s to d (d holds the default or zero). */
@@ -383,6 +454,7 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
             return CAP_ENOMEM;
         memcpy(c, v, n);
         *(char **)d = c;
+        rel_note(b, d);
         return 0;
     }
     case PROTOBUF_C_TYPE_BYTES: {
@@ -396,13 +468,17 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
             return CAP_ENOMEM;
         memcpy(c, v->data, v->len);
         *(ProtobufCBinaryData *)d = (ProtobufCBinaryData){v->len, c};
+        rel_note(b, &((ProtobufCBinaryData *)d)->data);
         return 0;
     }
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *v = *(ProtobufCMessage *const *)s;
         if (!v)
             return element ? 1 : 0;
-        return copy_message(v, (ProtobufCMessage **)d, b);
+        int rc = copy_message(v, (ProtobufCMessage **)d, b);
+        if (!rc)
+            rel_note(b, d);
+        return rc;
     }
     case PROTOBUF_C_TYPE_BOOL:
         *(protobuf_c_boolean *)d = *(const protobuf_c_boolean *)s ? 1 : 0;
@@ -447,6 +523,7 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bum
                 break;
             }
             *(void **)dp = copy;
+            rel_note(b, dp);
             *(size_t *)((char *)c + f->quantifier_offset) = n;
             for (size_t k = 0; k < n && !rc; k++)
                 rc = copy_value(f, arr + k * size, copy + k * size, 1, b);
@@ -463,52 +540,6 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bum
     return 0;
 }
 
-/* The bytes copy_message carves from a block for m: the same pieces it
- * allocates, each rounded up the same way. */
-static size_t block_size(const ProtobufCMessage *m);
-
-static size_t value_block_size(const ProtobufCFieldDescriptor *f, const void *s, int element)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *v = *(char *const *)s;
-        return v && (v[0] || element) ? piece_size(strlen(v) + 1) : 0;
-    }
-    case PROTOBUF_C_TYPE_BYTES: {
-        const ProtobufCBinaryData *v = s;
-        return v->len ? piece_size(v->len) : 0;
-    }
-    case PROTOBUF_C_TYPE_MESSAGE: {
-        const ProtobufCMessage *v = *(ProtobufCMessage *const *)s;
-        return v ? block_size(v) : 0;
-    }
-    default: return 0;
-    }
-}
-
-static size_t block_size(const ProtobufCMessage *m)
-{
-    const ProtobufCMessageDescriptor *desc = m->descriptor;
-    size_t n = piece_size(desc->sizeof_message);
-    for (unsigned i = 0; i < desc->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        const char *sp = (const char *)m + f->offset;
-        size_t size = field_size(f->type);
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t cnt = *(const size_t *)((const char *)m + f->quantifier_offset);
-            const char *arr = *(char *const *)sp;
-            if (!cnt || !size)
-                continue;
-            n += piece_size(cnt * size);
-            for (size_t k = 0; k < cnt; k++)
-                n += value_block_size(f, arr + k * size, 1);
-        } else {
-            n += value_block_size(f, sp, 0);
-        }
-    }
-    return n;
-}
-
 /* A heap copy of a request (the caller may edit it; cap_message_free). */
 static job_request *clone_request(const job_request *r)
 {
@@ -519,25 +550,74 @@ static job_request *clone_request(const job_request *r)
     return (job_request *)c;
 }
 
-/* A read-only copy of a request, kept by a job: one block when it can be
- * (*block = 1: one free() releases it all, and its pieces sit together),
- * else a heap copy (*block = 0). NULL when out of memory. */
-static job_request *keep_request(const job_request *r, int *block)
+/* Points `to`, a byte copy of the block `from`, at itself: each pointer
+ * at the n_rel offsets `rel` moves by the distance between the two. */
+static void relocate(void *to, const void *from, const uint32_t *rel, size_t n_rel)
 {
-    size_t n = block_size(&r->base);
-    char *blk = malloc(n);
-    bump b = {blk, n};
-    ProtobufCMessage *c = NULL;
-    if (blk && copy_message(&r->base, &c, &b) == 0) {
-        *block = 1;
-        return (job_request *)c; /* == blk: the block's first piece */
+    uintptr_t delta = (uintptr_t)to - (uintptr_t)from;
+    for (size_t k = 0; k < n_rel; k++) {
+        char *slot = (char *)to + rel[k];
+        uintptr_t v;
+        memcpy(&v, slot, sizeof v);
+        v += delta;
+        memcpy(slot, &v, sizeof v);
     }
-    free(blk);
+}
+
+/* A read-only copy of a request, kept by a job: one block when it can be
+ * (*block = the size of its pieces: one free() releases it all, and its
+ * pieces sit together), else a heap copy (*block = 0). After the pieces
+ * the block holds the offsets of its *n_rel pointers to them, for a byte
+ * copy to be pointed at itself (relocate). The copy is made in the
+ * scheduler's scratch block (grown until it fits), then moved to a block
+ * of its exact size: one walk of the request, not one to size the block
+ * and one to copy. NULL when out of memory. */
+static job_request *keep_request(ref_sched *s, const job_request *r, size_t *block,
+                                 uint32_t *n_rel)
+{
     *block = 0;
+    *n_rel = 0;
+    for (;;) {
+        bump b = {s->kbuf, s->kcap, s->kbuf, s->krel, 0, s->krel_cap};
+        ProtobufCMessage *c = NULL;
+        int rc = s->kbuf ? copy_message(&r->base, &c, &b) : CAP_ENOMEM;
+        if (rc == 1)
+            break; /* a shape the copy leaves to clone_request */
+        if (rc == 0 && b.n_rel <= b.max_rel) {
+            size_t n = s->kcap - b.left;
+            char *blk = malloc(n + b.n_rel * sizeof(uint32_t));
+            if (!blk)
+                return NULL;
+            memcpy(blk, s->kbuf, n); /* c == s->kbuf: the first piece */
+            relocate(blk, s->kbuf, s->krel, b.n_rel);
+            memcpy(blk + n, s->krel, b.n_rel * sizeof(uint32_t));
+            *block = n;
+            *n_rel = (uint32_t)b.n_rel;
+            return (job_request *)blk;
+        }
+        /* out of room (a block copy fails only so) or of offsets: grow */
+        if (rc) {
+            size_t cap = s->kcap ? s->kcap * 2 : 4096;
+            char *g = cap <= UINT32_MAX ? malloc(cap) : NULL; /* offsets are 32-bit */
+            if (!g)
+                break;
+            free(s->kbuf);
+            s->kbuf = g;
+            s->kcap = cap;
+        }
+        if (b.n_rel > b.max_rel) {
+            uint32_t *g = malloc(b.n_rel * 2 * sizeof *g);
+            if (!g)
+                break;
+            free(s->krel);
+            s->krel = g;
+            s->krel_cap = b.n_rel * 2;
+        }
+    }
     return clone_request(r);
 }
 
-static void request_free(job_request *r, int block)
+static void request_free(job_request *r, size_t block)
 {
     if (block)
         free(r);
@@ -790,9 +870,14 @@ JW_INLINE void jw_str_lit(ref_sched *s, const char *lit, size_t n, const char *v
 /* An integer member (a JSON number). */
 JW_INLINE void jw_num_lit(ref_sched *s, const char *lit, size_t n, int64_t v)
 {
+    jw_key_lit(s, lit, n);
+    if ((uint64_t)v < 10) { /* most are: flags, counts, small enums */
+        char c = (char)('0' + v);
+        jw_put(s, &c, 1);
+        return;
+    }
     char buf[24];
     char *p = cap_fmt_i64(buf + sizeof buf, v);
-    jw_key_lit(s, lit, n);
     jw_put(s, p, (size_t)(buf + sizeof buf - p));
 }
 
@@ -837,6 +922,20 @@ JW_INLINE void jw_shared_lit(ref_sched *s, const char *lit, size_t n, char *v)
     jw_key_lit(s, lit, n);
     if (e)
         jw_put(s, v, e->len);
+    jw_put(s, "\"", 1);
+}
+
+/* A string member whose length and plainness (json_plain) are known. */
+#define jw_known(s, k, v, n, plain) jw_known_lit((s), JW_LIT(k, "\""), (v), (n), (plain))
+JW_INLINE void jw_known_lit(ref_sched *s, const char *lit, size_t n, const char *v, size_t len,
+                            int plain)
+{
+    if (!plain) {
+        jw_str_lit(s, lit, n, v);
+        return;
+    }
+    jw_key_lit(s, lit, n);
+    jw_put(s, v, len);
     jw_put(s, "\"", 1);
 }
 
@@ -919,17 +1018,24 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
 {
     if (s->restoring)
         return CAP_OK;
-    /* "t" is formatted once: "state_at" is often the same time */
-    char tbuf[24];
-    tbuf[sizeof tbuf - 1] = '"';
-    char *t = cap_fmt_i64(tbuf + sizeof tbuf - 1, now);
-    *--t = '"';
-    size_t tlen = (size_t)(tbuf + sizeof tbuf - t);
+    /* "t" is formatted once per time: the records of one input share it,
+     * and "state_at" is often the same time */
+    if (!s->t_len || s->t_at != now) {
+        char *end = s->t_text + sizeof s->t_text - 1;
+        *end = '"';
+        char *t = cap_fmt_i64(end, now);
+        *--t = '"';
+        s->t_len = (size_t)(s->t_text + sizeof s->t_text - t);
+        memmove(s->t_text, t, s->t_len);
+        s->t_at = now;
+    }
+    const char *t = s->t_text;
+    size_t tlen = s->t_len;
     jw_begin(s);
     jw_lit(s, JW_RAW("\"k\":\"job\",\"t\":"));
     jw_put(s, t, tlen);
     jw_plain(s, "ev", event);
-    jw_str(s, "job_id", j->job_id);
+    jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
     jw_i64(s, "seq", (int64_t)j->seq);
     jw_plain(s, "state", ref_jobstate_name(j->state));
     if (j->state_at == now) {
@@ -965,7 +1071,7 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
         jw_str(s, "appr_note", nz(j->appr_note));
     }
     jw_i64(s, "attempt", (int64_t)j->attempt);
-    jw_str(s, "dispatch_id", j->dispatch_id);
+    jw_known(s, "dispatch_id", j->dispatch_id, strlen(j->dispatch_id), j->dispatch_plain);
     jw_shared(s, "worker", j->worker);
     jw_shared(s, "pool", j->pool);
     jw_num(s, "done", j->done);
@@ -987,18 +1093,14 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     }
     if (with_req) {
         jw_str(s, "trace_id", nz(j->trace_id));
-        uint8_t *bytes = NULL;
         size_t len = 0;
-        int rc = cap_encode(&j->req->base, &bytes, &len);
-        if (rc)
-            return rc;
+        TRY(cap_encode_to(&j->req->base, &s->rbuf, &s->rcap, &len));
         /* base64 needs no JSON escape: encoded straight into the record */
         jw_key_lit(s, JW_LIT("req", "\""));
         if (!jw_grow(s, cap_base64_encoded_len(len) + 1)) {
-            s->jlen += cap_base64_encode(bytes, len, s->jbuf + s->jlen);
+            s->jlen += cap_base64_encode(s->rbuf, len, s->jbuf + s->jlen);
             jw_put(s, "\"", 1);
         }
-        free(bytes);
     }
     return jw_emit(s, fx);
 }
@@ -1020,20 +1122,29 @@ static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, 
 
 /* ---- packets -------------------------------------------------------- */
 
-static dispatch_identity *mk_identity(const job *j, int *ok)
+/* The current attempt's DispatchIdentity (NULL before the first), on the
+ * heap (b NULL) or in the block b (identity_size(j) of it). */
+static dispatch_identity *mk_identity(const job *j, int *ok, ref_block *b)
 {
     if (!j->attempt)
         return NULL;
-    dispatch_identity *d = malloc(sizeof *d);
+    dispatch_identity *d = b ? ref_block_take(b, sizeof *d) : malloc(sizeof *d);
     if (!d) {
         *ok = 0;
         return NULL;
     }
     cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = ref_pb_strdup(j->dispatch_id, ok);
+    d->dispatch_id = b ? ref_block_str(b, j->dispatch_id) : ref_pb_strdup(j->dispatch_id, ok);
     d->attempt = j->attempt;
-    d->assigned_worker_id = ref_pb_strdup(j->worker, ok);
+    d->assigned_worker_id = b ? ref_block_str(b, j->worker) : ref_pb_strdup(j->worker, ok);
     return d;
+}
+
+static size_t identity_size(const job *j)
+{
+    return j->attempt ? ref_block_size(sizeof(dispatch_identity)) +
+                            ref_block_str_size(j->dispatch_id) + ref_block_str_size(j->worker)
+                      : 0;
 }
 
 /* A JobResult about job j from the scheduler (worker_id = scheduler id). */
@@ -1057,7 +1168,7 @@ static cap_packet *mk_result(const ref_sched *s, const job *j, const char *trace
     r->error_code_enum = (Cordum__Agent__V1__ErrorCode)code_enum;
     r->error_code = ref_pb_strdup(code, &ok);
     r->error_message = ref_pb_strdup(msg, &ok);
-    r->dispatch = with_identity ? mk_identity(j, &ok) : NULL;
+    r->dispatch = with_identity ? mk_identity(j, &ok, NULL) : NULL;
     if (!ok) {
         cap_packet_free(p);
         return NULL;
@@ -1102,7 +1213,7 @@ static int publish_cancel(ref_sched *s, const job *j, const char *reason, const 
     c->job_id = ref_pb_strdup(j->job_id, &ok);
     c->reason = ref_pb_strdup(reason, &ok);
     c->requested_by = ref_pb_strdup(by && by[0] ? by : s->id, &ok);
-    c->dispatch = mk_identity(j, &ok);
+    c->dispatch = mk_identity(j, &ok, NULL);
     if (!ok) {
         cap_packet_free(p);
         return CAP_ENOMEM;
@@ -1200,16 +1311,84 @@ static job *find_job(const ref_sched *s, const char *job_id)
     return job_id ? ref_strmap_get(&s->by_id, job_id) : NULL;
 }
 
+/* ---- jobs by seq ----------------------------------------------------
+ * A job's place is seq modulo the ring's size. Seqs are handed out in
+ * order and jobs mostly leave oldest first, so jobs close in time sit
+ * close in memory: an insert or delete touches a warm cache line, where a
+ * hashed table puts each on a cold one. A seq whose place another job
+ * holds (an old job still live, a parked one) goes to the by_seq map. A
+ * seq is in one of the two at most, and the ring keeps at least twice as
+ * many places as there are jobs. */
+
 static job *find_seq(const ref_sched *s, uint64_t seq)
 {
-    return ref_u64map_get(&s->by_seq, seq);
+    job *j = s->ring_cap ? s->ring[seq & (s->ring_cap - 1)] : NULL;
+    if (j && j->seq == seq)
+        return j;
+    return ref_u64map_len(&s->by_seq) ? ref_u64map_get(&s->by_seq, seq) : NULL;
+}
+
+/* A ring twice the size, holding what the index holds now: the linked
+ * jobs that find_seq finds (of a restored journal's jobs that share a
+ * seq, the one indexed last). */
+static int seq_grow(ref_sched *s)
+{
+    size_t cap = s->ring_cap ? s->ring_cap * 2 : 64;
+    job **ring = calloc(cap, sizeof *ring);
+    if (!ring)
+        return CAP_ENOMEM;
+    ref_u64map over;
+    ref_u64map_init(&over);
+    for (job *k = s->head; k; k = k->next) {
+        if (find_seq(s, k->seq) != k)
+            continue;
+        job **at = &ring[k->seq & (cap - 1)];
+        if (!*at) {
+            *at = k;
+        } else if (ref_u64map_put(&over, k->seq, k)) {
+            free(ring);
+            ref_u64map_free(&over);
+            return CAP_ENOMEM;
+        }
+    }
+    free(s->ring);
+    ref_u64map_free(&s->by_seq);
+    s->ring = ring;
+    s->ring_cap = cap;
+    s->by_seq = over;
+    return CAP_OK;
+}
+
+/* Indexes j (not yet counted in n_jobs) by its seq, in place of a job
+ * indexed under the same seq. */
+static int seq_put(ref_sched *s, job *j)
+{
+    if ((s->n_jobs + 1) * 2 > s->ring_cap)
+        TRY(seq_grow(s));
+    job **at = &s->ring[j->seq & (s->ring_cap - 1)];
+    if ((*at && (*at)->seq == j->seq) ||
+        (!*at && !(ref_u64map_len(&s->by_seq) && ref_u64map_get(&s->by_seq, j->seq)))) {
+        *at = j;
+        return CAP_OK;
+    }
+    return ref_u64map_put(&s->by_seq, j->seq, j);
+}
+
+/* Drops whatever job is indexed under seq. */
+static void seq_del(ref_sched *s, uint64_t seq)
+{
+    job **at = s->ring_cap ? &s->ring[seq & (s->ring_cap - 1)] : NULL;
+    if (at && *at && (*at)->seq == seq)
+        *at = NULL;
+    else
+        ref_u64map_del(&s->by_seq, seq);
 }
 
 static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state); }
 
 static void unlink_job(ref_sched *s, job *j)
 {
-    ref_u64map_del(&s->by_seq, j->seq);
+    seq_del(s, j->seq);
     ref_strmap_del(&s->by_id, j->job_id);
     if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
         ref_strmap_del(&s->by_idem, j->idem);
@@ -1228,12 +1407,12 @@ static int link_job(ref_sched *s, job *j)
 {
     int rc = ref_strmap_put(&s->by_id, j->job_id, j);
     if (!rc)
-        rc = ref_u64map_put(&s->by_seq, j->seq, j);
+        rc = seq_put(s, j);
     if (!rc && j->idem && !ref_strmap_get(&s->by_idem, j->idem))
         rc = ref_strmap_put(&s->by_idem, j->idem, j);
     if (rc) {
         ref_strmap_del(&s->by_id, j->job_id);
-        ref_u64map_del(&s->by_seq, j->seq);
+        seq_del(s, j->seq);
         return rc;
     }
     j->prev = s->tail;
@@ -1260,9 +1439,9 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
             continue;
         if (!s->restoring) {
             jw_begin(s);
-            jw_str(s, "k", "evict");
+            jw_lit(s, JW_RAW("\"k\":\"evict\""));
             jw_i64(s, "t", now);
-            jw_str(s, "job_id", j->job_id);
+            jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
             TRY(jw_emit(s, fx));
         }
         unlink_job(s, j);
@@ -1285,7 +1464,7 @@ static char *put_str(char **at, const char *s, size_t n)
 /* A new job from a request (copied), not yet linked. The job and the
  * strings it keeps for its whole life (job_id, trace_id, tenant, idem)
  * are one allocation. */
-static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
+static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, uint64_t seq)
 {
     const char *id = nz(req->job_id), *tenant = effective_tenant(req);
     const char *key = req->meta ? nz(req->meta->idempotency_key) : "";
@@ -1298,6 +1477,9 @@ static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
         return NULL;
     char *at = (char *)(j + 1);
     j->job_id = put_str(&at, id, n_id);
+    j->id_len = n_id;
+    j->id_plain = json_plain(id, n_id);
+    j->dispatch_plain = 1; /* "" until the first dispatch */
     j->trace_id = put_str(&at, trace_id, n_trace);
     j->tenant = put_str(&at, tenant, n_tenant);
     if (n_key) { /* the idempotency index key: tenant, 0x1f, key */
@@ -1312,7 +1494,7 @@ static job *job_new(const job_request *req, const char *trace_id, uint64_t seq)
     j->rank = rank_of(req->priority);
     job_request view = *req; /* kept without its dispatch identity */
     view.dispatch = NULL;
-    j->req = keep_request(&view, &j->req_block);
+    j->req = keep_request(s, &view, &j->req_block, &j->req_rel);
     if (!j->req) {
         job_free(NULL, j);
         return NULL;
@@ -1534,7 +1716,7 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
      * Detached first: the hooks may admit a compensation, which may evict
      * j itself. */
     job_request *req = j->req;
-    int block = j->req_block;
+    size_t block = j->req_block;
     j->req = NULL;
     /* Only the job records write these; the last one is written. */
     intern_drop(s, j->rule_id);
@@ -1574,6 +1756,23 @@ static void route_pools(const ref_sched *s, const job *j, const char *const **po
     *n = 1;
 }
 
+/* The runtime cap as the dispatched request's deadline: a request
+ * without a budget gets `fresh` (set up here; NULL: the caller ran out of
+ * memory and fails), and a deadline that is unset or later than the cap
+ * is lowered to it. */
+static void cap_deadline(job_request *r, const job *j, Cordum__Agent__V1__Budget *fresh)
+{
+    int64_t ms = j->max_runtime_ns / NS_PER_MS;
+    if (!r->budget) {
+        if (!fresh)
+            return;
+        cordum__agent__v1__budget__init(fresh);
+        r->budget = fresh;
+    }
+    if (r->budget->deadline_ms <= 0 || r->budget->deadline_ms > ms)
+        r->budget->deadline_ms = ms;
+}
+
 /* The dispatched copy of the request: its DispatchIdentity, the worker's
  * last checkpoint, the approval labels, and the runtime cap as deadline. */
 static job_request *dispatch_request(const job *j, int *ok)
@@ -1583,7 +1782,7 @@ static job_request *dispatch_request(const job *j, int *ok)
         *ok = 0;
         return NULL;
     }
-    r->dispatch = mk_identity(j, ok);
+    r->dispatch = mk_identity(j, ok, NULL);
     if (j->memo && j->memo[0] && ENV_SET(r, REF_SCHED_ENV_LAST_MEMO, j->memo))
         *ok = 0;
     if (j->appr == APPR_APPROVED) {
@@ -1592,18 +1791,52 @@ static job_request *dispatch_request(const job *j, int *ok)
             *ok = 0;
     }
     if (j->max_runtime_ns > 0) {
-        int64_t ms = j->max_runtime_ns / NS_PER_MS;
-        if (!r->budget) {
-            r->budget = malloc(sizeof *r->budget);
-            if (r->budget)
-                cordum__agent__v1__budget__init(r->budget);
-            else
-                *ok = 0;
-        }
-        if (r->budget && (r->budget->deadline_ms <= 0 || r->budget->deadline_ms > ms))
-            r->budget->deadline_ms = ms;
+        Cordum__Agent__V1__Budget *fresh = r->budget ? NULL : malloc(sizeof *fresh);
+        if (r->budget || fresh)
+            cap_deadline(r, j, fresh);
+        else
+            *ok = 0;
     }
     return r;
+}
+
+/* The dispatch packet (envelope as ref_packet_new builds it, payload as
+ * dispatch_request) in one block for ref_effects_publish_block: no
+ * allocation per string, sub-message and array, and one free. It covers
+ * the usual dispatch, a job whose request is one block with no memo or
+ * approval labels to merge into its maps; NULL for the rest (and when
+ * memory runs out), which take the heap path. */
+static cap_packet *dispatch_packet_block(const ref_sched *s, const job *j, int64_t now)
+{
+    if (!j->req_block || (j->memo && j->memo[0]) || j->appr == APPR_APPROVED)
+        return NULL;
+    int fresh_budget = j->max_runtime_ns > 0 && !j->req->budget;
+    ref_block b;
+    void *blk = ref_block_new(&b, ref_block_envelope_size(j->trace_id, s->id) + j->req_block +
+                                      identity_size(j) +
+                                      (fresh_budget ? ref_block_size(sizeof(Cordum__Agent__V1__Budget))
+                                                    : 0));
+    if (!blk)
+        return NULL;
+    cap_packet *p = ref_block_envelope(&b, j->trace_id, s->id, now); /* the block's start */
+    /* the request: its block copied as it is, then pointed at itself */
+    job_request *r = ref_block_take(&b, j->req_block);
+    if (r) {
+        memcpy(r, j->req, j->req_block);
+        relocate(r, j->req, (const uint32_t *)((const char *)j->req + j->req_block), j->req_rel);
+        int ok = 1; /* in a block a piece that does not fit sets b.bad */
+        r->dispatch = mk_identity(j, &ok, &b);
+        if (j->max_runtime_ns > 0)
+            cap_deadline(r, j,
+                         fresh_budget ? ref_block_take(&b, sizeof(Cordum__Agent__V1__Budget)) : NULL);
+    }
+    if (b.bad) { /* cannot happen: the block was sized for every piece */
+        free(blk);
+        return NULL;
+    }
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    return p;
 }
 
 static int random_hex(const ref_sched *s, char out[33])
@@ -1628,10 +1861,11 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     TRY(publish_alert(s, &ev, now, fx));
     if (v == REF_BREAKER_REFUSE)
         return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
-    TRY(intern_set(s, &j->worker, sel->worker_id));
-    TRY(intern_set(s, &j->pool, sel->pool));
+    TRY(intern_set(s, IK_WORKER, &j->worker, sel->worker_id));
+    TRY(intern_set(s, IK_POOL, &j->pool, sel->pool));
     j->attempt++;
     random_hex(s, j->dispatch_id);
+    j->dispatch_plain = 1; /* hex digits */
     j->ticket = ticket;
     j->done = 0;
     j->throttles = 0;
@@ -1650,23 +1884,29 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     s->st.dispatched++;
     TRY(jrec(s, j, now, fx, "dispatch", 0));
 
-    int ok = 1;
-    job_request *r = dispatch_request(j, &ok);
-    cap_packet *p = ok ? ref_packet_new(j->trace_id, s->id, now) : NULL;
+    cap_packet *p = dispatch_packet_block(s, j, now);
+    int block = p != NULL;
     if (!p) {
-        cap_message_free(r ? &r->base : NULL);
-        return CAP_ENOMEM;
+        int ok = 1;
+        job_request *r = dispatch_request(j, &ok);
+        p = ok ? ref_packet_new(j->trace_id, s->id, now) : NULL;
+        if (!p) {
+            cap_message_free(r ? &r->base : NULL);
+            return CAP_ENOMEM;
+        }
+        p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+        p->job_request = r;
     }
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
-    p->job_request = r;
-    if (s->on_pool)
-        return ref_effects_publish(fx, sel->pool, p);
-    char subject[REF_REGISTRY_ID_MAX + 32]; /* worker.<id>.jobs; ids are at most ID_MAX bytes */
-    size_t n = strnlen(sel->worker_id, REF_REGISTRY_ID_MAX);
-    memcpy(subject, "worker.", 7);
-    memcpy(subject + 7, sel->worker_id, n);
-    memcpy(subject + 7 + n, ".jobs", 6);
-    return ref_effects_publish(fx, subject, p);
+    const char *subject = sel->pool;
+    char buf[REF_REGISTRY_ID_MAX + 32]; /* worker.<id>.jobs; ids are at most ID_MAX bytes */
+    if (!s->on_pool) {
+        size_t n = strnlen(sel->worker_id, REF_REGISTRY_ID_MAX);
+        memcpy(buf, "worker.", 7);
+        memcpy(buf + 7, sel->worker_id, n);
+        memcpy(buf + 7 + n, ".jobs", 6);
+        subject = buf;
+    }
+    return block ? ref_effects_publish_block(fx, subject, p) : ref_effects_publish(fx, subject, p);
 }
 
 /* No worker now: wait (queue + wake timer), or give up after the bounded
@@ -1701,9 +1941,9 @@ static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int6
 static int keep_decision(ref_sched *s, job *j, const ref_safety_decision *d)
 {
     j->decision = d->decision;
-    TRY(intern_set(s, &j->rule_id, d->rule_id));
-    TRY(intern_set(s, &j->snapshot, d->policy_snapshot));
-    TRY(intern_set(s, &j->reason, d->reason));
+    TRY(intern_set(s, IK_RULE, &j->rule_id, d->rule_id));
+    TRY(intern_set(s, IK_SNAPSHOT, &j->snapshot, d->policy_snapshot));
+    TRY(intern_set(s, IK_REASON, &j->reason, d->reason));
     j->max_runtime_ns = 0;
     j->max_retries = -1;
     j->max_concurrent = 0;
@@ -1768,8 +2008,8 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             TRY(ref_sched_request_hash(j->req, h));
             if (strcmp(h, j->hash) == 0) {
                 j->decision = CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_ALLOW;
-                TRY(intern_set(s, &j->reason, "approval granted"));
-                TRY(intern_set(s, &j->snapshot, snap));
+                TRY(intern_set(s, IK_REASON, &j->reason, "approval granted"));
+                TRY(intern_set(s, IK_SNAPSHOT, &j->snapshot, snap));
                 goto allowed;
             }
         }
@@ -1999,7 +2239,7 @@ static int admit(ref_sched *s, const job_request *req, const char *trace_id, con
     /* The job takes its copies before room is made: trace_id and saga_wf
      * may belong to the terminal job that make_room evicts (a compensation
      * admitted as the job it follows ends). */
-    job *j = job_new(req, trace_id, s->next_seq);
+    job *j = job_new(s, req, trace_id, s->next_seq);
     if (!j)
         return CAP_ENOMEM;
     if (saga_wf && set_str(&j->saga_wf, saga_wf)) {
@@ -2580,7 +2820,7 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
                                                                  NULL, n, bytes);
         free(bytes);
         NEED(req, "req is not a base64 JobRequest");
-        j = job_new(req, nz(jstr(o, "trace_id")), (uint64_t)seq);
+        j = job_new(s, req, nz(jstr(o, "trace_id")), (uint64_t)seq);
         cap_message_free(&req->base);
         if (!j)
             return CAP_ENOMEM;
@@ -2600,9 +2840,9 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     int64_t lv;
     NEED(ji64(o, "state_at", &j->state_at), "bad state_at");
     NEED(jint(o, "decision", &j->decision), "bad decision");
-    NEED(!intern_set(s, &j->rule_id, jstr(o, "rule")), "out of memory");
-    NEED(!intern_set(s, &j->snapshot, jstr(o, "snapshot")), "out of memory");
-    NEED(!intern_set(s, &j->reason, jstr(o, "reason")), "out of memory");
+    NEED(!intern_set(s, IK_RULE, &j->rule_id, jstr(o, "rule")), "out of memory");
+    NEED(!intern_set(s, IK_SNAPSHOT, &j->snapshot, jstr(o, "snapshot")), "out of memory");
+    NEED(!intern_set(s, IK_REASON, &j->reason, jstr(o, "reason")), "out of memory");
     NEED(ji64(o, "max_runtime_ns", &j->max_runtime_ns), "bad max_runtime_ns");
     NEED(jint(o, "max_retries", &iv), "bad max_retries");
     j->max_retries = iv;
@@ -2622,8 +2862,9 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     const char *did = jstr(o, "dispatch_id");
     NEED(did && strlen(did) <= 32, "bad dispatch_id");
     memcpy(j->dispatch_id, did, strlen(did) + 1);
-    NEED(!intern_set(s, &j->worker, jstr(o, "worker")), "out of memory");
-    NEED(!intern_set(s, &j->pool, jstr(o, "pool")), "out of memory");
+    j->dispatch_plain = json_plain(did, strlen(did));
+    NEED(!intern_set(s, IK_WORKER, &j->worker, jstr(o, "worker")), "out of memory");
+    NEED(!intern_set(s, IK_POOL, &j->pool, jstr(o, "pool")), "out of memory");
     NEED(jint(o, "done", &j->done), "bad done");
     NEED(jint(o, "counted", &j->counted), "bad counted");
     NEED(jint(o, "retries", &iv) && iv >= 0, "bad retries");
@@ -2915,11 +3156,17 @@ void ref_sched_free(ref_sched *s)
         job_free(s, j);
         j = next;
     }
+    for (size_t k = 0; k < sizeof s->icache / sizeof s->icache[0]; k++)
+        intern_drop(s, s->icache[k] ? s->icache[k]->s : NULL);
     ref_strmap_free(&s->strs); /* empty now: every job let go of its strings */
     ref_strmap_free(&s->by_id);
     ref_u64map_free(&s->by_seq);
+    free(s->ring);
     ref_strmap_free(&s->by_idem);
     free(s->jbuf);
+    free(s->rbuf);
+    free(s->kbuf);
+    free(s->krel);
     for (size_t i = 0; i < s->n_slots; i++) {
         free(s->slots[i]->worker_id);
         free(s->slots[i]->jobs);

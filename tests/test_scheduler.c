@@ -1137,6 +1137,171 @@ static void test_dispatch_copies_the_whole_request(void **state)
     teardown(f);
 }
 
+/* Requests far larger than the last one kept (a 20 KB string, 600 map
+ * entries: more pieces and pointers than any before) and small ones
+ * between them are kept byte for byte: all wait for the worker while the
+ * next ones are kept, then each is dispatched as it was submitted. */
+static void test_large_requests_kept_exactly(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 8, "", 8); /* full: the jobs wait */
+    static const int n_env[] = {0, 600, 1, 1200};
+    static const size_t big[] = {0, 20000, 3, 70000};
+    enum { N = sizeof n_env / sizeof n_env[0] };
+    uint8_t *want[N];
+    size_t want_len[N];
+    for (size_t c = 0; c < N; c++) {
+        char id[16];
+        snprintf(id, sizeof id, "big%zu", c);
+        cap_packet *p = mk_submit(id, "job.tools", "read", 0);
+        job_request *r = p->job_request;
+        if (big[c]) {
+            char *text = malloc(big[c] + 1);
+            assert_non_null(text);
+            memset(text, 'a' + (int)c, big[c]);
+            text[big[c]] = 0;
+            set_field(&r->memory_id, text);
+            free(text);
+        }
+        if (n_env[c]) {
+            r->env = calloc((size_t)n_env[c], sizeof *r->env);
+            assert_non_null(r->env);
+            for (int i = 0; i < n_env[c]; i++) {
+                char k[32], v[32];
+                snprintf(k, sizeof k, "K%04d", i);
+                snprintf(v, sizeof v, "value-%zu-%d", c, i * 7);
+                r->env[i] = malloc(sizeof *r->env[i]);
+                assert_non_null(r->env[i]);
+                cordum__agent__v1__job_request__env_entry__init(r->env[i]);
+                r->env[i]->key = sdup(k);
+                r->env[i]->value = sdup(v);
+            }
+            r->n_env = (size_t)n_env[c];
+        }
+        assert_int_equal(cap_encode(&r->base, &want[c], &want_len[c]), CAP_OK);
+        assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, p), REF_SCHED_APPLIED);
+        assert_int_equal(info(f, id).waiting, 1);
+    }
+    heartbeat(f, "w1", "job.tools", 8, "", 0); /* room: the drain dispatches all, in order */
+    for (size_t c = 0; c < N; c++) {
+        const cap_packet *d = published(f, "worker.w1.jobs", c);
+        assert_non_null(d);
+        job_request *dr = d->job_request;
+        Cordum__Agent__V1__DispatchIdentity *did = dr->dispatch;
+        assert_non_null(did);
+        dr->dispatch = NULL;
+        uint8_t *got = NULL;
+        size_t got_len = 0;
+        assert_int_equal(cap_encode(&dr->base, &got, &got_len), CAP_OK);
+        dr->dispatch = did;
+        assert_int_equal(got_len, want_len[c]);
+        assert_memory_equal(got, want[c], want_len[c]);
+        free(got);
+        free(want[c]);
+    }
+    teardown(f);
+}
+
+/* The index of the nth publish effect on subject, or -1. */
+static long publish_index(const fixture *f, const char *subject, size_t nth)
+{
+    for (size_t i = 0; i < ref_effects_count(&f->fx); i++) {
+        const ref_effect *e = ref_effects_at(&f->fx, i);
+        if (e->kind == REF_EFFECT_PUBLISH && strcmp(e->subject, subject) == 0 && nth-- == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static void assert_same_encoding(const cap_packet *a, const cap_packet *b)
+{
+    uint8_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    assert_int_equal(cap_encode(&a->base, &x, &nx), CAP_OK);
+    assert_int_equal(cap_encode(&b->base, &y, &ny), CAP_OK);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
+/* The usual dispatch is published as one block (ref_effects_publish_block)
+ * that encodes byte for byte as the packet built piece by piece: the
+ * envelope, the submitted request with its dispatch identity, and the
+ * runtime cap as deadline (a budget added when the request has none, a
+ * later or unset deadline lowered, an earlier one kept, no budget added
+ * without a cap). Taken out of the list, a block packet is an ordinary
+ * heap copy (freed with cap_packet_free). */
+static void test_dispatch_packet_is_one_block(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.batch", 8, "", 0);
+    heartbeat(f, "w2", "job.tools", 8, "", 0);
+    static const struct {
+        const char *job, *topic, *subject;
+        int budget;
+        int64_t deadline, want; /* want -1: no budget */
+    } cases[] = {
+        {"c0", "job.batch", "worker.w1.jobs", 0, 0, 10000},
+        {"c1", "job.batch", "worker.w1.jobs", 1, 60000, 10000},
+        {"c2", "job.batch", "worker.w1.jobs", 1, 5000, 5000},
+        {"c3", "job.batch", "worker.w1.jobs", 1, 0, 10000},
+        {"c4", "job.tools", "worker.w2.jobs", 0, 0, -1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        cap_packet *p = mk_submit(cases[c].job, cases[c].topic, "read", 0);
+        if (cases[c].budget) {
+            p->job_request->budget = malloc(sizeof *p->job_request->budget);
+            assert_non_null(p->job_request->budget);
+            cordum__agent__v1__budget__init(p->job_request->budget);
+            p->job_request->budget->deadline_ms = cases[c].deadline;
+            p->job_request->budget->max_total_tokens = 50;
+        }
+        /* the expected packet, piece by piece on the heap */
+        cap_packet *want = ref_packet_new("trace-1", "scheduler", f->now);
+        assert_non_null(want);
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        assert_int_equal(cap_encode(&p->job_request->base, &bytes, &len), CAP_OK);
+        want->job_request = (job_request *)protobuf_c_message_unpack(
+            &cordum__agent__v1__job_request__descriptor, NULL, len, bytes);
+        free(bytes);
+        assert_non_null(want->job_request);
+        want->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+
+        assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, p), REF_SCHED_APPLIED);
+        long at = publish_index(f, cases[c].subject, 0);
+        assert_true(at >= 0);
+        const ref_effect *e = ref_effects_at(&f->fx, (size_t)at);
+        assert_int_equal(e->packet_block, 1);
+        ref_sched_job_info in = info(f, cases[c].job);
+        job_request *wr = want->job_request;
+        wr->dispatch = identity(in.dispatch_id, 1, in.worker_id);
+        if (cases[c].want >= 0) {
+            if (!wr->budget) {
+                wr->budget = malloc(sizeof *wr->budget);
+                assert_non_null(wr->budget);
+                cordum__agent__v1__budget__init(wr->budget);
+            }
+            wr->budget->deadline_ms = cases[c].want;
+        } else {
+            assert_null(e->packet->job_request->budget);
+        }
+        assert_same_encoding(e->packet, want);
+
+        cap_packet *taken = ref_effects_take_packet(&f->fx, (size_t)at);
+        assert_non_null(taken);
+        assert_null(ref_effects_at(&f->fx, (size_t)at)->packet);
+        assert_int_equal(ref_effects_at(&f->fx, (size_t)at)->packet_block, 0);
+        assert_same_encoding(taken, want);
+        cap_packet_free(taken);
+        cap_packet_free(want);
+    }
+    teardown(f);
+}
+
 /* A journal record parsed; it must be exactly cJSON's own text for it
  * (the writer's escapes and number forms are cJSON's). */
 static cJSON *parse_record(const char *record)
@@ -1149,6 +1314,51 @@ static cJSON *parse_record(const char *record)
     cJSON_free(again);
     return o;
 }
+
+/* Jobs are found by their seq (the waiting queue's drain, timers) also
+ * when their place in the scheduler's seq ring is held by an older live
+ * job: a parked job stays while hundreds of later jobs pass its place,
+ * each of which waits for the worker and is dispatched by the drain that
+ * the worker's next heartbeat runs, then succeeds and is evicted in turn
+ * (the first eviction's journal record checked to the byte). */
+static void test_jobs_found_by_seq_past_a_parked_job(void **state)
+{
+    (void)state;
+    fixture *f = setup_max_jobs(100);
+    heartbeat(f, "w1", "job.tools", 1, "", 1); /* full */
+    assert_int_equal(submit(f, "p0", "job.tools", "write", 0), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "p0").state, REF_JOB_APPROVAL_REQUIRED);
+    for (int i = 0; i < 700; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "j%d", i);
+        assert_int_equal(submit(f, id, "job.tools", "read", 0), REF_SCHED_APPLIED);
+        if (i == 99) { /* p0 and j0..j98 fill the table: j0 is evicted, on record */
+            char want[128];
+            snprintf(want, sizeof want, "{\"k\":\"evict\",\"t\":\"%lld\",\"job_id\":\"j0\"}",
+                     (long long)f->now);
+            int found = 0;
+            for (size_t k = 0; k < ref_effects_count(&f->fx); k++) {
+                const ref_effect *e = ref_effects_at(&f->fx, k);
+                if (e->kind == REF_EFFECT_JOURNAL && strstr(e->record, "\"evict\"")) {
+                    assert_string_equal(e->record, want);
+                    cJSON_Delete(parse_record(e->record));
+                    found++;
+                }
+            }
+            assert_int_equal(found, 1);
+        }
+        assert_int_equal(info(f, id).waiting, 1);
+        heartbeat(f, "w1", "job.tools", 1, "", 0); /* room: the drain dispatches */
+        assert_int_equal(info(f, id).state, REF_JOB_DISPATCHED);
+        assert_int_equal(result(f, id, REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+        heartbeat(f, "w1", "job.tools", 1, "", 1);
+    }
+    assert_int_equal(info(f, "p0").state, REF_JOB_APPROVAL_REQUIRED);
+    assert_int_equal(ref_sched_job(f->s, "j0", &(ref_sched_job_info){0}), CAP_EINVAL); /* evicted */
+    assert_int_equal(info(f, "j699").state, REF_JOB_SUCCEEDED);
+    teardown(f);
+}
+
 /* Journal records are the JSON cJSON prints: for job ids holding every
  * kind of byte that needs an escape (at each offset of an 8-byte word),
  * each record printed again from its parse is the same text, and the id
@@ -1832,6 +2042,9 @@ int main(void)
         cmocka_unit_test(test_priority_when_capacity_is_short),
         cmocka_unit_test(test_last_memo_travels),
         cmocka_unit_test(test_dispatch_copies_the_whole_request),
+        cmocka_unit_test(test_dispatch_packet_is_one_block),
+        cmocka_unit_test(test_large_requests_kept_exactly),
+        cmocka_unit_test(test_jobs_found_by_seq_past_a_parked_job),
         cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_journal_escapes_shared_strings),
         cmocka_unit_test(test_worker_lost_redispatches),
