@@ -12,6 +12,7 @@
 #include "cap_json.h"
 #include "cap_schema.h"
 #include "conf_json.h"
+#include "ref_scheduler.h"
 #include "ref_strmap.h"
 
 #define NONE ((size_t)-1)
@@ -242,6 +243,45 @@ void conf_match_free(conf_match *m)
     free(m);
 }
 
+/* The workflow a golden job submission (a JobRequest on the submit
+ * subject, not a dispatch) belongs to and its step, or NULL. */
+static const char *workflow_step(const grec *r, int *step)
+{
+    if (strcmp(r->payload, "jobRequest") != 0 || strcmp(r->subject, REF_SCHED_SUBJECT_SUBMIT) != 0)
+        return NULL;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->json, "jobRequest");
+    const cJSON *wf = cJSON_GetObjectItemCaseSensitive(p, "workflowId");
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "stepIndex");
+    if (!cJSON_IsString(wf) || !wf->valuestring[0] || !cJSON_IsNumber(st))
+        return NULL;
+    *step = st->valueint;
+    return wf->valuestring;
+}
+
+/* For the first record of a played job: when it submits step k > 1 of a
+ * workflow, the latest record so far of the job that submitted step k - 1
+ * (the outcome it follows: the gateway submits the next step when the
+ * previous one has ended), else NONE. Playing it then waits for that record, and
+ * comes the golden gap after it, not at its golden time: otherwise an
+ * implementation a few milliseconds slower than the golden run would get
+ * step k while still busy with step k - 1, which no real run can do. */
+static size_t previous_step(const conf_match *m, const grec *r)
+{
+    int step = 0;
+    const char *wf = workflow_step(r, &step);
+    if (!wf || step <= 1)
+        return NONE;
+    for (size_t i = m->n; i-- > 0;) {
+        int s = 0;
+        const char *w = workflow_step(&m->recs[i], &s);
+        if (w && s == step - 1 && strcmp(w, wf) == 0 && m->recs[i].job) {
+            uintptr_t last = (uintptr_t)ref_strmap_get(&m->last_of_job, m->recs[i].job);
+            return last ? last - 1 : NONE;
+        }
+    }
+    return NONE;
+}
+
 int conf_match_add_golden(conf_match *m, int64_t t, const char *subject, const char *sender,
                           const uint8_t *bytes, size_t len, cap_diag *d)
 {
@@ -279,6 +319,8 @@ int conf_match_add_golden(conf_match *m, int64_t t, const char *subject, const c
         uintptr_t last = (uintptr_t)ref_strmap_get(&m->last_of_job, r->job);
         if (last)
             r->prev = last - 1;
+        else if (!r->expected)
+            r->prev = previous_step(m, r);
         if (ref_strmap_put(&m->last_of_job, r->job, (void *)(uintptr_t)(m->n + 1))) {
             free(r->subject);
             free(r->sender);

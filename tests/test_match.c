@@ -251,6 +251,62 @@ static void test_per_job_order_with_interleaving(void **state)
     conf_match_free(m);
 }
 
+/* A gateway's submission of step `step` of workflow wf (on sys.job.submit),
+ * or the scheduler's dispatch of it when did is not NULL. */
+static bytes wf_req(const char *sender, const char *job, const char *wf, int step, const char *did)
+{
+    cap_packet *p = ref_packet_new("trace-1", sender, 5 * SEC);
+    Cordum__Agent__V1__JobRequest *r = malloc(sizeof *r);
+    assert_non_null(r);
+    cordum__agent__v1__job_request__init(r);
+    int ok = 1;
+    r->job_id = ref_pb_strdup(job, &ok);
+    r->topic = ref_pb_strdup("job.conf", &ok);
+    r->workflow_id = ref_pb_strdup(wf, &ok);
+    r->step_index = step;
+    if (did)
+        r->dispatch = dispatch(did, 1, "w-1");
+    assert_true(ok);
+    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+    p->job_request = r;
+    return enc(p);
+}
+
+/* A workflow's next step is submitted when the previous step has ended:
+ * the harness plays step 2's submission the golden gap after it observes
+ * step 1's result, not at its golden time, so an implementation slower
+ * than the golden run never gets step 2 while still busy with step 1. A
+ * dispatch naming the same workflow and step (a compensation) keeps its
+ * golden time. */
+static void test_next_step_waits_for_previous_result(void **state)
+{
+    (void)state;
+    conf_match *m = new_matcher("w-1", 2 * SEC);
+    add(m, 500 * MS, "sys.job.submit", "gateway", wf_req("gateway", "wf-s1", "wf", 1, NULL));
+    add(m, 501 * MS, "worker.w-1.jobs", "scheduler", wf_req("scheduler", "wf-s1", "wf", 1, "d1"));
+    add(m, 602 * MS, "sys.job.result", "w-1", res("w-1", "wf-s1", 5, "d1", 100));
+    add(m, 603 * MS, "sys.job.submit", "gateway", wf_req("gateway", "wf-s2", "wf", 2, NULL));
+    add(m, 604 * MS, "worker.w-1.jobs", "scheduler", wf_req("scheduler", "wf-s2", "wf", 2, "d2"));
+    add(m, 700 * MS, "worker.u-1.jobs", "scheduler", wf_req("scheduler", "comp-s2", "wf", 2, "c2"));
+    conf_match_start(m, START);
+    assert_int_equal(play_due(m, START + 500 * MS, NULL, NULL), 1); /* s1 submit */
+    assert_int_equal(play_due(m, START + 501 * MS, NULL, NULL), 1); /* s1 dispatch */
+    /* past step 2's golden time, step 1's result not seen yet: nothing */
+    assert_int_equal(play_due(m, START + 650 * MS, NULL, NULL), 0);
+    assert_int_equal(observe(m, START + 690 * MS, "sys.job.result", res("w-1", "wf-s1", 5, "d1", 180)), 0);
+    /* the compensation dispatch (not a submission) is due at its golden time */
+    assert_int_equal(play_due(m, START + 690 * MS, NULL, NULL), 0);
+    size_t idx;
+    int64_t next;
+    assert_int_equal(conf_match_next_play(m, START + 690 * MS, &idx, &next), 0);
+    assert_int_equal(next, START + 691 * MS); /* 1 ms after the observed result */
+    assert_int_equal(play_due(m, START + 691 * MS, NULL, NULL), 1); /* s2 submit */
+    assert_int_equal(play_due(m, START + 692 * MS, NULL, NULL), 1); /* s2 dispatch */
+    assert_int_equal(play_due(m, START + 699 * MS, NULL, NULL), 0);
+    assert_int_equal(play_due(m, START + 700 * MS, NULL, NULL), 1); /* compensation */
+    conf_match_free(m);
+}
+
 /* Times: an expected packet outside the window of its due time diverges;
  * one that never comes is reported missing with what was awaited. */
 static void test_time_window(void **state)
@@ -363,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_binding_consistency),
         cmocka_unit_test(test_binding_is_one_to_one),
         cmocka_unit_test(test_per_job_order_with_interleaving),
+        cmocka_unit_test(test_next_step_waits_for_previous_result),
         cmocka_unit_test(test_time_window),
         cmocka_unit_test(test_first_divergence_diff_text),
         cmocka_unit_test(test_heartbeats),
