@@ -58,29 +58,39 @@ static size_t round_up(size_t n)
     return (n + (CAP_ARENA_ALIGN - 1)) & ~(size_t)(CAP_ARENA_ALIGN - 1);
 }
 
+/* A new head block with room for `want` bytes, and the first n of them.
+ * Out of line: the common case, room in the head block, then needs no
+ * saved registers (the decoder allocates every string and message here). */
+static void *__attribute__((noinline)) alloc_in_new_block(cap_arena *a, size_t n, size_t want)
+{
+    cap_arena_block *b = a->head;
+    size_t size = b ? 2 * b->size : a->next_size;
+    if (size < MIN_BLOCK)
+        size = MIN_BLOCK;
+    if (size < want)
+        size = want;
+    if (size > SIZE_MAX - sizeof *b)
+        return NULL;
+    cap_arena_block *nb = malloc(sizeof *nb + size);
+    if (!nb)
+        return NULL;
+    nb->prev = b;
+    nb->size = size;
+    nb->used = want;
+    POISON(nb->data, size);
+    a->head = nb;
+    UNPOISON(nb->data, n);
+    return nb->data;
+}
+
 void *cap_arena_alloc(cap_arena *a, size_t n)
 {
     if (n > SIZE_MAX / 2)
         return NULL;
     size_t want = round_up(n ? n : 1);
     cap_arena_block *b = a->head;
-    if (!b || b->size - b->used < want) {
-        size_t size = b ? 2 * b->size : a->next_size;
-        if (size < MIN_BLOCK)
-            size = MIN_BLOCK;
-        if (size < want)
-            size = want;
-        if (size > SIZE_MAX - sizeof *b)
-            return NULL;
-        cap_arena_block *nb = malloc(sizeof *nb + size);
-        if (!nb)
-            return NULL;
-        nb->prev = b;
-        nb->size = size;
-        nb->used = 0;
-        POISON(nb->data, size);
-        a->head = b = nb;
-    }
+    if (__builtin_expect(!b || b->size - b->used < want, 0))
+        return alloc_in_new_block(a, n, want);
     unsigned char *p = (unsigned char *)b->data + b->used;
     b->used += want;
     UNPOISON(p, n);

@@ -388,12 +388,32 @@ read_varint_slow(scan_ctx *c, size_t *pos, size_t end, uint64_t *v, const char *
     return CAP_OK;
 }
 
-/* Tags, lengths and small values are one byte: that case stays inline. */
+/* Tags, lengths and small values are one byte: that case stays inline.
+ * Longer varints of up to nine bytes (timestamps' seconds and nanos, 63
+ * bits at most) that end inside the buffer with a nonzero last byte are
+ * read inline too: every such encoding is one cap_varint_read accepts,
+ * with the same value. Anything else (ten bytes, truncation, a zero last
+ * byte) goes to cap_varint_read, which accepts or names the error. */
 static inline int read_varint(scan_ctx *c, size_t *pos, size_t end, uint64_t *v, const char *what)
 {
-    if (*pos < end && c->buf[*pos] < 0x80) {
-        *v = c->buf[(*pos)++];
+    size_t p = *pos;
+    if (p < end && c->buf[p] < 0x80) {
+        *v = c->buf[p];
+        *pos = p + 1;
         return CAP_OK;
+    }
+    size_t stop = end - p > 9 ? p + 9 : end;
+    uint64_t x = 0;
+    for (unsigned shift = 0; p < stop; shift += 7) {
+        uint8_t b = c->buf[p++];
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (b < 0x80) {
+            if (b == 0)
+                break; /* not minimal: the slow path says so */
+            *v = x;
+            *pos = p;
+            return CAP_OK;
+        }
     }
     return read_varint_slow(c, pos, end, v, what);
 }
@@ -1089,8 +1109,9 @@ static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
                           unsigned depth, ProtobufCMessage **out);
 
 /* Unpacks one value of field fi (tag wire type wt) at *pos into dst: the
- * member itself, or an element of its array. */
-static int unpack_value(unpack_ctx *u, const field_info *fi, uint32_t wt, size_t *pos,
+ * member itself, or an element of its array. Inlined into unpack_field:
+ * strings and scalars, most of the fields, then cost no call. */
+static inline __attribute__((always_inline)) int unpack_value(unpack_ctx *u, const field_info *fi, uint32_t wt, size_t *pos,
                         size_t end, void *dst, unsigned depth)
 {
     if (wt != fi->wire_type)

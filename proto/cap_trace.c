@@ -80,15 +80,25 @@ static const char *nz(const char *s)
 typedef struct {
     const char *s[NSTR];
     size_t n[NSTR];
+    unsigned char high; /* the OR of every string byte: bit 7 clear means all ASCII */
 } rec_strings;
 
+/* One pass per string: its length, and whether any byte is not ASCII (a
+ * NUL-free ASCII string is valid text, so only the others need the full
+ * UTF-8 check). */
 static void record_strings(const cap_trace_record *rec, rec_strings *rs)
 {
     const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
+    unsigned char acc = 0;
     for (int i = 0; i < NSTR; i++) {
-        rs->s[i] = nz(vals[i]);
-        rs->n[i] = strlen(rs->s[i]);
+        const unsigned char *s = (const unsigned char *)nz(vals[i]);
+        size_t n = 0;
+        for (; s[n]; n++)
+            acc |= s[n];
+        rs->s[i] = (const char *)s;
+        rs->n[i] = n;
     }
+    rs->high = acc;
 }
 
 /* Checks a record against the bounds; CAP_EINVAL with diag. Fills *rs. */
@@ -107,7 +117,8 @@ static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *
         if (n > CAP_TRACE_MAX_STRING)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "%zu bytes, over the bound of %zu",
                                 n, CAP_TRACE_MAX_STRING);
-        if (cap_utf8_check_text((const uint8_t *)rs->s[i], n) != CAP_UTF8_VALID)
+        if ((rs->high & 0x80) &&
+            cap_utf8_check_text((const uint8_t *)rs->s[i], n) != CAP_UTF8_VALID)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "not valid UTF-8");
     }
     if (rec->len > CAP_TRACE_MAX_PACKET_LIMIT)

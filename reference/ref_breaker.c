@@ -295,6 +295,7 @@ int ref_breaker_reset(ref_breaker *b, int64_t now, ref_breaker_event *ev)
 
 typedef struct {
     char *worker; /* malloc'd copy, stable while the entry lives */
+    uint64_t serial; /* this entry's number (ref_breaker_memo) */
     ref_breaker b;
 } set_entry;
 
@@ -311,6 +312,7 @@ struct ref_breaker_set {
     ref_strmap by_worker;
     int by_worker_ok;
     uint64_t epochs; /* the last ticket value handed out in this set */
+    uint64_t serials; /* the last entry number handed out */
 };
 
 /* Keeps n_open and n_unclosed right across a call that may move e's
@@ -370,6 +372,25 @@ static set_entry *set_lookup(const ref_breaker_set *s, const char *worker)
         return NULL;
     return &s->v[pos];
 }
+
+/* The entry a memo names, when it still holds (the caller passes the id
+ * the memo was made with, which was valid then), else NULL. */
+static set_entry *memo_entry(const ref_breaker_set *s, const ref_breaker_memo *m)
+{
+    if (s && m && m->serial && m->at < s->n && s->v[m->at].serial == m->serial)
+        return &s->v[m->at];
+    return NULL;
+}
+
+/* Remembers entry e in m (m may be NULL). */
+static void memo_keep(const ref_breaker_set *s, ref_breaker_memo *m, const set_entry *e)
+{
+    if (m && e) {
+        m->at = (size_t)(e - s->v);
+        m->serial = e->serial;
+    }
+}
+
 
 int ref_breaker_set_new(const ref_breaker_config *cfg, size_t max_workers, ref_breaker_set **out)
 {
@@ -431,11 +452,23 @@ int ref_breaker_set_at(const ref_breaker_set *s, size_t i, const char **worker,
 
 int ref_breaker_set_can_dispatch(const ref_breaker_set *s, const char *worker, int64_t now)
 {
-    if (!s || !worker_len(worker))
+    return ref_breaker_set_can_dispatch_memo(s, worker, NULL, now);
+}
+
+int ref_breaker_set_can_dispatch_memo(const ref_breaker_set *s, const char *worker,
+                                      ref_breaker_memo *m, int64_t now)
+{
+    if (!s)
+        return 0;
+    set_entry *e = memo_entry(s, m); /* found: the id is a valid one */
+    if (!e && !worker_len(worker))
         return 0;
     if (!s->n_unclosed) /* every breaker closed (or none yet): all may */
         return 1;
-    set_entry *e = set_lookup(s, worker);
+    if (!e) {
+        e = set_lookup(s, worker);
+        memo_keep(s, m, e);
+    }
     return e ? ref_breaker_can_dispatch(&e->b, now) : 1;
 }
 
@@ -465,6 +498,7 @@ static int set_get_or_add(ref_breaker_set *s, const char *worker, size_t len, se
     memcpy(copy, worker, len + 1);
     memmove(&s->v[pos + 1], &s->v[pos], (s->n - pos) * sizeof *s->v);
     s->v[pos].worker = copy;
+    s->v[pos].serial = ++s->serials;
     breaker_init(&s->v[pos].b, &s->cfg, ++s->epochs);
     s->n++;
     index_from(s, pos);
@@ -481,18 +515,26 @@ static void name_event(ref_breaker_event *ev, const set_entry *e)
 int ref_breaker_set_acquire(ref_breaker_set *s, const char *worker, int64_t now, uint64_t *ticket,
                             ref_breaker_event *ev)
 {
+    return ref_breaker_set_acquire_memo(s, worker, NULL, now, ticket, ev);
+}
+
+int ref_breaker_set_acquire_memo(ref_breaker_set *s, const char *worker, ref_breaker_memo *m,
+                                 int64_t now, uint64_t *ticket, ref_breaker_event *ev)
+{
     event_clear(ev);
     if (ticket)
         *ticket = 0;
-    size_t len = worker_len(worker);
-    if (!s || !len || !ticket)
+    set_entry *e = memo_entry(s, m); /* found: the id is a valid one */
+    if (!s || !ticket || (!e && !worker_len(worker)))
         return CAP_EINVAL;
-    set_entry *e = NULL;
-    int rc = set_get_or_add(s, worker, len, &e);
-    if (rc != CAP_OK)
-        return rc;
+    if (!e) {
+        int rc = set_get_or_add(s, worker, worker_len(worker), &e);
+        if (rc != CAP_OK)
+            return rc;
+        memo_keep(s, m, e);
+    }
     ref_breaker_state was = e->b.state;
-    rc = core_acquire(&e->b, now, &s->epochs, ticket, ev);
+    int rc = core_acquire(&e->b, now, &s->epochs, ticket, ev);
     open_count(s, was, e);
     name_event(ev, e);
     return rc;
@@ -501,10 +543,21 @@ int ref_breaker_set_acquire(ref_breaker_set *s, const char *worker, int64_t now,
 int ref_breaker_set_record(ref_breaker_set *s, const char *worker, int64_t now, uint64_t ticket,
                            ref_breaker_outcome outcome, ref_breaker_event *ev)
 {
+    return ref_breaker_set_record_memo(s, worker, NULL, now, ticket, outcome, ev);
+}
+
+int ref_breaker_set_record_memo(ref_breaker_set *s, const char *worker, ref_breaker_memo *m,
+                                int64_t now, uint64_t ticket, ref_breaker_outcome outcome,
+                                ref_breaker_event *ev)
+{
     event_clear(ev);
-    if (!s || !worker_len(worker) || !outcome_valid(outcome))
+    set_entry *e = memo_entry(s, m); /* found: the id is a valid one */
+    if (!s || (!e && !worker_len(worker)) || !outcome_valid(outcome))
         return CAP_EINVAL;
-    set_entry *e = set_lookup(s, worker);
+    if (!e) {
+        e = set_lookup(s, worker);
+        memo_keep(s, m, e);
+    }
     if (!e)
         return 0;
     ref_breaker_state was = e->b.state;

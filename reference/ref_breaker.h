@@ -213,6 +213,28 @@ int ref_breaker_set_acquire(ref_breaker_set *s, const char *worker, int64_t now,
 int ref_breaker_set_record(ref_breaker_set *s, const char *worker, int64_t now, uint64_t ticket,
                            ref_breaker_outcome outcome, ref_breaker_event *ev);
 
+/* Where a worker's breaker was last found in the set, kept by a caller
+ * that acts on the same worker again and again, so that a later call
+ * skips the lookup by id. Start it zeroed and pass it only with the worker
+ * id it was first used with. Every breaker the set creates has its own
+ * serial number (never reused), so a memo that no longer holds (the entry
+ * moved, or was removed and made again) is noticed and refreshed by a
+ * lookup by id: any memo gives the same results as none. */
+typedef struct {
+    size_t at;
+    uint64_t serial; /* 0: nothing remembered */
+} ref_breaker_memo;
+
+/* ref_breaker_set_can_dispatch, ref_breaker_set_acquire and
+ * ref_breaker_set_record through a memo (m may be NULL): same results. */
+int ref_breaker_set_can_dispatch_memo(const ref_breaker_set *s, const char *worker,
+                                      ref_breaker_memo *m, int64_t now);
+int ref_breaker_set_acquire_memo(ref_breaker_set *s, const char *worker, ref_breaker_memo *m,
+                                 int64_t now, uint64_t *ticket, ref_breaker_event *ev);
+int ref_breaker_set_record_memo(ref_breaker_set *s, const char *worker, ref_breaker_memo *m,
+                                int64_t now, uint64_t ticket, ref_breaker_outcome outcome,
+                                ref_breaker_event *ev);
+
 /* ref_breaker_reset for a worker (0 when it has no breaker). */
 int ref_breaker_set_reset(ref_breaker_set *s, const char *worker, int64_t now,
                           ref_breaker_event *ev);

@@ -55,12 +55,12 @@ void ref_effects_free(ref_effects *l)
     l->cap = l->text_cap = 0;
 }
 
-/* A copy of s in the list's text buffer, or NULL when memory ran out. When
- * the buffer moves, the strings of the effects already listed move with
- * it. */
-static char *text_copy(ref_effects *l, const char *s)
+/* A copy of the len bytes at s, NUL-terminated, in the list's text
+ * buffer, or NULL when memory ran out. When the buffer moves, the strings
+ * of the effects already listed move with it. */
+static char *text_copy_n(ref_effects *l, const char *s, size_t len)
 {
-    size_t n = strlen(s) + 1;
+    size_t n = len + 1;
     if (n > l->text_cap - l->text_len) {
         size_t ncap = l->text_cap ? l->text_cap : 1024;
         while (ncap - l->text_len < n)
@@ -81,9 +81,15 @@ static char *text_copy(ref_effects *l, const char *s)
         l->text = t;
         l->text_cap = ncap;
     }
-    char *c = memcpy(l->text + l->text_len, s, n);
+    char *c = memcpy(l->text + l->text_len, s, len);
+    c[len] = 0;
     l->text_len += n;
     return c;
+}
+
+static char *text_copy(ref_effects *l, const char *s)
+{
+    return text_copy_n(l, s, strlen(s));
 }
 
 /* Makes room for one more effect and returns its slot (zeroed), without
@@ -177,17 +183,23 @@ int ref_effects_timer_cancel(ref_effects *l, uint64_t id)
 
 int ref_effects_journal(ref_effects *l, const char *record)
 {
+    return record ? ref_effects_journal_n(l, record, strlen(record)) : CAP_EINVAL;
+}
+
+int ref_effects_journal_n(ref_effects *l, const char *record, size_t len)
+{
     if (!l || !record)
         return CAP_EINVAL;
     int err = CAP_OK;
     ref_effect *e = slot(l, &err);
     if (!e)
         return err;
-    char *r = text_copy(l, record);
+    char *r = text_copy_n(l, record, len);
     if (!r)
         return CAP_ENOMEM;
     e->kind = REF_EFFECT_JOURNAL;
     e->record = r;
+    e->record_len = len;
     l->len++;
     return CAP_OK;
 }
@@ -287,26 +299,46 @@ void *ref_block_new(ref_block *b, size_t total)
     return blk;
 }
 
-void *ref_block_take(ref_block *b, size_t n)
+/* The next n bytes of the block (n already aligned), not cleared; NULL
+ * (and b->bad set) when they do not fit. */
+static char *block_carve(ref_block *b, size_t n)
 {
-    n = ref_block_size(n);
     if (b->bad || n > b->left) {
         b->bad = 1;
         return NULL;
     }
-    void *p = memset(b->next, 0, n);
+    char *p = b->next;
     b->next += n;
     b->left -= n;
     return p;
+}
+
+void *ref_block_take(ref_block *b, size_t n)
+{
+    n = ref_block_size(n);
+    char *p = block_carve(b, n);
+    return p ? memset(p, 0, n) : NULL;
+}
+
+void *ref_block_take_raw(ref_block *b, size_t n)
+{
+    return block_carve(b, ref_block_size(n));
 }
 
 char *ref_block_str(ref_block *b, const char *s)
 {
     if (!s || !s[0])
         return (char *)protobuf_c_empty_string;
-    size_t n = strlen(s) + 1;
-    char *c = ref_block_take(b, n);
-    return c ? memcpy(c, s, n) : (char *)protobuf_c_empty_string;
+    /* The string is written once: only the piece's last word is cleared
+     * first, which holds the alignment's padding (under one word), so the
+     * whole piece is defined, as ref_block_take leaves it. */
+    size_t n = strlen(s) + 1, all = ref_block_size(n);
+    char *c = block_carve(b, all);
+    if (!c)
+        return (char *)protobuf_c_empty_string;
+    memset(c + all - REF_BLOCK_ALIGN, 0, REF_BLOCK_ALIGN);
+    memcpy(c, s, n);
+    return c;
 }
 
 size_t ref_block_envelope_size(const char *trace_id, const char *sender_id)
@@ -318,8 +350,8 @@ size_t ref_block_envelope_size(const char *trace_id, const char *sender_id)
 cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
                                int64_t now)
 {
-    cap_packet *p = ref_block_take(b, sizeof *p);
-    Google__Protobuf__Timestamp *ts = ref_block_take(b, sizeof *ts);
+    cap_packet *p = ref_block_take_raw(b, sizeof *p); /* both set whole by their __init */
+    Google__Protobuf__Timestamp *ts = ref_block_take_raw(b, sizeof *ts);
     if (!p || !ts)
         return NULL;
     cordum__agent__v1__bus_packet__init(p);

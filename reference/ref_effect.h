@@ -53,6 +53,7 @@ typedef struct {
     int64_t at;         /* TIMER_SET: absolute time in ns */
     char *record;       /* JOURNAL: owned by the list (its text buffer), NUL-terminated;
                            valid until the list is cleared */
+    size_t record_len;  /* JOURNAL: strlen(record) */
     int packet_block;   /* PUBLISH: 1 when `packet` is one allocation (ref_effects_publish_block) */
 } ref_effect;
 
@@ -107,6 +108,11 @@ int ref_effects_timer_cancel(ref_effects *l, uint64_t id);
 
 /* Appends a journal record (copied). CAP_EINVAL for NULL. */
 int ref_effects_journal(ref_effects *l, const char *record);
+
+/* The same for a record whose length the caller knows: the len bytes at
+ * record, which hold no NUL (the copy is NUL-terminated). Saves measuring
+ * it, here and for whoever reads the effect's record_len. */
+int ref_effects_journal_n(ref_effects *l, const char *record, size_t len);
 
 /* Number of effects in the list, and the i-th one (NULL when i is out of
  * range). The pointer is valid until the next append, clear or free. */
@@ -170,6 +176,11 @@ void *ref_block_new(ref_block *b, size_t total);
 /* The next n bytes of the block, zeroed; NULL (and b->bad set) when they
  * do not fit. */
 void *ref_block_take(ref_block *b, size_t n);
+
+/* The same, left as the block holds it (not zeroed): for a piece the
+ * caller sets whole at once, such as a message its protobuf-c __init
+ * fills, which saves writing it twice. */
+void *ref_block_take_raw(ref_block *b, size_t n);
 
 /* A copy of s in the block for a packet field, as ref_pb_strdup gives it:
  * NULL or "" is the protobuf-c empty string (takes nothing); when the copy

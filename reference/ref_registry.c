@@ -17,6 +17,7 @@ typedef struct {
     void *hs_block; /* one allocation: every string and array of the handshake */
     size_t hb_cap, hs_cap; /* their sizes: a later block that fits is built in place */
     uint32_t inflight; /* the caller's in-flight count (first-fit hint) */
+    uint64_t serial;   /* this registration's number (ref_registry_memo) */
 } slot;
 
 struct ref_registry {
@@ -51,6 +52,7 @@ struct ref_registry {
      * ref_registry_next_expiry. */
     int64_t min_seen;
     int min_ok;
+    uint64_t serials; /* the last registration number handed out */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -383,6 +385,7 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     slot *s = &r->slots[pos];
     memset(s, 0, sizeof *s);
     s->id = copy;
+    s->serial = ++r->serials;
     s->w.worker_id = copy;
     worker_blank_heartbeat(&s->w);
     worker_blank_handshake(&s->w);
@@ -505,22 +508,46 @@ static void order_insert(ref_registry *r, size_t pos)
     r->order[at] = (uint32_t)pos;
 }
 
-/* Slot i's score changed: move it to its place. */
-static void order_fix(ref_registry *r, uint32_t i)
+/* Slot i's score changed from old: move it to its place. Where it is now
+ * is found by a binary search for (old, i): the index is in order by
+ * every other slot's score and slot i's old one. */
+static void order_fix(ref_registry *r, uint32_t i, double old)
 {
     if (r->order_dirty)
         return;
-    size_t k = 0;
-    while (k < r->n && r->order[k] != i)
-        k++;
-    if (k == r->n) {
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t o = r->order[mid];
+        double so = ref_registry_score(&r->slots[o].w);
+        if (o != i && (so < old || (so == old && o < i)))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t k = lo;
+    if (k == r->n || r->order[k] != i) {
         r->order_dirty = 1;
         return;
     }
-    memmove(&r->order[k], &r->order[k + 1], (r->n - k - 1) * sizeof *r->order);
-    size_t at = order_pos(r, r->n - 1, i);
-    memmove(&r->order[at + 1], &r->order[at], (r->n - 1 - at) * sizeof *r->order);
-    r->order[at] = i;
+    /* Only the entries between its old and its new place shift by one. */
+    if (k > 0 && order_before(r, i, r->order[k - 1])) { /* it moves left, into [0, k) */
+        size_t at = order_pos(r, k, i);
+        memmove(&r->order[at + 1], &r->order[at], (k - at) * sizeof *r->order);
+        r->order[at] = i;
+    } else if (k + 1 < r->n && order_before(r, r->order[k + 1], i)) { /* right */
+        lo = k + 1;
+        hi = r->n;
+        while (lo < hi) { /* the first entry after k that i goes before */
+            size_t mid = lo + (hi - lo) / 2;
+            if (order_before(r, r->order[mid], i))
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        memmove(&r->order[k], &r->order[k + 1], (lo - 1 - k) * sizeof *r->order);
+        r->order[lo - 1] = i;
+    }
 }
 
 /* Does slot s hold as many of the caller's jobs as it declared it can run?
@@ -538,6 +565,29 @@ void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t 
         r->slots[at].inflight = n;
         r->full[at] = slot_full(&r->slots[at]);
     }
+}
+
+void ref_registry_set_inflight_memo(ref_registry *r, const char *worker_id, ref_registry_memo *m,
+                                    uint32_t n, void *tag)
+{
+    if (!r || !worker_id)
+        return;
+    ptrdiff_t at;
+    if (m && m->serial && m->at < r->n && r->slots[m->at].serial == m->serial) {
+        at = (ptrdiff_t)m->at; /* the same registration, still at its place */
+    } else {
+        at = find_slot(r, worker_id);
+        if (at < 0)
+            return;
+        if (m) {
+            m->at = (size_t)at;
+            m->serial = r->slots[at].serial;
+        }
+    }
+    slot *s = &r->slots[at];
+    s->inflight = n;
+    s->w.tag = tag;
+    r->full[at] = slot_full(s);
 }
 
 static int lost_at(const ref_registry *r, const ref_worker_info *w, int64_t now)
@@ -653,7 +703,15 @@ static void hb_layout(arena *a, const void *arg, ref_worker_info *w)
 int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1__Heartbeat *hb,
                            cap_diag *d)
 {
+    return ref_registry_heartbeat_tag(r, now, hb, NULL, d);
+}
+
+int ref_registry_heartbeat_tag(ref_registry *r, int64_t now,
+                               const Cordum__Agent__V1__Heartbeat *hb, void **tag, cap_diag *d)
+{
     int rc;
+    if (tag)
+        *tag = NULL;
     if (!r)
         return cap_diag_set(d, CAP_EINVAL, -1, "ref_registry", "missing");
     if ((rc = check_now(r, now, d)) || (rc = check_heartbeat(hb, d)))
@@ -703,9 +761,11 @@ int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1
     w->max_parallel_jobs = hb->max_parallel_jobs;
     w->progress_pct = hb->progress_pct;
     r->full[s - r->slots] = slot_full(s);
-    if (ref_registry_score(w) != old_score)
-        order_fix(r, (uint32_t)at);
+    if (ref_registry_score(w) != old_score) /* s's index: a new worker's `at` is negative */
+        order_fix(r, (uint32_t)(s - r->slots), old_score);
     r->now_max = now;
+    if (tag)
+        *tag = w->tag;
     return online ? REF_REGISTRY_ONLINE : REF_REGISTRY_UPDATED;
 }
 
@@ -1179,6 +1239,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
             memcpy(out->worker_id, w->worker_id, strlen(w->worker_id) + 1);
             memcpy(out->pool, w->pool, strlen(w->pool) + 1);
             out->score = ref_registry_score(w);
+            out->tag = w->tag;
             return CAP_OK;
         }
         /* No candidate: the outcome from what the walk saw (a passed-over
@@ -1222,6 +1283,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
         memcpy(out->worker_id, best->worker_id, strlen(best->worker_id) + 1);
         memcpy(out->pool, best->pool, strlen(best->pool) + 1);
         out->score = ref_registry_score(best);
+        out->tag = best->tag;
     } else if (only_over) {
         out->outcome = REF_SEL_ALL_OVERLOADED;
     } else if (only_version) {

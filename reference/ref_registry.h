@@ -131,6 +131,11 @@ typedef struct {
     size_t n_ready_topics;
     const char *const *hs_capabilities; /* keys advertised true, sorted, unique */
     size_t n_hs_capabilities;
+
+    /* The caller's pointer for this registration of the worker (set with
+     * ref_registry_set_inflight_memo); NULL from when the worker is added,
+     * and again when it is added after leaving. */
+    void *tag;
 } ref_worker_info;
 
 typedef struct ref_registry ref_registry;
@@ -165,6 +170,12 @@ enum {
  * REF_REGISTRY_ONLINE. */
 int ref_registry_heartbeat(ref_registry *r, int64_t now, const Cordum__Agent__V1__Heartbeat *hb,
                            cap_diag *d);
+
+/* ref_registry_heartbeat that also hands back the worker's tag
+ * (ref_worker_info.tag; NULL for a worker just added, and on any error)
+ * in *tag (tag may be NULL), so the caller needs no lookup of its own by id. */
+int ref_registry_heartbeat_tag(ref_registry *r, int64_t now,
+                               const Cordum__Agent__V1__Heartbeat *hb, void **tag, cap_diag *d);
 
 /* Negotiates a wire version: the highest version in both lists (cap-spec
  * 14 L76; cap-tck 4.1). Values <= 0 never match; repeats are harmless.
@@ -329,6 +340,7 @@ typedef struct {
     char worker_id[REF_REGISTRY_ID_MAX + 1]; /* "" unless OK */
     char pool[REF_REGISTRY_ID_MAX + 1];      /* the chosen worker's pool; "" unless OK */
     double score;          /* the chosen worker's score */
+    void *tag;             /* the chosen worker's ref_worker_info.tag; NULL unless OK */
     int preferred;         /* 1: chosen as the job's preferred_worker_id */
     size_t n_workers;      /* workers examined (all registered) */
     size_t n_candidates;   /* workers that passed every filter */
@@ -356,5 +368,23 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
  * first-fit selection only (0 when never set; reset when the worker is
  * added again). Nothing when the worker is not registered. */
 void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t n);
+
+/* Where a worker was last found in the registry, kept by a caller that
+ * acts on the same worker again and again, so that a later call skips the
+ * lookup by id. Start it zeroed and pass it only with the worker id it was
+ * first used with. Every registration of a worker has its own serial
+ * number (never reused), so a memo that no longer holds (the worker moved
+ * in the registry, left, or was added again) is noticed and refreshed by a
+ * lookup by id: any memo gives the same result as none. */
+typedef struct {
+    size_t at;
+    uint64_t serial; /* 0: nothing remembered */
+} ref_registry_memo;
+
+/* ref_registry_set_inflight through a memo (m may be NULL), which also
+ * sets the registration's tag (ref_worker_info.tag, ref_sel_result.tag)
+ * to `tag`. Nothing when the worker is not registered. */
+void ref_registry_set_inflight_memo(ref_registry *r, const char *worker_id, ref_registry_memo *m,
+                                    uint32_t n, void *tag);
 
 #endif

@@ -56,6 +56,7 @@ struct job {
     uint32_t req_rel;      /* the pointers in that block (relocate) */
     size_t id_len;         /* strlen(job_id) */
     int id_plain;          /* job_id holds nothing a JSON string escapes */
+    int in_wf;             /* the request names a workflow_id (saga_after_terminal) */
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     char *idem;            /* idempotency index key, or NULL */
@@ -81,7 +82,10 @@ struct job {
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
     int done;               /* the current attempt's result has been applied */
     int holds_slot;         /* counted in the worker's in-flight list */
-    struct worker_slots *ws; /* that list (while holds_slot) */
+    /* The in-flight list of the worker the job was last placed in, kept
+     * after it leaves the list; it is j->worker's list exactly when its
+     * worker_id is the same shared string as j->worker (ws_of). */
+    struct worker_slots *ws;
     int counted;            /* counted active in the safety kernel */
     uint32_t retries;
     int64_t wait_since;     /* waiting for a worker since; -1 when not */
@@ -92,11 +96,16 @@ struct job {
     job *prev, *next;       /* live jobs in seq order */
 };
 
-/* The jobs a worker holds from this scheduler. */
+/* The jobs a worker holds from this scheduler. Made on the worker's first
+ * dispatch and kept until the scheduler is freed (so a pointer to it
+ * stays good), with where the registry and the breaker set last had the
+ * worker, which spares them a lookup by id on the next call. */
 typedef struct worker_slots {
-    char *worker_id;
+    char *worker_id; /* a shared string (intern_set), one reference */
     job **jobs;
     size_t n, cap;
+    ref_registry_memo reg;
+    ref_breaker_memo brk;
 } worker_slots;
 
 struct ref_sched {
@@ -273,6 +282,16 @@ static int intern_set(ref_sched *s, int kind, char **dst, const char *src)
     intern_drop(s, *dst);
     *dst = e->s;
     return CAP_OK;
+}
+
+/* *dst becomes the shared string p (which some holder keeps alive), with
+ * a reference of its own: what intern_set with p's text gives, without
+ * the table lookup. */
+static void intern_ref(ref_sched *s, char **dst, char *p)
+{
+    istr_of(p)->refs++;
+    intern_drop(s, *dst);
+    *dst = p;
 }
 
 static istr *intern_find(ref_sched *s, const char *src, size_t n)
@@ -955,7 +974,7 @@ static int jw_emit(ref_sched *s, ref_effects *fx)
     if (s->jerr)
         return CAP_ENOMEM;
     s->jbuf[s->jlen] = 0;
-    return s->restoring ? CAP_OK : ref_effects_journal(fx, s->jbuf);
+    return s->restoring ? CAP_OK : ref_effects_journal_n(fx, s->jbuf, s->jlen);
 }
 
 /* A diagnostic line (kind "note"): what happened and why, for people and
@@ -1492,6 +1511,7 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
     j->max_retries = -1;
     j->wait_since = -1;
     j->rank = rank_of(req->priority);
+    j->in_wf = req->workflow_id && req->workflow_id[0];
     job_request view = *req; /* kept without its dispatch identity */
     view.dispatch = NULL;
     j->req = keep_request(s, &view, &j->req_block, &j->req_rel);
@@ -1509,28 +1529,46 @@ static worker_slots *slots_find(const ref_sched *s, const char *worker)
     return ref_strmap_get(&s->slots_by_worker, worker);
 }
 
-static int slot_take(ref_sched *s, job *j)
+/* The in-flight list of a worker, made when it has none; NULL when out of
+ * memory. tag: what the registry keeps for the worker (ref_worker_info.
+ * tag: this very list, set by slot_take and slot_release), or NULL. */
+static worker_slots *slots_get(ref_sched *s, const char *worker, void *tag)
 {
-    worker_slots *w = slots_find(s, j->worker);
-    if (!w) {
-        if (s->n_slots == s->cap_slots) {
-            size_t nc = s->cap_slots ? s->cap_slots * 2 : 8;
-            worker_slots **g = realloc(s->slots, nc * sizeof *g);
-            if (!g)
-                return CAP_ENOMEM;
-            s->slots = g;
-            s->cap_slots = nc;
-        }
-        w = calloc(1, sizeof *w);
-        if (!w || !(w->worker_id = dup(j->worker)) ||
-            ref_strmap_put(&s->slots_by_worker, w->worker_id, w)) {
-            if (w)
-                free(w->worker_id);
-            free(w);
-            return CAP_ENOMEM;
-        }
-        s->slots[s->n_slots++] = w;
+    worker_slots *w = tag ? tag : slots_find(s, worker);
+    if (w)
+        return w;
+    if (s->n_slots == s->cap_slots) {
+        size_t nc = s->cap_slots ? s->cap_slots * 2 : 8;
+        worker_slots **g = realloc(s->slots, nc * sizeof *g);
+        if (!g)
+            return NULL;
+        s->slots = g;
+        s->cap_slots = nc;
     }
+    w = calloc(1, sizeof *w);
+    if (!w || intern_set(s, IK_WORKER, &w->worker_id, worker) ||
+        ref_strmap_put(&s->slots_by_worker, w->worker_id, w)) {
+        if (w)
+            intern_drop(s, w->worker_id);
+        free(w);
+        return NULL;
+    }
+    s->slots[s->n_slots++] = w;
+    return w;
+}
+
+/* j->worker's in-flight list when j->ws is it (no lookup), else NULL. */
+static worker_slots *ws_of(const job *j)
+{
+    return j->ws && j->worker && j->ws->worker_id == j->worker ? j->ws : NULL;
+}
+
+/* Counts j in its worker's list: w (NULL: looked up or made by
+ * j->worker). */
+static int slot_take(ref_sched *s, job *j, worker_slots *w)
+{
+    if (!w && !(w = slots_get(s, j->worker, NULL)))
+        return CAP_ENOMEM;
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 4;
         job **g = realloc(w->jobs, nc * sizeof *g);
@@ -1542,7 +1580,7 @@ static int slot_take(ref_sched *s, job *j)
     w->jobs[w->n++] = j;
     j->holds_slot = 1;
     j->ws = w;
-    ref_registry_set_inflight(s->registry, w->worker_id, (uint32_t)w->n);
+    ref_registry_set_inflight_memo(s->registry, w->worker_id, &w->reg, (uint32_t)w->n, w);
     return CAP_OK;
 }
 
@@ -1552,17 +1590,17 @@ static void slot_release(ref_sched *s, job *j)
         return;
     j->holds_slot = 0;
     /* The list the job went into, unless its worker changed since. */
-    worker_slots *w = j->ws && strcmp(j->ws->worker_id, nz(j->worker)) == 0
-                          ? j->ws
-                          : slots_find(s, j->worker);
-    j->ws = NULL;
+    worker_slots *w = ws_of(j);
+    if (!w)
+        w = slots_find(s, j->worker);
     if (!w)
         return;
     for (size_t i = 0; i < w->n; i++)
         if (w->jobs[i] == j) {
             memmove(&w->jobs[i], &w->jobs[i + 1], (w->n - i - 1) * sizeof *w->jobs);
             w->n--;
-            ref_registry_set_inflight(s->registry, w->worker_id, (uint32_t)w->n);
+            ref_registry_set_inflight_memo(s->registry, w->worker_id, &w->reg, (uint32_t)w->n,
+                                           w);
             break;
         }
 }
@@ -1580,11 +1618,14 @@ typedef struct {
 static int exclude_worker(void *ctx, const ref_worker_info *w)
 {
     exclude_ctx *c = ctx;
-    if (!ref_breaker_set_can_dispatch(c->s->breakers, w->worker_id, c->now))
+    worker_slots *sl = w->tag; /* the worker's list, when the registry has it */
+    if (!ref_breaker_set_can_dispatch_memo(c->s->breakers, w->worker_id, sl ? &sl->brk : NULL,
+                                           c->now))
         return 1;
     if (w->max_parallel_jobs <= 0) /* no declared limit: no count to look up */
         return 0;
-    worker_slots *sl = slots_find(c->s, w->worker_id);
+    if (!sl)
+        sl = slots_find(c->s, w->worker_id);
     return sl && sl->n >= (size_t)w->max_parallel_jobs;
 }
 
@@ -1856,12 +1897,15 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
 {
     uint64_t ticket = 0;
     ref_breaker_event ev;
-    int v = ref_breaker_set_acquire(s->breakers, sel->worker_id, now, &ticket, &ev);
+    worker_slots *ws = slots_get(s, sel->worker_id, sel->tag);
+    if (!ws)
+        return CAP_ENOMEM;
+    int v = ref_breaker_set_acquire_memo(s->breakers, sel->worker_id, &ws->brk, now, &ticket, &ev);
     TRY(v);
     TRY(publish_alert(s, &ev, now, fx));
     if (v == REF_BREAKER_REFUSE)
         return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
-    TRY(intern_set(s, IK_WORKER, &j->worker, sel->worker_id));
+    intern_ref(s, &j->worker, ws->worker_id); /* the text of sel->worker_id */
     TRY(intern_set(s, IK_POOL, &j->pool, sel->pool));
     j->attempt++;
     random_hex(s, j->dispatch_id);
@@ -1873,7 +1917,7 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     waitq_remove(s, j);
     j->wait_since = -1;
     TRY(disarm(j, TK_WAKE, fx));
-    TRY(slot_take(s, j));
+    TRY(slot_take(s, j, ws));
     if (!j->counted) {
         TRY(ref_safety_job_started(s->safety, j->tenant));
         j->counted = 1;
@@ -2130,7 +2174,9 @@ static int breaker_record(ref_sched *s, job *j, ref_breaker_outcome o, int64_t n
     if (!j->worker || !j->worker[0])
         return CAP_OK;
     ref_breaker_event ev;
-    TRY(ref_breaker_set_record(s->breakers, j->worker, now, j->ticket, o, &ev));
+    worker_slots *ws = ws_of(j);
+    TRY(ref_breaker_set_record_memo(s->breakers, j->worker, ws ? &ws->brk : NULL, now, j->ticket,
+                                    o, &ev));
     TRY(publish_alert(s, &ev, now, fx));
     return arm_housekeeping(s, fx);
 }
@@ -2197,6 +2243,8 @@ static int saga_step(ref_sched *s, const char *wf, const char *trace_id, int64_t
 static int saga_after_terminal(ref_sched *s, job *j, const job_request *req, int64_t now,
                                ref_effects *fx)
 {
+    if (!j->in_wf && !(j->saga_wf && j->saga_wf[0]))
+        return CAP_OK; /* nothing to do, known without reading the request */
     const char *wf = req ? nz(req->workflow_id) : "";
     if (j->saga_wf && j->saga_wf[0]) {
         ref_saga_outcome o = ref_saga_outcome_of_status((Cordum__Agent__V1__JobStatus)j->state);
@@ -2485,7 +2533,8 @@ static int on_heartbeat(ref_sched *s, const Cordum__Agent__V1__Heartbeat *hb, in
                         ref_effects *fx)
 {
     cap_diag d;
-    int r = ref_registry_heartbeat(s->registry, now, hb, &d);
+    void *tag = NULL; /* the worker's in-flight list, when the registry has it */
+    int r = ref_registry_heartbeat_tag(s->registry, now, hb, &tag, &d);
     if (r < 0) {
         if (r == CAP_ENOMEM)
             return r;
@@ -2495,7 +2544,7 @@ static int on_heartbeat(ref_sched *s, const Cordum__Agent__V1__Heartbeat *hb, in
     TRY(arm_housekeeping(s, fx));
     /* A heartbeat checkpoint: a worker holding exactly one of our jobs
      * names that job's progress; it counts as the job's start. */
-    worker_slots *w = slots_find(s, hb->worker_id);
+    worker_slots *w = tag ? tag : slots_find(s, hb->worker_id);
     if (w && w->n == 1 && hb->active_jobs > 0) {
         job *j = w->jobs[0];
         int changed = 0;
@@ -2975,7 +3024,7 @@ int ref_sched_restore(ref_sched *s, const char *const *records, size_t n, int64_
             TRY(ref_safety_job_started(s->safety, j->tenant));
         if (!j->done && j->worker && j->worker[0] &&
             (j->state == REF_JOB_DISPATCHED || j->state == REF_JOB_RUNNING))
-            TRY(slot_take(s, j));
+            TRY(slot_take(s, j, NULL));
         if (j->waiting) {
             j->waiting = 0;
             TRY(waitq_add(s, j));
@@ -3156,9 +3205,16 @@ void ref_sched_free(ref_sched *s)
         job_free(s, j);
         j = next;
     }
+    for (size_t i = 0; i < s->n_slots; i++) {
+        intern_drop(s, s->slots[i]->worker_id);
+        free(s->slots[i]->jobs);
+        free(s->slots[i]);
+    }
+    free(s->slots);
+    ref_strmap_free(&s->slots_by_worker);
     for (size_t k = 0; k < sizeof s->icache / sizeof s->icache[0]; k++)
         intern_drop(s, s->icache[k] ? s->icache[k]->s : NULL);
-    ref_strmap_free(&s->strs); /* empty now: every job let go of its strings */
+    ref_strmap_free(&s->strs); /* empty now: every job and list let go of its strings */
     ref_strmap_free(&s->by_id);
     ref_u64map_free(&s->by_seq);
     free(s->ring);
@@ -3167,13 +3223,6 @@ void ref_sched_free(ref_sched *s)
     free(s->rbuf);
     free(s->kbuf);
     free(s->krel);
-    for (size_t i = 0; i < s->n_slots; i++) {
-        free(s->slots[i]->worker_id);
-        free(s->slots[i]->jobs);
-        free(s->slots[i]);
-    }
-    free(s->slots);
-    ref_strmap_free(&s->slots_by_worker);
     free(s->waitq);
     free_timeouts(s->pool_to, s->n_pool_to);
     free_timeouts(s->tenant_to, s->n_tenant_to);

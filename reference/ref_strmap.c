@@ -7,14 +7,95 @@
 
 #include "cap_error.h"
 
-static uint64_t fnv1a(const char *s)
+_Static_assert(sizeof(ref_strmap_slot) == 24, "a slot is a value and 16 bytes of key");
+_Static_assert(offsetof(ref_strmap_slot, k.out.tag) == offsetof(ref_strmap_slot, k.in) + 15,
+               "a long key's tag overlays the last byte of an inline key");
+
+/* A key as an operation looks for it: its hash, its length and, when it
+ * is kept inline, its NUL-padded image as two words. */
+typedef struct {
+    const char *s;
+    uint64_t hash;
+    size_t len;
+    uint64_t img[2];
+} probe_key;
+
+/* splitmix64's finaliser: every input bit moves every output bit. */
+static inline uint64_t mix(uint64_t x)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= UINT64_C(1099511628211);
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+/* The hash of an inline key, from its image (which the key alone
+ * determines: no key holds a NUL). */
+static inline uint64_t hash_image(uint64_t a, uint64_t b)
+{
+    return mix(a ^ mix(b ^ UINT64_C(0x9e3779b97f4a7c15)));
+}
+
+/* The hash of a longer key of n bytes, a word at a time. Hashes only
+ * place keys in the table (nothing iterates it), so the words' byte
+ * order is of no consequence. */
+static uint64_t hash_long(const char *s, size_t n)
+{
+    uint64_t h = mix(n ^ UINT64_C(0x2545f4914f6cdd1d)), w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = mix(h ^ w);
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, s + i, n - i);
+        h = mix(h ^ w);
     }
     return h;
+}
+
+static void key_of(const char *s, probe_key *k)
+{
+    size_t n = strlen(s);
+    k->s = s;
+    k->len = n;
+    k->img[0] = k->img[1] = 0;
+    if (n <= REF_STRMAP_INLINE) {
+        memcpy(k->img, s, n);
+        k->hash = hash_image(k->img[0], k->img[1]);
+    } else {
+        k->hash = hash_long(s, n);
+    }
+}
+
+static int is_long(const ref_strmap_slot *s)
+{
+    return s->k.out.tag == 1;
+}
+
+/* Whether slot s (not empty) holds key k. An inline key is compared as
+ * its image; a long one by its hash bits, then as a string. */
+static inline int slot_holds(const ref_strmap_slot *s, const probe_key *k)
+{
+    if (k->len <= REF_STRMAP_INLINE) {
+        uint64_t w[2];
+        memcpy(w, s->k.in, sizeof w);
+        return w[0] == k->img[0] && w[1] == k->img[1]; /* a long key's tag never matches */
+    }
+    return is_long(s) && s->k.out.hash == (uint32_t)k->hash && strcmp(s->k.out.key, k->s) == 0;
+}
+
+/* The 32 hash bits that place slot s's key (its home is these & mask:
+ * tables stay within 2^32 slots). */
+static uint32_t slot_hash(const ref_strmap_slot *s)
+{
+    if (is_long(s))
+        return s->k.out.hash;
+    uint64_t w[2];
+    memcpy(w, s->k.in, sizeof w);
+    return (uint32_t)hash_image(w[0], w[1]);
 }
 
 void ref_strmap_init(ref_strmap *m)
@@ -34,23 +115,24 @@ void ref_strmap_free(ref_strmap *m)
         return;
     int borrowed = m->borrowed;
     for (size_t i = 0; i < m->cap && !borrowed; i++)
-        free(m->slots[i].key);
+        if (m->slots[i].value && is_long(&m->slots[i]))
+            free(m->slots[i].k.out.key);
     free(m->slots);
     ref_strmap_init(m);
     m->borrowed = borrowed;
 }
 
-/* The slot holding key (whose hash is h), or (size_t)-1. */
-static size_t find_slot(const ref_strmap *m, const char *key, uint64_t h)
+/* The slot holding k, or (size_t)-1. */
+static size_t find_slot(const ref_strmap *m, const probe_key *k)
 {
-    if (!m->cap || !key)
+    if (!m->cap)
         return (size_t)-1;
     size_t mask = m->cap - 1;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    for (size_t i = (uint32_t)k->hash & mask;; i = (i + 1) & mask) {
         const ref_strmap_slot *s = &m->slots[i];
-        if (!s->key)
+        if (!s->value)
             return (size_t)-1;
-        if (s->hash == h && strcmp(s->key, key) == 0)
+        if (slot_holds(s, k))
             return i;
     }
 }
@@ -59,15 +141,18 @@ void *ref_strmap_get(const ref_strmap *m, const char *key)
 {
     if (!m || !m->cap || !key)
         return NULL;
-    size_t i = find_slot(m, key, fnv1a(key));
+    probe_key k;
+    key_of(key, &k);
+    size_t i = find_slot(m, &k);
     return i == (size_t)-1 ? NULL : m->slots[i].value;
 }
 
-/* The first empty slot of h's probe run in a table known to have one. */
-static size_t free_slot(const ref_strmap_slot *slots, size_t cap, uint64_t h)
+/* The first empty slot of the run from home slot h in a table known to
+ * have one. */
+static size_t free_slot(const ref_strmap_slot *slots, size_t cap, uint32_t h)
 {
-    size_t mask = cap - 1, i = (size_t)h & mask;
-    while (slots[i].key)
+    size_t mask = cap - 1, i = h & mask;
+    while (slots[i].value)
         i = (i + 1) & mask;
     return i;
 }
@@ -75,28 +160,61 @@ static size_t free_slot(const ref_strmap_slot *slots, size_t cap, uint64_t h)
 static int grow(ref_strmap *m)
 {
     size_t nc = m->cap ? m->cap * 2 : 16;
+    if (nc > ((size_t)1 << 32) || nc > SIZE_MAX / sizeof(ref_strmap_slot))
+        return CAP_ENOMEM; /* homes are taken from 32 hash bits */
     ref_strmap_slot *slots = calloc(nc, sizeof *slots);
     if (!slots)
         return CAP_ENOMEM;
     for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].key)
-            slots[free_slot(slots, nc, m->slots[i].hash)] = m->slots[i];
+        if (m->slots[i].value)
+            slots[free_slot(slots, nc, slot_hash(&m->slots[i]))] = m->slots[i];
     free(m->slots);
     m->slots = slots;
     m->cap = nc;
     return CAP_OK;
 }
 
+/* Fills the empty slot s with key k and value: the key inline, or a
+ * pointer to it (a copy unless the map borrows keys). CAP_ENOMEM leaves
+ * the slot empty. */
+static int fill(ref_strmap *m, ref_strmap_slot *s, const probe_key *k, void *value)
+{
+    memset(s, 0, sizeof *s);
+    if (k->len <= REF_STRMAP_INLINE) {
+        memcpy(s->k.in, k->img, sizeof s->k.in);
+    } else {
+        char *copy = (char *)k->s;
+        if (!m->borrowed) {
+            if (!(copy = malloc(k->len + 1)))
+                return CAP_ENOMEM;
+            memcpy(copy, k->s, k->len + 1);
+        }
+        s->k.out.key = copy;
+        s->k.out.hash = (uint32_t)k->hash;
+        s->k.out.tag = 1;
+    }
+    s->value = value;
+    m->len++;
+    return CAP_OK;
+}
+
+/* Replaces the value of slot i, which holds k. */
+static void replace(ref_strmap *m, size_t i, const probe_key *k, void *value)
+{
+    m->slots[i].value = value;
+    if (m->borrowed && is_long(&m->slots[i]))
+        m->slots[i].k.out.key = (char *)k->s;
+}
+
 int ref_strmap_put(ref_strmap *m, const char *key, void *value)
 {
     if (!m || !key || !value)
         return CAP_EINVAL;
-    uint64_t h = fnv1a(key);
-    size_t i = find_slot(m, key, h);
+    probe_key k;
+    key_of(key, &k);
+    size_t i = find_slot(m, &k);
     if (i != (size_t)-1) {
-        m->slots[i].value = value;
-        if (m->borrowed)
-            m->slots[i].key = (char *)key;
+        replace(m, i, &k, value);
         return CAP_OK;
     }
     /* Keep the load under 1/2: short probe runs. */
@@ -105,16 +223,7 @@ int ref_strmap_put(ref_strmap *m, const char *key, void *value)
         if (rc)
             return rc;
     }
-    char *copy = (char *)key;
-    if (!m->borrowed) {
-        size_t n = strlen(key) + 1;
-        if (!(copy = malloc(n)))
-            return CAP_ENOMEM;
-        memcpy(copy, key, n);
-    }
-    m->slots[free_slot(m->slots, m->cap, h)] = (ref_strmap_slot){h, copy, value};
-    m->len++;
-    return CAP_OK;
+    return fill(m, &m->slots[free_slot(m->slots, m->cap, (uint32_t)k.hash)], &k, value);
 }
 
 int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found)
@@ -122,12 +231,13 @@ int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found
     *found = NULL;
     if (!m || !key || !value)
         return CAP_EINVAL;
-    uint64_t h = fnv1a(key);
+    probe_key k;
+    key_of(key, &k);
     size_t i = (size_t)-1;
-    if (m->cap) { /* h's probe run: the key, or the empty slot that ends it */
+    if (m->cap) { /* k's probe run: the key, or the empty slot that ends it */
         size_t mask = m->cap - 1;
-        for (i = (size_t)h & mask; m->slots[i].key; i = (i + 1) & mask)
-            if (m->slots[i].hash == h && strcmp(m->slots[i].key, key) == 0) {
+        for (i = (uint32_t)k.hash & mask; m->slots[i].value; i = (i + 1) & mask)
+            if (slot_holds(&m->slots[i], &k)) {
                 *found = m->slots[i].value;
                 return CAP_OK;
             }
@@ -136,39 +246,34 @@ int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found
         int rc = grow(m);
         if (rc)
             return rc;
-        i = free_slot(m->slots, m->cap, h);
+        i = free_slot(m->slots, m->cap, (uint32_t)k.hash);
     }
-    char *copy = (char *)key;
-    if (!m->borrowed) {
-        size_t n = strlen(key) + 1;
-        if (!(copy = malloc(n)))
-            return CAP_ENOMEM;
-        memcpy(copy, key, n);
-    }
-    m->slots[i] = (ref_strmap_slot){h, copy, value};
-    m->len++;
-    return CAP_OK;
+    return fill(m, &m->slots[i], &k, value);
 }
 
 int ref_strmap_del(ref_strmap *m, const char *key)
 {
-    size_t i = m && key ? find_slot(m, key, fnv1a(key)) : (size_t)-1;
+    if (!m || !key || !m->cap)
+        return 0;
+    probe_key k;
+    key_of(key, &k);
+    size_t i = find_slot(m, &k);
     if (i == (size_t)-1)
         return 0;
-    if (!m->borrowed)
-        free(m->slots[i].key);
+    if (!m->borrowed && is_long(&m->slots[i]))
+        free(m->slots[i].k.out.key);
     /* Backward shift: move each later entry of the run whose home slot is
      * not between the hole and it into the hole, so every remaining key
      * stays reachable from its home slot without a tombstone. */
     size_t mask = m->cap - 1;
-    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
-        size_t home = (size_t)m->slots[j].hash & mask;
+    for (size_t j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
+        size_t home = slot_hash(&m->slots[j]) & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             m->slots[i] = m->slots[j];
             i = j;
         }
     }
-    m->slots[i] = (ref_strmap_slot){0, NULL, NULL};
+    memset(&m->slots[i], 0, sizeof m->slots[i]);
     m->len--;
     return 1;
 }

@@ -174,7 +174,7 @@ static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *even
     PUT("\"}");
 #undef PUT
     *p = 0;
-    int rc = ref_effects_journal(fx, line);
+    int rc = ref_effects_journal_n(fx, line, (size_t)(p - line));
     free(line);
     return rc;
 }
@@ -441,7 +441,7 @@ static size_t dispatch_size(const char *dispatch_id, const char *worker_id)
 static dispatch_identity *dispatch_take(ref_block *b, const char *dispatch_id, uint64_t attempt,
                                         const char *worker_id)
 {
-    dispatch_identity *d = ref_block_take(b, sizeof *d);
+    dispatch_identity *d = ref_block_take_raw(b, sizeof *d); /* set whole by __init */
     if (!d)
         return NULL;
     cordum__agent__v1__dispatch_identity__init(d);
@@ -463,7 +463,7 @@ static size_t identity_size(const identity_binding *src)
 
 static identity_binding *identity_take(ref_block *b, const identity_binding *src)
 {
-    identity_binding *ib = src ? ref_block_take(b, sizeof *ib) : NULL;
+    identity_binding *ib = src ? ref_block_take_raw(b, sizeof *ib) : NULL; /* set by __init */
     if (!ib)
         return NULL;
     cordum__agent__v1__identity_binding__init(ib);
@@ -524,7 +524,7 @@ static cap_packet *build_result(const ref_worker *w, const job_rec *r)
     if (!blk)
         return NULL;
     cap_packet *p = ref_block_envelope(&b, r->trace_id, w->worker_id, r->finished_at);
-    Cordum__Agent__V1__JobResult *res = ref_block_take(&b, sizeof *res);
+    Cordum__Agent__V1__JobResult *res = ref_block_take_raw(&b, sizeof *res); /* set by __init */
     if (p && res) {
         cordum__agent__v1__job_result__init(res);
         p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
@@ -563,7 +563,7 @@ static cap_packet *progress_block(const char *trace_id, const char *worker_id, c
     if (!blk)
         return NULL;
     cap_packet *p = ref_block_envelope(&b, trace_id, worker_id, now);
-    Cordum__Agent__V1__JobProgress *pr = ref_block_take(&b, sizeof *pr);
+    Cordum__Agent__V1__JobProgress *pr = ref_block_take_raw(&b, sizeof *pr); /* set by __init */
     if (p && pr) {
         cordum__agent__v1__job_progress__init(pr);
         p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
@@ -652,7 +652,7 @@ static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
     if (!blk)
         return NULL;
     cap_packet *p = ref_block_envelope(&b, trace, w->worker_id, now);
-    Cordum__Agent__V1__Heartbeat *hb = ref_block_take(&b, sizeof *hb);
+    Cordum__Agent__V1__Heartbeat *hb = ref_block_take_raw(&b, sizeof *hb); /* set by __init */
     if (!p || !hb)
         return block_done(&b, blk, NULL);
     cordum__agent__v1__heartbeat__init(hb);
@@ -671,7 +671,7 @@ static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
     }
     if (w->n_labels && (hb->labels = ref_block_take(&b, w->n_labels * sizeof(label_entry *)))) {
         for (size_t i = 0; i < w->n_labels; i++) {
-            label_entry *e = ref_block_take(&b, sizeof *e);
+            label_entry *e = ref_block_take_raw(&b, sizeof *e); /* set by __init */
             if (!e)
                 break;
             cordum__agent__v1__heartbeat__labels_entry__init(e);

@@ -31,13 +31,25 @@ typedef struct {
 } bus_fault;
 
 /* The subscriptions of one literal pattern (no wildcard token), in
- * subscription order. */
+ * subscription order. One block holds the bucket and its own copy of the
+ * pattern, and the first ids live in the bucket: a publish that finds its
+ * subject reads one block, not a bucket, a pattern and an id array in
+ * three places. */
+#define LIT_LOCAL_IDS 2
 typedef struct {
-    const char *pattern; /* borrowed from the first subscription */
-    uint64_t hash;
-    uint32_t *ids;
+    uint32_t *ids; /* ids_local until it outgrows it */
     size_t n, cap;
+    uint32_t ids_local[LIT_LOCAL_IDS];
+    size_t len;    /* of pattern */
+    char pattern[];
 } lit_bucket;
+
+/* A slot of the literal table: the bucket and its pattern's hash, so a
+ * probe that passes another bucket's slot does not read that bucket. */
+typedef struct {
+    uint64_t hash;
+    lit_bucket *lb; /* NULL: empty */
+} lit_slot;
 
 struct sim_bus {
     sim_bus_config cfg;
@@ -47,11 +59,12 @@ struct sim_bus {
     bus_sub *subs;
     size_t nsubs, cap_subs;
     /* Routing index: literal patterns by hash (open addressing over
-     * lits[]), wildcard patterns in one list; both in subscription order,
-     * so a publish finds its subscriptions without testing every one. */
-    lit_bucket *lits;
+     * lit_slots), wildcard patterns in one list; both in subscription
+     * order, so a publish finds its subscriptions without testing every
+     * one. */
+    lit_bucket **lits;            /* every bucket, in order of creation */
     size_t nlits, cap_lits;
-    uint32_t *lit_slots;          /* index + 1 into lits; 0 empty */
+    lit_slot *lit_slots;          /* open addressing over the buckets */
     size_t cap_slots;             /* a power of two */
     uint32_t *wild;               /* subscriptions with a wildcard token */
     size_t nwild, cap_wild;
@@ -73,37 +86,69 @@ struct sim_bus {
 
 /* ---- subjects ---- */
 
-static int is_bad_char(unsigned char c)
-{
-    return c <= 0x20 || c == 0x7f;
-}
+/* FNV-1a over a subject's bytes, folded: the routing index's hash. */
+#define SUBJECT_HASH_SEED UINT64_C(14695981039346656037)
+#define SUBJECT_HASH_STEP(h, c) (((h) ^ (c)) * UINT64_C(1099511628211))
+#define SUBJECT_HASH_FOLD(h) ((h) ^ ((h) >> 29))
 
-/* One pass over the subject: each token is checked when its end ('.' or
- * the terminator) is reached. */
-int sim_subject_valid(const char *s, int allow_wildcards)
+/* Byte classes of subject text: ordinary, a token's end ('.' or the
+ * terminator), or not allowed: space, control characters (0x01-0x1f) and
+ * DEL. Bytes from 0x80 up are ordinary. */
+enum { SUBJ_ORDINARY = 0, SUBJ_DOT = 1, SUBJ_END = 2, SUBJ_BAD = 3 };
+
+static const unsigned char subject_classes[256] = {
+    [0x00] = SUBJ_END, [0x01] = SUBJ_BAD, [0x02] = SUBJ_BAD, [0x03] = SUBJ_BAD, [0x04] = SUBJ_BAD,
+    [0x05] = SUBJ_BAD, [0x06] = SUBJ_BAD, [0x07] = SUBJ_BAD, [0x08] = SUBJ_BAD, [0x09] = SUBJ_BAD,
+    [0x0a] = SUBJ_BAD, [0x0b] = SUBJ_BAD, [0x0c] = SUBJ_BAD, [0x0d] = SUBJ_BAD, [0x0e] = SUBJ_BAD,
+    [0x0f] = SUBJ_BAD, [0x10] = SUBJ_BAD, [0x11] = SUBJ_BAD, [0x12] = SUBJ_BAD, [0x13] = SUBJ_BAD,
+    [0x14] = SUBJ_BAD, [0x15] = SUBJ_BAD, [0x16] = SUBJ_BAD, [0x17] = SUBJ_BAD, [0x18] = SUBJ_BAD,
+    [0x19] = SUBJ_BAD, [0x1a] = SUBJ_BAD, [0x1b] = SUBJ_BAD, [0x1c] = SUBJ_BAD, [0x1d] = SUBJ_BAD,
+    [0x1e] = SUBJ_BAD, [0x1f] = SUBJ_BAD, [0x20] = SUBJ_BAD, ['.'] = SUBJ_DOT, [0x7f] = SUBJ_BAD,
+};
+
+/* One pass over the subject, a token at a time: the token's ordinary bytes
+ * are hashed in a tight loop, then its end is checked. A valid subject's
+ * routing hash and length come out of the same pass (into *hash and *len,
+ * either may be NULL), so a publish reads its subject once. */
+static int subject_scan(const char *s, int allow_wildcards, uint64_t *hash, size_t *len)
 {
     if (!s || !*s)
         return 0;
-    const char *tok = s;
-    for (const char *p = s;; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c != '.' && c != '\0') {
-            if (is_bad_char(c))
-                return 0;
-            continue;
+    uint64_t h = SUBJECT_HASH_SEED;
+    const unsigned char *p = (const unsigned char *)s;
+    for (;;) {
+        const unsigned char *tok = p;
+        unsigned cls;
+        while ((cls = subject_classes[*p]) == SUBJ_ORDINARY) {
+            h = SUBJECT_HASH_STEP(h, *p);
+            p++;
         }
-        if (p == tok)
-            return 0; /* an empty token */
+        if (cls == SUBJ_BAD || p == tok)
+            return 0; /* a byte not allowed, or an empty token */
         if (p - tok == 1 && (tok[0] == '*' || tok[0] == '>')) {
             if (!allow_wildcards)
                 return 0;
-            if (tok[0] == '>' && c == '.') /* '>' only as the last token */
+            if (tok[0] == '>' && cls == SUBJ_DOT) /* '>' only as the last token */
                 return 0;
         }
-        if (c == '\0')
-            return (size_t)(p - s) <= SIM_BUS_MAX_SUBJECT;
-        tok = p + 1;
+        if (cls == SUBJ_END) {
+            size_t n = (size_t)(p - (const unsigned char *)s);
+            if (n > SIM_BUS_MAX_SUBJECT)
+                return 0;
+            if (hash)
+                *hash = SUBJECT_HASH_FOLD(h);
+            if (len)
+                *len = n;
+            return 1;
+        }
+        h = SUBJECT_HASH_STEP(h, '.');
+        p++;
     }
+}
+
+int sim_subject_valid(const char *s, int allow_wildcards)
+{
+    return subject_scan(s, allow_wildcards, NULL, NULL);
 }
 
 int sim_subject_match(const char *pattern, const char *subject)
@@ -218,8 +263,11 @@ void sim_bus_free(sim_bus *b)
     }
     for (size_t i = 0; i < b->nfaults; i++)
         fault_strings_free(&b->faults[i].f);
-    for (size_t i = 0; i < b->nlits; i++)
-        free(b->lits[i].ids);
+    for (size_t i = 0; i < b->nlits; i++) {
+        if (b->lits[i]->ids != b->lits[i]->ids_local)
+            free(b->lits[i]->ids);
+        free(b->lits[i]);
+    }
     free(b->lits);
     free(b->lit_slots);
     free(b->wild);
@@ -308,14 +356,13 @@ int64_t sim_bus_local_time(const sim_bus *b, uint32_t actor, int64_t now)
 
 /* ---- routing index ---- */
 
+/* The routing hash of a string (subject_scan's, for any string). */
 static uint64_t hash_str(const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= UINT64_C(1099511628211);
-    }
-    return h ^ (h >> 29);
+    uint64_t h = SUBJECT_HASH_SEED;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = SUBJECT_HASH_STEP(h, *p);
+    return SUBJECT_HASH_FOLD(h);
 }
 
 static int has_wildcard(const char *pattern)
@@ -330,36 +377,59 @@ static int has_wildcard(const char *pattern)
     return 0;
 }
 
-/* The bucket of a literal subject, or NULL. */
-static lit_bucket *lit_find(const sim_bus *b, const char *subject, uint64_t h)
+/* The bucket of a literal subject of length len and hash h, or NULL. */
+static lit_bucket *lit_find(const sim_bus *b, const char *subject, size_t len, uint64_t h)
 {
     if (!b->cap_slots)
         return NULL;
     size_t mask = b->cap_slots - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint32_t k = b->lit_slots[i];
-        if (!k)
+        const lit_slot *sl = &b->lit_slots[i];
+        if (!sl->lb)
             return NULL;
-        lit_bucket *lb = &b->lits[k - 1];
-        if (lb->hash == h && strcmp(lb->pattern, subject) == 0)
-            return lb;
+        if (sl->hash == h && sl->lb->len == len && memcmp(sl->lb->pattern, subject, len) == 0)
+            return sl->lb;
     }
+}
+
+/* Files bucket lb (pattern hash h) in a table of cap slots. */
+static void lit_place(lit_slot *slots, size_t cap, lit_bucket *lb, uint64_t h)
+{
+    size_t i = (size_t)h & (cap - 1);
+    while (slots[i].lb)
+        i = (i + 1) & (cap - 1);
+    slots[i].hash = h;
+    slots[i].lb = lb;
 }
 
 static int lit_rehash(sim_bus *b, size_t cap)
 {
-    uint32_t *slots = calloc(cap, sizeof *slots);
+    lit_slot *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return CAP_ENOMEM;
-    for (size_t k = 0; k < b->nlits; k++) {
-        size_t i = (size_t)b->lits[k].hash & (cap - 1);
-        while (slots[i])
-            i = (i + 1) & (cap - 1);
-        slots[i] = (uint32_t)(k + 1);
-    }
+    for (size_t i = 0; i < b->cap_slots; i++)
+        if (b->lit_slots[i].lb)
+            lit_place(slots, cap, b->lit_slots[i].lb, b->lit_slots[i].hash);
     free(b->lit_slots);
     b->lit_slots = slots;
     b->cap_slots = cap;
+    return CAP_OK;
+}
+
+/* Appends subscription si to lb's ids. */
+static int lit_add_id(lit_bucket *lb, uint32_t si)
+{
+    if (lb->n == lb->cap) {
+        uint32_t *ids = malloc(2 * lb->cap * sizeof *ids);
+        if (!ids)
+            return CAP_ENOMEM;
+        memcpy(ids, lb->ids, lb->n * sizeof *ids);
+        if (lb->ids != lb->ids_local)
+            free(lb->ids);
+        lb->ids = ids;
+        lb->cap *= 2;
+    }
+    lb->ids[lb->n++] = si;
     return CAP_OK;
 }
 
@@ -375,27 +445,27 @@ static int index_sub(sim_bus *b, uint32_t si)
         b->wild[b->nwild++] = si;
         return CAP_OK;
     }
+    size_t len = strlen(pat);
     uint64_t h = hash_str(pat);
-    lit_bucket *lb = lit_find(b, pat, h);
+    lit_bucket *lb = lit_find(b, pat, len, h);
     if (!lb) {
         if ((b->nlits + 1) * 2 > b->cap_slots &&
             lit_rehash(b, b->cap_slots ? b->cap_slots * 2 : 64) != CAP_OK)
             return CAP_ENOMEM;
         if (grow((void **)&b->lits, &b->cap_lits, b->nlits, sizeof *b->lits) != CAP_OK)
             return CAP_ENOMEM;
-        lb = &b->lits[b->nlits];
-        memset(lb, 0, sizeof *lb);
-        lb->pattern = pat;
-        lb->hash = h;
-        size_t mask = b->cap_slots - 1, i = (size_t)h & mask;
-        while (b->lit_slots[i])
-            i = (i + 1) & mask;
-        b->lit_slots[i] = (uint32_t)(++b->nlits);
+        lb = malloc(sizeof *lb + len + 1);
+        if (!lb)
+            return CAP_ENOMEM;
+        lb->ids = lb->ids_local;
+        lb->n = 0;
+        lb->cap = LIT_LOCAL_IDS;
+        lb->len = len;
+        memcpy(lb->pattern, pat, len + 1);
+        b->lits[b->nlits++] = lb;
+        lit_place(b->lit_slots, b->cap_slots, lb, h);
     }
-    if (grow((void **)&lb->ids, &lb->cap, lb->n, sizeof *lb->ids) != CAP_OK)
-        return CAP_ENOMEM;
-    lb->ids[lb->n++] = si;
-    return CAP_OK;
+    return lit_add_id(lb, si);
 }
 
 int sim_bus_subscribe(sim_bus *b, uint32_t actor, const char *pattern, const char *queue_group,
@@ -770,9 +840,9 @@ static int sub_matches(const bus_sub *s, const char *subject)
 
 /* The active subscriptions matching subject, in subscription order, into
  * b->scratch; their count, or -1 when out of memory. */
-static long collect_matches(sim_bus *b, const char *subject)
+static long collect_matches(sim_bus *b, const char *subject, size_t len, uint64_t hash)
 {
-    const lit_bucket *lb = lit_find(b, subject, hash_str(subject));
+    const lit_bucket *lb = lit_find(b, subject, len, hash);
     size_t need = (lb ? lb->n : 0) + b->nwild;
     if (need > b->cap_scratch) {
         size_t c = b->cap_scratch ? b->cap_scratch : 16;
@@ -825,11 +895,13 @@ static int first_in_group(const sim_bus *b, const uint32_t *match, size_t i)
 int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const char *reply,
                           const uint8_t *bytes, size_t len, int64_t now, sim_queue *q)
 {
-    if (!b || !q || from >= b->nactors || !sim_subject_valid(subject, 0) ||
-        (reply && *reply && !sim_subject_valid(reply, 0)) || (len && !bytes) ||
+    uint64_t hash = 0;
+    size_t subject_len = 0, reply_len = 0;
+    if (!b || !q || from >= b->nactors || !subject_scan(subject, 0, &hash, &subject_len) ||
+        (reply && *reply && !subject_scan(reply, 0, NULL, &reply_len)) || (len && !bytes) ||
         len > SIM_BUS_MAX_BYTES)
         return CAP_EINVAL;
-    long nm = collect_matches(b, subject);
+    long nm = collect_matches(b, subject, subject_len, hash);
     if (nm < 0)
         return CAP_ENOMEM;
     const uint32_t *match = b->scratch;
@@ -873,9 +945,8 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
                 break;
             }
     }
-    pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now, 0, 0};
-    m.subject_len = strlen(m.subject);
-    m.reply_len = strlen(m.reply);
+    pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now,
+                 subject_len, reply_len};
     if (b->cfg.on_publish)
         b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
     for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE, REPLAY "next N packets" */

@@ -249,9 +249,8 @@ static inline size_t take_known_run(sim_jview *v, const char *p)
  * Fills v exactly as jview_from_cjson would from cJSON_Parse(line).
  * Returns 0 when the record is not of that simple form (the caller then
  * parses it with cJSON); the strings point into r->scratch. */
-static int fast_read(sim_jview_reader *r, const char *line, sim_jview *v)
+static int fast_read(sim_jview_reader *r, const char *line, size_t n, sim_jview *v)
 {
-    size_t n = strlen(line);
     if (n + 1 + BLOCK > r->cap) { /* + BLOCK: the walk reads whole blocks */
         size_t cap = r->cap ? r->cap : 1024;
         while (cap < n + 1 + BLOCK)
@@ -332,9 +331,14 @@ static int fast_read(sim_jview_reader *r, const char *line, sim_jview *v)
 
 int sim_jview_read(sim_jview_reader *r, const char *line, sim_jview *v)
 {
+    return sim_jview_read_n(r, line, strlen(line), v);
+}
+
+int sim_jview_read_n(sim_jview_reader *r, const char *line, size_t len, sim_jview *v)
+{
     cJSON_Delete(r->parsed);
     r->parsed = NULL;
-    if (fast_read(r, line, v))
+    if (fast_read(r, line, len, v))
         return 1;
     cJSON *o = cJSON_ParseWithOpts(line, NULL, 1); /* nothing may follow the object */
     if (!cJSON_IsObject(o)) {

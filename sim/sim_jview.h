@@ -38,6 +38,10 @@ typedef struct {
  * memory ran out. */
 int sim_jview_read(sim_jview_reader *r, const char *line, sim_jview *v);
 
+/* The same for a line whose length is known: len must be strlen(line)
+ * (the journal effect's record_len), which saves measuring it again. */
+int sim_jview_read_n(sim_jview_reader *r, const char *line, size_t len, sim_jview *v);
+
 /* Frees what the reader holds. NULL is accepted. */
 void sim_jview_reader_free(sim_jview_reader *r);
 

@@ -40,6 +40,8 @@ enum { A_GATEWAY, A_SCHEDULER, A_WORKER, A_APPROVER, A_OPERATOR };
 
 typedef struct world world;
 
+#define ACTOR_TIMERS_INLINE 4
+
 typedef struct {
     world *w;
     int type;
@@ -53,7 +55,14 @@ typedef struct {
     int running;                 /* handler jobs in flight (for utilisation) */
     int64_t busy_since;
     int64_t busy_ns;
-    ref_u64map timers;           /* this incarnation's timer id -> queue handle */
+    /* This incarnation's timers: timer id -> the queued event's handle.
+     * The first ACTOR_TIMERS_INLINE live in the actor itself, since a
+     * worker has its heartbeat and one completion timer a running job
+     * (its own memory is at hand; a table of its own would be one more
+     * cache miss per timer set, fired or cancelled); the scheduler's many
+     * go on to the map. A handle is never 0, so 0 marks a free place. */
+    uint64_t timer_id[ACTOR_TIMERS_INLINE], timer_handle[ACTOR_TIMERS_INLINE];
+    ref_u64map timers;
 } actor;
 
 /* A handler-once key, "dispatch_id#attempt", kept with the job it ran for
@@ -63,27 +72,31 @@ typedef struct hkey {
     char key[];
 } hkey;
 
-/* What the checker and the gateway know about one job. */
+/* What the checker and the gateway know about one job. The members every
+ * journal record of the job reads come first, so checking a record
+ * touches as few cache lines of a cold entry as it can; the request hash
+ * (read only for a job that was parked) comes last. */
 typedef struct {
     char *job_id;                /* points just past the struct (one allocation) */
     int state;
-    int parked_once;
     int terminal;
-    int64_t submit_at, parked_at;
-    size_t topic;                /* index into the latency table; (size_t)-1 none */
-    char hash[65];               /* hash of the request as submitted ("" unknown or not
-                                  * computed yet: see gateway_request_hash) */
+    int parked_once;
     int gateway;                 /* submitted by the gateway (not a compensation) */
     int client;                  /* closed loop: the client that waits for it; -1 none */
-    char *wf;                    /* workflow id of a gateway workflow */
     uint32_t step, steps;        /* workflow step (1-based) and count */
-    size_t mix;
-    int approver_tries;
-    size_t list_idx;             /* its place in job_list */
-    struct hkey *seen;           /* handler-once keys of this job, newest first */
-    size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
+    size_t topic;                /* index into the latency table; (size_t)-1 none */
+    int64_t submit_at;
     uint64_t fatal_attempt;      /* attempt + 1 of a FAILED_FATAL result it was given; 0 none */
     struct twin *twin;           /* a `conflict` twin to send once the scheduler admits it */
+    size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
+    char *wf;                    /* workflow id of a gateway workflow */
+    struct hkey *seen;           /* handler-once keys of this job, newest first */
+    size_t list_idx;             /* its place in job_list */
+    int64_t parked_at;
+    size_t mix;
+    int approver_tries;
+    char hash[65];               /* hash of the request as submitted ("" unknown or not
+                                  * computed yet: see gateway_request_hash) */
 } jinfo;
 
 /* A conflicting twin (the `conflict` timeline action): another job,
@@ -358,35 +371,77 @@ static void on_publish(void *ctx, int64_t now, const char *from, const char *sub
 
 /* ---- timers --------------------------------------------------------------- */
 
-/* An actor's timer is one queued event; the actor's timers map maps the
- * timer's id to that event's queue handle. Re-arming or cancelling
- * removes the queued event at once, so the queue holds only timers that
- * will fire (its size follows the live timers, not how many were ever
- * set). */
+/* An actor's timer is one queued event; the actor keeps the timer's id
+ * with that event's queue handle (in its own places, then its map).
+ * Re-arming or cancelling removes the queued event at once, so the queue
+ * holds only timers that will fire (its size follows the live timers,
+ * not how many were ever set). */
+
+/* The handle of timer id of a, 0 when it is not armed. */
+static uint64_t timer_handle(const actor *a, uint64_t id)
+{
+    for (int i = 0; i < ACTOR_TIMERS_INLINE; i++)
+        if (a->timer_handle[i] && a->timer_id[i] == id)
+            return a->timer_handle[i];
+    return a->timers.len ? (uintptr_t)ref_u64map_get(&a->timers, id) : 0;
+}
+
+/* Records handle (not 0) for timer id: where the id is already, else in
+ * a free place of the actor, else in the map. CAP_ENOMEM (nothing
+ * changed) when the map cannot grow. */
+static int timer_keep(actor *a, uint64_t id, uint64_t handle)
+{
+    for (int i = 0; i < ACTOR_TIMERS_INLINE; i++)
+        if (a->timer_handle[i] && a->timer_id[i] == id) {
+            a->timer_handle[i] = handle;
+            return CAP_OK;
+        }
+    if (!a->timers.len || !ref_u64map_get(&a->timers, id))
+        for (int i = 0; i < ACTOR_TIMERS_INLINE; i++)
+            if (!a->timer_handle[i]) {
+                a->timer_id[i] = id;
+                a->timer_handle[i] = handle;
+                return CAP_OK;
+            }
+    return ref_u64map_put(&a->timers, id, (void *)(uintptr_t)handle);
+}
+
+/* Forgets timer id of a (when armed). */
+static void timer_forget(actor *a, uint64_t id)
+{
+    for (int i = 0; i < ACTOR_TIMERS_INLINE; i++)
+        if (a->timer_handle[i] && a->timer_id[i] == id) {
+            a->timer_handle[i] = 0;
+            return;
+        }
+    if (a->timers.len)
+        ref_u64map_del(&a->timers, id);
+}
+
 static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
 {
     int64_t at = local_at - (local_time(w, a) - w->now); /* back to virtual time */
     if (at < w->now)
         at = w->now;
-    uint64_t old = (uintptr_t)ref_u64map_get(&a->timers, id);
+    uint64_t old = timer_handle(a, id);
     if (old)
         sim_queue_cancel(&w->q, old, NULL);
     sim_event ev = {.time = at, .kind = EV_TIMER, .actor = a->bus_id, .id = id};
     uint64_t handle = 0;
     int rc = sim_queue_push(&w->q, &ev, &handle);
     if (rc) {
-        ref_u64map_del(&a->timers, id);
+        timer_forget(a, id);
         return rc;
     }
-    return ref_u64map_put(&a->timers, id, (void *)(uintptr_t)handle);
+    return timer_keep(a, id, handle);
 }
 
 static void cancel_timer(world *w, actor *a, uint64_t id)
 {
-    uint64_t old = (uintptr_t)ref_u64map_get(&a->timers, id);
+    uint64_t old = timer_handle(a, id);
     if (old) {
         sim_queue_cancel(&w->q, old, NULL);
-        ref_u64map_del(&a->timers, id);
+        timer_forget(a, id);
     }
 }
 
@@ -396,6 +451,7 @@ static void cancel_timer(world *w, actor *a, uint64_t id)
 static void new_incarnation(actor *a)
 {
     a->incarnation++;
+    memset(a->timer_handle, 0, sizeof a->timer_handle);
     ref_u64map_free(&a->timers);
 }
 
@@ -491,7 +547,7 @@ static void gateway_request_hash(world *w, jinfo *j)
         return;
     }
     ref_sched_request_hash(p->job_request, j->hash);
-    cap_packet_free(p);
+    free(p); /* build_submit: one block */
 }
 
 static void check_job_record(world *w, const sim_jview *o, jinfo *j)
@@ -714,10 +770,10 @@ static void send_twin_later(world *w, jinfo *j)
     w->twins_pending++;
 }
 
-static void on_journal(world *w, const char *line)
+static void on_journal(world *w, const char *line, size_t len)
 {
     sim_jview v;
-    if (!sim_jview_read(&w->jreader, line, &v)) {
+    if (!sim_jview_read_n(&w->jreader, line, len, &v)) {
         violation(w, "journal", NULL, "the scheduler wrote a record that is not a JSON object");
         return;
     }
@@ -767,7 +823,7 @@ static void apply_effects(world *w, actor *a)
         case REF_EFFECT_TIMER_CANCEL: cancel_timer(w, a, e->timer_id); break;
         case REF_EFFECT_JOURNAL:
             if (a->type == A_SCHEDULER)
-                on_journal(w, e->record);
+                on_journal(w, e->record, e->record_len);
             break;
         }
     }
@@ -1141,24 +1197,33 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
 
 /* ---- the gateway ------------------------------------------------------------ */
 
-static Cordum__Agent__V1__JobRequest__LabelsEntry **kv_labels(const sim_kv *kv, size_t n, int *ok)
+/* The submit's label entries (JobRequest and JobMetadata labels share the
+ * entry layout: key 1, value 2) in a ref_block: kv_size is what kv_take
+ * carves for n pairs. */
+typedef Cordum__Agent__V1__JobRequest__LabelsEntry label_entry;
+
+static size_t kv_size(const sim_kv *kv, size_t n)
+{
+    size_t s = n ? ref_block_size(n * sizeof(label_entry *)) : 0;
+    for (size_t i = 0; i < n; i++)
+        s += ref_block_size(sizeof(label_entry)) + ref_block_str_size(kv[i].key) +
+             ref_block_str_size(kv[i].value);
+    return s;
+}
+
+static label_entry **kv_take(ref_block *b, const sim_kv *kv, size_t n)
 {
     if (!n)
         return NULL;
-    Cordum__Agent__V1__JobRequest__LabelsEntry **arr = calloc(n, sizeof *arr);
-    if (!arr) {
-        *ok = 0;
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        arr[i] = malloc(sizeof *arr[i]);
-        if (!arr[i]) {
-            *ok = 0;
-            continue;
-        }
-        cordum__agent__v1__job_request__labels_entry__init(arr[i]);
-        arr[i]->key = ref_pb_strdup(kv[i].key, ok);
-        arr[i]->value = ref_pb_strdup(kv[i].value, ok);
+    label_entry **arr = ref_block_take(b, n * sizeof *arr);
+    for (size_t i = 0; arr && i < n; i++) {
+        label_entry *e = ref_block_take(b, sizeof *e);
+        if (!e)
+            return arr; /* b->bad is set: the builder gives up */
+        cordum__agent__v1__job_request__labels_entry__init(e);
+        e->key = ref_block_str(b, kv[i].key);
+        e->value = ref_block_str(b, kv[i].value);
+        arr[i] = e;
     }
     return arr;
 }
@@ -1175,36 +1240,29 @@ static void draw_message_id(world *w, uint8_t mid[SIGN_MESSAGE_ID_LEN])
 
 /* Adds the CAP-PRODUCTION signature metadata with message_id `id` to a
  * submit and signs it (cap_production_sign): *wire is the signed packet,
- * to be put on the bus as it is. */
+ * to be put on the bus as it is. The metadata lives on this stack frame:
+ * p points to it only while it is signed (the submit is one block). */
 static int sign_submit(world *w, cap_packet *p, const uint8_t id[SIGN_MESSAGE_ID_LEN],
                        uint8_t **wire, size_t *len)
 {
-    Cordum__Agent__V1__SignatureMetadata *md = malloc(sizeof *md);
-    Google__Protobuf__Timestamp *exp = malloc(sizeof *exp);
-    uint8_t *mid = malloc(SIGN_MESSAGE_ID_LEN);
-    if (!md || !exp || !mid) {
-        free(md);
-        free(exp);
-        free(mid);
-        return CAP_ENOMEM;
-    }
-    cordum__agent__v1__signature_metadata__init(md);
-    google__protobuf__timestamp__init(exp);
-    p->signature_metadata = md; /* freed with p from here on */
-    md->expires_at = exp;
+    Cordum__Agent__V1__SignatureMetadata md;
+    Google__Protobuf__Timestamp exp;
+    uint8_t mid[SIGN_MESSAGE_ID_LEN];
+    cordum__agent__v1__signature_metadata__init(&md);
+    google__protobuf__timestamp__init(&exp);
+    md.expires_at = &exp;
     memcpy(mid, id, SIGN_MESSAGE_ID_LEN);
-    md->message_id.data = mid;
-    md->message_id.len = SIGN_MESSAGE_ID_LEN;
-    int ok = 1;
-    md->profile_version = ref_pb_strdup(CAP_PRODUCTION_PROFILE, &ok);
-    md->algorithm = ref_pb_strdup(CAP_PRODUCTION_ALGORITHM, &ok);
-    md->audience = ref_pb_strdup(REF_SCHED_SUBJECT_SUBMIT, &ok);
-    md->key_id = ref_pb_strdup(SIGN_KEY_ID, &ok);
-    if (!ok)
-        return CAP_ENOMEM;
+    md.message_id.data = mid;
+    md.message_id.len = SIGN_MESSAGE_ID_LEN;
+    md.profile_version = (char *)CAP_PRODUCTION_PROFILE;
+    md.algorithm = (char *)CAP_PRODUCTION_ALGORITHM;
+    md.audience = (char *)REF_SCHED_SUBJECT_SUBMIT;
+    md.key_id = (char *)SIGN_KEY_ID;
     cap_timestamp_from_nanos(
-        cap_sat_add(local_time(w, w->gateway), w->scn->gateway.signature_lifetime_ns), exp);
+        cap_sat_add(local_time(w, w->gateway), w->scn->gateway.signature_lifetime_ns), &exp);
+    p->signature_metadata = &md;
     int rc = cap_production_sign(p, w->sign_key, wire, len, w->d);
+    p->signature_metadata = NULL;
     if (rc == CAP_OK && w->res->signed_submits == 0) {
         /* Once per run: the signed form passes production admission
          * (cap-spec 19) on the gateway's own clock, so what the scheduler
@@ -1252,63 +1310,80 @@ static int sign_setup(world *w)
 }
 
 /* The submit packet of one job of mix entry m (step `step` of workflow
- * wf when wf is not NULL); NULL when memory ran out. */
+ * wf when wf is not NULL), in one block (ref_block: free() releases it,
+ * never cap_packet_free); NULL when memory ran out. */
 static cap_packet *build_submit(world *w, size_t m, const char *job_id, const char *wf,
                                 uint32_t step)
 {
     const sim_job_spec *js = &w->scn->workload.mix[m];
-    char trace[300];
-    snprintf(trace, sizeof trace, "trace-%s", job_id);
-    cap_packet *p = ref_packet_new(trace, w->gateway->name, local_time(w, w->gateway));
-    job_request *r = p ? malloc(sizeof *r) : NULL;
-    Cordum__Agent__V1__JobMetadata *meta = r ? malloc(sizeof *meta) : NULL;
-    if (!meta) {
-        free(r);
-        cap_packet_free(p);
+    char trace[300]; /* "trace-<job id>", cut to fit as snprintf would */
+    size_t idn = strlen(job_id);
+    if (idn > sizeof trace - 7)
+        idn = sizeof trace - 7;
+    memcpy(trace, "trace-", 6);
+    memcpy(trace + 6, job_id, idn);
+    trace[6 + idn] = '\0';
+    const char *gw = w->gateway->name;
+    int comp = wf && js->compensation_topic && js->compensation_topic[0];
+    size_t n = ref_block_envelope_size(trace, gw) + ref_block_size(sizeof(job_request)) +
+               ref_block_size(sizeof(Cordum__Agent__V1__JobMetadata)) +
+               ref_block_str_size(job_id) + ref_block_str_size(js->topic) +
+               2 * ref_block_str_size(js->tenant) + ref_block_str_size("client-1") +
+               kv_size(js->labels, js->n_labels) + kv_size(js->meta_labels, js->n_meta_labels) +
+               ref_block_str_size(js->idempotency_key) +
+               (js->n_risk_tags ? ref_block_size(js->n_risk_tags * sizeof(char *)) : 0) +
+               (wf ? ref_block_str_size(wf) : 0) +
+               (comp ? ref_block_size(sizeof(Cordum__Agent__V1__Compensation)) +
+                           ref_block_str_size(js->compensation_topic)
+                     : 0);
+    for (size_t i = 0; i < js->n_risk_tags; i++)
+        n += ref_block_str_size(js->risk_tags[i]);
+    ref_block b;
+    void *blk = ref_block_new(&b, n);
+    if (!blk)
         return NULL;
-    }
-    cordum__agent__v1__job_request__init(r);
-    cordum__agent__v1__job_metadata__init(meta);
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
-    p->job_request = r;
-    r->meta = meta;
-    int ok = 1;
-    r->job_id = ref_pb_strdup(job_id, &ok);
-    r->topic = ref_pb_strdup(js->topic, &ok);
-    r->priority = (Cordum__Agent__V1__JobPriority)js->priority;
-    r->tenant_id = ref_pb_strdup(js->tenant, &ok);
-    r->principal_id = ref_pb_strdup("client-1", &ok);
-    r->labels = kv_labels(js->labels, js->n_labels, &ok);
-    r->n_labels = js->n_labels;
-    meta->tenant_id = ref_pb_strdup(js->tenant, &ok);
-    meta->labels = (Cordum__Agent__V1__JobMetadata__LabelsEntry **)kv_labels(js->meta_labels,
-                                                                          js->n_meta_labels, &ok);
-    meta->n_labels = js->n_meta_labels;
-    meta->idempotency_key = ref_pb_strdup(js->idempotency_key, &ok);
-    if (js->n_risk_tags) {
-        meta->risk_tags = calloc(js->n_risk_tags, sizeof *meta->risk_tags);
-        if (!meta->risk_tags)
-            ok = 0;
-        for (size_t i = 0; meta->risk_tags && i < js->n_risk_tags; i++)
-            meta->risk_tags[i] = ref_pb_strdup(js->risk_tags[i], &ok);
-        meta->n_risk_tags = meta->risk_tags ? js->n_risk_tags : 0;
-    }
-    if (wf) {
-        r->workflow_id = ref_pb_strdup(wf, &ok);
-        r->step_index = (int32_t)step;
-        if (js->compensation_topic && js->compensation_topic[0]) {
-            Cordum__Agent__V1__Compensation *c = malloc(sizeof *c);
-            if (c) {
-                cordum__agent__v1__compensation__init(c);
-                c->topic = ref_pb_strdup(js->compensation_topic, &ok);
-                r->compensation = c;
-            } else {
-                ok = 0;
+    cap_packet *p = ref_block_envelope(&b, trace, gw, local_time(w, w->gateway));
+    job_request *r = ref_block_take(&b, sizeof *r);
+    Cordum__Agent__V1__JobMetadata *meta = ref_block_take(&b, sizeof *meta);
+    if (p && r && meta) {
+        cordum__agent__v1__job_request__init(r);
+        cordum__agent__v1__job_metadata__init(meta);
+        p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
+        p->job_request = r;
+        r->meta = meta;
+        r->job_id = ref_block_str(&b, job_id);
+        r->topic = ref_block_str(&b, js->topic);
+        r->priority = (Cordum__Agent__V1__JobPriority)js->priority;
+        r->tenant_id = ref_block_str(&b, js->tenant);
+        r->principal_id = ref_block_str(&b, "client-1");
+        r->labels = kv_take(&b, js->labels, js->n_labels);
+        r->n_labels = js->n_labels;
+        meta->tenant_id = ref_block_str(&b, js->tenant);
+        meta->labels = (Cordum__Agent__V1__JobMetadata__LabelsEntry **)kv_take(
+            &b, js->meta_labels, js->n_meta_labels);
+        meta->n_labels = js->n_meta_labels;
+        meta->idempotency_key = ref_block_str(&b, js->idempotency_key);
+        if (js->n_risk_tags) {
+            meta->risk_tags = ref_block_take(&b, js->n_risk_tags * sizeof *meta->risk_tags);
+            for (size_t i = 0; meta->risk_tags && i < js->n_risk_tags; i++)
+                meta->risk_tags[i] = ref_block_str(&b, js->risk_tags[i]);
+            meta->n_risk_tags = js->n_risk_tags;
+        }
+        if (wf) {
+            r->workflow_id = ref_block_str(&b, wf);
+            r->step_index = (int32_t)step;
+            if (comp) {
+                Cordum__Agent__V1__Compensation *c = ref_block_take(&b, sizeof *c);
+                if (c) {
+                    cordum__agent__v1__compensation__init(c);
+                    c->topic = ref_block_str(&b, js->compensation_topic);
+                    r->compensation = c;
+                }
             }
         }
     }
-    if (!ok) {
-        cap_packet_free(p);
+    if (b.bad || !p || !r || !meta) {
+        free(blk);
         return NULL;
     }
     return p;
@@ -1322,7 +1397,7 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
     cap_packet *p = build_submit(w, m, job_id, wf, step);
     jinfo *j = p ? job_add(w, job_id) : NULL;
     if (!j) {
-        cap_packet_free(p);
+        free(p);
         return CAP_ENOMEM;
     }
     j->gateway = 1;
@@ -1343,7 +1418,7 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
         draw_message_id(w, mid);
         if (w->twins_wanted) { /* a `conflict` action picks this submit */
             if (!(j->twin = calloc(1, sizeof *j->twin))) {
-                cap_packet_free(p);
+                free(p);
                 return CAP_ENOMEM;
             }
             memcpy(j->twin->mid, mid, SIGN_MESSAGE_ID_LEN);
@@ -1357,7 +1432,7 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
         rc = sim_bus_publish(w->bus, w->gateway->bus_id, REF_SCHED_SUBJECT_SUBMIT, NULL, p, w->now,
                              &w->q);
     }
-    cap_packet_free(p);
+    free(p);
     return rc;
 }
 
@@ -1379,7 +1454,7 @@ static int send_twin(world *w, twin *t)
     if (!p)
         return CAP_ENOMEM;
     int rc = publish_signed(w, p, t->mid);
-    cap_packet_free(p);
+    free(p);
     w->res->twins_sent += rc == CAP_OK;
     return rc;
 }
@@ -1422,7 +1497,11 @@ static int arrival(world *w, int client)
         snprintf(id, sizeof id, "%s-s1", wf);
         return submit_job(w, m, id, wf, 1, client);
     }
-    snprintf(id, sizeof id, "job-%llu", (unsigned long long)++w->next_job);
+    /* "job-<n>" without printf: one per arrival */
+    char digits[24], *end = digits + sizeof digits, *d = cap_fmt_u64(end, ++w->next_job);
+    memcpy(id, "job-", 4);
+    memcpy(id + 4, d, (size_t)(end - d));
+    id[4 + (end - d)] = '\0';
     return submit_job(w, m, id, NULL, 0, client);
 }
 
@@ -1664,9 +1743,9 @@ static void on_timer_event(world *w, const sim_event *ev)
     actor *a = actor_by_bus(w, ev->actor);
     if (!a || !a->alive)
         return;
-    if ((uintptr_t)ref_u64map_get(&a->timers, ev->id) != ev->handle)
+    if (timer_handle(a, ev->id) != ev->handle)
         return; /* re-armed since, or set by an earlier incarnation of the actor */
-    ref_u64map_del(&a->timers, ev->id);
+    timer_forget(a, ev->id);
     int rc;
     if (a->type == A_SCHEDULER) {
         rc = ref_sched_on_timer(w->sched, ev->id, local_time(w, a), &w->fx);

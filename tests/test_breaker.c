@@ -735,6 +735,105 @@ static void test_set_can_dispatch_matches_breakers(void **state)
     ref_breaker_set_free(s);
 }
 
+/* Calls through a memo answer exactly as calls by id: two sets run the
+ * same random acquires, results, resets, advances and removes (which
+ * move other workers' entries and end a worker's entry, to be made again
+ * later), one by id only and one with a memo per worker, and every
+ * answer, ticket and event must agree. */
+static void test_set_memo_matches_lookup(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"w3", "w0", "w5", "w1", "w4", "w2", "w6", "w7"};
+    enum { N = sizeof ids / sizeof *ids };
+    ref_breaker_set *a = new_set(N), *b = new_set(N);
+    ref_breaker_memo memo[N];
+    memset(memo, 0, sizeof memo);
+    uint64_t ticket[N] = {0}, x = 777;
+    int64_t now = T0;
+    int removed = 0, memo_moved = 0;
+    for (int step = 0; step < 6000; step++) {
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        unsigned r = (unsigned)(x >> 33), i = r % N, what = (r / N) % 12;
+        now += (int64_t)((r >> 8) % 4) * (COOL / 3);
+        ref_breaker_event ea, eb;
+        ref_breaker_memo before = memo[i];
+        if (what < 4) {
+            uint64_t ta = 0, tb = 0;
+            int va = ref_breaker_set_acquire(a, ids[i], now, &ta, &ea);
+            int vb = ref_breaker_set_acquire_memo(b, ids[i], &memo[i], now, &tb, &eb);
+            assert_int_equal(va, vb);
+            assert_true(ta == tb);
+            assert_int_equal(ea.changed, eb.changed);
+            if (ta)
+                ticket[i] = ta;
+        } else if (what < 9) {
+            ref_breaker_outcome o = what < 6 ? REF_BREAKER_FAILURE
+                                    : what < 8 ? REF_BREAKER_TIMEOUT
+                                               : REF_BREAKER_SUCCESS;
+            int va = ref_breaker_set_record(a, ids[i], now, ticket[i], o, &ea);
+            int vb = ref_breaker_set_record_memo(b, ids[i], &memo[i], now, ticket[i], o, &eb);
+            assert_int_equal(va, vb);
+            assert_int_equal(ea.changed, eb.changed);
+            if (ea.changed) {
+                assert_int_equal(ea.to, eb.to);
+                assert_string_equal(ea.worker, eb.worker);
+            }
+        } else if (what == 9) {
+            assert_int_equal(ref_breaker_set_reset(a, ids[i], now, &ea),
+                             ref_breaker_set_reset(b, ids[i], now, &eb));
+        } else if (what == 10) {
+            ref_breaker_event evs[N];
+            assert_int_equal(ref_breaker_set_advance(a, now, evs, N),
+                             ref_breaker_set_advance(b, now, evs, N));
+        } else {
+            int va = ref_breaker_set_remove(a, ids[i]);
+            assert_int_equal(va, ref_breaker_set_remove(b, ids[i]));
+            removed += va == 1;
+        }
+        memo_moved |= before.serial && memo[i].serial == before.serial && memo[i].at != before.at;
+        for (int k = 0; k < N; k++)
+            assert_int_equal(ref_breaker_set_can_dispatch(a, ids[k], now),
+                             ref_breaker_set_can_dispatch_memo(b, ids[k], &memo[k], now));
+    }
+    assert_true(removed > 0);  /* the run ended entries ... */
+    assert_true(memo_moved);   /* ... and a memo followed its entry to a new place */
+    ref_breaker_set_free(a);
+    ref_breaker_set_free(b);
+}
+
+/* A memo of a worker whose breaker was removed and made again does not
+ * reach the new breaker's state through the old entry: the old life's
+ * ticket stays stale, the new one counts. */
+static void test_set_memo_after_remove(void **state)
+{
+    (void)state;
+    ref_breaker_set *s = new_set(4);
+    ref_breaker_memo m;
+    memset(&m, 0, sizeof m);
+    uint64_t old = 0, t = 0;
+    assert_int_equal(ref_breaker_set_acquire_memo(s, "b", &m, T0, &old, NULL), REF_BREAKER_ADMIT);
+    assert_true(m.serial != 0);
+    ref_breaker_memo kept = m;
+    assert_int_equal(ref_breaker_set_remove(s, "b"), 1);
+    /* another worker now sits where b was */
+    assert_int_equal(ref_breaker_set_acquire(s, "c", T0, &t, NULL), REF_BREAKER_ADMIT);
+    assert_int_equal(ref_breaker_set_record_memo(s, "b", &m, T0, old, REF_BREAKER_FAILURE, NULL), 0);
+    assert_null(ref_breaker_set_find(s, "b"));
+    assert_int_equal(ref_breaker_set_find(s, "c")->failures, 0);
+    assert_int_equal(ref_breaker_set_acquire_memo(s, "b", &m, T0, &t, NULL), REF_BREAKER_ADMIT);
+    assert_true(m.serial != kept.serial);
+    assert_int_equal(ref_breaker_set_record_memo(s, "b", &m, T0, old, REF_BREAKER_FAILURE, NULL), 0);
+    assert_int_equal(ref_breaker_set_record_memo(s, "b", &m, T0, t, REF_BREAKER_FAILURE, NULL), 1);
+    assert_int_equal(ref_breaker_set_find(s, "b")->failures, 1);
+    assert_int_equal(ref_breaker_set_find(s, "c")->failures, 0);
+    /* a bad id with no memo is refused as by the plain calls */
+    ref_breaker_memo none;
+    memset(&none, 0, sizeof none);
+    assert_int_equal(ref_breaker_set_acquire_memo(s, "", &none, T0, &t, NULL), CAP_EINVAL);
+    assert_int_equal(ref_breaker_set_can_dispatch_memo(s, NULL, &none, T0), 0);
+    ref_breaker_set_free(s);
+}
+
 /* --- SystemAlert ---------------------------------------------------------- */
 
 static const char *detail(const Cordum__Agent__V1__SystemAlert *a, size_t i, const char *key)
@@ -874,6 +973,8 @@ int main(void)
         cmocka_unit_test(test_set_deadline_follows_open_breakers),
         cmocka_unit_test(test_set_can_dispatch_matches_breakers),
         cmocka_unit_test(test_set_find_follows_adds_and_removes),
+        cmocka_unit_test(test_set_memo_matches_lookup),
+        cmocka_unit_test(test_set_memo_after_remove),
         cmocka_unit_test(test_alert_open),
         cmocka_unit_test(test_alert_recovery_and_errors),
     };

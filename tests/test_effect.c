@@ -63,6 +63,35 @@ static void test_append_in_order(void **state)
     assert_null(l.items);
 }
 
+/* A record given with its length: exactly those bytes are kept (the
+ * source needs no NUL), NUL-terminated, and the effect carries the length;
+ * a record given without one gets its strlen. */
+static void test_journal_with_length(void **state)
+{
+    (void)state;
+    ref_effects l;
+    assert_int_equal(ref_effects_init(&l, 8), CAP_OK);
+    const char src[] = "{\"k\":\"job\"}TRAILING";
+    size_t n = strlen("{\"k\":\"job\"}");
+    assert_int_equal(ref_effects_journal_n(&l, src, n), CAP_OK);
+    assert_int_equal(ref_effects_journal(&l, "{}"), CAP_OK);
+    assert_int_equal(ref_effects_journal_n(&l, "", 0), CAP_OK);
+    const ref_effect *e = ref_effects_at(&l, 0);
+    assert_int_equal(e->kind, REF_EFFECT_JOURNAL);
+    assert_string_equal(e->record, "{\"k\":\"job\"}");
+    assert_int_equal(e->record_len, n);
+    e = ref_effects_at(&l, 1);
+    assert_string_equal(e->record, "{}");
+    assert_int_equal(e->record_len, 2);
+    e = ref_effects_at(&l, 2);
+    assert_string_equal(e->record, "");
+    assert_int_equal(e->record_len, 0);
+    assert_int_equal(ref_effects_journal_n(&l, NULL, 0), CAP_EINVAL);
+    assert_int_equal(ref_effects_journal_n(NULL, "x", 1), CAP_EINVAL);
+    assert_int_equal(ref_effects_count(&l), 3);
+    ref_effects_free(&l);
+}
+
 static void test_bound_full(void **state)
 {
     (void)state;
@@ -179,6 +208,9 @@ static void test_block_carving(void **state)
     char *h = ref_block_str(&b, "hello");
     assert_ptr_equal(h, blk + ref_block_size(12));
     assert_string_equal(h, "hello");
+    /* the piece's padding after the string is cleared, as a taken piece is */
+    for (size_t i = sizeof "hello"; i < ref_block_str_size("hello"); i++)
+        assert_int_equal(h[i], 0);
     assert_int_equal(b.bad, 0);
     assert_int_equal(b.left, 0);
     /* Full: refused, and the block is marked. */
@@ -189,6 +221,23 @@ static void test_block_carving(void **state)
 
     blk = ref_block_new(&b, 8);
     assert_ptr_equal(ref_block_str(&b, "nine byte"), protobuf_c_empty_string);
+    assert_int_equal(b.bad, 1);
+    free(blk);
+
+    /* A raw piece is carved like a taken one (aligned, counted, refused
+     * past the end) but left as the block held it. */
+    blk = ref_block_new(&b, 24);
+    assert_non_null(blk);
+    memset(blk, 0x5a, 24);
+    unsigned char *raw = ref_block_take_raw(&b, 5);
+    assert_ptr_equal(raw, blk);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(raw[i], 0x5a);
+    assert_int_equal(b.left, 16);
+    uint64_t *z = ref_block_take(&b, 8);
+    assert_ptr_equal(z, blk + 8);
+    assert_true(*z == 0);
+    assert_null(ref_block_take_raw(&b, 9));
     assert_int_equal(b.bad, 1);
     free(blk);
 }
@@ -373,6 +422,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_bounds),
         cmocka_unit_test(test_append_in_order),
+        cmocka_unit_test(test_journal_with_length),
         cmocka_unit_test(test_bound_full),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_take_packet),

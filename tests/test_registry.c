@@ -1404,6 +1404,123 @@ static void test_first_fit_matches_full_scan(void **state)
     ref_registry_free(r);
 }
 
+/* A worker whose first heartbeat already reports load is put in the
+ * first-fit index at its score: first fit stays a short walk (one
+ * candidate looked at) instead of falling back to the full scan. */
+static void test_first_fit_index_takes_loaded_newcomers(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    static const char *const ids[] = {"n-2", "n-0", "n-1"};
+    for (int i = 0; i < 3; i++) {
+        hb_buf b;
+        assert_true(ref_registry_heartbeat(r, 0, hb_make(&b, ids[i], "job.a", 3 - i, 8, 20.0f, 0),
+                                           NULL) >= 0);
+    }
+    job_buf jb;
+    ref_sel_request q = {.job = job_make(&jb, "job.a.x"), .pools = POOL_A, .n_pools = 1,
+                         .first_fit = 1};
+    ref_sel_result ff;
+    assert_int_equal(ref_registry_select(r, 0, &q, &ff), CAP_OK);
+    assert_int_equal(ff.outcome, REF_SEL_OK);
+    assert_string_equal(ff.worker_id, "n-1"); /* the least active */
+    assert_int_equal(ff.n_candidates, 1);     /* first fit: the walk stopped there */
+    q.first_fit = 0;
+    ref_sel_result full;
+    assert_int_equal(ref_registry_select(r, 0, &q, &full), CAP_OK);
+    assert_string_equal(full.worker_id, "n-1");
+    assert_int_equal(full.n_candidates, 3);
+    ref_registry_free(r);
+}
+
+/* In-flight counts set through memos act exactly as counts set by id, and
+ * the tag set with them belongs to the registration: two registries see
+ * the same random heartbeats, counts, expiries and removals (which move
+ * workers in the registry and end registrations), one told by id, one
+ * through a memo per worker; selection must agree, and each worker's tag
+ * must be its own from the first count after it registered, NULL before. */
+static void test_inflight_memo_and_tag(void **state)
+{
+    (void)state;
+    static char names[48][16];
+    static int tags[48]; /* a distinct address per worker */
+    ff_world fw;
+    memset(&fw, 0, sizeof fw);
+    for (int i = 0; i < 48; i++) {
+        snprintf(names[i], sizeof names[i], "m-%d", (i * 29) % 48);
+        fw.ids[i] = names[i];
+    }
+    ref_registry *a = reg_new(NULL), *b = reg_new(NULL);
+    ref_registry_memo memo[48];
+    memset(memo, 0, sizeof memo);
+    int tagged[48] = {0};
+    uint64_t x = 4242;
+    int64_t now = 0;
+    int picked = 0, moved = 0, relived = 0;
+    for (int step = 0; step < 4000; step++) {
+        now += (int64_t)(ff_next(&x) % 400) * 1000000;
+        int i = (int)(ff_next(&x) % 48);
+        int what = (int)(ff_next(&x) % 10);
+        ref_registry_memo before = memo[i];
+        if (what < 5) {
+            hb_buf hb1, hb2;
+            int max = (int)(ff_next(&x) % 4), active = (int)(ff_next(&x) % 4);
+            float cpu = (float)(ff_next(&x) % 4) * 30.0f;
+            Cordum__Agent__V1__Heartbeat *h1 = hb_make(&hb1, fw.ids[i], "job.a", active, max, cpu, 0);
+            Cordum__Agent__V1__Heartbeat *h2 = hb_make(&hb2, fw.ids[i], "job.a", active, max, cpu, 0);
+            if (!ref_registry_find(b, fw.ids[i]))
+                tagged[i] = 0; /* a new registration */
+            void *tag = &tag;
+            int ra = ref_registry_heartbeat(a, now, h1, NULL);
+            assert_int_equal(ref_registry_heartbeat_tag(b, now, h2, &tag, NULL), ra);
+            assert_ptr_equal(tag, tagged[i] ? (void *)&tags[i] : NULL);
+        } else if (what < 7) {
+            uint32_t n = (uint32_t)(ff_next(&x) % 4);
+            ref_registry_set_inflight(a, fw.ids[i], n);
+            ref_registry_set_inflight_memo(b, fw.ids[i], &memo[i], n, &tags[i]);
+            if (ref_registry_find(b, fw.ids[i])) {
+                relived |= before.serial && memo[i].serial != before.serial;
+                moved |= before.serial && memo[i].serial == before.serial && memo[i].at != before.at;
+                tagged[i] = 1;
+            }
+        } else if (what < 9) {
+            ref_registry_lost la[48], lb[48];
+            int na = ref_registry_expire(a, now, la, 48);
+            assert_int_equal(ref_registry_expire(b, now, lb, 48), na);
+        } else {
+            assert_int_equal(ref_registry_remove(a, fw.ids[i]), ref_registry_remove(b, fw.ids[i]));
+        }
+        for (int k = 0; k < 48; k++) {
+            const ref_worker_info *w = ref_registry_find(b, fw.ids[k]);
+            if (!w)
+                tagged[k] = 0;
+            else
+                assert_ptr_equal(w->tag, tagged[k] ? (void *)&tags[k] : NULL);
+        }
+        job_buf jb;
+        Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a.x");
+        ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1, .first_fit = step & 1};
+        ref_sel_result ra, rb;
+        assert_int_equal(ref_registry_select(a, now, &q, &ra), CAP_OK);
+        assert_int_equal(ref_registry_select(b, now, &q, &rb), CAP_OK);
+        assert_int_equal(ra.outcome, rb.outcome);
+        assert_string_equal(ra.worker_id, rb.worker_id);
+        assert_memory_equal(ra.filtered, rb.filtered, sizeof ra.filtered);
+        if (rb.outcome == REF_SEL_OK) {
+            picked++;
+            const ref_worker_info *w = ref_registry_find(b, rb.worker_id);
+            assert_ptr_equal(rb.tag, w->tag);
+        } else {
+            assert_null(rb.tag);
+        }
+    }
+    assert_true(picked > 100);
+    assert_true(moved);   /* a memo followed its worker to a new place */
+    assert_true(relived); /* and noticed a registration that ended */
+    ref_registry_free(a);
+    ref_registry_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1423,6 +1540,8 @@ int main(void)
         cmocka_unit_test(test_exclusion_set),
         cmocka_unit_test(test_select_arguments),
         cmocka_unit_test(test_first_fit_matches_full_scan),
+        cmocka_unit_test(test_inflight_memo_and_tag),
+        cmocka_unit_test(test_first_fit_index_takes_loaded_newcomers),
         cmocka_unit_test(test_version_negotiation),
         cmocka_unit_test(test_ready_topics),
         cmocka_unit_test(test_reports_rebuilt_in_place_or_anew),

@@ -1476,6 +1476,38 @@ static void test_worker_lost_redispatches(void **state)
     teardown(f);
 }
 
+/* A worker that is lost and registers again is a new registration: the
+ * scheduler's count of its jobs must reach the new one (its in-flight
+ * limit holds) and the registry's tag for it must be set anew. */
+static void test_worker_back_after_loss_keeps_its_limit(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    const ref_registry *reg = ref_sched_registry(f->s);
+    heartbeat(f, "w1", "job.tools", 1, "", 0);
+    assert_null(ref_registry_find(reg, "w1")->tag); /* nothing dispatched yet */
+    submit(f, "j1", "job.tools", "read", 0);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j1");
+    progress(f, "j1"); /* RUNNING: no dispatch timeout before w1 is lost */
+    assert_non_null(ref_registry_find(reg, "w1")->tag);
+    advance(f, T0 + 31 * SEC); /* w1 lost: j1 to be retried after a backoff */
+    assert_null(ref_registry_find(reg, "w1"));
+    assert_int_equal(info(f, "j1").state, REF_JOB_FAILED_RETRYABLE);
+    heartbeat(f, "w1", "job.tools", 1, "", 0); /* back, as a new registration */
+    assert_null(ref_registry_find(reg, "w1")->tag);
+    submit(f, "j2", "job.tools", "read", 0);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j2");
+    assert_non_null(ref_registry_find(reg, "w1")->tag);
+    advance(f, wake_timer(f)); /* j1's retry is due, but w1 is full */
+    assert_int_equal(info(f, "j1").attempt, 1);
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 1);
+    assert_int_equal(result(f, "j2", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(info(f, "j1").attempt, 2);
+    assert_string_equal(info(f, "j1").worker_id, "w1");
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 0);
+    teardown(f);
+}
+
 /* ---- cancel ---------------------------------------------------------------- */
 
 static cap_packet *with_parent(cap_packet *p, const char *parent)
@@ -2048,6 +2080,7 @@ int main(void)
         cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_journal_escapes_shared_strings),
         cmocka_unit_test(test_worker_lost_redispatches),
+        cmocka_unit_test(test_worker_back_after_loss_keeps_its_limit),
         cmocka_unit_test(test_cancel_cascades),
         cmocka_unit_test(test_saga_rollback_newest_first),
         cmocka_unit_test(test_compensation_evicts_the_job_that_ended),

@@ -194,6 +194,83 @@ static void test_subject_rules(void **state)
             fail_msg("pattern \"%s\" subject \"%s\": want %d", t[i].p, t[i].s, t[i].m);
 }
 
+/* Every byte value inside a token, alone as a token, and after a dot:
+ * space, the control characters and DEL are refused, '.' splits tokens,
+ * and every other byte (those from 0x80 up included) is ordinary text. */
+static void test_subject_every_byte(void **state)
+{
+    (void)state;
+    for (unsigned c = 1; c < 256; c++) {
+        int bad = c <= 0x20 || c == 0x7f;
+        char in[4] = {'a', (char)c, 'b', 0}, alone[2] = {(char)c, 0};
+        char after[4] = {'a', '.', (char)c, 0};
+        if (sim_subject_valid(in, 0) != !bad || sim_subject_valid(in, 1) != !bad)
+            fail_msg("byte 0x%02x inside a token", c);
+        int wild = c == '*' || c == '>';
+        int want_alone = !bad && c != '.' && !wild;
+        if (sim_subject_valid(alone, 0) != want_alone ||
+            sim_subject_valid(alone, 1) != (want_alone || wild))
+            fail_msg("byte 0x%02x as a token", c);
+        if (sim_subject_valid(after, 0) != want_alone)
+            fail_msg("byte 0x%02x after a dot", c);
+    }
+}
+
+/* A publish finds a literal subscription through the routing index,
+ * keyed by the hash its subject scan computes: many distinct literal
+ * subjects (wildcard characters inside tokens, bytes from 0x80 up), each
+ * reaching exactly its own subscriber, with subject and reply copied
+ * into the delivery whole. */
+static void test_literal_routing(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 3, NULL);
+    enum { N = 300 };
+    uint32_t ids[N];
+    char subj[N][48];
+    uint32_t from = actor(&w, "publisher");
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "rcv-%d", i);
+        ids[i] = actor(&w, name);
+        const char *first = i % 3 == 0 ? "w*x" : i % 3 == 1 ? "caf\xc3\xa9" : "a>b";
+        snprintf(subj[i], sizeof subj[i], "%s.%d.%s", first, i, i % 2 ? "jobs" : "x");
+        assert_int_equal(sim_bus_subscribe(w.bus, ids[i], subj[i], NULL, 0, NULL), CAP_OK);
+    }
+    for (int i = N; i-- > 0;) {
+        cap_packet *p = make_hb("publisher", i, i);
+        assert_int_equal(sim_bus_publish(w.bus, from, subj[i], "_INBOX.0.1", p, i, &w.q), CAP_OK);
+        cap_packet_free(p);
+        const sim_event *pe = sim_queue_peek(&w.q);
+        assert_non_null(pe);
+        const sim_delivery *d = pe->data;
+        assert_string_equal(d->subject, subj[i]);
+        assert_string_equal(d->reply, "_INBOX.0.1");
+    }
+    run(&w, INT64_MAX);
+    assert_int_equal(w.ng, N);
+    for (size_t k = 0; k < w.ng; k++) {
+        assert_int_equal(w.g[k].rc, CAP_OK);
+        assert_int_equal(w.g[k].to, ids[w.g[k].n]); /* active_jobs carries the index */
+    }
+    /* One subject with more subscriptions than a bucket holds inline,
+     * interleaved with a wildcard one: delivered in subscription order. */
+    uint32_t order[6];
+    for (int i = 0; i < 6; i++) {
+        order[i] = ids[i];
+        const char *pat = i == 3 ? "many.*" : "many.subs";
+        assert_int_equal(sim_bus_subscribe(w.bus, ids[i], pat, NULL, 0, NULL), CAP_OK);
+    }
+    w.ng = 0;
+    pub(&w, from, "many.subs", 1000, 1);
+    run(&w, INT64_MAX);
+    assert_int_equal(w.ng, 6);
+    for (size_t k = 0; k < 6; k++)
+        assert_int_equal(w.g[k].to, order[k]);
+    world_free(&w);
+}
+
 /* ---- routing ---- */
 
 static void test_broadcast(void **state)
@@ -991,6 +1068,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_subject_rules),
+        cmocka_unit_test(test_subject_every_byte),
+        cmocka_unit_test(test_literal_routing),
         cmocka_unit_test(test_broadcast),
         cmocka_unit_test(test_queue_group),
         cmocka_unit_test(test_request_reply),

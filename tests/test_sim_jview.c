@@ -130,6 +130,12 @@ static void test_values_read_back_at_every_offset(void **state)
                 assert_string_equal(v.k, "job");
                 assert_string_equal(v.job_id, value);
                 assert_string_equal(v.hash, value);
+                /* given its length, the record reads the same */
+                memset(&v, 0, sizeof v);
+                assert_int_equal(sim_jview_read_n(&r, rec, strlen(rec), &v), 1);
+                assert_string_equal(v.k, "job");
+                assert_string_equal(v.job_id, value);
+                assert_string_equal(v.hash, value);
             }
     sim_jview_reader_free(&r);
 }
@@ -326,6 +332,7 @@ static void test_random_records_read_as_cjson_does(void **state)
         expected_view e;
         expect_from_cjson(line, &e);
         assert_view(&e, sim_jview_read(&r, line, &v), &v);
+        assert_view(&e, sim_jview_read_n(&r, line, strlen(line), &v), &v); /* the same given the length */
         expected_free(&e);
     }
     sim_jview_reader_free(&r);

@@ -1,6 +1,7 @@
 /* The string map: get/put/put_new/del against a plain list model under random
- * operations (deletes shift entries back across the table's wrap-around),
- * replacement, bad arguments, and probe runs that stay reachable. */
+ * operations over short (inline) and long keys (deletes shift entries back
+ * across the table's wrap-around), replacement, bad arguments, keys at the
+ * inline bound, and probe runs that stay reachable. */
 #include "testutil.h"
 
 #include "cap_error.h"
@@ -17,6 +18,15 @@ static uint64_t next_rand(uint64_t *s)
     return *s * UINT64_C(2685821657736338717);
 }
 
+/* Key k of a test: short ones (kept inside their slots) and long ones
+ * (kept by pointer) mixed, with lengths on both sides of the bound. */
+static void key_name(char *buf, size_t n, int k)
+{
+    static const char *const prefix[] = {"job-", "job-0000000000-", "a-much-longer-key-of-job-",
+                                         "j-00000000-"};
+    snprintf(buf, n, "%s%d", prefix[k % 4], k);
+}
+
 static void test_matches_model(void **state)
 {
     (void)state;
@@ -30,7 +40,7 @@ static void test_matches_model(void **state)
     for (int step = 0; step < 200000; step++) {
         uint64_t r = next_rand(&seed);
         int k = (int)(r % KEYS);
-        snprintf(key, sizeof key, "job-%d", k);
+        key_name(key, sizeof key, k);
         void *found = &found;
         switch ((r >> 32) % 4) {
         case 0:
@@ -60,7 +70,7 @@ static void test_matches_model(void **state)
         assert_int_equal(ref_strmap_len(&m), live);
         if (step % 20000 == 0) /* every key, present or not, answers as the model */
             for (int i = 0; i < KEYS; i++) {
-                snprintf(key, sizeof key, "job-%d", i);
+                key_name(key, sizeof key, i);
                 assert_ptr_equal(ref_strmap_get(&m, key), model[i]);
             }
     }
@@ -132,12 +142,62 @@ static void test_replace_and_arguments(void **state)
     char k1[] = "key";
     assert_int_equal(ref_strmap_put_new(&m, k1, &a, &found), CAP_OK);
     assert_ptr_equal(ref_strmap_get(&m, "key"), &a);
+    /* a short key is copied into its slot: the caller's buffer may change */
+    k1[0] = 'X';
+    assert_ptr_equal(ref_strmap_get(&m, "key"), &a);
+    assert_null(ref_strmap_get(&m, "Xey"));
+    /* a long key is the caller's pointer */
+    char k2[] = "a-key-longer-than-the-inline-bound";
+    assert_true(strlen(k2) > REF_STRMAP_INLINE);
+    assert_int_equal(ref_strmap_put_new(&m, k2, &b, &found), CAP_OK);
     int borrowed = 0;
     for (size_t i = 0; i < m.cap; i++)
-        borrowed += m.slots[i].key == k1;
+        borrowed += m.slots[i].value && m.slots[i].k.out.tag == 1 && m.slots[i].k.out.key == k2;
     assert_int_equal(borrowed, 1);
     ref_strmap_free(&m);
     ref_strmap_free(NULL);
+}
+
+/* Keys at the inline bound and one past it, keys that differ only in
+ * their last byte, and a short key that is the prefix of a long one,
+ * all live together: each finds its own value, in an owning map and a
+ * borrowing one. */
+static void test_inline_bound(void **state)
+{
+    (void)state;
+    static int v[8];
+    const char *keys[8] = {
+        "12345678901234",   /* REF_STRMAP_INLINE characters: inline */
+        "12345678901235",   /* the same but the last byte */
+        "123456789012345",  /* one past: kept by pointer */
+        "123456789012346",  /* the same but the last byte */
+        "1234567890123",    /* a prefix of the inline ones */
+        "",                 /* the empty key */
+        "1234567890123456789012345",
+        "1",
+    };
+    assert_int_equal(strlen(keys[0]), REF_STRMAP_INLINE);
+    for (int mode = 0; mode < 2; mode++) {
+        ref_strmap m;
+        if (mode)
+            ref_strmap_init_borrowed(&m);
+        else
+            ref_strmap_init(&m);
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(ref_strmap_put(&m, keys[i], &v[i]), CAP_OK);
+        for (int i = 0; i < 8; i++)
+            assert_ptr_equal(ref_strmap_get(&m, keys[i]), &v[i]);
+        assert_null(ref_strmap_get(&m, "123456789012"));
+        assert_null(ref_strmap_get(&m, "12345678901236"));
+        assert_null(ref_strmap_get(&m, "123456789012347"));
+        /* deleting every other key leaves the rest reachable */
+        for (int i = 0; i < 8; i += 2)
+            assert_int_equal(ref_strmap_del(&m, keys[i]), 1);
+        for (int i = 0; i < 8; i++)
+            assert_ptr_equal(ref_strmap_get(&m, keys[i]), i % 2 ? &v[i] : NULL);
+        assert_int_equal(ref_strmap_len(&m), 4);
+        ref_strmap_free(&m);
+    }
 }
 
 /* A borrowed-key map under random puts, replacements and deletes, where
@@ -145,21 +205,21 @@ static void test_replace_and_arguments(void **state)
  * (replaced or deleted): every answer matches the model, and under ASan
  * any read of a key the map should have let go of fails the test. */
 typedef struct {
-    char key[16];
+    char key[40];
 } owner;
 
 static void test_borrowed_keys_follow_their_values(void **state)
 {
     (void)state;
     owner *model[KEYS] = {0};
-    char key[16];
+    char key[40];
     ref_strmap m;
     ref_strmap_init_borrowed(&m);
     uint64_t seed = 7;
     for (int step = 0; step < 100000; step++) {
         uint64_t r = next_rand(&seed);
         int k = (int)(r % KEYS);
-        snprintf(key, sizeof key, "job-%d", k);
+        key_name(key, sizeof key, k);
         switch ((r >> 32) % 3) {
         case 0: { /* put: a new owner of the key, replacing any older one */
             owner *o = malloc(sizeof *o);
@@ -181,7 +241,7 @@ static void test_borrowed_keys_follow_their_values(void **state)
     }
     size_t live = 0;
     for (int i = 0; i < KEYS; i++) {
-        snprintf(key, sizeof key, "job-%d", i);
+        key_name(key, sizeof key, i);
         assert_ptr_equal(ref_strmap_get(&m, key), model[i]);
         live += model[i] != NULL;
     }
@@ -197,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_matches_model),
         cmocka_unit_test(test_churn_keeps_table_small),
         cmocka_unit_test(test_replace_and_arguments),
+        cmocka_unit_test(test_inline_bound),
         cmocka_unit_test(test_borrowed_keys_follow_their_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

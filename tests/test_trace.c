@@ -253,6 +253,35 @@ static void test_writer_rejects(void **state)
     assert_null(cap_trace_kind_name((cap_trace_kind)0));
 }
 
+/* The writer's text check: ASCII strings pass without the full UTF-8
+ * check, and any other byte anywhere in a record sends every string of it
+ * through that check, which names the first bad one. */
+static void test_writer_text_check(void **state)
+{
+    (void)state;
+    cap_trace_writer *w = NULL;
+    assert_int_equal(cap_trace_writer_open(NULL, CAP_TRACE_BINARY, &w), CAP_OK);
+    cap_diag d;
+    cap_trace_record r = {7, CAP_TRACE_DELIVER, "sys.job.submit", "gateway", "scheduler",
+                          "_INBOX.1.2", "plain ascii ~!", NULL, 0};
+    assert_int_equal(cap_trace_write(w, &r, &d), CAP_OK);
+    r.receiver = "caf\xc3\xa9"; /* valid two-byte sequence */
+    r.note = "\xe2\x82\xac 5";  /* valid three-byte sequence */
+    assert_int_equal(cap_trace_write(w, &r, &d), CAP_OK);
+    r.note = "ok \xc3"; /* truncated sequence, the last string of an otherwise valid record */
+    assert_int_equal(cap_trace_write(w, &r, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "note");
+    r.receiver = "scheduler"; /* the only non-ASCII byte is the bad one */
+    assert_int_equal(cap_trace_write(w, &r, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "note");
+    r.note = NULL;
+    r.subject = "sys.\xed\xa0\x80"; /* a surrogate: not UTF-8 */
+    assert_int_equal(cap_trace_write(w, &r, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "subject");
+    assert_true(cap_trace_writer_count(w) == 2);
+    assert_int_equal(cap_trace_writer_close(w, NULL), CAP_OK);
+}
+
 /* Opens data as a trace and reads to the end; returns the first error
  * (open or read), 0 when it read cleanly; diag filled. */
 static int read_all(const void *data, size_t n, cap_trace_format fmt, size_t max_packet,
@@ -514,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_jsonl_round_trip),
         cmocka_unit_test(test_hash_stable),
         cmocka_unit_test(test_writer_rejects),
+        cmocka_unit_test(test_writer_text_check),
         cmocka_unit_test(test_binary_malformed),
         cmocka_unit_test(test_jsonl_malformed),
         cmocka_unit_test(test_jsonl_packet_forms),

@@ -175,6 +175,60 @@ static void test_valid_minimal_packet(void **state)
     free(w);
 }
 
+/* A packet whose created_at.seconds is the varint bytes v[0..n) as they
+ * are (minimal or not), inside a Timestamp of exactly those bytes. */
+static void w_seconds_packet(wbuf *w, const uint8_t *v, size_t n)
+{
+    wbuf ts = {.n = 0};
+    w->n = 0;
+    w_str(w, 1, "trace-1");
+    w_str(w, 2, "sender-1");
+    w_tag(&ts, 1, 0);
+    w_raw(&ts, v, n);
+    w_sub(w, 3, &ts);
+    w_uint(w, 4, 1);
+    w_cancel(w, 16);
+}
+
+/* Multi-byte varints in the scan: the short ones it reads inline and the
+ * ones it hands to cap_varint_read give the same values and the same
+ * errors. */
+static void test_long_varints(void **state)
+{
+    (void)state;
+    wbuf *w = new_wbuf();
+    cap_packet *p;
+    cap_diag d;
+    struct {
+        int64_t seconds;
+    } ok[] = {{0x7f}, {0x80}, {1704164645}, {253402300799LL}, {-1}, {-62135596800LL}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint8_t v[10];
+        size_t n = cap_varint_write(v, (uint64_t)ok[i].seconds);
+        w_seconds_packet(w, v, n);
+        assert_int_equal(cap_packet_decode(w->b, w->n, NULL, CAP_DECODE_STRICT, &p, &d), CAP_OK);
+        assert_true(p->created_at->seconds == ok[i].seconds);
+        cap_packet_free(p);
+    }
+    const uint8_t nonmin2[] = {0x85, 0x00}, nonmin6[] = {0xa5, 0x80, 0x80, 0x80, 0x80, 0x00};
+    w_seconds_packet(w, nonmin2, sizeof nonmin2);
+    expect(w, CAP_DECODE_STRICT, CAP_EMALFORMED, "BusPacket.created_at", "non-minimal varint");
+    w_seconds_packet(w, nonmin6, sizeof nonmin6);
+    expect(w, CAP_DECODE_STRICT, CAP_EMALFORMED, "BusPacket.created_at", "non-minimal varint");
+    const uint8_t cut[] = {0xa5, 0x80, 0x80}; /* the Timestamp ends inside the varint */
+    w_seconds_packet(w, cut, sizeof cut);
+    expect(w, CAP_DECODE_STRICT, CAP_EMALFORMED, "BusPacket.created_at", "truncated varint");
+    const uint8_t over[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
+    w_seconds_packet(w, over, sizeof over);
+    expect(w, CAP_DECODE_STRICT, CAP_EMALFORMED, "BusPacket.created_at", "over 64 bits");
+    /* A non-minimal length prefix (trace_id's, two bytes for 7). */
+    w->n = 0;
+    w_tag(w, 1, 2);
+    w_raw(w, "\x87\x00trace-1", 9);
+    expect(w, CAP_DECODE_STRICT, CAP_EMALFORMED, "BusPacket", "non-minimal varint");
+    free(w);
+}
+
 static void test_truncated(void **state)
 {
     (void)state;
@@ -548,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_varint_minimal_only),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_valid_minimal_packet),
+        cmocka_unit_test(test_long_varints),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_over_size_bound),
         cmocka_unit_test(test_non_minimal_everywhere),
