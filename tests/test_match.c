@@ -37,7 +37,10 @@ static Cordum__Agent__V1__DispatchIdentity *dispatch(const char *id, uint64_t at
     return d;
 }
 
-static bytes req(const char *sender, const char *job, const char *did, const char *w)
+/* A JobRequest from sender; with did, dispatched to worker w; with wf, step
+ * `step` of that workflow. */
+static bytes request(const char *sender, const char *job, const char *did, const char *w,
+                     const char *wf, int step)
 {
     cap_packet *p = ref_packet_new("trace-1", sender, 5 * SEC);
     Cordum__Agent__V1__JobRequest *r = malloc(sizeof *r);
@@ -46,11 +49,21 @@ static bytes req(const char *sender, const char *job, const char *did, const cha
     int ok = 1;
     r->job_id = ref_pb_strdup(job, &ok);
     r->topic = ref_pb_strdup("job.conf", &ok);
+    if (wf) {
+        r->workflow_id = ref_pb_strdup(wf, &ok);
+        r->step_index = step;
+    }
     if (did)
         r->dispatch = dispatch(did, 1, w);
+    assert_true(ok);
     p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
     p->job_request = r;
     return enc(p);
+}
+
+static bytes req(const char *sender, const char *job, const char *did, const char *w)
+{
+    return request(sender, job, did, w, NULL, 0);
 }
 
 static bytes res(const char *sender, const char *job, int status, const char *did, int64_t exec_ms)
@@ -252,24 +265,10 @@ static void test_per_job_order_with_interleaving(void **state)
 }
 
 /* A gateway's submission of step `step` of workflow wf (on sys.job.submit),
- * or the scheduler's dispatch of it when did is not NULL. */
+ * or the scheduler's dispatch of it to w-1 when did is not NULL. */
 static bytes wf_req(const char *sender, const char *job, const char *wf, int step, const char *did)
 {
-    cap_packet *p = ref_packet_new("trace-1", sender, 5 * SEC);
-    Cordum__Agent__V1__JobRequest *r = malloc(sizeof *r);
-    assert_non_null(r);
-    cordum__agent__v1__job_request__init(r);
-    int ok = 1;
-    r->job_id = ref_pb_strdup(job, &ok);
-    r->topic = ref_pb_strdup("job.conf", &ok);
-    r->workflow_id = ref_pb_strdup(wf, &ok);
-    r->step_index = step;
-    if (did)
-        r->dispatch = dispatch(did, 1, "w-1");
-    assert_true(ok);
-    p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
-    p->job_request = r;
-    return enc(p);
+    return request(sender, job, did, "w-1", wf, step);
 }
 
 /* A workflow's next step is submitted when the previous step has ended:
