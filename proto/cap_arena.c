@@ -4,14 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ARENA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ARENA_ASAN 1
-#endif
-#endif
-#ifdef ARENA_ASAN
+#ifdef CAP_ARENA_ASAN
 #include <sanitizer/asan_interface.h>
 #define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
@@ -25,7 +18,7 @@
 
 struct cap_arena_block {
     cap_arena_block *prev; /* the block filled before this one */
-    size_t size, used;     /* bytes of data, bytes handed out */
+    size_t size, used;     /* bytes of data, bytes handed out (the head's: see cur) */
     max_align_t data[];    /* aligned for anything */
 };
 
@@ -49,8 +42,14 @@ void cap_arena_init(cap_arena *a, size_t keep)
     a->allocator.free = pb_free;
     a->allocator.allocator_data = a;
     a->head = NULL;
+    a->cur = a->lim = NULL;
     a->keep = keep;
     a->next_size = 0;
+}
+
+cap_arena *cap_arena_of(const ProtobufCAllocator *alloc)
+{
+    return alloc && alloc->alloc == pb_alloc ? alloc->allocator_data : NULL;
 }
 
 static size_t round_up(size_t n)
@@ -64,6 +63,8 @@ static size_t round_up(size_t n)
 static void *__attribute__((noinline)) alloc_in_new_block(cap_arena *a, size_t n, size_t want)
 {
     cap_arena_block *b = a->head;
+    if (b)
+        b->used = (size_t)(a->cur - (unsigned char *)b->data);
     size_t size = b ? 2 * b->size : a->next_size;
     if (size < MIN_BLOCK)
         size = MIN_BLOCK;
@@ -79,6 +80,8 @@ static void *__attribute__((noinline)) alloc_in_new_block(cap_arena *a, size_t n
     nb->used = want;
     POISON(nb->data, size);
     a->head = nb;
+    a->cur = (unsigned char *)nb->data + want;
+    a->lim = (unsigned char *)nb->data + size;
     UNPOISON(nb->data, n);
     return nb->data;
 }
@@ -88,11 +91,10 @@ void *cap_arena_alloc(cap_arena *a, size_t n)
     if (n > SIZE_MAX / 2)
         return NULL;
     size_t want = round_up(n ? n : 1);
-    cap_arena_block *b = a->head;
-    if (__builtin_expect(!b || b->size - b->used < want, 0))
+    if (__builtin_expect(want > (size_t)((uintptr_t)a->lim - (uintptr_t)a->cur), 0))
         return alloc_in_new_block(a, n, want);
-    unsigned char *p = (unsigned char *)b->data + b->used;
-    b->used += want;
+    unsigned char *p = a->cur;
+    a->cur += want;
     UNPOISON(p, n);
     return p;
 }
@@ -105,6 +107,7 @@ static void free_blocks(cap_arena *a)
         free(b);
     }
     a->head = NULL;
+    a->cur = a->lim = NULL;
 }
 
 void cap_arena_reset(cap_arena *a)
@@ -112,8 +115,10 @@ void cap_arena_reset(cap_arena *a)
     cap_arena_block *b = a->head;
     if (!b)
         return;
+    b->used = (size_t)(a->cur - (unsigned char *)b->data);
     if (!b->prev && b->size <= a->keep) {
         b->used = 0;
+        a->cur = (unsigned char *)b->data;
         POISON(b->data, b->size);
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_arena.h"
 #include "cap_utf8.h"
 #include "cap_varint.h"
 
@@ -70,8 +71,27 @@ typedef struct {
     uint8_t trust;       /* BusPacket's trust payloads: always scanned strictly */
     uint8_t elem_size;   /* repeated: bytes of one array element (as protobuf-c lays it out) */
     uint8_t type;        /* desc->type, and desc's offsets: what the unpack reads per field */
+    uint8_t has_flag;    /* an optional scalar with a has_ member at quantifier_offset */
+    /* Outside any oneof and not repeated: a string (1) or a varint scalar
+     * (2), which scan_fields takes on a shorter path; else 0. */
+    uint8_t plain;
+    uint8_t uop;         /* what the unpack of a noted field does: see UOP_STRING */
+    uint8_t present;     /* a oneof member or has_flag: the unpack marks it present */
+    uint32_t id;         /* desc->id */
+    uint64_t bit;        /* 1 << index: the field's bit in a frame's seen */
+    uint64_t once;       /* bit for a singular field, 0 for a repeated one */
     uint32_t offset, quantifier_offset;
 } field_info;
+
+/* field_info.plain */
+#define PLAIN_STRING 1
+#define PLAIN_VARINT 2
+
+/* field_info.uop: a singular field by its kind, or any repeated one. */
+enum { UOP_STRING, UOP_BYTES, UOP_MESSAGE, UOP_FIXED, UOP_VARINT, UOP_REPEATED };
+
+/* Wire types 0, 1, 2 and 5, as a bit set. */
+#define VALID_WIRE_TYPES 0x27u
 
 /* Direct look-up of field numbers below this; higher ones go through the
  * descriptor's ranges. Every CAP field number is far below it. */
@@ -81,9 +101,13 @@ struct scan_msg {
     const ProtobufCMessageDescriptor *desc;
     const field_info *fields;   /* by field index */
     const uint8_t *by_number;   /* field number -> 1 + field index, 0: unknown */
+    /* A one-byte tag (field number below 16) -> 1 + field index when the
+     * number is known and the wire type one of 0, 1, 2, 5; else 0. */
+    const uint8_t *by_tag;
     unsigned n_direct;          /* numbers 0 .. n_direct-1 are in by_number */
     uint64_t rep_mask;          /* bit i: field i is repeated */
     unsigned n_rep;             /* repeated fields (bits of rep_mask) */
+    uint64_t key_bit;           /* the bit of the field numbered 1 (a map entry's key), or 0 */
     /* Set when the message has more fields or oneofs than a scan can
      * track: scanning it then fails. */
     const char *unsupported; /* "fields", "oneofs" */
@@ -100,6 +124,7 @@ static struct {
     scan_msg msgs[MAX_MESSAGES];
     field_info infos[MAX_FIELD_INFOS];
     uint8_t numbers[MAX_MESSAGES * DIRECT_NUMBERS];
+    uint8_t tags[MAX_MESSAGES][128];
     unsigned n_msgs, n_infos, n_numbers;
     const scan_msg *root; /* BusPacket's; NULL when the tables did not fit */
 } tables;
@@ -197,8 +222,27 @@ static int fill_field(scan_msg *m, oneof_set *oneofs, field_info *fi, unsigned i
     fi->type = (uint8_t)f->type;
     fi->offset = f->offset;
     fi->quantifier_offset = f->quantifier_offset;
-    if (fi->repeated)
+    fi->id = f->id;
+    fi->bit = 1ULL << i;
+    fi->once = fi->repeated ? 0 : fi->bit;
+    fi->has_flag = !fi->oneof && f->quantifier_offset && f->label == PROTOBUF_C_LABEL_OPTIONAL;
+    fi->plain = 0;
+    if (!fi->oneof && !fi->repeated && fi->kind == KIND_STRING)
+        fi->plain = PLAIN_STRING;
+    else if (!fi->oneof && !fi->repeated && fi->wire_type == PROTOBUF_C_WIRE_TYPE_VARINT)
+        fi->plain = PLAIN_VARINT;
+    fi->present = fi->oneof || fi->has_flag;
+    switch (fi->kind) {
+    case KIND_STRING: fi->uop = UOP_STRING; break;
+    case KIND_BYTES: fi->uop = UOP_BYTES; break;
+    case KIND_MESSAGE: fi->uop = UOP_MESSAGE; break;
+    case KIND_FIXED: fi->uop = UOP_FIXED; break;
+    default: fi->uop = UOP_VARINT; break;
+    }
+    if (fi->repeated) {
+        fi->uop = UOP_REPEATED;
         m->rep_mask |= 1ULL << i;
+    }
     return 1;
 }
 
@@ -232,12 +276,21 @@ static const scan_msg *table_for(const ProtobufCMessageDescriptor *d)
     uint8_t *numbers = &tables.numbers[tables.n_numbers];
     tables.n_numbers += m->n_direct;
     m->by_number = numbers;
+    uint8_t *tags = tables.tags[m - tables.msgs];
+    m->by_tag = tags;
     oneof_set oneofs = {.n = 0};
     for (unsigned i = 0; i < d->n_fields; i++) {
         if (!fill_field(m, &oneofs, &infos[i], i))
             return NULL;
-        if (d->fields[i].id < m->n_direct)
-            numbers[d->fields[i].id] = (uint8_t)(i + 1);
+        unsigned id = d->fields[i].id;
+        if (id == 1)
+            m->key_bit = 1ULL << i;
+        if (id < m->n_direct)
+            numbers[id] = (uint8_t)(i + 1);
+        if (id < 16)
+            for (unsigned wt = 0; wt < 8; wt++)
+                if ((VALID_WIRE_TYPES >> wt) & 1)
+                    tags[id << 3 | wt] = (uint8_t)(i + 1);
     }
     m->n_rep = (unsigned)__builtin_popcountll(m->rep_mask);
     return m;
@@ -262,6 +315,7 @@ static inline __attribute__((always_inline)) const field_info *lookup_field(cons
 /* --- the scan ------------------------------------------------------------- */
 
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
 
 /* The key of one map entry: its encoded value bytes, which compare equal
  * exactly when the keys are equal, since encodings are held minimal. */
@@ -281,6 +335,33 @@ typedef struct {
     int failed; /* out of memory: the unpack counts for itself */
     size_t local[64];
 } rep_counts;
+
+/* One field occurrence the scan found, noted for the unpack so that it
+ * need not read the tag, look the field up and read the length or the
+ * varint again: in the order both walks meet them (depth first, in wire
+ * order). The scan notes at most RECORDS_MAX of them, only for packets
+ * under 4 GiB (offsets in 32 bits) and not for packed runs (CAP has one
+ * packable field, in a handshake): for any other packet, the unpack walks
+ * the bytes instead. 16 bytes, so that finding one is a shift. */
+typedef struct {
+    const field_info *fi;
+    union {
+        uint64_t v; /* a varint: its value; a message: how many records follow
+                     * for the fields inside it (at every depth) */
+        struct {
+            uint32_t off, len; /* a string or bytes value (a 32- or 64-bit one: off) */
+        } at;
+    } u;
+} field_rec;
+
+#define RECORDS_MAX 128
+
+typedef struct {
+    field_rec *v;
+    size_t n;
+    int complete; /* every field of the packet is noted */
+    field_rec local[RECORDS_MAX];
+} field_recs;
 
 static void reps_init(rep_counts *r)
 {
@@ -322,9 +403,17 @@ typedef struct {
     const cap_bounds *bounds;
     cap_diag *diag;
     rep_counts *reps; /* NULL: not noted */
+    /* The records (see field_recs): the next one to fill and the end of
+     * their room (both NULL: none are noted). */
+    field_rec *rec_next, *rec_end;
+    int recs_incomplete;
     /* The fields being scanned, outermost first: the path of an error is
-     * built from them only when there is an error. */
-    const ProtobufCFieldDescriptor *stack[CAP_MAX_DEPTH_LIMIT];
+     * built from stack[0..top) only when there is an error. A message at
+     * depth d sets stack[d] and top = d + 1 for each known field, and sets
+     * top back to d only on the rare paths that can fail outside a field
+     * (a tag read over several bytes, a bad tag, an unknown field); a
+     * submessage sets top back to its field's when it ends. */
+    const field_info *stack[CAP_MAX_DEPTH_LIMIT];
     unsigned top;
     /* Keys of the map entries of the messages being scanned, to refuse
      * duplicates (protobuf would silently keep the last); innermost message
@@ -352,6 +441,7 @@ typedef struct {
     size_t keys_base;                 /* this message's keys: keys[keys_base..n_keys) */
     int keys_unsorted;                /* sorted keys are checked in one pass */
     map_key *entry_key;               /* a map entry: where its key goes, else NULL */
+    uint64_t key_bit;                 /* a map entry: its key field's bit (m->key_bit), else 0 */
 } frame;
 
 /* Errors are rare: kept out of the scan's hot paths. */
@@ -359,12 +449,11 @@ static int fail(scan_ctx *c, int err, size_t off, const char *fmt, ...)
     __attribute__((format(printf, 4, 5), cold, noinline));
 
 /* Writes "BusPacket.a.b" for the first n entries of a field stack. */
-static void format_path(char *out, size_t cap, const ProtobufCFieldDescriptor *const *stack,
-                        unsigned n)
+static void format_path(char *out, size_t cap, const field_info *const *stack, unsigned n)
 {
     size_t len = (size_t)snprintf(out, cap, "BusPacket");
     for (unsigned i = 0; i < n && len < cap; i++)
-        len += (size_t)snprintf(out + len, cap - len, ".%s", stack[i]->name);
+        len += (size_t)snprintf(out + len, cap - len, ".%s", stack[i]->desc->name);
 }
 
 static int fail(scan_ctx *c, int err, size_t off, const char *fmt, ...)
@@ -614,7 +703,7 @@ static int check_duplicate_keys(scan_ctx *c, const frame *fr)
             const map_key *a = &keys[i], *b = &keys[j];
             if (a->field != b->field || key_cmp(c->buf, a, b) != 0)
                 continue;
-            c->stack[fr->depth] = fr->m->fields[a->field].desc;
+            c->stack[fr->depth] = &fr->m->fields[a->field];
             c->top = fr->depth + 1;
             return fail(c, CAP_EMALFORMED, b->off, "duplicate map key \"%.*s\"",
                         (int)(b->len < 64 ? b->len : 64), (const char *)c->buf + b->off);
@@ -635,11 +724,16 @@ static int scan_submessage(scan_ctx *c, frame *fr, const field_info *fi, size_t 
                     c->bounds->max_depth);
     /* Trust payloads are always held to the strict rules. */
     int strict = fr->strict || (fr->depth == 0 && fi->trust);
-    if (!fi->is_map)
-        return scan_message(c, fi->sub, pos, end, depth, strict, NULL);
+    int rc;
+    if (!fi->is_map) {
+        rc = scan_message(c, fi->sub, pos, end, depth, strict, NULL);
+        c->top = depth; /* this field's path again (see scan_ctx.stack) */
+        return rc;
+    }
     /* Absent, the key is the default one, placed at the entry. */
     map_key k = {.field = fi->index, .off = pos, .len = 0};
-    int rc = scan_message(c, fi->sub, pos, end, depth, strict, &k);
+    rc = scan_message(c, fi->sub, pos, end, depth, strict, &k);
+    c->top = depth;
     return rc ? rc : record_key(c, fr, &k, pos);
 }
 
@@ -724,23 +818,31 @@ static int count_entries(scan_ctx *c, frame *fr, const field_info *fi, size_t el
 static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint32_t wt,
                              size_t tag_off, size_t *pos, size_t end)
 {
-    const ProtobufCFieldDescriptor *f = fi->desc;
     if (UNLIKELY(wt != fi->wire_type) &&
         !(fi->packable && wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED))
         return fail(c, CAP_EMALFORMED, tag_off, "wire type %u, the schema says %u", wt,
                     fi->wire_type);
-    if (UNLIKELY(!fi->repeated && (fr->seen & (1ULL << fi->index))))
-        return fail(c, CAP_EMALFORMED, tag_off, "field %u appears twice", f->id);
+    if (UNLIKELY(fr->seen & fi->once))
+        return fail(c, CAP_EMALFORMED, tag_off, "field %u appears twice", fi->id);
     if (fi->oneof) {
         int rc = tally_oneof(c, fr, fi, tag_off);
         if (rc)
             return rc;
         if (fr->depth == 0 && fi->payload)
-            c->payload_field = f->id;
+            c->payload_field = fi->id;
     }
     size_t elements = 1;
     size_t vstart = *pos;
     int rc;
+    /* This occurrence's record, taken before a submessage's fields take
+     * theirs. */
+    field_rec *r = NULL;
+    if (c->rec_next < c->rec_end) {
+        r = c->rec_next++;
+        r->fi = fi;
+    } else {
+        c->recs_incomplete = 1;
+    }
     if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
         uint64_t n;
         rc = read_varint(c, pos, end, &n, "length");
@@ -752,24 +854,94 @@ static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint3
         vstart = *pos;
         *pos += (size_t)n;
         rc = scan_len_value(c, fr, fi, vstart, *pos, &elements);
+        if (r) {
+            if (fi->kind == KIND_MESSAGE) {
+                r->u.v = (uint64_t)(c->rec_next - r - 1);
+            } else if (fi->kind == KIND_STRING || fi->kind == KIND_BYTES) {
+                r->u.at.off = (uint32_t)vstart;
+                r->u.at.len = (uint32_t)n;
+            } else {
+                c->recs_incomplete = 1; /* a packed run */
+            }
+        }
     } else if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
         uint64_t v;
         rc = read_varint(c, pos, end, &v, "value");
         if (!rc)
             rc = check_varint_value(c, fi->kind, v, vstart);
+        if (r)
+            r->u.v = v;
     } else {
+        if (r)
+            r->u.at.off = (uint32_t)vstart;
         rc = skip_value(c, wt, pos, end);
     }
     if (rc)
         return rc;
-    if (fr->entry_key && f->id == 1)
+    if (UNLIKELY(fr->key_bit & fi->bit))
         note_entry_key(c->buf, fr->entry_key, wt, vstart, *pos);
     if (fi->repeated) {
         rc = count_entries(c, fr, fi, elements, tag_off);
         if (rc)
             return rc;
     }
-    fr->seen |= 1ULL << fi->index;
+    fr->seen |= fi->bit;
+    return CAP_OK;
+}
+
+/* The most common field, a string outside any oneof given once, with a
+ * one-byte length, within the bounds and plain ASCII: scanned and noted
+ * here as scan_field would (fi->plain is PLAIN_STRING, the caller checked
+ * the wire type and that the field is neither seen nor a map key), with
+ * nothing written unless all of that holds. Returns 0 otherwise, and
+ * scan_field then scans it (and names what is wrong, if anything is). */
+static inline int scan_plain_string(scan_ctx *c, frame *fr, const field_info *fi, size_t *pos,
+                                    size_t end)
+{
+    size_t p = *pos;
+    if (p >= end || c->buf[p] >= 0x80)
+        return 0;
+    size_t n = c->buf[p++];
+    if (n > end - p || n > c->bounds->max_string || !plain_ascii_text(c->buf, p, n))
+        return 0;
+    if (c->rec_next < c->rec_end) {
+        field_rec *r = c->rec_next++;
+        r->fi = fi;
+        r->u.at.off = (uint32_t)p;
+        r->u.at.len = (uint32_t)n;
+    } else {
+        c->recs_incomplete = 1;
+    }
+    fr->seen |= fi->bit;
+    *pos = p + n;
+    return 1;
+}
+
+/* A varint scalar outside any oneof given once (fi->plain is
+ * PLAIN_VARINT, the caller checked the wire type and that the field is
+ * neither seen nor a map key, and set the error path): what scan_field
+ * does for it, without the tests that cannot apply, in the same order, so
+ * that an error is named as scan_field names it. */
+static inline int scan_plain_varint(scan_ctx *c, frame *fr, const field_info *fi, size_t *pos,
+                                    size_t end)
+{
+    size_t vstart = *pos;
+    field_rec *r = NULL;
+    if (c->rec_next < c->rec_end)
+        r = c->rec_next++;
+    else
+        c->recs_incomplete = 1;
+    uint64_t v;
+    int rc = read_varint(c, pos, end, &v, "value");
+    if (!rc)
+        rc = check_varint_value(c, fi->kind, v, vstart);
+    if (rc)
+        return rc;
+    if (r) {
+        r->fi = fi;
+        r->u.v = v;
+    }
+    fr->seen |= fi->bit;
     return CAP_OK;
 }
 
@@ -787,32 +959,57 @@ static int bad_tag(scan_ctx *c, uint64_t num, uint32_t wt, size_t tag_off)
                 (unsigned long long)num, wt);
 }
 
-/* Wire types 0, 1, 2 and 5, as a bit set. */
-#define VALID_WIRE_TYPES 0x27u
-
 static int scan_fields(scan_ctx *c, frame *fr, size_t pos, size_t end)
 {
     unsigned depth = fr->depth;
     while (pos < end) {
         size_t tag_off = pos;
         uint64_t tag;
-        int rc = read_varint(c, &pos, end, &tag, "tag");
-        if (rc)
-            return rc;
-        uint64_t num = tag >> 3;
-        uint32_t wt = (uint32_t)(tag & 7);
-        if (UNLIKELY(num == 0 || num > 0x1FFFFFFF || !((VALID_WIRE_TYPES >> wt) & 1)))
-            return bad_tag(c, num, wt, tag_off);
-        const field_info *fi = lookup_field(fr->m, num);
-        if (!fi) {
-            rc = scan_unknown(c, fr, (uint32_t)num, wt, tag_off, &pos, end);
+        uint32_t wt;
+        int rc;
+        const field_info *fi;
+        /* The common case, a one-byte tag of a known field with a valid
+         * wire type, in one look-up. */
+        unsigned slot = c->buf[pos] < 0x80 ? fr->m->by_tag[c->buf[pos]] : 0;
+        if (LIKELY(slot)) {
+            wt = c->buf[pos] & 7u;
+            pos++;
+            fi = &fr->m->fields[slot - 1];
         } else {
-            c->stack[depth] = fi->desc;
-            c->top = depth + 1;
-            rc = scan_field(c, fr, fi, wt, tag_off, &pos, end);
-            if (!rc)
-                c->top = depth;
+            c->top = depth;
+            rc = read_varint(c, &pos, end, &tag, "tag");
+            if (rc)
+                return rc;
+            uint64_t num = tag >> 3;
+            wt = (uint32_t)(tag & 7);
+            if (UNLIKELY(num == 0 || num > 0x1FFFFFFF || !((VALID_WIRE_TYPES >> wt) & 1)))
+                return bad_tag(c, num, wt, tag_off);
+            fi = lookup_field(fr->m, num);
+            if (!fi) {
+                rc = scan_unknown(c, fr, (uint32_t)num, wt, tag_off, &pos, end);
+                if (rc)
+                    return rc;
+                continue;
+            }
         }
+        /* The shorter paths for the plain fields; the error path is set
+         * only where something can fail (scan_plain_string cannot). */
+        if (fi->plain && !((fr->seen | fr->key_bit) & fi->bit)) {
+            if (fi->plain == PLAIN_STRING && wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED &&
+                scan_plain_string(c, fr, fi, &pos, end))
+                continue;
+            if (fi->plain == PLAIN_VARINT && wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
+                c->stack[depth] = fi;
+                c->top = depth + 1;
+                rc = scan_plain_varint(c, fr, fi, &pos, end);
+                if (rc)
+                    return rc;
+                continue;
+            }
+        }
+        c->stack[depth] = fi;
+        c->top = depth + 1;
+        rc = scan_field(c, fr, fi, wt, tag_off, &pos, end);
         if (rc)
             return rc;
     }
@@ -838,6 +1035,7 @@ static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, 
     fr.keys_base = c->n_keys;
     fr.keys_unsorted = 0;
     fr.entry_key = entry_key;
+    fr.key_bit = entry_key ? m->key_bit : 0;
     size_t rep_base = SIZE_MAX;
     if (c->reps && m->rep_mask)
         rep_base = reps_reserve(c->reps, m->n_rep);
@@ -856,7 +1054,7 @@ static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, 
 /* cap_wire_scan, also telling whether an unknown field was skipped. */
 static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                      cap_decode_mode mode, uint32_t *payload_field, int *saw_unknown,
-                     rep_counts *reps, cap_diag *diag)
+                     rep_counts *reps, field_recs *recs, cap_diag *diag)
 {
     cap_bounds defaults = cap_bounds_default();
     /* Only the members a scan reads before writing them are set: the field
@@ -875,6 +1073,14 @@ static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
     c.first_unknown_field = 0;
     c.saw_unknown = 0;
     c.reps = reps;
+    /* Offsets and lengths are noted in 32 bits. */
+    c.rec_next = c.rec_end = NULL;
+    c.recs_incomplete = 1;
+    if (recs && len <= UINT32_MAX) {
+        c.rec_next = recs->local;
+        c.rec_end = recs->local + RECORDS_MAX;
+        c.recs_incomplete = 0;
+    }
     *saw_unknown = 0;
     cap_diag_clear(diag);
     if (payload_field)
@@ -889,6 +1095,11 @@ static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
     int rc = scan_message(&c, tables.root, 0, len, 0, strict, NULL);
     if (c.keys != c.local_keys)
         free(c.keys);
+    if (recs) {
+        recs->v = recs->local;
+        recs->n = c.rec_next ? (size_t)(c.rec_next - recs->local) : 0;
+        recs->complete = !c.recs_incomplete;
+    }
     if (rc)
         return rc;
     *saw_unknown = c.saw_unknown;
@@ -910,7 +1121,7 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                   cap_decode_mode mode, uint32_t *payload_field, cap_diag *diag)
 {
     int saw_unknown;
-    return wire_scan(buf, len, bounds, mode, payload_field, &saw_unknown, NULL, diag);
+    return wire_scan(buf, len, bounds, mode, payload_field, &saw_unknown, NULL, NULL, diag);
 }
 
 /* --- the unpack ------------------------------------------------------------
@@ -938,12 +1149,16 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
 typedef struct {
     const uint8_t *buf;
     ProtobufCAllocator *alloc; /* NULL: malloc and free, protobuf-c's default */
+    cap_arena *arena;          /* alloc's arena when it is one: allocated from inline */
     const rep_counts *reps;    /* the scan's counts, or NULL: counted here */
     size_t next_rep;           /* the next message's counts in reps */
+    const field_rec *recs;     /* the scan's records (with reps), or NULL: the bytes are walked */
 } unpack_ctx;
 
-static void *u_alloc(unpack_ctx *u, size_t n)
+static inline void *u_alloc(unpack_ctx *u, size_t n)
 {
+    if (u->arena)
+        return cap_arena_alloc_inline(u->arena, n);
     return u->alloc ? u->alloc->alloc(u->alloc->allocator_data, n) : malloc(n);
 }
 
@@ -1008,9 +1223,54 @@ static uint64_t load_le(const uint8_t *p, unsigned n)
     return v;
 }
 
-/* Reads one scalar of field fi (wire type wt, the schema's) into dst, as
- * protobuf-c stores it: the low 32 bits for 32-bit varints, zigzag undone
- * for sint32/sint64, bools as protobuf_c_boolean, enums as int. */
+/* Stores varint value v of a field of type t into dst as protobuf-c stores
+ * it: the low 32 bits for 32-bit varints, zigzag undone for sint32/sint64,
+ * bools as protobuf_c_boolean, enums as int. */
+static inline void store_varint(unsigned t, uint64_t v, void *dst)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_UINT32: {
+        uint32_t x = (uint32_t)v;
+        memcpy(dst, &x, 4);
+        return;
+    }
+    case PROTOBUF_C_TYPE_SINT32: {
+        uint32_t x = (uint32_t)v;
+        int32_t y = (x & 1) ? -(int32_t)(x >> 1) - 1 : (int32_t)(x >> 1);
+        memcpy(dst, &y, 4);
+        return;
+    }
+    case PROTOBUF_C_TYPE_SINT64: {
+        int64_t y = (v & 1) ? -(int64_t)(v >> 1) - 1 : (int64_t)(v >> 1);
+        memcpy(dst, &y, 8);
+        return;
+    }
+    case PROTOBUF_C_TYPE_BOOL: {
+        protobuf_c_boolean b = v != 0;
+        memcpy(dst, &b, sizeof b);
+        return;
+    }
+    default: /* int64, uint64 */
+        memcpy(dst, &v, 8);
+        return;
+    }
+}
+
+/* Stores the 4 or 8 bytes at p (wire type wt) into dst. */
+static inline void store_fixed(uint32_t wt, const uint8_t *p, void *dst)
+{
+    if (wt == PROTOBUF_C_WIRE_TYPE_32BIT) {
+        uint32_t x = (uint32_t)load_le(p, 4);
+        memcpy(dst, &x, 4);
+    } else {
+        uint64_t v = load_le(p, 8);
+        memcpy(dst, &v, 8);
+    }
+}
+
+/* Reads one scalar of field fi (wire type wt, the schema's) into dst. */
 static inline int read_scalar(const field_info *fi, uint32_t wt, const uint8_t *buf, size_t *pos,
                               size_t end, void *dst)
 {
@@ -1018,46 +1278,14 @@ static inline int read_scalar(const field_info *fi, uint32_t wt, const uint8_t *
         uint64_t v;
         if (!u_varint(buf, pos, end, &v))
             return 0;
-        switch (fi->type) {
-        case PROTOBUF_C_TYPE_INT32:
-        case PROTOBUF_C_TYPE_ENUM:
-        case PROTOBUF_C_TYPE_UINT32: {
-            uint32_t x = (uint32_t)v;
-            memcpy(dst, &x, 4);
-            return 1;
-        }
-        case PROTOBUF_C_TYPE_SINT32: {
-            uint32_t x = (uint32_t)v;
-            int32_t y = (x & 1) ? -(int32_t)(x >> 1) - 1 : (int32_t)(x >> 1);
-            memcpy(dst, &y, 4);
-            return 1;
-        }
-        case PROTOBUF_C_TYPE_SINT64: {
-            int64_t y = (v & 1) ? -(int64_t)(v >> 1) - 1 : (int64_t)(v >> 1);
-            memcpy(dst, &y, 8);
-            return 1;
-        }
-        case PROTOBUF_C_TYPE_BOOL: {
-            protobuf_c_boolean b = v != 0;
-            memcpy(dst, &b, sizeof b);
-            return 1;
-        }
-        default: /* int64, uint64 */
-            memcpy(dst, &v, 8);
-            return 1;
-        }
+        store_varint(fi->type, v, dst);
+        return 1;
     }
     unsigned n = wt == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
     if (end - *pos < n)
         return 0;
-    uint64_t v = load_le(buf + *pos, n);
+    store_fixed(wt, buf + *pos, dst);
     *pos += n;
-    if (n == 4) {
-        uint32_t x = (uint32_t)v;
-        memcpy(dst, &x, 4);
-    } else {
-        memcpy(dst, &v, 8);
-    }
     return 1;
 }
 
@@ -1108,6 +1336,60 @@ static int count_repeated(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
 static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
                           unsigned depth, ProtobufCMessage **out);
 
+/* memcpy for the short values most strings are: up to 32 bytes in two to
+ * four overlapping word moves (reading and writing only within the n
+ * bytes), instead of a call. */
+static inline void copy_value(void *dst, const uint8_t *src, size_t n)
+{
+    unsigned char *d = dst;
+    uint64_t a, b, c, e;
+    if (n >= 8 && n <= 16) {
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n > 16 && n <= 32) {
+        memcpy(&a, src, 8);
+        memcpy(&b, src + 8, 8);
+        memcpy(&c, src + n - 16, 8);
+        memcpy(&e, src + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + 8, &b, 8);
+        memcpy(d + n - 16, &c, 8);
+        memcpy(d + n - 8, &e, 8);
+    } else {
+        memcpy(d, src, n);
+    }
+}
+
+/* A string value of n bytes at buf[at], as protobuf-c holds it: a block of
+ * its own, NUL-terminated. */
+static inline int copy_string(unpack_ctx *u, size_t at, size_t n, void *dst)
+{
+    char *s = u_alloc(u, n + 1);
+    if (!s)
+        return CAP_ENOMEM;
+    copy_value(s, u->buf + at, n);
+    s[n] = '\0';
+    *(char **)dst = s;
+    return CAP_OK;
+}
+
+/* A bytes value: empty ones without a block, as protobuf-c leaves them. */
+static inline int copy_bytes(unpack_ctx *u, size_t at, size_t n, void *dst)
+{
+    ProtobufCBinaryData *bd = dst;
+    bd->data = NULL;
+    if (n) {
+        bd->data = u_alloc(u, n);
+        if (!bd->data)
+            return CAP_ENOMEM;
+        copy_value(bd->data, u->buf + at, n);
+    }
+    bd->len = n;
+    return CAP_OK;
+}
+
 /* Unpacks one value of field fi (tag wire type wt) at *pos into dst: the
  * member itself, or an element of its array. Inlined into unpack_field:
  * strings and scalars, most of the fields, then cost no call. */
@@ -1124,83 +1406,92 @@ static inline __attribute__((always_inline)) int unpack_value(unpack_ctx *u, con
     size_t at = *pos;
     *pos += n;
     switch (fi->kind) {
-    case KIND_STRING: {
-        char *s = u_alloc(u, n + 1);
-        if (!s)
-            return CAP_ENOMEM;
-        memcpy(s, u->buf + at, n);
-        s[n] = '\0';
-        *(char **)dst = s;
-        return CAP_OK;
-    }
-    case KIND_BYTES: {
-        ProtobufCBinaryData *bd = dst;
-        bd->data = NULL; /* protobuf-c leaves empty bytes without a block */
-        if (n) {
-            bd->data = u_alloc(u, n);
-            if (!bd->data)
-                return CAP_ENOMEM;
-            memcpy(bd->data, u->buf + at, n);
-        }
-        bd->len = n;
-        return CAP_OK;
-    }
+    case KIND_STRING: return copy_string(u, at, n, dst);
+    case KIND_BYTES: return copy_bytes(u, at, n, dst);
     default: /* KIND_MESSAGE */
         return unpack_message(u, fi->sub, at, at + n, depth + 1, (ProtobufCMessage **)dst);
     }
 }
 
-/* Unpacks one occurrence of field fi of msg; caps[] holds the room of each
- * repeated field's array. */
+/* Notes singular field fi present in msg. The case is set before the
+ * value: should the value fail, the member is still the zero of
+ * message_init, which free_unpacked skips. */
+static inline void mark_present(const field_info *fi, ProtobufCMessage *msg)
+{
+    if (fi->oneof)
+        *(uint32_t *)((char *)msg + fi->quantifier_offset) = fi->id;
+    else if (fi->has_flag)
+        *(protobuf_c_boolean *)((char *)msg + fi->quantifier_offset) = 1;
+}
+
+/* The array element the next entry of repeated field fi of msg goes to,
+ * or NULL when the array (caps[] holds each one's room) is full. */
+static inline void *next_element(const field_info *fi, ProtobufCMessage *msg, const size_t *caps)
+{
+    size_t n = *(size_t *)((char *)msg + fi->quantifier_offset);
+    if (n >= caps[fi->index])
+        return NULL;
+    void *slot = *(char **)((char *)msg + fi->offset) + n * fi->elem_size;
+    if (fi->kind == KIND_MESSAGE)
+        *(ProtobufCMessage **)slot = NULL;
+    return slot;
+}
+
+/* Counts the element next_element gave once its value is in. A
+ * submessage that failed half-way is counted, so that freeing the whole
+ * releases it too. */
+static inline void count_element(const field_info *fi, ProtobufCMessage *msg, const void *slot,
+                                 int rc)
+{
+    if (rc == CAP_OK || (fi->kind == KIND_MESSAGE && *(ProtobufCMessage *const *)slot))
+        (*(size_t *)((char *)msg + fi->quantifier_offset))++;
+}
+
+/* The elements of a packed run of field fi at [p, q). */
+static int unpack_packed(unpack_ctx *u, const field_info *fi, ProtobufCMessage *msg,
+                         const size_t *caps, size_t p, size_t q)
+{
+    while (p < q) {
+        void *slot = next_element(fi, msg, caps);
+        if (!slot || !read_scalar(fi, fi->wire_type, u->buf, &p, q, slot))
+            return UNPACK_UNSUPPORTED;
+        count_element(fi, msg, slot, CAP_OK);
+    }
+    return CAP_OK;
+}
+
+/* Unpacks one occurrence of field fi of msg. */
 static int unpack_field(unpack_ctx *u, const field_info *fi, ProtobufCMessage *msg,
                         uint32_t wt, size_t *pos, size_t end, const size_t *caps,
                         unsigned depth)
 {
-    char *member = (char *)msg + fi->offset;
     if (!fi->repeated) {
-        /* The case is set first: should the value fail, the member is still
-         * the zero of message_init, which free_unpacked skips. */
-        if (fi->oneof)
-            *(uint32_t *)((char *)msg + fi->quantifier_offset) = fi->desc->id;
-        else if (fi->quantifier_offset && fi->desc->label == PROTOBUF_C_LABEL_OPTIONAL)
-            *(protobuf_c_boolean *)((char *)msg + fi->quantifier_offset) = 1;
-        return unpack_value(u, fi, wt, pos, end, member, depth);
+        mark_present(fi, msg);
+        return unpack_value(u, fi, wt, pos, end, (char *)msg + fi->offset, depth);
     }
-    size_t *np = (size_t *)((char *)msg + fi->quantifier_offset);
-    char *arr = *(char **)member;
-    size_t room = caps[fi->index];
     if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && fi->packable) {
         size_t n;
         if (!u_length(u->buf, pos, end, &n))
             return UNPACK_UNSUPPORTED;
-        size_t p = *pos, q = p + n;
-        *pos = q;
-        while (p < q) {
-            if (*np >= room ||
-                !read_scalar(fi, fi->wire_type, u->buf, &p, q, arr + *np * fi->elem_size))
-                return UNPACK_UNSUPPORTED;
-            (*np)++;
-        }
-        return CAP_OK;
+        size_t p = *pos;
+        *pos = p + n;
+        return unpack_packed(u, fi, msg, caps, p, p + n);
     }
-    if (*np >= room)
+    void *slot = next_element(fi, msg, caps);
+    if (!slot)
         return UNPACK_UNSUPPORTED;
-    void *slot = arr + *np * fi->elem_size;
-    if (fi->kind == KIND_MESSAGE)
-        *(ProtobufCMessage **)slot = NULL;
     int rc = unpack_value(u, fi, wt, pos, end, slot, depth);
-    /* A submessage that failed half-way is counted, so that freeing the
-     * whole releases it too. */
-    if (rc == CAP_OK || (fi->kind == KIND_MESSAGE && *(ProtobufCMessage **)slot))
-        (*np)++;
+    count_element(fi, msg, slot, rc);
     return rc;
 }
 
-/* Unpacks message m at [pos, end) into a new *out (set as soon as it is
- * allocated, so that a failure part-way leaves something free_unpacked can
- * release). */
-static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
-                          unsigned depth, ProtobufCMessage **out)
+/* Allocates message m into *out (set as soon as it is allocated, so that a
+ * failure part-way leaves something free_unpacked can release), and the
+ * arrays of its repeated fields, their room in caps[] (counted in
+ * [pos, end) when the scan did not note the counts). */
+static inline __attribute__((always_inline)) int
+begin_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end, unsigned depth,
+              ProtobufCMessage **out, size_t *caps)
 {
     const ProtobufCMessageDescriptor *d = m->desc;
     if (m->unsupported || depth >= CAP_MAX_DEPTH_LIMIT)
@@ -1210,37 +1501,48 @@ static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
         return CAP_ENOMEM;
     d->message_init(msg);
     *out = msg;
-    size_t caps[MAX_FIELDS]; /* read for repeated fields only */
-    if (m->rep_mask) {
-        /* Arrays get exactly the room of their entries, as in protobuf-c;
-         * their counts start at 0 and grow as entries are filled in. */
-        if (u->reps) {
-            if (u->reps->n - u->next_rep < m->n_rep)
-                return UNPACK_UNSUPPORTED;
-            const size_t *v = u->reps->v + u->next_rep;
-            u->next_rep += m->n_rep;
-            for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
-                caps[__builtin_ctzll(bits)] = *v++;
-        } else {
-            for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
-                caps[__builtin_ctzll(bits)] = 0;
-            int rc = count_repeated(u, m, pos, end, caps);
-            if (rc)
-                return rc;
-        }
-        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
-            unsigned i = (unsigned)__builtin_ctzll(bits);
-            if (!caps[i])
-                continue;
-            const field_info *fi = &m->fields[i];
-            if (caps[i] > SIZE_MAX / fi->elem_size)
-                return UNPACK_UNSUPPORTED;
-            void *arr = u_alloc(u, caps[i] * fi->elem_size);
-            if (!arr)
-                return CAP_ENOMEM;
-            *(void **)((char *)msg + fi->offset) = arr;
-        }
+    if (!m->rep_mask)
+        return CAP_OK;
+    /* Arrays get exactly the room of their entries, as in protobuf-c;
+     * their counts start at 0 and grow as entries are filled in. */
+    if (u->reps) {
+        if (u->reps->n - u->next_rep < m->n_rep)
+            return UNPACK_UNSUPPORTED;
+        const size_t *v = u->reps->v + u->next_rep;
+        u->next_rep += m->n_rep;
+        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
+            caps[__builtin_ctzll(bits)] = *v++;
+    } else {
+        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
+            caps[__builtin_ctzll(bits)] = 0;
+        int rc = count_repeated(u, m, pos, end, caps);
+        if (rc)
+            return rc;
     }
+    for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(bits);
+        if (!caps[i])
+            continue;
+        const field_info *fi = &m->fields[i];
+        if (caps[i] > SIZE_MAX / fi->elem_size)
+            return UNPACK_UNSUPPORTED;
+        void *arr = u_alloc(u, caps[i] * fi->elem_size);
+        if (!arr)
+            return CAP_ENOMEM;
+        *(void **)((char *)msg + fi->offset) = arr;
+    }
+    return CAP_OK;
+}
+
+/* Unpacks message m at [pos, end) into a new *out, walking its bytes. */
+static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
+                          unsigned depth, ProtobufCMessage **out)
+{
+    size_t caps[MAX_FIELDS]; /* read for repeated fields only */
+    int rc = begin_message(u, m, pos, end, depth, out, caps);
+    if (rc)
+        return rc;
+    ProtobufCMessage *msg = *out;
     while (pos < end) {
         uint64_t tag;
         if (!u_varint(u->buf, &pos, end, &tag))
@@ -1248,7 +1550,71 @@ static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
         const field_info *fi = lookup_field(m, tag >> 3);
         if (!fi)
             return UNPACK_UNSUPPORTED;
-        int rc = unpack_field(u, fi, msg, (uint32_t)(tag & 7), &pos, end, caps, depth);
+        rc = unpack_field(u, fi, msg, (uint32_t)(tag & 7), &pos, end, caps, depth);
+        if (rc)
+            return rc;
+    }
+    return CAP_OK;
+}
+
+static int unpack_recorded(unpack_ctx *u, const scan_msg *m, size_t first, size_t count,
+                           unsigned depth, ProtobufCMessage **out);
+
+/* The value of record r (at index i) into dst. */
+static inline __attribute__((always_inline)) int unpack_rec_value(unpack_ctx *u,
+                                                                   const field_rec *r, size_t i,
+                                                                   void *dst, unsigned depth)
+{
+    const field_info *fi = r->fi;
+    switch (fi->kind) {
+    case KIND_STRING: return copy_string(u, r->u.at.off, r->u.at.len, dst);
+    case KIND_BYTES: return copy_bytes(u, r->u.at.off, r->u.at.len, dst);
+    case KIND_MESSAGE:
+        return unpack_recorded(u, fi->sub, i + 1, (size_t)r->u.v, depth + 1,
+                               (ProtobufCMessage **)dst);
+    case KIND_FIXED: store_fixed(fi->wire_type, u->buf + r->u.at.off, dst); return CAP_OK;
+    default: store_varint(fi->type, r->u.v, dst); return CAP_OK;
+    }
+}
+
+/* Unpacks message m into a new *out from the scan's records
+ * recs[first, first + count): its fields' and, after each submessage
+ * field's, those of the submessage. */
+static int unpack_recorded(unpack_ctx *u, const scan_msg *m, size_t first, size_t count,
+                           unsigned depth, ProtobufCMessage **out)
+{
+    size_t caps[MAX_FIELDS]; /* read for repeated fields only */
+    int rc = begin_message(u, m, 0, 0, depth, out, caps);
+    if (rc)
+        return rc;
+    ProtobufCMessage *msg = *out;
+    for (size_t i = first, stop = first + count; i < stop;) {
+        const field_rec *r = &u->recs[i];
+        const field_info *fi = r->fi;
+        size_t at = i++;
+        void *dst = (char *)msg + fi->offset;
+        if (UNLIKELY(fi->present))
+            mark_present(fi, msg);
+        switch (fi->uop) {
+        case UOP_STRING: rc = copy_string(u, r->u.at.off, r->u.at.len, dst); break;
+        case UOP_BYTES: rc = copy_bytes(u, r->u.at.off, r->u.at.len, dst); break;
+        case UOP_MESSAGE:
+            i += (size_t)r->u.v;
+            rc = unpack_recorded(u, fi->sub, at + 1, (size_t)r->u.v, depth + 1,
+                                 (ProtobufCMessage **)dst);
+            break;
+        case UOP_FIXED: store_fixed(fi->wire_type, u->buf + r->u.at.off, dst); continue;
+        case UOP_VARINT: store_varint(fi->type, r->u.v, dst); continue;
+        default: { /* UOP_REPEATED */
+            if (fi->kind == KIND_MESSAGE)
+                i += (size_t)r->u.v;
+            void *slot = next_element(fi, msg, caps);
+            if (!slot)
+                return UNPACK_UNSUPPORTED;
+            rc = unpack_rec_value(u, r, at, slot, depth);
+            count_element(fi, msg, slot, rc);
+        }
+        }
         if (rc)
             return rc;
     }
@@ -1257,14 +1623,16 @@ static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
 
 /* cap_packet_unpack once the tables are built. */
 static int unpack_packet(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
-                         const rep_counts *reps, cap_packet **out)
+                         const rep_counts *reps, const field_recs *recs, cap_packet **out)
 {
     *out = NULL;
     if (!tables.root)
         return CAP_EINVAL;
-    unpack_ctx u = {.buf = buf, .alloc = alloc, .reps = reps, .next_rep = 0};
+    unpack_ctx u = {.buf = buf, .alloc = alloc, .arena = cap_arena_of(alloc), .reps = reps,
+                    .next_rep = 0, .recs = recs ? recs->v : NULL};
     ProtobufCMessage *m = NULL;
-    int rc = unpack_message(&u, tables.root, 0, len, 0, &m);
+    int rc = recs ? unpack_recorded(&u, tables.root, 0, recs->n, 0, &m)
+                  : unpack_message(&u, tables.root, 0, len, 0, &m);
     if (rc) {
         if (m)
             protobuf_c_message_free_unpacked(m, alloc);
@@ -1278,7 +1646,7 @@ int cap_packet_unpack(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
                       cap_packet **out)
 {
     pthread_once(&tables_once, build_tables);
-    return unpack_packet(buf, len, alloc, NULL, out);
+    return unpack_packet(buf, len, alloc, NULL, NULL, out);
 }
 
 int cap_packet_validate(const cap_packet *p, cap_diag *diag)
@@ -1306,16 +1674,18 @@ int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bound
     uint32_t payload = 0;
     int saw_unknown;
     rep_counts reps;
+    field_recs recs; /* not cleared: the scan writes what it notes */
     *out = NULL;
     reps_init(&reps);
-    int rc = wire_scan(buf, len, bounds, mode, &payload, &saw_unknown, &reps, diag);
+    int rc = wire_scan(buf, len, bounds, mode, &payload, &saw_unknown, &reps, &recs, diag);
     if (rc) {
         reps_free(&reps);
         return rc;
     }
     cap_packet *p = NULL;
     if (!saw_unknown)
-        rc = unpack_packet(buf, len, alloc, reps.failed ? NULL : &reps, &p);
+        rc = unpack_packet(buf, len, alloc, reps.failed ? NULL : &reps,
+                           reps.failed || !recs.complete ? NULL : &recs, &p);
     reps_free(&reps);
     if (rc == CAP_ENOMEM)
         return cap_diag_set(diag, CAP_ENOMEM, -1, "BusPacket", "cannot unpack: out of memory");

@@ -668,6 +668,18 @@ static int wire_error(cap_diag *diag, size_t off, uint32_t number, const char *f
     return cap_diag_set(diag, CAP_EMALFORMED, (long)off, path, fmt, what);
 }
 
+/* cap_varint_read with the one-byte case (most tags and lengths) inline:
+ * a single byte below 0x80 is always a minimal varint. */
+static inline cap_varint_status read_varint(const uint8_t *buf, size_t len, size_t *pos,
+                                            uint64_t *v)
+{
+    if (*pos < len && buf[*pos] < 0x80) {
+        *v = buf[(*pos)++];
+        return CAP_VARINT_OK;
+    }
+    return cap_varint_read(buf, len, pos, v);
+}
+
 /* Skips a value of the given wire type starting at *pos. */
 static int skip_value(const uint8_t *buf, size_t len, size_t *pos, wire_field *f, cap_diag *diag)
 {
@@ -675,7 +687,7 @@ static int skip_value(const uint8_t *buf, size_t len, size_t *pos, wire_field *f
     cap_varint_status st;
     switch (f->wire_type) {
     case 0:
-        st = cap_varint_read(buf, len, pos, &v);
+        st = read_varint(buf, len, pos, &v);
         return st == CAP_VARINT_OK ? CAP_OK : wire_error(diag, *pos, f->number, "varint value: %s",
                                                           cap_varint_strstatus(st));
     case 1:
@@ -687,7 +699,7 @@ static int skip_value(const uint8_t *buf, size_t len, size_t *pos, wire_field *f
         return CAP_OK;
     }
     case 2:
-        st = cap_varint_read(buf, len, pos, &v);
+        st = read_varint(buf, len, pos, &v);
         if (st != CAP_VARINT_OK)
             return wire_error(diag, *pos, f->number, "length: %s", cap_varint_strstatus(st));
         if (v > len - *pos)
@@ -708,7 +720,7 @@ static int next_field(const uint8_t *buf, size_t len, size_t pos, wire_field *f,
 {
     uint64_t tag = 0;
     size_t p = pos;
-    cap_varint_status st = cap_varint_read(buf, len, &p, &tag);
+    cap_varint_status st = read_varint(buf, len, &p, &tag);
     if (st != CAP_VARINT_OK)
         return wire_error(diag, pos, 0, "field tag: %s", cap_varint_strstatus(st));
     if (tag > UINT32_MAX)
@@ -740,15 +752,12 @@ static int take_signature(const wire_field *f, wire_field *sig, int *found, cap_
     return CAP_OK;
 }
 
-int cap_production_split(const uint8_t *wire, size_t len, uint8_t **body, size_t *body_len,
-                         const uint8_t **sig, size_t *sig_len, cap_diag *diag)
+int cap_production_find(const uint8_t *wire, size_t len, cap_wire_span *sig, cap_diag *diag)
 {
     cap_diag_clear(diag);
-    if (!body || !body_len || !sig || !sig_len || (!wire && len))
+    if (!sig || (!wire && len))
         return cap_diag_set(diag, CAP_EINVAL, -1, "BusPacket", "missing argument");
-    *body = NULL;
-    *sig = NULL;
-    *body_len = *sig_len = 0;
+    *sig = (cap_wire_span){0, 0, 0};
     if (len == 0)
         return cap_diag_set(diag, CAP_EMALFORMED, 0, "BusPacket", "empty packet");
     wire_field f = {0}, s = {0};
@@ -763,6 +772,23 @@ int cap_production_split(const uint8_t *wire, size_t len, uint8_t **body, size_t
     if (!found)
         return cap_diag_set(diag, CAP_ESIG_MISSING, -1, "BusPacket.signature",
                             "packet carries no signature field");
+    *sig = (cap_wire_span){s.start, s.value, s.end};
+    return CAP_OK;
+}
+
+int cap_production_split(const uint8_t *wire, size_t len, uint8_t **body, size_t *body_len,
+                         const uint8_t **sig, size_t *sig_len, cap_diag *diag)
+{
+    cap_diag_clear(diag);
+    if (!body || !body_len || !sig || !sig_len || (!wire && len))
+        return cap_diag_set(diag, CAP_EINVAL, -1, "BusPacket", "missing argument");
+    *body = NULL;
+    *sig = NULL;
+    *body_len = *sig_len = 0;
+    cap_wire_span s;
+    int rc = cap_production_find(wire, len, &s, diag);
+    if (rc != CAP_OK)
+        return rc;
     size_t n = len - (s.end - s.start);
     uint8_t *out = malloc(n ? n : 1);
     if (!out)

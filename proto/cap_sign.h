@@ -78,6 +78,19 @@ int cap_packet_verify(const cap_packet *p, const cap_key *pub, int required,
 #define CAP_PRODUCTION_PROFILE "cap-production-v1"
 #define CAP_PRODUCTION_ALGORITHM "ECDSA-P256-SHA256"
 
+/* Where the signature field sits in received wire bytes: the whole field
+ * is wire[start, end), its value (the DER signature) wire[value, end). */
+typedef struct {
+    size_t start, value, end;
+} cap_wire_span;
+
+/* Finds the one field 14 of received wire bytes without copying anything,
+ * with the checks of cap_production_split (same results and diagnostics):
+ * CAP_OK and *sig; CAP_ESIG_MISSING when there is no field 14 (*sig is
+ * zeroed); CAP_EMALFORMED; CAP_EINVAL. The unsigned body is then
+ * wire[0, start) followed by wire[end, len). */
+int cap_production_find(const uint8_t *wire, size_t len, cap_wire_span *sig, cap_diag *diag);
+
 /* Splits received wire bytes into the unsigned body (every byte except the
  * one field 14, in received order) and the signature. Rejects a missing,
  * empty or duplicated field 14, a field 14 that is not length-delimited,

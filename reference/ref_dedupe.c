@@ -6,10 +6,22 @@
  * open-addressing index (linear probing, backward-shift deletion) from each
  * 32-byte key to its slot. Keys are SHA-256 outputs, so their first eight
  * bytes serve as the hash; each index cell keeps 32 bits of that hash next
- * to its reference, so a probe run is walked (and a miss decided) without
- * touching the entries. The index answers "is this exact key held?" and
- * nothing else; every order that can reach a caller comes from the list,
- * i.e. from sequence numbers. */
+ * to its reference, and a parallel byte array one more key byte per cell
+ * (see icell), so a probe run is walked (and a miss decided) in the small
+ * byte array, without touching cells or entries. The index is sized by the
+ * keys it holds (about half full), not by the slots, since most packets
+ * have fewer than REF_DEDUPE_MAX_KEYS keys. The index answers "is this
+ * exact key held?" and nothing else; every order that can reach a caller
+ * comes from the list, i.e. from sequence numbers.
+ *
+ * Memory traffic. A full store is far larger than the CPU caches, and each
+ * admission of a new packet touches cold lines: the index cells of its
+ * keys, the oldest entry (evicted) and the index cells of that entry's
+ * keys. Those addresses are known early, so they are prefetched: a
+ * probe's tags and cells as each key is computed, and the next victim's
+ * entry and cells at the end of the admission before (warm_eviction), so
+ * that the loads overlap other work instead of stalling one after another.
+ * Prefetching never changes what is read or written. */
 #include "ref_dedupe.h"
 
 #include <stdlib.h>
@@ -21,23 +33,29 @@
 
 #define NIL UINT32_MAX
 #define MIN_SLOTS 64u
+#define MIN_CELLS 256u
 #define KEY_DOMAIN "cap-dedupe-key-v1"
 
+/* What eviction and lookups read comes first; first_seen, tag and the body
+ * digest are read only on a match. Fields past n_keys are not kept. */
 typedef struct {
-    uint64_t seq; /* 0: a free slot */
-    int64_t first_seen;
-    int64_t expires; /* retention ends: the entry counts while now < expires */
-    uint64_t tag;
-    uint8_t body_digest[32];
-    uint8_t key[REF_DEDUPE_MAX_KEYS][32];
+    uint64_t seq;        /* 0: a free slot */
+    int64_t expires;     /* retention ends: the entry counts while now < expires */
+    uint32_t prev, next; /* recording order; `next` also chains free slots */
     uint8_t kind[REF_DEDUPE_MAX_KEYS];
     uint8_t n_keys;
-    uint32_t prev, next; /* recording order; `next` also chains free slots */
+    uint8_t key[REF_DEDUPE_MAX_KEYS][32];
+    int64_t first_seen;
+    uint64_t tag;
+    uint8_t body_digest[32];
 } entry;
 
 /* An index cell: ref 0 is empty, else slot * REF_DEDUPE_MAX_KEYS + key
- * number + 1; hash is the low 32 bits of the key's hash (the index never
- * has more than 2^32 cells, so it also gives the home cell). */
+ * number + 1; hash is key_hash_of the key (the index never has more than
+ * 2^32 cells, so it also gives the home cell). Beside the cells, a byte per
+ * cell (tags: 0 empty, else key_tag_of the key) is all that a lookup reads
+ * until a tag agrees: the tag array is an eighth of the cells' size, so it
+ * stays in cache far better, and most lookups (of new keys) end there. */
 typedef struct {
     uint32_t ref;
     uint32_t hash;
@@ -51,8 +69,10 @@ struct ref_dedupe {
     uint32_t free_head; /* released slots */
     uint32_t head, tail;
     size_t count;
-    icell *index;    /* index_mask + 1 cells */
+    icell *index;    /* index_mask + 1 cells, or NULL before the first record */
+    uint8_t *tags;   /* index_mask + 1 tags, in the same block */
     size_t index_mask;
+    size_t n_indexed; /* keys in the index */
     uint64_t seq;
     /* No entry expires before this (a lower bound, so a full sweep that
      * would find nothing is skipped); INT64_MIN: unknown. */
@@ -111,6 +131,35 @@ int ref_dedupe_config_check(const ref_dedupe_config *cfg)
     return CAP_OK;
 }
 
+/* --- the index's hash ----------------------------------------------------- */
+
+/* The low 32 bits of the key's first eight bytes read big-endian, i.e. its
+ * bytes 4..7 (the index never has more than 2^32 cells). */
+static uint32_t key_hash_of(const uint8_t id[32])
+{
+    return (uint32_t)id[4] << 24 | (uint32_t)id[5] << 16 | (uint32_t)id[6] << 8 | id[7];
+}
+
+/* The byte kept for a key in the index's tag array: key byte 8 (not part
+ * of key_hash_of), never 0, which marks an empty cell. */
+static uint8_t key_tag_of(const uint8_t id[32])
+{
+    return id[8] ? id[8] : 1;
+}
+
+/* Starts loading what admitting key id touches (no effect but on timing):
+ * its home tag, which the lookup reads, and its home cell, which a FIRST
+ * writes (a store to a line not in cache, or not in the TLB, holds up the
+ * pipeline too). */
+static void warm_key(const ref_dedupe *d, const uint8_t id[32])
+{
+    if (d && d->index) {
+        size_t i = key_hash_of(id) & d->index_mask;
+        __builtin_prefetch(&d->tags[i]);
+        __builtin_prefetch(&d->index[i], 1);
+    }
+}
+
 /* --- keys ----------------------------------------------------------------- */
 
 /* SHA-256 over KEY_DOMAIN, NUL, the kind, then each part as an 8-byte
@@ -142,11 +191,13 @@ static void kh_raw(key_hash *h, const void *p, size_t n)
     h->n += n;
 }
 
+/* v as 8 bytes, big-endian (written out so that it compiles to one
+ * byte swap and store). */
 static void kh_u64(key_hash *h, uint64_t v)
 {
-    uint8_t b[8];
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        b[i] = (uint8_t)v;
+    uint8_t b[8] = {(uint8_t)(v >> 56), (uint8_t)(v >> 48), (uint8_t)(v >> 40),
+                    (uint8_t)(v >> 32), (uint8_t)(v >> 24), (uint8_t)(v >> 16),
+                    (uint8_t)(v >> 8),  (uint8_t)v};
     kh_raw(h, b, sizeof b);
 }
 
@@ -172,13 +223,17 @@ static void kh_begin(key_hash *h, ref_dedupe_key_kind kind)
     kh_raw(h, &k, 1);
 }
 
-static void kh_end(key_hash *h, ref_dedupe_probe *out, ref_dedupe_key_kind kind)
+/* Finishes a key; warm (may be NULL) is the store it is about to be looked
+ * up in, whose index cell for it is prefetched now. */
+static void kh_end(key_hash *h, ref_dedupe_probe *out, ref_dedupe_key_kind kind,
+                   const ref_dedupe *warm)
 {
     ref_dedupe_key *k = &out->keys[out->n_keys];
     kh_flush(h);
     cap_sha256_final(&h->c, k->id);
     k->kind = kind;
     out->n_keys++;
+    warm_key(warm, k->id);
 }
 
 static void dispatch_parts(key_hash *h, const Cordum__Agent__V1__DispatchIdentity *d)
@@ -197,7 +252,8 @@ static const char *request_label(const Cordum__Agent__V1__JobRequest *r, const c
     return v;
 }
 
-static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
+static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out,
+                        const ref_dedupe *warm)
 {
     if (p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST && p->job_request &&
         p->job_request->job_id && p->job_request->job_id[0]) {
@@ -206,7 +262,7 @@ static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
         kh_str(h, r->job_id);
         dispatch_parts(h, r->dispatch);
         kh_str(h, request_label(r, REF_DEDUPE_BUS_MSG_ID_LABEL));
-        kh_end(h, out, REF_DEDUPE_KEY_JOB_REQUEST);
+        kh_end(h, out, REF_DEDUPE_KEY_JOB_REQUEST, warm);
     } else if (p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT &&
                p->job_result && p->job_result->job_id && p->job_result->job_id[0]) {
         const Cordum__Agent__V1__JobResult *r = p->job_result;
@@ -214,12 +270,14 @@ static void logical_key(key_hash *h, const cap_packet *p, ref_dedupe_probe *out)
         kh_str(h, r->job_id);
         dispatch_parts(h, r->dispatch);
         kh_u64(h, (uint64_t)(int64_t)r->status);
-        kh_end(h, out, REF_DEDUPE_KEY_JOB_RESULT);
+        kh_end(h, out, REF_DEDUPE_KEY_JOB_RESULT, warm);
     }
 }
 
-int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
-                            ref_dedupe_probe *out)
+/* ref_dedupe_probe_digest, prefetching each key's index tag and cell in
+ * warm (NULL: none). */
+static int probe_digest(const cap_packet *p, const uint8_t body_digest[32], ref_dedupe_probe *out,
+                        const ref_dedupe *warm)
 {
     if (!out)
         return CAP_EINVAL;
@@ -237,49 +295,58 @@ int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
     kh_begin(&h, REF_DEDUPE_KEY_BODY);
     kh_str(&h, p->sender_id);
     kh_bytes(&h, body_digest, 32);
-    kh_end(&h, out, REF_DEDUPE_KEY_BODY);
+    kh_end(&h, out, REF_DEDUPE_KEY_BODY, warm);
     if (md && md->message_id.len > 0) {
         kh_begin(&h, REF_DEDUPE_KEY_MESSAGE_ID);
         kh_str(&h, p->identity ? p->identity->tenant_id : NULL);
         kh_str(&h, md->audience);
         kh_str(&h, p->sender_id);
         kh_bytes(&h, md->message_id.data, md->message_id.len);
-        kh_end(&h, out, REF_DEDUPE_KEY_MESSAGE_ID);
+        kh_end(&h, out, REF_DEDUPE_KEY_MESSAGE_ID, warm);
     }
-    logical_key(&h, p, out);
+    logical_key(&h, p, out, warm);
     return CAP_OK;
 }
 
-int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
+int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],
                             ref_dedupe_probe *out)
+{
+    return probe_digest(p, body_digest, out, NULL);
+}
+
+/* ref_dedupe_probe_packet, prefetching into warm (may be NULL). The signed
+ * body is hashed in its two pieces around field 14, never copied. */
+static int probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
+                        ref_dedupe_probe *out, const ref_dedupe *warm)
 {
     if (out)
         memset(out, 0, sizeof *out);
     if (!p || !wire || !len || !out)
         return CAP_EINVAL;
-    uint8_t *body = NULL, digest[32];
-    size_t body_len = 0, sig_len = 0;
-    const uint8_t *sig = NULL;
-    int rc = cap_production_split(wire, len, &body, &body_len, &sig, &sig_len, NULL);
-    if (rc == CAP_OK)
-        cap_sha256(body, body_len, digest);
-    else if (rc == CAP_ESIG_MISSING)
+    uint8_t digest[32];
+    cap_wire_span sig;
+    int rc = cap_production_find(wire, len, &sig, NULL);
+    if (rc == CAP_OK) {
+        cap_sha256_ctx c;
+        cap_sha256_init(&c);
+        cap_sha256_update(&c, wire, sig.start);
+        cap_sha256_update(&c, wire + sig.end, len - sig.end);
+        cap_sha256_final(&c, digest);
+    } else if (rc == CAP_ESIG_MISSING) {
         cap_sha256(wire, len, digest); /* unsigned: the whole packet is the body */
-    free(body);
-    if (rc != CAP_OK && rc != CAP_ESIG_MISSING)
+    } else {
         return rc;
-    return ref_dedupe_probe_digest(p, digest, out);
+    }
+    return probe_digest(p, digest, out, warm);
+}
+
+int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
+                            ref_dedupe_probe *out)
+{
+    return probe_packet(p, wire, len, out, NULL);
 }
 
 /* --- the index ------------------------------------------------------------ */
-
-static uint32_t key_hash_of(const uint8_t id[32])
-{
-    uint64_t h = 0;
-    for (int i = 0; i < 8; i++)
-        h = (h << 8) | id[i];
-    return (uint32_t)h;
-}
 
 static uint32_t ref_of(uint32_t slot, unsigned k)
 {
@@ -292,13 +359,18 @@ static const uint8_t *ref_key(const ref_dedupe *d, uint32_t ref)
     return d->e[r / REF_DEDUPE_MAX_KEYS].key[r % REF_DEDUPE_MAX_KEYS];
 }
 
+/* Adds ref; the caller has made room (index_reserve). The free cell is
+ * found from the tags alone: the cell itself is only written. */
 static void index_insert(ref_dedupe *d, uint32_t ref)
 {
-    uint32_t h = key_hash_of(ref_key(d, ref));
+    const uint8_t *id = ref_key(d, ref);
+    uint32_t h = key_hash_of(id);
     size_t i = h & d->index_mask;
-    while (d->index[i].ref)
+    while (d->tags[i])
         i = (i + 1) & d->index_mask;
+    d->tags[i] = key_tag_of(id);
     d->index[i] = (icell){ref, h};
+    d->n_indexed++;
 }
 
 /* The ref holding key id, or 0. */
@@ -307,9 +379,11 @@ static uint32_t index_find(const ref_dedupe *d, const uint8_t id[32])
     if (!d->index)
         return 0;
     uint32_t h = key_hash_of(id);
+    uint8_t tag = key_tag_of(id);
     size_t i = h & d->index_mask;
-    while (d->index[i].ref) {
-        if (d->index[i].hash == h && memcmp(ref_key(d, d->index[i].ref), id, 32) == 0)
+    while (d->tags[i]) {
+        if (d->tags[i] == tag && d->index[i].hash == h &&
+            memcmp(ref_key(d, d->index[i].ref), id, 32) == 0)
             return d->index[i].ref;
         i = (i + 1) & d->index_mask;
     }
@@ -327,7 +401,7 @@ static void index_delete(ref_dedupe *d, uint32_t ref)
     size_t j = i;
     for (;;) {
         j = (j + 1) & m;
-        if (!d->index[j].ref)
+        if (!d->tags[j])
             break;
         size_t home = d->index[j].hash & m;
         /* The element at j may fill the hole at i unless its home lies
@@ -335,25 +409,39 @@ static void index_delete(ref_dedupe *d, uint32_t ref)
         int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
         if (!stays) {
             d->index[i] = d->index[j];
+            d->tags[i] = d->tags[j];
             i = j;
         }
     }
     d->index[i] = (icell){0, 0};
+    d->tags[i] = 0;
+    d->n_indexed--;
 }
 
-/* A fresh index sized for cap slots (load at most one half), holding every
- * live entry. */
-static int index_rebuild(ref_dedupe *d, uint32_t cap)
+/* Makes sure `more` (at most REF_DEDUPE_MAX_KEYS) keys can be added with
+ * the index about half full: if not, a fresh index of at least twice the
+ * size is built from the live entries. It is called before a full store
+ * makes room, so the slack of REF_DEDUPE_MAX_KEYS over one half stands for
+ * the keys the eviction is about to free (a store full of two-key entries
+ * must not double its index for that). The index never shrinks; it is
+ * bounded by the keys max_entries entries can hold. CAP_OK or CAP_ENOMEM
+ * (index unchanged). */
+static int index_reserve(ref_dedupe *d, size_t more)
 {
-    size_t want = (size_t)cap * REF_DEDUPE_MAX_KEYS * 2, size = 1;
-    while (size < want)
+    size_t want = d->n_indexed + more;
+    if (d->index && want <= (d->index_mask + 1) / 2 + REF_DEDUPE_MAX_KEYS)
+        return CAP_OK;
+    size_t size = MIN_CELLS;
+    while (size < want * 2)
         size <<= 1;
-    icell *idx = calloc(size, sizeof *idx);
+    icell *idx = calloc(size, sizeof *idx + 1); /* the cells, then the tags */
     if (!idx)
         return CAP_ENOMEM;
     free(d->index);
     d->index = idx;
+    d->tags = (uint8_t *)(idx + size);
     d->index_mask = size - 1;
+    d->n_indexed = 0;
     for (uint32_t s = d->head; s != NIL; s = d->e[s].next)
         for (unsigned k = 0; k < d->e[s].n_keys; k++)
             index_insert(d, ref_of(s, k));
@@ -375,7 +463,8 @@ static void entry_remove(ref_dedupe *d, uint32_t s)
         d->e[e->next].prev = e->prev;
     else
         d->tail = e->prev;
-    memset(e, 0, sizeof *e);
+    e->seq = 0; /* free: stale handles no longer match */
+    e->n_keys = 0;
     e->prev = NIL;
     e->next = d->free_head;
     d->free_head = s;
@@ -399,8 +488,6 @@ static int slot_alloc(ref_dedupe *d, uint32_t *out)
         if (!e)
             return CAP_ENOMEM;
         d->e = e;
-        if (index_rebuild(d, cap) != CAP_OK)
-            return CAP_ENOMEM; /* the larger array is kept; cap grows next time */
         d->cap = cap;
     }
     *out = d->used++;
@@ -590,16 +677,20 @@ static int make_room(ref_dedupe *d, int64_t now, ref_dedupe_result *res)
 
 static int record(ref_dedupe *d, const ref_dedupe_probe *pr, int64_t now, ref_dedupe_result *res)
 {
-    int rc = make_room(d, now, res);
+    /* The index grows first, while a failure still leaves every entry in
+     * place; slot_alloc only grows when make_room has not evicted. */
+    int rc = index_reserve(d, pr->n_keys);
     uint32_t s = 0;
+    if (rc == CAP_OK)
+        rc = make_room(d, now, res);
     if (rc == CAP_OK)
         rc = slot_alloc(d, &s);
     if (rc != CAP_OK)
         return rc;
-    entry *e = &d->e[s];
-    memset(e, 0, sizeof *e);
+    entry *e = &d->e[s]; /* every field is set below (keys up to n_keys) */
     e->seq = ++d->seq;
     e->first_seen = now;
+    e->tag = 0;
     e->expires = cap_sat_add(now, d->cfg.ttl_ns);
     if (pr->has_expiry) {
         int64_t signed_until = cap_sat_add(pr->expires_at, d->cfg.skew_ns);
@@ -628,6 +719,30 @@ static int record(ref_dedupe *d, const ref_dedupe_probe *pr, int64_t now, ref_de
     return CAP_OK;
 }
 
+/* Prefetches what the next admission will touch when it evicts (a FIRST on
+ * a full store evicts the head): the head's index cells and tags, found
+ * from the head entry, which was itself prefetched at the end of the
+ * admission before as the then head's successor; and the head's
+ * successor, the victim after it. Only a hint: a purge or a forget in
+ * between just makes it miss. */
+static void warm_eviction(const ref_dedupe *d)
+{
+    if (d->head == NIL || d->count < d->cfg.max_entries || !d->index)
+        return;
+    const entry *h = &d->e[d->head];
+    for (unsigned k = 0; k < h->n_keys; k++) {
+        size_t i = key_hash_of(h->key[k]) & d->index_mask;
+        __builtin_prefetch(&d->index[i], 1);
+        __builtin_prefetch(&d->tags[i], 1);
+    }
+    if (h->next != NIL) {
+        const char *n = (const char *)&d->e[h->next];
+        for (size_t off = 0; off < sizeof(entry); off += 64)
+            __builtin_prefetch(n + off, 1);
+        __builtin_prefetch(n + sizeof(entry) - 1, 1);
+    }
+}
+
 int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
                      ref_dedupe_result *res)
 {
@@ -643,12 +758,12 @@ int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
         d->st.expired++;
         return REF_DEDUPE_EXPIRED;
     }
-    /* The index cells of the probe's keys, and the oldest entry (the one
-     * a full store evicts), are most likely not in cache: ask for them all
-     * now, so that the misses overlap instead of following one another. */
-    if (d->index)
-        for (size_t k = 0; k < probe->n_keys; k++)
-            __builtin_prefetch(&d->index[key_hash_of(probe->keys[k].id) & d->index_mask]);
+    /* The index tags and cells of the probe's keys, and the oldest entry
+     * (the one a full store evicts), are most likely not in cache: ask for
+     * them all now (again, for a caller that probed without the store), so
+     * that the misses overlap instead of following one another. */
+    for (size_t k = 0; k < probe->n_keys; k++)
+        warm_key(d, probe->keys[k].id);
     if (d->head != NIL)
         __builtin_prefetch(&d->e[d->head]);
     purge_head(d, now);
@@ -665,6 +780,7 @@ int ref_dedupe_admit(ref_dedupe *d, const ref_dedupe_probe *probe, int64_t now,
     } else {
         d->st.conflict++;
     }
+    warm_eviction(d);
     res->verdict = v;
     return (int)v;
 }
@@ -681,7 +797,7 @@ int ref_dedupe_check_probe(ref_dedupe *d, const cap_packet *p, const uint8_t *wi
         memset(probe, 0, sizeof *probe);
         return CAP_EINVAL;
     }
-    int rc = ref_dedupe_probe_packet(p, wire, len, probe);
+    int rc = probe_packet(p, wire, len, probe, d);
     if (rc != CAP_OK)
         return rc;
     return ref_dedupe_admit(d, probe, now, res);

@@ -165,8 +165,8 @@ void ref_dedupe_free(ref_dedupe *d);
 
 /* The keys, body digest and expiry of packet p, which must be the decoding
  * of wire[0..len). CAP_OK; CAP_EMALFORMED when wire has a malformed or
- * repeated field 14 (cap_production_split); CAP_EINVAL for NULL arguments
- * or empty bytes; CAP_ENOMEM. */
+ * repeated field 14 (cap_production_find); CAP_EINVAL for NULL arguments
+ * or empty bytes. Allocates nothing. */
 int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
                             ref_dedupe_probe *out);
 

@@ -12,7 +12,7 @@
 
 typedef struct {
     ref_worker_info w;
-    char *id;       /* malloc'd copy of the worker id */
+    char *id;       /* the worker id, in a slot_id (slot_id_new) */
     void *hb_block; /* one allocation: every string and array of the heartbeat */
     void *hs_block; /* one allocation: every string and array of the handshake */
     size_t hb_cap, hs_cap; /* their sizes: a later block that fits is built in place */
@@ -35,9 +35,9 @@ struct ref_registry {
      * capacity) so that the first-fit walk passes over saturated workers
      * reading one small array instead of each worker's record. */
     uint8_t *full;
-    /* id -> slot index + 1, for lookups without a binary search; kept
-     * while by_id_ok (out of memory drops it for good: the binary search
-     * answers alone then). */
+    /* id -> the slot's slot_id (which holds its index), for lookups
+     * without a binary search; kept while by_id_ok (out of memory drops it
+     * for good: the binary search answers alone then). */
     ref_strmap by_id;
     int by_id_ok;
     /* First-fit index: slot indices sorted by (score, id); rebuilt after a
@@ -255,9 +255,31 @@ int ref_registry_new(const ref_registry_config *cfg, ref_registry **out, cap_dia
     return CAP_OK;
 }
 
+/* A worker id kept with the index of its slot: the by_id map points at it,
+ * so slots that move along the array (a worker added or removed before
+ * them) have a number each rewritten (index_from), not a map entry each
+ * (which made registering n workers cost n * n / 2 map updates). */
+typedef struct {
+    size_t idx;
+    char id[];
+} slot_id;
+
+static slot_id *slot_id_of(const char *id) { return (slot_id *)(id - offsetof(slot_id, id)); }
+
+/* A new slot_id holding a copy of id (index not yet set), or NULL. */
+static char *slot_id_new(const char *id)
+{
+    size_t n = strlen(id);
+    slot_id *c = malloc(sizeof *c + n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c->id, id, n + 1);
+    return c->id;
+}
+
 static void slot_release(slot *s)
 {
-    free(s->id);
+    free(s->id ? slot_id_of(s->id) : NULL);
     free(s->hb_block);
     free(s->hs_block);
 }
@@ -291,9 +313,9 @@ static const char *slot_key(const void *base, size_t i)
 static ptrdiff_t find_slot(const ref_registry *r, const char *id)
 {
     if (r->by_id_ok) {
-        void *v = ref_strmap_get(&r->by_id, id);
+        const slot_id *v = ref_strmap_get(&r->by_id, id);
         if (v)
-            return (ptrdiff_t)((uintptr_t)v - 1);
+            return (ptrdiff_t)v->idx;
     }
     size_t at; /* not held (or no index): the insertion point */
     return ref_sorted_find(r->slots, r->n, slot_key, id, 0, &at) ? (ptrdiff_t)at
@@ -324,15 +346,21 @@ static void worker_blank_handshake(ref_worker_info *w)
     w->n_hs_capabilities = 0;
 }
 
-/* The slots from index `from` on moved (or are new): their index entries
+/* The slots from index `from` on moved (or are new): their indices
  * follow. */
 static void index_from(ref_registry *r, size_t from)
 {
-    for (size_t i = from; i < r->n && r->by_id_ok; i++)
-        if (ref_strmap_put(&r->by_id, r->slots[i].id, (void *)(uintptr_t)(i + 1))) {
-            r->by_id_ok = 0;
-            ref_strmap_free(&r->by_id);
-        }
+    for (size_t i = from; i < r->n; i++)
+        slot_id_of(r->slots[i].id)->idx = i;
+}
+
+/* Indexes the new slot i's id (its index is set, index_from). */
+static void index_add(ref_registry *r, size_t i)
+{
+    if (r->by_id_ok && ref_strmap_put(&r->by_id, r->slots[i].id, slot_id_of(r->slots[i].id))) {
+        r->by_id_ok = 0;
+        ref_strmap_free(&r->by_id);
+    }
 }
 
 static void index_drop(ref_registry *r, const char *id)
@@ -376,7 +404,7 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
         r->full = nf;
         r->cap = nc;
     }
-    char *copy = strdup(id);
+    char *copy = slot_id_new(id);
     if (!copy)
         return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
     memmove(&r->slots[pos + 1], &r->slots[pos], (r->n - pos) * sizeof *r->slots);
@@ -391,6 +419,7 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     worker_blank_handshake(&s->w);
     r->n++;
     index_from(r, pos);
+    index_add(r, pos);
     r->min_ok = 0;
     order_insert(r, pos);
     return CAP_OK;
@@ -1217,12 +1246,20 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
     int only_over = 0, only_version = 0;
     if (q->first_fit && !pref && !r->order_dirty) {
         out->n_workers = r->n;
+        const uint32_t *order = r->order;
+        const uint8_t *full = r->full;
         for (size_t k = 0; k < r->n; k++) {
-            uint32_t i = r->order[k];
-            if (r->full[i]) { /* slot_full: no record read */
-                out->filtered[REF_SEL_EXCLUDED]++;
-                continue;
-            }
+            /* Saturated workers (slot_full) are passed over reading one
+             * byte each and counted once per run: a store to the count at
+             * each of them could alias the registry's fields, which would
+             * then be reloaded at each step. */
+            size_t run = k;
+            while (k < r->n && full[order[k]])
+                k++;
+            out->filtered[REF_SEL_EXCLUDED] += k - run;
+            if (k == r->n)
+                break;
+            uint32_t i = order[k];
             const ref_worker_info *w = &r->slots[i].w;
             unsigned m = filters_of(r, w, now, q, 1);
             for (int f = 0; f < REF_SEL_NFILTERS; f++)

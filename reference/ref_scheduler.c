@@ -157,6 +157,9 @@ struct ref_sched {
     size_t kcap;
     uint32_t *krel;
     size_t krel_cap;
+    /* keep_request's copy plans, one per message type met (plan_of) */
+    struct copy_plan **plans;
+    size_t n_plans;
     /* the last job record's time as written ("t", quoted): the records of
      * one input share it */
     int64_t t_at;
@@ -392,6 +395,7 @@ typedef struct {
     char *base;    /* the block */
     uint32_t *rel; /* room for max_rel pointer offsets; n_rel noted */
     size_t n_rel, max_rel;
+    ref_sched *plans; /* whose copy plans to follow (copy_planned), or NULL */
 } bump;
 
 /* Notes that slot (in b's block) now points at one of its pieces. */
@@ -508,12 +512,133 @@ static int copy_value(const ProtobufCFieldDescriptor *f, const void *s, void *d,
     }
 }
 
+/* Whether copy_message refuses field f (see above). */
+static int copy_refuses(const ProtobufCFieldDescriptor *f)
+{
+    /* proto3 gives strings the empty string as default and nothing else
+     * a default */
+    int plain_default = !f->default_value || (f->type == PROTOBUF_C_TYPE_STRING &&
+                                              f->default_value == &protobuf_c_empty_string);
+    return !field_size(f->type) || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || !plain_default ||
+           (f->label != PROTOBUF_C_LABEL_NONE && f->label != PROTOBUF_C_LABEL_REPEATED);
+}
+
+/* A copy plan: copy_message's walk of one message type worked out once. A
+ * request has some thirty fields, most of them empty or scalars; the
+ * planned copy (copy_planned) copies the message's bytes whole and then
+ * visits only the fields that hold more than their bytes (strings, bytes,
+ * sub-messages, arrays) or need a fix (bools), leaving each at the type's
+ * default (tmpl) unless copy_message would copy it. */
+typedef struct copy_plan {
+    const ProtobufCMessageDescriptor *desc;
+    ProtobufCMessage *tmpl; /* message_init'd: the defaults a copy leaves */
+    int refuses;            /* some field's shape is refused (copy_refuses) */
+    unsigned n_fix;
+    const ProtobufCFieldDescriptor *fix[]; /* in field order */
+} copy_plan;
+
+/* s's plan for desc, made on first use; NULL when out of memory (the
+ * copy then takes the plain walk, which gives the same copy). */
+static const copy_plan *plan_of(ref_sched *s, const ProtobufCMessageDescriptor *desc)
+{
+    for (size_t i = 0; i < s->n_plans; i++)
+        if (s->plans[i]->desc == desc)
+            return s->plans[i];
+    copy_plan **g = realloc(s->plans, (s->n_plans + 1) * sizeof *g);
+    if (!g)
+        return NULL;
+    s->plans = g;
+    copy_plan *pl = malloc(sizeof *pl + desc->n_fields * sizeof pl->fix[0]);
+    ProtobufCMessage *tmpl = malloc(desc->sizeof_message);
+    if (!pl || !tmpl) {
+        free(pl);
+        free(tmpl);
+        return NULL;
+    }
+    desc->message_init(tmpl);
+    pl->desc = desc;
+    pl->tmpl = tmpl;
+    pl->refuses = 0;
+    pl->n_fix = 0;
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &desc->fields[i];
+        if (copy_refuses(f))
+            pl->refuses = 1;
+        else if (f->label == PROTOBUF_C_LABEL_REPEATED || f->type == PROTOBUF_C_TYPE_STRING ||
+                 f->type == PROTOBUF_C_TYPE_BYTES || f->type == PROTOBUF_C_TYPE_MESSAGE ||
+                 f->type == PROTOBUF_C_TYPE_BOOL)
+            pl->fix[pl->n_fix++] = f;
+    }
+    s->plans[s->n_plans++] = pl;
+    return pl;
+}
+
+static void plans_free(ref_sched *s)
+{
+    for (size_t i = 0; i < s->n_plans; i++) {
+        free(s->plans[i]->tmpl);
+        free(s->plans[i]);
+    }
+    free(s->plans);
+}
+
+static int copy_repeated(const ProtobufCFieldDescriptor *f, const ProtobufCMessage *src,
+                         ProtobufCMessage *c, bump *b);
+
+/* copy_message for a block with a plan: the same copy. The message's
+ * scalars come with its bytes (copy_value copies them as they are); every
+ * field in pl->fix is set back to its default, then copied as
+ * copy_message copies it. */
+static int copy_planned(const copy_plan *pl, const ProtobufCMessage *src, ProtobufCMessage **out,
+                        bump *b)
+{
+    const ProtobufCMessageDescriptor *desc = src->descriptor;
+    if (pl->refuses)
+        return 1;
+    ProtobufCMessage *c = piece(b, desc->sizeof_message, 0);
+    if (!c)
+        return CAP_ENOMEM;
+    memcpy(c, src, desc->sizeof_message);
+    c->n_unknown_fields = 0; /* as src's */
+    c->unknown_fields = pl->tmpl->unknown_fields;
+    for (unsigned k = 0; k < pl->n_fix; k++) {
+        const ProtobufCFieldDescriptor *f = pl->fix[k];
+        const char *sp = (const char *)src + f->offset;
+        char *dp = (char *)c + f->offset;
+        const char *tp = (const char *)pl->tmpl + f->offset; /* the default */
+        int rc;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            *(void **)dp = *(void *const *)tp;
+            rc = copy_repeated(f, src, c, b);
+        } else if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            /* an empty string and an absent message keep the default */
+            *(void **)dp = *(void *const *)tp;
+            const char *v = *(const char *const *)sp;
+            rc = !v || (f->type == PROTOBUF_C_TYPE_STRING && !v[0]) ? 0
+                                                                    : copy_value(f, sp, dp, 0, b);
+        } else {
+            if (f->type == PROTOBUF_C_TYPE_BYTES)
+                *(ProtobufCBinaryData *)dp = *(const ProtobufCBinaryData *)tp;
+            else /* bool */
+                *(protobuf_c_boolean *)dp = *(const protobuf_c_boolean *)tp;
+            rc = copy_value(f, sp, dp, 0, b);
+        }
+        if (rc)
+            return rc;
+    }
+    *out = c;
+    return 0;
+}
+
 static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bump *b)
 {
     const ProtobufCMessageDescriptor *desc = src->descriptor;
     *out = NULL;
     if (src->n_unknown_fields)
         return 1;
+    const copy_plan *pl = b && b->plans ? plan_of(b->plans, desc) : NULL;
+    if (pl)
+        return copy_planned(pl, src, out, b);
     ProtobufCMessage *c = piece(b, desc->sizeof_message, 0);
     if (!c)
         return CAP_ENOMEM;
@@ -523,29 +648,10 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bum
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
         const char *sp = (const char *)src + f->offset;
         char *dp = (char *)c + f->offset;
-        size_t size = field_size(f->type);
-        /* proto3 gives strings the empty string as default and nothing
-         * else a default */
-        int plain_default = !f->default_value || (f->type == PROTOBUF_C_TYPE_STRING &&
-                                                  f->default_value == &protobuf_c_empty_string);
-        if (!size || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) || !plain_default ||
-            (f->label != PROTOBUF_C_LABEL_NONE && f->label != PROTOBUF_C_LABEL_REPEATED)) {
+        if (copy_refuses(f)) {
             rc = 1;
         } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
-            const char *arr = *(char *const *)sp;
-            if (!n)
-                continue;
-            char *copy = b ? piece(b, n * size, 1) : calloc(n, size);
-            if (!copy) {
-                rc = CAP_ENOMEM;
-                break;
-            }
-            *(void **)dp = copy;
-            rel_note(b, dp);
-            *(size_t *)((char *)c + f->quantifier_offset) = n;
-            for (size_t k = 0; k < n && !rc; k++)
-                rc = copy_value(f, arr + k * size, copy + k * size, 1, b);
+            rc = copy_repeated(f, src, c, b);
         } else {
             rc = copy_value(f, sp, dp, 0, b);
         }
@@ -557,6 +663,29 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bum
     }
     *out = c;
     return 0;
+}
+
+/* A repeated field f of src copied into c (where it holds no array
+ * yet). */
+static int copy_repeated(const ProtobufCFieldDescriptor *f, const ProtobufCMessage *src,
+                         ProtobufCMessage *c, bump *b)
+{
+    size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
+    if (!n)
+        return 0;
+    size_t size = field_size(f->type);
+    const char *arr = *(char *const *)((const char *)src + f->offset);
+    char *copy = b ? piece(b, n * size, 1) : calloc(n, size);
+    if (!copy)
+        return CAP_ENOMEM;
+    char *dp = (char *)c + f->offset;
+    *(void **)dp = copy;
+    rel_note(b, dp);
+    *(size_t *)((char *)c + f->quantifier_offset) = n;
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++)
+        rc = copy_value(f, arr + k * size, copy + k * size, 1, b);
+    return rc;
 }
 
 /* A heap copy of a request (the caller may edit it; cap_message_free). */
@@ -597,7 +726,7 @@ static job_request *keep_request(ref_sched *s, const job_request *r, size_t *blo
     *block = 0;
     *n_rel = 0;
     for (;;) {
-        bump b = {s->kbuf, s->kcap, s->kbuf, s->krel, 0, s->krel_cap};
+        bump b = {s->kbuf, s->kcap, s->kbuf, s->krel, 0, s->krel_cap, s};
         ProtobufCMessage *c = NULL;
         int rc = s->kbuf ? copy_message(&r->base, &c, &b) : CAP_ENOMEM;
         if (rc == 1)
@@ -928,22 +1057,6 @@ JW_INLINE void jw_lit(ref_sched *s, const char *text, size_t n)
     jw_put(s, text, n);
 }
 
-/* A shared string member (intern_set; NULL as ""): its length and
- * whether it needs escapes were found once, when it was shared. */
-#define jw_shared(s, k, v) jw_shared_lit((s), JW_LIT(k, "\""), (v))
-JW_INLINE void jw_shared_lit(ref_sched *s, const char *lit, size_t n, char *v)
-{
-    const istr *e = v ? istr_of(v) : NULL;
-    if (e && !e->plain) {
-        jw_str_lit(s, lit, n, v);
-        return;
-    }
-    jw_key_lit(s, lit, n);
-    if (e)
-        jw_put(s, v, e->len);
-    jw_put(s, "\"", 1);
-}
-
 /* A string member whose length and plainness (json_plain) are known. */
 #define jw_known(s, k, v, n, plain) jw_known_lit((s), JW_LIT(k, "\""), (v), (n), (plain))
 JW_INLINE void jw_known_lit(ref_sched *s, const char *lit, size_t n, const char *v, size_t len,
@@ -955,16 +1068,6 @@ JW_INLINE void jw_known_lit(ref_sched *s, const char *lit, size_t n, const char 
     }
     jw_key_lit(s, lit, n);
     jw_put(s, v, len);
-    jw_put(s, "\"", 1);
-}
-
-/* A string member whose value is one of the scheduler's own names (an
- * event, a state name): never NULL, nothing in it that JSON escapes. */
-#define jw_plain(s, k, v) jw_plain_lit((s), JW_LIT(k, "\""), (v))
-JW_INLINE void jw_plain_lit(ref_sched *s, const char *lit, size_t n, const char *v)
-{
-    jw_key_lit(s, lit, n);
-    jw_put(s, v, strlen(v));
     jw_put(s, "\"", 1);
 }
 
@@ -1031,6 +1134,115 @@ static int replay_rec(ref_sched *s, const ref_dedupe_probe *pr, int64_t now, ref
     return jw_emit(s, fx);
 }
 
+/* ---- the job record's writer ------------------------------------------
+ * A job record has some thirty members and every change of every job
+ * writes one, so it is written through a cursor (a local pointer into
+ * s->jbuf) after one reservation of room for the whole record, rather
+ * than by the checked appends above, each of which reloads and stores the
+ * buffer's length. The text is the same as those writers give (the
+ * literals below are theirs). The room: JREC_FIXED for every key,
+ * number and punctuation of the record, plus each string at its longest
+ * escaped form (6 bytes a byte: \u00xx). */
+#define JREC_FIXED 2048
+
+/* An empty record with room for n bytes: the cursor at its start, or NULL
+ * when memory ran out. */
+static char *jc_begin(ref_sched *s, size_t n)
+{
+    s->jlen = 0;
+    s->jn = 0;
+    s->jerr = 0;
+    return jw_grow(s, n) ? NULL : s->jbuf;
+}
+
+/* Room for n more bytes past the cursor o: the cursor (the buffer may have
+ * moved), or NULL when memory ran out. */
+static char *jc_room(ref_sched *s, char *o, size_t n)
+{
+    s->jlen = (size_t)(o - s->jbuf);
+    return jw_grow(s, n) ? NULL : s->jbuf + s->jlen;
+}
+
+/* Literal text (a string literal) at the cursor. */
+#define JC_LIT(o, text) ((o) = (char *)memcpy((o), (text), sizeof(text) - 1) + sizeof(text) - 1)
+
+JW_INLINE char *jc_put(char *o, const char *p, size_t n)
+{
+    memcpy(o, p, n);
+    return o + n;
+}
+
+/* A string value that may need escapes (after its opening quote, with
+ * its closing quote): jw_strval at the cursor. */
+static char *jc_strval(ref_sched *s, char *o, const char *v)
+{
+    s->jlen = (size_t)(o - s->jbuf);
+    if (v[0])
+        jw_strval(s, v);
+    else
+        jw_put(s, "\"", 1);
+    return s->jbuf + s->jlen;
+}
+
+/* The value of a string member (its key written) whose length and
+ * plainness are known, as jw_known writes it. */
+JW_INLINE char *jc_known(ref_sched *s, char *o, const char *v, size_t len, int plain)
+{
+    if (!plain)
+        return jc_strval(s, o, v);
+    o = jc_put(o, v, len);
+    *o++ = '"';
+    return o;
+}
+
+/* The value of a shared string member (intern_set; NULL as ""): its
+ * length and whether it needs escapes were found once, when it was
+ * shared. */
+JW_INLINE char *jc_shared(ref_sched *s, char *o, char *v)
+{
+    if (!v) {
+        *o++ = '"';
+        return o;
+    }
+    const istr *e = istr_of(v);
+    return jc_known(s, o, v, e->len, e->plain);
+}
+
+/* A number member's value, as jw_num. */
+JW_INLINE char *jc_num(char *o, int64_t v)
+{
+    if ((uint64_t)v < 10) {
+        *o++ = (char)('0' + v);
+        return o;
+    }
+    char buf[24];
+    char *p = cap_fmt_i64(buf + sizeof buf, v);
+    return jc_put(o, p, (size_t)(buf + sizeof buf - p));
+}
+
+/* Copies the n <= 24 bytes at p, reading and writing 24 (a fixed-size
+ * copy is a few moves where a variable one is a call): p must have 24
+ * readable bytes, and the bytes written past n are rewritten by what
+ * follows (the record's room covers them). */
+JW_INLINE char *jc_put24(char *o, const char *p, size_t n)
+{
+    memcpy(o, p, 24);
+    return o + n;
+}
+
+/* A 64-bit integer member's value, as a string (jw_i64). */
+JW_INLINE char *jc_i64(char *o, int64_t v)
+{
+    char buf[48]; /* the text ends at buf + 24: 24 bytes from its start are in buf */
+    buf[23] = '"';
+    char *p = cap_fmt_i64(buf + 23, v);
+    *--p = '"';
+    return jc_put24(o, p, (size_t)(buf + 24 - p));
+}
+
+/* The room a shared string's value may take. */
+static size_t shared_room(char *v) { return v ? 6 * istr_of(v)->len + 1 : 1; }
+
 /* The job record: the job's whole durable state, after an event. The
  * request goes only into the first record of a job (with_req). */
 static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event, int with_req)
@@ -1050,77 +1262,130 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     }
     const char *t = s->t_text;
     size_t tlen = s->t_len;
-    jw_begin(s);
-    jw_lit(s, JW_RAW("\"k\":\"job\",\"t\":"));
-    jw_put(s, t, tlen);
-    jw_plain(s, "ev", event);
-    jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
-    jw_i64(s, "seq", (int64_t)j->seq);
-    jw_plain(s, "state", ref_jobstate_name(j->state));
-    if (j->state_at == now) {
-        jw_key_lit(s, JW_LIT("state_at", ""));
-        jw_put(s, t, tlen);
-    } else {
-        jw_i64(s, "state_at", j->state_at);
-    }
-    jw_num(s, "decision", j->decision);
-    jw_shared(s, "rule", j->rule_id);
-    jw_shared(s, "snapshot", j->snapshot);
-    jw_shared(s, "reason", j->reason);
+    size_t n_event = strlen(event);
+    const char *state = ref_jobstate_name(j->state);
+    size_t n_state = strlen(state);
+    char *o = jc_begin(s, JREC_FIXED + n_event + n_state + 6 * (j->id_len + sizeof j->dispatch_id) +
+                              shared_room(j->rule_id) + shared_room(j->snapshot) +
+                              shared_room(j->reason) + shared_room(j->worker) +
+                              shared_room(j->pool));
+    if (!o)
+        return CAP_ENOMEM;
+    JC_LIT(o, "{\"k\":\"job\",\"t\":");
+    o = jc_put24(o, t, tlen); /* t is s->t_text, 24 bytes */
+    JC_LIT(o, ",\"ev\":\"");
+    o = jc_put(o, event, n_event);
+    JC_LIT(o, "\",\"job_id\":\"");
+    o = jc_known(s, o, j->job_id, j->id_len, j->id_plain);
+    JC_LIT(o, ",\"seq\":");
+    o = jc_i64(o, (int64_t)j->seq);
+    JC_LIT(o, ",\"state\":\"");
+    o = jc_put(o, state, n_state);
+    JC_LIT(o, "\",\"state_at\":");
+    o = j->state_at == now ? jc_put24(o, t, tlen) : jc_i64(o, j->state_at);
+    JC_LIT(o, ",\"decision\":");
+    o = jc_num(o, j->decision);
+    JC_LIT(o, ",\"rule\":\"");
+    o = jc_shared(s, o, j->rule_id);
+    JC_LIT(o, ",\"snapshot\":\"");
+    o = jc_shared(s, o, j->snapshot);
+    JC_LIT(o, ",\"reason\":\"");
+    o = jc_shared(s, o, j->reason);
     /* Runs of members most records hold at their defaults are written as
      * one literal: the same text the member writers give for them. */
     if (!j->max_runtime_ns && j->max_retries == -1 && !j->max_concurrent && !j->throttles) {
-        jw_lit(s, JW_RAW(",\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,"
-                         "\"throttles\":0"));
+        JC_LIT(o, ",\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,"
+                  "\"throttles\":0");
     } else {
-        jw_i64(s, "max_runtime_ns", j->max_runtime_ns);
-        jw_num(s, "max_retries", j->max_retries);
-        jw_num(s, "max_concurrent", j->max_concurrent);
-        jw_num(s, "throttles", j->throttles);
+        JC_LIT(o, ",\"max_runtime_ns\":");
+        o = jc_i64(o, j->max_runtime_ns);
+        JC_LIT(o, ",\"max_retries\":");
+        o = jc_num(o, j->max_retries);
+        JC_LIT(o, ",\"max_concurrent\":");
+        o = jc_num(o, j->max_concurrent);
+        JC_LIT(o, ",\"throttles\":");
+        o = jc_num(o, j->throttles);
     }
     if (!j->appr && !j->hash[0] && !nz(j->appr_snapshot)[0] && !nz(j->appr_by)[0] &&
         !nz(j->appr_note)[0]) {
-        jw_lit(s, JW_RAW(",\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\","
-                         "\"appr_note\":\"\""));
+        JC_LIT(o, ",\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\","
+                  "\"appr_note\":\"\"");
     } else {
-        jw_num(s, "appr", j->appr);
-        jw_str(s, "hash", j->hash);
-        jw_str(s, "appr_snapshot", nz(j->appr_snapshot));
-        jw_str(s, "appr_by", nz(j->appr_by));
-        jw_str(s, "appr_note", nz(j->appr_note));
+        /* the hash is hex (64 digits at most), the rest any text */
+        o = jc_room(s, o, JREC_FIXED + 6 * (sizeof j->hash + strlen(nz(j->appr_snapshot)) +
+                                            strlen(nz(j->appr_by)) + strlen(nz(j->appr_note))));
+        if (!o)
+            return CAP_ENOMEM;
+        JC_LIT(o, ",\"appr\":");
+        o = jc_num(o, j->appr);
+        JC_LIT(o, ",\"hash\":\"");
+        o = jc_strval(s, o, j->hash);
+        JC_LIT(o, ",\"appr_snapshot\":\"");
+        o = jc_strval(s, o, nz(j->appr_snapshot));
+        JC_LIT(o, ",\"appr_by\":\"");
+        o = jc_strval(s, o, nz(j->appr_by));
+        JC_LIT(o, ",\"appr_note\":\"");
+        o = jc_strval(s, o, nz(j->appr_note));
     }
-    jw_i64(s, "attempt", (int64_t)j->attempt);
-    jw_known(s, "dispatch_id", j->dispatch_id, strlen(j->dispatch_id), j->dispatch_plain);
-    jw_shared(s, "worker", j->worker);
-    jw_shared(s, "pool", j->pool);
-    jw_num(s, "done", j->done);
-    jw_num(s, "counted", j->counted);
-    jw_num(s, "retries", j->retries);
+    JC_LIT(o, ",\"attempt\":");
+    o = jc_i64(o, (int64_t)j->attempt);
+    JC_LIT(o, ",\"dispatch_id\":\"");
+    size_t n_did = strlen(j->dispatch_id);
+    if (j->dispatch_plain) { /* a fixed-size copy: the id's array holds 33 bytes */
+        memcpy(o, j->dispatch_id, sizeof j->dispatch_id - 1);
+        o += n_did;
+        *o++ = '"';
+    } else {
+        o = jc_strval(s, o, j->dispatch_id);
+    }
+    JC_LIT(o, ",\"worker\":\"");
+    o = jc_shared(s, o, j->worker);
+    JC_LIT(o, ",\"pool\":\"");
+    o = jc_shared(s, o, j->pool);
+    JC_LIT(o, ",\"done\":");
+    o = jc_num(o, j->done);
+    JC_LIT(o, ",\"counted\":");
+    o = jc_num(o, j->counted);
+    JC_LIT(o, ",\"retries\":");
+    o = jc_num(o, j->retries);
     if (j->wait_since == -1 && !j->waiting && !j->wake_at) {
-        jw_lit(s, JW_RAW(",\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\""));
+        JC_LIT(o, ",\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\"");
     } else {
-        jw_i64(s, "wait_since", j->wait_since);
-        jw_num(s, "waiting", j->waiting);
-        jw_i64(s, "wake_at", j->wake_at);
+        JC_LIT(o, ",\"wait_since\":");
+        o = jc_i64(o, j->wait_since);
+        JC_LIT(o, ",\"waiting\":");
+        o = jc_num(o, j->waiting);
+        JC_LIT(o, ",\"wake_at\":");
+        o = jc_i64(o, j->wake_at);
     }
-    jw_i64(s, "watch_at", j->watch_at);
+    JC_LIT(o, ",\"watch_at\":");
+    o = jc_i64(o, j->watch_at);
     if (!nz(j->memo)[0] && !nz(j->saga_wf)[0]) {
-        jw_lit(s, JW_RAW(",\"memo\":\"\",\"saga_wf\":\"\""));
+        JC_LIT(o, ",\"memo\":\"\",\"saga_wf\":\"\"");
     } else {
-        jw_str(s, "memo", nz(j->memo));
-        jw_str(s, "saga_wf", nz(j->saga_wf));
+        o = jc_room(s, o, JREC_FIXED + 6 * (strlen(nz(j->memo)) + strlen(nz(j->saga_wf))));
+        if (!o)
+            return CAP_ENOMEM;
+        JC_LIT(o, ",\"memo\":\"");
+        o = jc_strval(s, o, nz(j->memo));
+        JC_LIT(o, ",\"saga_wf\":\"");
+        o = jc_strval(s, o, nz(j->saga_wf));
     }
     if (with_req) {
-        jw_str(s, "trace_id", nz(j->trace_id));
         size_t len = 0;
         TRY(cap_encode_to(&j->req->base, &s->rbuf, &s->rcap, &len));
+        o = jc_room(s, o, JREC_FIXED + 6 * strlen(nz(j->trace_id)) + cap_base64_encoded_len(len));
+        if (!o)
+            return CAP_ENOMEM;
+        JC_LIT(o, ",\"trace_id\":\"");
+        o = jc_strval(s, o, nz(j->trace_id));
         /* base64 needs no JSON escape: encoded straight into the record */
-        jw_key_lit(s, JW_LIT("req", "\""));
-        if (!jw_grow(s, cap_base64_encoded_len(len) + 1)) {
-            s->jlen += cap_base64_encode(s->rbuf, len, s->jbuf + s->jlen);
-            jw_put(s, "\"", 1);
-        }
+        JC_LIT(o, ",\"req\":\"");
+        o += cap_base64_encode(s->rbuf, len, o);
+        *o++ = '"';
     }
+    s->jlen = (size_t)(o - s->jbuf);
+    s->jn = 1;
     return jw_emit(s, fx);
 }
 
@@ -1880,13 +2145,24 @@ static cap_packet *dispatch_packet_block(const ref_sched *s, const job *j, int64
     return p;
 }
 
+/* Two hex digits per byte value, for random_hex. */
+static const char hex_pairs[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
+/* 32 hex digits from two draws, the most significant digit first. */
 static int random_hex(const ref_sched *s, char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
     for (int half = 0; half < 2; half++) {
         uint64_t v = ref_rand_next(&s->rand);
-        for (int i = 0; i < 16; i++)
-            out[half * 16 + i] = hex[(v >> (60 - 4 * i)) & 15];
+        for (int i = 0; i < 8; i++)
+            memcpy(out + half * 16 + 2 * i, hex_pairs + 2 * ((v >> (56 - 8 * i)) & 255), 2);
     }
     out[32] = 0;
     return CAP_OK;
@@ -3223,6 +3499,7 @@ void ref_sched_free(ref_sched *s)
     free(s->rbuf);
     free(s->kbuf);
     free(s->krel);
+    plans_free(s);
     free(s->waitq);
     free_timeouts(s->pool_to, s->n_pool_to);
     free_timeouts(s->tenant_to, s->n_tenant_to);

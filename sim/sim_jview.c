@@ -68,48 +68,53 @@ static inline int member_of(const char *k, size_t kn)
  * duplicate members counts, as in cJSON). */
 static inline void set_str(sim_jview *v, int m, const char *s)
 {
-#define SET(field)                                                                                 \
-    if (!v->seen_##field) {                                                                        \
-        v->seen_##field = 1;                                                                       \
-        v->field = s;                                                                              \
-    }                                                                                              \
-    return;
+    if (m == M_NONE || (v->seen & (1u << m)))
+        return;
+    v->seen |= 1u << m;
     switch (m) {
-    case M_K: SET(k)
-    case M_JOB_ID: SET(job_id)
-    case M_STATE: SET(state)
-    case M_EV: SET(ev)
-    case M_SNAPSHOT: SET(snapshot)
-    case M_HASH: SET(hash)
-    case M_APPR_SNAPSHOT: SET(appr_snapshot)
-    case M_OP: SET(op)
-    case M_WF: SET(wf)
-    case M_ATTEMPT: SET(attempt_str)
-    case M_DECISION: SET(decision_str)
-    case M_APPR: SET(appr_str)
-    default: return;
+    case M_K: v->k = s; return;
+    case M_JOB_ID: v->job_id = s; return;
+    case M_STATE: v->state = s; return;
+    case M_EV: v->ev = s; return;
+    case M_SNAPSHOT: v->snapshot = s; return;
+    case M_HASH: v->hash = s; return;
+    case M_APPR_SNAPSHOT: v->appr_snapshot = s; return;
+    case M_OP: v->op = s; return;
+    case M_WF: v->wf = s; return;
+    case M_ATTEMPT: v->attempt_str = s; return;
+    default: return; /* decision, appr: there, but not a number */
     }
-#undef SET
 }
 
 /* Sets member m of v to the number x: a number member takes it, a string
  * member is there but not a string. */
 static inline void set_num(sim_jview *v, int m, double x)
 {
-#define SET(seen, flag, dst)                                                                       \
-    if (!v->seen) {                                                                                \
-        v->seen = 1;                                                                               \
-        v->flag = 1;                                                                               \
-        v->dst = x;                                                                                \
-    }                                                                                              \
-    return;
-    switch (m) {
-    case M_ATTEMPT: SET(seen_attempt_str, has_attempt, attempt_num)
-    case M_DECISION: SET(seen_decision_str, has_decision, decision)
-    case M_APPR: SET(seen_appr_str, has_appr, appr)
-    default: set_str(v, m, NULL); return;
+    if (m != M_ATTEMPT && m != M_DECISION && m != M_APPR) {
+        set_str(v, m, NULL);
+        return;
     }
-#undef SET
+    if (v->seen & (1u << m))
+        return;
+    v->seen |= 1u << m;
+    switch (m) {
+    case M_ATTEMPT: v->has_attempt = 1; v->attempt_num = x; return;
+    case M_DECISION: v->has_decision = 1; v->decision = x; return;
+    default: v->has_appr = 1; v->appr = x; return;
+    }
+}
+
+/* An empty view, member by member: the compiler stores these with a few
+ * vector moves, where clearing the whole view at once becomes a `rep
+ * stos`, whose start-up costs more than the stores. */
+static inline void view_clear(sim_jview *v)
+{
+    v->k = v->job_id = v->state = v->ev = v->snapshot = v->hash = v->appr_snapshot = NULL;
+    v->op = v->wf = v->attempt_str = NULL;
+    v->attempt_num = NAN;
+    v->has_decision = v->has_appr = v->has_attempt = 0;
+    v->decision = v->appr = 0;
+    v->seen = 0;
 }
 
 /* ---- the single pass ---------------------------------------------------
@@ -117,9 +122,10 @@ static inline void set_num(sim_jview *v, int m, double x)
  * In a record of the simple form every byte that is a quote, a backslash
  * or a control character is structure: a quote opening or closing a key
  * or a string value, or the terminating NUL (a backslash or any other
- * control character refuses the record). The pass therefore walks from
- * one such byte to the next, a block of bytes at a time, and checks the
- * few plain bytes between them (':', ',', '}', a number).
+ * control character refuses the record). The pass therefore finds the
+ * end of a key or a string by looking for the next such byte, a block of
+ * bytes at a time, and checks the few plain bytes between them (':', ',',
+ * '}', a number).
  *
  * A block is 16 bytes tested with SSE2 where the compiler offers it (every
  * x86-64), else 8 bytes tested in a 64-bit word (SIM_JVIEW_NO_SSE2 forces
@@ -129,7 +135,6 @@ static inline void set_num(sim_jview *v, int m, double x)
 #include <emmintrin.h>
 
 #define BLOCK 16
-#define FLAGS_EXACT 1 /* no false flag */
 
 /* Bit i set when byte i of the 16 at p is special (exact). */
 static inline uint64_t special_flags(const char *p)
@@ -148,14 +153,13 @@ static inline int flag_at(uint64_t bits)
 }
 #else
 #define BLOCK 8
-#define FLAGS_EXACT 0
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
 /* 0x80 in every byte of the 8 at p that is '"', '\\' or below 0x20, by
  * the has-zero-byte trick on the word loaded little-endian: the lowest
  * flag is always a true one, a higher one may be false (a borrow runs up
- * from a flagged byte), which is why next_special looks at the byte. */
+ * from a flagged byte), which is why only the lowest is used. */
 static inline uint64_t special_flags(const char *p)
 {
     uint64_t x;
@@ -173,31 +177,17 @@ static inline int flag_at(uint64_t bits)
 }
 #endif
 
-static inline int is_special(char c)
-{
-    return c == '"' || c == '\\' || (unsigned char)c < 0x20;
-}
-
-/* A walk over a buffer's special bytes, in order: `at` is the block being
- * looked at, `bits` its flags not handed out yet. */
-typedef struct {
-    char *at;
-    uint64_t bits;
-} walk;
-
-/* The next special byte. The buffer has BLOCK readable bytes after its
- * NUL, which is special: the walk never passes it. */
-static inline char *next_special(walk *s)
+/* The first special byte at or after p. The buffer has at least BLOCK
+ * readable bytes after its NUL, which is special: the scan never passes
+ * it. The lowest flag of a block is always a true one (even in the word
+ * test). */
+static inline char *find_special(char *p)
 {
     for (;;) {
-        while (!s->bits) {
-            s->at += BLOCK;
-            s->bits = special_flags(s->at);
-        }
-        char *c = s->at + flag_at(s->bits);
-        s->bits &= s->bits - 1;
-        if (FLAGS_EXACT || is_special(*c)) /* else a false flag of the word test: skipped */
-            return c;
+        uint64_t bits = special_flags(p);
+        if (bits)
+            return p + flag_at(bits);
+        p += BLOCK;
     }
 }
 
@@ -244,6 +234,159 @@ static inline size_t take_known_run(sim_jview *v, const char *p)
     return k->len;
 }
 
+/* The scheduler's form is the expected case: branches that leave it are
+ * marked (very) unlikely, so the compiler keeps the whole path through a
+ * record hot: it compares the expected names inline only on a path it
+ * deems hot, and 30-odd branches at __builtin_expect's 90 % would leave
+ * the last members cold. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_expect_with_probability)
+#define UNLIKELY(x) __builtin_expect_with_probability(!!(x), 0, 0.9999)
+#define LIKELY(x) __builtin_expect_with_probability(!!(x), 1, 0.9999)
+#endif
+#endif
+#ifndef UNLIKELY
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#endif
+
+/* Reads the value at p (a string, its closing quote replaced by a NUL,
+ * or an integer) into member m of v. Returns the byte after it, NULL
+ * when it is not of the simple form. Always inlined: m is a constant
+ * where a job record's members are read, which settles set_str's switch
+ * at compile time. */
+static inline __attribute__((always_inline)) char *read_value(char *p, sim_jview *v, int m)
+{
+    if (*p == '"') {
+        char *str = p + 1;
+        char *q = find_special(str);
+        if (*q != '"')
+            return NULL;
+        *q = 0;
+        set_str(v, m, str);
+        return q + 1;
+    }
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    int64_t x = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (++digits > 15)
+            return NULL;
+        x = x * 10 + (*p - '0');
+        p++;
+    }
+    if (!digits || (digits > 1 && p[-digits] == '0'))
+        return NULL;
+    set_num(v, m, neg ? -(double)x : (double)x);
+    return p;
+}
+
+/* Reads members from p (the byte after the '{' or ',' before a key) to
+ * the end of the record, any names in any order. 1 when the record ends
+ * there ("}" and its NUL), 0 when it is not of the simple form. */
+static int read_members(char *p, sim_jview *v)
+{
+    for (;;) {
+        if (*p != '"')
+            return 0;
+        const char *key = p + 1;
+        char *q = find_special(p + 1); /* the key's closing quote */
+        if (*q != '"' || q[1] != ':')
+            return 0;
+        p = read_value(q + 2, v, member_of(key, (size_t)(q - key)));
+        if (!p)
+            return 0;
+        if (*p == '}')
+            return p[1] == 0;
+        if (*p != ',')
+            return 0;
+        for (size_t run; (run = take_known_run(v, p)) != 0;) /* runs may follow one another */
+            p += run;
+        if (*p == '}')
+            return p[1] == 0;
+        if (*p != ',')
+            return 0;
+        p++;
+    }
+}
+
+/* A job record's members in the order the scheduler writes them: each
+ * name (with the ',' before it and the ':' after it) is compared whole
+ * where it is expected, which the compiler does in a few word compares,
+ * instead of being looked for quote by quote and then by name. At the
+ * first name that is not the expected one the rest is read by
+ * read_members, so any record reads as before; this only saves work on
+ * the scheduler's own layout. For the members a job holds at their
+ * defaults (the runs above) name and value are compared together; any
+ * other value is read as a value. */
+#define EXPECT(lit, m)                                                                             \
+    if (UNLIKELY(memcmp(p, lit, sizeof lit - 1) != 0))                                             \
+        return read_members(p + 1, v);                                                             \
+    if (UNLIKELY(!(p = read_value(p + sizeof lit - 1, v, m))))                                     \
+        return 0;                                                                                  \
+    if (UNLIKELY(*p == '}'))                                                                       \
+        return p[1] == 0;                                                                          \
+    if (UNLIKELY(*p != ','))                                                                       \
+        return 0;
+/* a default value (the literal holds name and value), else as EXPECT */
+#define EXPECT_DEFAULT(lit, name, m, set)                                                          \
+    if (LIKELY(memcmp(p, lit, sizeof lit - 1) == 0 &&                                              \
+               (p[sizeof lit - 1] == ',' || p[sizeof lit - 1] == '}'))) {                          \
+        p += sizeof lit - 1;                                                                       \
+        set;                                                                                       \
+        if (UNLIKELY(*p == '}'))                                                                   \
+            return p[1] == 0;                                                                      \
+    } else {                                                                                       \
+        EXPECT(name, m)                                                                            \
+    }
+
+static int read_job_layout(char *p, sim_jview *v)
+{
+    EXPECT("{\"k\":", M_K)
+    EXPECT(",\"t\":", M_NONE)
+    EXPECT(",\"ev\":", M_EV)
+    EXPECT(",\"job_id\":", M_JOB_ID)
+    EXPECT(",\"seq\":", M_NONE)
+    EXPECT(",\"state\":", M_STATE)
+    EXPECT(",\"state_at\":", M_NONE)
+    EXPECT(",\"decision\":", M_DECISION)
+    EXPECT(",\"rule\":", M_NONE)
+    EXPECT(",\"snapshot\":", M_SNAPSHOT)
+    EXPECT(",\"reason\":", M_NONE)
+    EXPECT_DEFAULT(",\"max_runtime_ns\":\"0\"", ",\"max_runtime_ns\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"max_retries\":-1", ",\"max_retries\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"max_concurrent\":0", ",\"max_concurrent\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"throttles\":0", ",\"throttles\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"appr\":0", ",\"appr\":", M_APPR, set_num(v, M_APPR, 0))
+    EXPECT_DEFAULT(",\"hash\":\"\"", ",\"hash\":", M_HASH, set_str(v, M_HASH, ""))
+    EXPECT_DEFAULT(",\"appr_snapshot\":\"\"", ",\"appr_snapshot\":", M_APPR_SNAPSHOT,
+                   set_str(v, M_APPR_SNAPSHOT, ""))
+    EXPECT_DEFAULT(",\"appr_by\":\"\"", ",\"appr_by\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"appr_note\":\"\"", ",\"appr_note\":", M_NONE, (void)0)
+    EXPECT(",\"attempt\":", M_ATTEMPT)
+    EXPECT(",\"dispatch_id\":", M_NONE)
+    EXPECT(",\"worker\":", M_NONE)
+    EXPECT(",\"pool\":", M_NONE)
+    EXPECT(",\"done\":", M_NONE)
+    EXPECT(",\"counted\":", M_NONE)
+    EXPECT(",\"retries\":", M_NONE)
+    EXPECT_DEFAULT(",\"wait_since\":\"-1\"", ",\"wait_since\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"waiting\":0", ",\"waiting\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"wake_at\":\"0\"", ",\"wake_at\":", M_NONE, (void)0)
+    EXPECT(",\"watch_at\":", M_NONE)
+    EXPECT_DEFAULT(",\"memo\":\"\"", ",\"memo\":", M_NONE, (void)0)
+    EXPECT_DEFAULT(",\"saga_wf\":\"\"", ",\"saga_wf\":", M_NONE, (void)0)
+    EXPECT(",\"trace_id\":", M_NONE)
+    EXPECT(",\"req\":", M_NONE)
+    return read_members(p + 1, v);
+}
+#undef EXPECT_DEFAULT
+#undef EXPECT
+
 /* Reads a record the way the scheduler writes it: one flat object of
  * "key":"string" and "key":integer members, no white space, no escape.
  * Fills v exactly as jview_from_cjson would from cJSON_Parse(line).
@@ -251,82 +394,32 @@ static inline size_t take_known_run(sim_jview *v, const char *p)
  * parses it with cJSON); the strings point into r->scratch. */
 static int fast_read(sim_jview_reader *r, const char *line, size_t n, sim_jview *v)
 {
-    if (n + 1 + BLOCK > r->cap) { /* + BLOCK: the walk reads whole blocks */
+    /* + PAD: from any byte up to the NUL, a scan reads a block, a name
+     * compare up to 32 bytes and a known run's compare its length. What
+     * they read past the NUL never decides anything (the NUL is special
+     * and matches no name), so it is not cleared for every record: it is
+     * zero when allocated and then earlier records' text, never undefined
+     * (a per-record clear cost a `rep stos` start-up each time). */
+    enum { PAD = 96 };
+    if (n + 1 + PAD > r->cap) {
         size_t cap = r->cap ? r->cap : 1024;
-        while (cap < n + 1 + BLOCK)
+        while (cap < n + 1 + PAD)
             cap *= 2;
         char *b = realloc(r->scratch, cap);
         if (!b)
             return 0;
+        memset(b + r->cap, 0, cap - r->cap);
         r->scratch = b;
         r->cap = cap;
     }
     char *p = r->scratch;
     memcpy(p, line, n + 1);
-    memset(p + n + 1, 0, BLOCK); /* what the last block reads past the NUL */
-    memset(v, 0, sizeof *v);
-    v->attempt_num = NAN;
-    if (*p++ != '{')
+    view_clear(v);
+    if (p[0] != '{')
         return 0;
-    if (*p == '}')
-        return p[1] == 0;
-    walk s = {p, special_flags(p)};
-    for (;;) {
-        char *q = next_special(&s); /* the key's opening quote, right here */
-        if (q != p || *q != '"')
-            return 0;
-        const char *key = q + 1;
-        q = next_special(&s); /* its closing quote */
-        if (*q != '"' || q[1] != ':')
-            return 0;
-        int m = member_of(key, (size_t)(q - key));
-        p = q + 2;
-        if (*p == '"') {
-            next_special(&s); /* p itself: nothing special lies between */
-            char *str = p + 1;
-            q = next_special(&s);
-            if (*q != '"')
-                return 0;
-            *q = 0;
-            set_str(v, m, str);
-            p = q + 1;
-        } else {
-            int neg = 0;
-            if (*p == '-') {
-                neg = 1;
-                p++;
-            }
-            int64_t x = 0;
-            int digits = 0;
-            while (*p >= '0' && *p <= '9') {
-                if (++digits > 15)
-                    return 0;
-                x = x * 10 + (*p - '0');
-                p++;
-            }
-            if (!digits || (digits > 1 && p[-digits] == '0'))
-                return 0;
-            set_num(v, m, neg ? -(double)x : (double)x);
-        }
-        if (*p == '}')
-            return p[1] == 0;
-        if (*p != ',')
-            return 0;
-        size_t run = take_known_run(v, p);
-        if (run) {
-            while (run) { /* runs may follow one another */
-                p += run;
-                run = *p == ',' ? take_known_run(v, p) : 0;
-            }
-            if (*p == '}')
-                return p[1] == 0;
-            if (*p != ',')
-                return 0;
-            s.at = p; /* the walk goes on after the runs */
-            s.bits = special_flags(p);
-        }
-        p++;
-    }
+    if (p[1] == '}')
+        return p[2] == 0;
+    return read_job_layout(p, v);
 }
 
 int sim_jview_read(sim_jview_reader *r, const char *line, sim_jview *v)

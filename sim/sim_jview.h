@@ -4,8 +4,9 @@
  * The scheduler writes each record as one flat JSON object of
  * "key":"string" and "key":integer members with no white space and no
  * escape; such a record is read by a single pass over a copy of it (which
- * jumps from quote to quote and takes the runs of members the scheduler
- * writes as one literal whole). Any other record is parsed with cJSON.
+ * compares each member's name where a job record has it, finds the end
+ * of each string a block of bytes at a time, and reads a record of
+ * another layout member by member). Any other record is parsed with cJSON.
  * Both ways fill the view identically: a string member is NULL when
  * missing or not a string, the first of duplicate members counts, has_*
  * says a number member is a number. */
@@ -20,10 +21,8 @@ typedef struct {
     double attempt_num;      /* "attempt" as a number, else NAN */
     int has_decision, has_appr, has_attempt;
     double decision, appr;
-    /* used while reading */
-    const char *decision_str, *appr_str;
-    int seen_k, seen_job_id, seen_state, seen_ev, seen_snapshot, seen_hash, seen_appr_snapshot;
-    int seen_op, seen_wf, seen_attempt_str, seen_decision_str, seen_appr_str;
+    unsigned seen; /* used while reading: a bit per member met (view_clear in
+                    * sim_jview.c sets every member: a new one goes there too) */
 } sim_jview;
 
 /* What a view's strings point into; zero-initialised before first use. */

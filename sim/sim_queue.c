@@ -2,9 +2,10 @@
  *
  * Four children a node rather than two: half the levels, so a pop or a
  * cancel moves half as many entries, and each move also writes the moved
- * event's slot (its heap position, for cancel), a write to a random place
- * in the slot array. A node's four children sit side by side (96 bytes),
- * so choosing the least of them reads one or two cache lines. */
+ * event's heap position (for cancel), a write to a random place in the
+ * position array (4 bytes a slot, kept apart from the slots' events so it
+ * stays small). A node's four children sit side by side (96 bytes), so
+ * choosing the least of them reads one or two cache lines. */
 #include "sim_queue.h"
 
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 struct sim_queue_slot {
     sim_event ev;
     uint32_t gen;
-    uint32_t pos; /* index in heap while pending */
     int pending;
 };
 
@@ -40,7 +40,7 @@ static int before(const sim_queue_entry *x, const sim_queue_entry *y)
 static void place(sim_queue *q, size_t i, sim_queue_entry e)
 {
     q->heap[i] = e;
-    q->slots[e.slot].pos = (uint32_t)i;
+    q->pos[e.slot] = (uint32_t)i;
 }
 
 #define ARITY 4
@@ -71,6 +71,10 @@ static int grow(sim_queue *q)
     if (!heap)
         return CAP_ENOMEM;
     q->heap = heap;
+    uint32_t *pos = realloc(q->pos, ncap * sizeof *pos);
+    if (!pos)
+        return CAP_ENOMEM;
+    q->pos = pos;
     uint32_t *fl = realloc(q->free_list, ncap * sizeof *fl);
     if (!fl)
         return CAP_ENOMEM;
@@ -107,7 +111,7 @@ int sim_queue_push(sim_queue *q, const sim_event *ev, uint64_t *handle)
     sl->ev.handle = ((uint64_t)sl->gen << 32) | s;
     sl->pending = 1;
     q->heap[q->len] = (sim_queue_entry){sl->ev.time, sl->ev.seq, s};
-    sl->pos = (uint32_t)q->len;
+    q->pos[s] = (uint32_t)q->len;
     q->len++;
     sift_up(q, q->len - 1);
     if (handle)
@@ -186,6 +190,16 @@ int sim_queue_pop(sim_queue *q, sim_event *out)
     if (!q || q->len == 0)
         return 0;
     remove_at(q, 0, out);
+#if defined(__GNUC__)
+    /* The next event's slot was written when it was pushed, long ago, and
+     * is read at the next pop: asked for now, it arrives while the caller
+     * handles this event (a hint only; nothing depends on it). */
+    if (q->len) {
+        const sim_event *next = &q->slots[q->heap[0].slot].ev;
+        __builtin_prefetch(next);
+        __builtin_prefetch((const char *)(next + 1) - 1);
+    }
+#endif
     return 1;
 }
 
@@ -200,7 +214,7 @@ int sim_queue_cancel(sim_queue *q, uint64_t handle, sim_event *out)
     sim_queue_slot *sl = &q->slots[s];
     if (!sl->pending || sl->gen != gen)
         return 0;
-    remove_at(q, sl->pos, out);
+    remove_at(q, q->pos[s], out);
     return 1;
 }
 
@@ -221,6 +235,7 @@ void sim_queue_free(sim_queue *q, sim_event_release_fn release, void *ctx)
     sim_queue_clear(q, release, ctx);
     free(q->slots);
     free(q->heap);
+    free(q->pos);
     free(q->free_list);
     size_t max = q->max;
     memset(q, 0, sizeof *q);

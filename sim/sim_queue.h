@@ -51,6 +51,9 @@ typedef struct {
 typedef struct {
     sim_queue_slot *slots; /* owned */
     sim_queue_entry *heap; /* owned: pending events' keys, heap-ordered */
+    uint32_t *pos;         /* owned: a pending event's index in heap, by slot (apart
+                            * from the slots: every move in the heap writes it, and
+                            * 4 bytes a slot keep those writes within few cache lines) */
     uint32_t *free_list;   /* owned: unused slot indices */
     size_t len;            /* pending events */
     size_t nfree;

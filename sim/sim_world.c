@@ -42,19 +42,13 @@ typedef struct world world;
 
 #define ACTOR_TIMERS_INLINE 4
 
+/* The members a timer or a delivery reads first (alive, type, worker, the
+ * inline timers) lead, so that they share as few cache lines of a cold
+ * actor as they can; the name comes last. */
 typedef struct {
-    world *w;
     int type;
-    char name[160];
-    uint32_t bus_id;
     int alive;
-    uint64_t incarnation;
-    sim_rng rng;
-    const sim_worker_spec *spec; /* workers */
     ref_worker *worker;
-    int running;                 /* handler jobs in flight (for utilisation) */
-    int64_t busy_since;
-    int64_t busy_ns;
     /* This incarnation's timers: timer id -> the queued event's handle.
      * The first ACTOR_TIMERS_INLINE live in the actor itself, since a
      * worker has its heartbeat and one completion timer a running job
@@ -62,11 +56,23 @@ typedef struct {
      * cache miss per timer set, fired or cancelled); the scheduler's many
      * go on to the map. A handle is never 0, so 0 marks a free place. */
     uint64_t timer_id[ACTOR_TIMERS_INLINE], timer_handle[ACTOR_TIMERS_INLINE];
+    uint32_t bus_id;
+    int running;                 /* handler jobs in flight (for utilisation) */
+    uint64_t incarnation;
+    world *w;
     ref_u64map timers;
+    sim_rng rng;
+    const sim_worker_spec *spec; /* workers */
+    int64_t busy_since;
+    int64_t busy_ns;
+    char name[160];
 } actor;
 
 /* A handler-once key, "dispatch_id#attempt", kept with the job it ran for
- * (or on the world's orphan list); the handler_seen map borrows its text. */
+ * (or on the world's orphan list); the handler_seen map borrows its text.
+ * A job's first key, when it fits, is kept in the job's entry instead
+ * (seen0): no block of its own to allocate, and none to visit (a cache
+ * miss, minutes after the dispatch) when the job is forgotten. */
 typedef struct hkey {
     struct hkey *next;
     char key[];
@@ -78,6 +84,7 @@ typedef struct hkey {
  * (read only for a job that was parked) comes last. */
 typedef struct {
     char *job_id;                /* points just past the struct (one allocation) */
+    uint64_t num;                /* n of an id "job-<n>" (job_num), else 0 */
     int state;
     int terminal;
     int parked_once;
@@ -90,7 +97,8 @@ typedef struct {
     struct twin *twin;           /* a `conflict` twin to send once the scheduler admits it */
     size_t jidx;                 /* its compacted journal entry's index + 1; 0 none */
     char *wf;                    /* workflow id of a gateway workflow */
-    struct hkey *seen;           /* handler-once keys of this job, newest first */
+    struct hkey *seen;           /* handler-once keys of this job but seen0, newest first */
+    char seen0[48];              /* its first handler-once key ("" none) */
     size_t list_idx;             /* its place in job_list */
     int64_t parked_at;
     size_t mix;
@@ -137,7 +145,11 @@ struct world {
     ref_effects fx;
     int64_t now;
     int64_t end_load, end_run;
-    ref_strmap jobs;             /* job_id -> jinfo */
+    /* job_id -> jinfo: an id "job-<n>" (the gateway's) at by_num[n mod
+     * JOB_SLOTS] when that place is free, any other id in the map; an id
+     * is in one of the two, never both (see job_add). */
+    jinfo **by_num;              /* JOB_SLOTS places, allocated with the first such id */
+    ref_strmap jobs;
     jinfo *last_job;             /* the entry job_get found last (NULL once retired) */
     jinfo **job_list;            /* in submit order */
     size_t n_jobs, cap_jobs;
@@ -252,26 +264,107 @@ static int64_t local_time(const world *w, const actor *a)
     return sim_bus_local_time(w->bus, a->bus_id, w->now);
 }
 
+/* The checker's jobs are found by id many times a job (its records, its
+ * handler run, its submit's answer). The gateway names its jobs
+ * "job-<n>" with n counting up, so those are reached through n, an index
+ * into a table of JOB_SLOTS places, instead of hashing the id: the live
+ * jobs' numbers lie close together (the scheduler keeps at most 65 536
+ * jobs), so their places rarely clash, and neighbours share cache lines.
+ * An id of another form, or one whose place is taken, goes to the map. */
+#define JOB_SLOTS ((size_t)1 << 17)
+
+/* n of an id "job-<n>" written as the gateway writes it (n from 1, no
+ * leading zero, at most 18 digits: one id, one n), else 0. */
+static uint64_t job_num(const char *id)
+{
+    if (id[0] != 'j' || id[1] != 'o' || id[2] != 'b' || id[3] != '-' || id[4] < '1' || id[4] > '9')
+        return 0;
+    uint64_t n = 0;
+    for (const char *p = id + 4; *p; p++) {
+        if (*p < '0' || *p > '9' || p - id >= 4 + 18)
+            return 0;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n;
+}
+
+/* The place of job n (n != 0) in by_num, NULL before the table exists. */
+static jinfo **job_slot(const world *w, uint64_t n)
+{
+    return w->by_num ? &w->by_num[n & (JOB_SLOTS - 1)] : NULL;
+}
+
 /* The job's entry, or NULL. The entry found last is kept at hand: a job's
  * records come in runs (an admission writes two or three at once). */
 static jinfo *job_get(world *w, const char *id)
 {
     if (w->last_job && strcmp(w->last_job->job_id, id) == 0)
         return w->last_job;
-    jinfo *j = ref_strmap_get(&w->jobs, id);
+    uint64_t n = job_num(id);
+    jinfo **slot = n ? job_slot(w, n) : NULL;
+    jinfo *j = slot && *slot && (*slot)->num == n ? *slot
+               : ref_strmap_len(&w->jobs)          ? ref_strmap_get(&w->jobs, id)
+                                                   : NULL;
     if (j)
         w->last_job = j;
     return j;
+}
+
+/* Asks for the entry of job id (when the gateway named it) ahead of use:
+ * a packet about a job is handed to the scheduler first, and the checker
+ * reads the job's entry only for the records that causes, so the entry
+ * (cold: a job's records are seconds apart) arrives meanwhile. A hint
+ * only: nothing depends on it. */
+static void job_prefetch(const world *w, const char *id)
+{
+#if defined(__GNUC__)
+    uint64_t n = id ? job_num(id) : 0;
+    jinfo **slot = n ? job_slot(w, n) : NULL;
+    if (slot && *slot)
+        __builtin_prefetch(*slot);
+#else
+    (void)w;
+    (void)id;
+#endif
+}
+
+/* Files j under its id, replacing an entry of the same id (as a map put
+ * does): at its place in by_num when that place holds the same id, or is
+ * free while the map does not hold the id; in the map otherwise. */
+static int job_index(world *w, jinfo *j)
+{
+    if (j->num && !w->by_num && !(w->by_num = calloc(JOB_SLOTS, sizeof *w->by_num)))
+        return CAP_ENOMEM;
+    jinfo **slot = j->num ? job_slot(w, j->num) : NULL;
+    if (slot && ((*slot && (*slot)->num == j->num) ||
+                 (!*slot && !(ref_strmap_len(&w->jobs) && ref_strmap_get(&w->jobs, j->job_id))))) {
+        *slot = j;
+        return CAP_OK;
+    }
+    return ref_strmap_put(&w->jobs, j->job_id, j);
+}
+
+/* Forgets the entry filed under id (as a map delete does). */
+static void job_unindex(world *w, const char *id)
+{
+    uint64_t n = job_num(id);
+    jinfo **slot = n ? job_slot(w, n) : NULL;
+    if (slot && *slot && (*slot)->num == n)
+        *slot = NULL;
+    else
+        ref_strmap_del(&w->jobs, id);
 }
 
 static jinfo *job_add(world *w, const char *id)
 {
     size_t n = strlen(id) + 1;
     jinfo *j = calloc(1, sizeof *j + n); /* the id lives in the same block */
-    if (j)
+    if (j) {
         j->job_id = memcpy((char *)(j + 1), id, n);
+        j->num = job_num(id);
+    }
     if (!j || grow((void **)&w->job_list, &w->cap_jobs, w->n_jobs + 1, sizeof *w->job_list) ||
-        ref_strmap_put(&w->jobs, j->job_id, j)) {
+        job_index(w, j)) {
         free(j);
         w->err = CAP_ENOMEM;
         return NULL;
@@ -324,7 +417,7 @@ static void job_retire(world *w, jinfo *j)
         return;
     count_state(&w->retired, j);
     handler_keys_drop(w, j);
-    ref_strmap_del(&w->jobs, j->job_id);
+    job_unindex(w, j->job_id);
     if (w->last_job == j)
         w->last_job = NULL;
     w->job_list[j->list_idx] = NULL;
@@ -574,7 +667,7 @@ static void check_job_record(world *w, const sim_jview *o, jinfo *j)
                       "%s after a FAILED_FATAL result for attempt %.0f (a final status)",
                       ref_jobstate_name(to), a);
     }
-    if (strcmp(o->ev, "dispatch") == 0) {
+    if (o->ev[0] == 'd' && strcmp(o->ev, "dispatch") == 0) {
         const char *snap = o->snapshot;
         const ref_policy *p = ref_safety_policy(w->safety);
         int d = o->has_decision ? (int)o->decision : 0;
@@ -626,7 +719,7 @@ static void check_job_record(world *w, const sim_jview *o, jinfo *j)
             }
         }
     }
-    if (strcmp(o->ev, "approval-stale") == 0 && to == REF_JOB_APPROVAL_REQUIRED) {
+    if (to == REF_JOB_APPROVAL_REQUIRED && strcmp(o->ev, "approval-stale") == 0) {
         w->res->approvals_stale++;
         approver_schedule(w, j); /* a human looks again under the new policy */
     }
@@ -689,19 +782,35 @@ static void keep_replay(world *w, const char *line)
     w->replay_at[w->n_replay++] = w->now;
 }
 
-/* Keeps a record in the compacted journal; j is the job a "job" or
- * "evict" record is about (NULL when the checker does not know it). */
-static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *j)
+/* A journal record's kind ("k"), named once per record. */
+enum { REC_NONE, REC_JOB, REC_EVICT, REC_SAGA, REC_REPLAY, REC_NOTE, REC_OTHER };
+
+static int record_kind(const char *k)
 {
-    const char *k = o->k;
-    if (!k || strcmp(k, "note") == 0)
+    if (!k)
+        return REC_NONE;
+    if (k[0] == 'j' && k[1] == 'o' && k[2] == 'b' && !k[3]) /* most records */
+        return REC_JOB;
+    return strcmp(k, "evict") == 0    ? REC_EVICT
+           : strcmp(k, "saga") == 0   ? REC_SAGA
+           : strcmp(k, "replay") == 0 ? REC_REPLAY
+           : strcmp(k, "note") == 0   ? REC_NOTE
+                                      : REC_OTHER;
+}
+
+/* Keeps a record of kind kind in the compacted journal; j is the job a
+ * "job" or "evict" record is about (NULL when the checker does not know
+ * it). */
+static void journal_keep(world *w, const char *line, const sim_jview *o, int kind, jinfo *j)
+{
+    if (kind == REC_NONE || kind == REC_NOTE)
         return;
-    if (strcmp(k, "replay") == 0) {
+    if (kind == REC_REPLAY) {
         if (w->keep_journal)
             keep_replay(w, line);
         return;
     }
-    if (strcmp(k, "saga") == 0) {
+    if (kind == REC_SAGA) {
         if (grow((void **)&w->saga_log, &w->cap_saga, w->n_saga + 1, sizeof *w->saga_log) ||
             !(w->saga_log[w->n_saga] = xdup(line))) {
             w->err = CAP_ENOMEM;
@@ -713,7 +822,7 @@ static void journal_keep(world *w, const char *line, const sim_jview *o, jinfo *
     if (!o->job_id)
         return;
     size_t idx = j ? j->jidx : 0;
-    if (strcmp(k, "evict") == 0) {
+    if (kind == REC_EVICT) {
         if (j)
             j->jidx = 0;
         job_retire(w, j);
@@ -777,18 +886,17 @@ static void on_journal(world *w, const char *line, size_t len)
         violation(w, "journal", NULL, "the scheduler wrote a record that is not a JSON object");
         return;
     }
-    const char *k = v.k;
-    int job_rec = k && strcmp(k, "job") == 0;
-    jinfo *j = job_rec                                      ? record_job(w, &v)
-               : k && v.job_id && strcmp(k, "evict") == 0 ? job_get(w, v.job_id)
-                                                          : NULL;
-    journal_keep(w, line, &v, j);
-    if (job_rec) {
+    int kind = record_kind(v.k);
+    jinfo *j = kind == REC_JOB                  ? record_job(w, &v)
+               : kind == REC_EVICT && v.job_id ? job_get(w, v.job_id)
+                                                : NULL;
+    journal_keep(w, line, &v, kind, j);
+    if (kind == REC_JOB) {
         if (j)
             check_job_record(w, &v, j);
         if (j && j->twin && !w->err)
             send_twin_later(w, j);
-    } else if (k && strcmp(k, "saga") == 0) {
+    } else if (kind == REC_SAGA) {
         const char *op = v.op;
         const char *wf = v.wf;
         const char *job = v.job_id;
@@ -871,12 +979,13 @@ static int conformance_handler(world *w, actor *a, const job_request *req, int64
 }
 
 /* Frees a list of handler-once keys, taking each out of handler_seen
- * first (the map borrows their text). */
+ * first (the map borrows their text; at teardown it is freed first). */
 static void hkeys_free(world *w, hkey *k)
 {
     while (k) {
         hkey *next = k->next;
-        ref_strmap_del(&w->handler_seen, k->key);
+        if (ref_strmap_len(&w->handler_seen))
+            ref_strmap_del(&w->handler_seen, k->key);
         free(k);
         k = next;
     }
@@ -884,6 +993,9 @@ static void hkeys_free(world *w, hkey *k)
 
 static void handler_keys_drop(world *w, jinfo *j)
 {
+    if (j->seen0[0] && ref_strmap_len(&w->handler_seen))
+        ref_strmap_del(&w->handler_seen, j->seen0);
+    j->seen0[0] = 0;
     hkeys_free(w, j->seen);
     j->seen = NULL;
 }
@@ -896,29 +1008,39 @@ static void handler_once(world *w, const char *job_id, const char *dispatch_id,
 {
     char num[24], *end = num + sizeof num;
     char *d = cap_fmt_u64(end, attempt);
-    size_t dl = strlen(dispatch_id), nl = (size_t)(end - d);
-    hkey *k = malloc(sizeof *k + dl + 1 + nl + 1);
-    if (!k) {
-        w->err = CAP_ENOMEM;
-        return;
-    }
-    memcpy(k->key, dispatch_id, dl);
-    k->key[dl] = '#';
-    memcpy(k->key + dl + 1, d, nl);
-    k->key[dl + 1 + nl] = 0;
-    void *seen = NULL;
-    if (ref_strmap_put_new(&w->handler_seen, k->key, k, &seen)) {
-        free(k);
-        w->err = CAP_ENOMEM;
-        return;
-    }
-    if (seen) {
-        violation(w, "handler-once", job_id, "the handler ran twice for dispatch %s attempt %llu (on %s)",
-                  dispatch_id, (unsigned long long)attempt, worker);
-        free(k);
-        return;
-    }
+    size_t dl = strlen(dispatch_id), nl = (size_t)(end - d), n = dl + 1 + nl + 1;
     jinfo *j = job_id ? job_get(w, job_id) : NULL;
+    hkey *k = NULL; /* NULL: the key is the job's seen0 */
+    char *key;
+    if (j && !j->seen0[0] && n <= sizeof j->seen0) {
+        key = j->seen0;
+    } else if ((k = malloc(sizeof *k + n))) {
+        key = k->key;
+    } else {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    memcpy(key, dispatch_id, dl);
+    key[dl] = '#';
+    memcpy(key + dl + 1, d, nl);
+    key[dl + 1 + nl] = 0;
+    void *seen = NULL;
+    int rc = ref_strmap_put_new(&w->handler_seen, key, k ? (void *)k : (void *)j, &seen);
+    if (rc || seen) {
+        if (rc)
+            w->err = CAP_ENOMEM;
+        else
+            violation(w, "handler-once", job_id,
+                      "the handler ran twice for dispatch %s attempt %llu (on %s)", dispatch_id,
+                      (unsigned long long)attempt, worker);
+        if (k)
+            free(k);
+        else
+            j->seen0[0] = 0; /* not kept */
+        return;
+    }
+    if (!k)
+        return;
     hkey **list = j ? &j->seen : &w->orphan_keys;
     k->next = *list;
     *list = k;
@@ -1146,6 +1268,13 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
     int signed_submit = w->sign_key && p->signature_metadata &&
                         p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
     ref_sched_stats before = signed_submit ? ref_sched_stats_get(w->sched) : (ref_sched_stats){0};
+    switch (p->payload_case) {
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT: job_prefetch(w, p->job_result->job_id); break;
+    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS:
+        job_prefetch(w, p->job_progress->job_id);
+        break;
+    default: break;
+    }
     int rc = ref_sched_on_packet(w->sched, subject, p, dl->bytes, dl->len,
                                  local_time(w, w->scheduler), &w->fx);
     if (rc == REF_SCHED_STALE)
@@ -2118,15 +2247,16 @@ static void teardown(world *w)
     cap_key_free(w->sign_key);
     sim_bus_free(w->bus);
     ref_effects_free(&w->fx);
+    ref_strmap_free(&w->handler_seen); /* first: its keys then go without a delete each */
     for (size_t i = 0; i < w->n_jobs; i++)
         if (w->job_list[i]) {
             handler_keys_drop(w, w->job_list[i]);
             jinfo_free(w->job_list[i]);
         }
     free(w->job_list);
+    free(w->by_num);
     ref_strmap_free(&w->jobs);
     hkeys_free(w, w->orphan_keys);
-    ref_strmap_free(&w->handler_seen);
     for (size_t i = 0; i < w->n_journal; i++) {
         free(w->journal[i].first);
         free(w->journal[i].latest);

@@ -141,6 +141,37 @@ static void test_decode_into_arena(void **state)
     cap_arena_free(&a);
 }
 
+/* The allocator view leads back to its arena; the inline allocation and
+ * the out-of-line one share the same blocks and never overlap. */
+static void test_arena_of_and_inline(void **state)
+{
+    (void)state;
+    cap_arena a;
+    cap_arena_init(&a, 1 << 16);
+    ProtobufCAllocator heap = {.alloc = NULL, .free = NULL, .allocator_data = NULL};
+    assert_ptr_equal(cap_arena_of(&a.allocator), &a);
+    assert_null(cap_arena_of(&heap));
+    assert_null(cap_arena_of(NULL));
+    unsigned char *prev = NULL;
+    size_t prev_n = 0;
+    for (size_t n = 0; n < 3000; n += 7) {
+        unsigned char *p = n % 2 ? cap_arena_alloc_inline(&a, n) : cap_arena_alloc(&a, n);
+        assert_non_null(p);
+        assert_true((uintptr_t)p % CAP_ARENA_ALIGN == 0);
+        memset(p, 0xA5, n);
+        if (prev && p > prev)
+            assert_true(p >= prev + prev_n); /* after the previous block in the same arena block */
+        prev = p;
+        prev_n = n;
+    }
+    assert_null(cap_arena_alloc_inline(&a, SIZE_MAX));
+    size_t held = cap_arena_held(&a);
+    cap_arena_reset(&a);
+    assert_true(cap_arena_held(&a) <= held);
+    assert_non_null(cap_arena_alloc_inline(&a, 10));
+    cap_arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_reset_reuses_block),
         cmocka_unit_test(test_reset_bound),
         cmocka_unit_test(test_decode_into_arena),
+        cmocka_unit_test(test_arena_of_and_inline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

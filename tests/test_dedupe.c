@@ -796,9 +796,10 @@ static void test_admit_errors(void **state)
 /* A plain list with the documented rules, checked against the store over a
  * long seeded run with few distinct keys (so that lookups, expiry, eviction,
  * forgetting and index deletions all happen often), keys crafted so that
- * many share their hash, and a small bound. */
-#define M_MAX 24
-#define M_KEYSPACE 40
+ * many share their hash (and their tag byte, key byte 8), and a small
+ * bound; then again with a larger bound, under which the index is rebuilt
+ * larger while entries are held. */
+#define M_CAP 300
 
 typedef struct {
     uint64_t seq;
@@ -809,8 +810,8 @@ typedef struct {
 } m_entry;
 
 typedef struct {
-    m_entry e[M_MAX];
-    size_t n;
+    m_entry e[M_CAP];
+    size_t n, max;
     uint64_t seq;
 } model;
 
@@ -854,7 +855,7 @@ static int m_admit(model *m, const ref_dedupe_probe *pr, int64_t now, int64_t tt
                                  : REF_DEDUPE_DUPLICATE;
                 return (int)r->verdict;
             }
-    if (m->n == M_MAX) {
+    if (m->n == m->max) {
         r->evicted = 1;
         r->evicted_seq = m->e[0].seq;
         m_drop(m, 0);
@@ -885,35 +886,36 @@ static void m_key(ref_dedupe_key *k, ref_dedupe_key_kind kind, unsigned v)
     k->id[7] = (uint8_t)(v % 4);
     k->id[8] = (uint8_t)kind;
     k->id[9] = (uint8_t)v;
+    k->id[10] = (uint8_t)(v >> 8);
 }
 
-static void test_model_check(void **state)
+static void model_run(size_t max, unsigned keyspace, int64_t ttl, uint64_t seed)
 {
-    (void)state;
-    const int64_t ttl = 50, skew = 5;
-    ref_dedupe_config c = {.ttl_ns = ttl, .max_entries = M_MAX, .skew_ns = skew,
+    const int64_t skew = 5;
+    ref_dedupe_config c = {.ttl_ns = ttl, .max_entries = max, .skew_ns = skew,
                            .on_full = REF_DEDUPE_EVICT_OLDEST};
     ref_dedupe *d = NULL;
     assert_int_equal(ref_dedupe_new(&c, &d), CAP_OK);
     static model m;
     memset(&m, 0, sizeof m);
-    uint64_t seed = 20240601;
+    assert_true(max <= M_CAP);
+    m.max = max;
     int64_t now = 1000;
     size_t seen[4] = {0};
     for (int step = 0; step < 40000; step++) {
         now += (int64_t)(lcg(&seed) % 3);
         ref_dedupe_probe pr;
         memset(&pr, 0, sizeof pr);
-        unsigned body = (unsigned)(lcg(&seed) % M_KEYSPACE);
+        unsigned body = (unsigned)(lcg(&seed) % keyspace);
         memset(pr.body_digest, 0, 32);
         pr.body_digest[0] = (uint8_t)body;
         m_key(&pr.keys[pr.n_keys++], REF_DEDUPE_KEY_BODY, body);
         if (lcg(&seed) % 3 == 0)
             m_key(&pr.keys[pr.n_keys++], REF_DEDUPE_KEY_MESSAGE_ID,
-                  (unsigned)(lcg(&seed) % (M_KEYSPACE / 2)));
+                  (unsigned)(lcg(&seed) % (keyspace / 2)));
         if (lcg(&seed) % 2 == 0)
             m_key(&pr.keys[pr.n_keys++], REF_DEDUPE_KEY_JOB_RESULT,
-                  (unsigned)(lcg(&seed) % (M_KEYSPACE / 2)));
+                  (unsigned)(lcg(&seed) % (keyspace / 2)));
         if (lcg(&seed) % 4 == 0) {
             pr.has_expiry = 1;
             pr.expires_at = now + (int64_t)(lcg(&seed) % 120) - 20;
@@ -938,13 +940,100 @@ static void test_model_check(void **state)
             assert_int_equal(ref_dedupe_forget(d, got.entry), 1);
             m_drop(&m, m.n - 1);
         }
-        assert_true(ref_dedupe_count(d) <= M_MAX);
+        assert_true(ref_dedupe_count(d) <= max);
     }
     /* Every verdict and eviction actually happened. */
     for (int v = 0; v < 4; v++)
         assert_true(seen[v] > 100);
     ref_dedupe_stats st = ref_dedupe_stats_get(d);
     assert_true(st.evicted > 100 && st.purged > 100 && st.forgotten > 100);
+    ref_dedupe_free(d);
+}
+
+static void test_model_check(void **state)
+{
+    (void)state;
+    model_run(24, 40, 50, 20240601);
+    model_run(M_CAP, 1200, 520, 20240602);
+}
+
+/* --- many entries ----------------------------------------------------------- */
+
+/* A probe with n distinct pseudo-random keys (kinds BODY, MESSAGE_ID,
+ * JOB_RESULT), numbered by i. */
+static void big_probe(ref_dedupe_probe *pr, uint32_t i, size_t n)
+{
+    static const ref_dedupe_key_kind kinds[] = {REF_DEDUPE_KEY_BODY, REF_DEDUPE_KEY_MESSAGE_ID,
+                                                REF_DEDUPE_KEY_JOB_RESULT};
+    memset(pr, 0, sizeof *pr);
+    uint64_t s = i;
+    for (size_t k = 0; k < n; k++) {
+        pr->keys[k].kind = kinds[k];
+        for (size_t b = 0; b < 32; b++)
+            pr->keys[k].id[b] = (uint8_t)lcg(&s);
+        pr->keys[k].id[31] = (uint8_t)k; /* distinct even if the generator repeated */
+        memcpy(pr->keys[k].id + 24, &i, sizeof i);
+    }
+    pr->n_keys = n;
+    memcpy(pr->body_digest, pr->keys[0].id, 32);
+}
+
+/* Thousands of entries with one to three keys each: the index is rebuilt
+ * larger several times while entries are held, and afterwards every key of
+ * every entry is still found, and eviction follows recording order exactly
+ * (checked against a counter: entry i is recorded as seq i + 1, and the
+ * k-th eviction removes seq k). */
+static void test_many_entries_lookup_and_eviction_order(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    ref_dedupe *d = store(TTL, N, REF_DEDUPE_EVICT_OLDEST);
+    ref_dedupe_probe pr;
+    ref_dedupe_result r;
+    for (uint32_t i = 0; i < N; i++) {
+        big_probe(&pr, i, 1 + i % 3);
+        assert_int_equal(ref_dedupe_admit(d, &pr, T0, &r), REF_DEDUPE_FIRST);
+        assert_true(r.entry.seq == (uint64_t)i + 1);
+        assert_int_equal(r.evicted, 0);
+    }
+    assert_int_equal(ref_dedupe_count(d), N);
+    /* Every key of every entry, looked up alone behind a key never seen. */
+    for (uint32_t i = 0; i < N; i++) {
+        size_t n = 1 + i % 3;
+        ref_dedupe_probe full;
+        big_probe(&full, i, n);
+        for (size_t k = 0; k < n; k++) {
+            big_probe(&pr, N + i, 1);
+            pr.keys[1] = full.keys[k];
+            pr.n_keys = 2;
+            memcpy(pr.body_digest, full.body_digest, 32); /* no message-id conflict */
+            assert_int_equal(ref_dedupe_admit(d, &pr, T0 + 1, &r), REF_DEDUPE_DUPLICATE);
+            assert_true(r.entry.seq == (uint64_t)i + 1);
+            assert_int_equal(r.matched, full.keys[k].kind);
+        }
+    }
+    assert_int_equal(ref_dedupe_count(d), N);
+    /* New entries evict in recording order. */
+    ref_dedupe_entry oldest;
+    for (uint32_t i = 0; i < N; i++) {
+        assert_int_equal(ref_dedupe_oldest(d, &oldest), 1);
+        assert_true(oldest.seq == (uint64_t)i + 1);
+        big_probe(&pr, 10 * N + i, 1 + (i + 1) % 3);
+        assert_int_equal(ref_dedupe_admit(d, &pr, T0 + 2, &r), REF_DEDUPE_FIRST);
+        assert_int_equal(r.evicted, 1);
+        assert_true(r.evicted_seq == (uint64_t)i + 1);
+        assert_true(r.entry.seq == (uint64_t)N + i + 1);
+    }
+    ref_dedupe_stats st = ref_dedupe_stats_get(d);
+    assert_true(st.evicted == N && st.first == 2 * N && st.duplicate == N * 2);
+    /* The first generation is gone under every key (FIRST means no key of
+     * the probe matched), and each re-admission evicts the next oldest of
+     * the second generation. */
+    for (uint32_t i = 0; i < N; i++) {
+        big_probe(&pr, i, 1 + i % 3);
+        assert_int_equal(ref_dedupe_admit(d, &pr, T0 + 3, &r), REF_DEDUPE_FIRST);
+        assert_true(r.evicted_seq == (uint64_t)N + i + 1);
+    }
     ref_dedupe_free(d);
 }
 
@@ -969,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_bound_holds_under_load),
         cmocka_unit_test(test_admit_errors),
         cmocka_unit_test(test_model_check),
+        cmocka_unit_test(test_many_entries_lookup_and_eviction_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

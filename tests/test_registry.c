@@ -1404,6 +1404,46 @@ static void test_first_fit_matches_full_scan(void **state)
     ref_registry_free(r);
 }
 
+/* First fit passes over saturated workers (their in-flight count at their
+ * declared limit) without reading them, and counts each as EXCLUDED: in
+ * runs at the front, between others and to the end of the order. */
+static void test_first_fit_counts_saturated_workers(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    static const char *const ids[] = {"s-0", "s-1", "s-2", "s-3", "s-4", "s-5"};
+    for (int i = 0; i < 6; i++)
+        assert_true(beat(r, 0, ids[i], "job.a", 0, 1, 0.0f, 0.0f) >= 0); /* equal scores: id order */
+    job_buf jb;
+    ref_sel_request q = {.job = job_make(&jb, "job.a.x"), .pools = POOL_A, .n_pools = 1,
+                         .first_fit = 1};
+    ref_sel_result ff;
+    assert_int_equal(ref_registry_select(r, 0, &q, &ff), CAP_OK);
+    assert_string_equal(ff.worker_id, "s-0");
+    assert_int_equal(ff.filtered[REF_SEL_EXCLUDED], 0);
+    for (int i = 0; i < 3; i++)
+        ref_registry_set_inflight(r, ids[i], 1);
+    assert_int_equal(ref_registry_select(r, 0, &q, &ff), CAP_OK);
+    assert_string_equal(ff.worker_id, "s-3");
+    assert_int_equal(ff.filtered[REF_SEL_EXCLUDED], 3);
+    /* s-3 is in another pool now: passed over by the filters, then s-4 and
+     * s-5 saturated too: no worker, every one counted once */
+    assert_true(beat(r, 0, "s-3", "job.b", 0, 1, 0.0f, 0.0f) >= 0);
+    ref_registry_set_inflight(r, "s-4", 1);
+    ref_registry_set_inflight(r, "s-5", 1);
+    assert_int_equal(ref_registry_select(r, 0, &q, &ff), CAP_OK);
+    assert_int_equal(ff.outcome, REF_SEL_NO_WORKERS);
+    assert_int_equal(ff.filtered[REF_SEL_EXCLUDED], 5);
+    assert_int_equal(ff.filtered[REF_SEL_POOL], 1);
+    /* one freed between saturated ones is found after the run */
+    ref_registry_set_inflight(r, "s-4", 0);
+    assert_int_equal(ref_registry_select(r, 0, &q, &ff), CAP_OK);
+    assert_string_equal(ff.worker_id, "s-4");
+    assert_int_equal(ff.filtered[REF_SEL_EXCLUDED], 3);
+    assert_int_equal(ff.filtered[REF_SEL_POOL], 1);
+    ref_registry_free(r);
+}
+
 /* A worker whose first heartbeat already reports load is put in the
  * first-fit index at its score: first fit stays a short walk (one
  * candidate looked at) instead of falling back to the full scan. */
@@ -1540,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_exclusion_set),
         cmocka_unit_test(test_select_arguments),
         cmocka_unit_test(test_first_fit_matches_full_scan),
+        cmocka_unit_test(test_first_fit_counts_saturated_workers),
         cmocka_unit_test(test_inflight_memo_and_tag),
         cmocka_unit_test(test_first_fit_index_takes_loaded_newcomers),
         cmocka_unit_test(test_version_negotiation),

@@ -1137,6 +1137,33 @@ static void test_dispatch_copies_the_whole_request(void **state)
     teardown(f);
 }
 
+/* The kept copy of a request is a field-by-field copy, not the bytes: a
+ * bool holding 2 is kept (and dispatched) as 1, and the copy's strings
+ * and sub-messages are its own (the submitted packet is freed before the
+ * dispatch is read). */
+static void test_kept_request_normalises_bools(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    cap_packet *p = mk_submit("j1", "job.tools", "read", 0);
+    job_request *r = p->job_request;
+    r->context_hints = malloc(sizeof *r->context_hints);
+    assert_non_null(r->context_hints);
+    cordum__agent__v1__context_hints__init(r->context_hints);
+    r->context_hints->allow_retrieval = 2;
+    r->context_hints->max_input_tokens = 9;
+    assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, p), REF_SCHED_APPLIED); /* frees p */
+    heartbeat(f, "w1", "job.tools", 4, "", 0); /* the drain dispatches */
+    const cap_packet *d = published(f, "worker.w1.jobs", 0);
+    assert_non_null(d);
+    assert_non_null(d->job_request->context_hints);
+    assert_int_equal(d->job_request->context_hints->allow_retrieval, 1);
+    assert_int_equal(d->job_request->context_hints->max_input_tokens, 9);
+    assert_string_equal(d->job_request->job_id, "j1");
+    assert_string_equal(d->job_request->topic, "job.tools");
+    teardown(f);
+}
+
 /* Requests far larger than the last one kept (a 20 KB string, 600 map
  * entries: more pieces and pointers than any before) and small ones
  * between them are kept byte for byte: all wait for the worker while the
@@ -1356,6 +1383,65 @@ static void test_jobs_found_by_seq_past_a_parked_job(void **state)
     assert_int_equal(info(f, "p0").state, REF_JOB_APPROVAL_REQUIRED);
     assert_int_equal(ref_sched_job(f->s, "j0", &(ref_sched_job_info){0}), CAP_EINVAL); /* evicted */
     assert_int_equal(info(f, "j699").state, REF_JOB_SUCCEEDED);
+    teardown(f);
+}
+
+/* The job id of the one evict record among the last input's effects, or
+ * "" when there is none. */
+static const char *evicted_id(const fixture *f, char *out, size_t n)
+{
+    out[0] = 0;
+    int found = 0;
+    for (size_t k = 0; k < ref_effects_count(&f->fx); k++) {
+        const ref_effect *e = ref_effects_at(&f->fx, k);
+        if (e->kind != REF_EFFECT_JOURNAL || !strstr(e->record, "\"k\":\"evict\""))
+            continue;
+        cJSON *o = parse_record(e->record);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "job_id");
+        assert_true(cJSON_IsString(id));
+        snprintf(out, n, "%s", id->valuestring);
+        cJSON_Delete(o);
+        found++;
+    }
+    assert_true(found <= 1);
+    return out;
+}
+
+/* A full table evicts the oldest terminal job, in admission order, also
+ * when an older job turns terminal after a later one was passed over:
+ * a, b, c run; b ends and d evicts it; then c ends, then a: e evicts a
+ * (not c, the one after where the last eviction stopped), f evicts c; with
+ * every job live the submit is refused, and the job that ends next is
+ * the next evicted. */
+static void test_eviction_takes_the_oldest_terminal_job(void **state)
+{
+    (void)state;
+    char id[64];
+    fixture *f = setup_max_jobs(3);
+    heartbeat(f, "w1", "job.tools", 10, "", 0);
+    assert_int_equal(submit(f, "a", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "b", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "c", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "b", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "d", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "b");
+    assert_int_equal(result(f, "c", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "a", REF_JOB_FAILED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "e", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "a");
+    assert_int_equal(submit(f, "f", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "c");
+    assert_int_equal(info(f, "d").state, REF_JOB_DISPATCHED);
+    /* d, e, f live: no room */
+    assert_int_equal(submit(f, "g", "job.tools", "read", 0), REF_SCHED_REJECTED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "");
+    ASSERT_LOG(f, "sys.job.result job_result g 6 201 "); /* FAILED, job_table_full */
+    assert_int_equal(result(f, "f", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "e", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "h", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "e");
+    assert_int_equal(ref_sched_job(f->s, "a", &(ref_sched_job_info){0}), CAP_EINVAL);
+    assert_int_equal(info(f, "f").state, REF_JOB_SUCCEEDED);
     teardown(f);
 }
 
@@ -2077,6 +2163,8 @@ int main(void)
         cmocka_unit_test(test_dispatch_packet_is_one_block),
         cmocka_unit_test(test_large_requests_kept_exactly),
         cmocka_unit_test(test_jobs_found_by_seq_past_a_parked_job),
+        cmocka_unit_test(test_eviction_takes_the_oldest_terminal_job),
+        cmocka_unit_test(test_kept_request_normalises_bools),
         cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_journal_escapes_shared_strings),
         cmocka_unit_test(test_worker_lost_redispatches),

@@ -915,6 +915,109 @@ static void test_production_split_direct(void **state)
     assert_null(body);
 }
 
+/* cap_production_find locates field 14 without copying and decides
+ * exactly as cap_production_split does, diagnostics included, on inputs
+ * that take both the one-byte and the multi-byte varint paths. */
+static void test_production_find(void **state)
+{
+    (void)state;
+    cap_diag diag, want;
+    cap_wire_span sp;
+    uint8_t *body = NULL;
+    const uint8_t *sig = NULL;
+    size_t body_len = 0, sig_len = 0;
+
+    /* field 1 "a", field 14 "xy", field 2 "b": the span of field 14. */
+    static const uint8_t wire[] = {0x0A, 0x01, 'a', 0x72, 0x02, 'x', 'y', 0x12, 0x01, 'b'};
+    assert_int_equal(cap_production_find(wire, sizeof wire, &sp, &diag), CAP_OK);
+    assert_int_equal(diag.err, CAP_OK);
+    assert_int_equal(sp.start, 3);
+    assert_int_equal(sp.value, 5);
+    assert_int_equal(sp.end, 7);
+
+    /* No field 14: CAP_ESIG_MISSING and a zeroed span. */
+    assert_int_equal(cap_production_find(wire, 3, &sp, &diag), CAP_ESIG_MISSING);
+    assert_int_equal(diag.err, CAP_ESIG_MISSING);
+    assert_int_equal(sp.start + sp.value + sp.end, 0);
+
+    /* Missing arguments. */
+    assert_int_equal(cap_production_find(NULL, 3, &sp, &diag), CAP_EINVAL);
+    assert_int_equal(cap_production_find(wire, sizeof wire, NULL, &diag), CAP_EINVAL);
+
+    /* A two-byte tag (field 16), a two-byte length (130) and a
+     * two-byte varint value before field 14; then inputs that fail. */
+    static uint8_t longs[4 + 130 + 4 + 3];
+    size_t n = 0;
+    longs[n++] = 0x82; /* field 16, wire type 2 */
+    longs[n++] = 0x01;
+    longs[n++] = 0x82; /* length 130 */
+    longs[n++] = 0x01;
+    memset(longs + n, 'v', 130);
+    n += 130;
+    longs[n++] = 0x18; /* field 3, varint 300 */
+    longs[n++] = 0xAC;
+    longs[n++] = 0x02;
+    longs[n++] = 0x72; /* field 14, "s" */
+    longs[n++] = 0x01;
+    longs[n++] = 's';
+    assert_int_equal(n, sizeof longs - 1);
+    static const uint8_t dup14[] = {0x72, 0x01, 'a', 0x72, 0x01, 'b'};
+    static const uint8_t empty14[] = {0x0A, 0x01, 'a', 0x72, 0x00};
+    static const uint8_t varint14[] = {0x70, 0x01};
+    static const uint8_t long_tag[] = {0x8A, 0x00, 0x01, 'a', 0x72, 0x01, 'b'};
+    static const uint8_t long_len[] = {0x72, 0x81, 0x00, 'b'};
+    static const uint8_t past_end[] = {0x72, 0x05, 'b'};
+    static const uint8_t cut_varint[] = {0x18, 0xAC};
+    static const uint8_t cut_tag[] = {0x72, 0x01, 'b', 0x82};
+    static const uint8_t group[] = {0x7B, 0x7C, 0x72, 0x01, 'b'};
+    static const uint8_t wt6[] = {0x0E, 0x00};
+    static const uint8_t field0[] = {0x02, 0x00};
+    static const uint8_t cut_fixed[] = {0x09, 1, 2, 3};
+    static const uint8_t huge_tag[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00};
+    const struct {
+        const uint8_t *b;
+        size_t n;
+        int rc;
+    } cases[] = {
+        {longs, n, CAP_OK},
+        {longs, n - 3, CAP_ESIG_MISSING},
+        {dup14, sizeof dup14, CAP_EMALFORMED},
+        {empty14, sizeof empty14, CAP_EMALFORMED},
+        {varint14, sizeof varint14, CAP_EMALFORMED},
+        {long_tag, sizeof long_tag, CAP_EMALFORMED},
+        {long_len, sizeof long_len, CAP_EMALFORMED},
+        {past_end, sizeof past_end, CAP_EMALFORMED},
+        {cut_varint, sizeof cut_varint, CAP_EMALFORMED},
+        {cut_tag, sizeof cut_tag, CAP_EMALFORMED},
+        {group, sizeof group, CAP_EMALFORMED},
+        {wt6, sizeof wt6, CAP_EMALFORMED},
+        {field0, sizeof field0, CAP_EMALFORMED},
+        {cut_fixed, sizeof cut_fixed, CAP_EMALFORMED},
+        {huge_tag, sizeof huge_tag, CAP_EMALFORMED},
+        {wire, 0, CAP_EMALFORMED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = cap_production_find(cases[i].b, cases[i].n, &sp, &diag);
+        int split = cap_production_split(cases[i].b, cases[i].n, &body, &body_len, &sig, &sig_len,
+                                         &want);
+        if (got != cases[i].rc || split != got || diag.err != want.err ||
+            diag.offset != want.offset || strcmp(diag.reason, want.reason) != 0 ||
+            strcmp(diag.path, want.path) != 0)
+            fail_msg("case %zu: find %d (%ld %s), split %d (%ld %s), want %d", i, got, diag.offset,
+                     diag.reason, split, want.offset, want.reason, cases[i].rc);
+        if (got == CAP_OK) {
+            /* The body is what lies around the span; the signature its value. */
+            assert_int_equal(body_len, cases[i].n - (sp.end - sp.start));
+            assert_memory_equal(body, cases[i].b, sp.start);
+            assert_memory_equal(body + sp.start, cases[i].b + sp.end, cases[i].n - sp.end);
+            assert_ptr_equal(sig, cases[i].b + sp.value);
+            assert_int_equal(sig_len, sp.end - sp.value);
+        }
+        free(body);
+        body = NULL;
+    }
+}
+
 static void test_production_window(void **state)
 {
     (void)state;
@@ -1077,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_production_tampered),
         cmocka_unit_test(test_production_field14_rules),
         cmocka_unit_test(test_production_split_direct),
+        cmocka_unit_test(test_production_find),
         cmocka_unit_test(test_production_window),
         cmocka_unit_test(test_production_metadata),
         cmocka_unit_test(test_production_trust),

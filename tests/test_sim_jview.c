@@ -338,6 +338,88 @@ static void test_random_records_read_as_cjson_does(void **state)
     sim_jview_reader_free(&r);
 }
 
+/* Records in the job record's layout (the scheduler's member order, read
+ * by names compared where they are expected): each member with its
+ * default, another value of either type, or left out; members swapped,
+ * repeated or added; trace_id and req at the end or not; then, for many,
+ * one byte deleted, inserted or changed. Every one reads as cJSON reads
+ * it, and one in the scheduler's form is read without cJSON. */
+static void test_job_layout_records_read_as_cjson_does(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *dflt;
+    } layout[] = {
+        {"k", "\"job\""}, {"t", "\"15\""}, {"ev", "\"dispatch\""}, {"job_id", "\"job-7\""},
+        {"seq", "\"7\""}, {"state", "\"DISPATCHED\""}, {"state_at", "\"15\""}, {"decision", "1"},
+        {"rule", "\"allow\""}, {"snapshot", "\"v1:ab\""}, {"reason", "\"ok\""},
+        {"max_runtime_ns", "\"0\""}, {"max_retries", "-1"}, {"max_concurrent", "0"},
+        {"throttles", "0"}, {"appr", "0"}, {"hash", "\"\""}, {"appr_snapshot", "\"\""},
+        {"appr_by", "\"\""}, {"appr_note", "\"\""}, {"attempt", "\"1\""},
+        {"dispatch_id", "\"d1\""}, {"worker", "\"w-1\""}, {"pool", "\"p\""}, {"done", "0"},
+        {"counted", "1"}, {"retries", "0"}, {"wait_since", "\"-1\""}, {"waiting", "0"},
+        {"wake_at", "\"0\""}, {"watch_at", "\"0\""}, {"memo", "\"\""}, {"saga_wf", "\"\""},
+        {"trace_id", "\"tr\""}, {"req", "\"Cgdq\""}};
+    enum { N_LAYOUT = sizeof layout / sizeof *layout };
+    static const char *others[] = {"\"\"", "\"x\"", "\"-1\"", "\"0\"", "0", "-1", "-12", "10",
+                                   "2", "\"a\\\"b\"", "1.5", "01", "\"snap\"", "\"0\"x"};
+    static const char alphabet[] = "abc09-_:{},[] #\"\\\x01";
+    sim_jview_reader r = {0};
+    sim_jview v;
+    char line[4096];
+    int fast_seen = 0;
+    for (int iter = 0; iter < 30000; iter++) {
+        size_t n = 0;
+        int plain = rnd() % 4 == 0; /* exactly the scheduler's form */
+        size_t count = plain ? N_LAYOUT - 2 * (rnd() % 2) : N_LAYOUT;
+        line[n++] = '{';
+        for (size_t i = 0; i < count; i++) {
+            size_t at = i;
+            if (!plain) {
+                int what = (int)(rnd() % 40);
+                if (what == 0)
+                    continue; /* left out */
+                if (what == 1 && i + 1 < count)
+                    at = i + 1; /* another member where this one is expected */
+                if (what == 2)
+                    at = rnd() % N_LAYOUT; /* any member, maybe a repeat */
+            }
+            if (n > 1)
+                line[n++] = ',';
+            const char *val = plain || rnd() % 4 ? layout[at].dflt : others[rnd() % (sizeof others / sizeof *others)];
+            n += (size_t)sprintf(line + n, "\"%s\":%s", layout[at].name, val);
+        }
+        line[n++] = '}';
+        line[n] = 0;
+        if (!plain && rnd() % 3 == 0 && n > 1) {
+            size_t at = (size_t)(rnd() % n);
+            char c = alphabet[rnd() % (sizeof alphabet - 1)];
+            int how = (int)(rnd() % 3);
+            if (how == 0) {
+                memmove(line + at, line + at + 1, n - at);
+                n--;
+            } else if (how == 1) {
+                memmove(line + at + 1, line + at, n - at + 1);
+                line[at] = c;
+                n++;
+            } else {
+                line[at] = c;
+            }
+        }
+        expected_view e;
+        expect_from_cjson(line, &e);
+        assert_view(&e, sim_jview_read_n(&r, line, strlen(line), &v), &v);
+        if (plain) {
+            assert_null(r.parsed); /* the scheduler's form never goes to cJSON */
+            fast_seen++;
+        }
+        assert_view(&e, sim_jview_read(&r, line, &v), &v);
+        expected_free(&e);
+    }
+    assert_true(fast_seen > 1000);
+    sim_jview_reader_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_duplicates_and_types),
         cmocka_unit_test(test_refuses_non_objects),
         cmocka_unit_test(test_random_records_read_as_cjson_does),
+        cmocka_unit_test(test_job_layout_records_read_as_cjson_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* The event queue: (time, seq) order, ties, cancel, the bound. */
 #include "testutil.h"
 
+#include <stdlib.h>
+
 #include "sim_queue.h"
 #include "sim_rng.h"
 
@@ -52,6 +54,42 @@ static void test_time_then_seq(void **state)
         assert_int_equal(sim_queue_pop(&q, &out), 1);
         assert_true(out.id == want[i]);
         assert_true(out.seq == want[i]); /* seq = push index */
+    }
+    assert_int_equal(sim_queue_pop(&q, &out), 0);
+    sim_queue_free(&q, NULL, NULL);
+}
+
+/* Times across the whole int64 range (negative, zero, the extremes),
+ * with ties, in random order: popped by time, ties by push order. */
+static int by_time_then_id(const void *x, const void *y)
+{
+    const sim_event *a = x, *b = y;
+    if (a->time != b->time)
+        return a->time < b->time ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void test_extreme_times(void **state)
+{
+    (void)state;
+    static const int64_t pool[] = {INT64_MIN, INT64_MIN + 1, -(INT64_C(1) << 40), -2, -1, 0, 1, 2,
+                                   INT64_C(1) << 40, INT64_MAX - 1, INT64_MAX};
+    enum { N = 300 };
+    sim_rng r;
+    sim_rng_stream(&r, 11, "extreme");
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 0), CAP_OK);
+    sim_event want[N];
+    for (uint64_t i = 0; i < N; i++) {
+        want[i] = ev_at(pool[sim_rng_below(&r, sizeof pool / sizeof *pool)], i);
+        assert_int_equal(sim_queue_push(&q, &want[i], NULL), CAP_OK);
+    }
+    qsort(want, N, sizeof *want, by_time_then_id);
+    sim_event out;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sim_queue_pop(&q, &out), 1);
+        assert_true(out.time == want[i].time);
+        assert_true(out.id == want[i].id);
     }
     assert_int_equal(sim_queue_pop(&q, &out), 0);
     sim_queue_free(&q, NULL, NULL);
@@ -269,6 +307,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_time_then_seq),
+        cmocka_unit_test(test_extreme_times),
         cmocka_unit_test(test_many_ties_random),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cancel_random_keeps_order),

@@ -632,6 +632,60 @@ static void test_arena_same_as_heap(void **state)
     corpus_free(&c);
 }
 
+/* Job requests with ever more map entries: the decoder unpacks a packet
+ * from the fields its scan noted while they fit its record room, and walks
+ * the bytes again past it; both give protobuf-c's packet, on the heap and
+ * in an arena. */
+static void test_noted_and_walked_alike(void **state)
+{
+    (void)state;
+    cap_arena arena;
+    cap_arena_init(&arena, 1 << 16);
+    for (unsigned entries = 0; entries <= 120; entries += 5) {
+        gbuf jr = {0}, w = {0}, ts = {0};
+        g_len(&jr, 1, "job-1", 5);
+        for (unsigned k = 0; k < entries; k++) {
+            gbuf e = {0};
+            char key[16], val[40];
+            int kn = snprintf(key, sizeof key, "k%u", k);
+            int vn = snprintf(val, sizeof val, "value number %u of the env map", k * 7919u);
+            g_len(&e, 1, key, (size_t)kn);
+            g_len(&e, 2, val, (size_t)vn);
+            g_len(&jr, 6, e.b, e.n);
+            free(e.b);
+        }
+        g_tag(&jr, 9, 0);
+        g_varint(&jr, entries);
+        g_len(&w, 1, "t", 1);
+        g_len(&w, 2, "s", 1);
+        g_tag(&ts, 1, 0);
+        g_varint(&ts, 1700000000);
+        g_tag(&ts, 2, 0);
+        g_varint(&ts, 5);
+        g_len(&w, 3, ts.b, ts.n);
+        g_tag(&w, 4, 0);
+        g_varint(&w, 1);
+        g_len(&w, 10, jr.b, jr.n);
+
+        char why[256];
+        assert_int_equal(ud_check_unpack(w.b, w.n, why, sizeof why), UD_EQUAL);
+        cap_packet *h = NULL, *a = NULL;
+        assert_int_equal(cap_packet_decode(w.b, w.n, NULL, CAP_DECODE_STRICT, &h, NULL), CAP_OK);
+        assert_int_equal(cap_packet_decode_in(w.b, w.n, NULL, CAP_DECODE_STRICT, &arena.allocator,
+                                              &a, NULL),
+                         CAP_OK);
+        if (ud_compare(&h->base, &a->base, why, sizeof why))
+            fail_msg("%u entries: %s", entries, why);
+        assert_int_equal(a->job_request->n_env, entries);
+        assert_int_equal(a->job_request->step_index, (int32_t)entries);
+        assert_int_equal(a->created_at->nanos, 5);
+        cap_packet_free(h);
+        cap_arena_reset(&arena);
+        free(jr.b), free(w.b), free(ts.b);
+    }
+    cap_arena_free(&arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_allocator_blocks),
         cmocka_unit_test(test_unknown_fields_kept),
         cmocka_unit_test(test_arena_same_as_heap),
+        cmocka_unit_test(test_noted_and_walked_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
