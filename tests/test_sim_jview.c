@@ -261,6 +261,25 @@ static uint64_t rnd(void)
     return rnd_state;
 }
 
+/* Edits the NUL-terminated line of n bytes at a random place: how 0
+ * deletes a byte, 1 inserts c, 2 overwrites a byte with c. The new
+ * length. */
+static size_t mutate_byte(char *line, size_t n, int how, char c)
+{
+    size_t at = (size_t)(rnd() % n);
+    if (how == 0) {
+        memmove(line + at, line + at + 1, n - at);
+        return n - 1;
+    }
+    if (how == 1) {
+        memmove(line + at + 1, line + at, n - at + 1);
+        line[at] = c;
+        return n + 1;
+    }
+    line[at] = c;
+    return n;
+}
+
 /* Random records in (and near) the scheduler's form: the members the
  * checker reads and others, in any order, duplicated, with strings and
  * numbers of every shape; then, for most of them, one byte deleted,
@@ -315,20 +334,8 @@ static void test_random_records_read_as_cjson_does(void **state)
         line[n++] = '}';
         line[n] = 0;
         int mutate = (int)(rnd() % 4);
-        if (mutate && n > 1) {
-            size_t at = (size_t)(rnd() % n);
-            char c = alphabet[rnd() % (sizeof alphabet - 1)];
-            if (mutate == 1) {
-                memmove(line + at, line + at + 1, n - at);
-                n--;
-            } else if (mutate == 2) {
-                memmove(line + at + 1, line + at, n - at + 1);
-                line[at] = c;
-                n++;
-            } else {
-                line[at] = c;
-            }
-        }
+        if (mutate && n > 1)
+            n = mutate_byte(line, n, mutate - 1, alphabet[rnd() % (sizeof alphabet - 1)]);
         expected_view e;
         expect_from_cjson(line, &e);
         assert_view(&e, sim_jview_read(&r, line, &v), &v);
@@ -392,19 +399,8 @@ static void test_job_layout_records_read_as_cjson_does(void **state)
         line[n++] = '}';
         line[n] = 0;
         if (!plain && rnd() % 3 == 0 && n > 1) {
-            size_t at = (size_t)(rnd() % n);
             char c = alphabet[rnd() % (sizeof alphabet - 1)];
-            int how = (int)(rnd() % 3);
-            if (how == 0) {
-                memmove(line + at, line + at + 1, n - at);
-                n--;
-            } else if (how == 1) {
-                memmove(line + at + 1, line + at, n - at + 1);
-                line[at] = c;
-                n++;
-            } else {
-                line[at] = c;
-            }
+            n = mutate_byte(line, n, (int)(rnd() % 3), c);
         }
         expected_view e;
         expect_from_cjson(line, &e);
