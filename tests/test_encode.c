@@ -399,6 +399,298 @@ static void test_same_bytes_as_protobuf_c_without_maps(void **state)
     assert_same_as_pack(&r.base);
 }
 
+/* --- random messages of every type ---------------------------------------
+ * Schema-driven random messages (seeded, so every run writes the same
+ * ones): each field left at its default or set to an ordinary or edge value
+ * (empty, 0, -1, INT32_MIN, varints of one to ten bytes, long strings whose
+ * length takes two bytes), oneof cases, optional scalars' has_ flags,
+ * repeated fields, map entries, nested messages, unknown fields. */
+
+typedef struct {
+    uint64_t s;
+} trng;
+
+static uint64_t trand(trng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return r->s;
+}
+
+static unsigned tbelow(trng *r, unsigned n) { return (unsigned)(trand(r) % n); }
+
+/* Every block of one random message, freed together. */
+#define POOL_BLOCKS 8192
+typedef struct {
+    void *blocks[POOL_BLOCKS];
+    size_t n;
+} pool;
+
+static void *palloc(pool *p, size_t n)
+{
+    assert_true(p->n < POOL_BLOCKS);
+    void *b = calloc(1, n ? n : 1);
+    assert_non_null(b);
+    p->blocks[p->n++] = b;
+    return b;
+}
+
+static void pfree(pool *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->blocks[i]);
+    p->n = 0;
+}
+
+/* pack_like: only values protobuf-c's pack writes as the canonical form
+ * does (no NULL strings or messages where a value is written, no -0.0, map
+ * entries in key order with non-default key and value). */
+typedef struct {
+    trng r;
+    pool pl;
+    int pack_like;
+} gen;
+
+static ProtobufCMessage *gen_message(gen *g, const ProtobufCMessageDescriptor *d, unsigned depth);
+
+static char *gen_text(gen *g)
+{
+    static const char *const words[] = {"", "a", "job-1", "\xc3\xa9t\xc3\xa9", "x.y.z"};
+    unsigned k = tbelow(&g->r, 8);
+    size_t n = k < 5    ? strlen(words[k])
+               : k == 5 ? tbelow(&g->r, 41) /* every short length */
+               : k == 6 ? 130 + tbelow(&g->r, 200)
+                        : 20000;
+    char *s = palloc(&g->pl, n + 1);
+    if (k < 5)
+        memcpy(s, words[k], n);
+    else
+        for (size_t i = 0; i < n; i++)
+            s[i] = (char)('a' + (i * 7 + k) % 26);
+    return s;
+}
+
+static uint64_t gen_bits(gen *g)
+{
+    static const uint64_t edges[] = {0, 1, 127, 128, 300, 16383, 16384, UINT64_MAX,
+                                     (uint64_t)INT32_MIN, 0x80000000u, 1ull << 63};
+    unsigned k = tbelow(&g->r, 14);
+    return k < 11 ? edges[k] : trand(&g->r) >> tbelow(&g->r, 64);
+}
+
+/* A random value of field f's type at p; `set`: never a default (non-empty,
+ * non-zero, non-NULL). */
+static void gen_value(gen *g, const ProtobufCFieldDescriptor *f, void *p, unsigned depth, int set)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        char *s = gen_text(g);
+        if (set && !s[0])
+            s = "set";
+        *(char **)p = !g->pack_like && tbelow(&g->r, 8) == 0 ? NULL : s;
+        return;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        ProtobufCBinaryData *b = p;
+        b->len = tbelow(&g->r, 4) == 0 && !set ? 0 : 1 + tbelow(&g->r, 300);
+        b->data = palloc(&g->pl, b->len);
+        for (size_t i = 0; i < b->len; i++)
+            b->data[i] = (uint8_t)trand(&g->r);
+        return;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE:
+        *(ProtobufCMessage **)p =
+            depth < 4 && (set || tbelow(&g->r, 4)) ? gen_message(g, f->descriptor, depth + 1)
+            : NULL;
+        return;
+    case PROTOBUF_C_TYPE_BOOL: *(protobuf_c_boolean *)p = set || tbelow(&g->r, 2); return;
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE: {
+        double v = tbelow(&g->r, 3) == 0 ? 0.0 : (double)(int64_t)trand(&g->r) / 1e6;
+        if (!g->pack_like && tbelow(&g->r, 4) == 0)
+            v = -0.0;
+        if (set && v == 0.0)
+            v = 2.5;
+        if (f->type == PROTOBUF_C_TYPE_FLOAT)
+            *(float *)p = (float)v;
+        else
+            *(double *)p = v;
+        return;
+    }
+    default: {
+        uint64_t v = gen_bits(g);
+        if (set && !v)
+            v = 5;
+        size_t es = cap_field_elem_size(f->type);
+        if (es == 4) {
+            uint32_t v32 = (uint32_t)v;
+            memcpy(p, &v32, 4);
+        } else {
+            memcpy(p, &v, 8);
+        }
+        return;
+    }
+    }
+}
+
+static ProtobufCMessage *gen_message(gen *g, const ProtobufCMessageDescriptor *d, unsigned depth)
+{
+    ProtobufCMessage *m = palloc(&g->pl, d->sizeof_message);
+    d->message_init(m);
+    unsigned oneof_seen[64] = {0}; /* members met so far, by case offset / 4 */
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char *member = (char *)m + f->offset;
+        if (tbelow(&g->r, 3) == 0)
+            continue; /* left at its default */
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = tbelow(&g->r, 4), es = cap_field_elem_size(f->type);
+            char *arr = palloc(&g->pl, n * es);
+            int map = f->type == PROTOBUF_C_TYPE_MESSAGE && cap_desc_is_map_entry(f->descriptor);
+            for (size_t k = 0; k < n; k++) {
+                if (!map) {
+                    gen_value(g, f, arr + k * es, depth, f->type == PROTOBUF_C_TYPE_MESSAGE);
+                    continue;
+                }
+                const ProtobufCMessageDescriptor *ed = f->descriptor;
+                ProtobufCMessage *e = palloc(&g->pl, ed->sizeof_message);
+                ed->message_init(e);
+                /* Keys: in order and set (pack_like), else in any order,
+                 * repeated or empty. */
+                const ProtobufCFieldDescriptor *kf = &ed->fields[0], *vf = &ed->fields[1];
+                char *key = palloc(&g->pl, 16);
+                unsigned kn = g->pack_like ? (unsigned)k : tbelow(&g->r, 3);
+                if (kf->type == PROTOBUF_C_TYPE_STRING) {
+                    if (g->pack_like || kn)
+                        snprintf(key, 16, "k%u", kn);
+                    *(char **)((char *)e + kf->offset) = key;
+                } else {
+                    gen_value(g, kf, (char *)e + kf->offset, depth, g->pack_like);
+                }
+                gen_value(g, vf, (char *)e + vf->offset, depth, g->pack_like);
+                ((ProtobufCMessage **)arr)[k] = e;
+            }
+            *(size_t *)((char *)m + f->quantifier_offset) = n;
+            *(void **)member = arr;
+        } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            /* Each member equally likely to be the one set. */
+            assert_true(f->quantifier_offset / 4 < 64);
+            if (tbelow(&g->r, ++oneof_seen[f->quantifier_offset / 4]) != 0)
+                continue;
+            *(uint32_t *)((char *)m + f->quantifier_offset) = f->id;
+            gen_value(g, f, member, depth, f->type == PROTOBUF_C_TYPE_MESSAGE && g->pack_like);
+        } else {
+            if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                f->type != PROTOBUF_C_TYPE_STRING)
+                *(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = tbelow(&g->r, 2);
+            gen_value(g, f, member, depth, 0);
+        }
+    }
+    if (tbelow(&g->r, 4) == 0) { /* unknown fields, kept last in this order */
+        unsigned n = 1 + tbelow(&g->r, 2);
+        m->unknown_fields = palloc(&g->pl, n * sizeof *m->unknown_fields);
+        m->n_unknown_fields = n;
+        for (unsigned k = 0; k < n; k++) {
+            ProtobufCMessageUnknownField *u = &m->unknown_fields[k];
+            u->tag = 900 + tbelow(&g->r, 3);
+            u->wire_type = PROTOBUF_C_WIRE_TYPE_VARINT;
+            u->len = 1;
+            u->data = palloc(&g->pl, 1);
+            u->data[0] = (uint8_t)tbelow(&g->r, 128);
+        }
+    }
+    return m;
+}
+
+/* Types the tests write as roots: BusPacket and its payloads (planned
+ * types), types no packet carries, and a map entry type on its own. */
+static const ProtobufCMessageDescriptor *const ROOTS[] = {
+    &cordum__agent__v1__bus_packet__descriptor,
+    &cordum__agent__v1__job_request__descriptor,
+    &cordum__agent__v1__job_result__descriptor,
+    &cordum__agent__v1__heartbeat__descriptor,
+    &cordum__agent__v1__system_alert__descriptor,
+    &cordum__agent__v1__handshake__descriptor,
+    &cordum__agent__v1__policy_check_request__descriptor,
+    &cordum__agent__v1__policy_check_response__descriptor,
+    &cordum__agent__v1__list_snapshots_response__descriptor,
+    &cordum__agent__v1__job_request__env_entry__descriptor,
+};
+
+/* m's encoding, the same by every entry point; *n its size. */
+static uint8_t *encode_all_ways(const ProtobufCMessage *m, size_t *n)
+{
+    uint8_t *out;
+    assert_int_equal(cap_encode(m, &out, n), CAP_OK);
+    assert_int_equal(cap_encoded_size(m), *n);
+    uint8_t *into = malloc(*n + 1);
+    assert_non_null(into);
+    assert_int_equal(cap_encode_into(m, into), *n);
+    assert_memory_equal(into, out, *n);
+    free(into);
+    uint8_t *kept = malloc(16); /* too small for most: grown, then reused */
+    size_t cap = 16, n2 = 0;
+    assert_non_null(kept);
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(cap_encode_to(m, &kept, &cap, &n2), CAP_OK);
+        assert_int_equal(n2, *n);
+        assert_memory_equal(kept, out, *n);
+    }
+    free(kept);
+    return out;
+}
+
+/* Where protobuf-c's pack writes the canonical form (see gen.pack_like),
+ * the encoder writes its bytes exactly, by every entry point. */
+static void test_random_messages_same_as_pack(void **state)
+{
+    (void)state;
+    static gen g;
+    g.r.s = 0x9E3779B97F4A7C15u;
+    g.pack_like = 1;
+    for (unsigned round = 0; round < 150; round++)
+        for (size_t k = 0; k < sizeof ROOTS / sizeof ROOTS[0]; k++) {
+            ProtobufCMessage *m = gen_message(&g, ROOTS[k], 0);
+            size_t n;
+            uint8_t *out = encode_all_ways(m, &n);
+            size_t pn = protobuf_c_message_get_packed_size(m);
+            uint8_t *packed = malloc(pn + 1);
+            assert_non_null(packed);
+            assert_int_equal(protobuf_c_message_pack(m, packed), pn);
+            assert_int_equal(n, pn);
+            assert_memory_equal(out, packed, n);
+            free(packed);
+            free(out);
+            pfree(&g.pl);
+        }
+}
+
+/* Any message (NULL strings, -0.0, map keys in any order, repeated or
+ * empty): decoding its encoding and encoding again gives the same bytes. */
+static void test_random_messages_stable(void **state)
+{
+    (void)state;
+    static gen g;
+    g.r.s = 0x2545F4914F6CDD1Du;
+    g.pack_like = 0;
+    for (unsigned round = 0; round < 150; round++)
+        for (size_t k = 0; k < sizeof ROOTS / sizeof ROOTS[0]; k++) {
+            ProtobufCMessage *m = gen_message(&g, ROOTS[k], 0);
+            size_t n, n2;
+            uint8_t *out = encode_all_ways(m, &n);
+            ProtobufCMessage *back = protobuf_c_message_unpack(ROOTS[k], NULL, n, out);
+            assert_non_null(back);
+            uint8_t *again = encode_all_ways(back, &n2);
+            assert_int_equal(n2, n);
+            assert_memory_equal(again, out, n);
+            protobuf_c_message_free_unpacked(back, NULL);
+            free(again);
+            free(out);
+            pfree(&g.pl);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_kept_last),
         cmocka_unit_test(test_many_nested_messages),
         cmocka_unit_test(test_same_bytes_as_protobuf_c_without_maps),
+        cmocka_unit_test(test_random_messages_same_as_pack),
+        cmocka_unit_test(test_random_messages_stable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
