@@ -87,8 +87,11 @@ typedef struct {
 #define PLAIN_STRING 1
 #define PLAIN_VARINT 2
 
-/* field_info.uop: a singular field by its kind, or any repeated one. */
-enum { UOP_STRING, UOP_BYTES, UOP_MESSAGE, UOP_FIXED, UOP_VARINT, UOP_REPEATED };
+/* field_info.uop: a singular field by its kind, or any repeated one; the
+ * most common varints (stored as 32 bits: int32, uint32, enum; or as 64:
+ * int64, uint64) stored without store_varint's dispatch. */
+enum { UOP_STRING, UOP_BYTES, UOP_MESSAGE, UOP_FIXED, UOP_VARINT, UOP_REPEATED, UOP_VARINT32,
+       UOP_VARINT64 };
 
 /* Wire types 0, 1, 2 and 5, as a bit set. */
 #define VALID_WIRE_TYPES 0x27u
@@ -237,7 +240,14 @@ static int fill_field(scan_msg *m, oneof_set *oneofs, field_info *fi, unsigned i
     case KIND_BYTES: fi->uop = UOP_BYTES; break;
     case KIND_MESSAGE: fi->uop = UOP_MESSAGE; break;
     case KIND_FIXED: fi->uop = UOP_FIXED; break;
-    default: fi->uop = UOP_VARINT; break;
+    default:
+        fi->uop = UOP_VARINT;
+        if (f->type == PROTOBUF_C_TYPE_INT32 || f->type == PROTOBUF_C_TYPE_ENUM ||
+            f->type == PROTOBUF_C_TYPE_UINT32)
+            fi->uop = UOP_VARINT32;
+        else if (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_UINT64)
+            fi->uop = UOP_VARINT64;
+        break;
     }
     if (fi->repeated) {
         fi->uop = UOP_REPEATED;
@@ -574,22 +584,30 @@ static int skip_value(scan_ctx *c, uint32_t wt, size_t *pos, size_t end)
 
 /* True when buf[pos..pos+n) is ASCII without NUL, which is valid text;
  * false means "not known", and the full UTF-8 check decides. Eight bytes at
- * a time; the last word ends at the string's end and starts earlier in the
- * packet, its leading bytes (checked already, or not part of the string)
- * masked off. Strings within the packet's first 8 bytes take the full
- * check. */
+ * a time, the flags of all the words gathered and tested once: the words
+ * from the string's start, the last one ending at its end (it overlaps the
+ * one before unless n is a multiple of 8; bytes tested twice change
+ * nothing). A string under 8 bytes is tested in the word that ends at its
+ * end and starts earlier in the packet, its leading bytes (checked
+ * already, or not part of the string) masked off; such strings within the
+ * packet's first 8 bytes take the full check. */
 static inline int plain_ascii_text(const uint8_t *buf, size_t pos, size_t n)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t w, flags;
-    while (n >= 8) {
-        memcpy(&w, buf + pos, 8);
+    if (n >= 8) {
+        const uint8_t *s = buf + pos, *last = buf + pos + n - 8;
         /* A high bit set, or a zero byte (its flag is exact; a borrow can
-         * only flag more bytes, which errs towards the full check). */
-        if ((w | ((w - ones) & ~w)) & highs)
-            return 0;
-        pos += 8;
-        n -= 8;
+         * only flag more bytes of the same word, which errs towards the
+         * full check). */
+        flags = 0;
+        for (; s < last; s += 8) {
+            memcpy(&w, s, 8);
+            flags |= w | ((w - ones) & ~w);
+        }
+        memcpy(&w, last, 8);
+        flags |= w | ((w - ones) & ~w);
+        return (flags & highs) == 0;
     }
     if (n == 0)
         return 1;
@@ -933,7 +951,8 @@ static inline int scan_plain_varint(scan_ctx *c, frame *fr, const field_info *fi
         c->recs_incomplete = 1;
     uint64_t v;
     int rc = read_varint(c, pos, end, &v, "value");
-    if (!rc)
+    /* Values below 128, most of them, fit every kind but bool. */
+    if (!rc && (v >= 0x80 || fi->kind == KIND_BOOL))
         rc = check_varint_value(c, fi->kind, v, vstart);
     if (rc)
         return rc;
@@ -1604,6 +1623,12 @@ static int unpack_recorded(unpack_ctx *u, const scan_msg *m, size_t first, size_
                                  (ProtobufCMessage **)dst);
             break;
         case UOP_FIXED: store_fixed(fi->wire_type, u->buf + r->u.at.off, dst); continue;
+        case UOP_VARINT32: {
+            uint32_t x = (uint32_t)r->u.v; /* as store_varint stores these */
+            memcpy(dst, &x, 4);
+            continue;
+        }
+        case UOP_VARINT64: memcpy(dst, &r->u.v, 8); continue;
         case UOP_VARINT: store_varint(fi->type, r->u.v, dst); continue;
         default: { /* UOP_REPEATED */
             if (fi->kind == KIND_MESSAGE)

@@ -287,7 +287,7 @@ static inline void put_tag(rwriter *w, uint32_t id, ProtobufCWireType wt)
 }
 
 /* n bytes little-endian (fixed32/64, float, double). */
-static void put_le(rwriter *w, uint64_t v, unsigned n)
+static inline void put_le(rwriter *w, uint64_t v, unsigned n)
 {
     if (n > room(w)) {
         w->full = 1;
@@ -702,6 +702,10 @@ static size_t prev_entry(ProtobufCMessage *const *arr, size_t n, const ProtobufC
 /* A map field's entries, in key order (so written last entry first). */
 static void put_map(rwriter *w, const enc_field *e, ProtobufCMessage *const *arr, size_t n)
 {
+    if (n == 1) { /* the common map of one entry: nothing to sort */
+        put_entry(w, e, arr[0]);
+        return;
+    }
     const ProtobufCMessage *stackbuf[64];
     const ProtobufCMessage **v = n > 64 ? malloc(n * sizeof *v) : stackbuf;
     if (!v) {
@@ -773,6 +777,12 @@ static inline __attribute__((always_inline)) void put_field(rwriter *w, const ch
         memcpy(&v, p, 4);
         if (!v)
             return;
+        /* The common kind written from the value at hand, without
+         * put_value's second dispatch. */
+        if (e->kind == K_INT32) {
+            put_varint_tag(w, (uint64_t)(int64_t)(int32_t)v, e, 1);
+            return;
+        }
         break;
     }
     case OP_NZ8: {
@@ -780,6 +790,10 @@ static inline __attribute__((always_inline)) void put_field(rwriter *w, const ch
         memcpy(&v, p, 8);
         if (!v)
             return;
+        if (e->kind == K_INT64) {
+            put_varint_tag(w, v, e, 1);
+            return;
+        }
         break;
     }
     case OP_CASE:
@@ -802,7 +816,10 @@ static inline __attribute__((always_inline)) void put_field(rwriter *w, const ch
 }
 
 /* m's fields in descending order (a map entry's: key and value always).
- * Without a plan, each field's entry is worked out as it is written. */
+ * Without a plan, each field's entry is worked out as it is written.
+ * The plan's table is held in a local: the bytes written could be the
+ * plan's, for all the compiler knows, so it would load it again after
+ * every field. */
 static inline __attribute__((always_inline)) void put_fields(rwriter *w, const ProtobufCMessage *m,
                                                               const enc_plan *plan, int entry)
 {
@@ -833,14 +850,15 @@ static inline __attribute__((always_inline)) void put_fields(rwriter *w, const P
     }
     /* A write that does not fit sets w->full and writes nothing, so the
      * walk need not stop early: the result is thrown away. */
-    const enc_field *e = plan->fields + plan->n_fields;
+    const enc_field *const first = plan->fields;
+    const enc_field *e = first + plan->n_fields;
     for (unsigned taken = 0; taken < n_set; taken++) {
         const enc_field *member = set[taken];
-        for (; e != plan->fields && e[-1].id > member->id; e--)
+        for (; e != first && e[-1].id > member->id; e--)
             put_field(w, mp, &e[-1]);
         put_field(w, mp, member);
     }
-    for (; e != plan->fields; e--)
+    for (; e != first; e--)
         put_field(w, mp, &e[-1]);
 }
 

@@ -10,14 +10,28 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+/* The decimal pairs "00".."99": two digits per division. */
+static const char cap_fmt_pairs_[201] = "00010203040506070809101112131415161718192021222324"
+                                        "25262728293031323334353637383940414243444546474849"
+                                        "50515253545556575859606162636465666768697071727374"
+                                        "75767778798081828384858687888990919293949596979899";
 
 static inline char *cap_fmt_u64(char *end, uint64_t u)
 {
     char *p = end;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        p -= 2;
+        memcpy(p, cap_fmt_pairs_ + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, cap_fmt_pairs_ + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     return p;
 }
 

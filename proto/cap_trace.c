@@ -57,12 +57,6 @@ static int tbuf_reserve(tbuf *b, size_t n)
     return CAP_OK;
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint64_t get_le(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -80,25 +74,53 @@ static const char *nz(const char *s)
 typedef struct {
     const char *s[NSTR];
     size_t n[NSTR];
-    unsigned char high; /* the OR of every string byte: bit 7 clear means all ASCII */
+    size_t longest; /* the largest n */
+    int ascii;      /* 1 when no string has a byte over 0x7f */
 } rec_strings;
 
-/* One pass per string: its length, and whether any byte is not ASCII (a
- * NUL-free ASCII string is valid text, so only the others need the full
- * UTF-8 check). */
+/* The OR of the n bytes at s, read eight (or four) at a time: bit 7 of
+ * each byte of the result says whether some byte has it. Loads stay
+ * within the n bytes (the last word overlaps the one before). */
+static uint64_t or_bytes(const unsigned char *s, size_t n)
+{
+    uint64_t acc = 0, w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        return acc | w;
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return a | b;
+    }
+    for (size_t i = 0; i < n; i++)
+        acc |= s[i];
+    return acc;
+}
+
+/* Each string's length (the library's strlen), and whether any byte is not
+ * ASCII (a NUL-free ASCII string is valid text, so only the others need
+ * the full UTF-8 check), tested a word at a time. */
 static void record_strings(const cap_trace_record *rec, rec_strings *rs)
 {
     const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
-    unsigned char acc = 0;
+    uint64_t acc = 0;
+    size_t longest = 0;
     for (int i = 0; i < NSTR; i++) {
-        const unsigned char *s = (const unsigned char *)nz(vals[i]);
-        size_t n = 0;
-        for (; s[n]; n++)
-            acc |= s[n];
-        rs->s[i] = (const char *)s;
+        const char *s = nz(vals[i]);
+        size_t n = s[0] ? strlen(s) : 0;
+        acc |= or_bytes((const unsigned char *)s, n);
+        longest = n > longest ? n : longest;
+        rs->s[i] = s;
         rs->n[i] = n;
     }
-    rs->high = acc;
+    rs->longest = longest;
+    rs->ascii = (acc & UINT64_C(0x8080808080808080)) == 0;
 }
 
 /* Checks a record against the bounds; CAP_EINVAL with diag. Fills *rs. */
@@ -112,12 +134,14 @@ static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *
         return cap_diag_set(diag, CAP_EINVAL, -1, "record.subject", "missing subject");
     static const char *const names[NSTR] = {"subject", "sender", "receiver", "reply", "note"};
     record_strings(rec, rs);
-    for (int i = 0; i < NSTR; i++) {
+    /* String by string (for the first one at fault) only when one is. */
+    int suspect = rs->longest > CAP_TRACE_MAX_STRING || !rs->ascii;
+    for (int i = 0; suspect && i < NSTR; i++) {
         size_t n = rs->n[i];
         if (n > CAP_TRACE_MAX_STRING)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "%zu bytes, over the bound of %zu",
                                 n, CAP_TRACE_MAX_STRING);
-        if ((rs->high & 0x80) &&
+        if (!rs->ascii &&
             cap_utf8_check_text((const uint8_t *)rs->s[i], n) != CAP_UTF8_VALID)
             return cap_diag_set(diag, CAP_EINVAL, -1, names[i], "not valid UTF-8");
     }
@@ -129,6 +153,38 @@ static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *
     return CAP_OK;
 }
 
+/* Little-endian stores of fixed width: one store on a little-endian
+ * machine, byte by byte elsewhere. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PUT_LE(p, v, type)                                                                         \
+    do {                                                                                           \
+        type v_ = (type)(v);                                                                       \
+        memcpy((p), &v_, sizeof v_);                                                               \
+    } while (0)
+#else
+#define PUT_LE(p, v, type)                                                                         \
+    do {                                                                                           \
+        uint64_t v_ = (uint64_t)(v);                                                               \
+        for (size_t i_ = 0; i_ < sizeof(type); i_++)                                               \
+            (p)[i_] = (uint8_t)(v_ >> (8 * i_));                                                   \
+    } while (0)
+#endif
+
+static void put_le16(uint8_t *p, uint64_t v)
+{
+    PUT_LE(p, v, uint16_t);
+}
+
+static void put_le32(uint8_t *p, uint64_t v)
+{
+    PUT_LE(p, v, uint32_t);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    PUT_LE(p, v, uint64_t);
+}
+
 /* The binary form of one (checked) record, whose strings are rs, length
  * prefix included, into b. */
 static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings *rs)
@@ -136,21 +192,21 @@ static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings
     size_t body = BODY_FIXED + rec->len;
     for (int i = 0; i < NSTR; i++)
         body += rs->n[i];
-    if (tbuf_reserve(b, 4 + body) != CAP_OK)
+    if (4 + body > b->cap && tbuf_reserve(b, 4 + body) != CAP_OK)
         return CAP_ENOMEM;
     uint8_t *p = b->p;
-    put_le(p, body, 4);
-    p += 4;
-    *p++ = (uint8_t)rec->kind;
-    put_le(p, (uint64_t)rec->time, 8);
-    p += 8;
+    put_le32(p, body);
+    p[4] = (uint8_t)rec->kind;
+    put_le64(p + 5, (uint64_t)rec->time);
+    p += 13;
     for (int i = 0; i < NSTR; i++) {
         size_t n = rs->n[i];
-        put_le(p, n, 2);
-        memcpy(p + 2, rs->s[i], n);
+        put_le16(p, n);
+        if (n) /* most records have empty strings: no call for those */
+            memcpy(p + 2, rs->s[i], n);
         p += 2 + n;
     }
-    put_le(p, rec->len, 4);
+    put_le32(p, rec->len);
     p += 4;
     if (rec->len)
         memcpy(p, rec->bytes, rec->len);
@@ -161,7 +217,7 @@ static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings
 static void header_bytes(uint8_t h[CAP_TRACE_HEADER_LEN])
 {
     memcpy(h, CAP_TRACE_MAGIC, 8);
-    put_le(h + 8, CAP_TRACE_VERSION, 4);
+    put_le32(h + 8, CAP_TRACE_VERSION);
 }
 
 /* The digest so far, in hex; the running hash goes on. */

@@ -25,27 +25,6 @@ cap_varint_status cap_varint_read(const uint8_t *buf, size_t len, size_t *pos,
     return CAP_VARINT_OVERLONG;
 }
 
-size_t cap_varint_size(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-size_t cap_varint_write(uint8_t *buf, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        buf[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    buf[n++] = (uint8_t)v;
-    return n;
-}
-
 const char *cap_varint_strstatus(cap_varint_status s)
 {
     switch (s) {

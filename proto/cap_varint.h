@@ -21,11 +21,25 @@ typedef enum {
 cap_varint_status cap_varint_read(const uint8_t *buf, size_t len, size_t *pos,
                                   uint64_t *out);
 
-/* Bytes needed to encode v (1..10). */
-size_t cap_varint_size(uint64_t v);
+/* Bytes needed to encode v (1..10): 7 bits a byte, up to its highest bit
+ * set (v | 1: zero takes a byte too). Inline, as the encoder writes one or
+ * more for every field. */
+static inline size_t cap_varint_size(uint64_t v)
+{
+    return (size_t)(64 - __builtin_clzll(v | 1) + 6) / 7;
+}
 
 /* Writes v at buf and returns the number of bytes written. */
-size_t cap_varint_write(uint8_t *buf, uint64_t v);
+static inline size_t cap_varint_write(uint8_t *buf, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        buf[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    buf[n++] = (uint8_t)v;
+    return n;
+}
 
 /* A short phrase for a non-OK status ("non-minimal varint"). */
 const char *cap_varint_strstatus(cap_varint_status s);

@@ -287,6 +287,11 @@ size_t ref_block_size(size_t n)
     return (n + REF_BLOCK_ALIGN - 1) & ~(REF_BLOCK_ALIGN - 1);
 }
 
+size_t ref_block_str_size_n(size_t n)
+{
+    return n ? ref_block_size(n + 1) : 0;
+}
+
 size_t ref_block_str_size(const char *s)
 {
     return s && s[0] ? ref_block_size(strlen(s) + 1) : 0;
@@ -325,30 +330,45 @@ void *ref_block_take_raw(ref_block *b, size_t n)
     return block_carve(b, ref_block_size(n));
 }
 
-char *ref_block_str(ref_block *b, const char *s)
+/* ref_block_str_n's work (n > 0), inlined in both string functions. */
+static inline char *block_str(ref_block *b, const char *s, size_t n)
 {
-    if (!s || !s[0])
-        return (char *)protobuf_c_empty_string;
     /* The string is written once: only the piece's last word is cleared
      * first, which holds the alignment's padding (under one word), so the
      * whole piece is defined, as ref_block_take leaves it. */
-    size_t n = strlen(s) + 1, all = ref_block_size(n);
+    size_t all = ref_block_size(n + 1);
     char *c = block_carve(b, all);
     if (!c)
         return (char *)protobuf_c_empty_string;
     memset(c + all - REF_BLOCK_ALIGN, 0, REF_BLOCK_ALIGN);
-    memcpy(c, s, n);
+    memcpy(c, s, n + 1);
     return c;
+}
+
+char *ref_block_str_n(ref_block *b, const char *s, size_t n)
+{
+    return n ? block_str(b, s, n) : (char *)protobuf_c_empty_string;
+}
+
+char *ref_block_str(ref_block *b, const char *s)
+{
+    return s && s[0] ? block_str(b, s, strlen(s)) : (char *)protobuf_c_empty_string;
+}
+
+size_t ref_block_envelope_size_n(size_t trace_len, size_t sender_len)
+{
+    return ref_block_size(sizeof(cap_packet)) + ref_block_size(sizeof(Google__Protobuf__Timestamp)) +
+           ref_block_str_size_n(trace_len) + ref_block_str_size_n(sender_len);
 }
 
 size_t ref_block_envelope_size(const char *trace_id, const char *sender_id)
 {
-    return ref_block_size(sizeof(cap_packet)) + ref_block_size(sizeof(Google__Protobuf__Timestamp)) +
-           ref_block_str_size(trace_id) + ref_block_str_size(sender_id);
+    return ref_block_envelope_size_n(trace_id ? strlen(trace_id) : 0,
+                                     sender_id ? strlen(sender_id) : 0);
 }
 
-cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
-                               int64_t now)
+/* The envelope's packet and timestamp, before its two ids. */
+static inline cap_packet *envelope_start(ref_block *b, int64_t now)
 {
     cap_packet *p = ref_block_take_raw(b, sizeof *p); /* both set whole by their __init */
     Google__Protobuf__Timestamp *ts = ref_block_take_raw(b, sizeof *ts);
@@ -357,10 +377,30 @@ cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *s
     cordum__agent__v1__bus_packet__init(p);
     google__protobuf__timestamp__init(ts);
     cap_timestamp_from_nanos(now, ts);
-    p->trace_id = ref_block_str(b, trace_id);
-    p->sender_id = ref_block_str(b, sender_id);
     p->protocol_version = CAP_PROTOCOL_VERSION;
     p->created_at = ts;
+    return p;
+}
+
+cap_packet *ref_block_envelope_n(ref_block *b, const char *trace_id, size_t trace_len,
+                                 const char *sender_id, size_t sender_len, int64_t now)
+{
+    cap_packet *p = envelope_start(b, now);
+    if (p) {
+        p->trace_id = ref_block_str_n(b, trace_id, trace_len);
+        p->sender_id = ref_block_str_n(b, sender_id, sender_len);
+    }
+    return p;
+}
+
+cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
+                               int64_t now)
+{
+    cap_packet *p = envelope_start(b, now);
+    if (p) {
+        p->trace_id = ref_block_str(b, trace_id);
+        p->sender_id = ref_block_str(b, sender_id);
+    }
     return p;
 }
 

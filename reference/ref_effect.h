@@ -168,6 +168,8 @@ size_t ref_block_size(size_t n);
 
 /* What ref_block_str takes for s: 0 for NULL or "". */
 size_t ref_block_str_size(const char *s);
+/* The same for a string of n characters (its length, known to the caller). */
+size_t ref_block_str_size_n(size_t n);
 
 /* Allocates a block of `total` bytes for b and returns it (free() releases
  * it), or NULL when out of memory. */
@@ -186,6 +188,8 @@ void *ref_block_take_raw(ref_block *b, size_t n);
  * NULL or "" is the protobuf-c empty string (takes nothing); when the copy
  * does not fit, the empty string and b->bad set. */
 char *ref_block_str(ref_block *b, const char *s);
+/* The same for s of n characters (n == strlen(s), known to the caller). */
+char *ref_block_str_n(ref_block *b, const char *s, size_t n);
 
 /* ref_packet_new's envelope in the block: the packet (the block's first
  * piece) and its created_at Timestamp, then trace_id and sender_id.
@@ -193,6 +197,10 @@ char *ref_block_str(ref_block *b, const char *s);
 cap_packet *ref_block_envelope(ref_block *b, const char *trace_id, const char *sender_id,
                                int64_t now);
 size_t ref_block_envelope_size(const char *trace_id, const char *sender_id);
+/* The same with the ids' lengths known to the caller. */
+cap_packet *ref_block_envelope_n(ref_block *b, const char *trace_id, size_t trace_len,
+                                 const char *sender_id, size_t sender_len, int64_t now);
+size_t ref_block_envelope_size_n(size_t trace_len, size_t sender_len);
 
 /* Injected randomness. A component that needs random numbers is given a
  * ref_rand and calls ref_rand_next; it never calls rand() or reads the

@@ -53,7 +53,19 @@ struct ref_registry {
     int64_t min_seen;
     int min_ok;
     uint64_t serials; /* the last registration number handed out */
+    /* Pool names, one shared copy each (pool_name): text -> pool_name.
+     * A worker's pool points at its name's text, so the pool filter
+     * compares pointers (select looks the wanted pools up once) and reads
+     * nothing of a worker but its slot. */
+    ref_strmap pools;
+    struct pool_name *pool_last; /* the name a selection found last, or NULL */
 };
+
+/* A pool name and how many workers name it; freed with its last worker. */
+typedef struct pool_name {
+    size_t refs;
+    char text[];
+} pool_name;
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -251,6 +263,7 @@ int ref_registry_new(const ref_registry_config *cfg, ref_registry **out, cap_dia
         r->speaks_v1 |= r->versions[i] == CAP_PROTOCOL_VERSION;
     ref_strmap_init(&r->by_id);
     r->by_id_ok = 1;
+    ref_strmap_init_borrowed(&r->pools);
     *out = r;
     return CAP_OK;
 }
@@ -277,8 +290,44 @@ static char *slot_id_new(const char *id)
     return c->id;
 }
 
-static void slot_release(slot *s)
+/* The shared copy of pool name p (not empty), one more reference taken;
+ * NULL when out of memory. */
+static const char *pool_take(ref_registry *r, const char *p)
 {
+    pool_name *e = ref_strmap_get(&r->pools, p);
+    if (!e) {
+        size_t n = strlen(p);
+        e = malloc(sizeof *e + n + 1);
+        if (!e)
+            return NULL;
+        e->refs = 0;
+        memcpy(e->text, p, n + 1);
+        if (ref_strmap_put(&r->pools, e->text, e)) {
+            free(e);
+            return NULL;
+        }
+    }
+    e->refs++;
+    return e->text;
+}
+
+/* Gives back a reference to a worker's pool ("" is no shared name). */
+static void pool_drop(ref_registry *r, const char *p)
+{
+    if (!p[0])
+        return;
+    pool_name *e = (pool_name *)(p - offsetof(pool_name, text));
+    if (--e->refs == 0) {
+        if (r->pool_last == e)
+            r->pool_last = NULL;
+        ref_strmap_del(&r->pools, e->text);
+        free(e);
+    }
+}
+
+static void slot_release(ref_registry *r, slot *s)
+{
+    pool_drop(r, s->w.pool);
     free(s->id ? slot_id_of(s->id) : NULL);
     free(s->hb_block);
     free(s->hs_block);
@@ -289,10 +338,11 @@ void ref_registry_free(ref_registry *r)
     if (!r)
         return;
     for (size_t i = 0; i < r->n; i++)
-        slot_release(&r->slots[i]);
+        slot_release(r, &r->slots[i]);
     free(r->slots);
     free(r->full);
     ref_strmap_free(&r->by_id);
+    ref_strmap_free(&r->pools);
     free(r->order);
     free(r);
 }
@@ -464,7 +514,7 @@ static slot *store_block(ref_registry *r, ptrdiff_t at, const char *id, int hand
 static void remove_at(ref_registry *r, size_t i)
 {
     index_drop(r, r->slots[i].id);
-    slot_release(&r->slots[i]);
+    slot_release(r, &r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
     memmove(&r->full[i], &r->full[i + 1], r->n - i - 1);
     r->n--;
@@ -704,7 +754,6 @@ static void hb_layout(arena *a, const void *arg, ref_worker_info *w)
 {
     const hb_plan *p = arg;
     const Cordum__Agent__V1__Heartbeat *hb = p->hb;
-    w->pool = ar_str(a, hb->pool);
     w->region = ar_str(a, hb->region);
     w->type = ar_str(a, hb->type);
     w->last_memo = ar_str(a, hb->last_memo);
@@ -765,17 +814,29 @@ int ref_registry_heartbeat_tag(ref_registry *r, int64_t now,
         online = !w->has_heartbeat || lost_at(r, w, now);
     }
 
+    /* the pool's shared name: the one the worker has when it names the
+     * same pool again (the usual case), else a new reference */
+    const char *pool = at >= 0 ? r->slots[at].w.pool : "";
+    int new_pool = strcmp(pool, hb->pool) != 0;
+    if (new_pool && !(pool = pool_take(r, hb->pool)))
+        return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
     ref_worker_info fresh;
     slot *s = store_block(r, at, hb->worker_id, 0, hb_layout, &plan, &fresh, &rc, d);
-    if (!s)
+    if (!s) {
+        if (new_pool)
+            pool_drop(r, pool);
         return rc;
+    }
     ref_worker_info *w = &s->w;
+    if (new_pool) {
+        pool_drop(r, w->pool);
+        w->pool = pool;
+    }
     double old_score = ref_registry_score(w);
     w->has_heartbeat = 1;
     w->last_heartbeat = now;
     seen_moves(r, w->last_seen, now);
     w->last_seen = now;
-    w->pool = fresh.pool;
     w->region = fresh.region;
     w->type = fresh.type;
     w->last_memo = fresh.last_memo;
@@ -972,7 +1033,7 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
             memcpy(l->pool, s->w.pool, strlen(s->w.pool) + 1);
             l->last_seen = s->w.last_seen;
             l->had_heartbeat = s->w.has_heartbeat;
-            slot_release(s);
+            slot_release(r, s);
             continue;
         }
         if (keep != i) {
@@ -1194,11 +1255,51 @@ static const char *preferred_worker(const Cordum__Agent__V1__JobRequest *job)
     return (p && *p) ? p : NULL;
 }
 
+/* The most pools a selection looks up as shared names (want_pools); a
+ * longer list is compared as strings. */
+#define WANT_MAX 16
+
+/* want[i]: the shared name of q->pools[i], or NULL when no worker names
+ * it. 1 when done, 0 when the list is longer than WANT_MAX. */
+static int want_pools(const ref_registry *r, const ref_sel_request *q, const char **want)
+{
+    if (q->n_pools > WANT_MAX)
+        return 0;
+    /* the name found last is tried first: a scheduler asks for the same
+     * pool again and again (a cache, not part of the registry's value: r
+     * was allocated non-const by ref_registry_new) */
+    ref_registry *m = (ref_registry *)r;
+    for (size_t i = 0; i < q->n_pools; i++) {
+        pool_name *e = m->pool_last;
+        if (!e || strcmp(e->text, q->pools[i]) != 0)
+            e = ref_strmap_get(&r->pools, q->pools[i]);
+        if (e)
+            m->pool_last = e;
+        want[i] = e ? e->text : NULL;
+    }
+    return 1;
+}
+
+/* Whether w's pool is a wanted one: want (NULL: compare q->pools as
+ * strings) holds the wanted names as shared names, so a worker's pool (a
+ * shared name, or "" before its first heartbeat) is wanted exactly when it
+ * is one of those pointers. */
+static int pool_ok(const ref_worker_info *w, const ref_sel_request *q, const char *const *want)
+{
+    if (!want)
+        return in_list(w->pool, q->pools, q->n_pools);
+    for (size_t i = 0; i < q->n_pools; i++)
+        if (want[i] == w->pool)
+            return 1;
+    return 0;
+}
+
 /* The filters worker w fails. lazy: the exclusion predicate is asked only
  * when nothing but OVERLOADED or VERSION failed yet (first fit: a worker
- * that fails anyway needs no answer from it; the outcome is the same). */
+ * that fails anyway needs no answer from it; the outcome is the same).
+ * want: as for pool_ok. */
 static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int64_t now,
-                           const ref_sel_request *q, int lazy)
+                           const ref_sel_request *q, int lazy, const char *const *want)
 {
     const Cordum__Agent__V1__JobRequest *job = q->job;
     const char *topic = nz(job->topic);
@@ -1207,7 +1308,7 @@ static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int6
         m |= 1u << REF_SEL_EXCLUDED;
     if (lost_at(r, w, now))
         m |= 1u << REF_SEL_LOST;
-    if (!w->has_heartbeat || !in_list(w->pool, q->pools, q->n_pools))
+    if (!w->has_heartbeat || !pool_ok(w, q, want))
         m |= 1u << REF_SEL_POOL;
     if (w->has_handshake ? w->version == 0 : !r->speaks_v1)
         m |= 1u << REF_SEL_VERSION;
@@ -1227,6 +1328,18 @@ static unsigned filters_of(const ref_registry *r, const ref_worker_info *w, int6
     return m;
 }
 
+/* The answer OK with worker s (q->id_by_tag: see there). */
+static void pick(const slot *s, const ref_sel_request *q, ref_sel_result *out)
+{
+    const ref_worker_info *w = &s->w;
+    out->outcome = REF_SEL_OK;
+    if (!q->id_by_tag || !w->tag)
+        memcpy(out->worker_id, w->worker_id, strlen(w->worker_id) + 1);
+    memcpy(out->pool, w->pool, strlen(w->pool) + 1);
+    out->score = ref_registry_score(w);
+    out->tag = w->tag;
+}
+
 int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_request *q,
                         ref_sel_result *out)
 {
@@ -1243,6 +1356,8 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
 
     const unsigned over = 1u << REF_SEL_OVERLOADED, ver = 1u << REF_SEL_VERSION;
     const char *pref = preferred_worker(q->job);
+    const char *want_buf[WANT_MAX];
+    const char *const *want = want_pools(r, q, want_buf) ? want_buf : NULL;
     int only_over = 0, only_version = 0;
     if (q->first_fit && !pref && !r->order_dirty) {
         out->n_workers = r->n;
@@ -1261,7 +1376,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
                 break;
             uint32_t i = order[k];
             const ref_worker_info *w = &r->slots[i].w;
-            unsigned m = filters_of(r, w, now, q, 1);
+            unsigned m = filters_of(r, w, now, q, 1, want);
             for (int f = 0; f < REF_SEL_NFILTERS; f++)
                 if (m & (1u << f))
                     out->filtered[f]++;
@@ -1272,11 +1387,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
             if (m)
                 continue;
             out->n_candidates = 1;
-            out->outcome = REF_SEL_OK;
-            memcpy(out->worker_id, w->worker_id, strlen(w->worker_id) + 1);
-            memcpy(out->pool, w->pool, strlen(w->pool) + 1);
-            out->score = ref_registry_score(w);
-            out->tag = w->tag;
+            pick(&r->slots[i], q, out);
             return CAP_OK;
         }
         /* No candidate: the outcome from what the walk saw (a passed-over
@@ -1292,7 +1403,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
     out->n_workers = r->n;
     for (size_t i = 0; i < r->n; i++) { /* ascending worker id */
         const ref_worker_info *w = &r->slots[i].w;
-        unsigned m = filters_of(r, w, now, q, 0);
+        unsigned m = filters_of(r, w, now, q, 0, want);
         for (int f = 0; f < REF_SEL_NFILTERS; f++)
             if (m & (1u << f))
                 out->filtered[f]++;
@@ -1316,11 +1427,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
         out->preferred = 1;
     }
     if (best) {
-        out->outcome = REF_SEL_OK;
-        memcpy(out->worker_id, best->worker_id, strlen(best->worker_id) + 1);
-        memcpy(out->pool, best->pool, strlen(best->pool) + 1);
-        out->score = ref_registry_score(best);
-        out->tag = best->tag;
+        pick((const slot *)best, q, out); /* w is a slot's first member */
     } else if (only_over) {
         out->outcome = REF_SEL_ALL_OVERLOADED;
     } else if (only_version) {

@@ -333,6 +333,12 @@ typedef struct {
      * always the full scan's. A preferred_worker_id label falls back to the
      * full scan. 0: the full scan (complete counts). */
     int first_fit;
+    /* 1: a chosen worker that has a tag (ref_registry_set_inflight_memo)
+     * is named by its tag alone: worker_id is left "" (a caller whose tag
+     * holds the worker's id needs no copy of it, which would read the
+     * registry's copy of the id, kept apart from the worker's record). A
+     * chosen worker without a tag gets its worker_id as usual. */
+    int id_by_tag;
 } ref_sel_request;
 
 typedef struct {

@@ -3,7 +3,7 @@
 #include "ref_worker.h"
 #include "ref_bugs.h" /* mutant hooks */
 
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,77 +23,121 @@ typedef Cordum__Agent__V1__IdentityBinding identity_binding;
  * a record never moves, and growing copies nothing. */
 #define REC_CHUNK ((size_t)64)
 
-/* A handler text at most this long (with its NUL) is kept in the record. */
-#define TEXT_INLINE 32
+/* A record's strings, kept back to back in one area, in this order. */
+enum { S_JOB, S_DISPATCH, S_TRACE, S_TENANT, S_PRINCIPAL, S_ACTOR, S_DELEGATION, S_TEXT, N_STR };
 
-/* One job: its active attempt and, once finished, the recorded result. */
+/* Bytes of strings a record holds in itself: with the fields before them
+ * a record is three cache lines (on LP64), enough for a typical attempt
+ * (a job id, a 32-character dispatch id, a trace id and a short text). */
+#define REC_INLINE 84
+
+/* One job: its active attempt and, once finished, the recorded result.
+ * Records are aligned to cache lines and hold their strings: a completion
+ * or an eviction reads three adjacent lines and nothing else. */
 typedef struct {
     /* The worker's bookkeeping of the slot: kept when the attempt is
      * released. */
-    uint32_t idx;      /* the record's index in the table */
+    _Alignas(64) uint32_t idx; /* the record's index in the table */
     uint32_t live_pos; /* 1 + its place in the worker's live list, 0 when not there */
     uint32_t fin_prev, fin_next; /* finish list neighbours: index + 1, 0 none */
     /* The attempt. */
-    int used;
-    int has_identity;
-    char *job_id;      /* job_id, dispatch_id, trace_id and ident point into strs */
-    char *dispatch_id;
     uint64_t attempt;
-    char *trace_id;
-    char *ident[4]; /* tenant, principal, actor, delegation; NULL without identity */
-    char *strs;     /* one block holding the attempt's strings */
-    int state;      /* REF_JOB_RUNNING, then the result status */
-    int pending;    /* the status the completion timer will publish */
-    int finished;
-    int error_code_enum;
-    char *text;     /* handler text (result_ptr or error_message): text_in or the heap */
+    uint64_t timer_id; /* completion timer, 0 when none armed */
     int64_t started;
     int64_t finished_at;
     int64_t execution_ns;
-    uint64_t timer_id; /* completion timer, 0 when none armed */
-    char text_in[TEXT_INLINE];
+    char *heap; /* the strings when they do not fit in `in`, else NULL */
+    int32_t error_code_enum;
+    uint8_t used;
+    uint8_t has_identity;
+    uint8_t finished;
+    int8_t state;   /* REF_JOB_RUNNING, then the result status */
+    int8_t pending; /* the status the completion timer will publish */
+    /* String i is the bytes from end[i - 1] (0 for the first) to end[i],
+     * its NUL included; an empty string takes no byte. The text (the
+     * handler's result_ptr or error_message, or a cancel's reason) is the
+     * last, so it changes without moving the others, unless it no longer
+     * fits in `in`. The identity strings are empty without identity. */
+    uint32_t end[N_STR];
+    char in[REC_INLINE];
 } job_rec;
 
+_Static_assert(sizeof(void *) != 8 || sizeof(job_rec) == 192, "a record is three cache lines");
+_Static_assert(REF_JOB_FAILED_FATAL <= INT8_MAX, "a job status fits a record's state");
+
+/* Live list entries the worker holds in itself (a worker running one job
+ * at a time needs two). */
+#define LIVE_INLINE 2
+/* Chunk pointers the worker holds in itself (enough for the default
+ * max_jobs). */
+#define CHUNKS_INLINE 16
+/* Bytes of names (worker id, pool and the two subjects) the worker holds
+ * in itself. */
+#define NAMES_INLINE 64
+
 struct ref_worker {
-    char *worker_id;
-    char *pool;
-    char *pool_subject;
-    char *direct_subject;
-    int32_t max_parallel;
-    int64_t hb_interval;
-    size_t max_jobs;
-    int64_t done_window; /* a finished record older than this may be reused */
-    char **caps;
-    size_t n_caps;
-    char **label_k;
-    char **label_v;
-    size_t n_labels;
-    int strict_first;
-    int no_journal;
-    ref_worker_handler handler;
-    void *hctx;
-    job_rec **chunks; /* the table: cap_recs slots in chunks of REC_CHUNK, up to max_jobs */
-    size_t n_recs, cap_recs;
-    size_t free_from; /* every slot below this one is in use */
-    ref_strmap by_job;   /* job_id -> record index + 1 */
+    /* What a request, a completion or a heartbeat reads, from here to the
+     * first line of last_memo: a few adjacent cache lines, asked for at
+     * once when a packet or a timer comes in (worker_prefetch). */
+    _Alignas(64) job_rec **chunks; /* the table: cap_recs slots in chunks of REC_CHUNK, up to max_jobs */
     /* The records of unfinished attempts (used, not finished), by index,
      * in no particular order: what a heartbeat's progress averages over,
      * without walking the finished records kept for the done window.
      * There are at most max_parallel of them, and one more for the moment
      * a request over capacity is loaded and refused: room for that many
-     * is allocated at init, so adding one never fails. */
+     * is set aside at init (in live_in when it is enough), so adding one
+     * never fails. */
     uint32_t *live;
+    ref_strmap by_job; /* job_id -> record index + 1 */
+    size_t n_recs, cap_recs;
+    size_t free_from; /* every slot below this one is in use */
     uint32_t n_live, cap_live;
+    int running;
+    int no_journal;
     /* The finished records in the order they finished, oldest first (a
      * list through the records: index + 1, 0 none): the order of reuse
      * and eviction. */
     uint32_t fin_first, fin_last;
-    int running;
+    int32_t max_parallel;
+    int strict_first;
     uint64_t timer_seq; /* completion timers armed so far */
-    uint64_t hb_seq;
     uint64_t handler_calls;
+    uint32_t live_in[LIVE_INLINE];
+    int64_t done_window; /* a finished record older than this may be reused */
+    ref_worker_handler handler;
+    void *hctx;
+    /* worker_id, pool, "job.<pool>" and "worker.<worker_id>.jobs", back to
+     * back in names_in when they fit, else in names_heap. */
+    const char *worker_id;
+    const char *pool_subject;
+    const char *direct_subject;
+    size_t worker_len; /* strlen(worker_id) */
+    size_t memo_len;   /* strlen(last_memo) */
+    char names_in[NAMES_INLINE];
+    job_rec *chunks_in[CHUNKS_INLINE];
     char last_memo[160];
+    /* Read by heartbeats and lookups only. */
+    const char *pool;
+    size_t pool_len; /* strlen(pool) */
+    char *names_heap;
+    int64_t hb_interval;
+    size_t max_jobs;
+    char **caps;
+    size_t n_caps;
+    char **label_k;
+    char **label_v;
+    size_t n_labels;
+    uint64_t hb_seq;
 };
+
+/* Asks for the lines a request or a completion reads, ahead of their use:
+ * they come in together instead of one miss after another. */
+static void worker_prefetch(const ref_worker *w)
+{
+    const char *p = (const char *)w;
+    for (size_t o = 0; o < offsetof(ref_worker, last_memo) + 64; o += 64)
+        __builtin_prefetch(p + o, 1);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -181,17 +225,17 @@ static int journal(ref_worker *w, ref_effects *fx, int64_t now, const char *even
 
 /* "<event> <job_id>", cut to fit like snprintf would (it runs per job:
  * no format parsing). */
-static void set_memo(ref_worker *w, const char *event, const char *job_id)
+static void set_memo(ref_worker *w, const char *event, const char *job_id, size_t job_len)
 {
     const size_t cap = sizeof w->last_memo - 1;
     size_t o = strnlen(event, cap);
     memcpy(w->last_memo, event, o);
     if (o < cap)
         w->last_memo[o++] = ' ';
-    const char *j = nz(job_id);
-    size_t n = strnlen(j, cap - o);
-    memcpy(w->last_memo + o, j, n);
+    size_t n = job_len < cap - o ? job_len : cap - o;
+    memcpy(w->last_memo + o, job_id, n);
     w->last_memo[o + n] = 0;
+    w->memo_len = o + n;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -199,6 +243,38 @@ static void set_memo(ref_worker *w, const char *event, const char *job_id)
 static job_rec *rec_at(const ref_worker *w, size_t idx)
 {
     return &w->chunks[idx / REC_CHUNK][idx % REC_CHUNK];
+}
+
+/* Asks for a record's three lines at once, ahead of their first use. */
+static void rec_prefetch(const job_rec *r)
+{
+    const char *p = (const char *)r;
+    for (size_t o = 0; o < sizeof *r; o += 64)
+        __builtin_prefetch(p + o, 1);
+}
+
+/* The record's strings' area. */
+static const char *rec_base(const job_rec *r)
+{
+    return r->heap ? r->heap : r->in;
+}
+
+static uint32_t str_start(const job_rec *r, int i)
+{
+    return i ? r->end[i - 1] : 0;
+}
+
+/* String i of the record ("" when empty) and its length. */
+static const char *rs(const job_rec *r, int i)
+{
+    uint32_t at = str_start(r, i);
+    return r->end[i] == at ? "" : rec_base(r) + at;
+}
+
+static size_t rl(const job_rec *r, int i)
+{
+    uint32_t at = str_start(r, i);
+    return r->end[i] == at ? 0 : r->end[i] - at - 1;
 }
 
 /* Takes r out of the finish list (when there). */
@@ -236,39 +312,50 @@ static job_rec *fin_oldest(const ref_worker *w)
     return w->fin_first ? rec_at(w, w->fin_first - 1) : NULL;
 }
 
-static void text_free(job_rec *r)
-{
-    if (r->text != r->text_in)
-        free(r->text);
-    r->text = NULL;
-}
-
-/* Sets the record's text to a copy of s (NULL copies as ""): in the
- * record when it is short. CAP_ENOMEM leaves the text as it was. */
-static int text_set(job_rec *r, const char *s)
+/* Sets the record's text (the last string) to a copy of s (NULL copies as
+ * ""). It is written after the attempt's strings when it fits there;
+ * otherwise every string moves to one new heap area, and by_job, which
+ * holds the record's job id by pointer, takes the moved id (a replace:
+ * nothing is allocated). CAP_ENOMEM leaves the text as it was. */
+static int text_set(ref_worker *w, job_rec *r, const char *s)
 {
     s = nz(s);
-    size_t n = strlen(s) + 1;
-    char *t = n <= sizeof r->text_in ? r->text_in : malloc(n);
-    if (!t)
+    size_t n = strlen(s), at = str_start(r, S_TEXT), need = at + (n ? n + 1 : 0);
+    if (need > UINT32_MAX)
         return CAP_ENOMEM;
-    text_free(r);
-    r->text = memcpy(t, s, n);
+    if (!r->heap && need <= sizeof r->in) {
+        memcpy(r->in + at, s, n ? n + 1 : 0);
+    } else {
+        char *h = malloc(need ? need : 1), *old = r->heap;
+        if (!h)
+            return CAP_ENOMEM;
+        memcpy(h, rec_base(r), at);
+        memcpy(h + at, s, n ? n + 1 : 0);
+        r->heap = h;
+        if (r->used)
+            ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
+        free(old);
+    }
+    r->end[S_TEXT] = (uint32_t)need;
     return CAP_OK;
 }
 
 /* Frees the record's attempt fields and clears them, taking it out of the
  * finish list. Its index and its place in the live list are bookkeeping of
  * the worker, not of the attempt: kept. */
+static void rec_clear(job_rec *r)
+{
+    uint32_t idx = r->idx, live_pos = r->live_pos;
+    memset(r, 0, offsetof(job_rec, in)); /* the strings' bytes are dead with end[] zero */
+    r->idx = idx;
+    r->live_pos = live_pos;
+}
+
 static void rec_release(ref_worker *w, job_rec *r)
 {
     fin_unlink(w, r);
-    free(r->strs);
-    text_free(r);
-    uint32_t idx = r->idx, live_pos = r->live_pos;
-    memset(r, 0, sizeof *r);
-    r->idx = idx;
-    r->live_pos = live_pos;
+    free(r->heap);
+    rec_clear(r);
 }
 
 /* Adds r to the live list (when not there yet). */
@@ -297,7 +384,7 @@ static job_rec *rec_find(const ref_worker *w, const char *job_id)
     if (!k || k > w->cap_recs)
         return NULL;
     job_rec *r = rec_at(w, k - 1);
-    return r->used && strcmp(r->job_id, job_id) == 0 ? r : NULL;
+    return r->used && strcmp(rs(r, S_JOB), job_id) == 0 ? r : NULL;
 }
 
 /* A completion timer's id names its record: the timer's sequence number
@@ -321,16 +408,18 @@ static job_rec *rec_by_timer(const ref_worker *w, uint64_t id)
     if (!(id >> TIMER_IDX_BITS) || idx >= w->cap_recs)
         return NULL;
     job_rec *r = rec_at(w, idx);
+    rec_prefetch(r); /* a completion reads the whole record */
     return r->used && r->timer_id == id ? r : NULL;
 }
 
-/* Empties a finished record's slot for reuse; *evicted receives its job
- * id (the start of its string block, which the caller frees). */
+/* Empties a finished record's slot for reuse; *evicted receives a copy of
+ * its job id for the journal (NULL when the worker keeps none). NULL when
+ * that copy cannot be made (nothing changed). */
 static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
 {
-    ref_strmap_del(&w->by_job, victim->job_id);
-    *evicted = victim->strs; /* == job_id: the block's first string */
-    victim->strs = NULL;
+    if (!w->no_journal && !(*evicted = dup_str(rs(victim, S_JOB))))
+        return NULL;
+    ref_strmap_del(&w->by_job, rs(victim, S_JOB));
     rec_release(w, victim);
     w->n_recs--;
     if (victim->idx < w->free_from)
@@ -342,15 +431,16 @@ static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
  * reused when it finished more than done_window_ns ago (so the table stays
  * as large as the window needs, whatever the run's length); otherwise a
  * free slot, a grown table, or, when the table is full, the record that
- * finished first. NULL when every record is running. *evicted receives
- * the evicted job's id (caller frees) or NULL, *why the reason. */
-static job_rec *rec_slot(ref_worker *w, int64_t now, char **evicted, const char **why)
+ * finished first. *evicted receives the evicted job's id when the worker
+ * journals (caller frees) or NULL, *why the reason. CAP_EFULL when every
+ * record is running, CAP_ENOMEM. */
+static int rec_slot(ref_worker *w, int64_t now, job_rec **out, char **evicted, const char **why)
 {
     *evicted = NULL;
     job_rec *oldest = fin_oldest(w);
     if (oldest && now > cap_sat_add(oldest->finished_at, w->done_window)) {
         *why = "finished longer ago than the window";
-        return rec_evict(w, oldest, evicted);
+        return (*out = rec_evict(w, oldest, evicted)) ? CAP_OK : CAP_ENOMEM;
     }
     *why = "oldest finished record";
     /* The lowest free slot (one the table grew by, or one a failed load
@@ -358,68 +448,87 @@ static job_rec *rec_slot(ref_worker *w, int64_t now, char **evicted, const char 
     for (size_t i = w->free_from; w->n_recs < w->cap_recs && i < w->cap_recs; i++)
         if (!rec_at(w, i)->used) {
             w->free_from = i;
-            return rec_at(w, i);
+            *out = rec_at(w, i);
+            return CAP_OK;
         }
     if (w->cap_recs < w->max_jobs) { /* room to grow: one more chunk */
         size_t n = w->max_jobs - w->cap_recs;
         n = n < REC_CHUNK ? n : REC_CHUNK;
-        job_rec *c = calloc(n, sizeof *c);
+        job_rec *c = aligned_alloc(_Alignof(job_rec), n * sizeof *c);
         if (c) {
+            memset(c, 0, n * sizeof *c);
             for (size_t i = 0; i < n; i++)
                 c[i].idx = (uint32_t)(w->cap_recs + i);
             w->chunks[w->cap_recs / REC_CHUNK] = c;
             w->cap_recs += n;
-            return c;
+            *out = c;
+            return CAP_OK;
         }
     }
     /* Full: the record that finished first. */
-    return oldest ? rec_evict(w, oldest, evicted) : NULL;
+    if (!oldest)
+        return CAP_EFULL;
+    return (*out = rec_evict(w, oldest, evicted)) ? CAP_OK : CAP_ENOMEM;
 }
 
 /* Replaces the record's attempt fields with those of a new request (the
- * record is free, or holds an earlier attempt of the same job). All
- * allocations happen before anything is replaced. */
+ * record is free, or holds an earlier attempt of the same job); the text
+ * is left empty. All allocations happen before anything is replaced. */
 static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_request *req)
 {
     const dispatch_identity *d = req->dispatch;
     const identity_binding *ib = req->identity;
     /* job_id, dispatch_id, trace_id, then the identity's four strings */
-    const char *src[7] = {nz(req->job_id), nz(d->dispatch_id), nz(pkt->trace_id)};
-    size_t n_src = 3, len[7], total = 0;
+    const char *src[S_TEXT] = {nz(req->job_id), nz(d->dispatch_id), nz(pkt->trace_id), "", "", "",
+                               ""};
     if (ib) {
-        src[3] = nz(ib->tenant_id);
-        src[4] = nz(ib->principal_id);
-        src[5] = nz(ib->actor_id);
-        src[6] = nz(ib->delegation_id);
-        n_src = 7;
+        src[S_TENANT] = nz(ib->tenant_id);
+        src[S_PRINCIPAL] = nz(ib->principal_id);
+        src[S_ACTOR] = nz(ib->actor_id);
+        src[S_DELEGATION] = nz(ib->delegation_id);
     }
-    for (size_t i = 0; i < n_src; i++)
-        total += (len[i] = strlen(src[i]) + 1);
-    char *strs = malloc(total);
-    if (!strs)
+    size_t len[S_TEXT], total = 0;
+    for (int i = 0; i < S_TEXT; i++) {
+        len[i] = strlen(src[i]);
+        total += len[i] ? len[i] + 1 : 0;
+    }
+    if (total > UINT32_MAX)
         return CAP_ENOMEM;
-    char *at[7] = {0};
-    for (size_t i = 0, off = 0; i < n_src; off += len[i], i++)
-        at[i] = memcpy(strs + off, src[i], len[i]);
+    char *heap = total > sizeof r->in ? malloc(total) : NULL;
+    if (total > sizeof r->in && !heap)
+        return CAP_ENOMEM;
+    char *old = r->heap;
     if (r->used) {
-        /* by_job borrows the job id of the attempt being replaced: it takes
-         * the new attempt's copy (a replace, which allocates nothing), or
-         * forgets the job when the record held another one. */
-        if (strcmp(r->job_id, at[0]) == 0)
-            ref_strmap_put(&w->by_job, at[0], (void *)(uintptr_t)(r->idx + 1));
-        else
-            ref_strmap_del(&w->by_job, r->job_id);
+        /* by_job holds the job id of the attempt being replaced by
+         * pointer: it forgets the job now when the record held another
+         * one, or takes the new copy below (it compares with the old one,
+         * kept until then). */
+        if (strcmp(rs(r, S_JOB), src[S_JOB]) != 0) {
+            ref_strmap_del(&w->by_job, rs(r, S_JOB));
+            r->used = 0;
+        }
+        r->heap = NULL; /* freed below */
     }
-    rec_release(w, r);
+    int same_job = r->used;
+    fin_unlink(w, r);
+    rec_clear(r);
+    char *base = heap ? heap : r->in;
+    uint32_t off = 0;
+    for (int i = 0; i < S_TEXT; i++) {
+        if (len[i]) {
+            memmove(base + off, src[i], len[i] + 1);
+            off += (uint32_t)len[i] + 1;
+        }
+        r->end[i] = off;
+    }
+    r->end[S_TEXT] = off;
+    r->heap = heap;
+    if (same_job)
+        ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
+    free(old);
     r->used = 1;
-    r->strs = strs;
-    r->job_id = at[0];
-    r->dispatch_id = at[1];
-    r->trace_id = at[2];
     r->attempt = d->attempt;
     r->has_identity = ib != NULL;
-    for (int i = 0; i < 4; i++)
-        r->ident[i] = at[3 + i];
     return CAP_OK;
 }
 
@@ -429,49 +538,78 @@ static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_
  * ref_effects_publish_block: one allocation and one free per packet
  * instead of one per field. A builder adds up its pieces, then carves
  * them; the *_size helpers below measure exactly what the matching
- * *_take helpers carve. */
+ * *_take helpers carve. Strings travel with their lengths (a record and
+ * the worker keep them), so nothing is measured twice. */
 
-/* A DispatchIdentity {dispatch_id, attempt, assigned_worker_id = worker_id}. */
-static size_t dispatch_size(const char *dispatch_id, const char *worker_id)
+/* A string and its length. */
+typedef struct {
+    const char *s;
+    size_t n;
+} span;
+
+static span span_of(const char *s)
 {
-    return ref_block_size(sizeof(dispatch_identity)) + ref_block_str_size(dispatch_id) +
-           ref_block_str_size(worker_id);
+    return (span){s, s ? strlen(s) : 0};
 }
 
-static dispatch_identity *dispatch_take(ref_block *b, const char *dispatch_id, uint64_t attempt,
-                                        const char *worker_id)
+static span rec_span(const job_rec *r, int i)
+{
+    return (span){rs(r, i), rl(r, i)};
+}
+
+/* A DispatchIdentity {dispatch_id, attempt, assigned_worker_id = worker}. */
+static size_t dispatch_size(span dispatch_id, span worker)
+{
+    return ref_block_size(sizeof(dispatch_identity)) + ref_block_str_size_n(dispatch_id.n) +
+           ref_block_str_size_n(worker.n);
+}
+
+static dispatch_identity *dispatch_take(ref_block *b, span dispatch_id, uint64_t attempt,
+                                        span worker)
 {
     dispatch_identity *d = ref_block_take_raw(b, sizeof *d); /* set whole by __init */
     if (!d)
         return NULL;
     cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = ref_block_str(b, dispatch_id);
+    d->dispatch_id = ref_block_str_n(b, dispatch_id.s, dispatch_id.n);
     d->attempt = attempt;
-    d->assigned_worker_id = ref_block_str(b, worker_id);
+    d->assigned_worker_id = ref_block_str_n(b, worker.s, worker.n);
     return d;
 }
 
-/* A copy of an IdentityBinding (NULL: none, takes nothing). */
-static size_t identity_size(const identity_binding *src)
+/* An IdentityBinding of four strings: tenant, principal, actor,
+ * delegation (NULL: none, takes nothing). */
+static size_t identity_size(const span *id)
 {
-    if (!src)
+    if (!id)
         return 0;
-    return ref_block_size(sizeof(identity_binding)) + ref_block_str_size(src->tenant_id) +
-           ref_block_str_size(src->principal_id) + ref_block_str_size(src->actor_id) +
-           ref_block_str_size(src->delegation_id);
+    size_t n = ref_block_size(sizeof(identity_binding));
+    for (int i = 0; i < 4; i++)
+        n += ref_block_str_size_n(id[i].n);
+    return n;
 }
 
-static identity_binding *identity_take(ref_block *b, const identity_binding *src)
+static identity_binding *identity_take(ref_block *b, const span *id)
 {
-    identity_binding *ib = src ? ref_block_take_raw(b, sizeof *ib) : NULL; /* set by __init */
+    identity_binding *ib = id ? ref_block_take_raw(b, sizeof *ib) : NULL; /* set by __init */
     if (!ib)
         return NULL;
     cordum__agent__v1__identity_binding__init(ib);
-    ib->tenant_id = ref_block_str(b, src->tenant_id);
-    ib->principal_id = ref_block_str(b, src->principal_id);
-    ib->actor_id = ref_block_str(b, src->actor_id);
-    ib->delegation_id = ref_block_str(b, src->delegation_id);
+    ib->tenant_id = ref_block_str_n(b, id[0].s, id[0].n);
+    ib->principal_id = ref_block_str_n(b, id[1].s, id[1].n);
+    ib->actor_id = ref_block_str_n(b, id[2].s, id[2].n);
+    ib->delegation_id = ref_block_str_n(b, id[3].s, id[3].n);
     return ib;
+}
+
+/* The record's identity binding in id[4], or NULL when it has none. */
+static const span *rec_identity(const job_rec *r, span *id)
+{
+    if (!r->has_identity)
+        return NULL;
+    for (int i = 0; i < 4; i++)
+        id[i] = rec_span(r, S_TENANT + i);
+    return id;
 }
 
 /* The packet p carved from blk, or NULL (blk freed) when a piece did not
@@ -485,19 +623,6 @@ static cap_packet *block_done(ref_block *b, void *blk, cap_packet *p)
     return p;
 }
 
-/* The record's attempt and identity binding as packet fields point into r. */
-static void rec_view(const job_rec *r, dispatch_identity *d, identity_binding *ib)
-{
-    cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = r->dispatch_id;
-    d->attempt = r->attempt;
-    cordum__agent__v1__identity_binding__init(ib);
-    ib->tenant_id = r->ident[0];
-    ib->principal_id = r->ident[1];
-    ib->actor_id = r->ident[2];
-    ib->delegation_id = r->ident[3];
-}
-
 static const char *error_code_name(int code)
 {
     const ProtobufCEnumValue *v =
@@ -509,72 +634,70 @@ static const char *error_code_name(int code)
  * is the finish time, so a replay is the same packet. */
 static cap_packet *build_result(const ref_worker *w, const job_rec *r)
 {
-    dispatch_identity d;
-    identity_binding ib;
-    rec_view(r, &d, &ib);
-    const identity_binding *idp = r->has_identity ? &ib : NULL;
-    const char *code = r->error_code_enum ? error_code_name(r->error_code_enum) : NULL;
-    size_t n = ref_block_envelope_size(r->trace_id, w->worker_id) +
-               ref_block_size(sizeof(Cordum__Agent__V1__JobResult)) + ref_block_str_size(r->job_id) +
-               ref_block_str_size(w->worker_id) + ref_block_str_size(r->text) +
-               ref_block_str_size(code) + dispatch_size(d.dispatch_id, w->worker_id) +
-               identity_size(idp);
+    span wk = {w->worker_id, w->worker_len}, trace = rec_span(r, S_TRACE),
+         job = rec_span(r, S_JOB), text = rec_span(r, S_TEXT), dsp = rec_span(r, S_DISPATCH), id[4];
+    const span *idp = rec_identity(r, id);
+    span code = span_of(r->error_code_enum ? error_code_name(r->error_code_enum) : NULL);
+    size_t n = ref_block_envelope_size_n(trace.n, wk.n) +
+               ref_block_size(sizeof(Cordum__Agent__V1__JobResult)) + ref_block_str_size_n(job.n) +
+               ref_block_str_size_n(wk.n) + ref_block_str_size_n(text.n) +
+               ref_block_str_size_n(code.n) + dispatch_size(dsp, wk) + identity_size(idp);
     ref_block b;
     void *blk = ref_block_new(&b, n);
     if (!blk)
         return NULL;
-    cap_packet *p = ref_block_envelope(&b, r->trace_id, w->worker_id, r->finished_at);
+    cap_packet *p = ref_block_envelope_n(&b, trace.s, trace.n, wk.s, wk.n, r->finished_at);
     Cordum__Agent__V1__JobResult *res = ref_block_take_raw(&b, sizeof *res); /* set by __init */
     if (p && res) {
         cordum__agent__v1__job_result__init(res);
         p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT;
         p->job_result = res;
-        res->job_id = ref_block_str(&b, r->job_id);
+        res->job_id = ref_block_str_n(&b, job.s, job.n);
         res->status = (Cordum__Agent__V1__JobStatus)r->state;
-        res->worker_id = ref_block_str(&b, w->worker_id);
+        res->worker_id = ref_block_str_n(&b, wk.s, wk.n);
         res->execution_ms = r->execution_ns / NS_PER_MS;
         if (r->state == REF_JOB_SUCCEEDED)
-            res->result_ptr = ref_block_str(&b, r->text);
+            res->result_ptr = ref_block_str_n(&b, text.s, text.n);
         else
-            res->error_message = ref_block_str(&b, r->text);
+            res->error_message = ref_block_str_n(&b, text.s, text.n);
         if (r->error_code_enum) {
             res->error_code_enum = (Cordum__Agent__V1__ErrorCode)r->error_code_enum;
-            res->error_code = ref_block_str(&b, code);
+            res->error_code = ref_block_str_n(&b, code.s, code.n);
         }
-        res->dispatch = dispatch_take(&b, d.dispatch_id, d.attempt, w->worker_id);
+        res->dispatch = dispatch_take(&b, dsp, r->attempt, wk);
         res->identity = identity_take(&b, idp);
     }
     return block_done(&b, blk, p);
 }
 
-/* ref_worker_progress_packet's packet, in one block. */
-static cap_packet *progress_block(const char *trace_id, const char *worker_id, const char *job_id,
-                                  int32_t percent, const char *message,
-                                  const dispatch_identity *dispatch,
-                                  const identity_binding *identity, int64_t now)
+/* A JobProgress {job_id, percent, message, RUNNING, dispatch (when
+ * dispatch_id.s is not NULL), identity (when id is not NULL)} in one
+ * block. */
+static cap_packet *progress_block(span trace_id, span worker, span job_id, int32_t percent,
+                                  span message, span dispatch_id, uint64_t attempt, const span *id,
+                                  int64_t now)
 {
-    size_t n = ref_block_envelope_size(trace_id, worker_id) +
-               ref_block_size(sizeof(Cordum__Agent__V1__JobProgress)) + ref_block_str_size(job_id) +
-               ref_block_str_size(message) +
-               (dispatch ? dispatch_size(dispatch->dispatch_id, worker_id) : 0) +
-               identity_size(identity);
+    size_t n = ref_block_envelope_size_n(trace_id.n, worker.n) +
+               ref_block_size(sizeof(Cordum__Agent__V1__JobProgress)) +
+               ref_block_str_size_n(job_id.n) + ref_block_str_size_n(message.n) +
+               (dispatch_id.s ? dispatch_size(dispatch_id, worker) : 0) + identity_size(id);
     ref_block b;
     void *blk = ref_block_new(&b, n);
     if (!blk)
         return NULL;
-    cap_packet *p = ref_block_envelope(&b, trace_id, worker_id, now);
+    cap_packet *p = ref_block_envelope_n(&b, trace_id.s, trace_id.n, worker.s, worker.n, now);
     Cordum__Agent__V1__JobProgress *pr = ref_block_take_raw(&b, sizeof *pr); /* set by __init */
     if (p && pr) {
         cordum__agent__v1__job_progress__init(pr);
         p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS;
         p->job_progress = pr;
-        pr->job_id = ref_block_str(&b, job_id);
+        pr->job_id = ref_block_str_n(&b, job_id.s, job_id.n);
         pr->percent = percent;
-        pr->message = ref_block_str(&b, message);
+        pr->message = ref_block_str_n(&b, message.s, message.n);
         pr->status = CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_RUNNING;
-        if (dispatch)
-            pr->dispatch = dispatch_take(&b, dispatch->dispatch_id, dispatch->attempt, worker_id);
-        pr->identity = identity_take(&b, identity);
+        if (dispatch_id.s)
+            pr->dispatch = dispatch_take(&b, dispatch_id, attempt, worker);
+        pr->identity = identity_take(&b, id);
     }
     return block_done(&b, blk, p);
 }
@@ -584,8 +707,18 @@ cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_
                                       const dispatch_identity *dispatch,
                                       const identity_binding *identity, int64_t now)
 {
-    cap_packet *blk = progress_block(trace_id, worker_id, job_id, percent, message, dispatch,
-                                     identity, now);
+    span id[4], dsp = {NULL, 0};
+    if (identity) {
+        id[0] = span_of(identity->tenant_id);
+        id[1] = span_of(identity->principal_id);
+        id[2] = span_of(identity->actor_id);
+        id[3] = span_of(identity->delegation_id);
+    }
+    if (dispatch)
+        dsp = span_of(nz(dispatch->dispatch_id));
+    cap_packet *blk = progress_block(span_of(trace_id), span_of(worker_id), span_of(job_id),
+                                     percent, span_of(message), dsp,
+                                     dispatch ? dispatch->attempt : 0, identity ? id : NULL, now);
     cap_packet *p = blk ? ref_packet_heap_copy(blk) : NULL;
     free(blk);
     return p;
@@ -593,11 +726,11 @@ cap_packet *ref_worker_progress_packet(const char *trace_id, const char *worker_
 
 static cap_packet *build_progress(const ref_worker *w, const job_rec *r, int64_t now)
 {
-    dispatch_identity d;
-    identity_binding ib;
-    rec_view(r, &d, &ib);
-    return progress_block(r->trace_id, w->worker_id, r->job_id, 0, "started", &d,
-                          r->has_identity ? &ib : NULL, now);
+    static const char started[] = "started";
+    span id[4];
+    return progress_block(rec_span(r, S_TRACE), (span){w->worker_id, w->worker_len},
+                          rec_span(r, S_JOB), 0, (span){started, sizeof started - 1},
+                          rec_span(r, S_DISPATCH), r->attempt, rec_identity(r, id), now);
 }
 
 /* Mean completion of the running attempts, 0-100 (a HANG counts as 0). */
@@ -626,7 +759,7 @@ static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
 {
     char trace[REF_WORKER_MAX_NAME + 48], num[24], *end = num + sizeof num;
     char *d = cap_fmt_u64(end, w->hb_seq);
-    size_t wl = strlen(w->worker_id), dl = (size_t)(end - d);
+    size_t wl = w->worker_len, dl = (size_t)(end - d);
     memcpy(trace, "hb-", 3);
     memcpy(trace + 3, w->worker_id, wl); /* wl <= REF_WORKER_MAX_NAME */
     trace[3 + wl] = '-';
@@ -634,10 +767,10 @@ static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
     trace[4 + wl + dl] = 0;
 
     typedef Cordum__Agent__V1__Heartbeat__LabelsEntry label_entry;
-    size_t n = ref_block_envelope_size(trace, w->worker_id) +
-               ref_block_size(sizeof(Cordum__Agent__V1__Heartbeat)) +
-               ref_block_str_size(w->worker_id) + ref_block_str_size(w->pool) +
-               ref_block_str_size(w->last_memo);
+    size_t tl = 4 + wl + dl;
+    size_t n = ref_block_envelope_size_n(tl, wl) +
+               ref_block_size(sizeof(Cordum__Agent__V1__Heartbeat)) + ref_block_str_size_n(wl) +
+               ref_block_str_size_n(w->pool_len) + ref_block_str_size_n(w->memo_len);
     if (w->n_caps)
         n += ref_block_size(w->n_caps * sizeof(char *));
     for (size_t i = 0; i < w->n_caps; i++)
@@ -651,19 +784,19 @@ static cap_packet *build_heartbeat(ref_worker *w, int64_t now)
     void *blk = ref_block_new(&b, n);
     if (!blk)
         return NULL;
-    cap_packet *p = ref_block_envelope(&b, trace, w->worker_id, now);
+    cap_packet *p = ref_block_envelope_n(&b, trace, tl, w->worker_id, wl, now);
     Cordum__Agent__V1__Heartbeat *hb = ref_block_take_raw(&b, sizeof *hb); /* set by __init */
     if (!p || !hb)
         return block_done(&b, blk, NULL);
     cordum__agent__v1__heartbeat__init(hb);
     p->payload_case = CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT;
     p->heartbeat = hb;
-    hb->worker_id = ref_block_str(&b, w->worker_id);
-    hb->pool = ref_block_str(&b, w->pool);
+    hb->worker_id = ref_block_str_n(&b, w->worker_id, wl);
+    hb->pool = ref_block_str_n(&b, w->pool, w->pool_len);
     hb->active_jobs = w->running;
     hb->max_parallel_jobs = w->max_parallel;
     hb->progress_pct = progress_pct(w, now);
-    hb->last_memo = ref_block_str(&b, w->last_memo);
+    hb->last_memo = ref_block_str_n(&b, w->last_memo, w->memo_len);
     if (w->n_caps && (hb->capabilities = ref_block_take(&b, w->n_caps * sizeof(char *)))) {
         hb->n_capabilities = w->n_caps;
         for (size_t i = 0; i < w->n_caps; i++)
@@ -692,13 +825,14 @@ void ref_worker_free(ref_worker *w)
         return;
     for (size_t i = 0; i < w->cap_recs; i++) {
         job_rec *r = rec_at(w, i);
-        free(r->strs);
-        text_free(r);
+        free(r->heap);
     }
     for (size_t i = 0; i < w->cap_recs; i += REC_CHUNK)
         free(w->chunks[i / REC_CHUNK]);
-    free(w->chunks);
-    free(w->live);
+    if (w->chunks != w->chunks_in)
+        free(w->chunks);
+    if (w->live != w->live_in)
+        free(w->live);
     ref_strmap_free(&w->by_job);
     for (size_t i = 0; i < w->n_caps; i++)
         free(w->caps[i]);
@@ -709,10 +843,7 @@ void ref_worker_free(ref_worker *w)
     }
     free(w->label_k);
     free(w->label_v);
-    free(w->worker_id);
-    free(w->pool);
-    free(w->pool_subject);
-    free(w->direct_subject);
+    free(w->names_heap);
     free(w);
 }
 
@@ -748,9 +879,10 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
 {
     if (!cfg || !out || !config_ok(cfg))
         return CAP_EINVAL;
-    ref_worker *w = calloc(1, sizeof *w);
+    ref_worker *w = aligned_alloc(_Alignof(ref_worker), sizeof *w);
     if (!w)
         return CAP_ENOMEM;
+    memset(w, 0, sizeof *w);
     w->max_parallel = cfg->max_parallel_jobs ? cfg->max_parallel_jobs : 1;
     w->hb_interval = cfg->heartbeat_interval_ns ? cfg->heartbeat_interval_ns
                                                 : REF_WORKER_DEFAULT_HEARTBEAT_NS;
@@ -760,21 +892,33 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
     w->no_journal = cfg->no_journal != 0;
     w->handler = cfg->handler;
     w->hctx = cfg->handler_ctx;
-    w->worker_id = dup_str(cfg->worker_id);
-    w->pool = dup_str(cfg->pool);
-    size_t np = strlen(cfg->pool) + 8, nd = strlen(cfg->worker_id) + 16;
-    w->pool_subject = malloc(np);
-    w->direct_subject = malloc(nd);
+    w->worker_len = strlen(cfg->worker_id);
+    w->pool_len = strlen(cfg->pool);
+    /* worker_id, pool, job.<pool>, worker.<worker_id>.jobs with their NULs */
+    size_t names = 2 * w->worker_len + 2 * w->pool_len + 4 + 4 + 12;
+    char *nb = names <= sizeof w->names_in ? w->names_in : (w->names_heap = malloc(names));
+    if (nb) {
+        memcpy(nb, cfg->worker_id, w->worker_len + 1);
+        w->worker_id = nb;
+        nb += w->worker_len + 1;
+        memcpy(nb, cfg->pool, w->pool_len + 1);
+        w->pool = nb;
+        nb += w->pool_len + 1;
+        memcpy(nb, "job.", 4);
+        memcpy(nb + 4, cfg->pool, w->pool_len + 1);
+        w->pool_subject = nb;
+        nb += 4 + w->pool_len + 1;
+        memcpy(nb, "worker.", 7);
+        memcpy(nb + 7, cfg->worker_id, w->worker_len);
+        memcpy(nb + 7 + w->worker_len, ".jobs", 6);
+        w->direct_subject = nb;
+    }
     ref_strmap_init_borrowed(&w->by_job); /* keys: the records' own job ids */
     w->cap_live = (uint32_t)w->max_parallel + 1;
-    w->live = malloc(w->cap_live * sizeof *w->live);
-    w->chunks = calloc((w->max_jobs + REC_CHUNK - 1) / REC_CHUNK, sizeof *w->chunks);
-    int ok = w->worker_id && w->pool && w->pool_subject && w->direct_subject && w->live &&
-             w->chunks;
-    if (ok) {
-        snprintf(w->pool_subject, np, "job.%s", cfg->pool);
-        snprintf(w->direct_subject, nd, "worker.%s.jobs", cfg->worker_id);
-    }
+    w->live = w->cap_live <= LIVE_INLINE ? w->live_in : malloc(w->cap_live * sizeof *w->live);
+    size_t n_chunks = (w->max_jobs + REC_CHUNK - 1) / REC_CHUNK;
+    w->chunks = n_chunks <= CHUNKS_INLINE ? w->chunks_in : calloc(n_chunks, sizeof *w->chunks);
+    int ok = nb && w->live && w->chunks;
     if (ok && cfg->n_capabilities) {
         w->caps = calloc(cfg->n_capabilities, sizeof *w->caps);
         ok = w->caps != NULL;
@@ -875,15 +1019,23 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (strcmp(nz(d->assigned_worker_id), w->worker_id) != 0)
         return reject(w, fx, now, job_id, d, "wrong-worker");
 
+    /* A new job takes the slot of the record that finished first or,
+     * while the table fills, a free one: their lines are asked for now,
+     * while the job id is looked up. */
+    if (w->fin_first)
+        rec_prefetch(fin_oldest(w));
+    if (w->n_recs < w->cap_recs)
+        __builtin_prefetch(rec_at(w, w->free_from), 1);
     job_rec *r = rec_find(w, job_id);
     int rerun = r && r->finished && r->attempt == d->attempt && ref_bug_active(REF_BUG_HANDLER_TWICE); /* mutant handler-twice (ref_bugs.h): a redelivery runs again */
-    if (!rerun && r && r->attempt == d->attempt && strcmp(r->dispatch_id, nz(d->dispatch_id)) == 0) {
+    if (!rerun && r && r->attempt == d->attempt &&
+        strcmp(rs(r, S_DISPATCH), nz(d->dispatch_id)) == 0) {
         if (!r->finished)
-            return journal(w, fx, now, "duplicate-running", job_id, r->dispatch_id, r->attempt,
+            return journal(w, fx, now, "duplicate-running", job_id, rs(r, S_DISPATCH), r->attempt,
                            "redelivery while the attempt runs");
         int rc = publish_result(w, r, fx);
         if (rc == CAP_OK)
-            rc = journal(w, fx, now, "replay", job_id, r->dispatch_id, r->attempt,
+            rc = journal(w, fx, now, "replay", job_id, rs(r, S_DISPATCH), r->attempt,
                          ref_jobstate_name(r->state));
         return rc;
     }
@@ -902,12 +1054,12 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     char *evicted = NULL;
     const char *evict_why = NULL;
     if (!r) {
-        r = rec_slot(w, now, &evicted, &evict_why);
-        if (!r)
-            return CAP_EFULL; /* unreachable: max_jobs > max_parallel_jobs */
+        int src = rec_slot(w, now, &r, &evicted, &evict_why);
+        if (src != CAP_OK)
+            return src; /* CAP_EFULL is unreachable: max_jobs > max_parallel_jobs */
     }
     uint64_t old_timer = superseded ? r->timer_id : 0;
-    char *old_dispatch = superseded ? dup_str(r->dispatch_id) : NULL;
+    char *old_dispatch = superseded ? dup_str(rs(r, S_DISPATCH)) : NULL;
     uint64_t old_attempt = r->attempt;
     int was_used = r->used;
     if ((superseded && !old_dispatch) || rec_load(w, r, pkt, req) != CAP_OK) {
@@ -921,7 +1073,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (superseded)
         w->running--;
 
-    int rc = ref_strmap_put(&w->by_job, r->job_id, (void *)(uintptr_t)(r->idx + 1));
+    int rc = ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
     if (evicted) {
         if (rc == CAP_OK)
             rc = journal(w, fx, now, "evict", evicted, "", 0, evict_why);
@@ -940,17 +1092,17 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     r->state = REF_JOB_DISPATCHED;
     r->started = now;
     if (full) {
-        int trc = text_set(r, "max_parallel_jobs reached");
+        int trc = text_set(w, r, "max_parallel_jobs reached");
         r->error_code_enum = CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
         r->execution_ns = 0;
         finish(w, r, REF_JOB_FAILED_RETRYABLE, now);
         if (trc != CAP_OK)
             return CAP_ENOMEM;
-        set_memo(w, "busy", job_id);
+        set_memo(w, "busy", rs(r, S_JOB), rl(r, S_JOB));
         if (rc == CAP_OK)
             rc = publish_result(w, r, fx);
         if (rc == CAP_OK)
-            rc = journal(w, fx, now, "busy", job_id, r->dispatch_id, r->attempt,
+            rc = journal(w, fx, now, "busy", job_id, rs(r, S_DISPATCH), r->attempt,
                          "ERROR_CODE_JOB_RESOURCE_EXHAUSTED");
         return rc;
     }
@@ -965,7 +1117,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (ref_js_outcome_applies(o))
         r->state = REF_JOB_RUNNING;
     w->running++;
-    if (text_set(r, work.text) != CAP_OK) {
+    if (text_set(w, r, work.text) != CAP_OK) {
         /* Nothing was published for this attempt: end it as a fatal
          * failure so a redelivery replays a result instead of hanging. */
         w->running--;
@@ -975,7 +1127,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (r->pending != REF_JOB_RUNNING) {
         r->timer_id = timer_id_for(w, r);
     }
-    set_memo(w, "started", job_id);
+    set_memo(w, "started", rs(r, S_JOB), rl(r, S_JOB));
     cap_packet *prog = build_progress(w, r, now);
     if (!prog && rc == CAP_OK)
         rc = CAP_ENOMEM;
@@ -989,7 +1141,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
         if (rc == CAP_OK)
             rc = trc;
     }
-    int jrc = journal(w, fx, now, "run", job_id, r->dispatch_id, r->attempt,
+    int jrc = journal(w, fx, now, "run", job_id, rs(r, S_DISPATCH), r->attempt,
                       r->pending == REF_JOB_RUNNING ? "HANG" : ref_jobstate_name(r->pending));
     return rc == CAP_OK ? jrc : rc;
 }
@@ -1010,32 +1162,32 @@ static int on_cancel(ref_worker *w, const job_cancel *c, int64_t now, ref_effect
             why = "stale-attempt";
         else if (d->attempt > r->attempt)
             why = "future-attempt";
-        else if (strcmp(nz(d->dispatch_id), r->dispatch_id) != 0)
+        else if (strcmp(nz(d->dispatch_id), rs(r, S_DISPATCH)) != 0)
             why = "dispatch-mismatch";
         if (why)
             return journal(w, fx, now, "ignore-cancel", job_id, d->dispatch_id, d->attempt, why);
     }
     if (r->finished)
-        return journal(w, fx, now, "ignore-cancel", job_id, r->dispatch_id, r->attempt,
+        return journal(w, fx, now, "ignore-cancel", job_id, rs(r, S_DISPATCH), r->attempt,
                        "attempt already finished");
     if (!ref_jobstate_can_cancel(r->state))
-        return journal(w, fx, now, "ignore-cancel", job_id, r->dispatch_id, r->attempt,
+        return journal(w, fx, now, "ignore-cancel", job_id, rs(r, S_DISPATCH), r->attempt,
                        ref_jobstate_name(r->state));
-    if (text_set(r, nz(c->reason)[0] ? c->reason : "cancelled") != CAP_OK)
+    if (text_set(w, r, nz(c->reason)[0] ? c->reason : "cancelled") != CAP_OK)
         return CAP_ENOMEM;
     uint64_t timer_id = r->timer_id;
     r->error_code_enum = 0;
     r->execution_ns = now - r->started < 0 ? 0 : now - r->started;
     w->running--;
     finish(w, r, REF_JOB_CANCELLED, now);
-    set_memo(w, "cancelled", job_id);
+    set_memo(w, "cancelled", rs(r, S_JOB), rl(r, S_JOB));
     int rc = CAP_OK;
     if (timer_id)
         rc = ref_effects_timer_cancel(fx, timer_id);
     if (rc == CAP_OK)
         rc = publish_result(w, r, fx);
     if (rc == CAP_OK)
-        rc = journal(w, fx, now, "cancel", job_id, r->dispatch_id, r->attempt, nz(c->reason));
+        rc = journal(w, fx, now, "cancel", job_id, rs(r, S_DISPATCH), r->attempt, nz(c->reason));
     return rc;
 }
 
@@ -1044,6 +1196,7 @@ int ref_worker_on_packet(ref_worker *w, const char *subject, const cap_packet *p
 {
     if (!w || !subject || !pkt || !fx)
         return CAP_EINVAL;
+    worker_prefetch(w);
     if (pkt->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST && pkt->job_request &&
         (strcmp(subject, w->pool_subject) == 0 || strcmp(subject, w->direct_subject) == 0))
         return on_request(w, pkt, pkt->job_request, now, fx);
@@ -1058,6 +1211,7 @@ int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx
 {
     if (!w || !fx)
         return CAP_EINVAL;
+    worker_prefetch(w);
     if (id == REF_WORKER_TIMER_HEARTBEAT)
         return heartbeat(w, now, fx);
     job_rec *r = id ? rec_by_timer(w, id) : NULL;
@@ -1065,10 +1219,10 @@ int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx
         return CAP_OK;
     w->running--;
     finish(w, r, r->pending, now);
-    set_memo(w, ref_jobstate_name(r->state), r->job_id);
+    set_memo(w, ref_jobstate_name(r->state), rs(r, S_JOB), rl(r, S_JOB));
     int rc = publish_result(w, r, fx);
     if (rc == CAP_OK)
-        rc = journal(w, fx, now, "result", r->job_id, r->dispatch_id, r->attempt,
+        rc = journal(w, fx, now, "result", rs(r, S_JOB), rs(r, S_DISPATCH), r->attempt,
                      ref_jobstate_name(r->state));
     return rc;
 }

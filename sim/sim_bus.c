@@ -51,11 +51,47 @@ typedef struct {
     lit_bucket *lb; /* NULL: empty */
 } lit_slot;
 
+/* A subject published before and what routing found for it: its length
+ * and its literal bucket. A publish whose subject is one of these skips
+ * the subject's scan, hash and probe (one string comparison instead):
+ * the text is a valid subject, and a pattern's bucket, once made, stays
+ * the same (its ids are read at each publish). An entry that found no
+ * bucket is dropped when a bucket is made. Only routing reads the memos:
+ * nothing seen outside depends on them. */
+#define ROUTE_MEMOS 4         /* kept subjects */
+#define ROUTE_MEMO_LEN 31     /* longest subject kept */
+typedef struct {
+    size_t len;               /* 0: unused */
+    lit_bucket *lb;           /* NULL: no literal subscription */
+    char text[ROUTE_MEMO_LEN + 1];
+} route_memo;
+
+/* Delivery blocks of DELIVERY_BLOCK bytes (struct, subject, reply and
+ * bytes of most packets) are reused: sim_delivery_free puts one back on
+ * the pool's free list (at most DELIVERY_KEEP kept), and push_copy takes
+ * from it before calling malloc. Larger deliveries are plain blocks. The
+ * pool outlives its bus while deliveries are out: sim_bus_free marks it
+ * and the last delivery back frees it. */
+#define DELIVERY_BLOCK 384
+#define DELIVERY_KEEP 256
+typedef struct free_block {
+    struct free_block *next;
+} free_block;
+
+struct sim_delivery_pool {
+    free_block *free_list;
+    size_t nfree;
+    size_t out;   /* pooled blocks handed out, not back */
+    int bus_gone; /* the bus was freed */
+};
+
 struct sim_bus {
     sim_bus_config cfg;
     sim_rng route_rng, latency_rng;
     bus_actor *actors;
     size_t nactors, cap_actors;
+    uint32_t *actor_slots;        /* actor id + 1 by name hash, open addressing (0: empty) */
+    size_t cap_actor_slots;       /* a power of two, over twice nactors */
     bus_sub *subs;
     size_t nsubs, cap_subs;
     /* Routing index: literal patterns by hash (open addressing over
@@ -70,6 +106,13 @@ struct sim_bus {
     size_t nwild, cap_wild;
     uint32_t *scratch;            /* matching subscriptions of one publish */
     size_t cap_scratch;
+    /* Route memos: a subject enters `trial` when routed the long way and
+     * moves into `memo` (round robin over next_memo) when it comes again
+     * while there, so subjects used once (a worker's own jobs subject) do not
+     * push out the ones used all the time. */
+    route_memo memo[ROUTE_MEMOS];
+    route_memo trial;
+    size_t next_memo;
     bus_fault *faults;
     size_t nfaults, cap_faults;
     size_t nreplay;               /* REPLAY rules added (0: no replay work at publish) */
@@ -82,6 +125,7 @@ struct sim_bus {
     /* sim_bus_publish encodes here (kept within SIM_BUS_ARENA_KEEP bytes). */
     uint8_t *enc;
     size_t cap_enc;
+    struct sim_delivery_pool *pool;
 };
 
 /* ---- subjects ---- */
@@ -237,11 +281,27 @@ int sim_bus_new(const sim_bus_config *cfg, sim_bus **out)
     if (!b)
         return CAP_ENOMEM;
     b->cfg = *cfg;
+    b->pool = calloc(1, sizeof *b->pool);
+    if (!b->pool) {
+        free(b);
+        return CAP_ENOMEM;
+    }
     cap_arena_init(&b->arena, SIM_BUS_ARENA_KEEP);
     sim_rng_stream(&b->route_rng, cfg->seed, "bus.route");
     sim_rng_stream(&b->latency_rng, cfg->seed, "bus.latency");
     *out = b;
     return CAP_OK;
+}
+
+/* Frees the pool's free blocks. */
+static void pool_drain(struct sim_delivery_pool *pool)
+{
+    while (pool->free_list) {
+        free_block *f = pool->free_list;
+        pool->free_list = f->next;
+        free(f);
+    }
+    pool->nfree = 0;
 }
 
 static void fault_strings_free(sim_fault *f)
@@ -273,10 +333,15 @@ void sim_bus_free(sim_bus *b)
     free(b->wild);
     free(b->scratch);
     free(b->actors);
+    free(b->actor_slots);
     free(b->subs);
     free(b->faults);
     cap_arena_free(&b->arena);
     free(b->enc);
+    pool_drain(b->pool);
+    b->pool->bus_gone = 1;
+    if (!b->pool->out)
+        free(b->pool);
     free(b);
 }
 
@@ -304,18 +369,50 @@ static int name_ok(const char *s)
     return 1;
 }
 
+static uint64_t hash_str(const char *s);
+
+/* The slot of actor `name` (hash h) in actor_slots: its own, or the empty
+ * one where it would go. */
+static uint32_t *actor_slot(const sim_bus *b, const char *name, uint64_t h)
+{
+    size_t mask = b->cap_actor_slots - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t *sl = &b->actor_slots[i];
+        if (!*sl || strcmp(b->actors[*sl - 1].name, name) == 0)
+            return sl;
+    }
+}
+
+/* Refiles every actor in a table of cap slots. */
+static int actor_rehash(sim_bus *b, size_t cap)
+{
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return CAP_ENOMEM;
+    free(b->actor_slots);
+    b->actor_slots = slots;
+    b->cap_actor_slots = cap;
+    for (size_t i = 0; i < b->nactors; i++)
+        *actor_slot(b, b->actors[i].name, hash_str(b->actors[i].name)) = (uint32_t)i + 1;
+    return CAP_OK;
+}
+
 int sim_bus_actor(sim_bus *b, const char *name, uint32_t *id)
 {
     if (!b || !name_ok(name))
         return CAP_EINVAL;
-    for (size_t i = 0; i < b->nactors; i++)
-        if (strcmp(b->actors[i].name, name) == 0) {
-            if (id)
-                *id = (uint32_t)i;
-            return CAP_OK;
-        }
+    uint64_t h = hash_str(name);
+    uint32_t *sl = b->cap_actor_slots ? actor_slot(b, name, h) : NULL;
+    if (sl && *sl) {
+        if (id)
+            *id = *sl - 1;
+        return CAP_OK;
+    }
     if (b->nactors >= SIM_BUS_MAX_ACTORS)
         return CAP_EFULL;
+    if ((b->nactors + 1) * 2 > b->cap_actor_slots &&
+        actor_rehash(b, b->cap_actor_slots ? b->cap_actor_slots * 2 : 64) != CAP_OK)
+        return CAP_ENOMEM;
     if (grow((void **)&b->actors, &b->cap_actors, b->nactors, sizeof *b->actors) != CAP_OK)
         return CAP_ENOMEM;
     char *copy = strdup(name);
@@ -323,6 +420,7 @@ int sim_bus_actor(sim_bus *b, const char *name, uint32_t *id)
         return CAP_ENOMEM;
     b->actors[b->nactors].name = copy;
     b->actors[b->nactors].skew = 0;
+    *actor_slot(b, name, h) = (uint32_t)b->nactors + 1;
     if (id)
         *id = (uint32_t)b->nactors;
     b->nactors++;
@@ -435,6 +533,16 @@ static int lit_add_id(lit_bucket *lb, uint32_t si)
 
 static int grow(void **arr, size_t *cap, size_t n, size_t sz);
 
+/* Drops the route memos that found no bucket (a bucket was just made). */
+static void memo_forget_unrouted(sim_bus *b)
+{
+    for (size_t i = 0; i < ROUTE_MEMOS; i++)
+        if (!b->memo[i].lb)
+            b->memo[i].len = 0;
+    if (!b->trial.lb)
+        b->trial.len = 0;
+}
+
 /* Files subscription si (its pattern already stored) in the index. */
 static int index_sub(sim_bus *b, uint32_t si)
 {
@@ -464,6 +572,7 @@ static int index_sub(sim_bus *b, uint32_t si)
         memcpy(lb->pattern, pat, len + 1);
         b->lits[b->nlits++] = lb;
         lit_place(b->lit_slots, b->cap_slots, lb, h);
+        memo_forget_unrouted(b);
     }
     return lit_add_id(lb, si);
 }
@@ -677,7 +786,49 @@ static int partitioned(const sim_bus *b, const char *subject, const char *from, 
 
 void sim_delivery_free(sim_delivery *d)
 {
-    free(d); /* one block: the struct, then subject, reply and bytes */
+    /* One block: the struct, then subject, reply and bytes. */
+    struct sim_delivery_pool *pool = d ? d->pool : NULL;
+    if (!pool) {
+        free(d);
+        return;
+    }
+    pool->out--;
+    if (pool->bus_gone || pool->nfree >= DELIVERY_KEEP) {
+        free(d);
+        if (pool->bus_gone && !pool->out)
+            free(pool);
+        return;
+    }
+    free_block *f = (free_block *)d;
+    f->next = pool->free_list;
+    pool->free_list = f;
+    pool->nfree++;
+}
+
+/* A delivery block of `size` bytes: a pooled one when it fits. */
+static sim_delivery *delivery_alloc(sim_bus *b, size_t size)
+{
+    struct sim_delivery_pool *pool = b->pool;
+    if (size > DELIVERY_BLOCK) {
+        sim_delivery *d = malloc(size);
+        if (d)
+            d->pool = NULL;
+        return d;
+    }
+    sim_delivery *d;
+    if (pool->free_list) {
+        free_block *f = pool->free_list;
+        pool->free_list = f->next;
+        pool->nfree--;
+        d = (sim_delivery *)f;
+    } else {
+        d = malloc(DELIVERY_BLOCK);
+        if (!d)
+            return NULL;
+    }
+    pool->out++;
+    d->pool = pool;
+    return d;
 }
 
 void sim_bus_event_release(sim_event *ev, void *ctx)
@@ -740,25 +891,28 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int copy, int64_
     if (copy == COPY_REPLAY)
         delay = add_sat(delay, after);
     size_t sl = m->subject_len, rl = m->reply_len;
-    sim_delivery *d = malloc(sizeof *d + sl + 1 + rl + 1 + m->len);
+    sim_delivery *d = delivery_alloc(b, sizeof *d + sl + 1 + rl + 1 + m->len);
     if (!d)
         return CAP_ENOMEM;
-    memset(d, 0, sizeof *d);
-    d->subject = (char *)(d + 1);
+    char *text = (char *)(d + 1);
+    *d = (sim_delivery){.msg_id = m->msg_id,
+                        .from = m->from,
+                        .to = s->actor,
+                        .sub_id = si,
+                        .sent_at = m->now,
+                        .duplicate = copy == COPY_DUPLICATE,
+                        .replay = copy == COPY_REPLAY,
+                        .subject = text,
+                        .reply = text + sl + 1,
+                        .bytes = (uint8_t *)text + sl + 1 + rl + 1,
+                        .len = m->len,
+                        .pool = d->pool};
     memcpy(d->subject, m->subject, sl + 1);
-    d->reply = d->subject + sl + 1;
-    memcpy(d->reply, m->reply, rl + 1);
-    d->bytes = (uint8_t *)d->reply + rl + 1;
+    if (rl) /* most publishes have no reply subject */
+        memcpy(d->reply, m->reply, rl);
+    d->reply[rl] = '\0';
     if (m->len)
         memcpy(d->bytes, m->bytes, m->len);
-    d->len = m->len;
-    d->msg_id = m->msg_id;
-    d->from = m->from;
-    d->to = s->actor;
-    d->sub_id = si;
-    d->sent_at = m->now;
-    d->duplicate = copy == COPY_DUPLICATE;
-    d->replay = copy == COPY_REPLAY;
     for (size_t i = 0; i < b->nfaults; i++) {
         bus_fault *f = &b->faults[i];
         if (f->f.kind != SIM_FAULT_CORRUPT || !fault_applies(&f->f, m->subject, fromn, ton, m->now))
@@ -777,7 +931,7 @@ static int push_copy(sim_bus *b, const pub_ctx *m, uint32_t si, int copy, int64_
     ev.data = d;
     int rc = sim_queue_push(q, &ev, NULL);
     if (rc != CAP_OK) {
-        free(d);
+        sim_delivery_free(d);
         return rc;
     }
     b->stats.routed++;
@@ -838,11 +992,37 @@ static int sub_matches(const bus_sub *s, const char *subject)
     return s->active && sim_subject_match(s->pattern, subject);
 }
 
-/* The active subscriptions matching subject, in subscription order, into
- * b->scratch; their count, or -1 when out of memory. */
-static long collect_matches(sim_bus *b, const char *subject, size_t len, uint64_t hash)
+/* The memo of subject, or NULL. */
+static route_memo *memo_find(sim_bus *b, const char *subject)
 {
-    const lit_bucket *lb = lit_find(b, subject, len, hash);
+    for (size_t i = 0; i < ROUTE_MEMOS; i++)
+        if (b->memo[i].len && strcmp(b->memo[i].text, subject) == 0)
+            return &b->memo[i];
+    return NULL;
+}
+
+/* Notes that subject (valid, len bytes) routed to bucket lb: a second
+ * sighting in a row of trials moves it from the trial to a memo. */
+static void memo_note(sim_bus *b, const char *subject, size_t len, lit_bucket *lb)
+{
+    if (len > ROUTE_MEMO_LEN)
+        return;
+    route_memo *m = &b->trial;
+    if (b->trial.len == len && memcmp(b->trial.text, subject, len) == 0) {
+        m = &b->memo[b->next_memo];
+        b->next_memo = (b->next_memo + 1) % ROUTE_MEMOS;
+        b->trial.len = 0;
+    }
+    m->len = len;
+    m->lb = lb;
+    memcpy(m->text, subject, len + 1);
+}
+
+/* The active subscriptions matching subject (a valid subject of literal
+ * bucket lb, NULL: none), in subscription order, into b->scratch; their
+ * count, or -1 when out of memory. */
+static long collect_matches(sim_bus *b, const char *subject, const lit_bucket *lb)
+{
     size_t need = (lb ? lb->n : 0) + b->nwild;
     if (need > b->cap_scratch) {
         size_t c = b->cap_scratch ? b->cap_scratch : 16;
@@ -882,26 +1062,60 @@ static int count_rule_takes(const sim_bus *b, const bus_fault *f, sim_fault_kind
            (!f->f.from || strcmp(f->f.from, b->actors[from].name) == 0);
 }
 
-/* Is match[i] the first of match[0..n) in its queue group? */
-static int first_in_group(const sim_bus *b, const uint32_t *match, size_t i)
+/* Is subscription si in queue group g (not NULL)? */
+static int in_group(const sim_bus *b, uint32_t si, const char *g)
 {
+    const char *sg = b->subs[si].group;
+    return sg == g || (sg && strcmp(sg, g) == 0);
+}
+
+/* Is match[i] the first of match[0..n) in its queue group? */
+static inline int first_in_group(const sim_bus *b, const uint32_t *match, size_t i)
+{
+    if (i == 0)
+        return 1;
     const char *g = b->subs[match[i]].group;
     for (size_t j = 0; j < i; j++)
-        if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, g) == 0)
+        if (in_group(b, match[j], g))
             return 0;
     return 1;
+}
+
+/* sim_rng_below(r, n) without its divisions when n is 1: the same one
+ * draw, and 0. */
+static uint64_t draw_below(sim_rng *r, uint64_t n)
+{
+    if (n == 1) {
+        (void)sim_rng_u64(r);
+        return 0;
+    }
+    return sim_rng_below(r, n);
 }
 
 int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const char *reply,
                           const uint8_t *bytes, size_t len, int64_t now, sim_queue *q)
 {
-    uint64_t hash = 0;
-    size_t subject_len = 0, reply_len = 0;
-    if (!b || !q || from >= b->nactors || !subject_scan(subject, 0, &hash, &subject_len) ||
-        (reply && *reply && !subject_scan(reply, 0, NULL, &reply_len)) || (len && !bytes) ||
-        len > SIM_BUS_MAX_BYTES)
+    if (!b || !q || !subject)
         return CAP_EINVAL;
-    long nm = collect_matches(b, subject, subject_len, hash);
+    /* The subject: a memo's, else scanned, hashed and looked up. */
+    const route_memo *memo = memo_find(b, subject);
+    size_t subject_len = 0, reply_len = 0;
+    lit_bucket *lb = NULL;
+    uint64_t hash = 0;
+    if (memo) {
+        subject_len = memo->len;
+        lb = memo->lb;
+    } else if (subject_scan(subject, 0, &hash, &subject_len)) {
+        lb = lit_find(b, subject, subject_len, hash);
+    } else {
+        return CAP_EINVAL;
+    }
+    if (from >= b->nactors || (reply && *reply && !subject_scan(reply, 0, NULL, &reply_len)) ||
+        (len && !bytes) || len > SIM_BUS_MAX_BYTES)
+        return CAP_EINVAL;
+    if (!memo)
+        memo_note(b, subject, subject_len, lb);
+    long nm = collect_matches(b, subject, lb);
     if (nm < 0)
         return CAP_ENOMEM;
     const uint32_t *match = b->scratch;
@@ -933,14 +1147,12 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
         }
         if (!first_in_group(b, match, i))
             continue;
-        uint64_t members = 0;
+        uint64_t members = 1; /* match[i], then the later ones */
+        for (size_t j = i + 1; j < (size_t)nm; j++)
+            members += (uint64_t)in_group(b, match[j], s->group);
+        uint64_t pick = draw_below(&b->route_rng, members);
         for (size_t j = i; j < (size_t)nm; j++)
-            if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, s->group) == 0)
-                members++;
-        uint64_t pick = sim_rng_below(&b->route_rng, members);
-        for (size_t j = i; j < (size_t)nm; j++)
-            if (b->subs[match[j]].group && strcmp(b->subs[match[j]].group, s->group) == 0 &&
-                pick-- == 0) {
+            if (in_group(b, match[j], s->group) && pick-- == 0) {
                 chosen[n++] = match[j];
                 break;
             }
@@ -1018,6 +1230,8 @@ int sim_bus_request(sim_bus *b, uint32_t from, const char *subject, const cap_pa
 
 /* ---- deliver ---- */
 
+static int deliver_decode(sim_bus *b, const sim_delivery *d, sim_msg *msg, cap_diag *diag);
+
 int sim_bus_deliver(sim_bus *b, const sim_event *ev, int64_t now, sim_msg *msg, cap_diag *diag)
 {
     cap_diag_clear(diag);
@@ -1029,18 +1243,21 @@ int sim_bus_deliver(sim_bus *b, const sim_event *ev, int64_t now, sim_msg *msg, 
     memset(msg, 0, sizeof *msg);
     msg->d = d;
     msg->local_time = sim_bus_local_time(b, d->to, now);
-    pub_ctx m = {d->msg_id, d->from, d->subject, d->reply, d->bytes, d->len, now};
     const char *ton = b->actors[d->to].name;
-    if (b->subs[d->sub_id].removed) {
+    if (b->subs[d->sub_id].removed)
         msg->reason = SIM_DROP_UNSUBSCRIBED;
-        drop(b, &m, ton, msg->reason);
-        return SIM_BUS_DROPPED;
-    }
-    if (partitioned(b, d->subject, b->actors[d->from].name, ton, now)) {
+    else if (b->nfaults && partitioned(b, d->subject, b->actors[d->from].name, ton, now))
         msg->reason = SIM_DROP_PARTITION;
-        drop(b, &m, ton, msg->reason);
-        return SIM_BUS_DROPPED;
-    }
+    else
+        return deliver_decode(b, d, msg, diag);
+    pub_ctx m = {d->msg_id, d->from, d->subject, d->reply, d->bytes, d->len, now};
+    drop(b, &m, ton, msg->reason);
+    return SIM_BUS_DROPPED;
+}
+
+/* The decode of a delivery that was not dropped (sim_bus_deliver). */
+static int deliver_decode(sim_bus *b, const sim_delivery *d, sim_msg *msg, cap_diag *diag)
+{
     int rc = cap_packet_decode_in(d->bytes, d->len, &b->cfg.bounds, b->cfg.decode_mode,
                                   &b->arena.allocator, &msg->packet, diag);
     if (rc != CAP_OK) {

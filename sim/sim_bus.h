@@ -240,6 +240,8 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
 int sim_bus_request(sim_bus *b, uint32_t from, const char *subject, const cap_packet *packet,
                     int64_t now, sim_queue *q, char *inbox);
 
+struct sim_delivery_pool;
+
 /* What a delivery event carries (owned by the event). */
 typedef struct {
     uint64_t msg_id;  /* 1, 2, ...: which publish this is a copy of */
@@ -252,9 +254,11 @@ typedef struct {
     char *reply;      /* NUL-terminated, "" when none */
     uint8_t *bytes;   /* the bytes on the wire (after corruption) */
     size_t len;
+    struct sim_delivery_pool *pool; /* the bus's: where the block goes back (NULL: freed) */
 } sim_delivery;
 
-/* Frees a delivery (NULL accepted). */
+/* Frees a delivery (NULL accepted). The bus keeps a bounded number of
+ * small delivery blocks for reuse; a delivery may outlive its bus. */
 void sim_delivery_free(sim_delivery *d);
 
 /* A sim_queue release callback: frees ev->data when ev->kind is the

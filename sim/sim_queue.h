@@ -1,17 +1,23 @@
-/* The simulator's event queue: a min-heap (four children a node) ordered by
- * (time, seq), where time is int64 virtual nanoseconds and seq a uint64
- * assigned at insertion (0, 1, 2, ... per queue, never reused). Two events
- * at the same time leave in the order they were pushed; nothing depends on
- * pointer values or hash order, so one sequence of pushes and pops always
- * gives one sequence of events.
+/* The simulator's event queue, ordered by (time, seq), where time is int64
+ * virtual nanoseconds and seq a uint64 assigned at insertion (0, 1, 2, ...
+ * per queue, never reused). Two events at the same time leave in the order
+ * they were pushed; nothing depends on pointer values or hash order, so one
+ * sequence of pushes and pops always gives one sequence of events.
+ *
+ * Inside, three tiers by time (see sim_queue.c): a small min-heap for the
+ * events of the buckets already reached, a ring of time buckets (unsorted
+ * lists) for the rest of the current span of 2^SIM_QUEUE_SPAN_BITS ns, and
+ * a second min-heap for later spans. A bucket goes into the near heap whole when
+ * the heap runs empty. The tiers only change the cost; the order is the
+ * (time, seq) order whatever tier an event waits in.
  *
  * Bounded: at most `max` pending events (sim_queue_init); a push past the
  * bound returns CAP_EFULL and changes nothing (not even the next seq).
  * Storage grows on demand up to the bound.
  *
  * Cancel: every push returns a handle; sim_queue_cancel removes that event
- * at once (O(log n), no lazy tombstones) and hands it back so the caller
- * can free its data. A handle of an event already popped or cancelled is
+ * at once (O(1) from a bucket, O(log n) from a heap; no lazy tombstones)
+ * and hands it back so the caller can free its data. A handle of an event already popped or cancelled is
  * simply not found (slot generations make a stale handle harmless).
  *
  * Ownership: the queue stores sim_event values. `data` is the caller's
@@ -41,19 +47,40 @@ typedef struct {
 
 typedef struct sim_queue_slot sim_queue_slot; /* private */
 
-/* A heap entry: the ordering key of a pending event and its slot. */
+/* The ordering key of a pending event: hi is its time with the sign bit
+ * flipped (so unsigned order is time order), lo its seq. */
 typedef struct {
-    int64_t time;
-    uint64_t seq;
-    uint32_t slot;
-} sim_queue_entry;
+    uint64_t hi;
+    uint64_t lo;
+} sim_queue_key;
+
+/* A 4-ary min-heap of keys; the keys array holds, from len on, the
+ * greatest key (see sim_queue.c). */
+typedef struct {
+    sim_queue_key *keys; /* heap-ordered */
+    void *keys_mem;      /* owned: the block keys points into */
+    uint32_t *slot;      /* owned: the slot of the event at each heap index */
+    size_t len;
+} sim_queue_heap;
+
+/* The bucket ring: 2^SIM_QUEUE_BUCKET_BITS ns a bucket, 2^SIM_QUEUE_RING_BITS
+ * buckets, so a ring spans 2^SIM_QUEUE_SPAN_BITS ns (about 17 s). */
+#define SIM_QUEUE_BUCKET_BITS 22
+#define SIM_QUEUE_RING_BITS 12
+#define SIM_QUEUE_SPAN_BITS (SIM_QUEUE_BUCKET_BITS + SIM_QUEUE_RING_BITS)
+#define SIM_QUEUE_RING ((size_t)1 << SIM_QUEUE_RING_BITS)
 
 typedef struct {
     sim_queue_slot *slots; /* owned */
-    sim_queue_entry *heap; /* owned: pending events' keys, heap-ordered */
-    uint32_t *pos;         /* owned: a pending event's index in heap, by slot (apart
-                            * from the slots: every move in the heap writes it, and
-                            * 4 bytes a slot keep those writes within few cache lines) */
+    sim_queue_heap near;   /* events in buckets before next_bucket */
+    sim_queue_heap far;    /* events in spans after span */
+    uint32_t *pos;         /* owned: a heap event's index in its heap, by slot */
+    uint32_t *link_next;   /* owned: a bucket event's neighbours, by slot */
+    uint32_t *link_prev;
+    uint32_t *ring_head;   /* owned: first event of each bucket of the ring */
+    uint64_t *ring_bits;   /* owned: one bit a bucket, set when it holds events */
+    uint64_t next_bucket;  /* the first bucket (time key >> BUCKET_BITS) not in near */
+    uint64_t span;         /* the span (time key >> SPAN_BITS) the ring holds */
     uint32_t *free_list;   /* owned: unused slot indices */
     size_t len;            /* pending events */
     size_t nfree;

@@ -517,6 +517,126 @@ static void test_least_loaded_and_tie_break(void **state)
     ref_registry_free(r2);
 }
 
+/* id_by_tag: a chosen worker with a tag is named by the tag alone (no
+ * worker_id); one without a tag, or a request without the flag, gets its
+ * id; the choice is the same either way. */
+static void test_id_by_tag(void **state)
+{
+    (void)state;
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "job.a", 0, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w2", "job.a", 1, 0, 0, 0) >= 0);
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    for (int first_fit = 0; first_fit < 2; first_fit++) {
+        ref_sel_request q = {.job = job, .pools = POOL_A, .n_pools = 1,
+                             .first_fit = first_fit, .id_by_tag = 1};
+        ref_sel_result res;
+        assert_int_equal(ref_registry_select(r, 1, &q, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_OK);
+        assert_string_equal(res.worker_id, "w1"); /* no tag yet: named by id */
+        assert_null(res.tag);
+        static int mark;
+        ref_registry_set_inflight_memo(r, "w1", NULL, 0, &mark);
+        assert_int_equal(ref_registry_select(r, 1, &q, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_OK);
+        assert_string_equal(res.worker_id, "");
+        assert_ptr_equal(res.tag, &mark);
+        assert_string_equal(res.pool, "job.a");
+        q.id_by_tag = 0;
+        assert_int_equal(ref_registry_select(r, 1, &q, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w1");
+        assert_ptr_equal(res.tag, &mark);
+        ref_registry_set_inflight_memo(r, "w1", NULL, 0, NULL);
+    }
+    ref_registry_free(r);
+}
+
+/* A worker's pool follows its latest heartbeat; a pool no worker names any
+ * more (its last worker moved, was removed or expired) matches nobody, and
+ * matches again once a worker names it; the first fit and the full scan
+ * agree; a pool list longer than the registry looks up at once is matched
+ * as strings, with the same answer. */
+static void test_pool_moves_and_returns(void **state)
+{
+    (void)state;
+    job_buf jb;
+    Cordum__Agent__V1__JobRequest *job = job_make(&jb, "job.a");
+    static const char *const pool_b[] = {"job.b"};
+    static const char *const pool_c[] = {"job.c"};
+    /* a pool name longer than a map's inline key, to cover both kinds */
+    static const char *const pool_long[] = {"job.a-pool-with-a-long-name"};
+    ref_sel_result res;
+    for (int first_fit = 0; first_fit < 2; first_fit++) {
+        ref_registry *r = reg_new(NULL);
+        assert_true(beat(r, 0, "w1", "job.a", 0, 0, 0, 0) >= 0);
+        assert_true(beat(r, 0, "w2", "job.a", 1, 0, 0, 0) >= 0);
+        assert_true(beat(r, 0, "w3", pool_long[0], 0, 0, 0, 0) >= 0);
+        ref_sel_request qa = {.job = job, .pools = POOL_A, .n_pools = 1, .first_fit = first_fit};
+        ref_sel_request qb = {.job = job, .pools = pool_b, .n_pools = 1, .first_fit = first_fit};
+        ref_sel_request qc = {.job = job, .pools = pool_c, .n_pools = 1, .first_fit = first_fit};
+        ref_sel_request ql = {.job = job, .pools = pool_long, .n_pools = 1,
+                              .first_fit = first_fit};
+        assert_int_equal(ref_registry_select(r, 1, &qa, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w1");
+        assert_int_equal(ref_registry_select(r, 1, &ql, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w3");
+        assert_string_equal(res.pool, pool_long[0]);
+        /* w1 moves to job.b: job.a is w2's alone, job.b is w1's */
+        assert_true(beat(r, 1, "w1", "job.b", 0, 0, 0, 0) >= 0);
+        assert_string_equal(ref_registry_find(r, "w1")->pool, "job.b");
+        assert_int_equal(ref_registry_select(r, 1, &qa, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w2");
+        assert_string_equal(res.pool, "job.a");
+        assert_int_equal(ref_registry_select(r, 1, &qb, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w1");
+        assert_string_equal(res.pool, "job.b");
+        /* w2 moves too: nobody names job.a */
+        assert_true(beat(r, 2, "w2", "job.b", 1, 0, 0, 0) >= 0);
+        assert_int_equal(ref_registry_select(r, 2, &qa, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+        assert_int_equal(res.filtered[REF_SEL_POOL], 3);
+        /* a name never seen matches nobody either */
+        assert_int_equal(ref_registry_select(r, 2, &qc, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+        assert_int_equal(res.filtered[REF_SEL_POOL], 3);
+        /* w3 (the only one on the long name) leaves; the name is gone */
+        assert_int_equal(ref_registry_remove(r, "w3"), 1);
+        assert_int_equal(ref_registry_select(r, 2, &ql, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+        /* job.a comes back with a new worker */
+        assert_true(beat(r, 3, "w4", "job.a", 0, 0, 0, 0) >= 0);
+        assert_int_equal(ref_registry_select(r, 3, &qa, &res), CAP_OK);
+        assert_string_equal(res.worker_id, "w4");
+        /* every worker expires, then all come back for the next round */
+        ref_registry_lost lost[8];
+        assert_int_equal(ref_registry_expire(r, 3 + 31 * SEC, lost, 8), 3);
+        assert_string_equal(lost[0].pool, "job.b"); /* w1 */
+        assert_string_equal(lost[2].pool, "job.a"); /* w4 */
+        assert_int_equal(ref_registry_select(r, 3 + 31 * SEC, &qb, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_NO_WORKERS);
+        ref_registry_free(r);
+    }
+
+    /* more pools than are looked up at once: matched as strings */
+    ref_registry *r = reg_new(NULL);
+    assert_true(beat(r, 0, "w1", "p17", 0, 0, 0, 0) >= 0);
+    assert_true(beat(r, 0, "w2", "p03", 1, 0, 0, 0) >= 0);
+    const char *many[20];
+    char names[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof names[i], "p%02d", i);
+        many[i] = names[i];
+    }
+    for (size_t n = 16; n <= 20; n++) {
+        ref_sel_request q = {.job = job, .pools = many, .n_pools = n, .first_fit = 1};
+        assert_int_equal(ref_registry_select(r, 1, &q, &res), CAP_OK);
+        assert_int_equal(res.outcome, REF_SEL_OK);
+        assert_string_equal(res.worker_id, n > 17 ? "w1" : "w2"); /* p17 is the 18th */
+    }
+    ref_registry_free(r);
+}
+
 static void test_overload_rule(void **state)
 {
     (void)state;
@@ -1592,6 +1712,8 @@ int main(void)
         cmocka_unit_test(test_handshake_bounds),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_pool_moves_and_returns),
+        cmocka_unit_test(test_id_by_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -997,6 +997,197 @@ static void test_full_and_observer(void **state)
     assert_int_equal(sim_bus_new(&c, &bus), CAP_EINVAL);
 }
 
+/* ---- routing shortcuts: memos, actor index, delivery blocks ---- */
+
+/* The subjects a publish found before are remembered with their routing:
+ * what is delivered must still follow every subscription made or removed
+ * since, for subjects seen often, once, or too long to remember. */
+static void test_route_memo(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 5, NULL);
+    uint32_t from = actor(&w, "publisher"), r1 = actor(&w, "rcv-1"), r2 = actor(&w, "rcv-2");
+    const sim_bus_stats *st = sim_bus_get_stats(w.bus);
+    /* No subscriber yet: dropped each time, also once remembered. */
+    for (int i = 0; i < 3; i++)
+        pub(&w, from, "memo.subject", i, i);
+    assert_true(st->dropped[SIM_DROP_NO_SUBSCRIBER] == 3);
+    /* A subscription made after: the next publish reaches it. */
+    uint32_t s1 = 0, s2 = 0;
+    assert_int_equal(sim_bus_subscribe(w.bus, r1, "memo.subject", NULL, 0, &s1), CAP_OK);
+    for (int i = 0; i < 3; i++)
+        pub(&w, from, "memo.subject", 10 + i, i);
+    run(&w, INT64_MAX);
+    assert_int_equal(w.ng, 3);
+    assert_int_equal(count_to(&w, r1), 3);
+    /* A second subscription on the remembered subject, then the first
+     * removed. */
+    assert_int_equal(sim_bus_subscribe(w.bus, r2, "memo.subject", NULL, 0, &s2), CAP_OK);
+    pub(&w, from, "memo.subject", 20, 0);
+    run(&w, INT64_MAX);
+    assert_int_equal(count_to(&w, r1), 4);
+    assert_int_equal(count_to(&w, r2), 1);
+    assert_int_equal(sim_bus_unsubscribe(w.bus, s1), CAP_OK);
+    pub(&w, from, "memo.subject", 21, 0);
+    run(&w, INT64_MAX);
+    assert_int_equal(count_to(&w, r1), 4);
+    assert_int_equal(count_to(&w, r2), 2);
+    /* Many subjects seen once between the frequent ones, and one longer
+     * than a memo holds: each goes to its own subscriber. */
+    enum { N = 40 };
+    uint32_t ids[N];
+    char subj[N][80];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "once-%d", i);
+        ids[i] = actor(&w, name);
+        snprintf(subj[i], sizeof subj[i], i == N - 1 ? "a.subject.longer.than.any.memo.holds.%d" : "once.%d",
+                 i);
+        assert_int_equal(sim_bus_subscribe(w.bus, ids[i], subj[i], NULL, 0, NULL), CAP_OK);
+    }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++) {
+            pub(&w, from, subj[i], 100 + i, i);
+            pub(&w, from, "memo.subject", 100 + i, 0);
+            pub(&w, from, subj[N - 1], 100 + i, N - 1);
+        }
+    run(&w, INT64_MAX);
+    for (int i = 0; i < N - 1; i++)
+        assert_int_equal(count_to(&w, ids[i]), 3);
+    assert_int_equal(count_to(&w, ids[N - 1]), 3 + 3 * N);
+    assert_int_equal(count_to(&w, r2), 2 + 3 * N);
+    /* Subjects close to remembered ones are still checked. */
+    cap_packet *p = make_hb("publisher", 0, 0);
+    const char *bad[] = {"memo.subject.", "memo..subject", "memo.subject ", "memo.*", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(sim_bus_publish(w.bus, from, bad[i], NULL, p, 0, &w.q), CAP_EINVAL);
+    assert_int_equal(sim_bus_publish(w.bus, from, NULL, NULL, p, 0, &w.q), CAP_EINVAL);
+    cap_packet_free(p);
+    world_free(&w);
+}
+
+/* Actor ids: in order of first mention, found again by name, at most
+ * SIM_BUS_MAX_ACTORS. */
+static void test_actor_ids(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 1, NULL);
+    char name[32];
+    for (uint32_t i = 0; i < SIM_BUS_MAX_ACTORS; i++) {
+        snprintf(name, sizeof name, "actor-%u", (unsigned)i);
+        assert_int_equal(actor(&w, name), i);
+    }
+    for (uint32_t i = 0; i < SIM_BUS_MAX_ACTORS; i += 7) {
+        snprintf(name, sizeof name, "actor-%u", (unsigned)i);
+        assert_int_equal(actor(&w, name), i);
+        assert_string_equal(sim_bus_actor_name(w.bus, i), name);
+    }
+    uint32_t id = 99;
+    assert_int_equal(sim_bus_actor(w.bus, "one-too-many", &id), CAP_EFULL);
+    assert_int_equal(id, 99);
+    world_free(&w);
+}
+
+/* A queue group of one still takes one draw of "bus.route" per publish,
+ * as a larger group does: the picks of a three-member group, interleaved
+ * with a one-member group, are those of the stream drawn in that order. */
+static void test_group_of_one_draws(void **state)
+{
+    (void)state;
+    const uint64_t seed = 77;
+    world w;
+    world_init(&w, seed, NULL);
+    uint32_t from = actor(&w, "scheduler"), solo = actor(&w, "solo");
+    uint32_t trio[3];
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "trio-%d", i);
+        trio[i] = actor(&w, name);
+        assert_int_equal(sim_bus_subscribe(w.bus, trio[i], "job.trio", "trio", 0, NULL), CAP_OK);
+    }
+    assert_int_equal(sim_bus_subscribe(w.bus, solo, "job.solo", "solo", 0, NULL), CAP_OK);
+    sim_rng expect;
+    sim_rng_stream(&expect, seed, "bus.route");
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        pub(&w, from, "job.solo", i, i);
+        assert_true(sim_rng_below(&expect, 1) == 0);
+        pub(&w, from, "job.trio", i, i);
+        uint64_t pick = sim_rng_below(&expect, 3);
+        run(&w, INT64_MAX);
+        assert_int_equal(w.ng, 2 * (size_t)(i + 1));
+        assert_int_equal(w.g[w.ng - 2].to, solo);
+        assert_int_equal(w.g[w.ng - 1].to, trio[pick]);
+    }
+    world_free(&w);
+}
+
+/* Deliveries small and large, kept after the bus is freed: each still
+ * holds its subject, reply and bytes, and frees cleanly (the sanitizer
+ * builds check the memory). */
+static void test_delivery_outlives_bus(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 9, NULL);
+    uint32_t a = actor(&w, "a"), b = actor(&w, "b");
+    assert_int_equal(sim_bus_subscribe(w.bus, b, "x.y", NULL, 0, NULL), CAP_OK);
+    static uint8_t big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7);
+    const size_t lens[] = {1, 200, sizeof big, 0, 300};
+    enum { N = sizeof lens / sizeof *lens };
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sim_bus_publish_bytes(w.bus, a, "x.y", i % 2 ? "_INBOX.0.7" : NULL, big, lens[i], i,
+                                               &w.q),
+                         CAP_OK);
+    sim_event ev[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sim_queue_pop(&w.q, &ev[i]), 1);
+    /* One back before the bus goes (reused or freed), the rest after. */
+    sim_delivery_free(ev[0].data);
+    sim_queue_free(&w.q, sim_bus_event_release, w.bus);
+    sim_bus_free(w.bus);
+    for (int i = 1; i < N; i++) {
+        const sim_delivery *d = ev[i].data;
+        assert_true(d->msg_id == (uint64_t)i + 1);
+        assert_string_equal(d->subject, "x.y");
+        assert_string_equal(d->reply, i % 2 ? "_INBOX.0.7" : "");
+        assert_int_equal(d->len, lens[i]);
+        assert_memory_equal(d->bytes, big, lens[i]);
+        sim_delivery_free(ev[i].data);
+    }
+    sim_delivery_free(NULL);
+    free(w.g);
+}
+
+/* Delivery blocks are reused: many rounds of publish and deliver keep
+ * every delivery's own bytes. */
+static void test_delivery_blocks_reused(void **state)
+{
+    (void)state;
+    world w;
+    world_init(&w, 4, NULL);
+    uint32_t a = actor(&w, "sender"), r = actor(&w, "receiver");
+    assert_int_equal(sim_bus_subscribe(w.bus, r, "hb.*", NULL, 0, NULL), CAP_OK);
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 20; i++) {
+            char subj[32];
+            snprintf(subj, sizeof subj, "hb.%d", (round * 20 + i) % 7);
+            pub(&w, a, subj, round * 100 + i, round * 20 + i);
+        }
+        run(&w, INT64_MAX);
+    }
+    assert_int_equal(w.ng, 1000);
+    for (size_t k = 0; k < w.ng; k++) {
+        assert_int_equal(w.g[k].rc, CAP_OK);
+        assert_int_equal(w.g[k].n, (int32_t)k);
+    }
+    world_free(&w);
+}
+
 /* ---- determinism ---- */
 
 static void scenario(world *w, uint64_t seed)
@@ -1085,6 +1276,11 @@ int main(void)
         cmocka_unit_test(test_delivered_packets_are_lent),
         cmocka_unit_test(test_full_and_observer),
         cmocka_unit_test(test_same_seed_same_sequence),
+        cmocka_unit_test(test_route_memo),
+        cmocka_unit_test(test_actor_ids),
+        cmocka_unit_test(test_group_of_one_draws),
+        cmocka_unit_test(test_delivery_outlives_bus),
+        cmocka_unit_test(test_delivery_blocks_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -250,6 +250,199 @@ static void test_interleaved_against_model(void **state)
     sim_queue_free(&q, NULL, NULL);
 }
 
+/* The queue keeps events in tiers by how far ahead they are (a near heap,
+ * a ring of time buckets, a far heap); the order must not depend on it.
+ * Random pushes (due at once, within a bucket, a few buckets ahead,
+ * seconds, hours or years ahead, in the past, at the int64 extremes, and
+ * many at equal times), pops, cancels and re-arms (a cancel and a push
+ * for the same timer), checked against a plain list searched for its
+ * least (time, seq): every peek, pop and cancel must agree with it. */
+#define TIER_MAX 3000
+typedef struct {
+    int64_t time;
+    uint64_t seq, id, handle;
+} model_ev;
+
+static int64_t add_sat(int64_t t, int64_t d)
+{
+    if (d > 0 && t > INT64_MAX - d)
+        return INT64_MAX;
+    if (d < 0 && t < INT64_MIN - d)
+        return INT64_MIN;
+    return t + d;
+}
+
+/* A time for a new event, relative to now in most cases. */
+static int64_t draw_time(sim_rng *r, int64_t now)
+{
+    switch (sim_rng_below(r, 12)) {
+    case 0: return now;
+    case 1: return add_sat(now, (int64_t)sim_rng_below(r, 4));               /* ties */
+    case 2: return add_sat(now, (int64_t)sim_rng_below(r, INT64_C(1) << 22)); /* this bucket */
+    case 3:
+    case 4: return add_sat(now, (int64_t)sim_rng_below(r, INT64_C(1) << 27)); /* a few buckets */
+    case 5: return add_sat(now, (int64_t)sim_rng_below(r, INT64_C(1) << 36)); /* seconds: ring, far */
+    case 6: return add_sat(now, INT64_C(1) << 34);                           /* a span border */
+    case 7: return add_sat(now, (int64_t)sim_rng_below(r, INT64_C(1) << 45)); /* hours */
+    case 8: return add_sat(now, (int64_t)(sim_rng_u64(r) >> 2));              /* years or more */
+    case 9: return add_sat(now, -(int64_t)sim_rng_below(r, INT64_C(1) << 30)); /* in the past */
+    case 10: {
+        static const int64_t pool[] = {INT64_MIN, INT64_MIN + 1, -1, 0, INT64_MAX - 1, INT64_MAX};
+        return pool[sim_rng_below(r, sizeof pool / sizeof *pool)];
+    }
+    default: return (int64_t)sim_rng_u64(r); /* anywhere */
+    }
+}
+
+/* Index in m[0..n) of the least (time, seq). */
+static size_t model_least(const model_ev *m, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++)
+        if (m[i].time < m[k].time || (m[i].time == m[k].time && m[i].seq < m[k].seq))
+            k = i;
+    return k;
+}
+
+static void run_tiers(int64_t start, uint64_t seed, int steps)
+{
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, TIER_MAX), CAP_OK);
+    sim_rng r;
+    sim_rng_seed(&r, seed);
+    static model_ev live[TIER_MAX];
+    size_t n = 0;
+    int64_t now = start;
+    uint64_t next_id = 0, next_seq = 0;
+    for (int step = 0; step < steps; step++) {
+        /* Phases of 3000 steps that mostly push, then mostly pop, so the
+         * queue holds from none to a few thousand events. */
+        uint64_t op = sim_rng_below(&r, 20);
+        if ((step / 3000) % 2 == 0 && op >= 9 && sim_rng_below(&r, 2))
+            op = 0;
+        if ((op < 9 || n == 0) && n < TIER_MAX) { /* push */
+            sim_event e = ev_at(draw_time(&r, now), next_id);
+            uint64_t h = 0;
+            assert_int_equal(sim_queue_push(&q, &e, &h), CAP_OK);
+            live[n] = (model_ev){e.time, next_seq++, next_id++, h};
+            n++;
+        } else if (op < 15) { /* pop */
+            size_t m = model_least(live, n);
+            sim_event out;
+            assert_int_equal(sim_queue_pop(&q, &out), 1);
+            assert_int_equal(out.id, live[m].id);
+            assert_int_equal(out.seq, live[m].seq);
+            assert_true(out.time == live[m].time);
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, NULL), 0);
+            now = out.time;
+            live[m] = live[--n];
+        } else if (op < 18) { /* cancel one at random */
+            size_t m = (size_t)sim_rng_below(&r, n);
+            sim_event out;
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, &out), 1);
+            assert_int_equal(out.id, live[m].id);
+            assert_true(out.time == live[m].time);
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, NULL), 0);
+            live[m] = live[--n];
+        } else { /* re-arm one: cancel it, push its id again at a new time */
+            size_t m = (size_t)sim_rng_below(&r, n);
+            assert_int_equal(sim_queue_cancel(&q, live[m].handle, NULL), 1);
+            sim_event e = ev_at(draw_time(&r, now), live[m].id);
+            uint64_t h = 0;
+            assert_int_equal(sim_queue_push(&q, &e, &h), CAP_OK);
+            live[m] = (model_ev){e.time, next_seq++, live[m].id, h};
+        }
+        assert_int_equal(sim_queue_len(&q), n);
+        const sim_event *pe = sim_queue_peek(&q);
+        if (n == 0) {
+            assert_null(pe);
+        } else {
+            size_t m = model_least(live, n);
+            assert_non_null(pe);
+            assert_int_equal(pe->id, live[m].id);
+            assert_int_equal(pe->seq, live[m].seq);
+        }
+    }
+    /* Drain: the rest in model order. */
+    while (n) {
+        size_t m = model_least(live, n);
+        sim_event out;
+        assert_int_equal(sim_queue_pop(&q, &out), 1);
+        assert_int_equal(out.seq, live[m].seq);
+        live[m] = live[--n];
+    }
+    assert_int_equal(sim_queue_pop(&q, NULL), 0);
+    sim_queue_free(&q, NULL, NULL);
+}
+
+static void test_tiers_against_model(void **state)
+{
+    (void)state;
+    run_tiers(0, 101, 40000);
+    run_tiers(INT64_MIN, 102, 20000);          /* from the least time */
+    run_tiers(-(INT64_C(1) << 35), 103, 20000); /* across the sign change */
+    run_tiers(INT64_MAX - (INT64_C(1) << 40), 104, 20000); /* up to the greatest */
+}
+
+/* A run's pattern at scale: deliveries a millisecond or two ahead, timers
+ * seconds ahead re-armed before they fire, job timers hours ahead almost
+ * always cancelled; popped in (time, seq) order, the queue's size steady. */
+static void test_run_pattern(void **state)
+{
+    (void)state;
+    enum { TIMERS = 500 };
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 0), CAP_OK);
+    sim_rng r;
+    sim_rng_seed(&r, 105);
+    uint64_t timer[TIMERS], job[TIMERS];
+    int64_t now = 0;
+    for (uint64_t i = 0; i < TIMERS; i++) {
+        sim_event e = ev_at((int64_t)sim_rng_below(&r, INT64_C(4000000000)), i);
+        e.kind = 1;
+        assert_int_equal(sim_queue_push(&q, &e, &timer[i]), CAP_OK);
+        sim_event j = ev_at(INT64_C(17000000000000) + (int64_t)i, i);
+        j.kind = 2;
+        assert_int_equal(sim_queue_push(&q, &j, &job[i]), CAP_OK);
+    }
+    sim_event d = ev_at(1000000, 0);
+    assert_int_equal(sim_queue_push(&q, &d, NULL), CAP_OK);
+    sim_event prev = {0}, out;
+    int first = 1;
+    for (int step = 0; step < 200000; step++) {
+        assert_int_equal(sim_queue_pop(&q, &out), 1);
+        if (!first)
+            assert_true(out.time > prev.time || (out.time == prev.time && out.seq > prev.seq));
+        first = 0;
+        prev = out;
+        now = out.time;
+        if (out.kind == 0) { /* a delivery: the next one, maybe a re-armed timer */
+            sim_event e = ev_at(now + 500000 + (int64_t)sim_rng_below(&r, 1500000), 0);
+            assert_int_equal(sim_queue_push(&q, &e, NULL), CAP_OK);
+            uint64_t i = sim_rng_below(&r, TIMERS);
+            if (sim_rng_below(&r, 4) == 0) {
+                assert_int_equal(sim_queue_cancel(&q, timer[i], NULL), 1);
+                sim_event t = ev_at(now + INT64_C(3000000000), i);
+                t.kind = 1;
+                assert_int_equal(sim_queue_push(&q, &t, &timer[i]), CAP_OK);
+                assert_int_equal(sim_queue_cancel(&q, job[i], NULL), 1);
+                sim_event j = ev_at(now + INT64_C(17000000000000), i);
+                j.kind = 2;
+                assert_int_equal(sim_queue_push(&q, &j, &job[i]), CAP_OK);
+            }
+        } else if (out.kind == 1) { /* a timer fired: armed again */
+            sim_event t = ev_at(now + INT64_C(3000000000), out.id);
+            t.kind = 1;
+            assert_int_equal(sim_queue_push(&q, &t, &timer[out.id]), CAP_OK);
+        } else {
+            fail_msg("a job timer fired at %lld", (long long)now);
+        }
+        assert_int_equal(sim_queue_len(&q), 2 * TIMERS + 1);
+    }
+    assert_true(now > INT64_C(100000000000)); /* the run went through many spans */
+    sim_queue_free(&q, NULL, NULL);
+}
+
 static void test_bound(void **state)
 {
     (void)state;
@@ -312,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_cancel_random_keeps_order),
         cmocka_unit_test(test_interleaved_against_model),
+        cmocka_unit_test(test_tiers_against_model),
+        cmocka_unit_test(test_run_pattern),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_clear_releases),
     };

@@ -282,6 +282,59 @@ static void test_writer_text_check(void **state)
     assert_int_equal(cap_trace_writer_close(w, NULL), CAP_OK);
 }
 
+/* The writer reads strings a word at a time: a non-ASCII byte at any
+ * place of a string of any length, in any field, is seen (a bad one
+ * rejected with the field named, a valid sequence accepted), and the
+ * length bound holds exactly for every field. */
+static void test_writer_text_every_position(void **state)
+{
+    (void)state;
+    static const char *const fields[5] = {"subject", "sender", "receiver", "reply", "note"};
+    cap_trace_writer *w = NULL;
+    assert_int_equal(cap_trace_writer_open(NULL, CAP_TRACE_BINARY, &w), CAP_OK);
+    cap_diag d;
+    uint64_t ok = 0;
+    char str[CAP_TRACE_MAX_STRING + 2];
+    for (int f = 0; f < 5; f++) {
+        for (size_t n = 1; n <= 24; n++) {
+            for (size_t k = 0; k < n; k++) {
+                memset(str, 'a', n);
+                str[n] = 0;
+                cap_trace_record r = {1, CAP_TRACE_DROP, "s", "x", "y", "z", "q", NULL, 0};
+                const char **slot[5] = {&r.subject, &r.sender, &r.receiver, &r.reply, &r.note};
+                *slot[f] = str;
+                str[k] = (char)0xff;
+                assert_int_equal(cap_trace_write(w, &r, &d), CAP_EINVAL);
+                assert_string_equal(d.path, fields[f]);
+                assert_non_null(strstr(d.reason, "not valid UTF-8"));
+                if (k + 1 < n) { /* room for a two-byte sequence */
+                    str[k] = (char)0xc3;
+                    str[k + 1] = (char)0xa9;
+                    assert_int_equal(cap_trace_write(w, &r, &d), CAP_OK);
+                    ok++;
+                }
+            }
+        }
+        for (size_t n = CAP_TRACE_MAX_STRING; n <= CAP_TRACE_MAX_STRING + 1; n++) {
+            memset(str, 'b', n);
+            str[n] = 0;
+            cap_trace_record r = {1, CAP_TRACE_DROP, "s", NULL, NULL, NULL, NULL, NULL, 0};
+            const char **slot[5] = {&r.subject, &r.sender, &r.receiver, &r.reply, &r.note};
+            *slot[f] = str;
+            if (n == CAP_TRACE_MAX_STRING) {
+                assert_int_equal(cap_trace_write(w, &r, &d), CAP_OK);
+                ok++;
+            } else {
+                assert_int_equal(cap_trace_write(w, &r, &d), CAP_EINVAL);
+                assert_string_equal(d.path, fields[f]);
+                assert_non_null(strstr(d.reason, "over the bound"));
+            }
+        }
+    }
+    assert_true(cap_trace_writer_count(w) == ok);
+    assert_int_equal(cap_trace_writer_close(w, NULL), CAP_OK);
+}
+
 /* Opens data as a trace and reads to the end; returns the first error
  * (open or read), 0 when it read cleanly; diag filled. */
 static int read_all(const void *data, size_t n, cap_trace_format fmt, size_t max_packet,
@@ -544,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_hash_stable),
         cmocka_unit_test(test_writer_rejects),
         cmocka_unit_test(test_writer_text_check),
+        cmocka_unit_test(test_writer_text_every_position),
         cmocka_unit_test(test_binary_malformed),
         cmocka_unit_test(test_jsonl_malformed),
         cmocka_unit_test(test_jsonl_packet_forms),

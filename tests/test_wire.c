@@ -125,6 +125,20 @@ static void test_varint_minimal_only(void **state)
     assert_int_equal(cap_varint_write(buf, 300), 2);
     assert_int_equal(cap_varint_size(300), 2);
     assert_int_equal(cap_varint_size(UINT64_MAX), 10);
+    /* On both sides of every length boundary (2^(7k)), and for 0: the size
+     * is the bytes written, and they read back as the value, minimal. */
+    for (unsigned k = 0; k <= 9; k++)
+        for (int d = -1; d <= 1; d++) {
+            uint64_t x = k == 0 ? (uint64_t)(d + 1) : (UINT64_C(1) << (7 * k)) + (uint64_t)(int64_t)d;
+            size_t n = cap_varint_write(buf, x);
+            size_t want = k == 0 || d < 0 ? (k == 0 ? 1 : k) : k + 1;
+            assert_int_equal(n, want);
+            assert_int_equal(cap_varint_size(x), n);
+            pos = 0;
+            assert_int_equal(cap_varint_read(buf, n, &pos, &v), CAP_VARINT_OK);
+            assert_true(v == x);
+            assert_int_equal(pos, n);
+        }
 }
 
 static void test_utf8(void **state)
@@ -456,6 +470,80 @@ static void test_string_bounds_and_utf8(void **state)
     free(w);
 }
 
+/* A packet whose trace_id is s[0..n), after a sender_id of `pad` bytes
+ * (none: the sender comes after it), so that the string starts at every
+ * alignment and both inside and past the packet's first 8 bytes; *at is
+ * the offset of its first byte. */
+static void w_trace_packet(wbuf *w, size_t pad, const uint8_t *s, size_t n, size_t *at)
+{
+    wbuf ts = {.n = 0};
+    char sender[32];
+    assert_true(pad < sizeof sender);
+    memset(sender, 's', pad);
+    w->n = 0;
+    if (pad) {
+        w_tag(w, 2, 2);
+        w_varint(w, pad);
+        w_raw(w, sender, pad);
+    }
+    w_tag(w, 1, 2);
+    w_varint(w, n);
+    *at = w->n;
+    w_raw(w, s, n);
+    if (!pad)
+        w_str(w, 2, "sender-1");
+    w_uint(&ts, 1, 1704164645);
+    w_sub(w, 3, &ts);
+    w_uint(w, 4, 1);
+    w_cancel(w, 16);
+}
+
+/* The decoder's text check (eight bytes at a time for plain ASCII, the full
+ * UTF-8 check otherwise) against cap_utf8_check_text, the reference: every
+ * length up to 40, a NUL, a stray continuation byte, a truncated sequence
+ * or a valid two-byte character at every position, every alignment. The
+ * verdict, the offset and the reason must be the reference's; accepted
+ * strings must come back unchanged. */
+static void test_string_check_every_position(void **state)
+{
+    (void)state;
+    static const uint8_t bad[][2] = {{0x00, 0}, {0x80, 0}, {0xE2, 0}, {0xC3, 0xA9}};
+    static const size_t pads[] = {0, 1, 3, 6, 9};
+    wbuf *w = new_wbuf();
+    uint8_t s[48];
+    for (size_t pi = 0; pi < sizeof pads / sizeof pads[0]; pi++)
+        for (size_t n = 1; n <= 40; n++)
+            for (size_t k = 0; k <= n; k++) /* k == n: plain ASCII */
+                for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+                    for (size_t i = 0; i < n; i++)
+                        s[i] = (uint8_t)('a' + i % 26);
+                    if (k < n) {
+                        s[k] = bad[b][0];
+                        if (bad[b][1] && k + 1 < n)
+                            s[k + 1] = bad[b][1];
+                    }
+                    size_t at;
+                    w_trace_packet(w, pads[pi], s, n, &at);
+                    size_t ref = cap_utf8_check_text(s, n);
+                    cap_packet *p = NULL;
+                    cap_diag d;
+                    int rc = cap_packet_decode(w->b, w->n, NULL, CAP_DECODE_STRICT, &p, &d);
+                    if (ref == CAP_UTF8_VALID) {
+                        assert_int_equal(rc, CAP_OK);
+                        assert_int_equal(strlen(p->trace_id), n);
+                        assert_memory_equal(p->trace_id, s, n);
+                        cap_packet_free(p);
+                        continue;
+                    }
+                    assert_int_equal(rc, CAP_EMALFORMED);
+                    assert_null(p);
+                    assert_string_equal(d.path, "BusPacket.trace_id");
+                    assert_int_equal(d.offset, (long)(at + ref));
+                    assert_non_null(strstr(d.reason, s[ref] ? "not valid UTF-8" : "NUL byte"));
+                }
+    free(w);
+}
+
 static void test_entry_bounds(void **state)
 {
     (void)state;
@@ -612,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_unknown_fields_by_mode),
         cmocka_unit_test(test_trust_payloads_always_strict),
         cmocka_unit_test(test_string_bounds_and_utf8),
+        cmocka_unit_test(test_string_check_every_position),
         cmocka_unit_test(test_entry_bounds),
         cmocka_unit_test(test_structural_rejections),
         cmocka_unit_test(test_duplicate_map_key_and_timestamp),

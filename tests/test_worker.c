@@ -927,6 +927,104 @@ static void test_packet_bytes_and_long_text(void **state)
     teardown(&f);
 }
 
+/* Replays a finished job's recorded result and checks it is `want`'s
+ * bytes (want NULL: records them in *keep for a later call). */
+static void replay_same(fixture *f, int64_t now, const char *job, const char *dsp,
+                        uint64_t attempt, uint8_t **keep, size_t *keep_n)
+{
+    int calls = f->h.calls;
+    dispatch(f, now, job, dsp, attempt, "wrk-1");
+    assert_int_equal(f->h.calls, calls);
+    assert_true(journal_has(&f->fx, "\"event\":\"replay\""));
+    size_t n;
+    uint8_t *b = encode(first_on(&f->fx, REF_WORKER_SUBJECT_RESULT), &n);
+    if (!*keep) {
+        *keep = b;
+        *keep_n = n;
+        return;
+    }
+    assert_int_equal(n, *keep_n);
+    assert_memory_equal(b, *keep, n);
+    free(b);
+}
+
+/* A record keeps an attempt's strings in itself when they fit, else in
+ * one heap area, and moves them when a text no longer fits: job ids long
+ * enough to be held by pointer in the job index are still found after
+ * every move (a redelivery replays the same bytes, the active attempt is
+ * known, an eviction names the job), whatever mix of sizes comes. */
+static void test_long_strings_move_with_record(void **state)
+{
+    (void)state;
+    char long_job[80], long_dsp[48], long_text[300];
+    memset(long_job, 'j', sizeof long_job - 1);
+    long_job[sizeof long_job - 1] = 0;
+    memset(long_dsp, 'd', sizeof long_dsp - 1);
+    long_dsp[sizeof long_dsp - 1] = 0;
+    memset(long_text, 't', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = 0;
+    const char *mid_job = "job-with-a-twenty-char-id"; /* over a map slot's inline key */
+
+    fixture f;
+    setup_with(&f, 1, 3, 0);
+    /* Too long for the record from the start. */
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    run_to_end(&f, T0, long_job, long_dsp, 1);
+    replay_same(&f, T0 + 5 * SEC, long_job, long_dsp, 1, &bytes, &n);
+    assert_string_equal(result_of(&f.fx)->job_id, long_job);
+    assert_string_equal(result_of(&f.fx)->dispatch->dispatch_id, long_dsp);
+    replay_same(&f, T0 + 6 * SEC, long_job, long_dsp, 1, &bytes, &n);
+    free(bytes);
+    bytes = NULL;
+
+    /* Short strings, then a text that does not fit: the strings move. */
+    f.h.text = long_text;
+    f.h.outcome = REF_WORK_FAILED_RETRYABLE;
+    run_to_end(&f, T0 + 10 * SEC, mid_job, "dsp-1", 1);
+    assert_true(ref_worker_active_attempt(f.w, mid_job, NULL) == 1);
+    replay_same(&f, T0 + 11 * SEC, mid_job, "dsp-1", 1, &bytes, &n);
+    assert_string_equal(result_of(&f.fx)->error_message, long_text);
+    replay_same(&f, T0 + 12 * SEC, mid_job, "dsp-1", 1, &bytes, &n);
+    free(bytes);
+    bytes = NULL;
+
+    /* The next attempt of that job fits the record again (back from the
+     * heap); then a cancel reason too long moves it out once more. */
+    f.h.text = "ok";
+    f.h.outcome = REF_WORK_HANG;
+    dispatch(&f, T0 + 13 * SEC, mid_job, "dsp-2", 2, "wrk-1");
+    int st = 0;
+    assert_true(ref_worker_active_attempt(f.w, mid_job, &st) == 2);
+    assert_int_equal(st, REF_JOB_RUNNING);
+    ref_effects_clear(&f.fx);
+    cap_packet *c = mk_cancel(mid_job, "dsp-2", 2, "wrk-1");
+    free(c->job_cancel->reason);
+    c->job_cancel->reason = sdup(long_text);
+    assert_int_equal(ref_worker_on_packet(f.w, "sys.job.cancel", c, T0 + 14 * SEC, &f.fx), CAP_OK);
+    cap_packet_free(c);
+    assert_string_equal(result_of(&f.fx)->error_message, long_text);
+    assert_true(ref_worker_active_attempt(f.w, mid_job, &st) == 2);
+    assert_int_equal(st, REF_JOB_CANCELLED);
+    replay_same(&f, T0 + 15 * SEC, mid_job, "dsp-2", 2, &bytes, &n);
+    replay_same(&f, T0 + 16 * SEC, mid_job, "dsp-2", 2, &bytes, &n);
+    free(bytes);
+
+    /* A third job fills the table; a fourth evicts the first to finish,
+     * named in full, and the others are still found. */
+    f.h.outcome = REF_WORK_SUCCEEDED;
+    run_to_end(&f, T0 + 20 * SEC, "j3", "d3", 1);
+    dispatch(&f, T0 + 30 * SEC, "j4", "d4", 1, "wrk-1");
+    char want[128];
+    snprintf(want, sizeof want, "\"event\":\"evict\",\"job_id\":\"%s\"", long_job);
+    assert_true(journal_has(&f.fx, want));
+    assert_true(ref_worker_active_attempt(f.w, long_job, NULL) == 0);
+    assert_true(ref_worker_active_attempt(f.w, mid_job, NULL) == 2);
+    assert_true(ref_worker_active_attempt(f.w, "j3", NULL) == 1);
+    assert_true(ref_worker_active_attempt(f.w, "j4", NULL) == 1);
+    teardown(&f);
+}
+
 /* A completion timer's id names its record and is never used again: a
  * slot reused by another job does not answer the old job's timer, a timer
  * that fired does nothing a second time, and ids the worker never armed
@@ -1286,6 +1384,7 @@ int main(void)
         cmocka_unit_test(test_bounds_across_chunks),
         cmocka_unit_test(test_timer_ids_name_records_once),
         cmocka_unit_test(test_packet_bytes_and_long_text),
+        cmocka_unit_test(test_long_strings_move_with_record),
         cmocka_unit_test(test_bounds_window_reuses_old_records),
         cmocka_unit_test(test_first_attempt_policy),
         cmocka_unit_test(test_other_subjects_and_payloads_ignored),
