@@ -1,7 +1,35 @@
 #include "cap_base64.h"
 
+#include <string.h>
+
 static const char b64_std[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Every 12-bit value's two characters, one after the other: b64_pairs +
+ * 2 * v is the encoding of v >> 6 then v & 63. Three bytes are 24 bits,
+ * two pairs, so the encoder looks up twice per three bytes rather than
+ * four times. Spelled out by the preprocessor: B64_ROW(c) is c followed by
+ * each character of the alphabet in turn. */
+#define B64_ROW(c)                                                                                 \
+    c "A" c "B" c "C" c "D" c "E" c "F" c "G" c "H" \
+    c "I" c "J" c "K" c "L" c "M" c "N" c "O" c "P" \
+    c "Q" c "R" c "S" c "T" c "U" c "V" c "W" c "X" \
+    c "Y" c "Z" c "a" c "b" c "c" c "d" c "e" c "f" \
+    c "g" c "h" c "i" c "j" c "k" c "l" c "m" c "n" \
+    c "o" c "p" c "q" c "r" c "s" c "t" c "u" c "v" \
+    c "w" c "x" c "y" c "z" c "0" c "1" c "2" c "3" \
+    c "4" c "5" c "6" c "7" c "8" c "9" c "+" c "/"
+static const char b64_pairs[2 * 4096 + 1] =
+    B64_ROW("A") B64_ROW("B") B64_ROW("C") B64_ROW("D") B64_ROW("E") B64_ROW("F") B64_ROW("G")
+    B64_ROW("H") B64_ROW("I") B64_ROW("J") B64_ROW("K") B64_ROW("L") B64_ROW("M") B64_ROW("N")
+    B64_ROW("O") B64_ROW("P") B64_ROW("Q") B64_ROW("R") B64_ROW("S") B64_ROW("T") B64_ROW("U")
+    B64_ROW("V") B64_ROW("W") B64_ROW("X") B64_ROW("Y") B64_ROW("Z") B64_ROW("a") B64_ROW("b")
+    B64_ROW("c") B64_ROW("d") B64_ROW("e") B64_ROW("f") B64_ROW("g") B64_ROW("h") B64_ROW("i")
+    B64_ROW("j") B64_ROW("k") B64_ROW("l") B64_ROW("m") B64_ROW("n") B64_ROW("o") B64_ROW("p")
+    B64_ROW("q") B64_ROW("r") B64_ROW("s") B64_ROW("t") B64_ROW("u") B64_ROW("v") B64_ROW("w")
+    B64_ROW("x") B64_ROW("y") B64_ROW("z") B64_ROW("0") B64_ROW("1") B64_ROW("2") B64_ROW("3")
+    B64_ROW("4") B64_ROW("5") B64_ROW("6") B64_ROW("7") B64_ROW("8") B64_ROW("9") B64_ROW("+")
+    B64_ROW("/");
 
 size_t cap_base64_encoded_len(size_t n)
 {
@@ -10,29 +38,43 @@ size_t cap_base64_encoded_len(size_t n)
 
 size_t cap_base64_encode(const uint8_t *src, size_t n, char *dst)
 {
-    size_t o = 0, i = 0;
-    for (; i + 3 <= n; i += 3) {
+    char *o = dst;
+    size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Six bytes a step while eight can be read: one load, byte-swapped so
+     * that the six are the word's top 48 bits, four 12-bit halves. */
+    for (; i + 8 <= n; i += 6, o += 8) {
+        uint64_t x;
+        memcpy(&x, src + i, 8);
+        x = __builtin_bswap64(x);
+        memcpy(o, b64_pairs + 2 * (x >> 52), 2);
+        memcpy(o + 2, b64_pairs + 2 * (x >> 40 & 0xFFF), 2);
+        memcpy(o + 4, b64_pairs + 2 * (x >> 28 & 0xFFF), 2);
+        memcpy(o + 6, b64_pairs + 2 * (x >> 16 & 0xFFF), 2);
+    }
+#endif
+    for (; i + 3 <= n; i += 3, o += 4) {
         uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-        dst[o++] = b64_std[v >> 18 & 63];
-        dst[o++] = b64_std[v >> 12 & 63];
-        dst[o++] = b64_std[v >> 6 & 63];
-        dst[o++] = b64_std[v & 63];
+        memcpy(o, b64_pairs + 2 * (v >> 12), 2);
+        memcpy(o + 2, b64_pairs + 2 * (v & 0xFFF), 2);
     }
     if (n - i == 1) {
         uint32_t v = (uint32_t)src[i] << 16;
-        dst[o++] = b64_std[v >> 18 & 63];
-        dst[o++] = b64_std[v >> 12 & 63];
-        dst[o++] = '=';
-        dst[o++] = '=';
+        o[0] = b64_std[v >> 18 & 63];
+        o[1] = b64_std[v >> 12 & 63];
+        o[2] = '=';
+        o[3] = '=';
+        o += 4;
     } else if (n - i == 2) {
         uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8;
-        dst[o++] = b64_std[v >> 18 & 63];
-        dst[o++] = b64_std[v >> 12 & 63];
-        dst[o++] = b64_std[v >> 6 & 63];
-        dst[o++] = '=';
+        o[0] = b64_std[v >> 18 & 63];
+        o[1] = b64_std[v >> 12 & 63];
+        o[2] = b64_std[v >> 6 & 63];
+        o[3] = '=';
+        o += 4;
     }
-    dst[o] = '\0';
-    return o;
+    *o = '\0';
+    return (size_t)(o - dst);
 }
 
 size_t cap_base64_decoded_max(size_t len)

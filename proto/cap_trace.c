@@ -18,7 +18,7 @@
 
 /* Body: kind u8, time i64, five u16-length strings, u32-length packet. */
 #define BODY_FIXED (1 + 8 + 5 * 2 + 4)
-#define NSTR 5
+#define NSTR CAP_TRACE_NSTR
 
 static const char *const KIND_NAMES[] = {NULL, "publish", "deliver", "drop", "reject"};
 
@@ -103,18 +103,25 @@ static uint64_t or_bytes(const unsigned char *s, size_t n)
     return acc;
 }
 
-/* Each string's length (the library's strlen), and whether any byte is not
- * ASCII (a NUL-free ASCII string is valid text, so only the others need
- * the full UTF-8 check), tested a word at a time. */
-static void record_strings(const cap_trace_record *rec, rec_strings *rs)
+/* Each string's length (known[i] when known is not NULL, else the
+ * library's strlen), and whether any byte is not ASCII (a NUL-free ASCII
+ * string is valid text, so only the others need the full UTF-8 check),
+ * tested a word at a time. The loops over the strings here and in
+ * encode_record are unrolled: the five arrays' members then live in
+ * registers. */
+static inline __attribute__((always_inline)) void record_strings(const cap_trace_record *rec,
+                                                                 const size_t *known,
+                                                                 rec_strings *rs)
 {
     const char *vals[NSTR] = {rec->subject, rec->sender, rec->receiver, rec->reply, rec->note};
     uint64_t acc = 0;
     size_t longest = 0;
+#pragma GCC unroll 5
     for (int i = 0; i < NSTR; i++) {
         const char *s = nz(vals[i]);
-        size_t n = s[0] ? strlen(s) : 0;
-        acc |= or_bytes((const unsigned char *)s, n);
+        size_t n = known ? known[i] : s[0] ? strlen(s) : 0;
+        if (n) /* most records have empty strings: no call for those */
+            acc |= or_bytes((const unsigned char *)s, n);
         longest = n > longest ? n : longest;
         rs->s[i] = s;
         rs->n[i] = n;
@@ -123,8 +130,11 @@ static void record_strings(const cap_trace_record *rec, rec_strings *rs)
     rs->ascii = (acc & UINT64_C(0x8080808080808080)) == 0;
 }
 
-/* Checks a record against the bounds; CAP_EINVAL with diag. Fills *rs. */
-static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *diag)
+/* Checks a record against the bounds; CAP_EINVAL with diag. Fills *rs
+ * (the strings' lengths from known when it is not NULL). */
+static inline __attribute__((always_inline)) int check_record(const cap_trace_record *rec,
+                                                              const size_t *known,
+                                                              rec_strings *rs, cap_diag *diag)
 {
     if (!rec)
         return cap_diag_set(diag, CAP_EINVAL, -1, "record", "NULL record");
@@ -133,7 +143,7 @@ static int check_record(const cap_trace_record *rec, rec_strings *rs, cap_diag *
     if (!rec->subject || !rec->subject[0])
         return cap_diag_set(diag, CAP_EINVAL, -1, "record.subject", "missing subject");
     static const char *const names[NSTR] = {"subject", "sender", "receiver", "reply", "note"};
-    record_strings(rec, rs);
+    record_strings(rec, known, rs);
     /* String by string (for the first one at fault) only when one is. */
     int suspect = rs->longest > CAP_TRACE_MAX_STRING || !rs->ascii;
     for (int i = 0; suspect && i < NSTR; i++) {
@@ -190,6 +200,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings *rs)
 {
     size_t body = BODY_FIXED + rec->len;
+#pragma GCC unroll 5
     for (int i = 0; i < NSTR; i++)
         body += rs->n[i];
     if (4 + body > b->cap && tbuf_reserve(b, 4 + body) != CAP_OK)
@@ -199,6 +210,7 @@ static int encode_record(tbuf *b, const cap_trace_record *rec, const rec_strings
     p[4] = (uint8_t)rec->kind;
     put_le64(p + 5, (uint64_t)rec->time);
     p += 13;
+#pragma GCC unroll 5
     for (int i = 0; i < NSTR; i++) {
         size_t n = rs->n[i];
         put_le16(p, n);
@@ -337,14 +349,17 @@ static int write_jsonl(cap_trace_writer *w, const cap_trace_record *rec)
     return rc;
 }
 
-int cap_trace_write(cap_trace_writer *w, const cap_trace_record *rec, cap_diag *diag)
+/* cap_trace_write; known: the strings' lengths, or NULL to measure them. */
+static inline __attribute__((always_inline)) int write_record(cap_trace_writer *w,
+                                                              const cap_trace_record *rec,
+                                                              const size_t *known, cap_diag *diag)
 {
     if (!w)
         return cap_diag_set(diag, CAP_EINVAL, -1, "", "NULL writer");
     if (w->io_failed)
         return cap_diag_set(diag, CAP_EIO, -1, "", "an earlier write failed");
     rec_strings rs;
-    int rc = check_record(rec, &rs, diag);
+    int rc = check_record(rec, known, &rs, diag);
     if (rc != CAP_OK)
         return rc;
     if (encode_record(&w->buf, rec, &rs) != CAP_OK)
@@ -364,6 +379,17 @@ int cap_trace_write(cap_trace_writer *w, const cap_trace_record *rec, cap_diag *
     cap_sha256_update(&w->md, w->buf.p, w->buf.len);
     w->count++;
     return CAP_OK;
+}
+
+int cap_trace_write(cap_trace_writer *w, const cap_trace_record *rec, cap_diag *diag)
+{
+    return write_record(w, rec, NULL, diag);
+}
+
+int cap_trace_write_n(cap_trace_writer *w, const cap_trace_record *rec,
+                      const size_t n[CAP_TRACE_NSTR], cap_diag *diag)
+{
+    return write_record(w, rec, n, diag);
 }
 
 uint64_t cap_trace_writer_count(const cap_trace_writer *w)
@@ -891,7 +917,7 @@ static int read_jsonl(cap_trace_reader *r, cap_trace_record *rec, cap_diag *diag
     rec->bytes = r->pkt.p;
     rec->len = r->pkt.len;
     rec_strings rs;
-    record_strings(rec, &rs);
+    record_strings(rec, NULL, &rs);
     if (encode_record(&r->enc, rec, &rs) != CAP_OK) {
         rc = json_fail(diag, CAP_ENOMEM, ln, NULL, "%s", "out of memory");
         goto out;

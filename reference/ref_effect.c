@@ -19,21 +19,21 @@ int ref_effects_init(ref_effects *l, size_t max)
     return CAP_OK;
 }
 
-static void effect_release(ref_effect *e)
-{
-    if (e->packet_block)
-        free(e->packet);
-    else
-        cap_packet_free(e->packet);
-    memset(e, 0, sizeof *e);
-}
-
 void ref_effects_clear(ref_effects *l)
 {
     if (!l)
         return;
-    for (size_t i = 0; i < l->len; i++)
-        effect_release(&l->items[i]);
+    /* Only a publish owns a packet; the slots themselves are set afresh
+     * when they are used again. */
+    for (size_t i = 0; i < l->len; i++) {
+        ref_effect *e = &l->items[i];
+        if (e->kind != REF_EFFECT_PUBLISH || !e->packet)
+            continue;
+        if (e->packet_block)
+            free(e->packet);
+        else
+            cap_packet_free(e->packet);
+    }
     l->len = 0;
     l->text_len = 0;
     if (l->text_cap > TEXT_KEEP) {
@@ -55,35 +55,47 @@ void ref_effects_free(ref_effects *l)
     l->cap = l->text_cap = 0;
 }
 
+/* Room for n bytes past the end of the list's text (l->text_len), the
+ * `keep` bytes already written there (a record being written in place)
+ * kept when the buffer moves; the strings of the effects already listed
+ * move with it. 0, or -1 when memory ran out (nothing changed). */
+static int text_reserve(ref_effects *l, size_t keep, size_t n)
+{
+    if (n <= l->text_cap - l->text_len)
+        return 0;
+    size_t ncap = l->text_cap ? l->text_cap : 1024;
+    while (ncap - l->text_len < n) {
+        if (ncap > (size_t)-1 / 2)
+            return -1;
+        ncap *= 2;
+    }
+    char *old = l->text, *t = malloc(ncap);
+    if (!t)
+        return -1;
+    if (l->text_len + keep)
+        memcpy(t, old, l->text_len + keep);
+    for (size_t i = 0; i < l->len; i++) {
+        ref_effect *e = &l->items[i];
+        if (e->subject)
+            e->subject = t + (e->subject - old);
+        if (e->record)
+            e->record = t + (e->record - old);
+    }
+    free(old);
+    l->text = t;
+    l->text_cap = ncap;
+    return 0;
+}
+
 /* A copy of the len bytes at s, NUL-terminated, in the list's text
- * buffer, or NULL when memory ran out. When the buffer moves, the strings
- * of the effects already listed move with it. */
+ * buffer, or NULL when memory ran out. */
 static char *text_copy_n(ref_effects *l, const char *s, size_t len)
 {
-    size_t n = len + 1;
-    if (n > l->text_cap - l->text_len) {
-        size_t ncap = l->text_cap ? l->text_cap : 1024;
-        while (ncap - l->text_len < n)
-            ncap *= 2;
-        char *old = l->text, *t = malloc(ncap);
-        if (!t)
-            return NULL;
-        if (l->text_len)
-            memcpy(t, old, l->text_len);
-        for (size_t i = 0; i < l->len; i++) {
-            ref_effect *e = &l->items[i];
-            if (e->subject)
-                e->subject = t + (e->subject - old);
-            if (e->record)
-                e->record = t + (e->record - old);
-        }
-        free(old);
-        l->text = t;
-        l->text_cap = ncap;
-    }
+    if (text_reserve(l, 0, len + 1))
+        return NULL;
     char *c = memcpy(l->text + l->text_len, s, len);
     c[len] = 0;
-    l->text_len += n;
+    l->text_len += len + 1;
     return c;
 }
 
@@ -92,9 +104,8 @@ static char *text_copy(ref_effects *l, const char *s)
     return text_copy_n(l, s, strlen(s));
 }
 
-/* Makes room for one more effect and returns its slot (zeroed), without
- * counting it yet; NULL with *err set when full or out of memory. */
-static ref_effect *slot(ref_effects *l, int *err)
+/* slot's growing path. */
+static __attribute__((noinline)) ref_effect *slot_grow(ref_effects *l, int *err)
 {
     if (l->len >= l->max) {
         *err = CAP_EFULL;
@@ -112,9 +123,18 @@ static ref_effect *slot(ref_effects *l, int *err)
         l->items = n;
         l->cap = ncap;
     }
-    ref_effect *e = &l->items[l->len];
-    memset(e, 0, sizeof *e);
-    return e;
+    return &l->items[l->len];
+}
+
+/* Makes room for one more effect and returns its slot, without counting
+ * it yet; NULL with *err set when full or out of memory. The caller sets
+ * the whole slot (a compound literal: every member it does not name is
+ * zero). */
+static inline ref_effect *slot(ref_effects *l, int *err)
+{
+    if (l->len < l->cap && l->len < l->max)
+        return &l->items[l->len];
+    return slot_grow(l, err);
 }
 
 static void packet_release(cap_packet *packet, int block)
@@ -138,10 +158,8 @@ static int publish(ref_effects *l, const char *subject, cap_packet *packet, int 
         packet_release(packet, block);
         return e ? CAP_ENOMEM : err;
     }
-    e->kind = REF_EFFECT_PUBLISH;
-    e->subject = s;
-    e->packet = packet;
-    e->packet_block = block;
+    *e = (ref_effect){
+        .kind = REF_EFFECT_PUBLISH, .subject = s, .packet = packet, .packet_block = block};
     l->len++;
     return CAP_OK;
 }
@@ -164,9 +182,7 @@ static int timer(ref_effects *l, ref_effect_kind kind, uint64_t id, int64_t at)
     ref_effect *e = slot(l, &err);
     if (!e)
         return err;
-    e->kind = kind;
-    e->timer_id = id;
-    e->at = at;
+    *e = (ref_effect){.kind = kind, .timer_id = id, .at = at};
     l->len++;
     return CAP_OK;
 }
@@ -197,21 +213,29 @@ int ref_effects_journal_n(ref_effects *l, const char *record, size_t len)
     char *r = text_copy_n(l, record, len);
     if (!r)
         return CAP_ENOMEM;
-    e->kind = REF_EFFECT_JOURNAL;
-    e->record = r;
-    e->record_len = len;
+    *e = (ref_effect){.kind = REF_EFFECT_JOURNAL, .record = r, .record_len = len};
     l->len++;
     return CAP_OK;
 }
 
-size_t ref_effects_count(const ref_effects *l)
+char *ref_effects_record_room_grow(ref_effects *l, size_t used, size_t n, size_t *room)
 {
-    return l ? l->len : 0;
+    if (!l || n > (size_t)-1 - used || text_reserve(l, used, used + n))
+        return NULL;
+    if (room)
+        *room = l->text_cap - l->text_len;
+    return l->text + l->text_len;
 }
 
-const ref_effect *ref_effects_at(const ref_effects *l, size_t i)
+int ref_effects_record_commit_slow(ref_effects *l, size_t len)
 {
-    return (l && i < l->len) ? &l->items[i] : NULL;
+    if (!l || !l->text || len >= l->text_cap - l->text_len)
+        return CAP_EINVAL;
+    int err = CAP_OK;
+    if (!slot(l, &err))
+        return err;
+    ref_effects_record_put_(l, len);
+    return CAP_OK;
 }
 
 cap_packet *ref_effects_take_packet(ref_effects *l, size_t i)

@@ -114,10 +114,62 @@ int ref_effects_journal(ref_effects *l, const char *record);
  * it, here and for whoever reads the effect's record_len. */
 int ref_effects_journal_n(ref_effects *l, const char *record, size_t len);
 
+/* Writing a journal record in place, straight into the list's text
+ * storage, rather than building it elsewhere and copying it in.
+ * ref_effects_record_room gives the start of the record being written
+ * (the first free byte of the storage) with room for used + n bytes from
+ * there, the `used` bytes the writer has already put there kept when the
+ * storage moves (a pointer into it from an earlier call is then stale);
+ * *room (when not NULL) is the room there is from the start. NULL when out
+ * of memory (nothing changed). ref_effects_record_commit then appends the
+ * record: the len bytes at its start, NUL-terminated there (len + 1 bytes
+ * of room must have been asked for), as ref_effects_journal_n would
+ * append a copy of them. CAP_EINVAL when that room was not there,
+ * CAP_EFULL or CAP_ENOMEM as for any append (the record is then
+ * dropped). Nothing written is part of the list before the commit, and
+ * any other append in between writes over it. */
+char *ref_effects_record_room_grow(ref_effects *l, size_t used, size_t n, size_t *room);
+static inline char *ref_effects_record_room(ref_effects *l, size_t used, size_t n, size_t *room)
+{
+    /* inline when the room is there already (most records), else the
+     * storage grows out of line */
+    size_t have = l && l->text ? l->text_cap - l->text_len : 0;
+    if (used > have || n > have - used)
+        return ref_effects_record_room_grow(l, used, n, room);
+    if (room)
+        *room = have;
+    return l->text + l->text_len;
+}
+int ref_effects_record_commit_slow(ref_effects *l, size_t len);
+/* The commit itself, once the room and a free slot are known to be there. */
+static inline void ref_effects_record_put_(ref_effects *l, size_t len)
+{
+    char *r = l->text + l->text_len;
+    r[len] = 0;
+    l->text_len += len + 1;
+    l->items[l->len++] = (ref_effect){.kind = REF_EFFECT_JOURNAL, .record = r, .record_len = len};
+}
+static inline int ref_effects_record_commit(ref_effects *l, size_t len)
+{
+    /* inline when the room and a free slot are there (most records); any
+     * other case, an error among them, out of line */
+    if (!l || !l->text || len >= l->text_cap - l->text_len || l->len >= l->cap ||
+        l->len >= l->max)
+        return ref_effects_record_commit_slow(l, len);
+    ref_effects_record_put_(l, len);
+    return CAP_OK;
+}
+
 /* Number of effects in the list, and the i-th one (NULL when i is out of
  * range). The pointer is valid until the next append, clear or free. */
-size_t ref_effects_count(const ref_effects *l);
-const ref_effect *ref_effects_at(const ref_effects *l, size_t i);
+static inline size_t ref_effects_count(const ref_effects *l)
+{
+    return l ? l->len : 0;
+}
+static inline const ref_effect *ref_effects_at(const ref_effects *l, size_t i)
+{
+    return (l && i < l->len) ? &l->items[i] : NULL;
+}
 
 /* Takes the packet of publish effect i out of the list: the caller owns it
  * (cap_packet_free) and the effect keeps its subject with a NULL packet.

@@ -73,8 +73,10 @@ struct job {
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     int rank;
+    int trace_plain;       /* trace_id holds nothing a JSON string escapes */
     int64_t state_at;
     int decision;
+    uint32_t trace_len;    /* strlen(trace_id) (job_new refuses a longer one) */
     int64_t max_runtime_ns; /* 0: none */
     int32_t max_retries;    /* < 0: none (the scheduler's default applies) */
     int32_t max_concurrent; /* 0: none */
@@ -85,6 +87,7 @@ struct job {
     /* dispatch */
     uint64_t attempt;
     char dispatch_id[33];
+    uint8_t dispatch_len;   /* strlen(dispatch_id) (in the padding after it) */
     int dispatch_plain;     /* dispatch_id holds nothing a JSON string escapes */
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
     int done;               /* the current attempt's result has been applied */
@@ -147,10 +150,13 @@ struct ref_sched {
     int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
     int restoring;               /* 1 while ref_sched_restore runs: no journal */
     ref_sched_stats st;
-    /* the journal record being written (reused from record to record) */
+    /* the journal record being written, in place in the effects list's
+     * text storage (ref_effects_record_room): its start, length so far,
+     * the room there is from its start, and the list */
     char *jbuf;
     size_t jlen, jcap;
     int jn, jerr;
+    ref_effects *jfx;
     /* a job's first record: its request's encoding (reused, grown to the
      * largest request written) */
     uint8_t *rbuf;
@@ -169,7 +175,12 @@ struct ref_sched {
     int64_t t_at;
     char t_text[24];
     size_t t_len; /* 0: none yet */
+    /* the names of the job states 0 .. N_STATE_NAMES-1 and their lengths,
+     * looked up once (every job record names its state) */
+    const char *state_name[16];
+    size_t state_len[16];
 };
+#define N_STATE_NAMES 16
 
 /* ---- small helpers -------------------------------------------------- */
 
@@ -243,7 +254,14 @@ static istr *istr_of(char *p) { return (istr *)(p - offsetof(istr, s)); }
 /* 1 when the n bytes at p hold nothing a JSON string escapes. */
 static int json_plain(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* eight bytes a step (cap_swar.h) */
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (cap_swar_json_special(x))
+            return 0;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c < 32 || c == '"' || c == '\\')
             return 0;
@@ -532,18 +550,32 @@ static int copy_refuses(const ProtobufCFieldDescriptor *f)
  * planned copy (copy_planned) copies the message's bytes whole and then
  * visits only the fields that hold more than their bytes (strings, bytes,
  * sub-messages, arrays) or need a fix (bools), leaving each at the type's
- * default (tmpl) unless copy_message would copy it. */
+ * default (tmpl) unless copy_message would copy it. Singular strings and
+ * sub-messages, most of the visits, are steps of their own (the field's
+ * place, its default, the sub-message's plan) that the copy takes without
+ * looking at the field's descriptor, each kind in a tight loop of its own
+ * (the steps are in kind order: the strings, the sub-messages, then the
+ * rest, which go the general way). */
+enum { STEP_STR, STEP_MSG, STEP_FIELD };
+typedef struct copy_step {
+    unsigned kind;                      /* STEP_* */
+    unsigned off;                       /* the field's offset in the message */
+    void *dflt;                         /* STEP_STR, STEP_MSG: the default (tmpl's) */
+    struct copy_plan *sub;              /* STEP_MSG: the sub-message's plan, once looked up */
+    const ProtobufCFieldDescriptor *f;  /* the field */
+} copy_step;
+
 typedef struct copy_plan {
     const ProtobufCMessageDescriptor *desc;
     ProtobufCMessage *tmpl; /* message_init'd: the defaults a copy leaves */
     int refuses;            /* some field's shape is refused (copy_refuses) */
-    unsigned n_fix;
-    const ProtobufCFieldDescriptor *fix[]; /* in field order */
+    unsigned n_fix, n_str, n_msg; /* steps; of them, STEP_STR and STEP_MSG */
+    copy_step fix[];              /* by kind, each kind in field order */
 } copy_plan;
 
 /* s's plan for desc, made on first use; NULL when out of memory (the
  * copy then takes the plain walk, which gives the same copy). */
-static const copy_plan *plan_of(ref_sched *s, const ProtobufCMessageDescriptor *desc)
+static copy_plan *plan_of(ref_sched *s, const ProtobufCMessageDescriptor *desc)
 {
     for (size_t i = 0; i < s->n_plans; i++)
         if (s->plans[i]->desc == desc)
@@ -563,16 +595,30 @@ static const copy_plan *plan_of(ref_sched *s, const ProtobufCMessageDescriptor *
     pl->desc = desc;
     pl->tmpl = tmpl;
     pl->refuses = 0;
-    pl->n_fix = 0;
-    for (unsigned i = 0; i < desc->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &desc->fields[i];
-        if (copy_refuses(f))
-            pl->refuses = 1;
-        else if (f->label == PROTOBUF_C_LABEL_REPEATED || f->type == PROTOBUF_C_TYPE_STRING ||
-                 f->type == PROTOBUF_C_TYPE_BYTES || f->type == PROTOBUF_C_TYPE_MESSAGE ||
-                 f->type == PROTOBUF_C_TYPE_BOOL)
-            pl->fix[pl->n_fix++] = f;
-    }
+    pl->n_fix = pl->n_str = pl->n_msg = 0;
+    for (unsigned kind = STEP_STR; kind <= STEP_FIELD; kind++) /* one pass per kind */
+        for (unsigned i = 0; i < desc->n_fields; i++) {
+            const ProtobufCFieldDescriptor *f = &desc->fields[i];
+            int singular = f->label != PROTOBUF_C_LABEL_REPEATED;
+            unsigned k = singular && f->type == PROTOBUF_C_TYPE_STRING    ? STEP_STR
+                         : singular && f->type == PROTOBUF_C_TYPE_MESSAGE ? STEP_MSG
+                                                                          : STEP_FIELD;
+            if (copy_refuses(f))
+                pl->refuses = 1;
+            else if (k == kind && (!singular || f->type == PROTOBUF_C_TYPE_STRING ||
+                                   f->type == PROTOBUF_C_TYPE_BYTES ||
+                                   f->type == PROTOBUF_C_TYPE_MESSAGE ||
+                                   f->type == PROTOBUF_C_TYPE_BOOL)) {
+                copy_step *st = &pl->fix[pl->n_fix++];
+                st->kind = k;
+                st->off = f->offset;
+                st->dflt = k != STEP_FIELD ? *(void **)((char *)tmpl + f->offset) : NULL;
+                st->sub = NULL;
+                st->f = f;
+                pl->n_str += k == STEP_STR;
+                pl->n_msg += k == STEP_MSG;
+            }
+        }
     s->plans[s->n_plans++] = pl;
     return pl;
 }
@@ -593,7 +639,7 @@ static int copy_repeated(const ProtobufCFieldDescriptor *f, const ProtobufCMessa
  * scalars come with its bytes (copy_value copies them as they are); every
  * field in pl->fix is set back to its default, then copied as
  * copy_message copies it. */
-static int copy_planned(const copy_plan *pl, const ProtobufCMessage *src, ProtobufCMessage **out,
+static int copy_planned(copy_plan *pl, const ProtobufCMessage *src, ProtobufCMessage **out,
                         bump *b)
 {
     const ProtobufCMessageDescriptor *desc = src->descriptor;
@@ -605,21 +651,47 @@ static int copy_planned(const copy_plan *pl, const ProtobufCMessage *src, Protob
     memcpy(c, src, desc->sizeof_message);
     c->n_unknown_fields = 0; /* as src's */
     c->unknown_fields = pl->tmpl->unknown_fields;
-    for (unsigned k = 0; k < pl->n_fix; k++) {
-        const ProtobufCFieldDescriptor *f = pl->fix[k];
-        const char *sp = (const char *)src + f->offset;
-        char *dp = (char *)c + f->offset;
+    copy_step *st = pl->fix, *end = st + pl->n_str;
+    for (; st < end; st++) { /* copy_value's string copy */
+        const char *v = *(const char *const *)((const char *)src + st->off);
+        char *dp = (char *)c + st->off;
+        if (!v || !v[0]) { /* an empty string keeps the default */
+            *(void **)dp = st->dflt;
+            continue;
+        }
+        size_t n = strlen(v) + 1;
+        char *p = piece(b, n, 0);
+        if (!p)
+            return CAP_ENOMEM;
+        *(char **)dp = memcpy(p, v, n);
+        rel_note(b, dp);
+    }
+    for (end += pl->n_msg; st < end; st++) { /* copy_value's sub-message copy */
+        const ProtobufCMessage *v = *(const ProtobufCMessage *const *)((const char *)src + st->off);
+        char *dp = (char *)c + st->off;
+        *(void **)dp = st->dflt;
+        if (!v)
+            continue; /* an absent message keeps the default */
+        const ProtobufCMessageDescriptor *sd = st->f->descriptor;
+        if (!st->sub)
+            st->sub = plan_of(b->plans, sd);
+        int rc = st->sub && v->descriptor == sd && !v->n_unknown_fields
+                     ? copy_planned(st->sub, v, (ProtobufCMessage **)dp, b)
+                     : copy_message(v, (ProtobufCMessage **)dp, b);
+        if (rc)
+            return rc;
+        rel_note(b, dp);
+    }
+    for (end = pl->fix + pl->n_fix; st < end; st++) {
+        const char *sp = (const char *)src + st->off;
+        char *dp = (char *)c + st->off;
+        /* arrays, bytes and bools */
+        const ProtobufCFieldDescriptor *f = st->f;
         const char *tp = (const char *)pl->tmpl + f->offset; /* the default */
         int rc;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             *(void **)dp = *(void *const *)tp;
             rc = copy_repeated(f, src, c, b);
-        } else if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            /* an empty string and an absent message keep the default */
-            *(void **)dp = *(void *const *)tp;
-            const char *v = *(const char *const *)sp;
-            rc = !v || (f->type == PROTOBUF_C_TYPE_STRING && !v[0]) ? 0
-                                                                    : copy_value(f, sp, dp, 0, b);
         } else {
             if (f->type == PROTOBUF_C_TYPE_BYTES)
                 *(ProtobufCBinaryData *)dp = *(const ProtobufCBinaryData *)tp;
@@ -640,7 +712,7 @@ static int copy_message(const ProtobufCMessage *src, ProtobufCMessage **out, bum
     *out = NULL;
     if (src->n_unknown_fields)
         return 1;
-    const copy_plan *pl = b && b->plans ? plan_of(b->plans, desc) : NULL;
+    copy_plan *pl = b && b->plans ? plan_of(b->plans, desc) : NULL;
     if (pl)
         return copy_planned(pl, src, out, b);
     ProtobufCMessage *c = piece(b, desc->sizeof_message, 0);
@@ -889,7 +961,8 @@ static const char *effective_tenant(const job_request *r)
 
 /* ---- journal -------------------------------------------------------- */
 
-/* Journal records are flat JSON objects written straight into s->jbuf,
+/* Journal records are flat JSON objects written straight into s->jbuf (the
+ * effects list's text storage, where the record stays: no copy),
  * byte for byte what cJSON_PrintUnformatted gives for the same members
  * added in the same order: no spaces; strings escaped as cJSON does
  * (\" \\ \b \f \n \r \t, other bytes below 0x20 as \u00xx, every
@@ -903,16 +976,12 @@ static int jw_grow(ref_sched *s, size_t n)
         return -1;
     if (s->jlen + n + 1 <= s->jcap)
         return 0;
-    size_t cap = s->jcap ? s->jcap : 1024;
-    while (cap < s->jlen + n + 1)
-        cap *= 2;
-    char *b = realloc(s->jbuf, cap);
+    char *b = ref_effects_record_room(s->jfx, s->jlen, n + 1, &s->jcap);
     if (!b) {
         s->jerr = 1;
         return -1;
     }
     s->jbuf = b;
-    s->jcap = cap;
     return 0;
 }
 
@@ -936,11 +1005,20 @@ static inline __attribute__((always_inline)) void jw_put(ref_sched *s, const cha
     s->jlen += n;
 }
 
-static void jw_begin(ref_sched *s)
+/* A record to be written into fx: no room yet (the first write asks). */
+static void jw_start(ref_sched *s, ref_effects *fx)
 {
+    s->jfx = fx;
+    s->jbuf = NULL;
+    s->jcap = 0;
     s->jlen = 0;
     s->jn = 0;
     s->jerr = 0;
+}
+
+static void jw_begin(ref_sched *s, ref_effects *fx)
+{
+    jw_start(s, fx);
     jw_put(s, "{", 1);
 }
 
@@ -1075,13 +1153,13 @@ JW_INLINE void jw_known_lit(ref_sched *s, const char *lit, size_t n, const char 
     jw_put(s, "\"", 1);
 }
 
-static int jw_emit(ref_sched *s, ref_effects *fx)
+/* Ends the record and appends it to its list, where it was written. */
+static int jw_emit(ref_sched *s)
 {
     jw_put(s, "}", 1);
     if (s->jerr)
         return CAP_ENOMEM;
-    s->jbuf[s->jlen] = 0;
-    return s->restoring ? CAP_OK : ref_effects_journal_n(fx, s->jbuf, s->jlen);
+    return s->restoring ? CAP_OK : ref_effects_record_commit(s->jfx, s->jlen);
 }
 
 /* A diagnostic line (kind "note"): what happened and why, for people and
@@ -1098,13 +1176,13 @@ static int note(ref_sched *s, ref_effects *fx, int64_t now, const char *event, c
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    jw_begin(s);
+    jw_begin(s, fx);
     jw_str(s, "k", "note");
     jw_i64(s, "t", now);
     jw_str(s, "ev", event);
     jw_str(s, "job_id", nz(job_id));
     jw_str(s, "detail", detail);
-    return jw_emit(s, fx);
+    return jw_emit(s);
 }
 
 /* The replay guard admitted a signed packet (kind "replay"): the store
@@ -1129,13 +1207,13 @@ static int replay_rec(ref_sched *s, const ref_dedupe_probe *pr, int64_t now, ref
         o += 2 * sizeof pr->keys[i].id;
     }
     keys[o] = 0;
-    jw_begin(s);
+    jw_begin(s, fx);
     jw_str(s, "k", "replay");
     jw_i64(s, "t", now);
     jw_i64(s, "exp", pr->expires_at);
     jw_str(s, "digest", digest);
     jw_str(s, "keys", keys);
-    return jw_emit(s, fx);
+    return jw_emit(s);
 }
 
 /* ---- the job record's writer ------------------------------------------
@@ -1151,12 +1229,12 @@ static int replay_rec(ref_sched *s, const ref_dedupe_probe *pr, int64_t now, ref
 
 /* An empty record with room for n bytes: the cursor at its start, or NULL
  * when memory ran out. */
-static char *jc_begin(ref_sched *s, size_t n)
+static char *jc_begin(ref_sched *s, ref_effects *fx, size_t n)
 {
-    s->jlen = 0;
-    s->jn = 0;
-    s->jerr = 0;
-    return jw_grow(s, n) ? NULL : s->jbuf;
+    jw_start(s, fx);
+    s->jbuf = ref_effects_record_room(fx, 0, n + 1, &s->jcap); /* inline when there is room */
+    s->jerr = !s->jbuf;
+    return s->jbuf;
 }
 
 /* Room for n more bytes past the cursor o: the cursor (the buffer may have
@@ -1249,7 +1327,8 @@ static size_t shared_room(char *v) { return v ? 6 * istr_of(v)->len + 1 : 1; }
 
 /* The job record: the job's whole durable state, after an event. The
  * request goes only into the first record of a job (with_req). */
-static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event, int with_req)
+static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event,
+                  size_t n_event, int with_req)
 {
     if (s->restoring)
         return CAP_OK;
@@ -1266,13 +1345,13 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     }
     const char *t = s->t_text;
     size_t tlen = s->t_len;
-    size_t n_event = strlen(event);
-    const char *state = ref_jobstate_name(j->state);
-    size_t n_state = strlen(state);
-    char *o = jc_begin(s, JREC_FIXED + n_event + n_state + 6 * (j->id_len + sizeof j->dispatch_id) +
-                              shared_room(j->rule_id) + shared_room(j->snapshot) +
-                              shared_room(j->reason) + shared_room(j->worker) +
-                              shared_room(j->pool));
+    int known = (unsigned)j->state < N_STATE_NAMES;
+    const char *state = known ? s->state_name[j->state] : ref_jobstate_name(j->state);
+    size_t n_state = known ? s->state_len[j->state] : strlen(state);
+    char *o = jc_begin(s, fx,
+                       JREC_FIXED + n_event + n_state + 6 * (j->id_len + sizeof j->dispatch_id) +
+                           shared_room(j->rule_id) + shared_room(j->snapshot) +
+                           shared_room(j->reason) + shared_room(j->worker) + shared_room(j->pool));
     if (!o)
         return CAP_ENOMEM;
     JC_LIT(o, "{\"k\":\"job\",\"t\":");
@@ -1334,7 +1413,7 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     JC_LIT(o, ",\"attempt\":");
     o = jc_i64(o, (int64_t)j->attempt);
     JC_LIT(o, ",\"dispatch_id\":\"");
-    size_t n_did = strlen(j->dispatch_id);
+    size_t n_did = j->dispatch_len;
     if (j->dispatch_plain) { /* a fixed-size copy: the id's array holds 33 bytes */
         memcpy(o, j->dispatch_id, sizeof j->dispatch_id - 1);
         o += n_did;
@@ -1378,11 +1457,11 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     if (with_req) {
         size_t len = 0;
         TRY(cap_encode_to(&j->req->base, &s->rbuf, &s->rcap, &len));
-        o = jc_room(s, o, JREC_FIXED + 6 * strlen(nz(j->trace_id)) + cap_base64_encoded_len(len));
+        o = jc_room(s, o, JREC_FIXED + 6 * (size_t)j->trace_len + cap_base64_encoded_len(len));
         if (!o)
             return CAP_ENOMEM;
         JC_LIT(o, ",\"trace_id\":\"");
-        o = jc_strval(s, o, nz(j->trace_id));
+        o = jc_known(s, o, j->trace_id, j->trace_len, j->trace_plain);
         /* base64 needs no JSON escape: encoded straight into the record */
         JC_LIT(o, ",\"req\":\"");
         o += cap_base64_encode(s->rbuf, len, o);
@@ -1390,22 +1469,27 @@ static int jrec(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *
     }
     s->jlen = (size_t)(o - s->jbuf);
     s->jn = 1;
-    return jw_emit(s, fx);
+    return jw_emit(s);
 }
+
+/* jrec_n with the event's length taken where the event is named (for a
+ * literal, at compile time). */
+#define jrec(s, j, now, fx, event, with_req)                                                       \
+    jrec_n((s), (j), (now), (fx), (event), strlen(event), (with_req))
 
 static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, const char *wf,
                     const char *job_id, int outcome)
 {
     if (s->restoring)
         return CAP_OK;
-    jw_begin(s);
+    jw_begin(s, fx);
     jw_str(s, "k", "saga");
     jw_i64(s, "t", now);
     jw_str(s, "op", op);
     jw_str(s, "wf", nz(wf));
     jw_str(s, "job_id", nz(job_id));
     jw_num(s, "outcome", outcome);
-    return jw_emit(s, fx);
+    return jw_emit(s);
 }
 
 /* ---- packets -------------------------------------------------------- */
@@ -1726,11 +1810,11 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
         if (!is_terminal(j))
             continue;
         if (!s->restoring) {
-            jw_begin(s);
+            jw_begin(s, fx);
             jw_lit(s, JW_RAW("\"k\":\"evict\""));
             jw_i64(s, "t", now);
             jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
-            TRY(jw_emit(s, fx));
+            TRY(jw_emit(s));
         }
         unlink_job(s, j);
         job_free(s, j);
@@ -1759,6 +1843,8 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
     trace_id = nz(trace_id);
     size_t n_id = strlen(id), n_trace = strlen(trace_id), n_tenant = strlen(tenant);
     size_t n_key = strlen(key);
+    if (n_trace > UINT32_MAX) /* beyond any packet; trace_len is 32-bit */
+        return NULL;
     size_t size = sizeof(job) + n_id + n_trace + n_tenant + 3 + (n_key ? n_tenant + n_key + 2 : 0);
     job *j = calloc(1, size);
     if (!j)
@@ -1769,6 +1855,8 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
     j->id_plain = json_plain(id, n_id);
     j->dispatch_plain = 1; /* "" until the first dispatch */
     j->trace_id = put_str(&at, trace_id, n_trace);
+    j->trace_len = (uint32_t)n_trace;
+    j->trace_plain = json_plain(trace_id, n_trace);
     j->tenant = put_str(&at, tenant, n_tenant);
     if (n_key) { /* the idempotency index key: tenant, 0x1f, key */
         j->idem = at;
@@ -2193,6 +2281,7 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     j->attempt++;
     random_hex(s, j->dispatch_id);
     j->dispatch_plain = 1; /* hex digits */
+    j->dispatch_len = 32;
     j->ticket = ticket;
     j->done = 0;
     j->throttles = 0;
@@ -3194,8 +3283,9 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     j->attempt = (uint64_t)lv;
     const char *did = jstr(o, "dispatch_id");
     NEED(did && strlen(did) <= 32, "bad dispatch_id");
-    memcpy(j->dispatch_id, did, strlen(did) + 1);
-    j->dispatch_plain = json_plain(did, strlen(did));
+    j->dispatch_len = (uint8_t)strlen(did); /* at most 32, checked above */
+    memcpy(j->dispatch_id, did, j->dispatch_len + 1);
+    j->dispatch_plain = json_plain(did, j->dispatch_len);
     NEED(!intern_set(s, IK_WORKER, &j->worker, jstr(o, "worker")), "out of memory");
     NEED(!intern_set(s, IK_POOL, &j->pool, jstr(o, "pool")), "out of memory");
     NEED(jint(o, "done", &j->done), "bad done");
@@ -3448,6 +3538,10 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     s->running_to = or_default(cfg->running_timeout_ns, def.running_timeout_ns);
     s->on_pool = cfg->dispatch_on_pool;
     s->next_seq = 1;
+    for (int i = 0; i < N_STATE_NAMES; i++) {
+        s->state_name[i] = ref_jobstate_name(i);
+        s->state_len[i] = strlen(s->state_name[i]);
+    }
     ref_strmap_init_borrowed(&s->by_id); /* keys: the jobs' own ids */
     ref_u64map_init(&s->by_seq);
     ref_strmap_init_borrowed(&s->by_idem); /* keys: the jobs' own idempotency keys */
@@ -3503,7 +3597,6 @@ void ref_sched_free(ref_sched *s)
     ref_u64map_free(&s->by_seq);
     free(s->ring);
     ref_strmap_free(&s->by_idem);
-    free(s->jbuf);
     free(s->rbuf);
     free(s->kbuf);
     free(s->krel);

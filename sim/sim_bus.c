@@ -12,6 +12,7 @@
 
 typedef struct {
     char *name;
+    size_t name_len; /* strlen(name), handed to the publish observer */
     int64_t skew;
 } bus_actor;
 
@@ -419,6 +420,7 @@ int sim_bus_actor(sim_bus *b, const char *name, uint32_t *id)
     if (!copy)
         return CAP_ENOMEM;
     b->actors[b->nactors].name = copy;
+    b->actors[b->nactors].name_len = strlen(copy);
     b->actors[b->nactors].skew = 0;
     *actor_slot(b, name, h) = (uint32_t)b->nactors + 1;
     if (id)
@@ -1159,8 +1161,11 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
     }
     pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now,
                  subject_len, reply_len};
-    if (b->cfg.on_publish)
-        b->cfg.on_publish(b->cfg.ctx, now, b->actors[from].name, subject, m.reply, bytes, len);
+    if (b->cfg.on_publish) {
+        const sim_publish_strings ps = {b->actors[from].name, subject,     m.reply,
+                                        b->actors[from].name_len, subject_len, reply_len};
+        b->cfg.on_publish(b->cfg.ctx, now, &ps, bytes, len);
+    }
     for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE, REPLAY "next N packets" */
         bus_fault *f = &b->faults[i];
         if (count_rule_takes(b, f, SIM_FAULT_DUPLICATE, subject, from, now) ||

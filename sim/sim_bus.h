@@ -164,8 +164,14 @@ typedef struct {
 } sim_bus_stats;
 
 /* Observers (optional). Pointers are valid during the call only. */
-typedef void (*sim_bus_publish_fn)(void *ctx, int64_t now, const char *from, const char *subject,
-                                   const char *reply, const uint8_t *bytes, size_t len);
+/* A publish's sender (actor name), subject and reply subject ("" none),
+ * with their lengths (strlen of each), which the bus knows already. */
+typedef struct {
+    const char *from, *subject, *reply;
+    size_t from_len, subject_len, reply_len;
+} sim_publish_strings;
+typedef void (*sim_bus_publish_fn)(void *ctx, int64_t now, const sim_publish_strings *s,
+                                   const uint8_t *bytes, size_t len);
 typedef void (*sim_bus_drop_fn)(void *ctx, int64_t now, const char *from, const char *to,
                                 const char *subject, sim_drop_reason reason);
 

@@ -21,6 +21,7 @@ static void jview_from_cjson(sim_jview *v, const cJSON *o)
     v->k = jv_str(o, "k");
     v->job_id = jv_str(o, "job_id");
     v->state = jv_str(o, "state");
+    v->state_len = v->state ? strlen(v->state) : 0;
     v->ev = jv_str(o, "ev");
     v->snapshot = jv_str(o, "snapshot");
     v->hash = jv_str(o, "hash");
@@ -63,10 +64,10 @@ static inline int member_of(const char *k, size_t kn)
 #undef IS
 }
 
-/* Sets member m of v to the string s (NULL: the member is there but not a
- * string), unless an earlier member of that name was seen (the first of
- * duplicate members counts, as in cJSON). */
-static inline void set_str(sim_jview *v, int m, const char *s)
+/* Sets member m of v to the string s of n bytes (NULL, n 0: the member is
+ * there but not a string), unless an earlier member of that name was seen
+ * (the first of duplicate members counts, as in cJSON). */
+static inline void set_str(sim_jview *v, int m, const char *s, size_t n)
 {
     if (m == M_NONE || (v->seen & (1u << m)))
         return;
@@ -74,7 +75,7 @@ static inline void set_str(sim_jview *v, int m, const char *s)
     switch (m) {
     case M_K: v->k = s; return;
     case M_JOB_ID: v->job_id = s; return;
-    case M_STATE: v->state = s; return;
+    case M_STATE: v->state = s; v->state_len = n; return;
     case M_EV: v->ev = s; return;
     case M_SNAPSHOT: v->snapshot = s; return;
     case M_HASH: v->hash = s; return;
@@ -91,7 +92,7 @@ static inline void set_str(sim_jview *v, int m, const char *s)
 static inline void set_num(sim_jview *v, int m, double x)
 {
     if (m != M_ATTEMPT && m != M_DECISION && m != M_APPR) {
-        set_str(v, m, NULL);
+        set_str(v, m, NULL, 0);
         return;
     }
     if (v->seen & (1u << m))
@@ -111,6 +112,7 @@ static inline void view_clear(sim_jview *v)
 {
     v->k = v->job_id = v->state = v->ev = v->snapshot = v->hash = v->appr_snapshot = NULL;
     v->op = v->wf = v->attempt_str = NULL;
+    v->state_len = 0;
     v->attempt_num = NAN;
     v->has_decision = v->has_appr = v->has_attempt = 0;
     v->decision = v->appr = 0;
@@ -203,12 +205,16 @@ typedef struct {
     int appr_defaults; /* appr 0, hash "", appr_snapshot "" */
 } known_run;
 
+#define RUN_LIMITS ",\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,\"throttles\":0"
+#define RUN_APPR ",\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\",\"appr_note\":\"\""
+#define RUN_WAIT ",\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\""
+#define RUN_SAGA ",\"memo\":\"\",\"saga_wf\":\"\""
 #define RUN(text, appr) {text, sizeof text - 1, appr}
 static const known_run known_runs[] = {
-    RUN(",\"max_runtime_ns\":\"0\",\"max_retries\":-1,\"max_concurrent\":0,\"throttles\":0", 0),
-    RUN(",\"appr\":0,\"hash\":\"\",\"appr_snapshot\":\"\",\"appr_by\":\"\",\"appr_note\":\"\"", 1),
-    RUN(",\"wait_since\":\"-1\",\"waiting\":0,\"wake_at\":\"0\"", 0),
-    RUN(",\"memo\":\"\",\"saga_wf\":\"\"", 0),
+    RUN(RUN_LIMITS, 0),
+    RUN(RUN_APPR, 1),
+    RUN(RUN_WAIT, 0),
+    RUN(RUN_SAGA, 0),
 };
 #undef RUN
 
@@ -228,8 +234,8 @@ static inline size_t take_known_run(sim_jview *v, const char *p)
         return 0;
     if (k->appr_defaults) {
         set_num(v, M_APPR, 0);
-        set_str(v, M_HASH, "");
-        set_str(v, M_APPR_SNAPSHOT, "");
+        set_str(v, M_HASH, "", 0);
+        set_str(v, M_APPR_SNAPSHOT, "", 0);
     }
     return k->len;
 }
@@ -259,11 +265,12 @@ static inline __attribute__((always_inline)) char *read_value(char *p, sim_jview
 {
     if (*p == '"') {
         char *str = p + 1;
-        char *q = find_special(str);
+        /* many values are "": no block to test for those */
+        char *q = *str == '"' ? str : find_special(str);
         if (*q != '"')
             return NULL;
         *q = 0;
-        set_str(v, m, str);
+        set_str(v, m, str, (size_t)(q - str));
         return q + 1;
     }
     int neg = 0;
@@ -328,21 +335,48 @@ static int read_members(char *p, sim_jview *v)
         return read_members(p + 1, v);                                                             \
     if (UNLIKELY(!(p = read_value(p + sizeof lit - 1, v, m))))                                     \
         return 0;                                                                                  \
-    if (UNLIKELY(*p == '}'))                                                                       \
-        return p[1] == 0;                                                                          \
-    if (UNLIKELY(*p != ','))                                                                       \
-        return 0;
-/* a default value (the literal holds name and value), else as EXPECT */
+    if (UNLIKELY(*p != ',')) /* the end of the record, or not the simple form */                   \
+        return *p == '}' && p[1] == 0;
+/* a default value (the literal holds name and value) with a member after
+ * it, else as EXPECT (which reads a default value at the record's end as
+ * a value: the view is the same) */
 #define EXPECT_DEFAULT(lit, name, m, set)                                                          \
+    if (LIKELY(memcmp(p, lit, sizeof lit - 1) == 0 && p[sizeof lit - 1] == ',')) {                 \
+        p += sizeof lit - 1;                                                                       \
+        set;                                                                                       \
+    } else {                                                                                       \
+        EXPECT(name, m)                                                                            \
+    }
+
+/* a default value that may end the record (the scheduler's last default) */
+#define EXPECT_DEFAULT_LAST(lit, name, m, set)                                                     \
     if (LIKELY(memcmp(p, lit, sizeof lit - 1) == 0 &&                                              \
                (p[sizeof lit - 1] == ',' || p[sizeof lit - 1] == '}'))) {                          \
         p += sizeof lit - 1;                                                                       \
         set;                                                                                       \
-        if (UNLIKELY(*p == '}'))                                                                   \
+        if (*p == '}')                                                                             \
             return p[1] == 0;                                                                      \
     } else {                                                                                       \
         EXPECT(name, m)                                                                            \
     }
+
+/* n bytes at p are those of the literal lit, compared in pieces of at
+ * most 32 bytes, which the compiler compares inline (a longer memcmp
+ * becomes a call). */
+#define SAME_PIECE(p, lit, at, n)                                                                  \
+    ((n) <= (at) || memcmp((p) + (at), (lit) + (at), (n) - (at) < 32 ? (n) - (at) : 32) == 0)
+#define SAME(p, lit)                                                                               \
+    (SAME_PIECE(p, lit, 0, sizeof lit - 1) && SAME_PIECE(p, lit, 32, sizeof lit - 1) &&            \
+     SAME_PIECE(p, lit, 64, sizeof lit - 1))
+
+/* A whole run of defaults (its literal above) with a member after it:
+ * its members are taken at once, with their values set; else they are
+ * read one by one (the block after it). */
+#define EXPECT_RUN(run, set)                                                                       \
+    if (LIKELY(SAME(p, run) && p[sizeof run - 1] == ',')) {                                        \
+        p += sizeof run - 1;                                                                       \
+        set;                                                                                       \
+    } else
 
 static int read_job_layout(char *p, sim_jview *v)
 {
@@ -357,16 +391,23 @@ static int read_job_layout(char *p, sim_jview *v)
     EXPECT(",\"rule\":", M_NONE)
     EXPECT(",\"snapshot\":", M_SNAPSHOT)
     EXPECT(",\"reason\":", M_NONE)
-    EXPECT_DEFAULT(",\"max_runtime_ns\":\"0\"", ",\"max_runtime_ns\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"max_retries\":-1", ",\"max_retries\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"max_concurrent\":0", ",\"max_concurrent\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"throttles\":0", ",\"throttles\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"appr\":0", ",\"appr\":", M_APPR, set_num(v, M_APPR, 0))
-    EXPECT_DEFAULT(",\"hash\":\"\"", ",\"hash\":", M_HASH, set_str(v, M_HASH, ""))
-    EXPECT_DEFAULT(",\"appr_snapshot\":\"\"", ",\"appr_snapshot\":", M_APPR_SNAPSHOT,
-                   set_str(v, M_APPR_SNAPSHOT, ""))
-    EXPECT_DEFAULT(",\"appr_by\":\"\"", ",\"appr_by\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"appr_note\":\"\"", ",\"appr_note\":", M_NONE, (void)0)
+    EXPECT_RUN(RUN_LIMITS, (void)0)
+    {
+        EXPECT_DEFAULT(",\"max_runtime_ns\":\"0\"", ",\"max_runtime_ns\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"max_retries\":-1", ",\"max_retries\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"max_concurrent\":0", ",\"max_concurrent\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"throttles\":0", ",\"throttles\":", M_NONE, (void)0)
+    }
+    EXPECT_RUN(RUN_APPR, (set_num(v, M_APPR, 0), set_str(v, M_HASH, "", 0),
+                          set_str(v, M_APPR_SNAPSHOT, "", 0)))
+    {
+        EXPECT_DEFAULT(",\"appr\":0", ",\"appr\":", M_APPR, set_num(v, M_APPR, 0))
+        EXPECT_DEFAULT(",\"hash\":\"\"", ",\"hash\":", M_HASH, set_str(v, M_HASH, "", 0))
+        EXPECT_DEFAULT(",\"appr_snapshot\":\"\"", ",\"appr_snapshot\":", M_APPR_SNAPSHOT,
+                       set_str(v, M_APPR_SNAPSHOT, "", 0))
+        EXPECT_DEFAULT(",\"appr_by\":\"\"", ",\"appr_by\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"appr_note\":\"\"", ",\"appr_note\":", M_NONE, (void)0)
+    }
     EXPECT(",\"attempt\":", M_ATTEMPT)
     EXPECT(",\"dispatch_id\":", M_NONE)
     EXPECT(",\"worker\":", M_NONE)
@@ -374,16 +415,23 @@ static int read_job_layout(char *p, sim_jview *v)
     EXPECT(",\"done\":", M_NONE)
     EXPECT(",\"counted\":", M_NONE)
     EXPECT(",\"retries\":", M_NONE)
-    EXPECT_DEFAULT(",\"wait_since\":\"-1\"", ",\"wait_since\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"waiting\":0", ",\"waiting\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"wake_at\":\"0\"", ",\"wake_at\":", M_NONE, (void)0)
+    EXPECT_RUN(RUN_WAIT, (void)0)
+    {
+        EXPECT_DEFAULT(",\"wait_since\":\"-1\"", ",\"wait_since\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"waiting\":0", ",\"waiting\":", M_NONE, (void)0)
+        EXPECT_DEFAULT(",\"wake_at\":\"0\"", ",\"wake_at\":", M_NONE, (void)0)
+    }
     EXPECT(",\"watch_at\":", M_NONE)
     EXPECT_DEFAULT(",\"memo\":\"\"", ",\"memo\":", M_NONE, (void)0)
-    EXPECT_DEFAULT(",\"saga_wf\":\"\"", ",\"saga_wf\":", M_NONE, (void)0)
+    EXPECT_DEFAULT_LAST(",\"saga_wf\":\"\"", ",\"saga_wf\":", M_NONE, (void)0)
     EXPECT(",\"trace_id\":", M_NONE)
     EXPECT(",\"req\":", M_NONE)
     return read_members(p + 1, v);
 }
+#undef EXPECT_RUN
+#undef SAME
+#undef SAME_PIECE
+#undef EXPECT_DEFAULT_LAST
 #undef EXPECT_DEFAULT
 #undef EXPECT
 

@@ -17,6 +17,7 @@
 
 typedef struct {
     const char *k, *job_id, *state, *ev, *snapshot, *hash, *appr_snapshot, *op, *wf;
+    size_t state_len;        /* strlen(state) when state is not NULL, else 0 */
     const char *attempt_str; /* "attempt" as a string, else NULL */
     double attempt_num;      /* "attempt" as a number, else NAN */
     int has_decision, has_appr, has_attempt;

@@ -126,6 +126,14 @@ typedef struct {
     int gone;
 } jentry;
 
+/* A job state's name with its state, as ref_jobstate_from_name reads it. */
+#define STATE_SLOTS 32
+typedef struct {
+    const char *name; /* NULL: a free place */
+    size_t len;
+    int state;
+} state_name;
+
 struct world {
     sim_jview_reader jreader;    /* reads the scheduler's journal records */
     const sim_run_config *cfg;
@@ -173,6 +181,7 @@ struct world {
     size_t replay_head, n_replay, cap_replay, cap_replay_at;
     sim_event *held;             /* deliveries held for a crashed scheduler */
     size_t n_held, cap_held;
+    state_name state_names[STATE_SLOTS]; /* job states by name: see state_of */
     ref_strmap handler_seen;     /* "dispatch_id#attempt" -> its hkey (keys borrowed) */
     hkey *orphan_keys;           /* keys of handler runs for jobs the checker does not know */
     ref_strmap saga_stack;       /* wf -> stack text (job ids, '\n'-separated) */
@@ -280,12 +289,10 @@ static uint64_t job_num(const char *id)
     if (id[0] != 'j' || id[1] != 'o' || id[2] != 'b' || id[3] != '-' || id[4] < '1' || id[4] > '9')
         return 0;
     uint64_t n = 0;
-    for (const char *p = id + 4; *p; p++) {
-        if (*p < '0' || *p > '9' || p - id >= 4 + 18)
-            return 0;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    return n;
+    const char *p = id + 4, *end = id + 4 + 18;
+    for (unsigned d; p < end && (d = (unsigned)((unsigned char)*p - '0')) <= 9; p++)
+        n = n * 10 + d;
+    return *p ? 0 : n; /* a byte that is no digit, or a 19th digit */
 }
 
 /* The place of job n (n != 0) in by_num, NULL before the table exists. */
@@ -448,16 +455,18 @@ static size_t topic_index(world *w, const char *topic)
 
 /* ---- trace ---------------------------------------------------------------- */
 
-static void on_publish(void *ctx, int64_t now, const char *from, const char *subject,
-                       const char *reply, const uint8_t *bytes, size_t len)
+/* The bus hands over the strings' lengths: the writer need not measure them. */
+static void on_publish(void *ctx, int64_t now, const sim_publish_strings *s, const uint8_t *bytes,
+                       size_t len)
 {
     world *w = ctx;
-    cap_trace_record r = {.time = now, .kind = CAP_TRACE_PUBLISH, .subject = subject,
-                          .sender = from, .reply = reply, .bytes = bytes, .len = len};
+    cap_trace_record r = {.time = now, .kind = CAP_TRACE_PUBLISH, .subject = s->subject,
+                          .sender = s->from, .reply = s->reply, .bytes = bytes, .len = len};
+    const size_t n[CAP_TRACE_NSTR] = {s->subject_len, s->from_len, 0, s->reply_len, 0};
     cap_diag d;
-    if (w->tw_bin && cap_trace_write(w->tw_bin, &r, &d) < 0)
+    if (w->tw_bin && cap_trace_write_n(w->tw_bin, &r, n, &d) < 0)
         w->err = CAP_EIO;
-    if (w->tw_jsonl && cap_trace_write(w->tw_jsonl, &r, &d) < 0)
+    if (w->tw_jsonl && cap_trace_write_n(w->tw_jsonl, &r, n, &d) < 0)
         w->err = CAP_EIO;
     w->res->trace_records++;
 }
@@ -643,9 +652,43 @@ static void gateway_request_hash(world *w, jinfo *j)
     free(p); /* build_submit: one block */
 }
 
+/* The place of a state name of len bytes (len >= 2) among state_names:
+ * the states' names (ref_jobstate.c) all have places of their own. */
+static size_t state_slot(const char *name, size_t len)
+{
+    return (4 * len + 3 * (unsigned char)name[0] + (unsigned char)name[1]) & (STATE_SLOTS - 1);
+}
+
+/* Files the states' names (and the one of REF_JOB_NONE) for state_of, each
+ * with the state ref_jobstate_from_name gives for it; a name whose place
+ * is taken is left out (state_of then asks ref_jobstate_from_name). */
+static void state_names_init(world *w)
+{
+    for (int i = -1; i < REF_JOBSTATE_COUNT; i++) {
+        const char *name = ref_jobstate_name(i < 0 ? REF_JOB_NONE : ref_jobstate_list[i]);
+        size_t len = strlen(name);
+        state_name *e = len >= 2 ? &w->state_names[state_slot(name, len)] : NULL;
+        if (e && !e->name)
+            *e = (state_name){name, len, ref_jobstate_from_name(name)};
+    }
+}
+
+/* ref_jobstate_from_name(name) for a name of len bytes, without comparing
+ * it with every state's name: a journal record's state is one of the
+ * names filed by state_names_init, found by its place and one compare. */
+static int state_of(const world *w, const char *name, size_t len)
+{
+    if (len >= 2) {
+        const state_name *e = &w->state_names[state_slot(name, len)];
+        if (e->name && e->len == len && memcmp(e->name, name, len) == 0)
+            return e->state;
+    }
+    return ref_jobstate_from_name(name);
+}
+
 static void check_job_record(world *w, const sim_jview *o, jinfo *j)
 {
-    int to = ref_jobstate_from_name(o->state);
+    int to = state_of(w, o->state, o->state_len);
     int from = j->state;
     ref_js_outcome oc = ref_jobstate_check(from, to);
     if (from != REF_JOB_NONE || to != REF_JOB_PENDING) {
@@ -2292,6 +2335,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     w->end_run = w->end_load + cfg->scn->drain_ns;
     ref_strmap_init_borrowed(&w->jobs); /* keys: the entries' own ids */
     ref_strmap_init_borrowed(&w->handler_seen);
+    state_names_init(w);
     ref_strmap_init(&w->saga_stack);
     ref_strmap_init(&w->twins);
     int rc = sim_queue_init(&w->q, (size_t)1 << 22);

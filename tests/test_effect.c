@@ -371,6 +371,69 @@ static void test_rand(void **state)
 /* Subjects and records share one text buffer: strings listed before the
  * buffer grew still read right afterwards, a cleared list reuses it, and
  * one that grew past the keep size is given back at the clear. */
+/* A record written in place: room, write, commit. The bytes written before
+ * the storage moves come along; the strings of the effects already listed
+ * move too; nothing counts before the commit. */
+static void test_record_in_place(void **state)
+{
+    (void)state;
+    ref_effects l;
+    assert_int_equal(ref_effects_init(&l, 3), CAP_OK);
+    assert_int_equal(ref_effects_record_commit(&l, 0), CAP_EINVAL); /* no room asked */
+    assert_int_equal(ref_effects_publish(&l, "sys.job.submit", ref_packet_new("t", "s", 0)),
+                     CAP_OK);
+    size_t room = 0;
+    char *r = ref_effects_record_room(&l, 0, 8, &room);
+    assert_non_null(r);
+    assert_true(room >= 8);
+    memcpy(r, "{\"a\":", 5);
+    char *old_text = l.text;
+    size_t big = l.text_cap + 1000; /* more than there is: the storage moves */
+    r = ref_effects_record_room(&l, 5, big, &room);
+    assert_non_null(r);
+    assert_true(room >= 5 + big);
+    assert_ptr_not_equal(l.text, old_text);
+    assert_memory_equal(r, "{\"a\":", 5);
+    assert_string_equal(ref_effects_at(&l, 0)->subject, "sys.job.submit");
+    assert_int_equal(ref_effects_count(&l), 1); /* not counted yet */
+    memcpy(r + 5, "1}", 2);
+    assert_int_equal(ref_effects_record_commit(&l, 7), CAP_OK);
+    const ref_effect *e = ref_effects_at(&l, 1);
+    assert_int_equal(e->kind, REF_EFFECT_JOURNAL);
+    assert_string_equal(e->record, "{\"a\":1}");
+    assert_int_equal(e->record_len, 7);
+    assert_null(e->packet);
+    assert_null(e->subject);
+    /* what follows goes after it */
+    assert_int_equal(ref_effects_journal(&l, "{}"), CAP_OK);
+    assert_string_equal(ref_effects_at(&l, 1)->record, "{\"a\":1}");
+    assert_string_equal(ref_effects_at(&l, 2)->record, "{}");
+    /* a full list refuses the record and stays as it was */
+    r = ref_effects_record_room(&l, 0, 3, NULL);
+    assert_non_null(r);
+    memcpy(r, "{}", 2);
+    assert_int_equal(ref_effects_record_commit(&l, 2), CAP_EFULL);
+    assert_int_equal(ref_effects_count(&l), 3);
+    /* room asked for less than the commit needs (len + 1 for the NUL) */
+    ref_effects_clear(&l);
+    r = ref_effects_record_room(&l, 0, 1, &room);
+    assert_non_null(r);
+    assert_int_equal(ref_effects_record_commit(&l, room), CAP_EINVAL);
+    assert_int_equal(ref_effects_count(&l), 0);
+    /* a reused slot holds only what its new effect sets */
+    assert_int_equal(ref_effects_timer_set(&l, 9, 100), CAP_OK);
+    e = ref_effects_at(&l, 0);
+    assert_int_equal(e->kind, REF_EFFECT_TIMER_SET);
+    assert_null(e->record);
+    assert_int_equal(e->record_len, 0);
+    assert_null(e->packet);
+    assert_null(e->subject);
+    assert_int_equal(e->packet_block, 0);
+    ref_effects_free(&l);
+    assert_null(ref_effects_record_room(NULL, 0, 1, NULL));
+    assert_int_equal(ref_effects_record_commit(NULL, 0), CAP_EINVAL);
+}
+
 static void test_text_buffer_moves_and_is_given_back(void **state)
 {
     (void)state;
@@ -433,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_publish_block_and_take),
         cmocka_unit_test(test_rand),
         cmocka_unit_test(test_text_buffer_moves_and_is_given_back),
+        cmocka_unit_test(test_record_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

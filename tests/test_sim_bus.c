@@ -957,10 +957,14 @@ static void test_delivered_packets_are_lent(void **state)
     world_free(&w);
 }
 
-static void observe_publish(void *ctx, int64_t now, const char *from, const char *subject,
-                            const char *reply, const uint8_t *bytes, size_t len)
+static void observe_publish(void *ctx, int64_t now, const sim_publish_strings *s,
+                            const uint8_t *bytes, size_t len)
 {
-    (void)now, (void)from, (void)subject, (void)reply, (void)bytes;
+    (void)now, (void)bytes;
+    /* the lengths handed over are the strings' own */
+    assert_int_equal(s->from_len, strlen(s->from));
+    assert_int_equal(s->subject_len, strlen(s->subject));
+    assert_int_equal(s->reply_len, strlen(s->reply));
     *(size_t *)ctx += len;
 }
 
@@ -995,6 +999,56 @@ static void test_full_and_observer(void **state)
     sim_bus_free(bus);
     c.latency.kind = (sim_dist_kind)42;
     assert_int_equal(sim_bus_new(&c, &bus), CAP_EINVAL);
+}
+
+typedef struct {
+    char from[64], subject[64], reply[64];
+    int calls;
+} seen_strings;
+
+static void observe_strings(void *ctx, int64_t now, const sim_publish_strings *s,
+                            const uint8_t *bytes, size_t len)
+{
+    (void)now, (void)bytes, (void)len;
+    seen_strings *o = ctx;
+    assert_int_equal(s->from_len, strlen(s->from));
+    assert_int_equal(s->subject_len, strlen(s->subject));
+    assert_int_equal(s->reply_len, strlen(s->reply));
+    snprintf(o->from, sizeof o->from, "%s", s->from);
+    snprintf(o->subject, sizeof o->subject, "%s", s->subject);
+    snprintf(o->reply, sizeof o->reply, "%s", s->reply);
+    o->calls++;
+}
+
+/* The publish observer is handed the sender, subject and reply with their
+ * lengths, the same whether the subject is scanned or remembered. */
+static void test_publish_observer_strings(void **state)
+{
+    (void)state;
+    sim_bus_config c;
+    sim_bus_config_default(&c);
+    seen_strings o = {0};
+    c.on_publish = observe_strings;
+    c.ctx = &o;
+    sim_bus *bus;
+    assert_int_equal(sim_bus_new(&c, &bus), CAP_OK);
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 64), CAP_OK);
+    uint32_t a, b;
+    assert_int_equal(sim_bus_actor(bus, "a-sender-with-a-long-name", &a), CAP_OK);
+    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
+    assert_int_equal(sim_bus_subscribe(bus, b, "job.>", NULL, 0, NULL), CAP_OK);
+    const uint8_t junk[] = {1};
+    for (int i = 0; i < 4; i++) { /* the subject's memo is made on the way */
+        const char *reply = i % 2 ? "_INBOX.reply.7" : NULL;
+        assert_int_equal(sim_bus_publish_bytes(bus, a, "job.tools.x", reply, junk, 1, 0, &q), CAP_OK);
+        assert_int_equal(o.calls, i + 1);
+        assert_string_equal(o.from, "a-sender-with-a-long-name");
+        assert_string_equal(o.subject, "job.tools.x");
+        assert_string_equal(o.reply, reply ? reply : "");
+    }
+    sim_queue_free(&q, sim_bus_event_release, bus);
+    sim_bus_free(bus);
 }
 
 /* ---- routing shortcuts: memos, actor index, delivery blocks ---- */
@@ -1275,6 +1329,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_and_decode_failure),
         cmocka_unit_test(test_delivered_packets_are_lent),
         cmocka_unit_test(test_full_and_observer),
+        cmocka_unit_test(test_publish_observer_strings),
         cmocka_unit_test(test_same_seed_same_sequence),
         cmocka_unit_test(test_route_memo),
         cmocka_unit_test(test_actor_ids),

@@ -218,6 +218,44 @@ static void test_hash_stable(void **state)
     sample_free(&s);
 }
 
+/* cap_trace_write_n, given the strings' lengths, writes the same bytes
+ * (the same hash) and checks the strings the same way. */
+static void test_write_n(void **state)
+{
+    (void)state;
+    sample s;
+    sample_init(&s);
+    cap_trace_writer *w = NULL;
+    assert_int_equal(cap_trace_writer_open(NULL, CAP_TRACE_BINARY, &w), CAP_OK);
+    for (int i = 0; i < 5; i++) {
+        const cap_trace_record *r = &s.r[i];
+        const size_t n[CAP_TRACE_NSTR] = {strlen(nz(r->subject)), strlen(nz(r->sender)),
+                                          strlen(nz(r->receiver)), strlen(nz(r->reply)),
+                                          strlen(nz(r->note))};
+        assert_int_equal(cap_trace_write_n(w, r, n, NULL), CAP_OK);
+    }
+    char h1[65];
+    assert_int_equal(cap_trace_writer_close(w, h1), CAP_OK);
+    assert_string_equal(h1, GOLDEN_HASH);
+    assert_int_equal(cap_trace_writer_open(NULL, CAP_TRACE_BINARY, &w), CAP_OK);
+    cap_diag d;
+    cap_trace_record r = {0, CAP_TRACE_PUBLISH, "s", "\xc3\xa9t\xe9", NULL, NULL, NULL, NULL, 0};
+    const size_t bad[CAP_TRACE_NSTR] = {1, 4, 0, 0, 0};
+    assert_int_equal(cap_trace_write_n(w, &r, bad, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "sender");
+    char longs[CAP_TRACE_MAX_STRING + 2];
+    memset(longs, 'a', sizeof longs - 1);
+    longs[sizeof longs - 1] = 0;
+    r.sender = NULL;
+    r.reply = longs;
+    const size_t over[CAP_TRACE_NSTR] = {1, 0, 0, sizeof longs - 1, 0};
+    assert_int_equal(cap_trace_write_n(w, &r, over, &d), CAP_EINVAL);
+    assert_string_equal(d.path, "reply");
+    assert_true(cap_trace_writer_count(w) == 0);
+    assert_int_equal(cap_trace_writer_close(w, NULL), CAP_OK);
+    sample_free(&s);
+}
+
 static void test_writer_rejects(void **state)
 {
     (void)state;
@@ -595,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_binary_round_trip),
         cmocka_unit_test(test_jsonl_round_trip),
         cmocka_unit_test(test_hash_stable),
+        cmocka_unit_test(test_write_n),
         cmocka_unit_test(test_writer_rejects),
         cmocka_unit_test(test_writer_text_check),
         cmocka_unit_test(test_writer_text_every_position),
