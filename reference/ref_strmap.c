@@ -30,16 +30,11 @@ static inline uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* The hash of an inline key, from its image (which the key alone
- * determines: no key holds a NUL). */
-static inline uint64_t hash_image(uint64_t a, uint64_t b)
-{
-    return mix(a ^ mix(b ^ UINT64_C(0x9e3779b97f4a7c15)));
-}
-
-/* The hash of a longer key of n bytes, a word at a time. Hashes only
- * place keys in the table (nothing iterates it), so the words' byte
- * order is of no consequence. */
+/* The hash of a longer key of n bytes (n > REF_STRMAP_INLINE, so at
+ * least one word), a word at a time; a last part word is read as the key's
+ * last 8 bytes (overlapping the word before: a read within the key, no
+ * copy of the tail). Hashes only place keys in the table (nothing
+ * iterates it), so the words' byte order is of no consequence. */
 static uint64_t hash_long(const char *s, size_t n)
 {
     uint64_t h = mix(n ^ UINT64_C(0x2545f4914f6cdd1d)), w;
@@ -49,17 +44,47 @@ static uint64_t hash_long(const char *s, size_t n)
         h = mix(h ^ w);
     }
     if (i < n) {
-        w = 0;
-        memcpy(&w, s + i, n - i);
+        memcpy(&w, s + n - 8, 8);
         h = mix(h ^ w);
     }
     return h;
 }
 
-static void key_of(const char *s, probe_key *k)
+#if defined(__GNUC__) && defined(__SIZEOF_INT128__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ALWAYS_INLINE __attribute__((always_inline)) inline
+
+/* The hash of an inline key, from its image (which the key alone
+ * determines: no key holds a NUL): the two halves of the 128-bit product
+ * of the words, each offset by a constant, folded together (one multiply;
+ * the high half carries every input bit down into the low bits that pick
+ * a home). Neither factor can be 0: the first constant's low byte is 0,
+ * which a first word's is only for the empty key, whose word is then 0
+ * and unlike the constant; the second constant's top byte is not 0, and
+ * an image's last byte always is. */
+static inline uint64_t hash_image(uint64_t a, uint64_t b)
 {
-    size_t n = strlen(s);
+    unsigned __int128 p = (unsigned __int128)(a ^ UINT64_C(0xe7037ed1a0b42800)) *
+                          (b ^ UINT64_C(0x8ebc6af09c88c6e3));
+    return (uint64_t)p ^ (uint64_t)(p >> 64);
+}
+
+#else
+#define ALWAYS_INLINE inline
+
+/* The hash of an inline key, from its image. */
+static inline uint64_t hash_image(uint64_t a, uint64_t b)
+{
+    return mix(a ^ mix(b ^ UINT64_C(0x9e3779b97f4a7c15)));
+}
+
+#endif
+
+/* Inlined into each operation so the probe key stays in registers. */
+static ALWAYS_INLINE void key_of(const char *s, probe_key *k)
+{
     k->s = s;
+    size_t n = strlen(s);
     k->len = n;
     k->img[0] = k->img[1] = 0;
     if (n <= REF_STRMAP_INLINE) {
@@ -122,17 +147,29 @@ void ref_strmap_free(ref_strmap *m)
     m->borrowed = borrowed;
 }
 
-/* The slot holding k, or (size_t)-1. */
-static size_t find_slot(const ref_strmap *m, const probe_key *k)
+/* The slot holding k, or (size_t)-1. One loop per kind of key, so a
+ * probe step tests only what that kind needs. */
+static inline size_t find_slot(const ref_strmap *m, const probe_key *k)
 {
     if (!m->cap)
         return (size_t)-1;
     size_t mask = m->cap - 1;
-    for (size_t i = (uint32_t)k->hash & mask;; i = (i + 1) & mask) {
-        const ref_strmap_slot *s = &m->slots[i];
-        if (!s->value)
+    const ref_strmap_slot *slots = m->slots;
+    size_t i = (uint32_t)k->hash & mask;
+    if (k->len <= REF_STRMAP_INLINE) {
+        for (;; i = (i + 1) & mask) {
+            if (!slots[i].value)
+                return (size_t)-1;
+            uint64_t w[2];
+            memcpy(w, slots[i].k.in, sizeof w); /* a long key's tag never matches */
+            if (w[0] == k->img[0] && w[1] == k->img[1])
+                return i;
+        }
+    }
+    for (;; i = (i + 1) & mask) {
+        if (!slots[i].value)
             return (size_t)-1;
-        if (slot_holds(s, k))
+        if (slot_holds(&slots[i], k))
             return i;
     }
 }

@@ -200,6 +200,66 @@ static void test_inline_bound(void **state)
     }
 }
 
+/* A key is found the same wherever its bytes lie: keys of every length
+ * from 0 to 20, put from plain copies, are looked up, put_new'd and
+ * deleted through copies placed at every position just before a page's
+ * end and across a page boundary, with non-NUL garbage after their NUL,
+ * and looked up through copies in heap blocks of their exact size. */
+static void test_key_placement(void **state)
+{
+    (void)state;
+    enum { PAGE = 4096, MAXLEN = 20 };
+    static int v[MAXLEN + 1];
+    const char *text = "0123456789abcdefghijk";
+    char plain[MAXLEN + 1][MAXLEN + 1];
+    unsigned char *buf = aligned_alloc(PAGE, 2 * PAGE);
+    assert_non_null(buf);
+    ref_strmap m;
+    ref_strmap_init(&m);
+    for (int n = 0; n <= MAXLEN; n++) {
+        memcpy(plain[n], text, (size_t)n);
+        plain[n][n] = '\0';
+        assert_int_equal(ref_strmap_put(&m, plain[n], &v[n]), CAP_OK);
+    }
+    for (int n = 0; n <= MAXLEN; n++) { /* a copy in a heap block of its own size */
+        char *copy = malloc((size_t)n + 1);
+        assert_non_null(copy);
+        memcpy(copy, plain[n], (size_t)n + 1);
+        assert_ptr_equal(ref_strmap_get(&m, copy), &v[n]);
+        free(copy);
+    }
+    for (int pass = 0; pass < 2; pass++) /* pass 1 deletes through the placed copy */
+        for (int n = 0; n <= MAXLEN; n++) {
+            /* starts ending at the buffer's (a page's) end, and across the
+             * boundary between its two pages */
+            int starts[2][2] = {{2 * PAGE - (n + 1) - 24, 2 * PAGE - (n + 1)},
+                                {PAGE - 24, PAGE + 4}};
+            for (int r = 0; r < 2; r++)
+                for (int at = starts[r][0]; at <= starts[r][1]; at++) {
+                    for (int i = 0; i < 2 * PAGE; i++)
+                        buf[i] = (unsigned char)(0x80 | ((i * 7 + n) & 0x7f));
+                    char *key = (char *)buf + at;
+                    memcpy(key, plain[n], (size_t)n + 1);
+                    if (pass == 0) {
+                        void *found = NULL;
+                        assert_ptr_equal(ref_strmap_get(&m, key), &v[n]);
+                        assert_int_equal(ref_strmap_put_new(&m, key, &v[0], &found), CAP_OK);
+                        assert_ptr_equal(found, &v[n]);
+                        assert_int_equal(ref_strmap_put(&m, key, &v[n]), CAP_OK);
+                    } else {
+                        int there = ref_strmap_get(&m, plain[n]) != NULL;
+                        assert_int_equal(ref_strmap_del(&m, key), there);
+                        assert_null(ref_strmap_get(&m, key));
+                        if (at < starts[r][1]) /* put back for the next position */
+                            assert_int_equal(ref_strmap_put(&m, plain[n], &v[n]), CAP_OK);
+                    }
+                }
+        }
+    assert_int_equal(ref_strmap_len(&m), 0);
+    ref_strmap_free(&m);
+    free(buf);
+}
+
 /* A borrowed-key map under random puts, replacements and deletes, where
  * each value owns its key and is freed as soon as the map lets go of it
  * (replaced or deleted): every answer matches the model, and under ASan
@@ -258,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_churn_keeps_table_small),
         cmocka_unit_test(test_replace_and_arguments),
         cmocka_unit_test(test_inline_bound),
+        cmocka_unit_test(test_key_placement),
         cmocka_unit_test(test_borrowed_keys_follow_their_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
