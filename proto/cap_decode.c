@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cap_arena.h"
+#include "cap_swar.h"
 #include "cap_utf8.h"
 #include "cap_varint.h"
 
@@ -593,7 +594,6 @@ static int skip_value(scan_ctx *c, uint32_t wt, size_t *pos, size_t end)
  * packet's first 8 bytes take the full check. */
 static inline int plain_ascii_text(const uint8_t *buf, size_t pos, size_t n)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t w, flags;
     if (n >= 8) {
         const uint8_t *s = buf + pos, *last = buf + pos + n - 8;
@@ -603,18 +603,18 @@ static inline int plain_ascii_text(const uint8_t *buf, size_t pos, size_t n)
         flags = 0;
         for (; s < last; s += 8) {
             memcpy(&w, s, 8);
-            flags |= w | ((w - ones) & ~w);
+            flags |= cap_swar_high_or_zero(w);
         }
         memcpy(&w, last, 8);
-        flags |= w | ((w - ones) & ~w);
-        return (flags & highs) == 0;
+        flags |= cap_swar_high_or_zero(w);
+        return (flags & CAP_SWAR_HIGHS) == 0;
     }
     if (n == 0)
         return 1;
     if (pos + n < 8)
         return 0;
     memcpy(&w, buf + pos + n - 8, 8);
-    flags = (w | ((w - ones) & ~w)) & highs;
+    flags = cap_swar_high_or_zero(w) & CAP_SWAR_HIGHS;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     flags &= UINT64_MAX >> (8 * (8 - n)); /* leading bytes are the high ones */
 #else

@@ -32,6 +32,15 @@ static inline int cap_swar_json_special(uint64_t x)
     return cap_swar_json_special_bits(x) ? 1 : 0;
 }
 
+/* Bit 7 of each byte of the result is set when that byte of x is 0x80 or
+ * above, or 0 (exact for the lowest such byte; a borrow may flag more above
+ * it); the other bits mean nothing: mask with CAP_SWAR_HIGHS. Left
+ * unmasked so that a scanner can OR the words of a run and mask once. */
+static inline uint64_t cap_swar_high_or_zero(uint64_t x)
+{
+    return x | ((x - CAP_SWAR_ONES) & ~x);
+}
+
 /* The index (0..7) of the first byte flagged in bits (non-zero), for a
  * word loaded with memcpy; -1 where that needs a byte-by-byte look (a
  * big-endian machine). */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "cap_swar.h"
+
 /* Length of the valid sequence starting at s[i], or 0 if invalid. Ranges
  * follow the well-formed byte sequences table of Unicode (chapter 3). */
 static size_t sequence_len(const uint8_t *s, size_t len, size_t i)
@@ -46,8 +48,7 @@ static size_t check(const uint8_t *s, size_t len, int no_nul)
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            uint64_t zero = (w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL;
-            if ((w & 0x8080808080808080ULL) || (no_nul && zero))
+            if ((no_nul ? cap_swar_high_or_zero(w) : w) & CAP_SWAR_HIGHS)
                 break;
             i += 8;
         }

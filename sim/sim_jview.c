@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_swar.h"
 
 /* Copies a string member's value from a parsed record (NULL when the
  * member is missing or not a string), as cJSON_GetStringValue would. */
@@ -155,13 +156,11 @@ static inline int flag_at(uint64_t bits)
 }
 #else
 #define BLOCK 8
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
 
-/* 0x80 in every byte of the 8 at p that is '"', '\\' or below 0x20, by
- * the has-zero-byte trick on the word loaded little-endian: the lowest
- * flag is always a true one, a higher one may be false (a borrow runs up
- * from a flagged byte), which is why only the lowest is used. */
+/* 0x80 in every byte of the 8 at p that is '"', '\\' or below 0x20
+ * (cap_swar.h), on the word loaded little-endian: the lowest flag is
+ * always a true one, a higher one may be false (a borrow runs up from a
+ * flagged byte), which is why only the lowest is used. */
 static inline uint64_t special_flags(const char *p)
 {
     uint64_t x;
@@ -169,8 +168,7 @@ static inline uint64_t special_flags(const char *p)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     x = __builtin_bswap64(x);
 #endif
-    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
-    return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
+    return cap_swar_json_special_bits(x);
 }
 
 static inline int flag_at(uint64_t bits)
