@@ -6,6 +6,10 @@ BUILD   ?= build
 ifeq ($(origin CC),default)
 CC := gcc
 endif
+# gcc-ar indexes link-time-optimisation objects too (the release build).
+ifeq ($(origin AR),default)
+AR := gcc-ar
+endif
 OPT     ?= -O2
 SAN     ?=
 EXTRA_CFLAGS ?=
@@ -38,7 +42,7 @@ BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test test-run run bench asan coverage fuzz fuzz-smoke clean
+.PHONY: all deps test test-run run bench release release-check asan coverage fuzz fuzz-smoke clean
 all: $(CAPSIM) $(LIB)
 
 deps: $(DEPS_OK)
@@ -63,7 +67,7 @@ $(BUILD)/obj/%.o: %.c $(GEN_STAMP)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(CAPSIM): $(TOOL_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) $(TOOL_OBJ) $(LIB) $(PKG_LIBS) -o $@
@@ -91,15 +95,30 @@ run: all
 $(BUILD)/bench/%: bench/%.c $(LIB) $(GEN_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_ALL) $< $(LIB) $(PKG_LIBS) $(LDFLAGS_ALL) -o $@
+
+# The release build (docs/simulator.md "Release build"): link-time and
+# profile-guided optimisation, trained on the benchmark's workload and the
+# ready scenarios by tools/release-build.sh. It behaves exactly as
+# build/capsim (same outputs, same trace hashes; release-check), only
+# faster; make bench measures it. Rebuilt only when the tree changes.
+RELEASE_DIR ?= build-release
+RELEASE_BENCH_BIN := $(BENCH_BIN:$(BUILD)/%=$(RELEASE_DIR)/%)
+release: | $(DEPS_OK)
+	@MAKE="$(MAKE)" tools/release-build.sh $(RELEASE_DIR) $(RELEASE_DIR)/capsim $(RELEASE_BENCH_BIN)
+
+# The release build gives the same output as the regular one, run for run.
+release-check: all release
+	tools/release-check.sh $(CAPSIM) $(RELEASE_DIR)/capsim
+
 # Each benchmark prints its figures beside a baseline measured in the same run.
 # bench_sim runs bench/sim-large.yaml for BENCH_SIM_SECONDS of simulated load
 # (default: the scenario's full hour; about 5 minutes of wall time for its four
 # runs; BENCH_SIM_SECONDS=600 gives a shorter look).
 BENCH_SIM_SECONDS ?= 3600
-bench: $(BENCH_BIN)
-	$(BUILD)/bench/bench_wire conformance/fixtures/buspacket_job_request.bin
-	@for b in $(filter-out %/bench_wire %/bench_sim,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
-	@echo "== $(BUILD)/bench/bench_sim"; BENCH_SIM_SECONDS=$(BENCH_SIM_SECONDS) $(BUILD)/bench/bench_sim bench/sim-large.yaml
+bench: release
+	$(RELEASE_DIR)/bench/bench_wire conformance/fixtures/buspacket_job_request.bin
+	@for b in $(filter-out %/bench_wire %/bench_sim,$(RELEASE_BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
+	@echo "== $(RELEASE_DIR)/bench/bench_sim"; BENCH_SIM_SECONDS=$(BENCH_SIM_SECONDS) $(RELEASE_DIR)/bench/bench_sim bench/sim-large.yaml
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: | $(DEPS_OK)
@@ -120,6 +139,6 @@ coverage: | $(DEPS_OK)
 include fuzz/fuzz.mk
 
 clean:
-	rm -rf build build-asan build-cov build-fuzz build-afl
+	rm -rf build build-asan build-cov build-fuzz build-afl $(RELEASE_DIR)
 
 -include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
