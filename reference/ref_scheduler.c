@@ -16,6 +16,7 @@
 #include "cap_swar.h"
 #include "cap_time.h"
 #include "ref_bugs.h"
+#include "ref_idindex.h"
 #include "ref_jobstate.h"
 #include "ref_strmap.h"
 #include "ref_u64map.h"
@@ -47,6 +48,9 @@ static int rank_of(int priority)
 }
 
 typedef struct job job;
+/* Room in a job record for its job_id, trace_id, tenant and idempotency
+ * key (each with its NUL): sized so a record is 512 bytes. */
+#define JOB_TEXT_IN 96
 /* The members evicting a terminal job reads (make_room, unlink_job,
  * job_free: the walk's state and links, the keys it is indexed by, what
  * it may own) come first, together in under three cache lines: an evicted
@@ -56,9 +60,14 @@ struct job {
     job *prev, *next;      /* live jobs in seq order */
     int state;
     int id_plain;          /* job_id holds nothing a JSON string escapes */
-    char *job_id;          /* job_id, trace_id, tenant, idem: in the job's block (job_new) */
+    char *job_id;          /* job_id, trace_id, tenant, idem: in text, or in a heap block of
+                            * their own when they do not fit there (job_new) */
     size_t id_len;         /* strlen(job_id) */
     char *idem;            /* idempotency index key, or NULL */
+    uint32_t rec;          /* the record's number in the job store (job_at) */
+    int text_heap;         /* job_id's block is a heap block, not text */
+    /* Right after the first line: a lookup by id compares the id here. */
+    char text[JOB_TEXT_IN];
     job_request *req;      /* owned; as submitted, without a dispatch identity;
                             * NULL once the job is terminal (finish releases it) */
     size_t req_block;      /* req's size when it is one block (keep_request), else 0 */
@@ -69,6 +78,7 @@ struct job {
     char *memo;
     char *saga_wf;          /* a compensation: the workflow it compensates */
     uint32_t req_rel;      /* the pointers in req's block (relocate) */
+    uint32_t req_cap;      /* the size req's block was allocated with (>= req_block) */
     int in_wf;             /* the request names a workflow_id (saga_after_terminal) */
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
@@ -133,7 +143,15 @@ struct ref_sched {
     size_t n_routes;
     int on_pool;
 
-    ref_strmap by_id, by_idem;
+    ref_idindex by_id; /* job id -> record number (find_job compares the id on the record) */
+    ref_strmap by_idem;
+    /* The job store: records JOB_CHUNK to a chunk, numbered in the order
+     * they were first made, never moved (pointers to them stay good); a
+     * released record goes on the free list and the next job takes it. */
+    char **chunks;
+    size_t n_chunks, cap_chunks;
+    uint32_t n_recs; /* records made */
+    job *free_jobs;  /* released records, linked through next */
     ref_strmap strs; /* shared job strings (intern_set): text -> istr */
     struct istr *icache[5]; /* the last shared string per kind (IK_*), one reference each */
     job **ring;        /* jobs by seq (seq_put): ring_cap places, a power of two */
@@ -167,6 +185,14 @@ struct ref_sched {
     size_t kcap;
     uint32_t *krel;
     size_t krel_cap;
+    /* request blocks let go of (request_free), most recent last, for
+     * keep_request to take again: one request's block is about as big as
+     * the next one's, and a block reused costs no malloc and no free */
+    struct spare_block {
+        char *p;
+        uint32_t cap;
+    } spare[16];
+    size_t n_spare;
     /* keep_request's copy plans, one per message type met (plan_of) */
     struct copy_plan **plans;
     size_t n_plans;
@@ -793,14 +819,32 @@ static void relocate(void *to, const void *from, const uint32_t *rel, size_t n_r
  * pieces sit together), else a heap copy (*block = 0). After the pieces
  * the block holds the offsets of its *n_rel pointers to them, for a byte
  * copy to be pointed at itself (relocate). The copy is made in the
- * scheduler's scratch block (grown until it fits), then moved to a block
- * of its exact size: one walk of the request, not one to size the block
- * and one to copy. NULL when out of memory. */
+ * most recent spare block (request_free) when there is one and it fits;
+ * else in the scheduler's scratch block (grown until it fits), then moved
+ * to a new block of about its size (*cap_out: the size allocated): one
+ * walk of the request, not one to size the block and one to copy. NULL
+ * when out of memory. */
 static job_request *keep_request(ref_sched *s, const job_request *r, size_t *block,
-                                 uint32_t *n_rel)
+                                 uint32_t *n_rel, uint32_t *cap_out)
 {
     *block = 0;
     *n_rel = 0;
+    *cap_out = 0;
+    if (s->n_spare) {
+        struct spare_block *sp = &s->spare[--s->n_spare];
+        bump b = {sp->p, sp->cap, sp->p, s->krel, 0, s->krel_cap, s};
+        ProtobufCMessage *c = NULL;
+        int rc = copy_message(&r->base, &c, &b);
+        size_t n = sp->cap - b.left;
+        if (rc == 0 && b.n_rel <= b.max_rel && n + b.n_rel * sizeof(uint32_t) <= sp->cap) {
+            memcpy(sp->p + n, s->krel, b.n_rel * sizeof(uint32_t)); /* c == sp->p */
+            *block = n;
+            *n_rel = (uint32_t)b.n_rel;
+            *cap_out = sp->cap;
+            return (job_request *)sp->p;
+        }
+        free(sp->p); /* too small (or a shape left to clone_request, found again below) */
+    }
     for (;;) {
         bump b = {s->kbuf, s->kcap, s->kbuf, s->krel, 0, s->krel_cap, s};
         ProtobufCMessage *c = NULL;
@@ -809,9 +853,13 @@ static job_request *keep_request(ref_sched *s, const job_request *r, size_t *blo
             break; /* a shape the copy leaves to clone_request */
         if (rc == 0 && b.n_rel <= b.max_rel) {
             size_t n = s->kcap - b.left;
-            char *blk = malloc(n + b.n_rel * sizeof(uint32_t));
+            /* some slack, so that the block taken again as a spare
+             * holds a request a little longer than this one */
+            size_t cap = (n + b.n_rel * sizeof(uint32_t) + 64) & ~(size_t)63;
+            char *blk = cap <= UINT32_MAX ? malloc(cap) : NULL;
             if (!blk)
                 return NULL;
+            *cap_out = (uint32_t)cap;
             memcpy(blk, s->kbuf, n); /* c == s->kbuf: the first piece */
             relocate(blk, s->kbuf, s->krel, b.n_rel);
             memcpy(blk + n, s->krel, b.n_rel * sizeof(uint32_t));
@@ -841,12 +889,21 @@ static job_request *keep_request(ref_sched *s, const job_request *r, size_t *blo
     return clone_request(r);
 }
 
-static void request_free(job_request *r, size_t block)
+/* Lets go of a kept request (block, cap: as keep_request set them; r
+ * NULL: none, as a terminal job's); a block goes to the spares while
+ * there is room. */
+static void request_free(ref_sched *s, job_request *r, size_t block, uint32_t cap)
 {
-    if (block)
+    if (!r)
+        return;
+    if (!block) {
+        cap_message_free(&r->base);
+    } else if (s->n_spare < sizeof s->spare / sizeof s->spare[0]) {
+        s->spare[s->n_spare].p = (char *)r;
+        s->spare[s->n_spare++].cap = cap;
+    } else {
         free(r);
-    else
-        cap_message_free(r ? &r->base : NULL);
+    }
 }
 
 /* Sets key = value in a map field (an array of entry messages) of a
@@ -1657,14 +1714,62 @@ static int arm_housekeeping(ref_sched *s, ref_effects *fx)
 
 /* ---- job table ------------------------------------------------------ */
 
-/* Frees j (s: the scheduler its shared strings belong to; NULL when it
- * holds none yet). */
+/* ---- job store ------------------------------------------------------ */
+
+#define JOB_CHUNK_SHIFT 8
+#define JOB_CHUNK ((uint32_t)1 << JOB_CHUNK_SHIFT)
+/* A record's place in its chunk: whole cache lines apart. */
+#define JOB_STRIDE ((sizeof(job) + 63) & ~(size_t)63)
+
+static job *job_at(const ref_sched *s, uint32_t rec)
+{
+    return (job *)(s->chunks[rec >> JOB_CHUNK_SHIFT] + (size_t)(rec & (JOB_CHUNK - 1)) * JOB_STRIDE);
+}
+
+/* A zeroed record from the free list, or a new one; NULL when out of
+ * memory. */
+static job *job_take(ref_sched *s)
+{
+    job *j = s->free_jobs;
+    uint32_t rec;
+    if (j) {
+        s->free_jobs = j->next;
+        rec = j->rec;
+    } else {
+        if (s->n_recs >= REF_IDINDEX_NONE - JOB_CHUNK)
+            return NULL;
+        if (s->n_recs == s->n_chunks * JOB_CHUNK) {
+            if (s->n_chunks == s->cap_chunks) {
+                size_t cap = s->cap_chunks ? s->cap_chunks * 2 : 8;
+                char **g = realloc(s->chunks, cap * sizeof *g);
+                if (!g)
+                    return NULL;
+                s->chunks = g;
+                s->cap_chunks = cap;
+            }
+            char *c = aligned_alloc(64, JOB_CHUNK * JOB_STRIDE);
+            if (!c)
+                return NULL;
+            s->chunks[s->n_chunks++] = c;
+        }
+        rec = s->n_recs++;
+        j = job_at(s, rec);
+    }
+    memset(j, 0, sizeof *j);
+    j->rec = rec;
+    return j;
+}
+
+/* Frees what j owns and gives its record back to the store. */
 static void job_free(ref_sched *s, job *j)
 {
     if (!j)
         return;
-    /* job_id, trace_id, tenant and idem live in j's own block */
-    request_free(j->req, j->req_block);
+    /* job_id, trace_id, tenant and idem live in j->text, or in one heap
+     * block that job_id starts */
+    if (j->text_heap)
+        free(j->job_id);
+    request_free(s, j->req, j->req_block, j->req_cap);
     intern_drop(s, j->rule_id);
     intern_drop(s, j->snapshot);
     intern_drop(s, j->reason);
@@ -1675,12 +1780,29 @@ static void job_free(ref_sched *s, job *j)
     free(j->appr_note);
     free(j->memo);
     free(j->saga_wf);
-    free(j);
+    j->next = s->free_jobs;
+    s->free_jobs = j;
+}
+
+/* The linked job of id job_id (n bytes, hash h = ref_idindex_hash). */
+static job *find_job_h(const ref_sched *s, const char *job_id, size_t n, uint64_t h)
+{
+    ref_idindex_walk w;
+    for (uint32_t r = ref_idindex_first(&s->by_id, h, &w); r != REF_IDINDEX_NONE;
+         r = ref_idindex_next(&w)) {
+        job *j = job_at(s, r);
+        if (j->id_len == n && memcmp(j->job_id, job_id, n) == 0)
+            return j;
+    }
+    return NULL;
 }
 
 static job *find_job(const ref_sched *s, const char *job_id)
 {
-    return job_id ? ref_strmap_get(&s->by_id, job_id) : NULL;
+    if (!job_id)
+        return NULL;
+    size_t n = strlen(job_id);
+    return find_job_h(s, job_id, n, ref_idindex_hash(job_id, n));
 }
 
 /* ---- jobs by seq ----------------------------------------------------
@@ -1761,7 +1883,7 @@ static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state)
 static void unlink_job(ref_sched *s, job *j)
 {
     seq_del(s, j->seq);
-    ref_strmap_del(&s->by_id, j->job_id);
+    ref_idindex_del(&s->by_id, ref_idindex_hash(j->job_id, j->id_len), j->rec);
     if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
         ref_strmap_del(&s->by_idem, j->idem);
     if (j->prev)
@@ -1775,15 +1897,17 @@ static void unlink_job(ref_sched *s, job *j)
     s->n_jobs--;
 }
 
+/* Links j (from job_new; no linked job has its id: callers look first). */
 static int link_job(ref_sched *s, job *j)
 {
-    int rc = ref_strmap_put(&s->by_id, j->job_id, j);
+    uint64_t h = ref_idindex_hash(j->job_id, j->id_len);
+    int rc = ref_idindex_put(&s->by_id, h, j->rec);
     if (!rc)
         rc = seq_put(s, j);
     if (!rc && j->idem && !ref_strmap_get(&s->by_idem, j->idem))
         rc = ref_strmap_put(&s->by_idem, j->idem, j);
     if (rc) {
-        ref_strmap_del(&s->by_id, j->job_id);
+        ref_idindex_del(&s->by_id, h, j->rec);
         seq_del(s, j->seq);
         return rc;
     }
@@ -1800,6 +1924,20 @@ static int link_job(ref_sched *s, job *j)
     return CAP_OK;
 }
 
+/* When the table is full, asks the cache for the lines of the oldest
+ * job's record that evicting it reads (make_room, unlink_job, job_free):
+ * it is most likely the one make_room evicts, last touched minutes ago,
+ * and a new job is built (job_new) before room is made, time enough for
+ * them to arrive. A hint only: nothing changes. */
+static void prefetch_victim(const ref_sched *s)
+{
+    if (s->n_jobs < s->max_jobs || !s->head)
+        return;
+    const char *p = (const char *)s->head;
+    for (size_t off = 0; off <= offsetof(job, saga_wf); off += 64)
+        __builtin_prefetch(p + off);
+}
+
 /* Makes room for one more job: evicts the oldest terminal job. 0 when a
  * job was evicted or there was room, CAP_EFULL when every job is live. */
 static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
@@ -1809,6 +1947,11 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
     for (job *j = s->head; j; j = j->next) {
         if (!is_terminal(j))
             continue;
+        /* unlink_job's index cell and the count of the job's worker's
+         * shared id (job_free), asked for while the record is written */
+        ref_idindex_prefetch(&s->by_id, ref_idindex_hash(j->job_id, j->id_len));
+        if (j->worker)
+            __builtin_prefetch(istr_of(j->worker));
         if (!s->restoring) {
             jw_begin(s, fx);
             jw_lit(s, JW_RAW("\"k\":\"evict\""));
@@ -1833,9 +1976,9 @@ static char *put_str(char **at, const char *s, size_t n)
     return c;
 }
 
-/* A new job from a request (copied), not yet linked. The job and the
- * strings it keeps for its whole life (job_id, trace_id, tenant, idem)
- * are one allocation. */
+/* A new job from a request (copied), not yet linked. The strings it keeps
+ * for its whole life (job_id, trace_id, tenant, idem) are in its record
+ * when they fit, else in one heap block. */
 static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, uint64_t seq)
 {
     const char *id = nz(req->job_id), *tenant = effective_tenant(req);
@@ -1845,11 +1988,19 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
     size_t n_key = strlen(key);
     if (n_trace > UINT32_MAX) /* beyond any packet; trace_len is 32-bit */
         return NULL;
-    size_t size = sizeof(job) + n_id + n_trace + n_tenant + 3 + (n_key ? n_tenant + n_key + 2 : 0);
-    job *j = calloc(1, size);
+    size_t size = n_id + n_trace + n_tenant + 3 + (n_key ? n_tenant + n_key + 2 : 0);
+    job *j = job_take(s);
     if (!j)
         return NULL;
-    char *at = (char *)(j + 1);
+    char *at = j->text;
+    if (size > sizeof j->text) {
+        at = malloc(size);
+        if (!at) {
+            job_free(s, j);
+            return NULL;
+        }
+        j->text_heap = 1;
+    }
     j->job_id = put_str(&at, id, n_id);
     j->id_len = n_id;
     j->id_plain = json_plain(id, n_id);
@@ -1871,9 +2022,9 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
     j->in_wf = req->workflow_id && req->workflow_id[0];
     job_request view = *req; /* kept without its dispatch identity */
     view.dispatch = NULL;
-    j->req = keep_request(s, &view, &j->req_block, &j->req_rel);
+    j->req = keep_request(s, &view, &j->req_block, &j->req_rel, &j->req_cap);
     if (!j->req) {
-        job_free(NULL, j);
+        job_free(s, j);
         return NULL;
     }
     return j;
@@ -2115,6 +2266,7 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
      * j itself. */
     job_request *req = j->req;
     size_t block = j->req_block;
+    uint32_t block_cap = j->req_cap;
     j->req = NULL;
     /* Only the job records write these; the last one is written. */
     intern_drop(s, j->rule_id);
@@ -2122,7 +2274,7 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
     intern_drop(s, j->pool);
     j->rule_id = j->reason = j->pool = NULL;
     int rc = saga_after_terminal(s, j, req, now, fx);
-    request_free(req, block);
+    request_free(s, req, block, block_cap);
     TRY(rc);
     return freed || s->n_wait ? drain(s, now, fx) : CAP_OK;
 }
@@ -2660,6 +2812,7 @@ static int admit(ref_sched *s, const job_request *req, const char *trace_id, con
     /* The job takes its copies before room is made: trace_id and saga_wf
      * may belong to the terminal job that make_room evicts (a compensation
      * admitted as the job it follows ends). */
+    prefetch_victim(s);
     job *j = job_new(s, req, trace_id, s->next_seq);
     if (!j)
         return CAP_ENOMEM;
@@ -2778,9 +2931,9 @@ static int stale(ref_sched *s, const job *j, const char *what, const dispatch_id
     return REF_SCHED_STALE;
 }
 
-static int on_result(ref_sched *s, const job_result *r, int64_t now, ref_effects *fx)
+/* A result about job j (NULL: none of that id). */
+static int on_result(ref_sched *s, job *j, const job_result *r, int64_t now, ref_effects *fx)
 {
-    job *j = find_job(s, r->job_id);
     if (!j)
         return REF_SCHED_IGNORED;
     if (is_terminal(j)) {
@@ -2827,9 +2980,8 @@ static int on_result(ref_sched *s, const job_result *r, int64_t now, ref_effects
     return REF_SCHED_APPLIED;
 }
 
-static int on_progress(ref_sched *s, const job_progress *pr, int64_t now, ref_effects *fx)
+static int on_progress(ref_sched *s, job *j, const job_progress *pr, int64_t now, ref_effects *fx)
 {
-    job *j = find_job(s, pr->job_id);
     if (!j || is_terminal(j))
         return REF_SCHED_IGNORED;
     if (!current_attempt(j, pr->dispatch, NULL) &&
@@ -2887,9 +3039,8 @@ static int do_cancel(ref_sched *s, job *j, const char *reason, const char *by, i
     return rc < 0 ? rc : REF_SCHED_APPLIED;
 }
 
-static int on_cancel(ref_sched *s, const job_cancel *c, int64_t now, ref_effects *fx)
+static int on_cancel(ref_sched *s, job *j, const job_cancel *c, int64_t now, ref_effects *fx)
 {
-    job *j = find_job(s, c->job_id);
     if (!j)
         return REF_SCHED_IGNORED;
     if (!ref_jobstate_can_cancel(j->state)) {
@@ -3027,6 +3178,23 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     int is_submit = p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
     if (is_submit && strcmp(subject, REF_SCHED_SUBJECT_SUBMIT) != 0)
         return REF_SCHED_IGNORED; /* a dispatch on a worker subject is not ours to take */
+    /* The job a result, progress or cancel is about, found before the
+     * replay guard runs (which leaves the job table as it is): its record
+     * is asked of the cache now, to arrive while the guard works. */
+    const char *about = p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT
+                            ? p->job_result->job_id
+                        : p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS
+                            ? p->job_progress->job_id
+                        : p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL
+                            ? p->job_cancel->job_id
+                            : NULL;
+    job *j = NULL;
+    if (about) {
+        size_t n = strlen(about);
+        j = find_job_h(s, about, n, ref_idindex_hash(about, n));
+        for (size_t off = 0; j && off < sizeof *j; off += 64)
+            __builtin_prefetch((const char *)j + off);
+    }
 
     /* The replay guard (cap-spec 19): an exact redelivery has no second
      * side effect; an expired or conflicting signed packet is refused. */
@@ -3056,15 +3224,15 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     if (v == REF_DEDUPE_DUPLICATE && !(is_submit && dd.matched == REF_DEDUPE_KEY_JOB_REQUEST))
         return REF_SCHED_DUPLICATE;
 
-    switch (p->payload_case) {
-    case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST:
+    if (is_submit)
         return on_submit(s, p, v == REF_DEDUPE_DUPLICATE ? &dd : NULL, now, fx);
+    switch (p->payload_case) {
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT:
-        return on_result(s, p->job_result, now, fx);
+        return on_result(s, j, p->job_result, now, fx);
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS:
-        return on_progress(s, p->job_progress, now, fx);
+        return on_progress(s, j, p->job_progress, now, fx);
     default:
-        return on_cancel(s, p->job_cancel, now, fx);
+        return on_cancel(s, j, p->job_cancel, now, fx);
     }
 }
 
@@ -3542,7 +3710,7 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
         s->state_name[i] = ref_jobstate_name(i);
         s->state_len[i] = strlen(s->state_name[i]);
     }
-    ref_strmap_init_borrowed(&s->by_id); /* keys: the jobs' own ids */
+    ref_idindex_init(&s->by_id);
     ref_u64map_init(&s->by_seq);
     ref_strmap_init_borrowed(&s->by_idem); /* keys: the jobs' own idempotency keys */
     ref_strmap_init(&s->slots_by_worker);
@@ -3593,13 +3761,18 @@ void ref_sched_free(ref_sched *s)
     for (size_t k = 0; k < sizeof s->icache / sizeof s->icache[0]; k++)
         intern_drop(s, s->icache[k] ? s->icache[k]->s : NULL);
     ref_strmap_free(&s->strs); /* empty now: every job and list let go of its strings */
-    ref_strmap_free(&s->by_id);
+    ref_idindex_free(&s->by_id);
+    for (size_t i = 0; i < s->n_chunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
     ref_u64map_free(&s->by_seq);
     free(s->ring);
     ref_strmap_free(&s->by_idem);
     free(s->rbuf);
     free(s->kbuf);
     free(s->krel);
+    for (size_t i = 0; i < s->n_spare; i++)
+        free(s->spare[i].p);
     plans_free(s);
     free(s->waitq);
     free_timeouts(s->pool_to, s->n_pool_to);

@@ -9,8 +9,8 @@
 
 #include "cap_fmt.h"
 #include "cap_time.h"
+#include "ref_idindex.h"
 #include "ref_jobstate.h"
-#include "ref_strmap.h"
 
 #define NS_PER_MS INT64_C(1000000)
 
@@ -39,7 +39,10 @@ typedef struct {
      * released. */
     _Alignas(64) uint32_t idx; /* the record's index in the table */
     uint32_t live_pos; /* 1 + its place in the worker's live list, 0 when not there */
-    uint32_t fin_prev, fin_next; /* finish list neighbours: index + 1, 0 none */
+    /* The attempt's job id: */
+    uint32_t tag;     /* the top half of its hash (ref_idindex_hash), carried by the
+                         finish ring for a prefetch of its index cell */
+    uint32_t fin_pos; /* while in_fin: the position of its entry in the finish ring */
     /* The attempt. */
     uint64_t attempt;
     uint64_t timer_id; /* completion timer, 0 when none armed */
@@ -49,6 +52,7 @@ typedef struct {
     char *heap; /* the strings when they do not fit in `in`, else NULL */
     int32_t error_code_enum;
     uint8_t used;
+    uint8_t in_fin; /* finished and in the finish ring */
     uint8_t has_identity;
     uint8_t finished;
     int8_t state;   /* REF_JOB_RUNNING, then the result status */
@@ -88,16 +92,35 @@ struct ref_worker {
      * is set aside at init (in live_in when it is enough), so adding one
      * never fails. */
     uint32_t *live;
-    ref_strmap by_job; /* job_id -> record index + 1 */
+    /* job_id -> record index; a lookup compares the id on the record.
+     * Eight bytes a record (ref_idindex), so a worker's few hundred
+     * records take a few kilobytes and a probe stays in one cache line.
+     * It finds records by exact id only: no order is taken from it. */
+    ref_idindex by_job;
+    /* The finished records in the order they finished, oldest first: the
+     * order of reuse and eviction. A ring of fin_mask + 1 entries (a
+     * power of two, at least twice cap_recs) at positions fin_head to
+     * fin_tail (counters, taken mod the size), each a record's
+     * tag << 32 | its index; the entry at position p is live when its
+     * record is in_fin with fin_pos p. A record leaving the ring from the
+     * middle (a finished job taking a new attempt) leaves a dead entry
+     * behind, dropped when it reaches the head or when the ring fills
+     * (fin_compact). Appending or taking the oldest touches the ring's
+     * ends, not the neighbouring records. */
+    uint64_t *fin_ring;
+    uint32_t fin_mask; /* 0 while the table has no record slot */
+    uint32_t fin_head, fin_tail;
+    /* A copy of the head entry (when fin_head != fin_tail), taken when the
+     * head last moved: a request asks for the lines of the record it names
+     * (and, through its tag, of its index cell) straight from the worker,
+     * without first waiting for the ring. A hint only (the entry may have
+     * died since). */
+    uint64_t fin_hint;
     size_t n_recs, cap_recs;
     size_t free_from; /* every slot below this one is in use */
     uint32_t n_live, cap_live;
     int running;
     int no_journal;
-    /* The finished records in the order they finished, oldest first (a
-     * list through the records: index + 1, 0 none): the order of reuse
-     * and eviction. */
-    uint32_t fin_first, fin_last;
     int32_t max_parallel;
     int strict_first;
     uint64_t timer_seq; /* completion timers armed so far */
@@ -277,47 +300,122 @@ static size_t rl(const job_rec *r, int i)
     return r->end[i] == at ? 0 : r->end[i] - at - 1;
 }
 
-/* Takes r out of the finish list (when there). */
+/* The record that holds job id s (n bytes, hash h = ref_idindex_hash), or
+ * NULL. */
+static job_rec *rec_find(const ref_worker *w, const char *s, size_t n, uint64_t h)
+{
+    ref_idindex_walk wk;
+    for (uint32_t i = ref_idindex_first(&w->by_job, h, &wk); i != REF_IDINDEX_NONE;
+         i = ref_idindex_next(&wk)) {
+        job_rec *r = rec_at(w, i);
+        if (rl(r, S_JOB) == n && memcmp(rs(r, S_JOB), s, n) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* Takes r's job out of the index. */
+static void index_del(ref_worker *w, const job_rec *r)
+{
+    ref_idindex_del(&w->by_job, ref_idindex_hash(rs(r, S_JOB), rl(r, S_JOB)), r->idx);
+}
+
+/* The record of the finish ring's entry at position p when that entry is
+ * live, else NULL. */
+static job_rec *fin_live(const ref_worker *w, uint32_t p)
+{
+    job_rec *r = rec_at(w, (uint32_t)w->fin_ring[p & w->fin_mask]);
+    return r->in_fin && r->fin_pos == p ? r : NULL;
+}
+
+/* Copies the head entry into fin_hint after the head moved. */
+static void fin_head_moved(ref_worker *w)
+{
+    if (w->fin_head != w->fin_tail)
+        w->fin_hint = w->fin_ring[w->fin_head & w->fin_mask];
+}
+
+/* Takes r out of the finish ring (when there): it leaves at once from the
+ * head, lazily from anywhere else (its entry is dead from now). */
 static void fin_unlink(ref_worker *w, job_rec *r)
 {
-    uint32_t me = r->idx + 1;
-    if (w->fin_first != me && !r->fin_prev)
-        return; /* not in the list */
-    if (r->fin_prev)
-        rec_at(w, r->fin_prev - 1)->fin_next = r->fin_next;
-    else
-        w->fin_first = r->fin_next;
-    if (r->fin_next)
-        rec_at(w, r->fin_next - 1)->fin_prev = r->fin_prev;
-    else
-        w->fin_last = r->fin_prev;
-    r->fin_prev = r->fin_next = 0;
+    if (r->in_fin && r->fin_pos == w->fin_head) {
+        w->fin_head++;
+        fin_head_moved(w);
+    }
+    r->in_fin = 0;
 }
 
-/* Appends r, which just finished, to the finish list. */
+/* Drops the ring's dead entries, keeping the live ones in order from the
+ * head (their records learn their new positions). */
+static void fin_compact(ref_worker *w)
+{
+    uint32_t to = w->fin_head;
+    for (uint32_t p = w->fin_head; p != w->fin_tail; p++) {
+        job_rec *r = fin_live(w, p);
+        if (r) {
+            w->fin_ring[to & w->fin_mask] = w->fin_ring[p & w->fin_mask];
+            r->fin_pos = to++;
+        }
+    }
+    w->fin_tail = to;
+    fin_head_moved(w); /* a dead head entry may have gone */
+}
+
+/* Appends r, which just finished, to the finish ring. A full ring holds
+ * dead entries (live ones are at most the table's slots, half the ring):
+ * compacting it makes room. */
 static void fin_append(ref_worker *w, job_rec *r)
 {
-    r->fin_prev = w->fin_last;
-    r->fin_next = 0;
-    if (w->fin_last)
-        rec_at(w, w->fin_last - 1)->fin_next = r->idx + 1;
-    else
-        w->fin_first = r->idx + 1;
-    w->fin_last = r->idx + 1;
+    if (w->fin_tail - w->fin_head > w->fin_mask)
+        fin_compact(w);
+    w->fin_ring[w->fin_tail & w->fin_mask] = (uint64_t)r->tag << 32 | r->idx;
+    r->fin_pos = w->fin_tail++;
+    r->in_fin = 1;
+    if (w->fin_tail - w->fin_head == 1)
+        fin_head_moved(w);
 }
 
-/* The record that finished first, or NULL. */
-static job_rec *fin_oldest(const ref_worker *w)
+/* The record that finished first, or NULL; dead entries at the head are
+ * dropped on the way. */
+static job_rec *fin_oldest(ref_worker *w)
 {
-    return w->fin_first ? rec_at(w, w->fin_first - 1) : NULL;
+    job_rec *r = NULL;
+    uint32_t head = w->fin_head;
+    while (w->fin_head != w->fin_tail && !(r = fin_live(w, w->fin_head)))
+        w->fin_head++;
+    if (w->fin_head != head)
+        fin_head_moved(w);
+    return r;
+}
+
+/* Makes the finish ring hold a table of n_slots record slots: a power of
+ * two at least twice n_slots, so dead entries take at most half of it
+ * when it fills. CAP_ENOMEM leaves it as it was. */
+static int ring_fit(ref_worker *w, size_t n_slots)
+{
+    size_t cap = w->fin_ring ? (size_t)w->fin_mask + 1 : 16;
+    while (cap < 2 * n_slots)
+        cap *= 2;
+    if (w->fin_ring && cap == (size_t)w->fin_mask + 1)
+        return CAP_OK;
+    uint64_t *ring = malloc(cap * sizeof *ring);
+    if (!ring)
+        return CAP_ENOMEM;
+    uint32_t mask = (uint32_t)(cap - 1);
+    for (uint32_t p = w->fin_head; p != w->fin_tail; p++)
+        ring[p & mask] = w->fin_ring[p & w->fin_mask];
+    free(w->fin_ring);
+    w->fin_ring = ring;
+    w->fin_mask = mask;
+    return CAP_OK;
 }
 
 /* Sets the record's text (the last string) to a copy of s (NULL copies as
  * ""). It is written after the attempt's strings when it fits there;
- * otherwise every string moves to one new heap area, and by_job, which
- * holds the record's job id by pointer, takes the moved id (a replace:
- * nothing is allocated). CAP_ENOMEM leaves the text as it was. */
-static int text_set(ref_worker *w, job_rec *r, const char *s)
+ * otherwise every string moves to one new heap area. CAP_ENOMEM leaves the
+ * text as it was. */
+static int text_set(job_rec *r, const char *s)
 {
     s = nz(s);
     size_t n = strlen(s), at = str_start(r, S_TEXT), need = at + (n ? n + 1 : 0);
@@ -332,8 +430,6 @@ static int text_set(ref_worker *w, job_rec *r, const char *s)
         memcpy(h, rec_base(r), at);
         memcpy(h + at, s, n ? n + 1 : 0);
         r->heap = h;
-        if (r->used)
-            ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
         free(old);
     }
     r->end[S_TEXT] = (uint32_t)need;
@@ -378,15 +474,6 @@ static void live_del(ref_worker *w, job_rec *r)
     r->live_pos = 0;
 }
 
-static job_rec *rec_find(const ref_worker *w, const char *job_id)
-{
-    uintptr_t k = (uintptr_t)ref_strmap_get(&w->by_job, job_id);
-    if (!k || k > w->cap_recs)
-        return NULL;
-    job_rec *r = rec_at(w, k - 1);
-    return r->used && strcmp(rs(r, S_JOB), job_id) == 0 ? r : NULL;
-}
-
 /* A completion timer's id names its record: the timer's sequence number
  * (from 1) above TIMER_IDX_BITS bits of the record's index (max_jobs is at
  * most 2^TIMER_IDX_BITS), so a firing finds its record without a map, and
@@ -419,7 +506,7 @@ static job_rec *rec_evict(ref_worker *w, job_rec *victim, char **evicted)
 {
     if (!w->no_journal && !(*evicted = dup_str(rs(victim, S_JOB))))
         return NULL;
-    ref_strmap_del(&w->by_job, rs(victim, S_JOB));
+    index_del(w, victim);
     rec_release(w, victim);
     w->n_recs--;
     if (victim->idx < w->free_from)
@@ -454,7 +541,9 @@ static int rec_slot(ref_worker *w, int64_t now, job_rec **out, char **evicted, c
     if (w->cap_recs < w->max_jobs) { /* room to grow: one more chunk */
         size_t n = w->max_jobs - w->cap_recs;
         n = n < REC_CHUNK ? n : REC_CHUNK;
-        job_rec *c = aligned_alloc(_Alignof(job_rec), n * sizeof *c);
+        job_rec *c = ring_fit(w, w->cap_recs + n) == CAP_OK
+                         ? aligned_alloc(_Alignof(job_rec), n * sizeof *c)
+                         : NULL;
         if (c) {
             memset(c, 0, n * sizeof *c);
             for (size_t i = 0; i < n; i++)
@@ -472,9 +561,12 @@ static int rec_slot(ref_worker *w, int64_t now, job_rec **out, char **evicted, c
 }
 
 /* Replaces the record's attempt fields with those of a new request (the
- * record is free, or holds an earlier attempt of the same job); the text
- * is left empty. All allocations happen before anything is replaced. */
-static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_request *req)
+ * record is free, or holds an earlier attempt of the same job) whose job
+ * id is job_len bytes with hash `hash`, and enters a record new to the job
+ * in the index; the text is left empty. All allocations happen before
+ * anything is replaced. */
+static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_request *req,
+                    size_t job_len, uint64_t hash)
 {
     const dispatch_identity *d = req->dispatch;
     const identity_binding *ib = req->identity;
@@ -489,7 +581,7 @@ static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_
     }
     size_t len[S_TEXT], total = 0;
     for (int i = 0; i < S_TEXT; i++) {
-        len[i] = strlen(src[i]);
+        len[i] = i == S_JOB ? job_len : strlen(src[i]);
         total += len[i] ? len[i] + 1 : 0;
     }
     if (total > UINT32_MAX)
@@ -497,19 +589,19 @@ static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_
     char *heap = total > sizeof r->in ? malloc(total) : NULL;
     if (total > sizeof r->in && !heap)
         return CAP_ENOMEM;
-    char *old = r->heap;
-    if (r->used) {
-        /* by_job holds the job id of the attempt being replaced by
-         * pointer: it forgets the job now when the record held another
-         * one, or takes the new copy below (it compares with the old one,
-         * kept until then). */
-        if (strcmp(rs(r, S_JOB), src[S_JOB]) != 0) {
-            ref_strmap_del(&w->by_job, rs(r, S_JOB));
-            r->used = 0;
-        }
-        r->heap = NULL; /* freed below */
+    int same_job = r->used && rl(r, S_JOB) == job_len &&
+                   memcmp(rs(r, S_JOB), src[S_JOB], job_len) == 0;
+    /* A job new to the record enters the index (under the record's index,
+     * so a lookup compares the id on the record, loaded below), the
+     * job it held, if any, leaves it. */
+    if (!same_job && ref_idindex_put(&w->by_job, hash, r->idx) != CAP_OK) {
+        free(heap);
+        return CAP_ENOMEM;
     }
-    int same_job = r->used;
+    if (r->used && !same_job)
+        index_del(w, r);
+    char *old = r->heap;
+    r->heap = NULL; /* freed below */
     fin_unlink(w, r);
     rec_clear(r);
     char *base = heap ? heap : r->in;
@@ -523,10 +615,9 @@ static int rec_load(ref_worker *w, job_rec *r, const cap_packet *pkt, const job_
     }
     r->end[S_TEXT] = off;
     r->heap = heap;
-    if (same_job)
-        ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
     free(old);
     r->used = 1;
+    r->tag = (uint32_t)(hash >> 32);
     r->attempt = d->attempt;
     r->has_identity = ib != NULL;
     return CAP_OK;
@@ -833,7 +924,8 @@ void ref_worker_free(ref_worker *w)
         free(w->chunks);
     if (w->live != w->live_in)
         free(w->live);
-    ref_strmap_free(&w->by_job);
+    ref_idindex_free(&w->by_job);
+    free(w->fin_ring);
     for (size_t i = 0; i < w->n_caps; i++)
         free(w->caps[i]);
     free(w->caps);
@@ -913,7 +1005,6 @@ int ref_worker_init(const ref_worker_config *cfg, ref_worker **out)
         memcpy(nb + 7 + w->worker_len, ".jobs", 6);
         w->direct_subject = nb;
     }
-    ref_strmap_init_borrowed(&w->by_job); /* keys: the records' own job ids */
     w->cap_live = (uint32_t)w->max_parallel + 1;
     w->live = w->cap_live <= LIVE_INLINE ? w->live_in : malloc(w->cap_live * sizeof *w->live);
     size_t n_chunks = (w->max_jobs + REC_CHUNK - 1) / REC_CHUNK;
@@ -1014,19 +1105,29 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     const char *job_id = nz(req->job_id);
     if (!job_id[0])
         return reject(w, fx, now, job_id, d, "missing-job-id");
+    /* The lines a new job reads are asked for at once, while the request
+     * is checked: the job id's index cell; the record that finished
+     * first, whose slot a new job takes once it is old enough, and its
+     * cell, which it then leaves; or, while the table fills, a free slot. */
+    size_t job_len = strlen(job_id);
+    uint64_t hash = ref_idindex_hash(job_id, job_len);
+    ref_idindex_prefetch(&w->by_job, hash);
+    if (w->fin_head != w->fin_tail) {
+        uint64_t e = w->fin_hint; /* the record's tag << 32 | its index */
+        rec_prefetch(rec_at(w, (uint32_t)e));
+        /* A hash with the tag's bits on top: the index places a cell by
+         * those (a hint either way). */
+        ref_idindex_prefetch(&w->by_job, e & ~(uint64_t)UINT32_MAX);
+        __builtin_prefetch(&w->fin_ring[w->fin_head & w->fin_mask], 1);
+    }
+    if (w->n_recs < w->cap_recs)
+        __builtin_prefetch(rec_at(w, w->free_from), 1);
     if (!d || !nz(d->dispatch_id)[0] || d->attempt == 0)
         return reject(w, fx, now, job_id, d, "missing-dispatch-identity");
     if (strcmp(nz(d->assigned_worker_id), w->worker_id) != 0)
         return reject(w, fx, now, job_id, d, "wrong-worker");
 
-    /* A new job takes the slot of the record that finished first or,
-     * while the table fills, a free one: their lines are asked for now,
-     * while the job id is looked up. */
-    if (w->fin_first)
-        rec_prefetch(fin_oldest(w));
-    if (w->n_recs < w->cap_recs)
-        __builtin_prefetch(rec_at(w, w->free_from), 1);
-    job_rec *r = rec_find(w, job_id);
+    job_rec *r = rec_find(w, job_id, job_len, hash);
     int rerun = r && r->finished && r->attempt == d->attempt && ref_bug_active(REF_BUG_HANDLER_TWICE); /* mutant handler-twice (ref_bugs.h): a redelivery runs again */
     if (!rerun && r && r->attempt == d->attempt &&
         strcmp(rs(r, S_DISPATCH), nz(d->dispatch_id)) == 0) {
@@ -1062,7 +1163,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     char *old_dispatch = superseded ? dup_str(rs(r, S_DISPATCH)) : NULL;
     uint64_t old_attempt = r->attempt;
     int was_used = r->used;
-    if ((superseded && !old_dispatch) || rec_load(w, r, pkt, req) != CAP_OK) {
+    if ((superseded && !old_dispatch) || rec_load(w, r, pkt, req, job_len, hash) != CAP_OK) {
         free(old_dispatch);
         free(evicted);
         return CAP_ENOMEM; /* the record is unchanged */
@@ -1073,7 +1174,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (superseded)
         w->running--;
 
-    int rc = ref_strmap_put(&w->by_job, rs(r, S_JOB), (void *)(uintptr_t)(r->idx + 1));
+    int rc = CAP_OK;
     if (evicted) {
         if (rc == CAP_OK)
             rc = journal(w, fx, now, "evict", evicted, "", 0, evict_why);
@@ -1092,7 +1193,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     r->state = REF_JOB_DISPATCHED;
     r->started = now;
     if (full) {
-        int trc = text_set(w, r, "max_parallel_jobs reached");
+        int trc = text_set(r, "max_parallel_jobs reached");
         r->error_code_enum = CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_JOB_RESOURCE_EXHAUSTED;
         r->execution_ns = 0;
         finish(w, r, REF_JOB_FAILED_RETRYABLE, now);
@@ -1117,7 +1218,7 @@ static int on_request(ref_worker *w, const cap_packet *pkt, const job_request *r
     if (ref_js_outcome_applies(o))
         r->state = REF_JOB_RUNNING;
     w->running++;
-    if (text_set(w, r, work.text) != CAP_OK) {
+    if (text_set(r, work.text) != CAP_OK) {
         /* Nothing was published for this attempt: end it as a fatal
          * failure so a redelivery replays a result instead of hanging. */
         w->running--;
@@ -1150,7 +1251,8 @@ static int on_cancel(ref_worker *w, const job_cancel *c, int64_t now, ref_effect
 {
     const char *job_id = nz(c->job_id);
     const dispatch_identity *d = c->dispatch;
-    job_rec *r = job_id[0] ? rec_find(w, job_id) : NULL;
+    size_t job_len = strlen(job_id);
+    job_rec *r = job_len ? rec_find(w, job_id, job_len, ref_idindex_hash(job_id, job_len)) : NULL;
     if (!r)
         return journal(w, fx, now, "ignore-cancel", job_id, d ? d->dispatch_id : "",
                        d ? d->attempt : 0, "unknown job");
@@ -1173,7 +1275,7 @@ static int on_cancel(ref_worker *w, const job_cancel *c, int64_t now, ref_effect
     if (!ref_jobstate_can_cancel(r->state))
         return journal(w, fx, now, "ignore-cancel", job_id, rs(r, S_DISPATCH), r->attempt,
                        ref_jobstate_name(r->state));
-    if (text_set(w, r, nz(c->reason)[0] ? c->reason : "cancelled") != CAP_OK)
+    if (text_set(r, nz(c->reason)[0] ? c->reason : "cancelled") != CAP_OK)
         return CAP_ENOMEM;
     uint64_t timer_id = r->timer_id;
     r->error_code_enum = 0;
@@ -1254,7 +1356,8 @@ uint64_t ref_worker_handler_calls(const ref_worker *w)
 
 uint64_t ref_worker_active_attempt(const ref_worker *w, const char *job_id, int *state)
 {
-    const job_rec *r = job_id ? rec_find(w, job_id) : NULL;
+    size_t n = job_id ? strlen(job_id) : 0;
+    const job_rec *r = job_id ? rec_find(w, job_id, n, ref_idindex_hash(job_id, n)) : NULL;
     if (state)
         *state = r ? r->state : REF_JOB_NONE;
     return r ? r->attempt : 0;

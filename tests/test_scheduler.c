@@ -1230,6 +1230,80 @@ static void test_large_requests_kept_exactly(void **state)
     teardown(f);
 }
 
+/* Job records and kept request blocks are used again as jobs come and
+ * go: through a small table (evictions), with ids short and long (a long
+ * id, trace and key are kept outside the record), requests growing and
+ * shrinking (a block let go of is taken again when it holds the next
+ * request, else a new one is made), every dispatch carries its own
+ * request to the byte, every live job is found by its id (also ids that
+ * are prefixes of each other), and every evicted one is not. */
+static void test_records_and_request_blocks_reused(void **state)
+{
+    (void)state;
+    enum { MAX = 6, JOBS = 60 };
+    fixture *f = setup_max_jobs(MAX);
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    char ids[JOBS][160];
+    for (int i = 0; i < JOBS; i++) {
+        if (i % 3 == 2) /* with the trace and tenant, more than a record holds */
+            snprintf(ids[i], sizeof ids[i], "job-with-a-long-identifier-%d-%0100d", i, i);
+        else
+            snprintf(ids[i], sizeof ids[i], "j%d", i % 3 ? i * 10 : i); /* j1, j10, ... */
+        cap_packet *p = mk_submit(ids[i], "job.tools", "read", 0);
+        job_request *r = p->job_request;
+        size_t big = (size_t)((i * 37) % 7) * 300; /* 0 .. 1800 bytes, up and down */
+        if (big) {
+            char *text = malloc(big + 1);
+            assert_non_null(text);
+            memset(text, 'a' + i % 26, big);
+            text[big] = 0;
+            set_field(&r->memory_id, text);
+            free(text);
+        }
+        if (i % 4 == 1)
+            set_field(&r->meta->idempotency_key, ids[i]);
+        uint8_t *want = NULL;
+        size_t want_len = 0;
+        assert_int_equal(cap_encode(&r->base, &want, &want_len), CAP_OK);
+        assert_int_equal(send(f, REF_SCHED_SUBJECT_SUBMIT, p), REF_SCHED_APPLIED);
+        const cap_packet *d = published(f, "worker.w1.jobs", 0);
+        assert_non_null(d);
+        job_request *dr = d->job_request;
+        assert_string_equal(dr->job_id, ids[i]);
+        Cordum__Agent__V1__DispatchIdentity *did = dr->dispatch;
+        dr->dispatch = NULL;
+        uint8_t *got = NULL;
+        size_t got_len = 0;
+        assert_int_equal(cap_encode(&dr->base, &got, &got_len), CAP_OK);
+        dr->dispatch = did;
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        free(want);
+        assert_int_equal(result(f, ids[i], i % 5 == 3 ? REF_JOB_FAILED : REF_JOB_SUCCEEDED),
+                         REF_SCHED_APPLIED);
+        for (int k = 0; k <= i; k++) {
+            ref_sched_job_info ji;
+            int live = k > i - MAX;
+            assert_int_equal(ref_sched_job(f->s, ids[k], &ji), live ? CAP_OK : CAP_EINVAL);
+            if (live)
+                assert_int_equal(ji.state, k % 5 == 3 ? REF_JOB_FAILED : REF_JOB_SUCCEEDED);
+        }
+    }
+    /* an id of a live job with one byte more or less is not that job */
+    char near[170];
+    snprintf(near, sizeof near, "%sx", ids[JOBS - 1]);
+    assert_int_equal(ref_sched_job(f->s, near, &(ref_sched_job_info){0}), CAP_EINVAL);
+    near[strlen(ids[JOBS - 1]) - 1] = 0;
+    assert_int_equal(ref_sched_job(f->s, near, &(ref_sched_job_info){0}), CAP_EINVAL);
+    /* a duplicate submit of a live job is answered as one */
+    assert_int_equal(submit(f, ids[JOBS - 2], "job.tools", "read", 0), REF_SCHED_APPLIED);
+    char want[200];
+    snprintf(want, sizeof want, "job_result %s 6 205 ", ids[JOBS - 2]); /* FAILED, JOB_DUPLICATE */
+    ASSERT_LOG(f, want);
+    teardown(f);
+}
+
 /* The index of the nth publish effect on subject, or -1. */
 static long publish_index(const fixture *f, const char *subject, size_t nth)
 {
@@ -2180,6 +2254,7 @@ int main(void)
         cmocka_unit_test(test_injected_bugs),
         cmocka_unit_test(test_config_and_helpers),
         cmocka_unit_test(test_request_hash_ignores_approval_labels),
+        cmocka_unit_test(test_records_and_request_blocks_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

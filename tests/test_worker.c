@@ -2,6 +2,8 @@
  * capacity, bounds, determinism. */
 #include "testutil.h"
 
+#include <inttypes.h>
+
 #include "cap_encode.h"
 #include "cap_schema.h"
 #include "ref_effect.h"
@@ -1120,6 +1122,135 @@ static void test_bounds_across_chunks(void **state)
     teardown(&f);
 }
 
+/* The job id the request just handled evicted (into out, "" when none);
+ * fails when it evicted more than one. */
+static void evicted_id(const ref_effects *fx, char *out, size_t cap)
+{
+    static const char key[] = "\"event\":\"evict\",\"job_id\":\"";
+    out[0] = 0;
+    int n = 0;
+    for (size_t i = 0; i < ref_effects_count(fx); i++) {
+        const ref_effect *e = ref_effects_at(fx, i);
+        const char *at = e->kind == REF_EFFECT_JOURNAL ? strstr(e->record, key) : NULL;
+        if (!at)
+            continue;
+        at += sizeof key - 1;
+        size_t len = strcspn(at, "\"");
+        assert_true(len < cap);
+        memcpy(out, at, len);
+        out[len] = 0;
+        n++;
+    }
+    assert_true(n <= 1);
+}
+
+/* A job of the model below: what the worker should hold for it. */
+typedef struct {
+    char id[128];
+    uint64_t attempt; /* active attempt; 0 when the worker holds no record */
+    uint64_t fin_seq; /* when it finished, in finish order */
+    int64_t fin_at;
+} held_job;
+
+/* Job n's id: lengths from 1 to 100 characters (short ids, ids of a word
+ * and more, ids too long for a record's inline strings). */
+static void held_id(char *out, size_t cap, int n)
+{
+    int len = 1 + (n * 7) % 100, o = snprintf(out, cap, "%d", n);
+    for (; o < len && (size_t)o + 1 < cap; o++)
+        out[o] = (char)('a' + (n + o) % 26);
+    out[o] = 0;
+}
+
+/* A long random run of new jobs, new attempts of held jobs and
+ * redeliveries against a model of the table: every job is found while
+ * held and forgotten once evicted, and each eviction takes the record
+ * that finished first (held jobs that ran again many times in a row
+ * leave the finish order with their newer finish). The table grows
+ * through several chunks and its window and its bound both evict. */
+static void test_bounds_model(void **state)
+{
+    (void)state;
+    enum { MAX_JOBS = 200, N_JOBS = 1400 };
+    const int64_t window = 1000 * SEC;
+    fixture f;
+    setup_window(&f, 1, MAX_JOBS, 0, window);
+    f.h.service_ns = SEC;
+    held_job *jobs = calloc(N_JOBS, sizeof *jobs);
+    assert_non_null(jobs);
+    int n_jobs = 0, held = 0;
+    uint64_t seq = 0, rnd = 12345;
+    int64_t now = T0;
+    char dsp[64], got[128];
+    for (int step = 0; step < 4000; step++) {
+        rnd = rnd * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        unsigned r = (unsigned)(rnd >> 33);
+        /* The first long stretch: one held job runs attempt after
+         * attempt, many more times than the table has slots. */
+        int burst = step >= 1000 && step < 1600;
+        now += (int64_t)(r % 4) * SEC;
+        if (step == 2000 || step == 2400)
+            now += 900 * SEC; /* then most of the window's records go at once */
+        held_job *j = NULL;
+        if (burst || (held && r % 10 < 4)) { /* a held job: a new attempt or a redelivery */
+            int k = burst ? 0 : (int)((r >> 8) % (unsigned)n_jobs);
+            while (!jobs[k].attempt)
+                k = (k + 1) % n_jobs;
+            j = &jobs[k];
+            if (!burst && r % 10 == 0) { /* a redelivery replays */
+                int calls = f.h.calls;
+                snprintf(dsp, sizeof dsp, "d-%d-%" PRIu64, k, j->attempt);
+                dispatch(&f, now, j->id, dsp, j->attempt, "wrk-1");
+                assert_int_equal(f.h.calls, calls);
+                assert_true(journal_has(&f.fx, "\"event\":\"replay\""));
+                continue;
+            }
+            j->attempt++;
+            snprintf(dsp, sizeof dsp, "d-%d-%" PRIu64, k, j->attempt);
+            dispatch(&f, now, j->id, dsp, j->attempt, "wrk-1");
+            evicted_id(&f.fx, got, sizeof got);
+            assert_string_equal(got, ""); /* a held job keeps its slot */
+        } else if (n_jobs < N_JOBS) { /* a new job */
+            j = &jobs[n_jobs];
+            held_id(j->id, sizeof j->id, n_jobs);
+            snprintf(dsp, sizeof dsp, "d-%d-1", n_jobs);
+            n_jobs++;
+            /* The one the worker must evict: the held job that finished
+             * first, when out of the window or when the table is full. */
+            held_job *oldest = NULL;
+            for (int k = 0; k < n_jobs - 1; k++)
+                if (jobs[k].attempt && (!oldest || jobs[k].fin_seq < oldest->fin_seq))
+                    oldest = &jobs[k];
+            int evicts = oldest && (now > oldest->fin_at + window || held == MAX_JOBS);
+            j->attempt = 1;
+            dispatch(&f, now, j->id, dsp, 1, "wrk-1");
+            evicted_id(&f.fx, got, sizeof got);
+            assert_string_equal(got, evicts ? oldest->id : "");
+            if (evicts)
+                oldest->attempt = 0;
+            else
+                held++;
+        } else {
+            break;
+        }
+        const ref_effect *t = job_timer(&f.fx);
+        now = t->at;
+        fire(&f, t->timer_id, now);
+        j->fin_seq = ++seq;
+        j->fin_at = now;
+        assert_int_equal(ref_worker_tracked_jobs(f.w), (size_t)held);
+        if (step % 50 == 0 || burst)
+            for (int k = 0; k < n_jobs; k++) {
+                int st = -1;
+                assert_true(ref_worker_active_attempt(f.w, jobs[k].id, &st) == jobs[k].attempt);
+                assert_int_equal(st, jobs[k].attempt ? REF_JOB_SUCCEEDED : REF_JOB_NONE);
+            }
+    }
+    assert_int_equal(n_jobs, N_JOBS); /* the run went through all its jobs */
+    free(jobs);
+    teardown(&f);
+}
+
 /* A finished record older than the window gives its slot to a new job
  * before the table grows, so the table's size follows the job rate. */
 static void test_bounds_window_reuses_old_records(void **state)
@@ -1386,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_packet_bytes_and_long_text),
         cmocka_unit_test(test_long_strings_move_with_record),
         cmocka_unit_test(test_bounds_window_reuses_old_records),
+        cmocka_unit_test(test_bounds_model),
         cmocka_unit_test(test_first_attempt_policy),
         cmocka_unit_test(test_other_subjects_and_payloads_ignored),
         cmocka_unit_test(test_config_validation),
