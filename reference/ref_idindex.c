@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cap_error.h"
+#include "ref_mix.h"
 
 /* The largest table: a cell's home is its 32 hash bits masked. */
 #define CAP_MAX (UINT32_C(1) << 31)
@@ -22,16 +23,6 @@ void ref_idindex_free(ref_idindex *x)
         return;
     free(x->cells);
     ref_idindex_init(x);
-}
-
-/* splitmix64's finaliser: every input bit moves every output bit. */
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    return x ^ (x >> 31);
 }
 
 /* A word at a time, each folded in by a multiply, then one full mix. A
@@ -59,7 +50,7 @@ uint64_t ref_idindex_hash(const char *id, size_t n)
         }
         h = (h ^ w) * k;
     }
-    return mix(h);
+    return ref_mix64(h);
 }
 
 static uint32_t home_of(uint64_t cell, uint32_t mask) { return (uint32_t)(cell >> 32) & mask; }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cap_error.h"
+#include "ref_mix.h"
 
 _Static_assert(sizeof(ref_strmap_slot) == 24, "a slot is a value and 16 bytes of key");
 _Static_assert(offsetof(ref_strmap_slot, k.out.tag) == offsetof(ref_strmap_slot, k.in) + 15,
@@ -20,16 +21,6 @@ typedef struct {
     uint64_t img[2];
 } probe_key;
 
-/* splitmix64's finaliser: every input bit moves every output bit. */
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    return x ^ (x >> 31);
-}
-
 /* The hash of a longer key of n bytes (n > REF_STRMAP_INLINE, so at
  * least one word), a word at a time; a last part word is read as the key's
  * last 8 bytes (overlapping the word before: a read within the key, no
@@ -37,15 +28,15 @@ static inline uint64_t mix(uint64_t x)
  * iterates it), so the words' byte order is of no consequence. */
 static uint64_t hash_long(const char *s, size_t n)
 {
-    uint64_t h = mix(n ^ UINT64_C(0x2545f4914f6cdd1d)), w;
+    uint64_t h = ref_mix64(n ^ UINT64_C(0x2545f4914f6cdd1d)), w;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         memcpy(&w, s + i, 8);
-        h = mix(h ^ w);
+        h = ref_mix64(h ^ w);
     }
     if (i < n) {
         memcpy(&w, s + n - 8, 8);
-        h = mix(h ^ w);
+        h = ref_mix64(h ^ w);
     }
     return h;
 }
@@ -75,7 +66,7 @@ static inline uint64_t hash_image(uint64_t a, uint64_t b)
 /* The hash of an inline key, from its image. */
 static inline uint64_t hash_image(uint64_t a, uint64_t b)
 {
-    return mix(a ^ mix(b ^ UINT64_C(0x9e3779b97f4a7c15)));
+    return ref_mix64(a ^ ref_mix64(b ^ UINT64_C(0x9e3779b97f4a7c15)));
 }
 
 #endif

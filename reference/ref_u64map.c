@@ -5,16 +5,7 @@
 #include <string.h>
 
 #include "cap_error.h"
-
-/* splitmix64's finaliser: every key bit moves every slot-index bit. */
-static uint64_t spread(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    return x ^ (x >> 31);
-}
+#include "ref_mix.h"
 
 void ref_u64map_init(ref_u64map *m)
 {
@@ -35,7 +26,7 @@ static size_t find_slot(const ref_u64map *m, uint64_t key)
     if (!m->cap)
         return (size_t)-1;
     size_t mask = m->cap - 1;
-    for (size_t i = (size_t)spread(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)ref_mix64(key) & mask;; i = (i + 1) & mask) {
         const ref_u64map_slot *s = &m->slots[i];
         if (!s->value)
             return (size_t)-1;
@@ -55,7 +46,7 @@ void *ref_u64map_get(const ref_u64map *m, uint64_t key)
 /* The first empty slot of key's probe run in a table known to have one. */
 static size_t free_slot(const ref_u64map_slot *slots, size_t cap, uint64_t key)
 {
-    size_t mask = cap - 1, i = (size_t)spread(key) & mask;
+    size_t mask = cap - 1, i = (size_t)ref_mix64(key) & mask;
     while (slots[i].value)
         i = (i + 1) & mask;
     return i;
@@ -104,7 +95,7 @@ int ref_u64map_del(ref_u64map *m, uint64_t key)
      * the hole unless its home slot lies between the hole and it. */
     size_t mask = m->cap - 1;
     for (size_t j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
-        size_t home = (size_t)spread(m->slots[j].key) & mask;
+        size_t home = (size_t)ref_mix64(m->slots[j].key) & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             m->slots[i] = m->slots[j];
             i = j;
