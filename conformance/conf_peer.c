@@ -146,6 +146,7 @@ static int apply_effects(conf_peer *p)
         case REF_EFFECT_TIMER_SET: rc = timer_set(p, e->timer_id, e->at); break;
         case REF_EFFECT_TIMER_CANCEL: timer_cancel(p, e->timer_id); break;
         case REF_EFFECT_JOURNAL: logf_(p, "journal %s", e->record); break;
+        case REF_EFFECT_JOURNAL_VIEW: break; /* not asked for: the peers' journals are text */
         }
     }
     ref_effects_clear(&p->fx);

@@ -227,14 +227,14 @@ char *ref_effects_record_room_grow(ref_effects *l, size_t used, size_t n, size_t
     return l->text + l->text_len;
 }
 
-int ref_effects_record_commit_slow(ref_effects *l, size_t len)
+int ref_effects_record_commit_kind_slow(ref_effects *l, size_t len, ref_effect_kind kind)
 {
     if (!l || !l->text || len >= l->text_cap - l->text_len)
         return CAP_EINVAL;
     int err = CAP_OK;
     if (!slot(l, &err))
         return err;
-    ref_effects_record_put_(l, len);
+    ref_effects_record_put_(l, len, kind);
     return CAP_OK;
 }
 

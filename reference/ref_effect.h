@@ -43,6 +43,11 @@ typedef enum {
     REF_EFFECT_TIMER_SET = 2,    /* arm timer `timer_id` to fire at `at` */
     REF_EFFECT_TIMER_CANCEL = 3, /* disarm timer `timer_id` */
     REF_EFFECT_JOURNAL = 4,      /* append `record` (one line, no newline) */
+    /* a journal record in its writer's compact form, for a driver that
+     * reads the journal in-process and persists none of it: record and
+     * record_len are bytes only the writer's own reader interprets (for
+     * the scheduler, ref_sched_view_read), not a line of text */
+    REF_EFFECT_JOURNAL_VIEW = 5,
 } ref_effect_kind;
 
 typedef struct {
@@ -52,8 +57,8 @@ typedef struct {
     uint64_t timer_id;  /* TIMER_SET, TIMER_CANCEL */
     int64_t at;         /* TIMER_SET: absolute time in ns */
     char *record;       /* JOURNAL: owned by the list (its text buffer), NUL-terminated;
-                           valid until the list is cleared */
-    size_t record_len;  /* JOURNAL: strlen(record) */
+                           valid until the list is cleared (JOURNAL_VIEW: its bytes) */
+    size_t record_len;  /* JOURNAL: strlen(record) (JOURNAL_VIEW: its byte count) */
     int packet_block;   /* PUBLISH: 1 when `packet` is one allocation (ref_effects_publish_block) */
 } ref_effect;
 
@@ -140,24 +145,35 @@ static inline char *ref_effects_record_room(ref_effects *l, size_t used, size_t 
         *room = have;
     return l->text + l->text_len;
 }
-int ref_effects_record_commit_slow(ref_effects *l, size_t len);
 /* The commit itself, once the room and a free slot are known to be there. */
-static inline void ref_effects_record_put_(ref_effects *l, size_t len)
+static inline void ref_effects_record_put_(ref_effects *l, size_t len, ref_effect_kind kind)
 {
     char *r = l->text + l->text_len;
     r[len] = 0;
     l->text_len += len + 1;
-    l->items[l->len++] = (ref_effect){.kind = REF_EFFECT_JOURNAL, .record = r, .record_len = len};
+    l->items[l->len++] = (ref_effect){.kind = kind, .record = r, .record_len = len};
 }
-static inline int ref_effects_record_commit(ref_effects *l, size_t len)
+int ref_effects_record_commit_kind_slow(ref_effects *l, size_t len, ref_effect_kind kind);
+static inline int ref_effects_record_commit_kind(ref_effects *l, size_t len, ref_effect_kind kind)
 {
     /* inline when the room and a free slot are there (most records); any
      * other case, an error among them, out of line */
     if (!l || !l->text || len >= l->text_cap - l->text_len || l->len >= l->cap ||
         l->len >= l->max)
-        return ref_effects_record_commit_slow(l, len);
-    ref_effects_record_put_(l, len);
+        return ref_effects_record_commit_kind_slow(l, len, kind);
+    ref_effects_record_put_(l, len, kind);
     return CAP_OK;
+}
+static inline int ref_effects_record_commit(ref_effects *l, size_t len)
+{
+    return ref_effects_record_commit_kind(l, len, REF_EFFECT_JOURNAL);
+}
+
+/* The same for a record in its writer's compact form (a JOURNAL_VIEW
+ * effect): the len bytes at the start of the room, which may hold NULs. */
+static inline int ref_effects_view_commit(ref_effects *l, size_t len)
+{
+    return ref_effects_record_commit_kind(l, len, REF_EFFECT_JOURNAL_VIEW);
 }
 
 /* Number of effects in the list, and the i-th one (NULL when i is out of

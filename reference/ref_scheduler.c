@@ -167,6 +167,7 @@ struct ref_sched {
     size_t n_slots, cap_slots;
     int64_t reg_timer, brk_timer; /* armed housekeeping timers; 0 when not */
     int restoring;               /* 1 while ref_sched_restore runs: no journal */
+    int journal_form;            /* ref_sched_journal_form */
     ref_sched_stats st;
     /* the journal record being written, in place in the effects list's
      * text storage (ref_effects_record_room): its start, length so far,
@@ -1382,6 +1383,105 @@ JW_INLINE char *jc_i64(char *o, int64_t v)
 /* The room a shared string's value may take. */
 static size_t shared_room(char *v) { return v ? 6 * istr_of(v)->len + 1 : 1; }
 
+/* ---- view records (REF_SCHED_JOURNAL_VIEW) ------------------------------
+ * A view record is this head, copied in as bytes (the record need not be
+ * aligned), then its strings in the order of view_str, each followed by a
+ * NUL; an eviction has the job id only. */
+enum { VS_EV, VS_JOB_ID, VS_STATE, VS_SNAPSHOT, VS_HASH, VS_APPR_SNAPSHOT, VIEW_STRINGS };
+
+typedef struct {
+    uint64_t attempt;
+    int32_t kind, decision, appr;
+    uint32_t len[VIEW_STRINGS]; /* each string's length without its NUL */
+} view_head;
+
+/* Appends a view record with head h and the strings str (h->len set). */
+static int view_emit(ref_effects *fx, view_head *h, const char *const str[VIEW_STRINGS])
+{
+    size_t n = sizeof *h;
+    for (int i = 0; i < VIEW_STRINGS; i++)
+        n += h->len[i] + 1;
+    char *o = ref_effects_record_room(fx, 0, n + 1, NULL);
+    if (!o)
+        return CAP_ENOMEM;
+    char *p = o;
+    memcpy(p, h, sizeof *h);
+    p += sizeof *h;
+    for (int i = 0; i < VIEW_STRINGS; i++) {
+        memcpy(p, str[i], h->len[i]);
+        p += h->len[i];
+        *p++ = 0;
+    }
+    return ref_effects_view_commit(fx, n);
+}
+
+/* The view of j's job record after event. */
+static int view_job(ref_effects *fx, const job *j, const char *event, size_t n_event,
+                    const char *state, size_t n_state)
+{
+    const char *snap = j->snapshot ? j->snapshot : "";
+    const char *asnap = nz(j->appr_snapshot);
+    view_head h = {.attempt = j->attempt,
+                   .kind = REF_SCHED_VIEW_JOB,
+                   .decision = j->decision,
+                   .appr = j->appr};
+    const char *str[VIEW_STRINGS] = {event, j->job_id, state, snap, j->hash, asnap};
+    h.len[VS_EV] = (uint32_t)n_event;
+    h.len[VS_JOB_ID] = (uint32_t)j->id_len;
+    h.len[VS_STATE] = (uint32_t)n_state;
+    h.len[VS_SNAPSHOT] = (uint32_t)(j->snapshot ? istr_of(j->snapshot)->len : 0);
+    h.len[VS_HASH] = (uint32_t)strlen(j->hash);
+    h.len[VS_APPR_SNAPSHOT] = (uint32_t)strlen(asnap);
+    return view_emit(fx, &h, str);
+}
+
+/* The view of the record of j's eviction. */
+static int view_evict(ref_effects *fx, const job *j)
+{
+    view_head h = {.kind = REF_SCHED_VIEW_EVICT};
+    const char *str[VIEW_STRINGS] = {"", j->job_id, "", "", "", ""};
+    h.len[VS_JOB_ID] = (uint32_t)j->id_len;
+    return view_emit(fx, &h, str);
+}
+
+int ref_sched_view_read(const char *rec, size_t len, ref_sched_view *v)
+{
+    if (!v)
+        return CAP_EINVAL;
+    memset(v, 0, sizeof *v);
+    view_head h;
+    if (!rec || len < sizeof h)
+        return CAP_EINVAL;
+    memcpy(&h, rec, sizeof h);
+    if (h.kind != REF_SCHED_VIEW_JOB && h.kind != REF_SCHED_VIEW_EVICT)
+        return CAP_EINVAL;
+    const char *str[VIEW_STRINGS];
+    size_t at = sizeof h;
+    for (int i = 0; i < VIEW_STRINGS; i++) { /* each string in the record, NUL where its length says */
+        if (h.len[i] >= len - at || rec[at + h.len[i]] != 0)
+            return CAP_EINVAL;
+        str[i] = rec + at;
+        at += h.len[i] + 1;
+    }
+    if (at != len)
+        return CAP_EINVAL;
+    v->kind = (ref_sched_view_kind)h.kind;
+    v->job_id = str[VS_JOB_ID];
+    v->job_id_len = h.len[VS_JOB_ID];
+    if (h.kind == REF_SCHED_VIEW_EVICT)
+        return CAP_OK;
+    v->ev = str[VS_EV];
+    v->state = str[VS_STATE];
+    v->state_len = h.len[VS_STATE];
+    v->snapshot = str[VS_SNAPSHOT];
+    v->hash = str[VS_HASH];
+    v->appr_snapshot = str[VS_APPR_SNAPSHOT];
+    v->decision = h.decision;
+    v->appr = h.appr;
+    v->attempt = h.attempt;
+    return CAP_OK;
+}
+
 /* The job record: the job's whole durable state, after an event. The
  * request goes only into the first record of a job (with_req). */
 static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event,
@@ -1389,6 +1489,11 @@ static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char
 {
     if (s->restoring)
         return CAP_OK;
+    int known = (unsigned)j->state < N_STATE_NAMES;
+    const char *state = known ? s->state_name[j->state] : ref_jobstate_name(j->state);
+    size_t n_state = known ? s->state_len[j->state] : strlen(state);
+    if (s->journal_form == REF_SCHED_JOURNAL_VIEW)
+        return view_job(fx, j, event, n_event, state, n_state);
     /* "t" is formatted once per time: the records of one input share it,
      * and "state_at" is often the same time */
     if (!s->t_len || s->t_at != now) {
@@ -1402,9 +1507,6 @@ static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char
     }
     const char *t = s->t_text;
     size_t tlen = s->t_len;
-    int known = (unsigned)j->state < N_STATE_NAMES;
-    const char *state = known ? s->state_name[j->state] : ref_jobstate_name(j->state);
-    size_t n_state = known ? s->state_len[j->state] : strlen(state);
     char *o = jc_begin(s, fx,
                        JREC_FIXED + n_event + n_state + 6 * (j->id_len + sizeof j->dispatch_id) +
                            shared_room(j->rule_id) + shared_room(j->snapshot) +
@@ -1526,7 +1628,9 @@ static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char
     }
     s->jlen = (size_t)(o - s->jbuf);
     s->jn = 1;
-    return jw_emit(s);
+    TRY(jw_emit(s));
+    return s->journal_form == REF_SCHED_JOURNAL_BOTH ? view_job(fx, j, event, n_event, state, n_state)
+                                                     : CAP_OK;
 }
 
 /* jrec_n with the event's length taken where the event is named (for a
@@ -1952,13 +2056,15 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
         ref_idindex_prefetch(&s->by_id, ref_idindex_hash(j->job_id, j->id_len));
         if (j->worker)
             __builtin_prefetch(istr_of(j->worker));
-        if (!s->restoring) {
+        if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_VIEW) {
             jw_begin(s, fx);
             jw_lit(s, JW_RAW("\"k\":\"evict\""));
             jw_i64(s, "t", now);
             jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
             TRY(jw_emit(s));
         }
+        if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_TEXT)
+            TRY(view_evict(fx, j));
         unlink_job(s, j);
         job_free(s, j);
         return CAP_OK;
@@ -3684,6 +3790,8 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
         return cap_diag_set(d, CAP_EINVAL, -1, "rand", "a random source is required");
     if (cfg->max_jobs > REF_SCHED_MAX_JOBS_LIMIT)
         return cap_diag_set(d, CAP_EINVAL, -1, "max_jobs", "over %zu", REF_SCHED_MAX_JOBS_LIMIT);
+    if (cfg->journal_form < REF_SCHED_JOURNAL_TEXT || cfg->journal_form > REF_SCHED_JOURNAL_BOTH)
+        return cap_diag_set(d, CAP_EINVAL, -1, "journal_form", "not a ref_sched_journal_form");
     const char *id = cfg->scheduler_id && cfg->scheduler_id[0] ? cfg->scheduler_id : "scheduler";
     if (strlen(id) > REF_SCHED_ID_MAX)
         return cap_diag_set(d, CAP_EINVAL, -1, "scheduler_id", "over %d bytes", REF_SCHED_ID_MAX);
@@ -3705,6 +3813,7 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     s->dispatch_to = or_default(cfg->dispatch_timeout_ns, def.dispatch_timeout_ns);
     s->running_to = or_default(cfg->running_timeout_ns, def.running_timeout_ns);
     s->on_pool = cfg->dispatch_on_pool;
+    s->journal_form = cfg->journal_form;
     s->next_seq = 1;
     for (int i = 0; i < N_STATE_NAMES; i++) {
         s->state_name[i] = ref_jobstate_name(i);

@@ -109,6 +109,48 @@ typedef struct {
     size_t n_pools;
 } ref_sched_route;
 
+/* How the scheduler writes its "job" and "evict" journal records (the
+ * other kinds are always text).
+ *   TEXT  JSON lines (docs/reference-scheduler.md), the durable form that
+ *         ref_sched_restore reads: the default.
+ *   VIEW  compact views (REF_EFFECT_JOURNAL_VIEW effects, read with
+ *         ref_sched_view_read) holding only what a driver reading the
+ *         journal in-process looks at. For a driver that keeps none of the
+ *         journal (the simulator when no restart of the scheduler is
+ *         scheduled): writing and reading back thirty JSON members per state
+ *         change costs more than anything else a record does, and such
+ *         records cannot restore a scheduler.
+ *   BOTH  each such record as text and then as a view, in two effects: for
+ *         checking that the two agree (tests). */
+typedef enum {
+    REF_SCHED_JOURNAL_TEXT = 0,
+    REF_SCHED_JOURNAL_VIEW = 1,
+    REF_SCHED_JOURNAL_BOTH = 2,
+} ref_sched_journal_form;
+
+/* A view record's kind: a job record ("k":"job") or an eviction ("k":"evict"). */
+typedef enum {
+    REF_SCHED_VIEW_JOB = 1,
+    REF_SCHED_VIEW_EVICT = 2,
+} ref_sched_view_kind;
+
+/* A view record's members: each the same as the text record's member of
+ * that name ("ev", "job_id", "state", "snapshot", "hash", "appr_snapshot",
+ * "decision", "appr", "attempt"). Strings are NUL-terminated and point into
+ * the record; an eviction has only kind and job_id (the rest NULL or 0). */
+typedef struct {
+    ref_sched_view_kind kind;
+    const char *ev, *job_id, *state, *snapshot, *hash, *appr_snapshot;
+    size_t job_id_len, state_len;
+    int decision, appr;
+    uint64_t attempt;
+} ref_sched_view;
+
+/* Reads the view record of a JOURNAL_VIEW effect (its record and
+ * record_len) into *v. CAP_OK, or CAP_EINVAL when the bytes are not a
+ * whole view record (*v then zeroed). */
+int ref_sched_view_read(const char *rec, size_t len, ref_sched_view *v);
+
 typedef struct {
     const char *scheduler_id;   /* sender_id of every packet; default "scheduler" */
     ref_safety *safety;         /* required; borrowed for the scheduler's life */
@@ -136,6 +178,7 @@ typedef struct {
     const ref_sched_route *routes;
     size_t n_routes;
     int dispatch_on_pool;       /* 1: publish dispatches on job.<pool>, not worker.<id>.jobs */
+    int journal_form;           /* a ref_sched_journal_form; 0: REF_SCHED_JOURNAL_TEXT */
 } ref_sched_config;
 
 /* Every field zero except the defaults named above. */

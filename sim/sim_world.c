@@ -922,13 +922,11 @@ static void send_twin_later(world *w, jinfo *j)
     w->twins_pending++;
 }
 
-static void on_journal(world *w, const char *line, size_t len)
+/* A journal record, read into v: line is its text (NULL for a view,
+ * which is never kept). */
+static void on_record(world *w, const char *line, const sim_jview *vp)
 {
-    sim_jview v;
-    if (!sim_jview_read_n(&w->jreader, line, len, &v)) {
-        violation(w, "journal", NULL, "the scheduler wrote a record that is not a JSON object");
-        return;
-    }
+    const sim_jview v = *vp;
     int kind = record_kind(v.k);
     jinfo *j = kind == REC_JOB                  ? record_job(w, &v)
                : kind == REC_EVICT && v.job_id ? job_get(w, v.job_id)
@@ -949,6 +947,94 @@ static void on_journal(world *w, const char *line, size_t len)
             check_compensation_order(w, op, wf, job);
         }
     }
+}
+
+static void on_journal(world *w, const char *line, size_t len)
+{
+    sim_jview v;
+    if (!sim_jview_read_n(&w->jreader, line, len, &v)) {
+        violation(w, "journal", NULL, "the scheduler wrote a record that is not a JSON object");
+        return;
+    }
+    on_record(w, line, &v);
+}
+
+/* The view record of a job or an eviction, as sim_jview_read gives the
+ * same record's text (ref_sched_view names the members it holds). */
+static void view_as_jview(const ref_sched_view *sv, sim_jview *v)
+{
+    memset(v, 0, sizeof *v);
+    v->attempt_num = NAN;
+    v->job_id = sv->job_id;
+    if (sv->kind == REF_SCHED_VIEW_EVICT) {
+        v->k = "evict";
+        return;
+    }
+    v->k = "job";
+    v->ev = sv->ev;
+    v->state = sv->state;
+    v->state_len = sv->state_len;
+    v->snapshot = sv->snapshot;
+    v->hash = sv->hash;
+    v->appr_snapshot = sv->appr_snapshot;
+    v->has_decision = v->has_appr = 1; /* "attempt" is a string in the text: no has_attempt */
+    v->decision = sv->decision;
+    v->appr = sv->appr;
+    v->attempt_num = (double)sv->attempt;
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The first member the checker reads in which two views of one record
+ * differ, or NULL when they agree. */
+static const char *jview_differs(const sim_jview *a, const sim_jview *b)
+{
+    double at = a->attempt_str ? strtod(a->attempt_str, NULL) : a->attempt_num;
+    double bt = b->attempt_str ? strtod(b->attempt_str, NULL) : b->attempt_num;
+    return !same_str(a->k, b->k)                         ? "k"
+           : !same_str(a->job_id, b->job_id)             ? "job_id"
+           : !same_str(a->ev, b->ev)                     ? "ev"
+           : !same_str(a->state, b->state)               ? "state"
+           : !same_str(a->snapshot, b->snapshot)         ? "snapshot"
+           : !same_str(a->hash, b->hash)                 ? "hash"
+           : !same_str(a->appr_snapshot, b->appr_snapshot) ? "appr_snapshot"
+           : !same_str(a->op, b->op) || !same_str(a->wf, b->wf) ? "op"
+           : a->has_decision != b->has_decision || (a->has_decision && a->decision != b->decision)
+               ? "decision"
+           : a->has_appr != b->has_appr || (a->has_appr && a->appr != b->appr) ? "appr"
+           : at != bt && !(isnan(at) && isnan(bt)) ? "attempt"
+               : NULL;
+}
+
+/* A view record of the scheduler's. prev is the effect before it: with
+ * journal_check on, the same record as text, already checked; the view
+ * must then agree with it, and is not checked again. */
+static void on_journal_view(world *w, const ref_effect *e, const ref_effect *prev)
+{
+    ref_sched_view sv;
+    sim_jview v;
+    if (ref_sched_view_read(e->record, e->record_len, &sv) != CAP_OK) {
+        violation(w, "journal", NULL, "the scheduler wrote a view record that does not read");
+        return;
+    }
+    view_as_jview(&sv, &v);
+    if (!w->cfg->journal_check) {
+        on_record(w, NULL, &v);
+        return;
+    }
+    sim_jview t;
+    if (!prev || prev->kind != REF_EFFECT_JOURNAL ||
+        !sim_jview_read_n(&w->jreader, prev->record, prev->record_len, &t)) {
+        violation(w, "journal", sv.job_id, "a view record without its text record before it");
+        return;
+    }
+    const char *m = jview_differs(&t, &v);
+    if (m)
+        violation(w, "journal", sv.job_id, "the view of a record differs from its text in \"%s\": %s",
+                  m, prev->record);
 }
 
 /* ---- effects -------------------------------------------------------------- */
@@ -975,6 +1061,10 @@ static void apply_effects(world *w, actor *a)
         case REF_EFFECT_JOURNAL:
             if (a->type == A_SCHEDULER)
                 on_journal(w, e->record, e->record_len);
+            break;
+        case REF_EFFECT_JOURNAL_VIEW:
+            if (a->type == A_SCHEDULER)
+                on_journal_view(w, e, i ? ref_effects_at(&w->fx, i - 1) : NULL);
             break;
         }
     }
@@ -1206,6 +1296,9 @@ static int sched_config(world *w, ref_sched_config *c, ref_breaker_config *bc)
     if (s->breaker_cool_down_ns)
         bc->cool_down_ns = s->breaker_cool_down_ns;
     c->breaker = bc;
+    c->journal_form = w->cfg->journal_check ? REF_SCHED_JOURNAL_BOTH
+                      : w->keep_journal     ? REF_SCHED_JOURNAL_TEXT
+                                            : REF_SCHED_JOURNAL_VIEW;
     return CAP_OK;
 }
 
@@ -2050,9 +2143,24 @@ static int build(world *w)
     return CAP_OK;
 }
 
+/* Whether the timeline restarts the scheduler: its journal is then kept
+ * (journal_keep), as text. */
+static int restart_scheduled(world *w)
+{
+    const sim_scenario *s = w->scn;
+    for (size_t i = 0; i < s->n_timeline; i++) {
+        const sim_timeline_event *e = &s->timeline[i];
+        if ((!w->cfg->skip_event || !w->cfg->skip_event[i]) && e->at <= w->end_load &&
+            e->kind == SIM_EV_RESTART && actor_by_name(w, e->a) == w->scheduler)
+            return 1;
+    }
+    return 0;
+}
+
 static int start(world *w)
 {
     const sim_scenario *s = w->scn;
+    w->keep_journal = restart_scheduled(w);
     int rc = sched_boot(w);
     if (rc)
         return rc;
@@ -2085,9 +2193,6 @@ static int start(world *w)
             continue;
         if (s->timeline[i].at > w->end_load)
             continue;
-        const sim_timeline_event *e = &s->timeline[i];
-        if (e->kind == SIM_EV_RESTART && actor_by_name(w, e->a) == w->scheduler)
-            w->keep_journal = 1;
         sim_event te = {.time = s->timeline[i].at, .kind = EV_TIMELINE, .id = i};
         if ((rc = sim_queue_push(&w->q, &te, NULL)))
             return rc;

@@ -42,6 +42,13 @@ typedef struct {
      * wire encoding and the strict decode of every delivery stay on.
      * For benchmarks (docs/simulator.md, "Checks off"). */
     int checks_off;
+    /* 0 (the default): the scheduler's job and eviction records reach the
+     * checker as compact views unless a restart of the scheduler is
+     * scheduled (the journal is then kept, as text). 1: the scheduler
+     * writes each of them both as text and as a view; the checker reads
+     * the text and stops the run (invariant "journal") when the view
+     * differs from it. For tests (docs/simulator.md, "Journal views"). */
+    int journal_check;
 } sim_run_config;
 
 typedef struct {

@@ -61,7 +61,21 @@ typedef struct {
     } timers[MAX_TIMERS];
     size_t n_timers;
     char log[1 << 16]; /* one line per publish since the last clear */
+    size_t views, evict_views; /* view records met (each checked by check_view) */
+    size_t texts;              /* "job" and "evict" text records met */
+    int both;                  /* journal_form BOTH: each view follows its text */
 } fixture;
+
+/* A text record's string member k, as the view holds it. */
+static void same_member(const cJSON *o, const char *k, const char *view)
+{
+    const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    if (!t || !view || strcmp(t, view) != 0)
+        fail_msg("view member %s: \"%s\", text \"%s\"", k, view ? view : "(null)",
+                 t ? t : "(null)");
+}
+
+static void check_view(fixture *f, const ref_effect *text, const ref_effect *view);
 
 static void absorb(fixture *f)
 {
@@ -83,6 +97,11 @@ static void absorb(fixture *f)
         } else if (e->kind == REF_EFFECT_JOURNAL) {
             if (getenv("SCHED_TEST_JOURNAL"))
                 fprintf(stderr, "journal: %s\n", e->record);
+            if (strncmp(e->record, "{\"k\":\"job\"", 10) == 0 ||
+                strncmp(e->record, "{\"k\":\"evict\"", 12) == 0)
+                f->texts++;
+        } else if (e->kind == REF_EFFECT_JOURNAL_VIEW) {
+            check_view(f, i ? ref_effects_at(&f->fx, i - 1) : NULL, e);
         } else if (e->kind == REF_EFFECT_PUBLISH) {
             const cap_packet *p = e->packet;
             char line[600];
@@ -1523,6 +1542,150 @@ static void test_eviction_takes_the_oldest_terminal_job(void **state)
  * kind of byte that needs an escape (at each offset of an 8-byte word),
  * each record printed again from its parse is the same text, and the id
  * reads back as it was. */
+/* A view record (journal_form VIEW or BOTH) reads back; with BOTH, text is
+ * the same record as text and the two agree member by member. */
+static void check_view(fixture *f, const ref_effect *text, const ref_effect *view)
+{
+    ref_sched_view v;
+    assert_int_equal(ref_sched_view_read(view->record, view->record_len, &v), CAP_OK);
+    f->views++;
+    f->evict_views += v.kind == REF_SCHED_VIEW_EVICT;
+    assert_int_equal(strlen(v.job_id), v.job_id_len);
+    if (!f->both)
+        return; /* VIEW: no text to agree with */
+    assert_non_null(text);
+    assert_int_equal(text->kind, REF_EFFECT_JOURNAL);
+    cJSON *o = parse_record(text->record);
+    same_member(o, "k", v.kind == REF_SCHED_VIEW_EVICT ? "evict" : "job");
+    same_member(o, "job_id", v.job_id);
+    if (v.kind == REF_SCHED_VIEW_JOB) {
+        assert_int_equal(strlen(v.state), v.state_len);
+        same_member(o, "ev", v.ev);
+        same_member(o, "state", v.state);
+        same_member(o, "snapshot", v.snapshot);
+        same_member(o, "hash", v.hash);
+        same_member(o, "appr_snapshot", v.appr_snapshot);
+        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "decision")),
+                         v.decision);
+        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "appr")), v.appr);
+        char attempt[24];
+        snprintf(attempt, sizeof attempt, "%llu", (unsigned long long)v.attempt);
+        same_member(o, "attempt", attempt);
+    } else {
+        assert_null(v.ev);
+        assert_null(v.state);
+    }
+    cJSON_Delete(o);
+}
+
+/* Jobs through every kind of job record the views carry: approvals bound
+ * to a hash and a snapshot, a rejection, retries, a fatal failure,
+ * evictions from a small table. */
+static void journal_workout(fixture *f)
+{
+    heartbeat(f, "w1", "job.tools", 10, "", 0);
+    assert_int_equal(submit(f, "a", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "h1", "job.tools", "write", 0), REF_SCHED_APPLIED);
+    begin(f);
+    assert_int_equal(ref_sched_approve(f->s, "h1", "bob", "ok", f->now, &f->fx, NULL), REF_SCHED_OK);
+    absorb(f);
+    assert_int_equal(result(f, "h1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "a", REF_JOB_FAILED_RETRYABLE), REF_SCHED_APPLIED);
+    advance(f, f->now + 5 * SEC); /* the retry's backoff */
+    assert_int_equal(info(f, "a").attempt, 2);
+    assert_int_equal(result(f, "a", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "h2", "job.tools", "write", 0), REF_SCHED_APPLIED);
+    begin(f);
+    assert_int_equal(ref_sched_reject(f->s, "h2", "bob", "no", f->now, &f->fx), REF_SCHED_OK);
+    absorb(f);
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        assert_int_equal(submit(f, id, "job.tools", "read", 0), REF_SCHED_APPLIED);
+        assert_int_equal(result(f, id, i % 2 ? REF_JOB_FAILED_FATAL : REF_JOB_SUCCEEDED),
+                         REF_SCHED_APPLIED);
+    }
+}
+
+static void test_journal_views_agree_with_text(void **state)
+{
+    (void)state;
+    size_t views[2];
+    for (int form = REF_SCHED_JOURNAL_VIEW; form <= REF_SCHED_JOURNAL_BOTH; form++) {
+        fixture *f = new_fixture();
+        ref_sched_config c = base_config(f);
+        c.max_jobs = 4;
+        c.journal_form = form;
+        f->both = form == REF_SCHED_JOURNAL_BOTH;
+        setup_cfg(f, &c);
+        journal_workout(f);
+        assert_true(f->views > 20);
+        assert_true(f->evict_views >= 5);
+        /* VIEW writes no job or evict record as text; BOTH writes each both ways */
+        assert_int_equal(f->texts, form == REF_SCHED_JOURNAL_VIEW ? 0 : f->views);
+        views[form - REF_SCHED_JOURNAL_VIEW] = f->views;
+        teardown(f);
+    }
+    assert_int_equal(views[0], views[1]);
+    /* the default form writes no views */
+    fixture *f = setup_max_jobs(4);
+    journal_workout(f);
+    assert_int_equal(f->views, 0);
+    assert_int_equal(f->texts, views[0]);
+    teardown(f);
+    /* a form out of range is refused */
+    f = new_fixture();
+    ref_sched_config c = base_config(f);
+    c.journal_form = 3;
+    cap_diag d;
+    ref_sched *s = NULL;
+    assert_int_equal(ref_sched_new(&c, &s, &d), CAP_EINVAL);
+    assert_null(s);
+    teardown(f);
+}
+
+/* A view record that is cut short, has a bad kind, a string without its
+ * NUL or bytes past its end is refused. */
+static void test_journal_view_read_refuses_bad_bytes(void **state)
+{
+    (void)state;
+    fixture *f = new_fixture();
+    ref_sched_config c = base_config(f);
+    c.journal_form = REF_SCHED_JOURNAL_VIEW;
+    setup_cfg(f, &c);
+    heartbeat(f, "w1", "job.tools", 10, "", 0);
+    begin(f);
+    assert_int_equal(send(f, "sys.job.submit", mk_submit("v1", "job.tools", "read", 0)),
+                     REF_SCHED_APPLIED);
+    const ref_effect *e = NULL;
+    for (size_t i = 0; i < ref_effects_count(&f->fx) && !e; i++)
+        if (ref_effects_at(&f->fx, i)->kind == REF_EFFECT_JOURNAL_VIEW)
+            e = ref_effects_at(&f->fx, i);
+    assert_non_null(e);
+    size_t n = e->record_len;
+    char *b = malloc(n + 8);
+    assert_non_null(b);
+    memcpy(b, e->record, n);
+    ref_sched_view v;
+    assert_int_equal(ref_sched_view_read(b, n, &v), CAP_OK);
+    assert_string_equal(v.job_id, "v1");
+    assert_string_equal(v.ev, "submit");
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(ref_sched_view_read(b, cut, &v), CAP_EINVAL);
+    b[n] = 'x';
+    assert_int_equal(ref_sched_view_read(b, n + 1, &v), CAP_EINVAL); /* a byte too many */
+    b[n - 1] = 'x';
+    assert_int_equal(ref_sched_view_read(b, n, &v), CAP_EINVAL); /* last string unterminated */
+    assert_null(v.job_id);
+    memcpy(b, e->record, n);
+    b[8] = 9; /* the kind (after the 8-byte attempt) */
+    assert_int_equal(ref_sched_view_read(b, n, &v), CAP_EINVAL);
+    assert_int_equal(ref_sched_view_read(NULL, n, &v), CAP_EINVAL);
+    assert_int_equal(ref_sched_view_read(e->record, n, NULL), CAP_EINVAL);
+    free(b);
+    teardown(f);
+}
+
 static void test_journal_text_is_cjson_text(void **state)
 {
     (void)state;
@@ -2240,6 +2403,8 @@ int main(void)
         cmocka_unit_test(test_eviction_takes_the_oldest_terminal_job),
         cmocka_unit_test(test_kept_request_normalises_bools),
         cmocka_unit_test(test_journal_text_is_cjson_text),
+        cmocka_unit_test(test_journal_views_agree_with_text),
+        cmocka_unit_test(test_journal_view_read_refuses_bad_bytes),
         cmocka_unit_test(test_journal_escapes_shared_strings),
         cmocka_unit_test(test_worker_lost_redispatches),
         cmocka_unit_test(test_worker_back_after_loss_keeps_its_limit),
