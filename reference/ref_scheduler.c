@@ -1407,8 +1407,9 @@ static int view_emit(ref_effects *fx, view_head *h, const char *const str[VIEW_S
     char *p = o;
     memcpy(p, h, sizeof *h);
     p += sizeof *h;
-    for (int i = 0; i < VIEW_STRINGS; i++) {
-        memcpy(p, str[i], h->len[i]);
+    for (int i = 0; i < VIEW_STRINGS; i++) { /* most are empty: no copy then */
+        if (h->len[i])
+            memcpy(p, str[i], h->len[i]);
         p += h->len[i];
         *p++ = 0;
     }
@@ -1430,8 +1431,8 @@ static int view_job(ref_effects *fx, const job *j, const char *event, size_t n_e
     h.len[VS_JOB_ID] = (uint32_t)j->id_len;
     h.len[VS_STATE] = (uint32_t)n_state;
     h.len[VS_SNAPSHOT] = (uint32_t)(j->snapshot ? istr_of(j->snapshot)->len : 0);
-    h.len[VS_HASH] = (uint32_t)strlen(j->hash);
-    h.len[VS_APPR_SNAPSHOT] = (uint32_t)strlen(asnap);
+    h.len[VS_HASH] = j->hash[0] ? (uint32_t)strlen(j->hash) : 0;
+    h.len[VS_APPR_SNAPSHOT] = asnap[0] ? (uint32_t)strlen(asnap) : 0;
     return view_emit(fx, &h, str);
 }
 
