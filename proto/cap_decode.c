@@ -71,13 +71,17 @@ typedef struct {
     uint8_t payload;     /* oneof member numbered >= PAYLOAD_MIN_FIELD */
     uint8_t trust;       /* BusPacket's trust payloads: always scanned strictly */
     uint8_t elem_size;   /* repeated: bytes of one array element (as protobuf-c lays it out) */
-    uint8_t type;        /* desc->type, and desc's offsets: what the unpack reads per field */
+    uint8_t type;        /* desc->type, and desc's offsets: where a value is stored */
     uint8_t has_flag;    /* an optional scalar with a has_ member at quantifier_offset */
-    /* Outside any oneof and not repeated: a string (1) or a varint scalar
-     * (2), which scan_fields takes on a shorter path; else 0. */
+    /* Outside any oneof, without a has_ member, not repeated and not a
+     * map entry's key: a string (1) or a varint scalar (2), which
+     * scan_fields takes on a shorter path; else 0. */
     uint8_t plain;
-    uint8_t uop;         /* what the unpack of a noted field does: see UOP_STRING */
-    uint8_t present;     /* a oneof member or has_flag: the unpack marks it present */
+    uint8_t present;     /* a oneof member or has_flag: storing it marks it present */
+    /* A varint the scan accepted is stored as its low 4 bytes (int32,
+     * uint32, enum, bool: in range, and a bool 0 or 1), or as 8 bytes
+     * (int64, uint64): 4 or 8; else (zigzag) 0, by store_varint. */
+    uint8_t vstore;
     uint32_t id;         /* desc->id */
     uint64_t bit;        /* 1 << index: the field's bit in a frame's seen */
     uint64_t once;       /* bit for a singular field, 0 for a repeated one */
@@ -88,11 +92,15 @@ typedef struct {
 #define PLAIN_STRING 1
 #define PLAIN_VARINT 2
 
-/* field_info.uop: a singular field by its kind, or any repeated one; the
- * most common varints (stored as 32 bits: int32, uint32, enum; or as 64:
- * int64, uint64) stored without store_varint's dispatch. */
-enum { UOP_STRING, UOP_BYTES, UOP_MESSAGE, UOP_FIXED, UOP_VARINT, UOP_REPEATED, UOP_VARINT32,
-       UOP_VARINT64 };
+/* fi->plain when a value of wire type wt takes its shorter path, else 0. */
+static unsigned plain_kind(const field_info *fi, unsigned wt)
+{
+    if (fi->plain == PLAIN_STRING && wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED)
+        return PLAIN_STRING;
+    if (fi->plain == PLAIN_VARINT && wt == PROTOBUF_C_WIRE_TYPE_VARINT)
+        return PLAIN_VARINT;
+    return 0;
+}
 
 /* Wire types 0, 1, 2 and 5, as a bit set. */
 #define VALID_WIRE_TYPES 0x27u
@@ -105,17 +113,20 @@ struct scan_msg {
     const ProtobufCMessageDescriptor *desc;
     const field_info *fields;   /* by field index */
     const uint8_t *by_number;   /* field number -> 1 + field index, 0: unknown */
-    /* A one-byte tag (field number below 16) -> 1 + field index when the
-     * number is known and the wire type one of 0, 1, 2, 5; else 0. */
-    const uint8_t *by_tag;
     unsigned n_direct;          /* numbers 0 .. n_direct-1 are in by_number */
     uint64_t rep_mask;          /* bit i: field i is repeated */
-    unsigned n_rep;             /* repeated fields (bits of rep_mask) */
     uint64_t key_bit;           /* the bit of the field numbered 1 (a map entry's key), or 0 */
+    int leaf;                   /* every field plain (field_info.plain): see scan_leaf */
     /* Set when the message has more fields or oneofs than a scan can
      * track: scanning it then fails. */
     const char *unsupported; /* "fields", "oneofs" */
     int unsupported_limit;
+    /* By one-byte tag (field number below 16): its field, NULL when the
+     * number is unknown or the wire type not one of 0, 1, 2, 5; and the
+     * field's plain kind when the wire type is that kind's, else 0 (see
+     * field_info.plain). Kept in the table itself: one load finds each. */
+    const field_info *tag_field[128];
+    uint8_t tag_plain[128];
 };
 
 /* Room for the CAP schema (29 message types reachable from BusPacket, some
@@ -128,7 +139,6 @@ static struct {
     scan_msg msgs[MAX_MESSAGES];
     field_info infos[MAX_FIELD_INFOS];
     uint8_t numbers[MAX_MESSAGES * DIRECT_NUMBERS];
-    uint8_t tags[MAX_MESSAGES][128];
     unsigned n_msgs, n_infos, n_numbers;
     const scan_msg *root; /* BusPacket's; NULL when the tables did not fit */
 } tables;
@@ -230,30 +240,25 @@ static int fill_field(scan_msg *m, oneof_set *oneofs, field_info *fi, unsigned i
     fi->bit = 1ULL << i;
     fi->once = fi->repeated ? 0 : fi->bit;
     fi->has_flag = !fi->oneof && f->quantifier_offset && f->label == PROTOBUF_C_LABEL_OPTIONAL;
-    fi->plain = 0;
-    if (!fi->oneof && !fi->repeated && fi->kind == KIND_STRING)
-        fi->plain = PLAIN_STRING;
-    else if (!fi->oneof && !fi->repeated && fi->wire_type == PROTOBUF_C_WIRE_TYPE_VARINT)
-        fi->plain = PLAIN_VARINT;
     fi->present = fi->oneof || fi->has_flag;
-    switch (fi->kind) {
-    case KIND_STRING: fi->uop = UOP_STRING; break;
-    case KIND_BYTES: fi->uop = UOP_BYTES; break;
-    case KIND_MESSAGE: fi->uop = UOP_MESSAGE; break;
-    case KIND_FIXED: fi->uop = UOP_FIXED; break;
-    default:
-        fi->uop = UOP_VARINT;
-        if (f->type == PROTOBUF_C_TYPE_INT32 || f->type == PROTOBUF_C_TYPE_ENUM ||
-            f->type == PROTOBUF_C_TYPE_UINT32)
-            fi->uop = UOP_VARINT32;
-        else if (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_UINT64)
-            fi->uop = UOP_VARINT64;
-        break;
+    fi->plain = 0;
+    int key = f->id == 1 && cap_desc_is_map_entry(d);
+    if (!fi->present && !fi->repeated && !key && fi->kind == KIND_STRING)
+        fi->plain = PLAIN_STRING;
+    else if (!fi->present && !fi->repeated && !key &&
+             fi->wire_type == PROTOBUF_C_WIRE_TYPE_VARINT)
+        fi->plain = PLAIN_VARINT;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_BOOL: fi->vstore = 4; break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64: fi->vstore = 8; break;
+    default: fi->vstore = 0; break;
     }
-    if (fi->repeated) {
-        fi->uop = UOP_REPEATED;
+    if (fi->repeated)
         m->rep_mask |= 1ULL << i;
-    }
     return 1;
 }
 
@@ -287,12 +292,12 @@ static const scan_msg *table_for(const ProtobufCMessageDescriptor *d)
     uint8_t *numbers = &tables.numbers[tables.n_numbers];
     tables.n_numbers += m->n_direct;
     m->by_number = numbers;
-    uint8_t *tags = tables.tags[m - tables.msgs];
-    m->by_tag = tags;
     oneof_set oneofs = {.n = 0};
+    m->leaf = 1;
     for (unsigned i = 0; i < d->n_fields; i++) {
         if (!fill_field(m, &oneofs, &infos[i], i))
             return NULL;
+        m->leaf &= infos[i].plain != 0;
         unsigned id = d->fields[i].id;
         if (id == 1)
             m->key_bit = 1ULL << i;
@@ -300,10 +305,11 @@ static const scan_msg *table_for(const ProtobufCMessageDescriptor *d)
             numbers[id] = (uint8_t)(i + 1);
         if (id < 16)
             for (unsigned wt = 0; wt < 8; wt++)
-                if ((VALID_WIRE_TYPES >> wt) & 1)
-                    tags[id << 3 | wt] = (uint8_t)(i + 1);
+                if ((VALID_WIRE_TYPES >> wt) & 1) {
+                    m->tag_field[id << 3 | wt] = &infos[i];
+                    m->tag_plain[id << 3 | wt] = (uint8_t)plain_kind(&infos[i], wt);
+                }
     }
-    m->n_rep = (unsigned)__builtin_popcountll(m->rep_mask);
     return m;
 }
 
@@ -328,6 +334,26 @@ static inline __attribute__((always_inline)) const field_info *lookup_field(cons
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 
+/* The scan builds the packet as it goes (see wire_scan), with the
+ * unpack's blocks, defined with the unpack below. */
+#define UNPACK_UNSUPPORTED 1 /* an unknown field, or bytes the scan refuses */
+
+typedef struct {
+    const uint8_t *buf;
+    ProtobufCAllocator *alloc; /* NULL: malloc and free, protobuf-c's default */
+    cap_arena *arena;          /* alloc's arena when it is one: allocated from inline */
+} unpack_ctx;
+
+static inline void *u_alloc(unpack_ctx *u, size_t n);
+static void u_free(const unpack_ctx *u, void *p);
+static inline void store_scanned_varint(const field_info *fi, uint64_t v, void *dst);
+static inline void store_fixed(uint32_t wt, const uint8_t *p, void *dst);
+static inline int copy_string(unpack_ctx *u, size_t at, size_t n, void *dst);
+static inline int copy_bytes(unpack_ctx *u, size_t at, size_t n, void *dst);
+static inline void mark_present(const field_info *fi, ProtobufCMessage *msg);
+static inline int new_message(unpack_ctx *u, const scan_msg *m, ProtobufCMessage **out);
+static int new_array(unpack_ctx *u, const field_info *fi, ProtobufCMessage *msg, size_t n);
+
 /* The key of one map entry: its encoded value bytes, which compare equal
  * exactly when the keys are equal, since encodings are held minimal. */
 typedef struct {
@@ -335,89 +361,41 @@ typedef struct {
     size_t off, len; /* key bytes in the input (len 0: the default key) */
 } map_key;
 
-/* The entry counts of repeated fields, noted by the scan for the unpack
- * that follows it, so that the unpack need not count them again: for each
- * message with repeated fields, in the order both walks meet them (depth
- * first, in wire order), one count per repeated field of its type, in
- * field index order. */
-typedef struct {
-    size_t *v;
-    size_t n, cap;
-    int failed; /* out of memory: the unpack counts for itself */
-    size_t local[64];
-} rep_counts;
-
-/* One field occurrence the scan found, noted for the unpack so that it
- * need not read the tag, look the field up and read the length or the
- * varint again: in the order both walks meet them (depth first, in wire
- * order). The scan notes at most RECORDS_MAX of them, only for packets
- * under 4 GiB (offsets in 32 bits) and not for packed runs (CAP has one
- * packable field, in a handshake): for any other packet, the unpack walks
- * the bytes instead. 16 bytes, so that finding one is a shift. */
+/* An entry of a repeated field, built before its message's arrays are:
+ * those are allocated with exactly the room of their entries (as
+ * protobuf-c allocates them) when the message ends, and its entries moved
+ * there. */
 typedef struct {
     const field_info *fi;
     union {
-        uint64_t v; /* a varint: its value; a message: how many records follow
-                     * for the fields inside it (at every depth) */
-        struct {
-            uint32_t off, len; /* a string or bytes value (a 32- or 64-bit one: off) */
-        } at;
+        void *p; /* a string, a submessage */
+        ProtobufCBinaryData bytes;
+        unsigned char value[16]; /* elem_size bytes, as the array holds it */
     } u;
-} field_rec;
+} pending;
 
-#define RECORDS_MAX 128
-
-typedef struct {
-    field_rec *v;
-    size_t n;
-    int complete; /* every field of the packet is noted */
-    field_rec local[RECORDS_MAX];
-} field_recs;
-
-static void reps_init(rep_counts *r)
-{
-    r->v = r->local;
-    r->n = 0;
-    r->cap = sizeof r->local / sizeof r->local[0];
-    r->failed = 0;
-}
-
-static void reps_free(rep_counts *r)
-{
-    if (r->v != r->local)
-        free(r->v);
-}
-
-/* Room for k counts; their index, or SIZE_MAX when out of memory. */
-static size_t reps_reserve(rep_counts *r, size_t k)
-{
-    if (r->failed)
-        return SIZE_MAX;
-    if (r->cap - r->n < k) {
-        size_t cap = 2 * r->cap + k;
-        size_t *v = malloc(cap * sizeof *v);
-        if (!v) {
-            r->failed = 1;
-            return SIZE_MAX;
-        }
-        memcpy(v, r->v, r->n * sizeof *v);
-        reps_free(r);
-        r->v = v;
-        r->cap = cap;
-    }
-    r->n += k;
-    return r->n - k;
-}
+/* Entries the scan holds at once (those of the messages being built);
+ * a packet with more is built by the byte walk instead. */
+#define PENDING_MAX 64
 
 typedef struct {
     const uint8_t *buf;
     const cap_bounds *bounds;
+    size_t max_string;    /* bounds->max_string */
+    unsigned depth_limit; /* bounds->max_depth, at most CAP_MAX_DEPTH_LIMIT */
     cap_diag *diag;
-    rep_counts *reps; /* NULL: not noted */
-    /* The records (see field_recs): the next one to fill and the end of
-     * their room (both NULL: none are noted). */
-    field_rec *rec_next, *rec_end;
-    int recs_incomplete;
+    /* Building (see wire_scan): while `build` is set, each value accepted
+     * is stored into the packet at `root` (NULL until allocated), or into
+     * pend[0..n_pend) for a repeated field. Building stops for good
+     * (stop_building) on an unknown field, an allocation failure
+     * (build_failed CAP_ENOMEM) or bytes the decoder does not build itself
+     * (UNPACK_UNSUPPORTED); the scan goes on. */
+    unpack_ctx u;
+    int build;
+    int build_failed;
+    ProtobufCMessage *root;
+    size_t n_pend;
+    pending pend[PENDING_MAX];
     /* The fields being scanned, outermost first: the path of an error is
      * built from stack[0..top) only when there is an error. A message at
      * depth d sets stack[d] and top = d + 1 for each known field, and sets
@@ -453,6 +431,10 @@ typedef struct {
     int keys_unsorted;                /* sorted keys are checked in one pass */
     map_key *entry_key;               /* a map entry: where its key goes, else NULL */
     uint64_t key_bit;                 /* a map entry: its key field's bit (m->key_bit), else 0 */
+    /* While building: the message its values go to, and its first
+     * pending entry (of its repeated fields). */
+    ProtobufCMessage *msg;
+    size_t pend_base;
 } frame;
 
 /* Errors are rare: kept out of the scan's hot paths. */
@@ -476,6 +458,32 @@ static int fail(scan_ctx *c, int err, size_t off, const char *fmt, ...)
     va_end(ap);
     format_path(path, sizeof path, c->stack, c->top);
     return cap_diag_set(c->diag, err, (long)off, path, "%s", reason);
+}
+
+/* Stops building for good: frees what was built, notes why (CAP_ENOMEM,
+ * or UNPACK_UNSUPPORTED for an unknown field or bytes the decoder does not
+ * build). Every value stored after this tests c->build first. */
+static void __attribute__((cold, noinline)) stop_building(scan_ctx *c, int why)
+{
+    if (!c->build)
+        return;
+    c->build = 0;
+    c->build_failed = why;
+    for (size_t i = 0; i < c->n_pend; i++) {
+        const pending *e = &c->pend[i];
+        switch (e->fi->kind) {
+        case KIND_STRING: u_free(&c->u, e->u.p); break;
+        case KIND_BYTES: u_free(&c->u, e->u.bytes.data); break;
+        case KIND_MESSAGE:
+            protobuf_c_message_free_unpacked(e->u.p, c->u.alloc);
+            break;
+        default: break;
+        }
+    }
+    c->n_pend = 0;
+    if (c->root)
+        protobuf_c_message_free_unpacked(c->root, c->u.alloc);
+    c->root = NULL;
 }
 
 static int __attribute__((noinline))
@@ -635,16 +643,35 @@ static int __attribute__((noinline)) check_text(scan_ctx *c, size_t pos, size_t 
     return CAP_OK;
 }
 
-/* Scans a packed run of scalars; returns the number of elements in *count. */
+/* Where the next entry of repeated field fi goes while building: a new
+ * pending entry (no block in it yet), or NULL when there is no room
+ * (building stops). */
+static inline void *pend_entry(scan_ctx *c, const field_info *fi)
+{
+    if (UNLIKELY(c->n_pend == PENDING_MAX)) {
+        stop_building(c, UNPACK_UNSUPPORTED);
+        return NULL;
+    }
+    pending *e = &c->pend[c->n_pend++];
+    e->fi = fi;
+    memset(&e->u, 0, sizeof e->u);
+    return &e->u;
+}
+
+/* Scans (and while building, stores) a packed run of scalars; returns the
+ * number of elements in *count. */
 static int scan_packed(scan_ctx *c, const field_info *fi, size_t pos, size_t end, size_t *count)
 {
     size_t n = 0;
+    void *slot;
     if (fi->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT) {
         size_t w = fi->wire_type == PROTOBUF_C_WIRE_TYPE_32BIT ? 4 : 8;
         if ((end - pos) % w)
             return fail(c, CAP_EMALFORMED, pos, "packed run of %zu bytes is not a multiple of %zu",
                         end - pos, w);
         *count = (end - pos) / w;
+        for (; pos < end && c->build && (slot = pend_entry(c, fi)); pos += w)
+            store_fixed(fi->wire_type, c->buf + pos, slot);
         return CAP_OK;
     }
     while (pos < end) {
@@ -656,6 +683,8 @@ static int scan_packed(scan_ctx *c, const field_info *fi, size_t pos, size_t end
         rc = check_varint_value(c, fi->kind, v, at);
         if (rc)
             return rc;
+        if (c->build && (slot = pend_entry(c, fi)))
+            store_scanned_varint(fi, v, slot);
         n++;
     }
     *count = n;
@@ -730,50 +759,61 @@ static int check_duplicate_keys(scan_ctx *c, const frame *fr)
 }
 
 static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, unsigned depth,
-                        int strict, map_key *entry_key);
+                        int strict, map_key *entry_key, ProtobufCMessage **out);
+static int scan_leaf(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, unsigned depth,
+                     int strict, ProtobufCMessage **out);
 
-/* Scans the message value of field fi at [pos, end); a map entry's key is
- * recorded in its map's message. */
-static int scan_submessage(scan_ctx *c, frame *fr, const field_info *fi, size_t pos, size_t end)
+/* Scans the message value of field fi at [pos, end), built (while
+ * building) into *out; a map entry's key is recorded in its map's message. */
+static int scan_submessage(scan_ctx *c, frame *fr, const field_info *fi, size_t pos, size_t end,
+                           ProtobufCMessage **out)
 {
     unsigned depth = fr->depth + 1;
-    if (depth >= c->bounds->max_depth || depth >= CAP_MAX_DEPTH_LIMIT)
+    if (depth >= c->depth_limit)
         return fail(c, CAP_EMALFORMED, pos, "messages nested deeper than %u",
                     c->bounds->max_depth);
     /* Trust payloads are always held to the strict rules. */
     int strict = fr->strict || (fr->depth == 0 && fi->trust);
     int rc;
     if (!fi->is_map) {
-        rc = scan_message(c, fi->sub, pos, end, depth, strict, NULL);
+        rc = fi->sub->leaf ? scan_leaf(c, fi->sub, pos, end, depth, strict, out)
+                           : scan_message(c, fi->sub, pos, end, depth, strict, NULL, out);
         c->top = depth; /* this field's path again (see scan_ctx.stack) */
         return rc;
     }
     /* Absent, the key is the default one, placed at the entry. */
     map_key k = {.field = fi->index, .off = pos, .len = 0};
-    rc = scan_message(c, fi->sub, pos, end, depth, strict, &k);
+    rc = scan_message(c, fi->sub, pos, end, depth, strict, &k, out);
     c->top = depth;
     return rc ? rc : record_key(c, fr, &k, pos);
 }
 
-/* Scans a length-delimited value of a known field at [pos, end); *elements
- * is how many entries it adds to a repeated field. */
+/* Scans a length-delimited value of a known field at [pos, end), stored
+ * at dst while building (a packed run finds its elements itself);
+ * *elements is how many entries it adds to a repeated field. */
 static inline int scan_len_value(scan_ctx *c, frame *fr, const field_info *fi, size_t pos,
-                                 size_t end, size_t *elements)
+                                 size_t end, void *dst, size_t *elements)
 {
     size_t n = end - pos;
+    int rc;
     *elements = 1;
     switch (fi->kind) {
     case KIND_STRING:
-        if (UNLIKELY(n > c->bounds->max_string))
+        if (UNLIKELY(n > c->max_string))
             return fail(c, CAP_EMALFORMED, pos, "string of %zu bytes, over the bound of %zu", n,
                         c->bounds->max_string);
-        return plain_ascii_text(c->buf, pos, n) ? CAP_OK : check_text(c, pos, n);
+        rc = plain_ascii_text(c->buf, pos, n) ? CAP_OK : check_text(c, pos, n);
+        if (!rc && c->build && copy_string(&c->u, pos, n, dst))
+            stop_building(c, CAP_ENOMEM);
+        return rc;
     case KIND_BYTES:
-        if (UNLIKELY(n > c->bounds->max_string))
+        if (UNLIKELY(n > c->max_string))
             return fail(c, CAP_EMALFORMED, pos, "bytes field of %zu bytes, over the bound of %zu",
                         n, c->bounds->max_string);
+        if (c->build && copy_bytes(&c->u, pos, n, dst))
+            stop_building(c, CAP_ENOMEM);
         return CAP_OK;
-    case KIND_MESSAGE: return scan_submessage(c, fr, fi, pos, end);
+    case KIND_MESSAGE: return scan_submessage(c, fr, fi, pos, end, dst);
     default:
         /* A packed run of a repeated scalar. */
         return scan_packed(c, fi, pos, end, elements);
@@ -803,6 +843,7 @@ scan_unknown(scan_ctx *c, const frame *fr, uint32_t num, uint32_t wt, size_t tag
     if (fr->strict && fr->depth > 0)
         return fail(c, CAP_EMALFORMED, tag_off, "unknown field %u (strict mode)", num);
     c->saw_unknown = 1;
+    stop_building(c, UNPACK_UNSUPPORTED); /* protobuf-c keeps it in unknown_fields */
     int rc = skip_value(c, wt, pos, end);
     if (rc || fr->depth > 0)
         return rc;
@@ -832,7 +873,8 @@ static int count_entries(scan_ctx *c, frame *fr, const field_info *fi, size_t el
 }
 
 /* Scans the value of known field fi, whose tag (wire type wt) was at
- * tag_off; *pos is just past the tag. */
+ * tag_off; *pos is just past the tag. While building, the value is stored
+ * once the scan has accepted it. */
 static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint32_t wt,
                              size_t tag_off, size_t *pos, size_t end)
 {
@@ -849,18 +891,24 @@ static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint3
         if (fr->depth == 0 && fi->payload)
             c->payload_field = fi->id;
     }
+    /* Where the value goes while building: the member, or a pending
+     * entry (a packed run, the one way a wire type differs from the
+     * schema's here, takes its entries itself). The member is marked
+     * present first: should the value fail, it is still the zero of
+     * message_init, which free_unpacked skips. */
+    void *dst = NULL;
+    if (c->build) {
+        if (!fi->repeated) {
+            if (fi->present)
+                mark_present(fi, fr->msg);
+            dst = (char *)fr->msg + fi->offset;
+        } else if (wt == fi->wire_type) {
+            dst = pend_entry(c, fi);
+        }
+    }
     size_t elements = 1;
     size_t vstart = *pos;
     int rc;
-    /* This occurrence's record, taken before a submessage's fields take
-     * theirs. */
-    field_rec *r = NULL;
-    if (c->rec_next < c->rec_end) {
-        r = c->rec_next++;
-        r->fi = fi;
-    } else {
-        c->recs_incomplete = 1;
-    }
     if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
         uint64_t n;
         rc = read_varint(c, pos, end, &n, "length");
@@ -871,28 +919,18 @@ static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint3
                         (unsigned long long)n, end - *pos);
         vstart = *pos;
         *pos += (size_t)n;
-        rc = scan_len_value(c, fr, fi, vstart, *pos, &elements);
-        if (r) {
-            if (fi->kind == KIND_MESSAGE) {
-                r->u.v = (uint64_t)(c->rec_next - r - 1);
-            } else if (fi->kind == KIND_STRING || fi->kind == KIND_BYTES) {
-                r->u.at.off = (uint32_t)vstart;
-                r->u.at.len = (uint32_t)n;
-            } else {
-                c->recs_incomplete = 1; /* a packed run */
-            }
-        }
+        rc = scan_len_value(c, fr, fi, vstart, *pos, dst, &elements);
     } else if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
         uint64_t v;
         rc = read_varint(c, pos, end, &v, "value");
         if (!rc)
             rc = check_varint_value(c, fi->kind, v, vstart);
-        if (r)
-            r->u.v = v;
+        if (!rc && c->build)
+            store_scanned_varint(fi, v, dst);
     } else {
-        if (r)
-            r->u.at.off = (uint32_t)vstart;
         rc = skip_value(c, wt, pos, end);
+        if (!rc && c->build)
+            store_fixed(wt, c->buf + vstart, dst);
     }
     if (rc)
         return rc;
@@ -908,47 +946,65 @@ static inline int scan_field(scan_ctx *c, frame *fr, const field_info *fi, uint3
 }
 
 /* The most common field, a string outside any oneof given once, with a
- * one-byte length, within the bounds and plain ASCII: scanned and noted
- * here as scan_field would (fi->plain is PLAIN_STRING, the caller checked
- * the wire type and that the field is neither seen nor a map key), with
- * nothing written unless all of that holds. Returns 0 otherwise, and
- * scan_field then scans it (and names what is wrong, if anything is). */
-static inline int scan_plain_string(scan_ctx *c, frame *fr, const field_info *fi, size_t *pos,
-                                    size_t end)
+ * one-byte length, within the bounds and plain ASCII: scanned and built
+ * (into msg) here as scan_field would (fi->plain is PLAIN_STRING, the
+ * caller checked the wire type and that the field is not seen, and marks
+ * it seen), with nothing written unless all of that holds. Returns 0
+ * otherwise, and scan_field then scans it (and names what is wrong, if
+ * anything is). */
+static inline __attribute__((always_inline)) int
+scan_plain_string(scan_ctx *c, ProtobufCMessage *msg, const field_info *fi, size_t *pos,
+                  size_t end)
 {
     size_t p = *pos;
     if (p >= end || c->buf[p] >= 0x80)
         return 0;
     size_t n = c->buf[p++];
-    if (n > end - p || n > c->bounds->max_string || !plain_ascii_text(c->buf, p, n))
+    if (n > end - p || n > c->max_string)
         return 0;
-    if (c->rec_next < c->rec_end) {
-        field_rec *r = c->rec_next++;
-        r->fi = fi;
-        r->u.at.off = (uint32_t)p;
-        r->u.at.len = (uint32_t)n;
+    /* Used while building only (msg is NULL otherwise: formed as an
+     * integer, not as an offset from a null pointer). */
+    void *dst = (void *)((uintptr_t)msg + fi->offset);
+    if (n - 8 <= 8) {
+        /* 8 to 16 bytes, most strings: checked as plain_ascii_text checks
+         * them, in its first and last word, and copied from the same two
+         * words. */
+        uint64_t a, b;
+        memcpy(&a, c->buf + p, 8);
+        memcpy(&b, c->buf + p + n - 8, 8);
+        if ((cap_swar_high_or_zero(a) | cap_swar_high_or_zero(b)) & CAP_SWAR_HIGHS)
+            return 0;
+        if (c->build) {
+            char *d = u_alloc(&c->u, n + 1);
+            if (d) {
+                memcpy(d, &a, 8);
+                memcpy(d + n - 8, &b, 8);
+                d[n] = '\0';
+                *(char **)dst = d;
+            } else {
+                stop_building(c, CAP_ENOMEM);
+            }
+        }
     } else {
-        c->recs_incomplete = 1;
+        if (!plain_ascii_text(c->buf, p, n))
+            return 0;
+        if (c->build && copy_string(&c->u, p, n, dst))
+            stop_building(c, CAP_ENOMEM);
     }
-    fr->seen |= fi->bit;
     *pos = p + n;
     return 1;
 }
 
 /* A varint scalar outside any oneof given once (fi->plain is
  * PLAIN_VARINT, the caller checked the wire type and that the field is
- * neither seen nor a map key, and set the error path): what scan_field
- * does for it, without the tests that cannot apply, in the same order, so
- * that an error is named as scan_field names it. */
-static inline int scan_plain_varint(scan_ctx *c, frame *fr, const field_info *fi, size_t *pos,
-                                    size_t end)
+ * not seen, set the error path, and marks it seen): what scan_field does
+ * for it, without the tests that cannot apply, in the same order, so that
+ * an error is named as scan_field names it. Built into msg. */
+static inline __attribute__((always_inline)) int
+scan_plain_varint(scan_ctx *c, ProtobufCMessage *msg, const field_info *fi, size_t *pos,
+                  size_t end)
 {
     size_t vstart = *pos;
-    field_rec *r = NULL;
-    if (c->rec_next < c->rec_end)
-        r = c->rec_next++;
-    else
-        c->recs_incomplete = 1;
     uint64_t v;
     int rc = read_varint(c, pos, end, &v, "value");
     /* Values below 128, most of them, fit every kind but bool. */
@@ -956,11 +1012,8 @@ static inline int scan_plain_varint(scan_ctx *c, frame *fr, const field_info *fi
         rc = check_varint_value(c, fi->kind, v, vstart);
     if (rc)
         return rc;
-    if (r) {
-        r->fi = fi;
-        r->u.v = v;
-    }
-    fr->seen |= fi->bit;
+    if (c->build)
+        store_scanned_varint(fi, v, (char *)msg + fi->offset);
     return CAP_OK;
 }
 
@@ -987,13 +1040,15 @@ static int scan_fields(scan_ctx *c, frame *fr, size_t pos, size_t end)
         uint32_t wt;
         int rc;
         const field_info *fi;
+        unsigned plain;
         /* The common case, a one-byte tag of a known field with a valid
          * wire type, in one look-up. */
-        unsigned slot = c->buf[pos] < 0x80 ? fr->m->by_tag[c->buf[pos]] : 0;
-        if (LIKELY(slot)) {
-            wt = c->buf[pos] & 7u;
+        unsigned tag0 = c->buf[pos];
+        fi = tag0 < 0x80 ? fr->m->tag_field[tag0] : NULL;
+        if (LIKELY(fi)) {
+            wt = tag0 & 7u;
             pos++;
-            fi = &fr->m->fields[slot - 1];
+            plain = fr->m->tag_plain[tag0];
         } else {
             c->top = depth;
             rc = read_varint(c, &pos, end, &tag, "tag");
@@ -1010,19 +1065,23 @@ static int scan_fields(scan_ctx *c, frame *fr, size_t pos, size_t end)
                     return rc;
                 continue;
             }
+            plain = plain_kind(fi, wt);
         }
         /* The shorter paths for the plain fields; the error path is set
          * only where something can fail (scan_plain_string cannot). */
-        if (fi->plain && !((fr->seen | fr->key_bit) & fi->bit)) {
-            if (fi->plain == PLAIN_STRING && wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED &&
-                scan_plain_string(c, fr, fi, &pos, end))
-                continue;
-            if (fi->plain == PLAIN_VARINT && wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
+        if (plain && !(fr->seen & fi->bit)) {
+            if (plain == PLAIN_STRING) {
+                if (scan_plain_string(c, fr->msg, fi, &pos, end)) {
+                    fr->seen |= fi->bit;
+                    continue;
+                }
+            } else {
                 c->stack[depth] = fi;
                 c->top = depth + 1;
-                rc = scan_plain_varint(c, fr, fi, &pos, end);
+                rc = scan_plain_varint(c, fr->msg, fi, &pos, end);
                 if (rc)
                     return rc;
+                fr->seen |= fi->bit;
                 continue;
             }
         }
@@ -1035,10 +1094,84 @@ static int scan_fields(scan_ctx *c, frame *fr, size_t pos, size_t end)
     return fr->keys_unsorted ? check_duplicate_keys(c, fr) : CAP_OK;
 }
 
-/* Scans one message at [pos, end); for a map entry, its key goes to
- * *entry_key. */
+/* A message whose fields are all plain (scan_msg.leaf; a map entry's
+ * never is), scanned as scan_message scans it but without a frame of its
+ * own, for as long as each field is one scan_fields takes on a shorter
+ * path: a one-byte tag of a plain field not seen yet, of the plain kind's
+ * wire type, and a value that path accepts. At anything else, the message
+ * is scanned again from its start by scan_message, what was built of it
+ * freed first (the scan of the fields before changed nothing else). */
+static int scan_leaf(scan_ctx *c, const scan_msg *m, size_t start, size_t end, unsigned depth,
+                     int strict, ProtobufCMessage **out)
+{
+    ProtobufCMessage *msg = NULL;
+    if (c->build) {
+        int rc = new_message(&c->u, m, out);
+        if (UNLIKELY(rc))
+            stop_building(c, rc); /* which may free *out's message */
+        else
+            msg = *out;
+    }
+    uint64_t seen = 0;
+    for (size_t pos = start; pos < end;) {
+        unsigned tag0 = c->buf[pos];
+        const field_info *fi = tag0 < 0x80 ? m->tag_field[tag0] : NULL;
+        if (!fi || !m->tag_plain[tag0] || (seen & fi->bit))
+            goto again;
+        size_t p = pos + 1;
+        if (m->tag_plain[tag0] == PLAIN_STRING) {
+            if (!scan_plain_string(c, msg, fi, &p, end))
+                goto again;
+        } else {
+            c->stack[depth] = fi;
+            c->top = depth + 1;
+            int rc = scan_plain_varint(c, msg, fi, &p, end);
+            if (rc)
+                return rc;
+        }
+        seen |= fi->bit;
+        pos = p;
+    }
+    return CAP_OK;
+again:
+    if (c->build && msg) {
+        protobuf_c_message_free_unpacked(msg, c->u.alloc);
+        *out = NULL;
+    }
+    return scan_message(c, m, start, end, depth, strict, NULL, out);
+}
+
+/* The arrays of the repeated fields of the message fr built, each with
+ * the room of its entries (counted by the scan), which are moved there
+ * from pending. */
+static void finish_arrays(scan_ctx *c, const frame *fr)
+{
+    const scan_msg *m = fr->m;
+    ProtobufCMessage *msg = fr->msg;
+    /* Every array first: should one fail, each entry is still pending
+     * only, and freed from there. */
+    for (uint64_t bits = m->rep_mask & fr->seen; bits; bits &= bits - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(bits);
+        int rc = fr->counts[i] ? new_array(&c->u, &m->fields[i], msg, fr->counts[i]) : CAP_OK;
+        if (rc) {
+            stop_building(c, rc);
+            return;
+        }
+    }
+    for (size_t k = fr->pend_base; k < c->n_pend; k++) {
+        const pending *e = &c->pend[k];
+        const field_info *fi = e->fi;
+        size_t *n = (size_t *)((char *)msg + fi->quantifier_offset);
+        memcpy(*(char **)((char *)msg + fi->offset) + *n * fi->elem_size, &e->u, fi->elem_size);
+        ++*n;
+    }
+    c->n_pend = fr->pend_base;
+}
+
+/* Scans one message at [pos, end), built (while building) into a new
+ * *out; for a map entry, its key goes to *entry_key. */
 static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, unsigned depth,
-                        int strict, map_key *entry_key)
+                        int strict, map_key *entry_key, ProtobufCMessage **out)
 {
     if (m->unsupported)
         return fail(c, CAP_EINVAL, pos, "message %s has more than %d %s", m->desc->name,
@@ -1055,33 +1188,57 @@ static int scan_message(scan_ctx *c, const scan_msg *m, size_t pos, size_t end, 
     fr.keys_unsorted = 0;
     fr.entry_key = entry_key;
     fr.key_bit = entry_key ? m->key_bit : 0;
-    size_t rep_base = SIZE_MAX;
-    if (c->reps && m->rep_mask)
-        rep_base = reps_reserve(c->reps, m->n_rep);
+    fr.msg = NULL;
+    if (c->build) {
+        int rc = new_message(&c->u, m, out);
+        if (UNLIKELY(rc))
+            stop_building(c, rc); /* which may free *out's message */
+        else
+            fr.msg = *out;
+        fr.pend_base = c->n_pend;
+    }
     int rc = scan_fields(c, &fr, pos, end);
     c->n_keys = fr.keys_base;
-    if (rep_base != SIZE_MAX && !c->reps->failed) {
-        size_t *v = c->reps->v + rep_base;
-        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
-            unsigned i = (unsigned)__builtin_ctzll(bits);
-            *v++ = (fr.seen >> i & 1) ? fr.counts[i] : 0;
-        }
-    }
+    if (!rc && c->build && m->rep_mask)
+        finish_arrays(c, &fr);
     return rc;
 }
 
-/* cap_wire_scan, also telling whether an unknown field was skipped. */
+/* What wire_scan found besides its verdict. */
+typedef struct {
+    int saw_unknown; /* an unknown field was skipped */
+    /* Asked to build: the packet (NULL when building stopped), and why it
+     * stopped (see scan_ctx). */
+    ProtobufCMessage *packet;
+    int build_failed;
+} scan_result;
+
+/* cap_wire_scan; with `build` (the bytes and allocator), it also builds
+ * the packet as it scans, as far as it can (see scan_result). */
 static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
-                     cap_decode_mode mode, uint32_t *payload_field, int *saw_unknown,
-                     rep_counts *reps, field_recs *recs, cap_diag *diag)
+                     cap_decode_mode mode, uint32_t *payload_field, const unpack_ctx *build,
+                     scan_result *res, cap_diag *diag)
 {
-    cap_bounds defaults = cap_bounds_default();
+    cap_bounds defaults;
+    if (!bounds) {
+        defaults = cap_bounds_default();
+        bounds = &defaults;
+    }
     /* Only the members a scan reads before writing them are set: the field
-     * stack and the key array are large. */
+     * stack, the key array and the pending entries are large. */
     scan_ctx c;
     c.buf = buf;
-    c.bounds = bounds ? bounds : &defaults;
+    c.bounds = bounds;
+    c.max_string = c.bounds->max_string;
+    c.depth_limit = c.bounds->max_depth < CAP_MAX_DEPTH_LIMIT ? c.bounds->max_depth
+                                                               : CAP_MAX_DEPTH_LIMIT;
     c.diag = diag;
+    c.build = build != NULL;
+    if (build)
+        c.u = *build;
+    c.build_failed = 0;
+    c.root = NULL;
+    c.n_pend = 0;
     c.top = 0;
     c.keys = c.local_keys;
     c.n_keys = 0;
@@ -1091,16 +1248,9 @@ static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
     c.first_unknown_offset = -1;
     c.first_unknown_field = 0;
     c.saw_unknown = 0;
-    c.reps = reps;
-    /* Offsets and lengths are noted in 32 bits. */
-    c.rec_next = c.rec_end = NULL;
-    c.recs_incomplete = 1;
-    if (recs && len <= UINT32_MAX) {
-        c.rec_next = recs->local;
-        c.rec_end = recs->local + RECORDS_MAX;
-        c.recs_incomplete = 0;
-    }
-    *saw_unknown = 0;
+    res->saw_unknown = 0;
+    res->packet = NULL;
+    res->build_failed = 0;
     cap_diag_clear(diag);
     if (payload_field)
         *payload_field = 0;
@@ -1111,48 +1261,52 @@ static int wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
     if (!tables.root)
         return fail(&c, CAP_EINVAL, 0, "the schema does not fit the decoder's tables");
     int strict = mode == CAP_DECODE_STRICT;
-    int rc = scan_message(&c, tables.root, 0, len, 0, strict, NULL);
+    int rc = scan_message(&c, tables.root, 0, len, 0, strict, NULL, &c.root);
     if (c.keys != c.local_keys)
         free(c.keys);
-    if (recs) {
-        recs->v = recs->local;
-        recs->n = c.rec_next ? (size_t)(c.rec_next - recs->local) : 0;
-        recs->complete = !c.recs_incomplete;
+    if (!rc) {
+        c.top = 0;
+        uint32_t payload = c.payload_field;
+        int trust = payload >= TRUST_MIN_FIELD && payload <= TRUST_MAX_FIELD;
+        if (trust && len > c.bounds->max_trust_packet) {
+            rc = fail(&c, CAP_EMALFORMED, 0, "trust packet of %zu bytes, over the bound of %zu",
+                      len, c.bounds->max_trust_packet);
+        } else {
+            if (payload_field)
+                *payload_field = payload ? payload : c.unknown_payload_field;
+            if (payload && (strict || trust) && c.first_unknown_offset >= 0)
+                rc = fail(&c, CAP_EMALFORMED, (size_t)c.first_unknown_offset,
+                          "unknown field %u (strict mode)", c.first_unknown_field);
+        }
     }
-    if (rc)
+    if (rc) {
+        stop_building(&c, UNPACK_UNSUPPORTED);
         return rc;
-    *saw_unknown = c.saw_unknown;
-    c.top = 0;
-    uint32_t payload = c.payload_field;
-    int trust = payload >= TRUST_MIN_FIELD && payload <= TRUST_MAX_FIELD;
-    if (trust && len > c.bounds->max_trust_packet)
-        return fail(&c, CAP_EMALFORMED, 0, "trust packet of %zu bytes, over the bound of %zu",
-                    len, c.bounds->max_trust_packet);
-    if (payload_field)
-        *payload_field = payload ? payload : c.unknown_payload_field;
-    if (payload && (strict || trust) && c.first_unknown_offset >= 0)
-        return fail(&c, CAP_EMALFORMED, (size_t)c.first_unknown_offset,
-                    "unknown field %u (strict mode)", c.first_unknown_field);
+    }
+    res->saw_unknown = c.saw_unknown;
+    res->packet = c.root;
+    res->build_failed = c.build_failed;
     return CAP_OK;
 }
 
 int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
                   cap_decode_mode mode, uint32_t *payload_field, cap_diag *diag)
 {
-    int saw_unknown;
-    return wire_scan(buf, len, bounds, mode, payload_field, &saw_unknown, NULL, NULL, diag);
+    scan_result res;
+    return wire_scan(buf, len, bounds, mode, payload_field, NULL, &res, diag);
 }
 
 /* --- the unpack ------------------------------------------------------------
  * Builds, from bytes the scan accepted, the very structure
- * protobuf_c_message_unpack would build, walking each message once more
- * with the scan's tables instead of protobuf-c's generic walk (which lists
- * every field it meets on the side, then looks each one up in the
- * descriptor). Every block is allocated the way protobuf-c allocates it, so
- * protobuf_c_message_free_unpacked frees the result with the same
- * allocator: each message, each string (length + 1, NUL-terminated), each
- * non-empty bytes value and each non-empty repeated array is a block of its
- * own.
+ * protobuf_c_message_unpack would build, with the scan's tables instead of
+ * protobuf-c's generic walk (which lists every field it meets on the side,
+ * then looks each one up in the descriptor): the scan itself, as it goes
+ * (see wire_scan), or cap_packet_unpack, walking each message once more
+ * (see unpack_message). Every block is allocated the way protobuf-c
+ * allocates it, so protobuf_c_message_free_unpacked frees the result with
+ * the same allocator: each message, each string (length + 1,
+ * NUL-terminated), each non-empty bytes value and each non-empty repeated
+ * array is a block of its own.
  *
  * The scan has refused every input on which the two could differ: a
  * singular field or a oneof given twice (protobuf-c keeps the last value,
@@ -1162,17 +1316,6 @@ int cap_wire_scan(const uint8_t *buf, size_t len, const cap_bounds *bounds,
  * walk checks bounds and wire types itself, so bytes that were not scanned
  * cannot make it read outside the buffer; it refuses them (UNPACK_UNSUPPORTED)
  * where it notices. */
-
-#define UNPACK_UNSUPPORTED 1 /* an unknown field, or bytes the scan refuses */
-
-typedef struct {
-    const uint8_t *buf;
-    ProtobufCAllocator *alloc; /* NULL: malloc and free, protobuf-c's default */
-    cap_arena *arena;          /* alloc's arena when it is one: allocated from inline */
-    const rep_counts *reps;    /* the scan's counts, or NULL: counted here */
-    size_t next_rep;           /* the next message's counts in reps */
-    const field_rec *recs;     /* the scan's records (with reps), or NULL: the bytes are walked */
-} unpack_ctx;
 
 static inline void *u_alloc(unpack_ctx *u, size_t n)
 {
@@ -1274,6 +1417,22 @@ static inline void store_varint(unsigned t, uint64_t v, void *dst)
     default: /* int64, uint64 */
         memcpy(dst, &v, 8);
         return;
+    }
+}
+
+_Static_assert(sizeof(protobuf_c_boolean) == 4, "a bool is stored as 4 bytes (vstore)");
+
+/* store_varint for a value the scan accepted for field fi (see
+ * field_info.vstore), without store_varint's dispatch for most types. */
+static inline void store_scanned_varint(const field_info *fi, uint64_t v, void *dst)
+{
+    if (fi->vstore == 4) {
+        uint32_t x = (uint32_t)v;
+        memcpy(dst, &x, 4);
+    } else if (fi->vstore == 8) {
+        memcpy(dst, &v, 8);
+    } else {
+        store_varint(fi->type, v, dst);
     }
 }
 
@@ -1504,53 +1663,66 @@ static int unpack_field(unpack_ctx *u, const field_info *fi, ProtobufCMessage *m
     return rc;
 }
 
-/* Allocates message m into *out (set as soon as it is allocated, so that a
- * failure part-way leaves something free_unpacked can release), and the
- * arrays of its repeated fields, their room in caps[] (counted in
- * [pos, end) when the scan did not note the counts). */
-static inline __attribute__((always_inline)) int
-begin_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end, unsigned depth,
-              ProtobufCMessage **out, size_t *caps)
+/* u_alloc's block p back to the allocator (NULL accepted). */
+static void u_free(const unpack_ctx *u, void *p)
+{
+    if (!p)
+        return;
+    if (u->alloc)
+        u->alloc->free(u->alloc->allocator_data, p);
+    else
+        free(p);
+}
+
+/* Allocates message m into *out, initialised (*out is set as soon as it
+ * is allocated, so that a failure part-way leaves something free_unpacked
+ * can release). The caller has checked that m is supported and not nested
+ * too deep. */
+static inline int new_message(unpack_ctx *u, const scan_msg *m, ProtobufCMessage **out)
 {
     const ProtobufCMessageDescriptor *d = m->desc;
-    if (m->unsupported || depth >= CAP_MAX_DEPTH_LIMIT)
-        return UNPACK_UNSUPPORTED;
     ProtobufCMessage *msg = u_alloc(u, d->sizeof_message);
     if (!msg)
         return CAP_ENOMEM;
     d->message_init(msg);
     *out = msg;
-    if (!m->rep_mask)
-        return CAP_OK;
-    /* Arrays get exactly the room of their entries, as in protobuf-c;
-     * their counts start at 0 and grow as entries are filled in. */
-    if (u->reps) {
-        if (u->reps->n - u->next_rep < m->n_rep)
-            return UNPACK_UNSUPPORTED;
-        const size_t *v = u->reps->v + u->next_rep;
-        u->next_rep += m->n_rep;
-        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
-            caps[__builtin_ctzll(bits)] = *v++;
-    } else {
-        for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
-            caps[__builtin_ctzll(bits)] = 0;
-        int rc = count_repeated(u, m, pos, end, caps);
-        if (rc)
-            return rc;
-    }
-    for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1) {
-        unsigned i = (unsigned)__builtin_ctzll(bits);
-        if (!caps[i])
-            continue;
-        const field_info *fi = &m->fields[i];
-        if (caps[i] > SIZE_MAX / fi->elem_size)
-            return UNPACK_UNSUPPORTED;
-        void *arr = u_alloc(u, caps[i] * fi->elem_size);
-        if (!arr)
-            return CAP_ENOMEM;
-        *(void **)((char *)msg + fi->offset) = arr;
-    }
     return CAP_OK;
+}
+
+/* The array of repeated field fi of msg, with room for n > 0 entries (as
+ * protobuf-c allocates it: exactly their room); its count stays 0. */
+static int new_array(unpack_ctx *u, const field_info *fi, ProtobufCMessage *msg, size_t n)
+{
+    if (n > SIZE_MAX / fi->elem_size)
+        return UNPACK_UNSUPPORTED;
+    void *arr = u_alloc(u, n * fi->elem_size);
+    if (!arr)
+        return CAP_ENOMEM;
+    *(void **)((char *)msg + fi->offset) = arr;
+    return CAP_OK;
+}
+
+/* Allocates message m, whose bytes are [pos, end), into *out
+ * (new_message), and the arrays of its repeated fields, their room in
+ * caps[] (their entries counted in the bytes first). */
+static int begin_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end, unsigned depth,
+                         ProtobufCMessage **out, size_t *caps)
+{
+    if (m->unsupported || depth >= CAP_MAX_DEPTH_LIMIT)
+        return UNPACK_UNSUPPORTED;
+    int rc = new_message(u, m, out);
+    if (rc || !m->rep_mask)
+        return rc;
+    /* Their counts start at 0 and grow as entries are filled in. */
+    for (uint64_t bits = m->rep_mask; bits; bits &= bits - 1)
+        caps[__builtin_ctzll(bits)] = 0;
+    rc = count_repeated(u, m, pos, end, caps);
+    for (uint64_t bits = m->rep_mask; bits && !rc; bits &= bits - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(bits);
+        if (caps[i])
+            rc = new_array(u, &m->fields[i], *out, caps[i]);
+    }
+    return rc;
 }
 
 /* Unpacks message m at [pos, end) into a new *out, walking its bytes. */
@@ -1576,88 +1748,16 @@ static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
     return CAP_OK;
 }
 
-static int unpack_recorded(unpack_ctx *u, const scan_msg *m, size_t first, size_t count,
-                           unsigned depth, ProtobufCMessage **out);
-
-/* The value of record r (at index i) into dst. */
-static inline __attribute__((always_inline)) int unpack_rec_value(unpack_ctx *u,
-                                                                   const field_rec *r, size_t i,
-                                                                   void *dst, unsigned depth)
-{
-    const field_info *fi = r->fi;
-    switch (fi->kind) {
-    case KIND_STRING: return copy_string(u, r->u.at.off, r->u.at.len, dst);
-    case KIND_BYTES: return copy_bytes(u, r->u.at.off, r->u.at.len, dst);
-    case KIND_MESSAGE:
-        return unpack_recorded(u, fi->sub, i + 1, (size_t)r->u.v, depth + 1,
-                               (ProtobufCMessage **)dst);
-    case KIND_FIXED: store_fixed(fi->wire_type, u->buf + r->u.at.off, dst); return CAP_OK;
-    default: store_varint(fi->type, r->u.v, dst); return CAP_OK;
-    }
-}
-
-/* Unpacks message m into a new *out from the scan's records
- * recs[first, first + count): its fields' and, after each submessage
- * field's, those of the submessage. */
-static int unpack_recorded(unpack_ctx *u, const scan_msg *m, size_t first, size_t count,
-                           unsigned depth, ProtobufCMessage **out)
-{
-    size_t caps[MAX_FIELDS]; /* read for repeated fields only */
-    int rc = begin_message(u, m, 0, 0, depth, out, caps);
-    if (rc)
-        return rc;
-    ProtobufCMessage *msg = *out;
-    for (size_t i = first, stop = first + count; i < stop;) {
-        const field_rec *r = &u->recs[i];
-        const field_info *fi = r->fi;
-        size_t at = i++;
-        void *dst = (char *)msg + fi->offset;
-        if (UNLIKELY(fi->present))
-            mark_present(fi, msg);
-        switch (fi->uop) {
-        case UOP_STRING: rc = copy_string(u, r->u.at.off, r->u.at.len, dst); break;
-        case UOP_BYTES: rc = copy_bytes(u, r->u.at.off, r->u.at.len, dst); break;
-        case UOP_MESSAGE:
-            i += (size_t)r->u.v;
-            rc = unpack_recorded(u, fi->sub, at + 1, (size_t)r->u.v, depth + 1,
-                                 (ProtobufCMessage **)dst);
-            break;
-        case UOP_FIXED: store_fixed(fi->wire_type, u->buf + r->u.at.off, dst); continue;
-        case UOP_VARINT32: {
-            uint32_t x = (uint32_t)r->u.v; /* as store_varint stores these */
-            memcpy(dst, &x, 4);
-            continue;
-        }
-        case UOP_VARINT64: memcpy(dst, &r->u.v, 8); continue;
-        case UOP_VARINT: store_varint(fi->type, r->u.v, dst); continue;
-        default: { /* UOP_REPEATED */
-            if (fi->kind == KIND_MESSAGE)
-                i += (size_t)r->u.v;
-            void *slot = next_element(fi, msg, caps);
-            if (!slot)
-                return UNPACK_UNSUPPORTED;
-            rc = unpack_rec_value(u, r, at, slot, depth);
-            count_element(fi, msg, slot, rc);
-        }
-        }
-        if (rc)
-            return rc;
-    }
-    return CAP_OK;
-}
-
 /* cap_packet_unpack once the tables are built. */
 static int unpack_packet(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
-                         const rep_counts *reps, const field_recs *recs, cap_packet **out)
+                         cap_packet **out)
 {
     *out = NULL;
     if (!tables.root)
         return CAP_EINVAL;
-    unpack_ctx u = {.buf = buf, .alloc = alloc, .arena = cap_arena_of(alloc), .reps = reps,
-                    .next_rep = 0, .recs = recs ? recs->v : NULL};
+    unpack_ctx u = {.buf = buf, .alloc = alloc, .arena = cap_arena_of(alloc)};
     ProtobufCMessage *m = NULL;
-    int rc = recs ? unpack_recorded(&u, tables.root, 0, recs->n, 0, &m)
-                  : unpack_message(&u, tables.root, 0, len, 0, &m);
+    int rc = unpack_message(&u, tables.root, 0, len, 0, &m);
     if (rc) {
         if (m)
             protobuf_c_message_free_unpacked(m, alloc);
@@ -1671,7 +1771,7 @@ int cap_packet_unpack(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
                       cap_packet **out)
 {
     pthread_once(&tables_once, build_tables);
-    return unpack_packet(buf, len, alloc, NULL, NULL, out);
+    return unpack_packet(buf, len, alloc, out);
 }
 
 int cap_packet_validate(const cap_packet *p, cap_diag *diag)
@@ -1697,27 +1797,30 @@ int cap_packet_decode_in(const uint8_t *buf, size_t len, const cap_bounds *bound
                          cap_diag *diag)
 {
     uint32_t payload = 0;
-    int saw_unknown;
-    rep_counts reps;
-    field_recs recs; /* not cleared: the scan writes what it notes */
     *out = NULL;
-    reps_init(&reps);
-    int rc = wire_scan(buf, len, bounds, mode, &payload, &saw_unknown, &reps, &recs, diag);
-    if (rc) {
-        reps_free(&reps);
+    /* The scan builds the packet as it goes into an arena or onto the C
+     * heap. Any other allocator sees the calls it always saw: the byte
+     * walk's after the scan (or protobuf-c's), none for bytes the scan
+     * refuses, so that one failing on purpose fails at the same block. */
+    const unpack_ctx build = {.buf = buf, .alloc = alloc, .arena = cap_arena_of(alloc)};
+    scan_result res;
+    int rc = wire_scan(buf, len, bounds, mode, &payload, alloc && !build.arena ? NULL : &build,
+                       &res, diag);
+    if (rc)
         return rc;
-    }
-    cap_packet *p = NULL;
-    if (!saw_unknown)
-        rc = unpack_packet(buf, len, alloc, reps.failed ? NULL : &reps,
-                           reps.failed || !recs.complete ? NULL : &recs, &p);
-    reps_free(&reps);
+    /* The packet the scan built; else (another allocator, or building
+     * stopped: more repeated entries at once than it holds pending, bytes
+     * it does not build, which the scan should already have refused) the
+     * byte walk builds it, unless memory ran out. */
+    cap_packet *p = (cap_packet *)res.packet;
+    if (!p && !res.saw_unknown)
+        rc = res.build_failed == CAP_ENOMEM ? CAP_ENOMEM : unpack_packet(buf, len, alloc, &p);
     if (rc == CAP_ENOMEM)
         return cap_diag_set(diag, CAP_ENOMEM, -1, "BusPacket", "cannot unpack: out of memory");
     /* Unknown fields (lenient mode) are kept by protobuf-c in unknown_fields,
-     * which the one-pass unpack does not build: protobuf-c unpacks those
-     * packets (and anything the one-pass unpack refused, which the scan
-     * should already have). */
+     * which the decoder does not build: protobuf-c unpacks those packets
+     * (and anything the byte walk refused, which the scan should already
+     * have). */
     if (!p)
         p = (cap_packet *)protobuf_c_message_unpack(CAP_PACKET_DESC, alloc, len, buf);
     if (!p)

@@ -2,10 +2,12 @@
  * one-line reason naming the field path and byte offset.
  *
  * protobuf-c alone accepts non-minimal varints, repeated singular fields,
- * two members of one oneof and unbounded sizes; this decoder first scans the
- * wire bytes against the schema and rejects them, then builds protobuf-c's
- * structures itself (cap_packet_unpack; protobuf-c unpacks the packets with
- * unknown fields), then checks the envelope rules of cap-spec 02. */
+ * two members of one oneof and unbounded sizes; this decoder scans the wire
+ * bytes against the schema and rejects them, building protobuf-c's
+ * structures itself as the scan goes (into an arena or onto the C heap; for
+ * any other allocator, in a second walk of the bytes, as cap_packet_unpack
+ * does; protobuf-c unpacks the packets with unknown fields), then checks
+ * the envelope rules of cap-spec 02. */
 #ifndef CAP_DECODE_H
 #define CAP_DECODE_H
 

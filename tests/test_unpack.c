@@ -632,11 +632,11 @@ static void test_arena_same_as_heap(void **state)
     corpus_free(&c);
 }
 
-/* Job requests with ever more map entries: the decoder unpacks a packet
- * from the fields its scan noted while they fit its record room, and walks
+/* Job requests with ever more map entries: the decoder builds a packet as
+ * its scan goes while the entries fit the room it holds them in, and walks
  * the bytes again past it; both give protobuf-c's packet, on the heap and
  * in an arena. */
-static void test_noted_and_walked_alike(void **state)
+static void test_built_and_walked_alike(void **state)
 {
     (void)state;
     cap_arena arena;
@@ -696,7 +696,7 @@ int main(void)
         cmocka_unit_test(test_allocator_blocks),
         cmocka_unit_test(test_unknown_fields_kept),
         cmocka_unit_test(test_arena_same_as_heap),
-        cmocka_unit_test(test_noted_and_walked_alike),
+        cmocka_unit_test(test_built_and_walked_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,8 +150,8 @@ static int ud_check_unpack(const uint8_t *buf, size_t len, char *why, size_t n)
     }
     if (p)
         protobuf_c_message_free_unpacked(&p->base, NULL);
-    /* The decoder's own unpack (which takes the entry counts from its scan
-     * instead of counting them again) builds the same. */
+    /* The decoder's own build (the scan storing each value as it accepts
+     * it) builds the same. */
     cap_packet *q = NULL;
     if (out == UD_EQUAL && cap_packet_decode(buf, len, NULL, CAP_DECODE_LENIENT, &q, NULL) == CAP_OK &&
         ud_compare(ref, &q->base, why, n))
