@@ -214,19 +214,22 @@ static size_t msg_size(const ProtobufCMessage *m)
 
 /* --- the back-to-front writer ------------------------------------------ */
 
-/* Bytes go in just before p, down to start; a write that does not fit
- * sets `full` and writes nothing (the result is then thrown away). */
-typedef struct {
-    uint8_t *start;
-    uint8_t *p;
-    int full;
-} rwriter;
+/* Bytes go in just before p, down to start (the buffer's first byte);
+ * each write returns the new p. A write that does not fit writes nothing
+ * and sets `overflowed` (the result is then thrown away). The position is
+ * a plain pointer handed from call to call, never stored: one in memory
+ * would be loaded again after every byte written (the bytes could be its
+ * own, for all the compiler knows). */
+static _Thread_local int overflowed;
 
-static inline size_t room(const rwriter *w) { return (size_t)(w->p - w->start); }
+static void no_room(void) { overflowed = 1; }
+
+static inline size_t room(const uint8_t *p, const uint8_t *start) { return (size_t)(p - start); }
 
 /* n <= 32 bytes from src to dst without a call: two moves of a power of
  * two that overlap in the middle (most strings of a packet are this short). */
-static inline void copy_short(uint8_t *dst, const uint8_t *src, size_t n)
+static inline __attribute__((always_inline)) void copy_short(uint8_t *dst, const uint8_t *src,
+                                                              size_t n)
 {
     if (n >= 16) {
         uint8_t a[16], b[16];
@@ -253,64 +256,62 @@ static inline void copy_short(uint8_t *dst, const uint8_t *src, size_t n)
     }
 }
 
-static inline void put_bytes(rwriter *w, const void *src, size_t n)
+static inline uint8_t *put_bytes(uint8_t *p, const uint8_t *start, const void *src, size_t n)
 {
-    if (n > room(w)) {
-        w->full = 1;
-        return;
+    if (n > room(p, start)) {
+        no_room();
+        return p;
     }
-    w->p -= n;
+    p -= n;
     if (n <= 32)
-        copy_short(w->p, src, n);
+        copy_short(p, src, n);
     else
-        memcpy(w->p, src, n);
+        memcpy(p, src, n);
+    return p;
 }
 
-static inline void put_varint(rwriter *w, uint64_t v)
+static inline uint8_t *put_varint(uint8_t *p, const uint8_t *start, uint64_t v)
 {
-    if (v < 0x80 && room(w)) {
-        *--w->p = (uint8_t)v;
-        return;
+    if (v < 0x80 && room(p, start)) {
+        *--p = (uint8_t)v;
+        return p;
     }
     size_t n = vsize(v);
-    if (n > room(w)) {
-        w->full = 1;
-        return;
+    if (n > room(p, start)) {
+        no_room();
+        return p;
     }
-    w->p -= n;
-    cap_varint_write(w->p, v);
-}
-
-static inline void put_tag(rwriter *w, uint32_t id, ProtobufCWireType wt)
-{
-    put_varint(w, ((uint64_t)id << 3) | (uint64_t)wt);
+    p -= n;
+    cap_varint_write(p, v);
+    return p;
 }
 
 /* n bytes little-endian (fixed32/64, float, double). */
-static inline void put_le(rwriter *w, uint64_t v, unsigned n)
+static inline uint8_t *put_le(uint8_t *p, const uint8_t *start, uint64_t v, unsigned n)
 {
-    if (n > room(w)) {
-        w->full = 1;
-        return;
+    if (n > room(p, start)) {
+        no_room();
+        return p;
     }
-    w->p -= n;
+    p -= n;
     for (unsigned i = 0; i < n; i++)
-        w->p[i] = (uint8_t)(v >> (8 * i));
+        p[i] = (uint8_t)(v >> (8 * i));
+    return p;
 }
-
-/* Bytes written since the writer stood at `end`. */
-static inline size_t since(const rwriter *w, const uint8_t *end) { return (size_t)(end - w->p); }
 
 /* --- per-message plans --------------------------------------------------
  * What the writer needs to know about each field (where its value is, how
  * its presence is told, how it is written, its tag's bytes) is worked out
  * from the descriptors once, for every message type reachable from
  * BusPacket, so that writing a message is one pass over a short table of
- * its fields instead of descriptor walks. The members of a oneof are not in
- * that table: the oneof's case is read once and only the member it names is
- * written, in its place among the other fields. A message type outside the
- * plans (or beyond their room) is written from entries worked out field by
- * field as it is written, by the same code. */
+ * its fields, in the order written, instead of descriptor walks. Most
+ * fields of a message are absent: each entry starts with a quick test of
+ * absence, one masked word of the message compared with a constant, which
+ * skips such a field without looking at its kind. The members of a oneof
+ * are not in that table: the case is read in their place and only the
+ * member it names is written. A message type outside the plans (or beyond
+ * their room) is written from entries worked out field by field as it is
+ * written, by the same code. */
 
 /* How a field's value is stored and written. */
 enum {
@@ -333,58 +334,70 @@ enum {
     G_VALUE,  /* when its value is not the default (bits all zero, empty, NULL) */
     G_CASE,   /* a oneof member: when the oneof's case is its number */
     G_HAS,    /* an optional scalar: when its has_ flag is set */
-    G_ALWAYS, /* required fields, map entries' key and value */
+    G_ALWAYS, /* required fields, map entries' key and value, a planned oneof's member */
 };
 
-/* How a field repeats. */
-enum { R_NONE, R_PLAIN, R_PACKED, R_MAP };
-
-/* What the writer does first with a field: how its presence is told, by
- * its gate and kind together, so that an absent field costs one dispatch
- * and one or two loads. */
+/* What the writer does with a field: how its presence is told, by its
+ * gate and kind together. The kinds most messages are made of are written
+ * right there; the others by put_tagged, out of the table's loop. */
 enum {
-    OP_STRING,  /* G_VALUE K_STRING: written when non-empty */
+    OP_STRING,  /* G_VALUE K_STRING of a one-byte tag (numbers 1 to 15): written when non-empty */
     OP_MESSAGE, /* G_VALUE K_MESSAGE: written when not NULL */
-    OP_NONNULL, /* G_VALUE K_OPT_STRING */
+    OP_SUB,     /* G_ALWAYS K_MESSAGE: always written (NULL: empty) */
+    OP_INT32,   /* G_VALUE K_INT32: written when not 0 */
+    OP_INT64,   /* G_VALUE K_INT64: written when not 0 */
+    OP_NZ4,     /* the other G_VALUE 4-byte scalars: written when a bit is set */
+    OP_NZ8,     /* the other G_VALUE 8-byte scalars */
     OP_BYTES,   /* G_VALUE K_BYTES: written when not empty */
-    OP_NZ4,     /* G_VALUE 4-byte scalars: written when a bit is set */
-    OP_NZ8,     /* G_VALUE 8-byte scalars */
+    OP_NONNULL, /* G_VALUE K_OPT_STRING: written when not NULL */
+    OP_STRING_WIDE, /* G_VALUE K_STRING of a longer tag */
     OP_CASE,    /* G_CASE */
     OP_HAS,     /* G_HAS */
-    OP_ALWAYS,  /* G_ALWAYS */
-    OP_REPEATED,
+    OP_ALWAYS,  /* G_ALWAYS, but for messages */
+    OP_ONEOF,   /* a run of a oneof's members: the one the case names, if in the run */
+    OP_REPEATED, /* repeated, one tagged element after another */
+    OP_PACKED,   /* repeated scalars, packed */
+    OP_MAP,      /* map entries, sorted by key */
 };
 
 typedef struct enc_plan enc_plan;
+typedef struct enc_oneof enc_oneof;
 
 typedef struct {
+    /* The quick test of absence, read before anything else: the field is
+     * not written when (word & mask) == absent, the word being the 8 bytes
+     * at `test` (aligned, in the message); they hold the field's value (or
+     * its has_ flag, count or case) as an absent field has it, most often.
+     * When the test fails, the field's op tells for sure. */
+    uint64_t mask, absent;
+    uint32_t test;
     uint32_t offset, qoffset; /* the value; the case, has_ flag or count */
-    uint32_t id;
-    uint8_t op, kind, rep;
-    uint8_t tag_len;     /* bytes of tag */
-    uint8_t tag[5];      /* the tag as written (wire type 2 for packed and map fields) */
-    uint8_t elem_size;   /* repeated: bytes of one array element */
-    const enc_plan *sub; /* message values and map entries: their type's plan, or NULL */
+    uint32_t id;              /* the number (OP_ONEOF: the run's highest) */
+    uint32_t lo;              /* OP_ONEOF: the run's lowest number */
+    uint8_t op, kind;
+    uint8_t tag_len;          /* bytes of tag */
+    uint8_t tag[5];           /* the tag as written (wire type 2 for packed and map fields) */
+    uint8_t elem_size;        /* repeated: bytes of one array element */
+    const enc_plan *sub;      /* message values and map entries: their type's plan, or NULL */
+    const enc_oneof *oneof;   /* OP_ONEOF: the oneof */
 } enc_field;
 
 /* A oneof's members, written when the case names them. */
-typedef struct {
-    uint32_t qoffset;
-    const enc_field *members; /* ascending numbers */
+#define ONEOF_INDEX 32
+struct enc_oneof {
+    const enc_field *members;
     unsigned n;
-} enc_oneof;
+    uint8_t index[ONEOF_INDEX]; /* case c below ONEOF_INDEX: members[index[c] - 1], or none (0) */
+};
 
-/* Oneofs of one message taken by their case; a message with more has its
- * members tested one by one (G_CASE), like a message without a plan. */
-#define MAX_GROUPED_ONEOFS 4
-
+/* A message type's fields in the order written, descending numbers. The
+ * members of a oneof are not in that table: in their place, each run of
+ * them (between two other fields) has an OP_ONEOF entry, which reads the
+ * case and writes the member it names when it is one of the run's. */
 struct enc_plan {
     const ProtobufCMessageDescriptor *desc;
-    int entry;                /* written as a map entry: every field always */
-    const enc_field *fields;  /* outside grouped oneofs, ascending numbers */
-    unsigned n_fields;
-    const enc_oneof *oneofs;
-    unsigned n_oneofs;
+    int entry; /* written as a map entry: every field always */
+    const enc_field *fields, *end;
 };
 
 /* Room for the CAP schema (some 35 message types, some 250 fields) several
@@ -396,13 +409,14 @@ struct enc_plan {
 
 static struct {
     enc_plan plans[MAX_PLANS];
-    enc_field fields[MAX_PLAN_FIELDS];
+    enc_field fields[MAX_PLAN_FIELDS]; /* the tables, and the oneofs' members */
     enc_oneof oneofs[MAX_PLAN_ONEOFS];
     unsigned n_plans, n_fields, n_oneofs;
     const enc_plan *slots[PLAN_SLOTS]; /* by descriptor and entry-ness */
 } plans;
 
 static pthread_once_t plans_once = PTHREAD_ONCE_INIT;
+static int plans_built; /* set (release) when build_plans is done: no call once they are */
 
 static inline unsigned plan_slot(const ProtobufCMessageDescriptor *d)
 {
@@ -442,25 +456,24 @@ static uint8_t kind_of(const ProtobufCFieldDescriptor *f)
     }
 }
 
-static uint8_t op_of(int rep, int gate, int kind)
+static uint8_t op_of(int gate, int kind)
 {
-    if (rep)
-        return OP_REPEATED;
     switch (gate) {
     case G_CASE: return OP_CASE;
     case G_HAS: return OP_HAS;
-    case G_ALWAYS: return OP_ALWAYS;
+    case G_ALWAYS: return kind == K_MESSAGE ? OP_SUB : OP_ALWAYS;
     default: break;
     }
     switch (kind) {
     case K_STRING: return OP_STRING;
     case K_MESSAGE: return OP_MESSAGE;
+    case K_INT32: return OP_INT32;
+    case K_INT64: return OP_INT64;
     case K_OPT_STRING: return OP_NONNULL;
     case K_BYTES: return OP_BYTES;
-    case K_INT64:
     case K_SINT64:
     case K_FIXED64: return OP_NZ8;
-    default: return OP_NZ4; /* 32-bit integers, float, bool, enum */
+    default: return OP_NZ4; /* 32-bit integers, float, bool */
     }
 }
 
@@ -469,27 +482,83 @@ static uint8_t op_of(int rep, int gate, int kind)
 static void fill_field(enc_field *e, const ProtobufCFieldDescriptor *f, int entry)
 {
     memset(e, 0, sizeof *e);
-    int gate = G_VALUE;
     e->offset = f->offset;
     e->qoffset = f->quantifier_offset;
     e->id = f->id;
     e->kind = kind_of(f);
     ProtobufCWireType wt = cap_wire_type_of(f->type);
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        e->rep = is_map_field(f) ? R_MAP : is_packable(f) ? R_PACKED : R_PLAIN;
+        e->op = is_map_field(f) ? OP_MAP : is_packable(f) ? OP_PACKED : OP_REPEATED;
         e->elem_size = (uint8_t)cap_field_elem_size(f->type);
-        if (e->rep != R_PLAIN)
+        if (e->op != OP_REPEATED)
             wt = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-    } else if (entry || f->label == PROTOBUF_C_LABEL_REQUIRED) {
-        gate = G_ALWAYS;
-    } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-        gate = G_CASE;
-    } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
-               f->type != PROTOBUF_C_TYPE_STRING) {
-        gate = G_HAS;
+    } else {
+        int gate = G_VALUE;
+        if (entry || f->label == PROTOBUF_C_LABEL_REQUIRED)
+            gate = G_ALWAYS;
+        else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            gate = G_CASE;
+        else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                 f->type != PROTOBUF_C_TYPE_STRING)
+            gate = G_HAS;
+        e->op = op_of(gate, e->kind);
     }
-    e->op = op_of(e->rep, gate, e->kind);
     e->tag_len = (uint8_t)cap_varint_write(e->tag, ((uint64_t)f->id << 3) | (uint64_t)wt);
+    if (e->op == OP_STRING && e->tag_len != 1)
+        e->op = OP_STRING_WIDE;
+}
+
+/* Sets e's quick test (see enc_field) for a field of a message of `size`
+ * bytes: the `width` bytes at `at` hold `absent_value` when the field is
+ * not written. No quick test (one that never passes) when there are none
+ * or they do not lie in one aligned word of the message. */
+static void set_quick_test(enc_field *e, size_t size)
+{
+    size_t at = e->offset, width = 0;
+    const void *absent_value = NULL;
+    static const void *const null_ptr = NULL;
+    static const uint64_t zero = 0;
+    const char *const empty = protobuf_c_empty_string;
+    switch (e->op) {
+    case OP_STRING: /* as initialised: the library's empty string */
+    case OP_STRING_WIDE:
+        width = sizeof(char *);
+        absent_value = &empty;
+        break;
+    case OP_MESSAGE:
+    case OP_NONNULL:
+        width = sizeof(void *);
+        absent_value = &null_ptr;
+        break;
+    case OP_INT32:
+    case OP_NZ4: width = 4; break;
+    case OP_INT64:
+    case OP_NZ8: width = 8; break;
+    case OP_BYTES: width = sizeof(size_t); break; /* the length */
+    case OP_HAS:
+        at = e->qoffset;
+        width = sizeof(protobuf_c_boolean);
+        break;
+    case OP_ONEOF: /* the case: 0 when none is set */
+        at = e->qoffset;
+        width = 4;
+        break;
+    case OP_REPEATED:
+    case OP_PACKED:
+    case OP_MAP:
+        at = e->qoffset;
+        width = sizeof(size_t);
+        break;
+    default: break; /* OP_CASE, OP_ALWAYS, OP_SUB */
+    }
+    e->test = (uint32_t)(at & ~(size_t)7);
+    e->mask = 0;
+    e->absent = 1; /* never equal to word & 0 */
+    if (!width || at - e->test + width > 8 || e->test + 8 > size)
+        return;
+    e->absent = 0;
+    memset((char *)&e->mask + (at - e->test), 0xff, width);
+    memcpy((char *)&e->absent + (at - e->test), absent_value ? absent_value : &zero, width);
 }
 
 /* The plan of d (for map entries when `entry`), built on first use; a plan
@@ -500,12 +569,13 @@ static const enc_plan *build_plan(const ProtobufCMessageDescriptor *d, int entry
     for (unsigned i = 0; i < plans.n_plans; i++)
         if (plans.plans[i].desc == d && plans.plans[i].entry == entry)
             return &plans.plans[i];
-    if (plans.n_plans == MAX_PLANS || plans.n_fields + d->n_fields > MAX_PLAN_FIELDS)
+    if (plans.n_plans == MAX_PLANS || plans.n_fields + 2 * d->n_fields > MAX_PLAN_FIELDS)
         return NULL;
-    /* Which oneofs are taken by their case: the first few. */
-    unsigned n_oneofs = 0;
-    uint32_t oneof_q[MAX_GROUPED_ONEOFS];
-    unsigned n_members[MAX_GROUPED_ONEOFS] = {0};
+    /* The oneofs (told apart by their case's offset) and their members;
+     * none when there is no room for them (then each member is tested by
+     * itself, G_CASE). */
+    unsigned n_oneofs = 0, n_members = 0;
+    uint32_t oneof_q[MAX_PLAN_ONEOFS];
     for (unsigned i = 0; i < d->n_fields && !entry; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
@@ -514,53 +584,63 @@ static const enc_plan *build_plan(const ProtobufCMessageDescriptor *d, int entry
         while (k < n_oneofs && oneof_q[k] != f->quantifier_offset)
             k++;
         if (k == n_oneofs) {
-            if (n_oneofs == MAX_GROUPED_ONEOFS ||
-                plans.n_oneofs + n_oneofs == MAX_PLAN_ONEOFS)
-                continue;
+            if (plans.n_oneofs + n_oneofs == MAX_PLAN_ONEOFS) {
+                n_oneofs = n_members = 0;
+                break;
+            }
             oneof_q[n_oneofs++] = f->quantifier_offset;
         }
-        n_members[k]++;
+        n_members++;
     }
     enc_plan *p = &plans.plans[plans.n_plans++];
     p->desc = d;
     p->entry = entry;
-    /* Fields outside grouped oneofs first, then each grouped oneof's
-     * members, all in ascending number order. */
-    enc_field *fields = &plans.fields[plans.n_fields];
-    plans.n_fields += d->n_fields;
+    /* The table (at most one entry a field) and then the members. */
+    enc_field *table = &plans.fields[plans.n_fields], *member = table + d->n_fields;
+    plans.n_fields += d->n_fields + n_members;
     enc_oneof *oneofs = &plans.oneofs[plans.n_oneofs];
     plans.n_oneofs += n_oneofs;
-    unsigned at = 0;
-    for (unsigned k = 0; k < n_oneofs; k++)
-        at += n_members[k];
-    p->fields = fields;
-    p->n_fields = d->n_fields - at;
-    p->oneofs = oneofs;
-    p->n_oneofs = n_oneofs;
-    unsigned next = 0, member_at = p->n_fields;
-    for (unsigned k = 0; k < n_oneofs; k++) {
-        oneofs[k].qoffset = oneof_q[k];
-        oneofs[k].members = &fields[member_at];
-        oneofs[k].n = 0;
-        member_at += n_members[k];
-    }
-    for (unsigned i = 0; i < d->n_fields; i++) {
+    memset(oneofs, 0, n_oneofs * sizeof *oneofs);
+    unsigned n = 0;
+    for (unsigned i = d->n_fields; i-- > 0;) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
-        enc_field *e = &fields[next];
         unsigned k = n_oneofs;
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             for (k = 0; k < n_oneofs && oneof_q[k] != f->quantifier_offset; k++)
                 ;
-        if (k < n_oneofs)
-            e = (enc_field *)&oneofs[k].members[oneofs[k].n++];
-        else
-            next++;
-        fill_field(e, f, entry);
-        if (k < n_oneofs)
-            e->op = OP_ALWAYS; /* written once its case is read */
+        enc_field *e;
+        if (k < n_oneofs) { /* written once its case is read */
+            enc_oneof *o = &oneofs[k];
+            if (!o->members)
+                o->members = member;
+            e = member++;
+            if (f->id < ONEOF_INDEX)
+                o->index[f->id] = (uint8_t)(o->n + 1);
+            o->n++;
+            fill_field(e, f, entry);
+            e->op = op_of(G_ALWAYS, e->kind);
+            enc_field *run = n ? &table[n - 1] : NULL;
+            if (run && run->op == OP_ONEOF && run->oneof == o) {
+                run->lo = f->id;
+            } else {
+                run = &table[n++];
+                memset(run, 0, sizeof *run);
+                run->op = OP_ONEOF;
+                run->qoffset = f->quantifier_offset;
+                run->id = run->lo = f->id;
+                run->oneof = o;
+                set_quick_test(run, d->sizeof_message);
+            }
+        } else {
+            e = &table[n++];
+            fill_field(e, f, entry);
+            set_quick_test(e, d->sizeof_message);
+        }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE)
-            e->sub = build_plan(f->descriptor, e->rep == R_MAP);
+            e->sub = build_plan(f->descriptor, e->op == OP_MAP);
     }
+    p->fields = table;
+    p->end = table + n;
     return p;
 }
 
@@ -574,111 +654,156 @@ static void build_plans(void)
             s = (s + 1) & (PLAN_SLOTS - 1);
         plans.slots[s] = p;
     }
+    __atomic_store_n(&plans_built, 1, __ATOMIC_RELEASE);
 }
 
 /* --- writing a message ---------------------------------------------------- */
 
-static void put_msg(rwriter *w, const ProtobufCMessage *m, const enc_plan *plan);
-static inline __attribute__((always_inline)) void put_fields(rwriter *w, const ProtobufCMessage *m,
-                                                              const enc_plan *plan, int entry);
+static uint8_t *put_msg(uint8_t *p, const uint8_t *start, const ProtobufCMessage *m,
+                        const enc_plan *plan);
+static uint8_t *put_repeated(uint8_t *p, const uint8_t *start, const enc_field *e, const void *arr,
+                             size_t n);
 
-static inline void put_tag_of(rwriter *w, const enc_field *e)
+static inline uint8_t *put_tag_of(uint8_t *p, const uint8_t *start, const enc_field *e)
 {
-    if (e->tag_len > room(w)) {
-        w->full = 1;
-        return;
+    if (e->tag_len > room(p, start)) {
+        no_room();
+        return p;
     }
-    w->p -= e->tag_len;
-    if (e->tag_len == 1)
-        *w->p = e->tag[0];
-    else
-        memcpy(w->p, e->tag, e->tag_len);
+    p -= e->tag_len;
+    /* Byte by byte (tags this long are rare): with a memcpy of a length
+     * not known here, gcc steps through the plan's table less well. */
+    for (unsigned i = 0; i < e->tag_len; i++)
+        p[i] = e->tag[i];
+    return p;
 }
 
 /* A varint (a value or a length) and then, when `tagged`, e's tag before
  * it; the common case, both one byte, in one step. */
-static inline __attribute__((always_inline)) void put_varint_tag(rwriter *w, uint64_t v,
-                                                                  const enc_field *e, int tagged)
+static inline __attribute__((always_inline)) uint8_t *
+put_varint_tag(uint8_t *p, const uint8_t *start, uint64_t v, const enc_field *e, int tagged)
 {
-    if (tagged && v < 0x80 && e->tag_len == 1 && room(w) >= 2) {
-        w->p -= 2;
-        w->p[0] = e->tag[0];
-        w->p[1] = (uint8_t)v;
-        return;
+    if (tagged && v < 0x80 && e->tag_len == 1 && room(p, start) >= 2) {
+        p -= 2;
+        p[0] = e->tag[0];
+        p[1] = (uint8_t)v;
+        return p;
     }
-    put_varint(w, v);
-    if (tagged)
-        put_tag_of(w, e);
+    if (tagged && v < 0x80 && e->tag_len == 2 && room(p, start) >= 3) { /* numbers 16 to 2047 */
+        p -= 3;
+        memcpy(p, e->tag, 2);
+        p[2] = (uint8_t)v;
+        return p;
+    }
+    p = put_varint(p, start, v);
+    return tagged ? put_tag_of(p, start, e) : p;
 }
 
-static inline __attribute__((always_inline)) void put_string(rwriter *w, const char *s,
-                                                              const enc_field *e, int tagged)
+/* s (n bytes, n <= 32) after a one-byte tag and its length: the common
+ * case in one step. The caller has made sure of the room. */
+static inline __attribute__((always_inline)) uint8_t *put_short_string(uint8_t *p, uint8_t tag,
+                                                                        const char *s, size_t n)
+{
+    p -= n + 2;
+    p[0] = tag;
+    p[1] = (uint8_t)n;
+    copy_short(p + 2, (const uint8_t *)s, n);
+    return p;
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+put_string(uint8_t *p, const uint8_t *start, const char *s, const enc_field *e, int tagged)
 {
     size_t n = s ? strlen(s) : 0;
-    put_bytes(w, s, n);
-    put_varint_tag(w, n, e, tagged);
+    if (tagged && n <= 32 && e->tag_len == 1 && n + 2 <= room(p, start))
+        return put_short_string(p, e->tag[0], s, n);
+    p = put_bytes(p, start, s, n);
+    return put_varint_tag(p, start, n, e, tagged);
 }
 
 /* A nested message with its length prefix; e's plan is the one of its
  * type (NULL when sub may be NULL: then it is empty). */
-static inline __attribute__((always_inline)) void put_sub(rwriter *w, const ProtobufCMessage *sub,
-                                                           const enc_field *e, int tagged)
+static inline __attribute__((always_inline)) uint8_t *
+put_sub(uint8_t *p, const uint8_t *start, const ProtobufCMessage *sub, const enc_field *e, int tagged)
 {
-    const uint8_t *end = w->p;
+    uint8_t *end = p;
     const enc_plan *plan = e->sub;
     if (sub)
-        put_msg(w, sub, plan && plan->desc == sub->descriptor ? plan : plan_of(sub->descriptor, 0));
-    put_varint_tag(w, since(w, end), e, tagged);
+        p = put_msg(p, start, sub,
+                    plan && plan->desc == sub->descriptor ? plan : plan_of(sub->descriptor, 0));
+    return put_varint_tag(p, start, (size_t)(end - p), e, tagged);
 }
 
 /* One element's payload (with the length prefix for length-delimited
- * kinds), and then its tag when `tagged`; p points at the value. */
-static inline __attribute__((always_inline)) void put_value(rwriter *w, const enc_field *e,
-                                                             const void *p, int tagged)
+ * kinds), and then its tag when `tagged`; v points at the value. */
+static inline __attribute__((always_inline)) uint8_t *
+put_value(uint8_t *p, const uint8_t *start, const enc_field *e, const void *v, int tagged)
 {
     switch (e->kind) {
     case K_STRING:
-    case K_OPT_STRING: put_string(w, *(char *const *)p, e, tagged); return;
+    case K_OPT_STRING: return put_string(p, start, *(char *const *)v, e, tagged);
     case K_BYTES: {
-        const ProtobufCBinaryData *b = p;
-        put_bytes(w, b->data, b->len);
-        put_varint_tag(w, b->len, e, tagged);
-        return;
+        const ProtobufCBinaryData *b = v;
+        p = put_bytes(p, start, b->data, b->len);
+        return put_varint_tag(p, start, b->len, e, tagged);
     }
-    case K_MESSAGE: put_sub(w, *(ProtobufCMessage *const *)p, e, tagged); return;
-    case K_INT32: put_varint_tag(w, (uint64_t)(int64_t)*(const int32_t *)p, e, tagged); return;
-    case K_UINT32: put_varint_tag(w, *(const uint32_t *)p, e, tagged); return;
-    case K_SINT32: put_varint_tag(w, zigzag32(*(const int32_t *)p), e, tagged); return;
-    case K_INT64: put_varint_tag(w, *(const uint64_t *)p, e, tagged); return;
-    case K_SINT64: put_varint_tag(w, zigzag64(*(const int64_t *)p), e, tagged); return;
-    case K_BOOL: put_varint_tag(w, *(const protobuf_c_boolean *)p ? 1 : 0, e, tagged); return;
+    case K_MESSAGE: return put_sub(p, start, *(ProtobufCMessage *const *)v, e, tagged);
+    case K_INT32:
+        return put_varint_tag(p, start, (uint64_t)(int64_t)*(const int32_t *)v, e, tagged);
+    case K_UINT32: return put_varint_tag(p, start, *(const uint32_t *)v, e, tagged);
+    case K_SINT32: return put_varint_tag(p, start, zigzag32(*(const int32_t *)v), e, tagged);
+    case K_INT64: return put_varint_tag(p, start, *(const uint64_t *)v, e, tagged);
+    case K_SINT64: return put_varint_tag(p, start, zigzag64(*(const int64_t *)v), e, tagged);
+    case K_BOOL: return put_varint_tag(p, start, *(const protobuf_c_boolean *)v ? 1 : 0, e, tagged);
     case K_FIXED32: {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        put_le(w, v, 4);
+        uint32_t x;
+        memcpy(&x, v, 4);
+        p = put_le(p, start, x, 4);
         break;
     }
     default: {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        put_le(w, v, 8);
+        uint64_t x;
+        memcpy(&x, v, 8);
+        p = put_le(p, start, x, 8);
         break;
     }
     }
-    if (tagged)
-        put_tag_of(w, e);
+    return tagged ? put_tag_of(p, start, e) : p;
 }
 
-/* One map entry of map field e: key and value always written, the entry's
- * own unknown fields not. */
-static void put_entry(rwriter *w, const enc_field *e, const ProtobufCMessage *entry)
+/* Field f of map entry mp: always written, but for a repeated one
+ * without elements (which an entry does not have). */
+static inline __attribute__((always_inline)) uint8_t *
+put_entry_field(uint8_t *p, const uint8_t *start, const char *mp, const enc_field *f)
 {
-    const uint8_t *end = w->p;
+    if (f->op < OP_REPEATED)
+        return put_value(p, start, f, mp + f->offset, 1);
+    size_t n = MEMBER(mp, f->qoffset, size_t);
+    return n ? put_repeated(p, start, f, *(void *const *)(mp + f->offset), n) : p;
+}
+
+/* One map entry of map field e: key and value always written (in
+ * descending order, so value first), the entry's own unknown fields not. */
+static inline __attribute__((always_inline)) uint8_t *
+put_entry(uint8_t *p, const uint8_t *start, const enc_field *e, const ProtobufCMessage *entry)
+{
+    uint8_t *end = p;
+    const char *mp = (const char *)entry;
     const enc_plan *plan = e->sub;
     if (!plan || plan->desc != entry->descriptor)
         plan = plan_of(entry->descriptor, 1);
-    put_fields(w, entry, plan, 1);
-    put_varint_tag(w, since(w, end), e, 1);
+    if (plan) {
+        for (const enc_field *f = plan->fields, *const last = plan->end; f != last; f++)
+            p = put_entry_field(p, start, mp, f);
+    } else {
+        const ProtobufCMessageDescriptor *d = entry->descriptor;
+        for (unsigned i = d->n_fields; i-- > 0;) {
+            enc_field f;
+            fill_field(&f, &d->fields[i], 1);
+            p = put_entry_field(p, start, mp, &f);
+        }
+    }
+    return put_varint_tag(p, start, (size_t)(end - p), e, 1);
 }
 
 /* The entry whose key is the greatest one less than `before` (the
@@ -699,190 +824,219 @@ static size_t prev_entry(ProtobufCMessage *const *arr, size_t n, const ProtobufC
     return best;
 }
 
-/* A map field's entries, in key order (so written last entry first). */
-static void put_map(rwriter *w, const enc_field *e, ProtobufCMessage *const *arr, size_t n)
+/* The common map of one entry: nothing to sort. */
+static uint8_t *put_map1(uint8_t *p, const uint8_t *start, const enc_field *e,
+                         const ProtobufCMessage *entry)
 {
-    if (n == 1) { /* the common map of one entry: nothing to sort */
-        put_entry(w, e, arr[0]);
-        return;
-    }
+    return put_entry(p, start, e, entry);
+}
+
+/* A map field's entries, in key order (so written last entry first). */
+static uint8_t *put_map(uint8_t *p, const uint8_t *start, const enc_field *e,
+                        ProtobufCMessage *const *arr, size_t n)
+{
+    if (n == 1)
+        return put_map1(p, start, e, arr[0]);
     const ProtobufCMessage *stackbuf[64];
     const ProtobufCMessage **v = n > 64 ? malloc(n * sizeof *v) : stackbuf;
     if (!v) {
         const ProtobufCMessage *next = NULL;
         for (size_t i = prev_entry(arr, n, NULL); i < n; i = prev_entry(arr, n, next)) {
-            put_entry(w, e, arr[i]);
+            p = put_entry(p, start, e, arr[i]);
             next = arr[i];
         }
-        return;
+        return p;
     }
     for (size_t i = 0; i < n; i++)
         v[i] = arr[i];
     sort_entries(v, n);
     for (size_t i = n; i-- > 0;)
-        put_entry(w, e, v[i]);
+        p = put_entry(p, start, e, v[i]);
     if (v != stackbuf)
         free(v);
+    return p;
 }
 
-static void put_repeated(rwriter *w, const enc_field *e, const void *arr, size_t n)
+/* Repeated field e's n elements (n > 0). */
+static uint8_t *put_repeated(uint8_t *p, const uint8_t *start, const enc_field *e, const void *arr,
+                             size_t n)
 {
-    if (e->rep == R_MAP) {
-        put_map(w, e, arr, n);
-        return;
-    }
-    if (e->rep == R_PACKED) {
-        const uint8_t *end = w->p;
+    if (e->op == OP_MAP)
+        return put_map(p, start, e, arr, n);
+    if (e->op == OP_PACKED) {
+        uint8_t *end = p;
         for (size_t i = n; i-- > 0;)
-            put_value(w, e, (const char *)arr + i * e->elem_size, 0);
-        put_varint_tag(w, since(w, end), e, 1);
-        return;
+            p = put_value(p, start, e, (const char *)arr + i * e->elem_size, 0);
+        return put_varint_tag(p, start, (size_t)(end - p), e, 1);
     }
-    for (size_t i = n; i-- > 0;) {
-        put_value(w, e, (const char *)arr + i * e->elem_size, 1);
-    }
+    for (size_t i = n; i-- > 0;)
+        p = put_value(p, start, e, (const char *)arr + i * e->elem_size, 1);
+    return p;
+}
+
+/* Singular field e's tag and value, v pointing at it: put_value out of
+ * the table's loop, for the kinds of field seldom written. */
+static uint8_t *put_tagged(uint8_t *p, const uint8_t *start, const enc_field *e, const void *v)
+{
+    return put_value(p, start, e, v, 1);
+}
+
+/* The member of oneof o whose number is c, or NULL. */
+static inline const enc_field *member_of(const enc_oneof *o, uint32_t c)
+{
+    if (c < ONEOF_INDEX)
+        return o->index[c] ? &o->members[o->index[c] - 1] : NULL;
+    for (unsigned j = 0; j < o->n; j++)
+        if (o->members[j].id == c)
+            return &o->members[j];
+    return NULL;
 }
 
 /* Field e of m, when it is written. A G_VALUE field is omitted when its
  * value is the default: empty, NULL, or all bits zero (so a float -0.0 is
  * kept, as in Go). */
-static inline __attribute__((always_inline)) void put_field(rwriter *w, const char *m,
-                                                             const enc_field *e)
+static inline __attribute__((always_inline)) uint8_t *
+put_field(uint8_t *p, const uint8_t *start, const char *m, const enc_field *e)
 {
-    const void *p = m + e->offset;
-    /* Strings and messages, most fields, are tested before the dispatch. */
-    if (e->op == OP_STRING) {
-        const char *s = *(char *const *)p;
-        if (s && s[0])
-            put_string(w, s, e, 1);
-        return;
-    }
-    if (e->op == OP_MESSAGE) {
-        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
-        if (sub)
-            put_sub(w, sub, e, 1);
-        return;
+    const void *v = m + e->offset;
+    /* Strings, most fields, are tested before the dispatch. */
+    if (e->op == OP_STRING) { /* of a one-byte tag */
+        const char *s = *(char *const *)v;
+        size_t n = s ? strlen(s) : 0;
+        if (!n)
+            return p;
+        if (n <= 32 && n + 2 <= room(p, start))
+            return put_short_string(p, e->tag[0], s, n);
+        return put_tagged(p, start, e, v);
     }
     switch (e->op) {
-    case OP_NONNULL:
-        if (!*(void *const *)p)
-            return;
-        break;
-    case OP_BYTES:
-        if (!((const ProtobufCBinaryData *)p)->len)
-            return;
-        break;
+    case OP_MESSAGE: {
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)v;
+        return sub ? put_sub(p, start, sub, e, 1) : p;
+    }
+    case OP_SUB: return put_sub(p, start, *(ProtobufCMessage *const *)v, e, 1);
+    case OP_INT32: {
+        int32_t x;
+        memcpy(&x, v, 4);
+        return x ? put_varint_tag(p, start, (uint64_t)(int64_t)x, e, 1) : p;
+    }
+    case OP_INT64: {
+        uint64_t x;
+        memcpy(&x, v, 8);
+        return x ? put_varint_tag(p, start, x, e, 1) : p;
+    }
     case OP_NZ4: {
-        uint32_t v;
-        memcpy(&v, p, 4);
-        if (!v)
-            return;
-        /* The common kind written from the value at hand, without
-         * put_value's second dispatch. */
-        if (e->kind == K_INT32) {
-            put_varint_tag(w, (uint64_t)(int64_t)(int32_t)v, e, 1);
-            return;
-        }
+        uint32_t x;
+        memcpy(&x, v, 4);
+        if (!x)
+            return p;
         break;
     }
     case OP_NZ8: {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        if (!v)
-            return;
-        if (e->kind == K_INT64) {
-            put_varint_tag(w, v, e, 1);
-            return;
-        }
+        uint64_t x;
+        memcpy(&x, v, 8);
+        if (!x)
+            return p;
+        break;
+    }
+    case OP_BYTES:
+        if (!((const ProtobufCBinaryData *)v)->len)
+            return p;
+        break;
+    case OP_NONNULL:
+        if (!*(void *const *)v)
+            return p;
+        break;
+    case OP_STRING_WIDE: {
+        const char *s = *(char *const *)v;
+        if (!s || !s[0])
+            return p;
         break;
     }
     case OP_CASE:
         if (MEMBER(m, e->qoffset, uint32_t) != e->id)
-            return;
+            return p;
         break;
     case OP_HAS:
         if (!MEMBER(m, e->qoffset, protobuf_c_boolean))
-            return;
+            return p;
         break;
     case OP_ALWAYS: break;
-    default: { /* OP_REPEATED */
+    case OP_ONEOF: { /* the member named, if in this run: always written */
+        uint32_t c = MEMBER(m, e->qoffset, uint32_t);
+        const enc_field *f = c >= e->lo && c <= e->id ? member_of(e->oneof, c) : NULL;
+        if (!f)
+            return p;
+        v = m + f->offset;
+        if (f->op == OP_SUB)
+            return put_sub(p, start, *(ProtobufCMessage *const *)v, f, 1);
+        return put_tagged(p, start, f, v);
+    }
+    default: { /* OP_REPEATED, OP_PACKED, OP_MAP */
         size_t n = MEMBER(m, e->qoffset, size_t);
-        if (n)
-            put_repeated(w, e, *(void *const *)p, n);
-        return;
+        if (n == 1 && e->op == OP_MAP)
+            return put_map1(p, start, e, **(ProtobufCMessage *const *const *)v);
+        return n ? put_repeated(p, start, e, *(void *const *)v, n) : p;
     }
     }
-    put_value(w, e, p, 1);
+    return put_tagged(p, start, e, v);
 }
 
-/* m's fields in descending order (a map entry's: key and value always).
- * Without a plan, each field's entry is worked out as it is written.
- * The plan's table is held in a local: the bytes written could be the
- * plan's, for all the compiler knows, so it would load it again after
- * every field. */
-static inline __attribute__((always_inline)) void put_fields(rwriter *w, const ProtobufCMessage *m,
-                                                              const enc_plan *plan, int entry)
+/* m's fields in descending order. Without a plan, each field's entry is
+ * worked out as it is written. */
+static inline __attribute__((always_inline)) uint8_t *
+put_fields(uint8_t *p, const uint8_t *start, const ProtobufCMessage *m, const enc_plan *plan)
 {
     const char *mp = (const char *)m;
     if (!plan) {
         const ProtobufCMessageDescriptor *d = m->descriptor;
         for (unsigned i = d->n_fields; i-- > 0;) {
             enc_field e;
-            fill_field(&e, &d->fields[i], entry);
-            put_field(w, mp, &e);
+            fill_field(&e, &d->fields[i], 0);
+            p = put_field(p, start, mp, &e);
         }
-        return;
+        return p;
     }
-    /* The members the grouped oneofs' cases name, highest number first. */
-    const enc_field *set[MAX_GROUPED_ONEOFS];
-    unsigned n_set = 0;
-    for (unsigned k = 0; k < plan->n_oneofs; k++) {
-        const enc_oneof *o = &plan->oneofs[k];
-        uint32_t c = MEMBER(mp, o->qoffset, uint32_t);
-        for (unsigned j = 0; j < o->n; j++)
-            if (o->members[j].id == c) {
-                unsigned at = n_set++;
-                for (; at > 0 && set[at - 1]->id < c; at--)
-                    set[at] = set[at - 1];
-                set[at] = &o->members[j];
-                break;
-            }
+    /* A field whose quick test passes is not written, and costs no more.
+     * A write that does not fit writes nothing, so the walk need not stop
+     * early: the result is thrown away. The table's end is held in a
+     * local: the bytes written could be the plan's, for all the compiler
+     * knows, so it would load it again after every field. */
+    for (const enc_field *e = plan->fields, *const end = plan->end; e != end; e++) {
+        uint64_t w;
+        memcpy(&w, mp + e->test, 8);
+        if ((w & e->mask) != e->absent)
+            p = put_field(p, start, mp, e);
     }
-    /* A write that does not fit sets w->full and writes nothing, so the
-     * walk need not stop early: the result is thrown away. */
-    const enc_field *const first = plan->fields;
-    const enc_field *e = first + plan->n_fields;
-    for (unsigned taken = 0; taken < n_set; taken++) {
-        const enc_field *member = set[taken];
-        for (; e != first && e[-1].id > member->id; e--)
-            put_field(w, mp, &e[-1]);
-        put_field(w, mp, member);
-    }
-    for (; e != first; e--)
-        put_field(w, mp, &e[-1]);
+    return p;
 }
 
 /* m: its unknown fields first, last one first, then its fields in
  * descending order, so that the bytes read fields ascending, then the
  * unknown fields in received order. plan is m's (or NULL). */
-static void put_msg(rwriter *w, const ProtobufCMessage *m, const enc_plan *plan)
+static uint8_t *put_msg(uint8_t *p, const uint8_t *start, const ProtobufCMessage *m,
+                        const enc_plan *plan)
 {
     for (unsigned i = m->n_unknown_fields; i-- > 0;) {
         const ProtobufCMessageUnknownField *u = &m->unknown_fields[i];
-        put_bytes(w, u->data, u->len);
-        put_tag(w, u->tag, u->wire_type);
+        p = put_bytes(p, start, u->data, u->len);
+        p = put_varint(p, start, ((uint64_t)u->tag << 3) | (uint64_t)u->wire_type);
     }
-    put_fields(w, m, plan, 0);
+    return put_fields(p, start, m, plan);
 }
 
 /* Writes m at the end of [buf, buf + cap); returns where its bytes start,
  * or NULL when they do not fit. */
-static uint8_t *write_back(const ProtobufCMessage *m, uint8_t *buf, size_t cap)
+static inline uint8_t *write_back(const ProtobufCMessage *m, uint8_t *buf, size_t cap)
 {
-    pthread_once(&plans_once, build_plans);
-    rwriter w = {buf, buf + cap, 0};
-    put_msg(&w, m, plan_of(m->descriptor, 0));
-    return w.full ? NULL : w.p;
+    if (!__atomic_load_n(&plans_built, __ATOMIC_ACQUIRE))
+        pthread_once(&plans_once, build_plans);
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    /* BusPacket's plan is the first one built. */
+    const enc_plan *plan = d == CAP_PACKET_DESC && plans.n_plans ? &plans.plans[0] : plan_of(d, 0);
+    overflowed = 0;
+    uint8_t *p = put_msg(buf + cap, buf, m, plan);
+    return overflowed ? NULL : p;
 }
 
 /* --- entry points ------------------------------------------------------ */
@@ -917,18 +1071,11 @@ size_t cap_encode_into(const ProtobufCMessage *m, uint8_t *buf)
     return n;
 }
 
-int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len)
+/* cap_encode_back when m does not fit *buf (or there is none): grows it
+ * to m's exact size, where the bytes then start at its first byte. */
+static __attribute__((noinline)) int encode_grown(const ProtobufCMessage *m, uint8_t **buf,
+                                                  size_t *cap, const uint8_t **out, size_t *len)
 {
-    if (*buf) {
-        const uint8_t *at = write_back(m, *buf, *cap);
-        if (at) {
-            size_t n = (size_t)(*buf + *cap - at);
-            memmove(*buf, at, n);
-            *len = n;
-            return CAP_OK;
-        }
-    }
-    /* Does not fit (or no buffer yet): grow to the exact size. */
     size_t n = msg_size(m);
     uint8_t *g = realloc(*buf, n ? n : 1);
     if (!g)
@@ -936,8 +1083,29 @@ int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t 
     *buf = g;
     *cap = n ? n : 1;
     write_back(m, g, n);
+    *out = g + *cap - n; /* g, but for an empty m */
     *len = n;
     return CAP_OK;
+}
+
+int cap_encode_back(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, const uint8_t **out,
+                    size_t *len)
+{
+    const uint8_t *at = *buf ? write_back(m, *buf, *cap) : NULL;
+    if (!at)
+        return encode_grown(m, buf, cap, out, len);
+    *out = at;
+    *len = (size_t)(*buf + *cap - at);
+    return CAP_OK;
+}
+
+int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len)
+{
+    const uint8_t *at;
+    int rc = cap_encode_back(m, buf, cap, &at, len);
+    if (rc == CAP_OK && at != *buf)
+        memmove(*buf, at, *len);
+    return rc;
 }
 
 int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len)

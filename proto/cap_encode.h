@@ -38,4 +38,10 @@ int cap_encode(const ProtobufCMessage *m, uint8_t **out, size_t *len);
  * CAP_ENOMEM with *buf and *cap untouched. */
 int cap_encode_to(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, size_t *len);
 
+/* cap_encode_to without the final move: the encoding is left where it is
+ * written, ending at the end of the buffer (*buf + *cap), and *out receives
+ * where it starts. */
+int cap_encode_back(const ProtobufCMessage *m, uint8_t **buf, size_t *cap, const uint8_t **out,
+                    size_t *len);
+
 #endif

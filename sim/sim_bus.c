@@ -1196,22 +1196,23 @@ int sim_bus_publish(sim_bus *b, uint32_t from, const char *subject, const char *
     if (!b)
         return CAP_EINVAL;
     size_t len = 0;
-    int rc = cap_encode_to(&packet->base, &b->enc, &b->cap_enc, &len);
+    const uint8_t *bytes;
+    int rc = cap_encode_back(&packet->base, &b->enc, &b->cap_enc, &bytes, &len);
     if (rc != CAP_OK)
         return rc;
-    /* The bytes are copied into each delivery: the buffer is free again
-     * once this returns (an observer publishing from its callback encodes
-     * after the bytes it was shown were used). */
-    uint8_t *bytes = b->enc;
+    /* The bytes (at the buffer's end) are copied into each delivery: the
+     * buffer is free again once this returns (an observer publishing from
+     * its callback encodes after the bytes it was shown were used). */
+    uint8_t *buf = b->enc;
     b->enc = NULL;
     size_t cap = b->cap_enc;
     b->cap_enc = 0;
     rc = sim_bus_publish_bytes(b, from, subject, reply, bytes, len, now, q);
     if (!b->enc && cap <= SIM_BUS_ARENA_KEEP) {
-        b->enc = bytes;
+        b->enc = buf;
         b->cap_enc = cap;
     } else {
-        free(bytes);
+        free(buf);
     }
     return rc;
 }

@@ -111,6 +111,47 @@ static void test_encode_to_buffer_sizes(void **state)
     free(in);
 }
 
+/* cap_encode_back leaves the encoding where it was written, ending at the
+ * buffer's end: a roomy buffer is kept, a small one grown to the exact
+ * size (then the bytes fill it), and an empty message is empty at the end
+ * of its buffer. */
+static void test_encode_back(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *in;
+    cap_packet *p = load_fixture(0, &in, &len);
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = malloc(cap), *kept = buf;
+    assert_non_null(buf);
+    memset(buf, 0xA5, cap);
+    const uint8_t *at;
+    assert_int_equal(cap_encode_back(&p->base, &buf, &cap, &at, &n), CAP_OK);
+    assert_ptr_equal(buf, kept);
+    assert_int_equal(cap, 4096);
+    assert_int_equal(n, len);
+    assert_ptr_equal(at, buf + cap - len);
+    assert_memory_equal(at, in, len);
+    cap = 3;
+    assert_int_equal(cap_encode_back(&p->base, &buf, &cap, &at, &n), CAP_OK);
+    assert_int_equal(cap, len);
+    assert_ptr_equal(at, buf);
+    assert_memory_equal(at, in, len);
+    free(buf);
+
+    Cordum__Agent__V1__Heartbeat h; /* all defaults: no bytes */
+    cordum__agent__v1__heartbeat__init(&h);
+    buf = NULL;
+    cap = 0;
+    assert_int_equal(cap_encode_back(&h.base, &buf, &cap, &at, &n), CAP_OK);
+    assert_non_null(buf);
+    assert_int_equal(n, 0);
+    assert_ptr_equal(at, buf + cap);
+    free(buf);
+    cap_packet_free(p);
+    free(in);
+}
+
 /* Builds a packet with a job_request whose env entries are given unsorted. */
 typedef struct {
     cap_packet p;
@@ -264,6 +305,21 @@ static void test_packed_and_oneof_default(void **state)
     assert_int_equal(out[len - 3], 0x82); /* tag 16, wire type 2 ... */
     assert_int_equal(out[len - 2], 0x01);
     assert_int_equal(out[len - 1], 0x00); /* ... and an empty body */
+    /* a case that names no member (none set, or a number of no member,
+     * below or above the members', or between them): nothing written for
+     * the oneof */
+    size_t none = len - 3;
+    static const uint32_t cases[] = {0, 1, 14, 18, 23, 31, 32, 1000};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *o2;
+        size_t n2;
+        s.p.payload_case = cases[i];
+        assert_int_equal(cap_encode(&s.p.base, &o2, &n2), CAP_OK);
+        assert_int_equal(n2, none);
+        assert_memory_equal(o2, out, none);
+        assert_int_equal(cap_encoded_size(&s.p.base), none);
+        free(o2);
+    }
     free(out);
 }
 
@@ -637,6 +693,17 @@ static uint8_t *encode_all_ways(const ProtobufCMessage *m, size_t *n)
         assert_int_equal(n2, *n);
         assert_memory_equal(kept, out, *n);
     }
+    for (size_t room = *n; room <= *n + 1; room++) { /* exactly, and one byte more */
+        uint8_t *back = malloc(room ? room : 1);
+        size_t back_cap = room;
+        const uint8_t *at;
+        assert_non_null(back);
+        assert_int_equal(cap_encode_back(m, &back, &back_cap, &at, &n2), CAP_OK);
+        assert_int_equal(n2, *n);
+        assert_ptr_equal(at + n2, back + back_cap);
+        assert_memory_equal(at, out, *n);
+        free(back);
+    }
     free(kept);
     return out;
 }
@@ -697,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_of_every_fixture),
         cmocka_unit_test(test_encode_to_reuses_buffer),
         cmocka_unit_test(test_encode_to_buffer_sizes),
+        cmocka_unit_test(test_encode_back),
         cmocka_unit_test(test_maps_sorted_with_key_and_value),
         cmocka_unit_test(test_large_map_sorted),
         cmocka_unit_test(test_defaults_and_floats),
