@@ -1213,8 +1213,9 @@ const ref_tenant *ref_policy_tenant(const ref_policy *p, const char *name)
     /* Names are stored lower-case, so case-insensitive comparison orders
      * them exactly as strcmp did when they were sorted. */
     size_t at;
-    return ref_sorted_find(p->tenants, p->n_tenants, tenant_key, name, 1, &at) ? &p->tenants[at]
-                                                                             : NULL;
+    return p->n_tenants && ref_sorted_find(p->tenants, p->n_tenants, tenant_key, name, 1, &at)
+               ? &p->tenants[at]
+               : NULL;
 }
 
 const char *ref_snapshot_base(const char *snapshot, char *buf, size_t n)

@@ -17,6 +17,7 @@ typedef struct {
     void *hs_block; /* one allocation: every string and array of the handshake */
     size_t hb_cap, hs_cap; /* their sizes: a later block that fits is built in place */
     uint32_t inflight; /* the caller's in-flight count (first-fit hint) */
+    uint32_t order_at; /* where in the first-fit index the walk chose it last (a hint) */
     uint64_t serial;   /* this registration's number (ref_registry_memo) */
 } slot;
 
@@ -35,6 +36,10 @@ struct ref_registry {
      * capacity) so that the first-fit walk passes over saturated workers
      * reading one small array instead of each worker's record. */
     uint8_t *full;
+    /* score[i]: slot i's ref_registry_score, kept beside the slots like
+     * full[] (set where the heartbeat fields it is made of change), for
+     * the index's comparisons */
+    double *score;
     /* id -> the slot's slot_id (which holds its index), for lookups
      * without a binary search; kept while by_id_ok (out of memory drops it
      * for good: the binary search answers alone then). */
@@ -46,6 +51,11 @@ struct ref_registry {
     uint32_t *order;
     size_t cap_order;
     int order_dirty;
+    /* order[0..full_run) are all full: the first-fit walk starts there
+     * rather than passing over them again one by one. Lowered wherever
+     * one of them stops being full (full_set) or the index changes before
+     * it; raised by the walk itself. */
+    size_t full_run;
     /* The smallest last_seen of all slots, when min_ok: kept up to date by
      * heartbeats and handshakes, dropped (min_ok = 0) when a slot is added
      * or removed or the oldest worker is seen again; recomputed by
@@ -341,6 +351,7 @@ void ref_registry_free(ref_registry *r)
         slot_release(r, &r->slots[i]);
     free(r->slots);
     free(r->full);
+    free(r->score);
     ref_strmap_free(&r->by_id);
     ref_strmap_free(&r->pools);
     free(r->order);
@@ -452,6 +463,10 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
         if (!nf)
             return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
         r->full = nf;
+        double *nsc = realloc(r->score, nc * sizeof *nsc);
+        if (!nsc)
+            return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
+        r->score = nsc;
         r->cap = nc;
     }
     char *copy = slot_id_new(id);
@@ -459,7 +474,9 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
         return cap_diag_set(d, CAP_ENOMEM, -1, "ref_registry", "out of memory");
     memmove(&r->slots[pos + 1], &r->slots[pos], (r->n - pos) * sizeof *r->slots);
     memmove(&r->full[pos + 1], &r->full[pos], r->n - pos);
+    memmove(&r->score[pos + 1], &r->score[pos], (r->n - pos) * sizeof *r->score);
     r->full[pos] = 0; /* no limit declared yet */
+    r->score[pos] = 0; /* no load reported yet (worker_blank_heartbeat) */
     slot *s = &r->slots[pos];
     memset(s, 0, sizeof *s);
     s->id = copy;
@@ -470,7 +487,8 @@ static int insert_slot(ref_registry *r, size_t pos, const char *id, cap_diag *d)
     r->n++;
     index_from(r, pos);
     index_add(r, pos);
-    r->min_ok = 0;
+    /* the minimum stands: the caller sees the new worker at once, which
+     * counts as its last_seen moving from 0 (seen_moves) */
     order_insert(r, pos);
     return CAP_OK;
 }
@@ -517,6 +535,7 @@ static void remove_at(ref_registry *r, size_t i)
     slot_release(r, &r->slots[i]);
     memmove(&r->slots[i], &r->slots[i + 1], (r->n - i - 1) * sizeof *r->slots);
     memmove(&r->full[i], &r->full[i + 1], r->n - i - 1);
+    memmove(&r->score[i], &r->score[i + 1], (r->n - i - 1) * sizeof *r->score);
     r->n--;
     index_from(r, i);
     r->min_ok = 0;
@@ -526,9 +545,9 @@ static void remove_at(ref_registry *r, size_t i)
 /* ---- first-fit index ------------------------------------------------------ */
 
 /* Slot a before slot b in (score, id) order? */
-static int order_before(const ref_registry *r, uint32_t a, uint32_t b)
+static inline int order_before(const ref_registry *r, uint32_t a, uint32_t b)
 {
-    double sa = ref_registry_score(&r->slots[a].w), sb = ref_registry_score(&r->slots[b].w);
+    double sa = r->score[a], sb = r->score[b];
     if (sa != sb)
         return sa < sb;
     return a < b; /* slots are sorted by id */
@@ -553,6 +572,7 @@ static size_t order_pos(const ref_registry *r, size_t n, uint32_t i)
 static void order_rebuild(ref_registry *r)
 {
     r->order_dirty = 1;
+    r->full_run = 0;
     if (r->cap_order < r->cap) {
         uint32_t *g = realloc(r->order, r->cap * sizeof *g);
         if (!g)
@@ -578,6 +598,7 @@ static void order_insert(ref_registry *r, size_t pos)
         order_rebuild(r);
         return;
     }
+    r->full_run = 0;
     size_t m = r->n - 1; /* the entries the index holds */
     for (size_t k = 0; k < m; k++)
         if (r->order[k] >= pos)
@@ -598,7 +619,7 @@ static void order_fix(ref_registry *r, uint32_t i, double old)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         uint32_t o = r->order[mid];
-        double so = ref_registry_score(&r->slots[o].w);
+        double so = r->score[o];
         if (o != i && (so < old || (so == old && o < i)))
             lo = mid + 1;
         else
@@ -614,7 +635,11 @@ static void order_fix(ref_registry *r, uint32_t i, double old)
         size_t at = order_pos(r, k, i);
         memmove(&r->order[at + 1], &r->order[at], (k - at) * sizeof *r->order);
         r->order[at] = i;
+        if (at < r->full_run)
+            r->full_run = at;
     } else if (k + 1 < r->n && order_before(r, r->order[k + 1], i)) { /* right */
+        if (k < r->full_run)
+            r->full_run = k;
         lo = k + 1;
         hi = r->n;
         while (lo < hi) { /* the first entry after k that i goes before */
@@ -637,12 +662,39 @@ static uint8_t slot_full(const slot *s)
     return s->w.max_parallel_jobs > 0 && s->inflight >= (uint32_t)s->w.max_parallel_jobs;
 }
 
+/* Slot i's place among order[0..n): tried first where the walk chose it
+ * last, or beside it (an index move shifts entries by one place), else
+ * found by its (score, index); n when it is not among them. */
+static size_t order_place(const ref_registry *r, size_t n, uint32_t i)
+{
+    size_t p = r->slots[i].order_at;
+    for (size_t q = p ? p - 1 : 0; q <= p + 1 && q < n; q++)
+        if (r->order[q] == i)
+            return q;
+    if (!n || order_before(r, r->order[n - 1], i))
+        return n; /* every entry there goes before it */
+    return order_pos(r, n, i);
+}
+
+/* Sets full[at] (slot at's place in the index, when it has one, must be
+ * its place for its current score). A slot that stops being full inside
+ * the full run cuts the run at its place. */
+static void full_set(ref_registry *r, size_t at, uint8_t full)
+{
+    if (r->full[at] && !full && r->full_run && !r->order_dirty) {
+        size_t p = order_place(r, r->full_run, (uint32_t)at);
+        if (p < r->full_run)
+            r->full_run = p;
+    }
+    r->full[at] = full;
+}
+
 void ref_registry_set_inflight(ref_registry *r, const char *worker_id, uint32_t n)
 {
     ptrdiff_t at = r && worker_id ? find_slot(r, worker_id) : -1;
     if (at >= 0) {
         r->slots[at].inflight = n;
-        r->full[at] = slot_full(&r->slots[at]);
+        full_set(r, (size_t)at, slot_full(&r->slots[at]));
     }
 }
 
@@ -666,7 +718,7 @@ void ref_registry_set_inflight_memo(ref_registry *r, const char *worker_id, ref_
     slot *s = &r->slots[at];
     s->inflight = n;
     s->w.tag = tag;
-    r->full[at] = slot_full(s);
+    full_set(r, (size_t)at, slot_full(s));
 }
 
 static int lost_at(const ref_registry *r, const ref_worker_info *w, int64_t now)
@@ -832,7 +884,7 @@ int ref_registry_heartbeat_tag(ref_registry *r, int64_t now,
         pool_drop(r, w->pool);
         w->pool = pool;
     }
-    double old_score = ref_registry_score(w);
+    double old_score = r->score[s - r->slots];
     w->has_heartbeat = 1;
     w->last_heartbeat = now;
     seen_moves(r, w->last_seen, now);
@@ -850,9 +902,10 @@ int ref_registry_heartbeat_tag(ref_registry *r, int64_t now,
     w->active_jobs = hb->active_jobs;
     w->max_parallel_jobs = hb->max_parallel_jobs;
     w->progress_pct = hb->progress_pct;
-    r->full[s - r->slots] = slot_full(s);
-    if (ref_registry_score(w) != old_score) /* s's index: a new worker's `at` is negative */
+    r->score[s - r->slots] = ref_registry_score(w);
+    if (r->score[s - r->slots] != old_score) /* s's index: a new worker's `at` is negative */
         order_fix(r, (uint32_t)(s - r->slots), old_score);
+    full_set(r, (size_t)(s - r->slots), slot_full(s)); /* at its place for its new score */
     r->now_max = now;
     if (tag)
         *tag = w->tag;
@@ -1039,6 +1092,7 @@ int ref_registry_expire(ref_registry *r, int64_t now, ref_registry_lost *out, si
         if (keep != i) {
             r->slots[keep] = *s;
             r->full[keep] = r->full[i];
+            r->score[keep] = r->score[i];
         }
         keep++;
     }
@@ -1345,8 +1399,14 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
 {
     if (!out)
         return CAP_EINVAL;
-    memset(out, 0, sizeof *out);
+    /* every member zero, its strings "" (their arrays are not cleared) */
     out->outcome = REF_SEL_NO_WORKERS;
+    out->worker_id[0] = out->pool[0] = '\0';
+    out->score = 0;
+    out->tag = NULL;
+    out->preferred = 0;
+    out->n_workers = out->n_candidates = 0;
+    memset(out->filtered, 0, sizeof out->filtered);
     if (!r || !q || !q->job || !q->n_pools || !q->pools || (q->n_exclude && !q->exclude) ||
         check_now(r, now, NULL))
         return CAP_EINVAL;
@@ -1363,7 +1423,11 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
         out->n_workers = r->n;
         const uint32_t *order = r->order;
         const uint8_t *full = r->full;
-        for (size_t k = 0; k < r->n; k++) {
+        /* the known run of full workers is passed over in one step (the
+         * walk counts each of them, as below) */
+        size_t k = r->full_run;
+        out->filtered[REF_SEL_EXCLUDED] = k;
+        for (int first = 1; k < r->n; k++, first = 0) {
             /* Saturated workers (slot_full) are passed over reading one
              * byte each and counted once per run: a store to the count at
              * each of them could alias the registry's fields, which would
@@ -1372,6 +1436,9 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
             while (k < r->n && full[order[k]])
                 k++;
             out->filtered[REF_SEL_EXCLUDED] += k - run;
+            if (first) /* a hint, not part of the registry's value (r was
+                        * allocated non-const by ref_registry_new) */
+                ((ref_registry *)r)->full_run = k;
             if (k == r->n)
                 break;
             uint32_t i = order[k];
@@ -1387,6 +1454,7 @@ int ref_registry_select(const ref_registry *r, int64_t now, const ref_sel_reques
             if (m)
                 continue;
             out->n_candidates = 1;
+            r->slots[i].order_at = (uint32_t)k; /* full_set's hint */
             pick(&r->slots[i], q, out);
             return CAP_OK;
         }

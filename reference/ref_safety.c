@@ -26,6 +26,11 @@ typedef struct {
     uint64_t must;     /* every one of these bits must be in the request */
     uint64_t any[6];   /* at least one bit of each must be in the request */
     int n_any;
+    /* The rule's criteria (indexes into CRITERIA, in its order): those
+     * present, found once when the policy is installed rather than asked
+     * of every criterion at every check. */
+    uint8_t crit[12];
+    int n_crit;
 } rule_filter;
 
 typedef struct {
@@ -35,12 +40,15 @@ typedef struct {
 
 struct ref_safety {
     ref_policy *policy;
+    uint64_t installs; /* policies swapped in so far (decision origins) */
     rule_filter *filters;
+    int secrets; /* some rule has a secrets_present criterion */
     ref_velocity_store *velocity;
     char snapshots[N_SNAPSHOTS][sizeof ((ref_policy *)0)->snapshot];
     size_t n_snapshots;
     tenant_count *tenants;  /* sorted by name */
     size_t n_tenants, cap_tenants;
+    size_t tenant_last;     /* where tenant_find found a tenant last (a hint) */
 };
 
 /* ---- the request as the kernel reads it ---- */
@@ -55,8 +63,8 @@ typedef struct {
     size_t n_labels;
     Cordum__Agent__V1__JobMetadata__LabelsEntry *const *meta_labels;
     size_t n_meta_labels;
-    int secrets;
-    uint64_t sig;
+    int secrets;       /* when read_input was asked to work it out */
+    uint64_t sig;      /* input_sig, once a check needs it */
 } input;
 
 static const char *label_get(const input *in, const char *key)
@@ -114,8 +122,10 @@ static const char *actor_type_name(Cordum__Agent__V1__ActorType t)
     }
 }
 
+/* The request as the kernel reads it; secrets: whether to work out
+ * in->secrets (only a rule with a secrets_present criterion reads it). */
 static void read_input(const ref_policy *p, const Cordum__Agent__V1__PolicyCheckRequest *r,
-                       input *in)
+                       int secrets, input *in)
 {
     const Cordum__Agent__V1__JobMetadata *m = r->meta;
     const Cordum__Agent__V1__IdentityBinding *id = r->identity;
@@ -145,10 +155,16 @@ static void read_input(const ref_policy *p, const Cordum__Agent__V1__PolicyCheck
     }
     in->labels = r->labels;
     in->n_labels = r->n_labels;
-    const char *sp = label_get(in, "secrets_present");
-    in->secrets = (sp && strcasecmp(sp, "true") == 0) ||
-                  has_tag(in->risk_tags, in->n_risk_tags, "secrets");
+    if (secrets) {
+        const char *sp = label_get(in, "secrets_present");
+        in->secrets = (sp && strcasecmp(sp, "true") == 0) ||
+                      has_tag(in->risk_tags, in->n_risk_tags, "secrets");
+    }
+}
 
+/* The request's signature (rule_filter). */
+static uint64_t input_sig(const input *in)
+{
     uint64_t s = 0;
     for (size_t i = 0; i < in->n_labels; i++)
         s |= sig_bit('L', in->labels[i]->key, in->labels[i]->value, 0);
@@ -163,17 +179,17 @@ static void read_input(const ref_policy *p, const Cordum__Agent__V1__PolicyCheck
     for (int i = 0; i < 5; i++)
         if (vals[i][0])
             s |= sig_bit(kinds[i], vals[i], NULL, 1);
-    in->sig = s;
+    return s;
 }
 
 /* ---- criteria ---- */
 
-/* Writes an explanation when asked for one (why != NULL). */
-static void say(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(char *why, const char *fmt, ...)
+/* Writes an explanation when asked for one (why != NULL); say() makes
+ * no call when none is (the fast check). */
+static void say_f(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define say(why, ...) ((why) ? say_f((why), __VA_ARGS__) : (void)0)
+static void say_f(char *why, const char *fmt, ...)
 {
-    if (!why)
-        return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof ((ref_explain_criterion *)0)->why, fmt, ap);
@@ -338,6 +354,7 @@ static const struct {
     {"label_threshold", has_threshold, crit_label_threshold},
 };
 #define N_CRITERIA (sizeof CRITERIA / sizeof CRITERIA[0])
+_Static_assert(N_CRITERIA <= sizeof((rule_filter *)0)->crit, "rule_filter.crit holds every criterion");
 
 /* ---- rule filters ---- */
 
@@ -367,6 +384,9 @@ static void build_filter(const ref_rule *r, rule_filter *f)
     for (size_t i = 0; i < sizeof any / sizeof any[0]; i++)
         if (any[i].l->n)
             f->any[f->n_any++] = list_bits(any[i].kind, any[i].l, any[i].lower);
+    for (size_t i = 0; i < N_CRITERIA; i++)
+        if (CRITERIA[i].present(m))
+            f->crit[f->n_crit++] = (uint8_t)i;
 }
 
 static int filter_pass(const rule_filter *f, uint64_t sig)
@@ -417,12 +437,17 @@ int ref_safety_install(ref_safety *k, ref_policy *p)
         ref_policy_free(p);
         return CAP_ENOMEM;
     }
-    for (size_t i = 0; i < p->n_rules; i++)
+    int secrets = 0;
+    for (size_t i = 0; i < p->n_rules; i++) {
         build_filter(&p->rules[i], &filters[i]);
+        secrets |= has_secrets(&p->rules[i].match);
+    }
     ref_policy_free(k->policy);
     free(k->filters);
     k->policy = p;
     k->filters = filters;
+    k->secrets = secrets;
+    k->installs++;
     /* Snapshot history, newest first, at most N_SNAPSHOTS. */
     size_t keep = k->n_snapshots < N_SNAPSHOTS ? k->n_snapshots : N_SNAPSHOTS - 1;
     memmove(k->snapshots[1], k->snapshots[0], keep * sizeof k->snapshots[0]);
@@ -458,12 +483,20 @@ static const char *count_key(const void *base, size_t i)
     return ((const tenant_count *)base)[i].name;
 }
 
-/* Names are stored lower-case, so a case-insensitive search keeps order. */
+/* Names are stored lower-case, so a case-insensitive search keeps order.
+ * The tenant found last is tried first: a scheduler's jobs come mostly
+ * from a few tenants, one after another. */
 static tenant_count *tenant_find(const ref_safety *k, const char *name, size_t *at)
 {
-    size_t pos;
-    if (ref_sorted_find(k->tenants, k->n_tenants, count_key, name, 1, &pos))
+    size_t pos = k->tenant_last;
+    if (pos < k->n_tenants && strcasecmp(k->tenants[pos].name, name) == 0)
         return &k->tenants[pos];
+    if (ref_sorted_find(k->tenants, k->n_tenants, count_key, name, 1, &pos)) {
+        /* a hint, not part of the kernel's value (k was allocated
+         * non-const by ref_safety_new) */
+        ((ref_safety *)k)->tenant_last = pos;
+        return &k->tenants[pos];
+    }
     if (at)
         *at = pos;
     return NULL;
@@ -531,14 +564,15 @@ static const char *velocity_key(const ref_velocity *v, const input *in, char *bu
     }
 }
 
-/* Whether every criterion of r matches. With ex, every criterion is
- * evaluated and explained; without, it stops at the first failure. */
-static int eval_criteria(const ref_rule *r, const input *in, ref_explain_rule *ex)
+/* Whether every criterion of r (those present: f->crit) matches. With ex,
+ * every criterion is evaluated and explained; without, it stops at the
+ * first failure. */
+static int eval_criteria(const ref_rule *r, const rule_filter *f, const input *in,
+                         ref_explain_rule *ex)
 {
     int all = 1;
-    for (size_t i = 0; i < N_CRITERIA && (all || ex); i++) {
-        if (!CRITERIA[i].present(&r->match))
-            continue;
+    for (int k = 0; k < f->n_crit && (all || ex); k++) {
+        size_t i = f->crit[k];
         ref_explain_criterion *c = ex ? &ex->criteria[ex->n_criteria++] : NULL;
         int ok = CRITERIA[i].eval(&r->match, in, c ? c->why : NULL);
         if (c) {
@@ -580,6 +614,19 @@ static int velocity_exceeded(ref_safety *k, const ref_rule *r, const input *in, 
     return exceeded;
 }
 
+/* Whether rule i of the installed policy matches: its criteria
+ * (*criteria_ok), then its velocity gate (the request recorded in the
+ * window unless explaining, er != NULL). */
+static int rule_matches(ref_safety *k, size_t i, const input *in, int64_t now,
+                        ref_explain_rule *er, int *criteria_ok)
+{
+    const ref_rule *r = &k->policy->rules[i];
+    *criteria_ok = eval_criteria(r, &k->filters[i], in, er);
+    if (*criteria_ok && r->has_velocity)
+        return velocity_exceeded(k, r, in, now, !er, er);
+    return *criteria_ok;
+}
+
 static void set_decision(ref_safety_decision *out, Cordum__Agent__V1__DecisionType d,
                          const char *rule_id, const char *reason)
 {
@@ -603,6 +650,7 @@ static void set_reason(ref_safety_decision *out, Cordum__Agent__V1__DecisionType
     va_end(ap);
     out->decision = d;
     out->rule_id = rule_id;
+    out->origin = 0; /* a reason written for this request */
 }
 
 static int allow_class(Cordum__Agent__V1__DecisionType d)
@@ -672,8 +720,17 @@ static const char *evaluate(ref_safety *k, const Cordum__Agent__V1__PolicyCheckR
         CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_DENY;
     const ref_policy *p = k->policy;
     input in;
-    read_input(p, req, &in);
-    memset(out, 0, sizeof *out);
+    read_input(p, req, k->secrets, &in);
+    /* Every member is set here or (decision, rule_id, reason) by the step
+     * that decides: no clearing of the reason's whole buffer per check. */
+    out->decision = 0;
+    out->rule_id = "";
+    out->reason[0] = '\0';
+    out->constraints = NULL;
+    out->remediations = NULL;
+    out->n_remediations = 0;
+    out->approval_required = 0;
+    out->origin = 0;
     out->policy_snapshot = p ? p->snapshot : "";
     out->approval_ref = "";
     out->tenant = in.tenant;
@@ -682,7 +739,8 @@ static const char *evaluate(ref_safety *k, const Cordum__Agent__V1__PolicyCheckR
         set_decision(out, DENY, "", "no safety policy is loaded (fail closed)");
         return "no-policy";
     }
-    if (!in.topic[0] || strncmp(in.topic, "job.", 4) != 0) {
+    const char *tp = in.topic;
+    if (!(tp[0] == 'j' && tp[1] == 'o' && tp[2] == 'b' && tp[3] == '.')) { /* "" fails at once */
         if (in.topic[0])
             set_reason(out, DENY, "", "unsupported topic %s (not under job.)", in.topic);
         else
@@ -693,17 +751,26 @@ static const char *evaluate(ref_safety *k, const Cordum__Agent__V1__PolicyCheckR
     say(topic_note, "topic \"%s\" is under job.", in.topic);
 
     const ref_rule *fired = NULL;
-    for (size_t i = 0; i < p->n_rules; i++) {
+    size_t i = 0;
+    if (!ex && p->n_rules) {
+        /* The first rule goes straight to its criteria: when it decides
+         * (often), the request's signature is never made. */
+        int criteria_ok;
+        if (rule_matches(k, 0, &in, now, NULL, &criteria_ok))
+            fired = &p->rules[0];
+        i = fired ? p->n_rules : 1; /* decided, or on to the others */
+        if (!fired)
+            in.sig = input_sig(&in);
+    }
+    for (; i < p->n_rules; i++) {
         const ref_rule *r = &p->rules[i];
         ref_explain_rule *er = ex ? &ex->rules[i] : NULL;
         if (!er && !filter_pass(&k->filters[i], in.sig))
             continue;
         if (er)
             er->rule = r;
-        int criteria_ok = eval_criteria(r, &in, er);
-        int match = criteria_ok;
-        if (criteria_ok && r->has_velocity)
-            match = velocity_exceeded(k, r, &in, now, !ex, er);
+        int criteria_ok;
+        int match = rule_matches(k, i, &in, now, er, &criteria_ok);
         if (er) {
             er->outcome = fired ? REF_RULE_NOT_REACHED
                           : match ? REF_RULE_FIRED
@@ -723,6 +790,7 @@ static const char *evaluate(ref_safety *k, const Cordum__Agent__V1__PolicyCheckR
     const char *stage;
     if (fired) {
         set_decision(out, fired->decision, fired->id, fired->reason);
+        out->origin = k->installs << 32 | (uint64_t)(fired - p->rules + 1);
         out->constraints = fired->constraints;
         out->remediations = fired->remediations;
         out->n_remediations = fired->n_remediations;
@@ -730,6 +798,7 @@ static const char *evaluate(ref_safety *k, const Cordum__Agent__V1__PolicyCheckR
     } else {
         set_reason(out, ref_word_decision(p->default_word), "", "no rule matched; default_decision %s%s",
                    ref_word_name(p->default_word), p->default_misspelled ? " (misspelled, read as deny)" : "");
+        out->origin = k->installs << 32; /* the same text for every request */
         stage = "default";
     }
     if (allow_class(out->decision)) {

@@ -77,6 +77,12 @@ typedef struct {
     int approval_required;
     const char *approval_ref;    /* the job_id when approval_required, else "" */
     const char *tenant;          /* the tenant the request was judged as */
+    /* Where rule_id, reason and policy_snapshot came from: two decisions
+     * of one kernel with the same non-zero origin have the same three
+     * texts (the same rule, or the default, of the same installed
+     * policy), so a caller may keep what it makes of them by origin. 0 for
+     * a reason written for the request (topic, tenant steps). */
+    uint64_t origin;
 } ref_safety_decision;
 
 /* Decides for req at now (nanoseconds on the caller's clock), recording the

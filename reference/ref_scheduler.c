@@ -49,8 +49,9 @@ static int rank_of(int priority)
 
 typedef struct job job;
 /* Room in a job record for its job_id, trace_id, tenant and idempotency
- * key (each with its NUL): sized so a record is 512 bytes. */
-#define JOB_TEXT_IN 96
+ * key (each with its NUL): sized so a record is 512 bytes (asserted after
+ * the struct). */
+#define JOB_TEXT_IN 80
 /* The members evicting a terminal job reads (make_room, unlink_job,
  * job_free: the walk's state and links, the keys it is indexed by, what
  * it may own) come first, together in under three cache lines: an evicted
@@ -59,10 +60,11 @@ struct job {
     uint64_t seq;          /* 1, 2, ... in admission order */
     job *prev, *next;      /* live jobs in seq order */
     int state;
-    int id_plain;          /* job_id holds nothing a JSON string escapes */
+    int id_plain;          /* 1: job_id is known to hold nothing a JSON string escapes */
     char *job_id;          /* job_id, trace_id, tenant, idem: in text, or in a heap block of
                             * their own when they do not fit there (job_new) */
     size_t id_len;         /* strlen(job_id) */
+    uint64_t id_hash;      /* ref_idindex_hash(job_id): its index cell (link_job, unlink_job) */
     char *idem;            /* idempotency index key, or NULL */
     uint32_t rec;          /* the record's number in the job store (job_at) */
     int text_heap;         /* job_id's block is a heap block, not text */
@@ -83,7 +85,7 @@ struct job {
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     int rank;
-    int trace_plain;       /* trace_id holds nothing a JSON string escapes */
+    int trace_plain;       /* 1: trace_id is known to hold nothing a JSON string escapes */
     int64_t state_at;
     int decision;
     uint32_t trace_len;    /* strlen(trace_id) (job_new refuses a longer one) */
@@ -127,6 +129,7 @@ typedef struct worker_slots {
 
 struct ref_sched {
     char *id;
+    size_t id_len; /* strlen(id) */
     ref_safety *safety;
     ref_rand rand;
     ref_registry *registry;
@@ -154,6 +157,10 @@ struct ref_sched {
     job *free_jobs;  /* released records, linked through next */
     ref_strmap strs; /* shared job strings (intern_set): text -> istr */
     struct istr *icache[5]; /* the last shared string per kind (IK_*), one reference each */
+    /* The origin (ref_safety_decision) of the decision whose rule, snapshot
+     * and reason are icache's IK_RULE, IK_SNAPSHOT and IK_REASON strings
+     * (keep_decision); 0 when none is known to be. */
+    uint64_t icache_origin;
     job **ring;        /* jobs by seq (seq_put): ring_cap places, a power of two */
     size_t ring_cap;
     ref_u64map by_seq; /* the seqs whose ring place another job holds */
@@ -329,6 +336,8 @@ static int intern_set(ref_sched *s, int kind, char **dst, const char *src)
         if (s->icache[kind])
             intern_drop(s, s->icache[kind]->s);
         s->icache[kind] = e;
+        if (kind <= IK_REASON)
+            s->icache_origin = 0; /* a decision's string changed */
     }
     e->refs++;
     intern_drop(s, *dst);
@@ -344,6 +353,19 @@ static void intern_ref(ref_sched *s, char **dst, char *p)
     istr_of(p)->refs++;
     intern_drop(s, *dst);
     *dst = p;
+}
+
+/* intern_set for a text held in a buffer of size bytes (NUL-terminated
+ * there): the kind's last string is confirmed by one compare of its bytes
+ * and NUL with the buffer's, without measuring the text first. */
+static int intern_set_buf(ref_sched *s, int kind, char **dst, const char *buf, size_t size)
+{
+    istr *e = s->icache[kind];
+    if (e && e->len < size && memcmp(e->s, buf, e->len + 1) == 0) {
+        intern_ref(s, dst, e->s);
+        return CAP_OK;
+    }
+    return intern_set(s, kind, dst, buf);
 }
 
 static istr *intern_find(ref_sched *s, const char *src, size_t n)
@@ -582,13 +604,15 @@ static int copy_refuses(const ProtobufCFieldDescriptor *f)
  * place, its default, the sub-message's plan) that the copy takes without
  * looking at the field's descriptor, each kind in a tight loop of its own
  * (the steps are in kind order: the strings, the sub-messages, then the
- * rest, which go the general way). */
+ * rest, which go the general way but for arrays of messages, map entries
+ * mostly, copied with their elements' plan). */
 enum { STEP_STR, STEP_MSG, STEP_FIELD };
 typedef struct copy_step {
     unsigned kind;                      /* STEP_* */
     unsigned off;                       /* the field's offset in the message */
-    void *dflt;                         /* STEP_STR, STEP_MSG: the default (tmpl's) */
-    struct copy_plan *sub;              /* STEP_MSG: the sub-message's plan, once looked up */
+    void *dflt;                         /* STEP_STR, STEP_MSG, an array: the default (tmpl's) */
+    struct copy_plan *sub;              /* a sub-message's or an array element's plan, once
+                                         * looked up */
     const ProtobufCFieldDescriptor *f;  /* the field */
 } copy_step;
 
@@ -639,7 +663,8 @@ static copy_plan *plan_of(ref_sched *s, const ProtobufCMessageDescriptor *desc)
                 copy_step *st = &pl->fix[pl->n_fix++];
                 st->kind = k;
                 st->off = f->offset;
-                st->dflt = k != STEP_FIELD ? *(void **)((char *)tmpl + f->offset) : NULL;
+                st->dflt = k != STEP_FIELD || !singular ? *(void **)((char *)tmpl + f->offset)
+                                                        : NULL;
                 st->sub = NULL;
                 st->f = f;
                 pl->n_str += k == STEP_STR;
@@ -661,6 +686,48 @@ static void plans_free(ref_sched *s)
 
 static int copy_repeated(const ProtobufCFieldDescriptor *f, const ProtobufCMessage *src,
                          ProtobufCMessage *c, bump *b);
+static int copy_planned(copy_plan *pl, const ProtobufCMessage *src, ProtobufCMessage **out,
+                        bump *b);
+
+/* A sub-message v (not NULL) copied into *dp, with st->sub, its type's
+ * plan, when v is of that type: copy_value's copy of it, less the look-up
+ * of its plan. */
+static int copy_sub(copy_step *st, const ProtobufCMessage *v, ProtobufCMessage **dp, bump *b)
+{
+    const ProtobufCMessageDescriptor *sd = st->f->descriptor;
+    if (!st->sub)
+        st->sub = plan_of(b->plans, sd);
+    int rc = st->sub && v->descriptor == sd && !v->n_unknown_fields
+                 ? copy_planned(st->sub, v, dp, b)
+                 : copy_message(v, dp, b);
+    if (!rc)
+        rel_note(b, dp);
+    return rc;
+}
+
+/* copy_repeated for a non-empty array of messages (step st): each element
+ * as copy_value copies it. The array's count came with the message's
+ * bytes. */
+static int copy_msgs(copy_step *st, const ProtobufCMessage *src, ProtobufCMessage *c, bump *b)
+{
+    const ProtobufCFieldDescriptor *f = st->f;
+    size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
+    ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)((const char *)src + st->off);
+    ProtobufCMessage **copy = piece(b, n * sizeof *copy, 0); /* every element is set */
+    if (!copy)
+        return CAP_ENOMEM;
+    char *dp = (char *)c + st->off;
+    *(void **)dp = copy;
+    rel_note(b, dp);
+    for (size_t k = 0; k < n; k++) {
+        if (!arr[k])
+            return 1; /* copy_value refuses a NULL element */
+        int rc = copy_sub(st, arr[k], &copy[k], b);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
 
 /* copy_message for a block with a plan: the same copy. The message's
  * scalars come with its bytes (copy_value copies them as they are); every
@@ -699,27 +766,24 @@ static int copy_planned(copy_plan *pl, const ProtobufCMessage *src, ProtobufCMes
         *(void **)dp = st->dflt;
         if (!v)
             continue; /* an absent message keeps the default */
-        const ProtobufCMessageDescriptor *sd = st->f->descriptor;
-        if (!st->sub)
-            st->sub = plan_of(b->plans, sd);
-        int rc = st->sub && v->descriptor == sd && !v->n_unknown_fields
-                     ? copy_planned(st->sub, v, (ProtobufCMessage **)dp, b)
-                     : copy_message(v, (ProtobufCMessage **)dp, b);
+        int rc = copy_sub(st, v, (ProtobufCMessage **)dp, b);
         if (rc)
             return rc;
-        rel_note(b, dp);
     }
     for (end = pl->fix + pl->n_fix; st < end; st++) {
         const char *sp = (const char *)src + st->off;
         char *dp = (char *)c + st->off;
         /* arrays, bytes and bools */
         const ProtobufCFieldDescriptor *f = st->f;
-        const char *tp = (const char *)pl->tmpl + f->offset; /* the default */
         int rc;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            *(void **)dp = *(void *const *)tp;
-            rc = copy_repeated(f, src, c, b);
+            *(void **)dp = st->dflt;
+            if (!*(const size_t *)((const char *)src + f->quantifier_offset))
+                continue; /* empty (its count, 0, came with the bytes) */
+            rc = f->type == PROTOBUF_C_TYPE_MESSAGE ? copy_msgs(st, src, c, b)
+                                                    : copy_repeated(f, src, c, b);
         } else {
+            const char *tp = (const char *)pl->tmpl + f->offset; /* the default */
             if (f->type == PROTOBUF_C_TYPE_BYTES)
                 *(ProtobufCBinaryData *)dp = *(const ProtobufCBinaryData *)tp;
             else /* bool */
@@ -1395,44 +1459,69 @@ typedef struct {
     uint32_t len[VIEW_STRINGS]; /* each string's length without its NUL */
 } view_head;
 
-/* Appends a view record with head h and the strings str (h->len set). */
-static int view_emit(ref_effects *fx, view_head *h, const char *const str[VIEW_STRINGS])
+/* Copies the n bytes at p to o and a NUL after them; returns the byte
+ * after the NUL. A record's strings are short (event, job id, state,
+ * snapshot): each is copied in fixed-size moves, the last one overlapping
+ * the one before, which read and write only its n bytes, without a call. */
+static inline __attribute__((always_inline)) char *view_str(char *o, const char *p, size_t n)
+{
+    if (n >= 16) {
+        for (size_t k = 0; k + 16 < n; k += 16)
+            memcpy(o + k, p + k, 16);
+        memcpy(o + n - 16, p + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(o, p, 8);
+        memcpy(o + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(o, p, 4);
+        memcpy(o + n - 4, p + n - 4, 4);
+    } else if (n) {
+        o[0] = p[0];
+        o[n / 2] = p[n / 2];
+        o[n - 1] = p[n - 1];
+    }
+    o[n] = 0;
+    return o + n + 1;
+}
+
+/* Appends a view record with head h and the strings str (h->len set).
+ * Inlined into its two callers, where most lengths are known. */
+static inline __attribute__((always_inline)) int view_emit(ref_effects *fx, view_head *h,
+                                                           const char *const str[VIEW_STRINGS])
 {
     size_t n = sizeof *h;
+#pragma GCC unroll 6 /* the strings one after another: no arrays on the stack */
     for (int i = 0; i < VIEW_STRINGS; i++)
         n += h->len[i] + 1;
     char *o = ref_effects_record_room(fx, 0, n + 1, NULL);
     if (!o)
         return CAP_ENOMEM;
-    char *p = o;
-    memcpy(p, h, sizeof *h);
-    p += sizeof *h;
-    for (int i = 0; i < VIEW_STRINGS; i++) { /* most are empty: no copy then */
-        if (h->len[i])
-            memcpy(p, str[i], h->len[i]);
-        p += h->len[i];
-        *p++ = 0;
-    }
+    memcpy(o, h, sizeof *h);
+    char *p = o + sizeof *h;
+#pragma GCC unroll 6
+    for (int i = 0; i < VIEW_STRINGS; i++)
+        p = view_str(p, str[i], h->len[i]);
     return ref_effects_view_commit(fx, n);
 }
 
-/* The view of j's job record after event. */
+/* The view of j's job record after event. The approval's hash and
+ * snapshot, empty but for a job that needed a human, are measured only
+ * then. */
 static int view_job(ref_effects *fx, const job *j, const char *event, size_t n_event,
                     const char *state, size_t n_state)
 {
-    const char *snap = j->snapshot ? j->snapshot : "";
-    const char *asnap = nz(j->appr_snapshot);
+    const char *asnap = j->appr_snapshot;
     view_head h = {.attempt = j->attempt,
                    .kind = REF_SCHED_VIEW_JOB,
                    .decision = j->decision,
-                   .appr = j->appr};
-    const char *str[VIEW_STRINGS] = {event, j->job_id, state, snap, j->hash, asnap};
-    h.len[VS_EV] = (uint32_t)n_event;
-    h.len[VS_JOB_ID] = (uint32_t)j->id_len;
-    h.len[VS_STATE] = (uint32_t)n_state;
-    h.len[VS_SNAPSHOT] = (uint32_t)(j->snapshot ? istr_of(j->snapshot)->len : 0);
-    h.len[VS_HASH] = j->hash[0] ? (uint32_t)strlen(j->hash) : 0;
-    h.len[VS_APPR_SNAPSHOT] = asnap[0] ? (uint32_t)strlen(asnap) : 0;
+                   .appr = j->appr,
+                   .len = {(uint32_t)n_event, (uint32_t)j->id_len, (uint32_t)n_state,
+                           (uint32_t)(j->snapshot ? istr_of(j->snapshot)->len : 0)}};
+    if (__builtin_expect(j->hash[0] || (asnap && asnap[0]), 0)) {
+        h.len[VS_HASH] = (uint32_t)strlen(j->hash);
+        h.len[VS_APPR_SNAPSHOT] = asnap ? (uint32_t)strlen(asnap) : 0;
+    }
+    const char *str[VIEW_STRINGS] = {event, j->job_id, state, j->snapshot, j->hash, asnap};
     return view_emit(fx, &h, str);
 }
 
@@ -1458,6 +1547,7 @@ int ref_sched_view_read(const char *rec, size_t len, ref_sched_view *v)
         return CAP_EINVAL;
     const char *str[VIEW_STRINGS];
     size_t at = sizeof h;
+#pragma GCC unroll 6
     for (int i = 0; i < VIEW_STRINGS; i++) { /* each string in the record, NUL where its length says */
         if (h.len[i] >= len - at || rec[at + h.len[i]] != 0)
             return CAP_EINVAL;
@@ -1483,18 +1573,28 @@ int ref_sched_view_read(const char *rec, size_t len, ref_sched_view *v)
     return CAP_OK;
 }
 
-/* The job record: the job's whole durable state, after an event. The
- * request goes only into the first record of a job (with_req). */
+/* The name of state st and its length (*n). */
+static inline const char *state_name(const ref_sched *s, int st, size_t *n)
+{
+    if ((unsigned)st < N_STATE_NAMES) {
+        *n = s->state_len[st];
+        return s->state_name[st];
+    }
+    const char *name = ref_jobstate_name(st);
+    *n = strlen(name);
+    return name;
+}
+
+/* The job record: the job's whole durable state, after an event, as text
+ * (REF_SCHED_JOURNAL_TEXT), or as text and as a view (BOTH). The request
+ * goes only into the first record of a job (with_req). */
 static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event,
                   size_t n_event, int with_req)
 {
     if (s->restoring)
         return CAP_OK;
-    int known = (unsigned)j->state < N_STATE_NAMES;
-    const char *state = known ? s->state_name[j->state] : ref_jobstate_name(j->state);
-    size_t n_state = known ? s->state_len[j->state] : strlen(state);
-    if (s->journal_form == REF_SCHED_JOURNAL_VIEW)
-        return view_job(fx, j, event, n_event, state, n_state);
+    size_t n_state;
+    const char *state = state_name(s, j->state, &n_state);
     /* "t" is formatted once per time: the records of one input share it,
      * and "state_at" is often the same time */
     if (!s->t_len || s->t_at != now) {
@@ -1634,10 +1734,22 @@ static int jrec_n(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char
                                                      : CAP_OK;
 }
 
-/* jrec_n with the event's length taken where the event is named (for a
+/* A job record (jrec_n), in the form the journal keeps; the view alone
+ * (REF_SCHED_JOURNAL_VIEW) is written here, without the text writer. */
+static inline int jrec_at(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *event,
+                          size_t n_event, int with_req)
+{
+    if (s->journal_form != REF_SCHED_JOURNAL_VIEW || s->restoring)
+        return jrec_n(s, j, now, fx, event, n_event, with_req);
+    size_t n_state;
+    const char *state = state_name(s, j->state, &n_state);
+    return view_job(fx, j, event, n_event, state, n_state);
+}
+
+/* jrec_at with the event's length taken where the event is named (for a
  * literal, at compile time). */
 #define jrec(s, j, now, fx, event, with_req)                                                       \
-    jrec_n((s), (j), (now), (fx), (event), strlen(event), (with_req))
+    jrec_at((s), (j), (now), (fx), (event), strlen(event), (with_req))
 
 static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, const char *wf,
                     const char *job_id, int outcome)
@@ -1656,6 +1768,13 @@ static int saga_rec(ref_sched *s, int64_t now, ref_effects *fx, const char *op, 
 
 /* ---- packets -------------------------------------------------------- */
 
+/* The length of j's worker id (a shared string; NULL before the first
+ * dispatch). */
+static size_t worker_len(const job *j)
+{
+    return j->worker ? istr_of(j->worker)->len : 0;
+}
+
 /* The current attempt's DispatchIdentity (NULL before the first), on the
  * heap (b NULL) or in the block b (identity_size(j) of it). */
 static dispatch_identity *mk_identity(const job *j, int *ok, ref_block *b)
@@ -1668,16 +1787,19 @@ static dispatch_identity *mk_identity(const job *j, int *ok, ref_block *b)
         return NULL;
     }
     cordum__agent__v1__dispatch_identity__init(d);
-    d->dispatch_id = b ? ref_block_str(b, j->dispatch_id) : ref_pb_strdup(j->dispatch_id, ok);
+    d->dispatch_id = b ? ref_block_str_n(b, j->dispatch_id, j->dispatch_len)
+                       : ref_pb_strdup(j->dispatch_id, ok);
     d->attempt = j->attempt;
-    d->assigned_worker_id = b ? ref_block_str(b, j->worker) : ref_pb_strdup(j->worker, ok);
+    d->assigned_worker_id = b ? ref_block_str_n(b, j->worker, worker_len(j))
+                              : ref_pb_strdup(j->worker, ok);
     return d;
 }
 
 static size_t identity_size(const job *j)
 {
     return j->attempt ? ref_block_size(sizeof(dispatch_identity)) +
-                            ref_block_str_size(j->dispatch_id) + ref_block_str_size(j->worker)
+                            ref_block_str_size_n(j->dispatch_len) +
+                            ref_block_str_size_n(worker_len(j))
                       : 0;
 }
 
@@ -1821,6 +1943,8 @@ static int arm_housekeeping(ref_sched *s, ref_effects *fx)
 
 /* ---- job store ------------------------------------------------------ */
 
+_Static_assert(sizeof(job) <= 512, "a job record is eight cache lines");
+
 #define JOB_CHUNK_SHIFT 8
 #define JOB_CHUNK ((uint32_t)1 << JOB_CHUNK_SHIFT)
 /* A record's place in its chunk: whole cache lines apart. */
@@ -1889,6 +2013,21 @@ static void job_free(ref_sched *s, job *j)
     s->free_jobs = j;
 }
 
+/* Whether the n bytes at a and at b are the same: an id of 8 to 16 bytes
+ * (most are) in two overlapping 8-byte compares, without a call. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t x, y, u, v;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&u, a + n - 8, 8);
+        memcpy(&v, b + n - 8, 8);
+        return ((x ^ y) | (u ^ v)) == 0;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* The linked job of id job_id (n bytes, hash h = ref_idindex_hash). */
 static job *find_job_h(const ref_sched *s, const char *job_id, size_t n, uint64_t h)
 {
@@ -1896,18 +2035,32 @@ static job *find_job_h(const ref_sched *s, const char *job_id, size_t n, uint64_
     for (uint32_t r = ref_idindex_first(&s->by_id, h, &w); r != REF_IDINDEX_NONE;
          r = ref_idindex_next(&w)) {
         job *j = job_at(s, r);
-        if (j->id_len == n && memcmp(j->job_id, job_id, n) == 0)
+        if (j->id_len == n && same_bytes(j->job_id, job_id, n))
             return j;
     }
     return NULL;
+}
+
+/* A job id with its length and index hash, worked out once for both the
+ * look-up and a new job's links. */
+typedef struct {
+    const char *id;
+    size_t n;
+    uint64_t h; /* ref_idindex_hash */
+} id_key;
+
+static id_key key_of(const char *id)
+{
+    size_t n = strlen(id);
+    return (id_key){id, n, ref_idindex_hash(id, n)};
 }
 
 static job *find_job(const ref_sched *s, const char *job_id)
 {
     if (!job_id)
         return NULL;
-    size_t n = strlen(job_id);
-    return find_job_h(s, job_id, n, ref_idindex_hash(job_id, n));
+    id_key k = key_of(job_id);
+    return find_job_h(s, k.id, k.n, k.h);
 }
 
 /* ---- jobs by seq ----------------------------------------------------
@@ -1988,7 +2141,7 @@ static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state)
 static void unlink_job(ref_sched *s, job *j)
 {
     seq_del(s, j->seq);
-    ref_idindex_del(&s->by_id, ref_idindex_hash(j->job_id, j->id_len), j->rec);
+    ref_idindex_del(&s->by_id, j->id_hash, j->rec);
     if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
         ref_strmap_del(&s->by_idem, j->idem);
     if (j->prev)
@@ -2005,7 +2158,7 @@ static void unlink_job(ref_sched *s, job *j)
 /* Links j (from job_new; no linked job has its id: callers look first). */
 static int link_job(ref_sched *s, job *j)
 {
-    uint64_t h = ref_idindex_hash(j->job_id, j->id_len);
+    uint64_t h = j->id_hash;
     int rc = ref_idindex_put(&s->by_id, h, j->rec);
     if (!rc)
         rc = seq_put(s, j);
@@ -2054,7 +2207,7 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
             continue;
         /* unlink_job's index cell and the count of the job's worker's
          * shared id (job_free), asked for while the record is written */
-        ref_idindex_prefetch(&s->by_id, ref_idindex_hash(j->job_id, j->id_len));
+        ref_idindex_prefetch(&s->by_id, j->id_hash);
         if (j->worker)
             __builtin_prefetch(istr_of(j->worker));
         if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_VIEW) {
@@ -2083,15 +2236,18 @@ static char *put_str(char **at, const char *s, size_t n)
     return c;
 }
 
-/* A new job from a request (copied), not yet linked. The strings it keeps
- * for its whole life (job_id, trace_id, tenant, idem) are in its record
- * when they fit, else in one heap block. */
-static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, uint64_t seq)
+/* A new job from a request (copied), not yet linked; k: the key of its
+ * job id when the caller has it, else NULL. The strings it keeps for its
+ * whole life (job_id, trace_id, tenant, idem) are in its record when they
+ * fit, else in one heap block. */
+static job *job_new(ref_sched *s, const job_request *req, const id_key *k, const char *trace_id,
+                    uint64_t seq)
 {
-    const char *id = nz(req->job_id), *tenant = effective_tenant(req);
+    id_key own = k ? *k : key_of(nz(req->job_id));
+    const char *id = own.id, *tenant = effective_tenant(req);
     const char *key = req->meta ? nz(req->meta->idempotency_key) : "";
     trace_id = nz(trace_id);
-    size_t n_id = strlen(id), n_trace = strlen(trace_id), n_tenant = strlen(tenant);
+    size_t n_id = own.n, n_trace = strlen(trace_id), n_tenant = strlen(tenant);
     size_t n_key = strlen(key);
     if (n_trace > UINT32_MAX) /* beyond any packet; trace_len is 32-bit */
         return NULL;
@@ -2108,13 +2264,17 @@ static job *job_new(ref_sched *s, const job_request *req, const char *trace_id, 
         }
         j->text_heap = 1;
     }
+    /* plain: only the text journal asks (0, "not known to be plain", is
+     * escaped the same way, only slower) */
+    int text = s->journal_form != REF_SCHED_JOURNAL_VIEW;
     j->job_id = put_str(&at, id, n_id);
     j->id_len = n_id;
-    j->id_plain = json_plain(id, n_id);
+    j->id_hash = own.h;
+    j->id_plain = text && json_plain(id, n_id);
     j->dispatch_plain = 1; /* "" until the first dispatch */
     j->trace_id = put_str(&at, trace_id, n_trace);
     j->trace_len = (uint32_t)n_trace;
-    j->trace_plain = json_plain(trace_id, n_trace);
+    j->trace_plain = text && json_plain(trace_id, n_trace);
     j->tenant = put_str(&at, tenant, n_tenant);
     if (n_key) { /* the idempotency index key: tenant, 0x1f, key */
         j->idem = at;
@@ -2212,7 +2372,8 @@ static void slot_release(ref_sched *s, job *j)
         return;
     for (size_t i = 0; i < w->n; i++)
         if (w->jobs[i] == j) {
-            memmove(&w->jobs[i], &w->jobs[i + 1], (w->n - i - 1) * sizeof *w->jobs);
+            if (i + 1 < w->n) /* not the last (a worker holds one job, mostly) */
+                memmove(&w->jobs[i], &w->jobs[i + 1], (w->n - i - 1) * sizeof *w->jobs);
             w->n--;
             ref_registry_set_inflight_memo(s->registry, w->worker_id, &w->reg, (uint32_t)w->n,
                                            w);
@@ -2308,7 +2469,8 @@ static int set_state(job *j, int to, int64_t now)
     return CAP_OK;
 }
 
-static int timeouts_for(const ref_sched *s, const job *j, int64_t *dispatch_to, int64_t *running_to)
+static inline int timeouts_for(const ref_sched *s, const job *j, int64_t *dispatch_to,
+                               int64_t *running_to)
 {
     *dispatch_to = s->dispatch_to;
     *running_to = s->running_to;
@@ -2469,13 +2631,14 @@ static cap_packet *dispatch_packet_block(const ref_sched *s, const job *j, int64
         return NULL;
     int fresh_budget = j->max_runtime_ns > 0 && !j->req->budget;
     ref_block b;
-    void *blk = ref_block_new(&b, ref_block_envelope_size(j->trace_id, s->id) + j->req_block +
+    void *blk = ref_block_new(&b, ref_block_envelope_size_n(j->trace_len, s->id_len) + j->req_block +
                                       identity_size(j) +
                                       (fresh_budget ? ref_block_size(sizeof(Cordum__Agent__V1__Budget))
                                                     : 0));
     if (!blk)
         return NULL;
-    cap_packet *p = ref_block_envelope(&b, j->trace_id, s->id, now); /* the block's start */
+    /* the block's start */
+    cap_packet *p = ref_block_envelope_n(&b, j->trace_id, j->trace_len, s->id, s->id_len, now);
     /* the request: its block copied as it is, then pointed at itself */
     job_request *r = ref_block_take(&b, j->req_block);
     if (r) {
@@ -2512,6 +2675,7 @@ static int random_hex(const ref_sched *s, char out[33])
 {
     for (int half = 0; half < 2; half++) {
         uint64_t v = ref_rand_next(&s->rand);
+#pragma GCC unroll 8 /* a load and a store per byte, no loop */
         for (int i = 0; i < 8; i++)
             memcpy(out + half * 16 + 2 * i, hex_pairs + 2 * ((v >> (56 - 8 * i)) & 255), 2);
     }
@@ -2536,7 +2700,7 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     if (v == REF_BREAKER_REFUSE)
         return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
     intern_ref(s, &j->worker, ws->worker_id);
-    TRY(intern_set(s, IK_POOL, &j->pool, sel->pool));
+    TRY(intern_set_buf(s, IK_POOL, &j->pool, sel->pool, sizeof sel->pool));
     j->attempt++;
     random_hex(s, j->dispatch_id);
     j->dispatch_plain = 1; /* hex digits */
@@ -2575,7 +2739,9 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     const char *subject = sel->pool;
     char buf[REF_REGISTRY_ID_MAX + 32]; /* worker.<id>.jobs; ids are at most ID_MAX bytes */
     if (!s->on_pool) {
-        size_t n = strnlen(worker, REF_REGISTRY_ID_MAX);
+        size_t n = istr_of(ws->worker_id)->len; /* the worker's id, a shared string */
+        if (n > REF_REGISTRY_ID_MAX)
+            n = REF_REGISTRY_ID_MAX;
         memcpy(buf, "worker.", 7);
         memcpy(buf + 7, worker, n);
         memcpy(buf + 7 + n, ".jobs", 6);
@@ -2612,13 +2778,22 @@ static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int6
     return jrec(s, j, now, fx, "wait", 0);
 }
 
-/* Keeps the decision on the job. */
+/* Keeps the decision on the job. Its rule, snapshot and reason are those
+ * of the decision kept last when it has the same origin (most jobs meet
+ * the same rule): then no text is compared. */
 static int keep_decision(ref_sched *s, job *j, const ref_safety_decision *d)
 {
     j->decision = d->decision;
-    TRY(intern_set(s, IK_RULE, &j->rule_id, d->rule_id));
-    TRY(intern_set(s, IK_SNAPSHOT, &j->snapshot, d->policy_snapshot));
-    TRY(intern_set(s, IK_REASON, &j->reason, d->reason));
+    if (d->origin && d->origin == s->icache_origin) {
+        intern_ref(s, &j->rule_id, s->icache[IK_RULE]->s);
+        intern_ref(s, &j->snapshot, s->icache[IK_SNAPSHOT]->s);
+        intern_ref(s, &j->reason, s->icache[IK_REASON]->s);
+    } else {
+        TRY(intern_set(s, IK_RULE, &j->rule_id, d->rule_id));
+        TRY(intern_set(s, IK_SNAPSHOT, &j->snapshot, d->policy_snapshot));
+        TRY(intern_set(s, IK_REASON, &j->reason, d->reason));
+        s->icache_origin = d->origin;
+    }
     j->max_runtime_ns = 0;
     j->max_retries = -1;
     j->max_concurrent = 0;
@@ -2842,9 +3017,10 @@ static int on_wake(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 
 /* ---- saga ----------------------------------------------------------- */
 
-/* Admits a new job (a submit, or a compensation) and runs it. */
-static int admit(ref_sched *s, const job_request *req, const char *trace_id, const char *saga_wf,
-                 int64_t now, ref_effects *fx);
+/* Admits a new job (a submit, or a compensation) and runs it; k: the key
+ * of its job id, or NULL (job_new). */
+static int admit(ref_sched *s, const job_request *req, const id_key *k, const char *trace_id,
+                 const char *saga_wf, int64_t now, ref_effects *fx);
 
 /* Hands out the workflow's next compensation, or closes the rollback. */
 static int saga_step(ref_sched *s, const char *wf, const char *trace_id, int64_t now,
@@ -2865,7 +3041,7 @@ static int saga_step(ref_sched *s, const char *wf, const char *trace_id, int64_t
     s->st.compensations++;
     int rc = CAP_OK;
     if (!find_job(s, comp->job_id)) /* handed out again after a restart: already admitted */
-        rc = admit(s, comp, trace_id, wf, now, fx);
+        rc = admit(s, comp, NULL, trace_id, wf, now, fx);
     cap_message_free(&comp->base);
     return rc;
 }
@@ -2913,14 +3089,14 @@ static int saga_after_terminal(ref_sched *s, job *j, const job_request *req, int
 
 /* ---- inputs --------------------------------------------------------- */
 
-static int admit(ref_sched *s, const job_request *req, const char *trace_id, const char *saga_wf,
-                 int64_t now, ref_effects *fx)
+static int admit(ref_sched *s, const job_request *req, const id_key *k, const char *trace_id,
+                 const char *saga_wf, int64_t now, ref_effects *fx)
 {
     /* The job takes its copies before room is made: trace_id and saga_wf
      * may belong to the terminal job that make_room evicts (a compensation
      * admitted as the job it follows ends). */
     prefetch_victim(s);
-    job *j = job_new(s, req, trace_id, s->next_seq);
+    job *j = job_new(s, req, k, trace_id, s->next_seq);
     if (!j)
         return CAP_ENOMEM;
     if (saga_wf && set_str(&j->saga_wf, saga_wf)) {
@@ -2964,12 +3140,13 @@ static int on_submit(ref_sched *s, const cap_packet *p, const ref_dedupe_result 
 {
     const job_request *req = p->job_request;
     const char *job_id = nz(req->job_id);
-    if (!job_id[0] || strlen(job_id) > REF_SCHED_ID_MAX) {
+    id_key k = key_of(job_id); /* for the look-up and the new job alike */
+    if (!k.n || k.n > REF_SCHED_ID_MAX) {
         TRY(note(s, fx, now, "reject", "", "submit without a job_id, or one over %d bytes",
                  REF_SCHED_ID_MAX));
         return REF_SCHED_REJECTED;
     }
-    job *existing = find_job(s, job_id);
+    job *existing = find_job_h(s, k.id, k.n, k.h);
     if (existing)
         return answer_duplicate(s, existing, p->trace_id, job_id, "job_id", now, fx);
     if (dd && dd->verdict == REF_DEDUPE_DUPLICATE) /* same logical request, evicted job */
@@ -2996,7 +3173,7 @@ static int on_submit(ref_sched *s, const cap_packet *p, const ref_dedupe_result 
         TRY(ref_effects_publish(fx, REF_SCHED_SUBJECT_RESULT, r));
         return REF_SCHED_REJECTED;
     }
-    int rc = admit(s, req, p->trace_id, NULL, now, fx);
+    int rc = admit(s, req, &k, p->trace_id, NULL, now, fx);
     if (rc == CAP_EFULL) {
         job tmp = {.job_id = (char *)job_id, .trace_id = p->trace_id};
         cap_packet *r = mk_result(s, &tmp, p->trace_id, REF_JOB_FAILED,
@@ -3266,8 +3443,10 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
 {
     if (!s || !subject || !p || !fx)
         return CAP_EINVAL;
-    if (p->sender_id && strcmp(p->sender_id, s->id) == 0)
-        return REF_SCHED_IGNORED; /* our own publish, seen on a subject we listen to */
+    /* our own publish, seen on a subject we listen to (another sender's id
+     * mostly differs at its first byte: no call then) */
+    if (p->sender_id && p->sender_id[0] == s->id[0] && strcmp(p->sender_id, s->id) == 0)
+        return REF_SCHED_IGNORED;
     switch (p->payload_case) {
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_HEARTBEAT:
         return strcmp(subject, REF_SCHED_SUBJECT_HEARTBEAT) == 0 ? on_heartbeat(s, p->heartbeat, now, fx)
@@ -3299,8 +3478,11 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     if (about) {
         size_t n = strlen(about);
         j = find_job_h(s, about, n, ref_idindex_hash(about, n));
-        for (size_t off = 0; j && off < sizeof *j; off += 64)
-            __builtin_prefetch((const char *)j + off);
+        if (j) {
+#pragma GCC unroll 16 /* a prefetch per line, no loop */
+            for (size_t off = 0; off < sizeof *j; off += 64)
+                __builtin_prefetch((const char *)j + off);
+        }
     }
 
     /* The replay guard (cap-spec 19): an exact redelivery has no second
@@ -3517,7 +3699,7 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
                                                                  NULL, n, bytes);
         free(bytes);
         NEED(req, "req is not a base64 JobRequest");
-        j = job_new(s, req, nz(jstr(o, "trace_id")), (uint64_t)seq);
+        j = job_new(s, req, NULL, nz(jstr(o, "trace_id")), (uint64_t)seq);
         cap_message_free(&req->base);
         if (!j)
             return CAP_ENOMEM;
@@ -3828,6 +4010,7 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
     int rc = CAP_ENOMEM;
     if (!(s->id = dup(id)))
         goto fail;
+    s->id_len = strlen(s->id);
     if ((rc = copy_timeouts(cfg->pool_timeouts, cfg->n_pool_timeouts, &s->pool_to, "pool_timeouts", d)))
         goto fail;
     s->n_pool_to = cfg->n_pool_timeouts;
