@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cap_arena.h"
+#include "cap_copy.h"
 #include "cap_swar.h"
 #include "cap_utf8.h"
 #include "cap_varint.h"
@@ -1514,31 +1515,6 @@ static int count_repeated(unpack_ctx *u, const scan_msg *m, size_t pos, size_t e
 static int unpack_message(unpack_ctx *u, const scan_msg *m, size_t pos, size_t end,
                           unsigned depth, ProtobufCMessage **out);
 
-/* memcpy for the short values most strings are: up to 32 bytes in two to
- * four overlapping word moves (reading and writing only within the n
- * bytes), instead of a call. */
-static inline void copy_value(void *dst, const uint8_t *src, size_t n)
-{
-    unsigned char *d = dst;
-    uint64_t a, b, c, e;
-    if (n >= 8 && n <= 16) {
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else if (n > 16 && n <= 32) {
-        memcpy(&a, src, 8);
-        memcpy(&b, src + 8, 8);
-        memcpy(&c, src + n - 16, 8);
-        memcpy(&e, src + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + 8, &b, 8);
-        memcpy(d + n - 16, &c, 8);
-        memcpy(d + n - 8, &e, 8);
-    } else {
-        memcpy(d, src, n);
-    }
-}
 
 /* A string value of n bytes at buf[at], as protobuf-c holds it: a block of
  * its own, NUL-terminated. */
@@ -1547,7 +1523,7 @@ static inline int copy_string(unpack_ctx *u, size_t at, size_t n, void *dst)
     char *s = u_alloc(u, n + 1);
     if (!s)
         return CAP_ENOMEM;
-    copy_value(s, u->buf + at, n);
+    cap_copy_short(s, u->buf + at, n);
     s[n] = '\0';
     *(char **)dst = s;
     return CAP_OK;
@@ -1562,7 +1538,7 @@ static inline int copy_bytes(unpack_ctx *u, size_t at, size_t n, void *dst)
         bd->data = u_alloc(u, n);
         if (!bd->data)
             return CAP_ENOMEM;
-        copy_value(bd->data, u->buf + at, n);
+        cap_copy_short(bd->data, u->buf + at, n);
     }
     bd->len = n;
     return CAP_OK;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cap_copy.h"
 #include "cap_error.h"
 #include "cap_schema.h"
 #include "cap_varint.h"
@@ -226,36 +227,6 @@ static void no_room(void) { overflowed = 1; }
 
 static inline size_t room(const uint8_t *p, const uint8_t *start) { return (size_t)(p - start); }
 
-/* n <= 32 bytes from src to dst without a call: two moves of a power of
- * two that overlap in the middle (most strings of a packet are this short). */
-static inline __attribute__((always_inline)) void copy_short(uint8_t *dst, const uint8_t *src,
-                                                              size_t n)
-{
-    if (n >= 16) {
-        uint8_t a[16], b[16];
-        memcpy(a, src, 16);
-        memcpy(b, src + n - 16, 16);
-        memcpy(dst, a, 16);
-        memcpy(dst + n - 16, b, 16);
-    } else if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else if (n) {
-        dst[0] = src[0];
-        dst[n / 2] = src[n / 2];
-        dst[n - 1] = src[n - 1];
-    }
-}
-
 static inline uint8_t *put_bytes(uint8_t *p, const uint8_t *start, const void *src, size_t n)
 {
     if (n > room(p, start)) {
@@ -263,10 +234,7 @@ static inline uint8_t *put_bytes(uint8_t *p, const uint8_t *start, const void *s
         return p;
     }
     p -= n;
-    if (n <= 32)
-        copy_short(p, src, n);
-    else
-        memcpy(p, src, n);
+    cap_copy_short(p, src, n);
     return p;
 }
 
@@ -707,7 +675,7 @@ static inline __attribute__((always_inline)) uint8_t *put_short_string(uint8_t *
     p -= n + 2;
     p[0] = tag;
     p[1] = (uint8_t)n;
-    copy_short(p + 2, (const uint8_t *)s, n);
+    cap_copy_short(p + 2, s, n);
     return p;
 }
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "cap_base64.h"
+#include "cap_copy.h"
 #include "cap_encode.h"
 #include "cap_fmt.h"
 #include "cap_sha256.h"
@@ -1449,7 +1450,7 @@ static size_t shared_room(char *v) { return v ? 6 * istr_of(v)->len + 1 : 1; }
 
 /* ---- view records (REF_SCHED_JOURNAL_VIEW) ------------------------------
  * A view record is this head, copied in as bytes (the record need not be
- * aligned), then its strings in the order of view_str, each followed by a
+ * aligned), then its strings in the order of the VS_ names below, each followed by a
  * NUL; an eviction has the job id only. */
 enum { VS_EV, VS_JOB_ID, VS_STATE, VS_SNAPSHOT, VS_HASH, VS_APPR_SNAPSHOT, VIEW_STRINGS };
 
@@ -1461,25 +1462,10 @@ typedef struct {
 
 /* Copies the n bytes at p to o and a NUL after them; returns the byte
  * after the NUL. A record's strings are short (event, job id, state,
- * snapshot): each is copied in fixed-size moves, the last one overlapping
- * the one before, which read and write only its n bytes, without a call. */
+ * snapshot): copied without a call. */
 static inline __attribute__((always_inline)) char *view_str(char *o, const char *p, size_t n)
 {
-    if (n >= 16) {
-        for (size_t k = 0; k + 16 < n; k += 16)
-            memcpy(o + k, p + k, 16);
-        memcpy(o + n - 16, p + n - 16, 16);
-    } else if (n >= 8) {
-        memcpy(o, p, 8);
-        memcpy(o + n - 8, p + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(o, p, 4);
-        memcpy(o + n - 4, p + n - 4, 4);
-    } else if (n) {
-        o[0] = p[0];
-        o[n / 2] = p[n / 2];
-        o[n - 1] = p[n - 1];
-    }
+    cap_copy_short(o, p, n);
     o[n] = 0;
     return o + n + 1;
 }
