@@ -346,6 +346,12 @@ int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len
     return probe_packet(p, wire, len, out, NULL);
 }
 
+int ref_dedupe_probe_packet_warm(const ref_dedupe *d, const cap_packet *p, const uint8_t *wire,
+                                 size_t len, ref_dedupe_probe *out)
+{
+    return probe_packet(p, wire, len, out, d);
+}
+
 /* --- the index ------------------------------------------------------------ */
 
 static uint32_t ref_of(uint32_t slot, unsigned k)

@@ -170,6 +170,12 @@ void ref_dedupe_free(ref_dedupe *d);
 int ref_dedupe_probe_packet(const cap_packet *p, const uint8_t *wire, size_t len,
                             ref_dedupe_probe *out);
 
+/* ref_dedupe_probe_packet that also asks the cache for the index cells of
+ * the keys in d, for a caller that admits the probe a little later
+ * (ref_dedupe_admit) and has other work to do meanwhile. */
+int ref_dedupe_probe_packet_warm(const ref_dedupe *d, const cap_packet *p, const uint8_t *wire,
+                                 size_t len, ref_dedupe_probe *out);
+
 /* The same with a signed-body digest already in hand (for instance the one
  * cap_production_verify returned): no bytes needed. */
 int ref_dedupe_probe_digest(const cap_packet *p, const uint8_t body_digest[32],

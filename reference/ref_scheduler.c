@@ -3450,9 +3450,11 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
     int is_submit = p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST;
     if (is_submit && strcmp(subject, REF_SCHED_SUBJECT_SUBMIT) != 0)
         return REF_SCHED_IGNORED; /* a dispatch on a worker subject is not ours to take */
-    /* The job a result, progress or cancel is about, found before the
-     * replay guard runs (which leaves the job table as it is): its record
-     * is asked of the cache now, to arrive while the guard works. */
+    /* The job a result, progress or cancel is about (or the id a submit
+     * names): its cell in the id index is asked of the cache first, and
+     * the job found once the replay guard has worked out the packet's
+     * keys, then its record asked for while the guard decides. The guard
+     * leaves the job table as it is, so the order changes nothing else. */
     const char *about = p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT
                             ? p->job_result->job_id
                         : p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS
@@ -3460,16 +3462,10 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
                         : p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL
                             ? p->job_cancel->job_id
                             : NULL;
-    job *j = NULL;
-    if (about) {
-        size_t n = strlen(about);
-        j = find_job_h(s, about, n, ref_idindex_hash(about, n));
-        if (j) {
-#pragma GCC unroll 16 /* a prefetch per line, no loop */
-            for (size_t off = 0; off < sizeof *j; off += 64)
-                __builtin_prefetch((const char *)j + off);
-        }
-    }
+    const char *named = about ? about : is_submit ? p->job_request->job_id : NULL;
+    id_key ak = named ? key_of(named) : (id_key){NULL, 0, 0};
+    if (named)
+        ref_idindex_prefetch(&s->by_id, ak.h);
 
     /* The replay guard (cap-spec 19): an exact redelivery has no second
      * side effect; an expired or conflicting signed packet is refused. */
@@ -3478,10 +3474,21 @@ int ref_sched_on_packet(ref_sched *s, const char *subject, const cap_packet *p,
         TRY(cap_encode(&p->base, &own, &len));
         wire = own;
     }
-    ref_dedupe_result dd;
     ref_dedupe_probe probe;
-    int v = ref_dedupe_check_probe(s->dedupe, p, wire, len, now, &dd, &probe);
+    int v = ref_dedupe_probe_packet_warm(s->dedupe, p, wire, len, &probe);
     free(own);
+    TRY(v);
+    job *j = NULL;
+    if (about) {
+        j = find_job_h(s, ak.id, ak.n, ak.h);
+        if (j) {
+#pragma GCC unroll 16 /* a prefetch per line, no loop */
+            for (size_t off = 0; off < sizeof *j; off += 64)
+                __builtin_prefetch((const char *)j + off);
+        }
+    }
+    ref_dedupe_result dd;
+    v = ref_dedupe_admit(s->dedupe, &probe, now, &dd);
     TRY(v);
     if (v == REF_DEDUPE_FIRST && probe.has_expiry)
         TRY(replay_rec(s, &probe, now, fx));

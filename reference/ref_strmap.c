@@ -279,6 +279,20 @@ int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found
     return fill(m, &m->slots[i], &k, value);
 }
 
+void ref_strmap_prefetch(const ref_strmap *m, const char *key)
+{
+#if defined(__GNUC__)
+    if (!m || !m->cap || !key)
+        return;
+    probe_key k;
+    key_of(key, &k);
+    __builtin_prefetch(&m->slots[(uint32_t)k.hash & (m->cap - 1)]);
+#else
+    (void)m;
+    (void)key;
+#endif
+}
+
 int ref_strmap_del(ref_strmap *m, const char *key)
 {
     if (!m || !key || !m->cap)

@@ -78,6 +78,9 @@ int ref_strmap_put_new(ref_strmap *m, const char *key, void *value, void **found
 
 /* Removes key. 1 when it was there, 0 when not. */
 int ref_strmap_del(ref_strmap *m, const char *key);
+/* Asks the cache for the slot where a lookup of key starts, ahead of a
+ * get or put of the same key. A hint only: it changes nothing. */
+void ref_strmap_prefetch(const ref_strmap *m, const char *key);
 
 /* Live entries. */
 size_t ref_strmap_len(const ref_strmap *m);

@@ -416,12 +416,35 @@ static void jinfo_free(jinfo *j)
     free(j);
 }
 
+/* Asks the cache for what retiring the jobs after job n will read. The
+ * scheduler evicts its oldest terminal job first and the gateway numbers
+ * jobs in submission order, so jobs n + 1 and n + 2 are most likely the
+ * next to go, minutes after anything last touched them: the entry of
+ * n + 2 now, and the handler-once key slot of n + 1, whose entry the
+ * retirement before this one asked for. A hint only: nothing depends on
+ * it, and a guess that is wrong costs two loads. */
+static void retire_prefetch(const world *w, uint64_t n)
+{
+#if defined(__GNUC__)
+    jinfo **next = n ? job_slot(w, n + 1) : NULL;
+    if (next && *next && (*next)->seen0[0])
+        ref_strmap_prefetch(&w->handler_seen, (*next)->seen0);
+    jinfo **after = n ? job_slot(w, n + 2) : NULL;
+    if (after && *after)
+        __builtin_prefetch(*after);
+#else
+    (void)w;
+    (void)n;
+#endif
+}
+
 /* The scheduler evicted a terminal job: the checker forgets it too (its
  * state is counted), so memory follows the live jobs, not the run length. */
 static void job_retire(world *w, jinfo *j)
 {
     if (!j || !j->terminal)
         return;
+    retire_prefetch(w, j->num);
     count_state(&w->retired, j);
     handler_keys_drop(w, j);
     job_unindex(w, j->job_id);
@@ -1136,12 +1159,48 @@ static void handler_keys_drop(world *w, jinfo *j)
 /* Notes that the handler ran for (dispatch_id, attempt) of job_id: a
  * second run is a handler-once violation. The key is kept with its job,
  * to drop it when the job is retired. */
-static void handler_once(world *w, const char *job_id, const char *dispatch_id,
-                         uint64_t attempt, const char *worker)
+/* The handler-once key of (dispatch_id, attempt), "<dispatch_id>#<attempt>",
+ * written to key (room for hkey_len of them); hkey_len: its size with the NUL. */
+static size_t hkey_len(const char *dispatch_id, uint64_t attempt)
+{
+    char num[24];
+    return strlen(dispatch_id) + 1 + (size_t)(num + sizeof num - cap_fmt_u64(num + sizeof num, attempt)) + 1;
+}
+
+static void hkey_write(char *key, const char *dispatch_id, uint64_t attempt)
 {
     char num[24], *end = num + sizeof num;
     char *d = cap_fmt_u64(end, attempt);
-    size_t dl = strlen(dispatch_id), nl = (size_t)(end - d), n = dl + 1 + nl + 1;
+    size_t dl = strlen(dispatch_id), nl = (size_t)(end - d);
+    memcpy(key, dispatch_id, dl);
+    key[dl] = '#';
+    memcpy(key + dl + 1, d, nl);
+    key[dl + 1 + nl] = 0;
+}
+
+/* Asks the cache for what handler_once will read for a dispatch the worker
+ * is about to take (its job's entry and its key's place in the map), so
+ * that those cold lines arrive while the worker checks the dispatch. A
+ * hint only: nothing depends on it. */
+static void handler_once_prefetch(world *w, const cap_packet *p)
+{
+    const Cordum__Agent__V1__JobRequest *req =
+        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST ? p->job_request : NULL;
+    if (!req || !req->dispatch || !req->dispatch->dispatch_id || !inv_on(w, SIM_INV_HANDLER_ONCE))
+        return;
+    char key[160];
+    if (hkey_len(req->dispatch->dispatch_id, req->dispatch->attempt) > sizeof key)
+        return;
+    hkey_write(key, req->dispatch->dispatch_id, req->dispatch->attempt);
+    ref_strmap_prefetch(&w->handler_seen, key);
+    if (req->job_id)
+        job_prefetch(w, req->job_id);
+}
+
+static void handler_once(world *w, const char *job_id, const char *dispatch_id,
+                         uint64_t attempt, const char *worker)
+{
+    size_t n = hkey_len(dispatch_id, attempt);
     jinfo *j = job_id ? job_get(w, job_id) : NULL;
     hkey *k = NULL; /* NULL: the key is the job's seen0 */
     char *key;
@@ -1153,10 +1212,7 @@ static void handler_once(world *w, const char *job_id, const char *dispatch_id,
         w->err = CAP_ENOMEM;
         return;
     }
-    memcpy(key, dispatch_id, dl);
-    key[dl] = '#';
-    memcpy(key + dl + 1, d, nl);
-    key[dl + 1 + nl] = 0;
+    hkey_write(key, dispatch_id, attempt);
     void *seen = NULL;
     int rc = ref_strmap_put_new(&w->handler_seen, key, k ? (void *)k : (void *)j, &seen);
     if (rc || seen) {
@@ -1991,6 +2047,7 @@ static void on_delivery(world *w, sim_event *ev)
         if (a->type == A_SCHEDULER) {
             deliver_to_sched(w, dl->subject, msg.packet, dl);
         } else if (a->type == A_WORKER) {
+            handler_once_prefetch(w, msg.packet);
             w->worker_pkt = msg.packet;
             if (ref_worker_on_packet(a->worker, dl->subject, msg.packet, local_time(w, a), &w->fx) < 0)
                 w->err = CAP_ENOMEM;

@@ -347,6 +347,16 @@ static void test_job_request_keys(void **state)
     assert_int_equal(probe.n_keys, 1);
     assert_int_equal(probe.keys[0].kind, REF_DEDUPE_KEY_BODY);
     assert_int_equal(probe.has_expiry, 0);
+    /* Probing with the store's cache warmed gives the same probe, with or
+     * without a store, and admitting it later decides as a check does. */
+    ref_dedupe_probe warm;
+    assert_int_equal(ref_dedupe_probe_packet_warm(d, &p.pkt, wire, len, &warm), CAP_OK);
+    assert_memory_equal(&warm, &probe, sizeof probe);
+    assert_int_equal(ref_dedupe_probe_packet_warm(NULL, &p.pkt, wire, len, &warm), CAP_OK);
+    assert_memory_equal(&warm, &probe, sizeof probe);
+    assert_int_equal(ref_dedupe_admit(d, &warm, T0 + 4 * SEC, &r), REF_DEDUPE_FIRST);
+    assert_int_equal(ref_dedupe_admit(d, &warm, T0 + 5 * SEC, &r), REF_DEDUPE_DUPLICATE);
+    assert_int_equal(ref_dedupe_probe_packet_warm(d, &p.pkt, wire, 0, &warm), CAP_EINVAL);
     free(wire);
     ref_dedupe_free(d);
 }

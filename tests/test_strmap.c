@@ -112,7 +112,15 @@ static void test_replace_and_arguments(void **state)
     ref_strmap_init(&m);
     assert_null(ref_strmap_get(&m, "x"));
     assert_int_equal(ref_strmap_del(&m, "x"), 0);
+    ref_strmap_prefetch(&m, "x"); /* a hint: safe on an empty map, NULLs and any key */
+    ref_strmap_prefetch(NULL, "x");
+    ref_strmap_prefetch(&m, NULL);
+    assert_int_equal(ref_strmap_len(&m), 0);
     assert_int_equal(ref_strmap_put(&m, "x", &a), CAP_OK);
+    ref_strmap_prefetch(&m, "x");
+    ref_strmap_prefetch(&m, "a-key-longer-than-the-inline-bound");
+    assert_ptr_equal(ref_strmap_get(&m, "x"), &a);
+    assert_int_equal(ref_strmap_len(&m), 1);
     assert_int_equal(ref_strmap_put(&m, "x", &b), CAP_OK);
     assert_ptr_equal(ref_strmap_get(&m, "x"), &b);
     assert_int_equal(ref_strmap_len(&m), 1);
