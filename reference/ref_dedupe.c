@@ -291,11 +291,15 @@ static int probe_digest(const cap_packet *p, const uint8_t body_digest[32], ref_
         out->expires_at = cap_timestamp_nanos(md->expires_at);
     }
 
+    /* BODY is the signed-body digest itself: the body holds sender_id
+     * (field 2), so the digest already tells senders apart, and hashing
+     * the pair again would only cost two more SHA-256 blocks a packet. */
+    ref_dedupe_key *body = &out->keys[out->n_keys++];
+    memcpy(body->id, body_digest, 32);
+    body->kind = REF_DEDUPE_KEY_BODY;
+    warm_key(warm, body->id);
+
     key_hash h;
-    kh_begin(&h, REF_DEDUPE_KEY_BODY);
-    kh_str(&h, p->sender_id);
-    kh_bytes(&h, body_digest, 32);
-    kh_end(&h, out, REF_DEDUPE_KEY_BODY, warm);
     if (md && md->message_id.len > 0) {
         kh_begin(&h, REF_DEDUPE_KEY_MESSAGE_ID);
         kh_str(&h, p->identity ? p->identity->tenant_id : NULL);

@@ -14,10 +14,10 @@
  *                         was seen with a different signed body: reject and
  *                         audit (cap-spec 19, replay store).
  *
- * Keys. A packet is recorded under up to three keys, each a SHA-256 over a
- * domain-separated, length-prefixed encoding of its parts (so entries have
- * a fixed size whatever the strings are):
- *   BODY        (sender_id, signed-body digest). The signed-body digest is
+ * Keys. A packet is recorded under up to three keys of 32 bytes each (so
+ * entries have a fixed size whatever the strings are):
+ *   BODY        the signed-body digest itself, which commits to sender_id
+ *               (field 2 is part of the body). The signed-body digest is
  *               SHA-256 of the received bytes without their one field 14
  *               (the CAP-PRODUCTION replay-store digest, the value
  *               cap_production_verify returns), or of all the bytes when the
@@ -34,6 +34,11 @@
  *               the original submit.
  *   JOB_RESULT  (job_id, dispatch.dispatch_id, dispatch.attempt, status),
  *               when job_id is non-empty.
+ * MESSAGE_ID, JOB_REQUEST and JOB_RESULT are each a SHA-256 over a
+ * domain-separated, length-prefixed encoding of their parts. That encoding
+ * begins with the domain's 'c' (0x63, a group-start tag, which the strict
+ * decoder refuses at any position), so it is never the bytes of a packet,
+ * and a body key never equals a key of another kind.
  * Missing strings count as empty, a missing dispatch as ("", 0). Logical
  * keys do not include the sender: the same job event from anyone is one
  * event (fencing who may send it is the caller's check).
