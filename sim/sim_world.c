@@ -103,9 +103,9 @@ typedef struct jinfo {
     int64_t parked_at;
     size_t mix;
     int approver_tries;
+    int pooled;                  /* its block has JINFO_ID_ROOM for the id (jinfo_new) */
     char hash[65];               /* hash of the request as submitted ("" unknown or not
                                   * computed yet: see gateway_request_hash) */
-    int pooled;                  /* its block has JINFO_ID_ROOM for the id (jinfo_new) */
     struct jinfo *next_free;     /* on the world's free list, once retired */
 } jinfo;
 
@@ -113,7 +113,7 @@ typedef struct jinfo {
  * size, so a retired one goes on a free list and the next job takes it:
  * an entry retired a moment ago is warm in cache, where malloc's free of
  * an entry last touched minutes earlier visits cold neighbours. */
-#define JINFO_ID_ROOM 40
+#define JINFO_ID_ROOM 24 /* "job-" and 19 digits with the NUL */
 
 /* A conflicting twin (the `conflict` timeline action): another job,
  * signed under the message_id of a submit the scheduler admitted. */
