@@ -1188,11 +1188,9 @@ static void handler_keys_drop(world *w, jinfo *j)
     j->seen = NULL;
 }
 
-/* Notes that the handler ran for (dispatch_id, attempt) of job_id: a
- * second run is a handler-once violation. The key is kept with its job,
- * to drop it when the job is retired. */
-/* The handler-once key of (dispatch_id, attempt), "<dispatch_id>#<attempt>",
- * written to key (room for hkey_len of them); hkey_len: its size with the NUL. */
+/* The handler-once key of (dispatch_id, attempt) is "<dispatch_id>#<attempt>":
+ * hkey_len gives its size with the NUL, hkey_write writes it to key (which
+ * has that much room). */
 static size_t hkey_len(const char *dispatch_id, uint64_t attempt)
 {
     char num[24];
@@ -1229,6 +1227,9 @@ static void handler_once_prefetch(world *w, const cap_packet *p)
         job_prefetch(w, req->job_id);
 }
 
+/* Notes that the handler ran for (dispatch_id, attempt) of job_id: a
+ * second run is a handler-once violation. The key is kept with its job,
+ * to drop it when the job is retired. */
 static void handler_once(world *w, const char *job_id, const char *dispatch_id,
                          uint64_t attempt, const char *worker)
 {
