@@ -1193,8 +1193,10 @@ static void handler_keys_drop(world *w, jinfo *j)
  * has that much room). */
 static size_t hkey_len(const char *dispatch_id, uint64_t attempt)
 {
-    char num[24];
-    return strlen(dispatch_id) + 1 + (size_t)(num + sizeof num - cap_fmt_u64(num + sizeof num, attempt)) + 1;
+    size_t digits = 1;
+    for (uint64_t v = attempt; v >= 10; v /= 10)
+        digits++;
+    return strlen(dispatch_id) + 1 + digits + 1;
 }
 
 static void hkey_write(char *key, const char *dispatch_id, uint64_t attempt)
