@@ -43,6 +43,11 @@ typedef struct {
     int done;
     int64_t done_at;
     size_t prev;         /* the record before it in its job, NONE */
+    /* When done, this record changes the load of worker load_worker (a
+     * golden id, borrowed from json or sender) by load: +1 for a dispatch
+     * that gives it the job, -1 for its result that ends it; 0: none. */
+    int load;
+    const char *load_worker;
 } grec;
 
 typedef struct {
@@ -56,6 +61,8 @@ struct conf_match {
     grec *recs;
     size_t n, cap;
     ref_strmap last_of_job;  /* golden job id -> index + 1 of its latest record */
+    ref_strmap held;         /* "job\x1fworker" -> 1 while that golden worker holds the job (built by add) */
+    ref_strmap live_load;    /* golden worker id -> 1 + jobs it holds in this run (done records) */
     ref_strmap fwd;          /* golden value -> observed value (owned strings) */
     ref_strmap inv;          /* observed value -> golden value (borrowed from fwd's keys) */
     bpair *pairs;            /* every binding, for freeing */
@@ -205,6 +212,8 @@ int conf_match_new(const conf_match_config *cfg, conf_match **out)
         return CAP_ENOMEM;
     m->window = cfg->window_ns ? cfg->window_ns : DEFAULT_WINDOW_NS;
     ref_strmap_init(&m->last_of_job);
+    ref_strmap_init(&m->held);
+    ref_strmap_init(&m->live_load);
     ref_strmap_init(&m->fwd);
     ref_strmap_init(&m->inv);
     for (size_t i = 0; i < cfg->n_iut_senders; i++) {
@@ -235,6 +244,8 @@ void conf_match_free(conf_match *m)
     }
     free(m->pairs);
     ref_strmap_free(&m->last_of_job);
+    ref_strmap_free(&m->held);
+    ref_strmap_free(&m->live_load);
     ref_strmap_free(&m->fwd);
     ref_strmap_free(&m->inv);
     for (size_t i = 0; i < m->n_iut; i++)
@@ -280,6 +291,51 @@ static size_t previous_step(const conf_match *m, const grec *r)
         }
     }
     return NONE;
+}
+
+/* Which worker's load golden job record r changes (r->load, r->load_worker),
+ * in golden order. A worker holds a job from its first report on it (a
+ * JobProgress) until its JobResult, as the golden run's worker counted it:
+ * a dispatch lost on the way never loads it, and a worker declared lost
+ * still runs what it holds. */
+static int load_change(conf_match *m, grec *r)
+{
+    int result = strcmp(r->payload, "jobResult") == 0;
+    if (!result && strcmp(r->payload, "jobProgress") != 0)
+        return CAP_OK;
+    const char *w = r->sender;
+    if (!w || !*w)
+        return CAP_OK;
+    size_t n = strlen(r->job) + strlen(w) + 2;
+    char *key = malloc(n);
+    if (!key)
+        return CAP_ENOMEM;
+    snprintf(key, n, "%s\x1f%s", r->job, w);
+    int held = ref_strmap_get(&m->held, key) != NULL, rc = CAP_OK;
+    if (result && held) {
+        ref_strmap_del(&m->held, key);
+        r->load = -1;
+    } else if (!result && !held) {
+        rc = ref_strmap_put(&m->held, key, (void *)1);
+        r->load = rc ? 0 : 1;
+    }
+    r->load_worker = r->load ? w : NULL;
+    free(key);
+    if (!rc && r->load && !ref_strmap_get(&m->live_load, w))
+        rc = ref_strmap_put(&m->live_load, w, (void *)(uintptr_t)1);
+    return rc;
+}
+
+/* Golden record r is done (played or matched) at real time t. */
+static void mark_done(conf_match *m, grec *r, int64_t t)
+{
+    r->done = 1;
+    r->done_at = t;
+    if (r->load) {
+        uintptr_t v = (uintptr_t)ref_strmap_get(&m->live_load, r->load_worker);
+        if (v && (r->load > 0 || v > 1)) /* present since add; the put only replaces */
+            ref_strmap_put(&m->live_load, r->load_worker, (void *)(v + (uintptr_t)(intptr_t)r->load));
+    }
 }
 
 int conf_match_add_golden(conf_match *m, int64_t t, const char *subject, const char *sender,
@@ -328,6 +384,13 @@ int conf_match_add_golden(conf_match *m, int64_t t, const char *subject, const c
             cJSON_Delete(j);
             return CAP_ENOMEM;
         }
+    }
+    if (r->job && (rc = load_change(m, r))) {
+        free(r->subject);
+        free(r->sender);
+        free(r->job);
+        cJSON_Delete(j);
+        return rc;
     }
     m->expected += r->expected;
     m->n++;
@@ -441,6 +504,26 @@ static const char *subst_subject(const conf_match *m, const char *s, char *buf, 
     return buf;
 }
 
+/* A played heartbeat reports the jobs its worker holds in this run, not the
+ * golden figure: that was true at the golden time only. An implementation
+ * that dispatches a little later than the golden run would otherwise hear
+ * the worker call itself busy with the very job it has not yet been given
+ * (and pass it over), or idle while it still runs one. Workers that hold
+ * no job anywhere in the golden trace keep their golden figures. */
+static int live_heartbeat(const conf_match *m, const grec *r, cJSON *c)
+{
+    uintptr_t v;
+    if (strcmp(r->payload, "heartbeat") != 0 || !(v = (uintptr_t)ref_strmap_get(&m->live_load, r->sender)))
+        return CAP_OK;
+    cJSON *hb = cJSON_GetObjectItemCaseSensitive(c, "heartbeat");
+    if (!cJSON_IsObject(hb))
+        return CAP_OK;
+    cJSON_DeleteItemFromObjectCaseSensitive(hb, "activeJobs");
+    if (v > 1 && !cJSON_AddNumberToObject(hb, "activeJobs", (double)(v - 1)))
+        return CAP_ENOMEM;
+    return CAP_OK;
+}
+
 int conf_match_render(conf_match *m, size_t idx, int64_t now, char **subject, uint8_t **bytes,
                       size_t *len)
 {
@@ -451,7 +534,7 @@ int conf_match_render(conf_match *m, size_t idx, int64_t now, char **subject, ui
         return CAP_EINVAL;
     grec *r = &m->recs[idx];
     cJSON *c = cJSON_Duplicate(r->json, 1);
-    if (!c || substitute(m, c, 1)) {
+    if (!c || substitute(m, c, 1) || live_heartbeat(m, r, c)) {
         cJSON_Delete(c);
         return CAP_ENOMEM;
     }
@@ -495,8 +578,7 @@ void conf_match_played(conf_match *m, size_t idx, int64_t t)
 {
     if (idx >= m->n || m->recs[idx].done)
         return;
-    m->recs[idx].done = 1;
-    m->recs[idx].done_at = t;
+    mark_done(m, &m->recs[idx], t);
     m->played++;
 }
 
@@ -742,8 +824,7 @@ static int observe_job(conf_match *m, int64_t t, const char *subject, const cJSO
         return CAP_ENOMEM;
     int64_t due = due_of(m, idx);
     int pred_open = r->prev != NONE && !m->recs[r->prev].done;
-    r->done = 1;
-    r->done_at = t;
+    mark_done(m, r, t);
     m->matched++;
     int64_t off = t - due;
     if (pred_open || off > m->window || off < -m->window) {

@@ -396,6 +396,57 @@ static void test_heartbeats(void **state)
     conf_match_free(m);
 }
 
+/* The activeJobs of played heartbeat idx when rendered now. */
+static int played_load(conf_match *m, size_t idx, int64_t now)
+{
+    char *subject;
+    uint8_t *b;
+    size_t len;
+    assert_int_equal(conf_match_render(m, idx, now, &subject, &b, &len), CAP_OK);
+    cap_bounds bd = cap_bounds_default();
+    cap_diag d;
+    cap_packet *p = NULL;
+    assert_int_equal(cap_packet_decode(b, len, &bd, CAP_DECODE_LENIENT, &p, &d), CAP_OK);
+    assert_non_null(p->heartbeat);
+    int n = p->heartbeat->active_jobs;
+    cap_packet_free(p);
+    free(subject);
+    free(b);
+    return n;
+}
+
+/* A heartbeat the harness plays reports the jobs its worker holds in this
+ * run (from its first progress report on a job to its result), not the
+ * golden figure: a scheduler that dispatches later than the golden run
+ * must not hear the worker call itself busy with the job it has not yet
+ * given it. A worker that holds nothing in the golden trace keeps its
+ * golden figures. */
+static void test_played_heartbeats_report_live_load(void **state)
+{
+    (void)state;
+    conf_match *m = new_matcher("scheduler", 2 * SEC);
+    add(m, 0, "sys.heartbeat", "w-9", heartbeat("w-9", "job.conf", 1));              /* 0 */
+    add(m, 500 * MS, "sys.job.submit", "gateway", req("gateway", "j1", NULL, NULL));   /* 1 */
+    add(m, 501 * MS, "worker.w-1.jobs", "scheduler", req("scheduler", "j1", "d1", "w-1"));
+    add(m, 502 * MS, "sys.job.progress", "w-1", progress("w-1", "j1", "d1"));          /* 3 */
+    add(m, 1 * SEC, "sys.heartbeat", "w-1", heartbeat("w-1", "job.conf", 1));          /* 4 */
+    add(m, 1502 * MS, "sys.job.result", "w-1", res("w-1", "j1", 5, "d1", 1000));        /* 5 */
+    add(m, 2 * SEC, "sys.heartbeat", "w-1", heartbeat("w-1", "job.conf", 0));          /* 6 */
+    conf_match_start(m, START);
+    assert_int_equal(played_load(m, 0, START), 1); /* w-9 holds no job: golden figure */
+    assert_int_equal(play_due(m, START + 500 * MS, NULL, NULL), 2); /* w-9 hb, submit */
+    /* the dispatch is late: at the heartbeat's golden time w-1 holds nothing */
+    assert_int_equal(played_load(m, 4, START + 1 * SEC), 0);
+    assert_int_equal(observe(m, START + 1100 * MS, "worker.w-1.jobs", req("scheduler", "j1", "d1", "w-1")), 0);
+    assert_int_equal(played_load(m, 4, START + 1100 * MS), 0); /* given, not yet reported */
+    assert_int_equal(play_due(m, START + 1101 * MS, NULL, NULL), 2); /* progress (and the hb) */
+    assert_int_equal(played_load(m, 4, START + 1101 * MS), 1);
+    assert_int_equal(played_load(m, 6, START + 1101 * MS), 1); /* busy until its result */
+    assert_int_equal(play_due(m, START + 2101 * MS, NULL, NULL), 2); /* result, hb */
+    assert_int_equal(played_load(m, 6, START + 2101 * MS), 0);
+    conf_match_free(m);
+}
+
 /* Bytes that do not decode are a divergence naming the decoder's error. */
 static void test_undecodable(void **state)
 {
@@ -422,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_time_window),
         cmocka_unit_test(test_first_divergence_diff_text),
         cmocka_unit_test(test_heartbeats),
+        cmocka_unit_test(test_played_heartbeats_report_live_load),
         cmocka_unit_test(test_undecodable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
