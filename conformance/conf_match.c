@@ -43,9 +43,9 @@ typedef struct {
     int done;
     int64_t done_at;
     size_t prev;         /* the record before it in its job, NONE */
-    /* When done, this record changes the load of worker load_worker (a
-     * golden id, borrowed from json or sender) by load: +1 for a dispatch
-     * that gives it the job, -1 for its result that ends it; 0: none. */
+    /* When done, this record changes the load of worker load_worker (its
+     * sender, borrowed) by load: +1 for the worker's first progress report
+     * on a job, -1 for its result that ends it; 0: none (load_change). */
     int load;
     const char *load_worker;
 } grec;
