@@ -21,9 +21,10 @@
  * other actor's randomness as it was.
  *
  * Arithmetic. The integer draws are pure 64-bit integer arithmetic. The
- * real-valued draws use IEEE-754 binary64 +, -, *, / only (no libm): the
- * logarithm, exponential and square root they need are computed here by
- * fixed series with a fixed number of steps, so the same seed gives the
+ * real-valued draws use IEEE-754 binary64 +, -, *, / and square root only
+ * (no libm): the logarithm and exponential they need (and the ziggurat
+ * tables built from them) are computed here by fixed series with a fixed
+ * number of steps, so the same seed gives the
  * same bits on every machine whose C compiler does IEEE double arithmetic
  * without excess precision or contraction (x86-64 SSE2, AArch64; GCC with
  * -std=c11 does not contract a*b+c into an FMA). They are accurate to a few
@@ -83,14 +84,14 @@ double sim_rng_double(sim_rng *r);
  * the stream). NaN counts as 0. */
 int sim_rng_bernoulli(sim_rng *r, double p);
 
-/* Exponential with the given mean (mean <= 0 gives 0): -mean * ln(1 - U).
- * One draw. */
+/* Exponential with the given mean (mean <= 0 gives 0, after the same
+ * draws): mean times a standard exponential drawn by the ziggurat method
+ * (sim_rng.c). Usually one draw; a draw outside the ziggurat's rectangles
+ * (about 1 in 100) takes more. */
 double sim_rng_exponential(sim_rng *r, double mean);
 
-/* Normal(mean, stddev) by the Marsaglia polar method. Each call consumes
- * a whole number of pairs of draws and returns one value (the spare is
- * discarded, so the stream position depends only on the number of calls
- * and the rejections). */
+/* Normal(mean, stddev): mean + stddev times a standard normal drawn by the
+ * ziggurat method, as above. */
 double sim_rng_normal(sim_rng *r, double mean, double stddev);
 
 /* Lognormal: exp(Normal(mu, sigma)). */

@@ -88,7 +88,7 @@ expect_bug() { # scenario seed bug rule
 }
 expect_bug "$tmp/fatal.yaml" 1 retry-fatal state-backward
 expect_bug "$tmp/redeliver.yaml" 1 handler-twice duplicate-side-effect
-expect_bug "$tmp/redeliver.yaml" 3 accept-stale-attempt stale-attempt
+expect_bug "$tmp/redeliver.yaml" 1 accept-stale-attempt stale-attempt
 
 # --json: one document with the same violations.
 check "$tmp/bug.bin" 1 --json

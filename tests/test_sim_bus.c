@@ -13,7 +13,7 @@
 #define LOSS_GOLDEN 744
 #define REORDER_GOLDEN 91
 #define CORRUPT_GOLDEN 149
-#define SCENARIO_GOLDEN "pub 900 routed 894 dlv 894 dup 78 loss 84 last 156761012"
+#define SCENARIO_GOLDEN "pub 900 routed 894 dlv 894 dup 78 loss 84 last 156679123"
 
 static cap_packet *make_hb(const char *sender, int64_t now, int32_t n)
 {
