@@ -292,71 +292,62 @@ static void zig_build_all(void)
     zig_build(&zig_expo, ZIG_EXP_R, ZIG_EXP_V, expo_f, expo_f_inv);
 }
 
-/* t, its tables built on first use. */
-static const zig_table *zig_ready(const zig_table *t)
-{
-    (void)pthread_once(&zig_once, zig_build_all);
-    return t;
-}
-
 /* 1 - U: uniform in (0, 1], safe to take the logarithm of. */
 static double open_unit(sim_rng *r)
 {
     return 1.0 - sim_rng_double(r);
 }
 
-/* A standard exponential, Exp(1). */
-static double zig_exponential(sim_rng *r)
+/* The exponential's tail beyond R: memoryless, so R plus a fresh Exp(1). */
+static double expo_tail(sim_rng *r)
 {
-    const zig_table *t = zig_ready(&zig_expo);
-    for (;;) {
-        uint64_t v = sim_rng_u64(r);
-        unsigned i = (unsigned)(v & (ZIG_N - 1));
-        double x = (double)(v >> 11) * 0x1.0p-53 * t->x[i];
-        if (x < t->x[i + 1])
-            return x;
-        if (i == 0) /* the tail: memoryless, so R plus a fresh Exp(1) */
-            return ZIG_EXP_R - sim_log(open_unit(r));
-        double y = t->f[i] + sim_rng_double(r) * (t->f[i + 1] - t->f[i]);
-        if (y < expo_f(x))
-            return x;
-    }
+    return ZIG_EXP_R - sim_log(open_unit(r));
 }
 
-/* A standard normal, N(0, 1). */
-static double zig_normal_draw(sim_rng *r)
+/* The normal's tail beyond R (Marsaglia 1964). */
+static double normal_tail(sim_rng *r)
 {
-    const zig_table *t = zig_ready(&zig_normal);
+    double a, b;
+    do {
+        a = -sim_log(open_unit(r)) / ZIG_NORMAL_R;
+        b = -sim_log(open_unit(r));
+    } while (b + b < a * a);
+    return ZIG_NORMAL_R + a;
+}
+
+/* One draw from the density f of table t (tail samples beyond R); *negative
+ * is bit 8 of the word that gave the value (the normal's sign). */
+static double zig_draw(sim_rng *r, const zig_table *t, double (*f)(double),
+                       double (*tail)(sim_rng *), int *negative)
+{
+    (void)pthread_once(&zig_once, zig_build_all);
     for (;;) {
         uint64_t v = sim_rng_u64(r);
         unsigned i = (unsigned)(v & (ZIG_N - 1));
-        double sign = (v & ZIG_N) ? -1.0 : 1.0;
+        *negative = (v & ZIG_N) != 0;
         double x = (double)(v >> 11) * 0x1.0p-53 * t->x[i];
         if (x < t->x[i + 1])
-            return sign * x;
-        if (i == 0) { /* the tail beyond R (Marsaglia 1964) */
-            double a, b;
-            do {
-                a = -sim_log(open_unit(r)) / ZIG_NORMAL_R;
-                b = -sim_log(open_unit(r));
-            } while (b + b < a * a);
-            return sign * (ZIG_NORMAL_R + a);
-        }
+            return x;
+        if (i == 0)
+            return tail(r);
         double y = t->f[i] + sim_rng_double(r) * (t->f[i + 1] - t->f[i]);
-        if (y < normal_f(x))
-            return sign * x;
+        if (y < f(x))
+            return x;
     }
 }
 
 double sim_rng_exponential(sim_rng *r, double mean)
 {
-    double e = zig_exponential(r); /* drawn whatever the mean */
+    int unused;
+    double e = zig_draw(r, &zig_expo, expo_f, expo_tail, &unused); /* whatever the mean */
     return mean > 0.0 ? mean * e : 0.0;
 }
 
 double sim_rng_normal(sim_rng *r, double mean, double stddev)
 {
-    return mean + stddev * zig_normal_draw(r);
+    int negative;
+    double z = zig_draw(r, &zig_normal, normal_f, normal_tail, &negative);
+    return mean + stddev * (negative ? -z : z);
 }
 
 double sim_rng_lognormal(sim_rng *r, double mu, double sigma)
