@@ -1,9 +1,9 @@
 # Fuzz targets (included by the top-level Makefile).
 #   make fuzz         builds every target with libFuzzer (clang) and AFL++
 #   make fuzz-smoke   runs each target under each engine for FUZZ_SECONDS,
-#                     seeded with the golden fixtures, the policies and the
-#                     scenarios; fails on any crash
-FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario
+#                     seeded with the golden fixtures, the policies, the
+#                     scenarios and the golden traces; fails on any crash
+FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario fuzz_trace
 FUZZ_SECONDS ?= 15
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBFUZZER_BIN := $(FUZZ_TARGETS:%=build-fuzz/%)
@@ -17,10 +17,10 @@ fuzz-lib-afl: | $(DEPS_OK)
 	$(MAKE) BUILD=build-afl CC=afl-clang-fast OPT=-O1 SAN="$(FUZZ_SAN)" build-afl/libcapsim.a
 
 build-fuzz/%: fuzz/%.c fuzz-lib-libfuzzer
-	clang -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-fuzz/gen -Iproto -Ireference -Isim \
+	clang -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-fuzz/gen -Iproto -Ireference -Isim -Iconformance \
 	  $(PKG_CFLAGS) $< build-fuzz/libcapsim.a $(PKG_LIBS) -o $@
 build-afl/%: fuzz/%.c fuzz-lib-afl
-	AFL_QUIET=1 afl-clang-fast -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-afl/gen -Iproto -Ireference -Isim \
+	AFL_QUIET=1 afl-clang-fast -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer -Ibuild-afl/gen -Iproto -Ireference -Isim -Iconformance \
 	  $(PKG_CFLAGS) $< build-afl/libcapsim.a $(PKG_LIBS) -o $@
 
 fuzz: $(LIBFUZZER_BIN) $(AFL_BIN)

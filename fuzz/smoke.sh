@@ -2,7 +2,8 @@
 # Runs every fuzz target under libFuzzer and AFL++ for FUZZ_SECONDS each,
 # seeded with the golden fixtures (binary packets for fuzz_decode, their
 # JSON forms for fuzz_json, the policies for fuzz_policy, the ready scenarios and the
-# benchmark's for fuzz_scenario). Fails if either engine finds a crash.
+# benchmark's for fuzz_scenario, the golden traces and the binary traces in
+# fuzz/seeds/fuzz_trace for fuzz_trace). Fails if either engine finds a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
@@ -19,6 +20,9 @@ seeds_for() {
     fuzz_json) cp conformance/fixtures/*.json "$dir" ;;
     fuzz_policy) cp reference/policies/*.yaml "$dir" ;;
     fuzz_scenario) cp sim/scenarios/*.yaml bench/*.yaml "$dir" ;;
+    fuzz_trace)
+      for c in conformance/cases/*/; do cp "$c/golden.jsonl" "$dir/$(basename "$c").jsonl"; done
+      cp fuzz/seeds/fuzz_trace/* "$dir" ;;
   esac
   # Every input that once broke a target runs again (one file per fixed bug).
   if [ -d "fuzz/regressions/$target" ]; then cp fuzz/regressions/"$target"/* "$dir"; fi
