@@ -5,19 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 capsim=${CAPSIM:-build/capsim}
 fx=conformance/fixtures
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-checks=0
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# expect CODE CMD... : runs CMD, asserts its exit code; output in $tmp/out, $tmp/err.
-expect() {
-  local want=$1; shift
-  set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "$* exited $got, expected $want; stderr: $(cat "$tmp/err")"
-  checks=$((checks + 1))
-}
-contains() { grep -qF -- "$2" "$1" || fail "$1 lacks \"$2\": $(head -c 400 "$1")"; }
+. tests/lib.sh
 
 # Help and usage.
 expect 0 "$capsim" --help

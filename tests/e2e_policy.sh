@@ -5,17 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 capsim=${CAPSIM:-build/capsim}
 pol=reference/policies
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  local want=$1; shift
-  set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "$* exited $got, expected $want; stderr: $(cat "$tmp/err")"
-}
-contains() { grep -qF -- "$2" "$1" || fail "$1 lacks \"$2\": $(head -c 600 "$1")"; }
-lacks() { ! grep -qF -- "$2" "$1" || fail "$1 has \"$2\""; }
+. tests/lib.sh
 
 # Usage.
 expect 0 "$capsim" policy --help

@@ -8,20 +8,12 @@ cd "$(dirname "$0")/.."
 capsim=$(cd "$(dirname "${CAPSIM:-build/capsim}")" && pwd)/$(basename "${CAPSIM:-build/capsim}")
 tck=../shared/tck
 adapters=$PWD/tests/adapters
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. tests/lib.sh
 
 # Cases the reference adapter may answer UNSUPPORTED: none (every upstream
 # case is answered by driving the reference components).
 unsupported_ok=()
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() {
-  local want=$1; shift
-  set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?; set -e
-  [ "$got" -eq "$want" ] || fail "$* exited $got, expected $want; stderr: $(head -c 600 "$tmp/err")"
-}
-contains() { grep -qF -- "$2" "$1" || fail "$1 lacks \"$2\": $(head -c 600 "$1")"; }
 
 py=${TCK_PYTHON-$(command -v python3 || true)}
 # Checks a report against report.schema.json (python3), or its key shape (jq), or a few keys (grep).

@@ -25,6 +25,7 @@ static const struct {
     {"certify", cmd_certify, "certify a worker or scheduler against the golden cases over NATS"},
     {"golden", cmd_golden, "check or re-record the golden-trace conformance cases"},
     {"check-trace", cmd_check_trace, "check a recorded trace against the protocol's rules"},
+    {"convert-trace", cmd_convert_trace, "a trace file from binary to JSONL or back, same hash"},
     {"report", cmd_report, "run the TCK suites and golden cases against the reference; write reports/"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
@@ -35,7 +36,7 @@ static void usage(FILE *out)
                  "capsim is the conformance harness and deterministic simulator for CAP,\n"
                  "the Cordum Agent Protocol (wire version 1).\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        fprintf(out, "  %-13s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out, "\nexit codes: 0 ok, 1 input rejected, 2 usage or unreadable file\n");
 }
 

@@ -69,40 +69,93 @@ int cli_read_input(const char *cmd, const char *path, size_t max, uint8_t **out,
     return 0;
 }
 
-int cli_write_output(const char *cmd, const char *path, const void *data, size_t len)
+int cli_output_open(const char *cmd, const char *path, cli_output *out)
 {
+    memset(out, 0, sizeof *out);
     if (!path || strcmp(path, "-") == 0) {
-        if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0) {
+        out->f = stdout;
+        return 0;
+    }
+    size_t n = strlen(path) + 16;
+    out->tmp = malloc(n);
+    if (!out->tmp) {
+        cli_error(cmd, "out of memory");
+        return -1;
+    }
+    snprintf(out->tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(out->tmp);
+    if (fd >= 0)
+        fchmod(fd, 0644); /* mkstemp creates 0600; outputs are ordinary files */
+    out->f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!out->f) {
+        cli_error(cmd, "%s: cannot write: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(out->tmp);
+        }
+        free(out->tmp);
+        out->tmp = NULL;
+        return -1;
+    }
+    out->path = path;
+    return 0;
+}
+
+int cli_output_close(const char *cmd, cli_output *out, int keep)
+{
+    if (!out->path) {
+        if (keep && fflush(stdout) != 0) {
             cli_error(cmd, "cannot write standard output");
             return -1;
         }
         return 0;
     }
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        cli_error(cmd, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd >= 0)
-        fchmod(fd, 0644); /* mkstemp creates 0600; outputs are ordinary files */
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    int ok = f && fwrite(data, 1, len, f) == len;
-    if (f)
-        ok = (fclose(f) == 0) && ok;
-    else if (fd >= 0)
-        close(fd);
-    if (ok && rename(tmp, path) != 0)
+    int ok = fclose(out->f) == 0 && keep;
+    if (ok && rename(out->tmp, out->path) != 0)
         ok = 0;
     if (!ok) {
-        cli_error(cmd, "%s: cannot write: %s", path, strerror(errno));
-        if (fd >= 0)
-            unlink(tmp);
+        if (keep)
+            cli_error(cmd, "%s: cannot write: %s", out->path, strerror(errno));
+        unlink(out->tmp);
     }
-    free(tmp);
-    return ok ? 0 : -1;
+    free(out->tmp);
+    memset(out, 0, sizeof *out);
+    return ok || !keep ? 0 : -1;
+}
+
+int cli_write_output(const char *cmd, const char *path, const void *data, size_t len)
+{
+    cli_output out;
+    if (cli_output_open(cmd, path, &out) != 0)
+        return -1;
+    if (fwrite(data, 1, len, out.f) != len) {
+        cli_error(cmd, "%s: cannot write: %s", out.path ? out.path : "standard output",
+                  strerror(errno));
+        cli_output_close(cmd, &out, 0);
+        return -1;
+    }
+    return cli_output_close(cmd, &out, 1);
+}
+
+int cli_trace_format(const char *cmd, int argc, char **argv, int *i, int allow_auto,
+                     cap_trace_format *out)
+{
+    const char *opt = argv[*i];
+    const char *v = cli_value(cmd, argc, argv, i);
+    if (!v)
+        return -1;
+    if (strcmp(v, "binary") == 0)
+        *out = CAP_TRACE_BINARY;
+    else if (strcmp(v, "jsonl") == 0)
+        *out = CAP_TRACE_JSONL;
+    else if (allow_auto && strcmp(v, "auto") == 0)
+        *out = CAP_TRACE_AUTO;
+    else {
+        cli_error(cmd, "%s: \"%s\" is not %s", opt, v,
+                  allow_auto ? "auto, binary or jsonl" : "binary or jsonl");
+        return -1;
+    }
+    return 0;
 }
 
 int cli_parse_size(const char *s, size_t *out)

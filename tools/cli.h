@@ -7,8 +7,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cap_decode.h"
+#include "cap_trace.h"
 
 enum { CLI_OK = 0, CLI_REJECTED = 1, CLI_USAGE = 2 };
 
@@ -21,6 +23,23 @@ int cli_read_input(const char *cmd, const char *path, size_t max, uint8_t **out,
  * output when path is NULL or "-". Prints the error and returns -1. */
 int cli_write_output(const char *cmd, const char *path, const void *data, size_t len);
 
+/* An output file being written: a temporary file beside path, renamed
+ * over path when it is complete (so a reader never sees half a file), or
+ * standard output when path is NULL or "-". */
+typedef struct {
+    FILE *f;
+    const char *path; /* NULL for standard output */
+    char *tmp;        /* the temporary file's name (owned) */
+} cli_output;
+
+/* Starts an output. Prints the error and returns -1. */
+int cli_output_open(const char *cmd, const char *path, cli_output *out);
+
+/* Finishes an output: keep != 0 flushes it and moves it into place, 0
+ * discards it (a file is removed; what went to standard output stays).
+ * Prints the error and returns -1 when keeping fails. */
+int cli_output_close(const char *cmd, cli_output *out, int keep);
+
 /* Parses a size option value ("1048576", "64K", "1M"); returns -1 on error. */
 int cli_parse_size(const char *s, size_t *out);
 
@@ -28,6 +47,12 @@ int cli_parse_size(const char *s, size_t *out);
  * --max-entries, --max-depth) at argv[*i], consuming its value.
  * Returns 1 if handled, 0 if argv[*i] is not a bounds option, -1 on error. */
 int cli_bounds_option(const char *cmd, int argc, char **argv, int *i, cap_bounds *b);
+
+/* Fetches the value of a trace-format option at argv[*i] (--format,
+ * --to): "binary", "jsonl", and "auto" when allow_auto. Prints the error
+ * and returns -1. */
+int cli_trace_format(const char *cmd, int argc, char **argv, int *i, int allow_auto,
+                     cap_trace_format *out);
 
 /* The help text of the bounds options, for the subcommands that take them. */
 extern const char cli_bounds_help[];

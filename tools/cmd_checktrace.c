@@ -111,19 +111,8 @@ int cmd_check_trace(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--format") == 0) {
-            const char *v = cli_value(cmd, argc, argv, &i);
-            if (!v)
+            if (cli_trace_format(cmd, argc, argv, &i, 1, &fmt) != 0)
                 return CLI_USAGE;
-            if (strcmp(v, "auto") == 0)
-                fmt = CAP_TRACE_AUTO;
-            else if (strcmp(v, "binary") == 0)
-                fmt = CAP_TRACE_BINARY;
-            else if (strcmp(v, "jsonl") == 0)
-                fmt = CAP_TRACE_JSONL;
-            else {
-                cli_error(cmd, "--format: \"%s\" is not auto, binary or jsonl", v);
-                return CLI_USAGE;
-            }
         } else if (strcmp(a, "--pubkey") == 0) {
             const char *v = cli_value(cmd, argc, argv, &i);
             if (!v)

@@ -292,17 +292,8 @@ int cmd_record(int argc, char **argv)
             if (!(subjects = cli_value(cmd, argc, argv, &i)))
                 return CLI_USAGE;
         } else if (strcmp(a, "--format") == 0) {
-            const char *v = cli_value(cmd, argc, argv, &i);
-            if (!v)
+            if (cli_trace_format(cmd, argc, argv, &i, 0, &fmt) != 0)
                 return CLI_USAGE;
-            if (strcmp(v, "binary") == 0)
-                fmt = CAP_TRACE_BINARY;
-            else if (strcmp(v, "jsonl") == 0)
-                fmt = CAP_TRACE_JSONL;
-            else {
-                cli_error(cmd, "--format: binary or jsonl, not \"%s\"", v);
-                return CLI_USAGE;
-            }
         } else if (strcmp(a, "--duration") == 0) {
             if (parse_ns(cmd, a, cli_value(cmd, argc, argv, &i), &duration))
                 return CLI_USAGE;

@@ -18,6 +18,7 @@ int cmd_record(int argc, char **argv);
 int cmd_certify(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_check_trace(int argc, char **argv);
+int cmd_convert_trace(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
 #endif
