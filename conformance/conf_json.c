@@ -7,15 +7,80 @@
 #include <string.h>
 
 #include "cap_error.h"
+#include "cap_json.h"
 #include "cap_utf8.h"
 
-void conf_errf(char *err, size_t n, const char *fmt, ...)
+/* Writes text[0..len) to out as one line of valid UTF-8, at most limit
+ * bytes: control bytes, DEL and bytes outside a valid UTF-8 sequence
+ * become \xNN, so a string from an adapter or a file quoted in a message
+ * can neither break it into lines nor garble a terminal. Stops before the
+ * first character that would not fit; returns the bytes written and sets
+ * *all when every character was. */
+static size_t escape_line(char *out, size_t limit, const char *text, size_t len, int *all)
+{
+    size_t o = 0, i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)text[i];
+        size_t take = 1;
+        int escape = c < 0x20 || c == 0x7f;
+        if (c >= 0x80) {
+            /* The sequence at i is valid when the check of the next (at
+             * most four) bytes finds nothing wrong before its end. */
+            size_t w = len - i < 4 ? len - i : 4;
+            take = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            escape = take > w || cap_utf8_check((const uint8_t *)text + i, w) < take;
+            if (escape)
+                take = 1;
+        }
+        size_t need = escape ? 4 : take;
+        if (o + need > limit)
+            break;
+        if (escape) {
+            static const char hex[] = "0123456789ABCDEF";
+            out[o] = '\\';
+            out[o + 1] = 'x';
+            out[o + 2] = hex[c >> 4];
+            out[o + 3] = hex[c & 15];
+        } else {
+            memcpy(out + o, text + i, take);
+        }
+        o += need;
+        i += take;
+    }
+    *all = i == len;
+    return o;
+}
+
+/* text[0..len) into err (n bytes) by escape_line, cut with "..." when it
+ * does not fit. */
+static void one_line(char *err, size_t n, const char *text, size_t len)
+{
+    int all;
+    size_t o = escape_line(err, n - 1, text, len, &all);
+    if (!all && n > 4) {
+        o = escape_line(err, n - 4, text, len, &all);
+        memcpy(err + o, "...", 3);
+        o += 3;
+    }
+    err[o] = '\0';
+}
+
+void conf_verrf(char *err, size_t n, const char *fmt, va_list ap)
 {
     if (!err || n == 0)
         return;
+    char buf[1024];
+    int len = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (len < 0)
+        len = 0;
+    one_line(err, n, buf, (size_t)len < sizeof buf ? (size_t)len : sizeof buf - 1);
+}
+
+void conf_errf(char *err, size_t n, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
+    conf_verrf(err, n, fmt, ap);
     va_end(ap);
 }
 
@@ -89,27 +154,13 @@ int conf_json_parse(const char *text, size_t len, cJSON **out, char *err, size_t
         conf_errf(err, n, "invalid UTF-8 or NUL byte at offset %zu", bad);
         return CAP_EJSON;
     }
-    /* Cheap depth pre-check, so cJSON never recurses deeply. */
-    int depth = 0, in_str = 0, esc = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_str) {
-            if (esc)
-                esc = 0;
-            else if (ch == '\\')
-                esc = 1;
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            in_str = 1;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > CONF_JSON_MAX_DEPTH) {
-                conf_errf(err, n, "nesting deeper than %d at offset %zu", CONF_JSON_MAX_DEPTH, i);
-                return CAP_EJSON;
-            }
-        } else if (ch == '}' || ch == ']') {
-            depth--;
-        }
+    /* What cJSON would let through, and a depth pre-check so that cJSON
+     * never recurses deeply. */
+    const char *what;
+    bad = cap_json_text_check(text, len, CONF_JSON_MAX_DEPTH, &what);
+    if (bad != CAP_JSON_TEXT_OK) {
+        conf_errf(err, n, "%s at offset %zu", what, bad);
+        return CAP_EJSON;
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

@@ -4,7 +4,8 @@
  *
  * Parsing (conf_json_parse): the text must be valid UTF-8 without NUL
  * bytes, hold exactly one JSON value (only blanks after it), nest at most
- * CONF_JSON_MAX_DEPTH deep, and no object may repeat a key (compared
+ * CONF_JSON_MAX_DEPTH deep, hold no raw control character and no \u0000
+ * inside a string (cap_json_text_check), and no object may repeat a key (compared
  * bytewise; Go matches keys case-insensitively and lets the last one win,
  * this parser rejects instead). Objects hold at most CONF_JSON_MAX_MEMBERS
  * members. The error is one line in err ("duplicate key \"id\" at $.params").
@@ -16,6 +17,7 @@
 #ifndef CONF_JSON_H
 #define CONF_JSON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,9 +54,12 @@ int conf_json_string_map(const cJSON *obj, const char *what, size_t max, conf_kv
 
 /* ---- small helpers shared by the harness modules ---- */
 
-/* printf into an error buffer of n bytes (always NUL-terminated, cut when
- * too long). A NULL err or n == 0 is accepted and writes nothing. */
+/* printf into an error buffer of n bytes (always NUL-terminated, cut with
+ * "..." when too long), as one line of valid UTF-8: control bytes and bytes
+ * of invalid UTF-8 in the result (from a quoted key or value) are written
+ * as \xNN. A NULL err or n == 0 is accepted and writes nothing. */
 void conf_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void conf_verrf(char *err, size_t n, const char *fmt, va_list ap);
 
 /* Makes room for `need` elements of `elem` bytes in the heap array *arr
  * whose capacity is *cap elements: the capacity doubles (from 16) until it

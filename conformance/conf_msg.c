@@ -44,12 +44,10 @@ int conf_msg_blank(const char *line, size_t len)
 static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t n, const char *fmt, ...)
 {
-    if (err && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, n, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    conf_verrf(err, n, fmt, ap);
+    va_end(ap);
     return CAP_EJSON;
 }
 
@@ -166,13 +164,20 @@ static int decode_members(const cJSON *root, conf_msg *m, char *err, size_t n)
         if (!m->role)
             return fail(err, n, "handshake without role");
         break;
+    /* A required string may not be empty either: an encoder that omits
+     * empty fields (Go's omitempty, and conf_msg_encode) would drop it, and
+     * no case has an empty id or scenario. */
     case CONF_MSG_RUN:
         if (!m->id || !m->scenario)
             return fail(err, n, "run without %s", m->id ? "scenario" : "id");
+        if (!m->id[0] || !m->scenario[0])
+            return fail(err, n, "run with an empty %s", m->id[0] ? "scenario" : "id");
         break;
     case CONF_MSG_RESULT:
         if (!m->id || !m->has_status)
             return fail(err, n, "result without %s", m->id ? "status" : "id");
+        if (!m->id[0])
+            return fail(err, n, "result with an empty id");
         break;
     default: break;
     }

@@ -2,8 +2,9 @@
 #   make fuzz         builds every target with libFuzzer (clang) and AFL++
 #   make fuzz-smoke   runs each target under each engine for FUZZ_SECONDS,
 #                     seeded with the golden fixtures, the policies, the
-#                     scenarios and the golden traces; fails on any crash
-FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario fuzz_trace
+#                     scenarios, the golden traces and fuzz/seeds/; fails on
+#                     any crash
+FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario fuzz_trace fuzz_adapter
 FUZZ_SECONDS ?= 15
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBFUZZER_BIN := $(FUZZ_TARGETS:%=build-fuzz/%)

@@ -3,7 +3,8 @@
 # seeded with the golden fixtures (binary packets for fuzz_decode, their
 # JSON forms for fuzz_json, the policies for fuzz_policy, the ready scenarios and the
 # benchmark's for fuzz_scenario, the golden traces and the binary traces in
-# fuzz/seeds/fuzz_trace for fuzz_trace). Fails if either engine finds a crash.
+# fuzz/seeds/fuzz_trace for fuzz_trace, the adapter-v1 lines in
+# fuzz/seeds/fuzz_adapter for fuzz_adapter). Fails if either engine finds a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
@@ -23,6 +24,7 @@ seeds_for() {
     fuzz_trace)
       for c in conformance/cases/*/; do cp "$c/golden.jsonl" "$dir/$(basename "$c").jsonl"; done
       cp fuzz/seeds/fuzz_trace/* "$dir" ;;
+    fuzz_adapter) cp fuzz/seeds/fuzz_adapter/* "$dir" ;;
   esac
   # Every input that once broke a target runs again (one file per fixed bug).
   if [ -d "fuzz/regressions/$target" ]; then cp fuzz/regressions/"$target"/* "$dir"; fi

@@ -1433,29 +1433,47 @@ static int fail_at(cap_diag *diag, const char *text, size_t off, const char *wha
                         what, off, line, col);
 }
 
-/* What cJSON lets through but JSON (or a C string) cannot hold: NUL bytes,
- * the escape \u0000 (cJSON would silently cut the string there) and
- * unescaped control characters inside strings. */
-static int prescan(const char *t, size_t len, cap_diag *diag)
+size_t cap_json_text_check(const char *t, size_t len, unsigned max_depth, const char **what)
 {
     int in_str = 0;
+    unsigned depth = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)t[i];
-        if (c == 0)
-            return fail_at(diag, t, i, "NUL byte");
+        if (c == 0) {
+            *what = "NUL byte";
+            return i;
+        }
         if (!in_str) {
             in_str = c == '"';
+            if (c == '{' || c == '[') {
+                if (max_depth && ++depth > max_depth) {
+                    *what = "objects and arrays nested deeper than the bound";
+                    return i;
+                }
+            } else if ((c == '}' || c == ']') && depth) {
+                depth--;
+            }
         } else if (c == '"') {
             in_str = 0;
         } else if (c < 0x20) {
-            return fail_at(diag, t, i, "unescaped control character in a string");
+            *what = "unescaped control character in a string";
+            return i;
         } else if (c == '\\' && i + 1 < len) {
-            if (len - i >= 6 && memcmp(t + i + 1, "u0000", 5) == 0)
-                return fail_at(diag, t, i, "\\u0000 is not allowed in a string");
+            if (len - i >= 6 && memcmp(t + i + 1, "u0000", 5) == 0) {
+                *what = "\\u0000 is not allowed in a string";
+                return i;
+            }
             i++; /* skip the escaped character, which may be a quote */
         }
     }
-    return CAP_OK;
+    return CAP_JSON_TEXT_OK;
+}
+
+static int prescan(const char *t, size_t len, cap_diag *diag)
+{
+    const char *what;
+    size_t off = cap_json_text_check(t, len, 0, &what);
+    return off == CAP_JSON_TEXT_OK ? CAP_OK : fail_at(diag, t, off, what);
 }
 
 static const char *skip_whitespace(const char *s, const char *end)

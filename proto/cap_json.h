@@ -35,4 +35,14 @@ int cap_json_to_message(const ProtobufCMessageDescriptor *desc, const char *text
                         size_t len, size_t max_len, ProtobufCMessage **out,
                         cap_diag *diag);
 
+/* What cJSON would accept but strict JSON (RFC 8259), or a C string, cannot
+ * hold: a NUL byte, an unescaped control character inside a string, the
+ * escape \u0000 (cJSON would silently cut the string there), and, when
+ * max_depth > 0, objects and arrays nested more than max_depth deep (so
+ * that cJSON never recurses that far). Returns the offset of the first
+ * such place with *what describing it, or CAP_JSON_TEXT_OK. One pass, no
+ * allocation; the JSON syntax itself is left to the parser. */
+#define CAP_JSON_TEXT_OK ((size_t)-1)
+size_t cap_json_text_check(const char *text, size_t len, unsigned max_depth, const char **what);
+
 #endif

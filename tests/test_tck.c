@@ -127,6 +127,9 @@ static void test_msg_rejections(void **state)
     msg_rejects("{\"type\":\"result\",\"id\":\"a\",\"status\":\"PASS\"} {}", "unexpected trailing data");
     msg_rejects("{\"type\":\"result\",\"id\":\"a\",\"status\":\"MAYBE\"}", "status: \"MAYBE\" is not one of");
     msg_rejects("{\"type\":\"result\",\"id\":\"a\"}", "result without status");
+    msg_rejects("{\"type\":\"result\",\"id\":\"\",\"status\":\"PASS\"}", "result with an empty id");
+    msg_rejects("{\"type\":\"run\",\"id\":\"\",\"scenario\":\"s\"}", "run with an empty id");
+    msg_rejects("{\"type\":\"run\",\"id\":\"a\",\"scenario\":\"\"}", "run with an empty scenario");
     msg_rejects("{\"type\":\"handshake\",\"role\":\"worker\"}", "handshake without protocolVersion");
     msg_rejects("{\"type\":\"handshake\",\"protocolVersion\":1,\"role\":\"gateway\"}", "role: \"gateway\"");
     msg_rejects("{\"type\":\"handshake\",\"protocolVersion\":1.5,\"role\":\"worker\"}", "not an integer");
@@ -141,7 +144,38 @@ static void test_msg_rejections(void **state)
     char deep[200] = "{\"type\":\"hello\",\"params\":";
     for (int i = 0; i < 40; i++)
         strcat(deep, "[");
-    msg_rejects(deep, "nesting deeper than");
+    msg_rejects(deep, "nested deeper than the bound");
+    /* What cJSON alone would take: a raw control character in a string,
+     * and \u0000, at which cJSON would cut the string. */
+    msg_rejects("{\"type\":\"run\",\"id\":\"a\nb\",\"scenario\":\"s\"}",
+                "unescaped control character in a string at offset 21");
+    msg_rejects("{\"type\":\"run\",\"id\":\"a\\u0000b\",\"scenario\":\"s\"}",
+                "\\u0000 is not allowed in a string at offset 21");
+    /* A key or value quoted in the reason stays one line of valid UTF-8,
+     * whatever escapes it was written with. */
+    msg_rejects("{\"type\":\"hello\",\"pr\\notocol\\u001b[2J\":1}",
+                "unknown field \"pr\\x0Aotocol\\x1B[2J\"");
+    msg_rejects("{\"type\":\"result\",\"id\":\"a\",\"status\":\"\\r\\u007f\"}",
+                "status: \"\\x0D\\x7F\" is not one of");
+}
+
+/* conf_errf: one line of valid UTF-8, cut with "..." within its buffer. */
+static void test_errf_one_line(void **state)
+{
+    (void)state;
+    char err[16];
+    conf_errf(err, sizeof err, "%s", "a\tb\xc3\xa9\xff");
+    assert_string_equal(err, "a\\x09b\xc3\xa9\\xFF");
+    /* A multi-byte character cut by the message's own bound is escaped,
+     * never left half. */
+    conf_errf(err, sizeof err, "%.3s", "ab\xc3\xa9");
+    assert_string_equal(err, "ab\\xC3");
+    /* Too long for the buffer: cut with "...", NUL-terminated. */
+    conf_errf(err, sizeof err, "%s", "0123456789abcdefghij");
+    assert_string_equal(err, "0123456789ab...");
+    assert_true(strlen(err) < sizeof err);
+    conf_errf(err, 4, "%s", "\n\n\n");
+    assert_true(strlen(err) < 4 && !strchr(err, '\n'));
 }
 
 static void test_msg_line_bound(void **state)
@@ -473,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_suite_sorted_and_selected),
         cmocka_unit_test(test_upstream_suites_load),
         cmocka_unit_test(test_msg_rejections),
+        cmocka_unit_test(test_errf_one_line),
         cmocka_unit_test(test_msg_line_bound),
         cmocka_unit_test(test_msg_roundtrip),
         cmocka_unit_test(test_verdict),
