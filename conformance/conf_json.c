@@ -55,6 +55,8 @@ static size_t escape_line(char *out, size_t limit, const char *text, size_t len,
  * does not fit. */
 static void one_line(char *err, size_t n, const char *text, size_t len)
 {
+    if (n == 0)
+        return;
     int all;
     size_t o = escape_line(err, n - 1, text, len, &all);
     if (!all && n > 4) {
@@ -63,6 +65,12 @@ static void one_line(char *err, size_t n, const char *text, size_t len)
         o += 3;
     }
     err[o] = '\0';
+}
+
+const char *conf_one_line(const char *s, char *out, size_t n)
+{
+    one_line(out, n, s ? s : "", s ? strlen(s) : 0);
+    return out;
 }
 
 void conf_verrf(char *err, size_t n, const char *fmt, va_list ap)

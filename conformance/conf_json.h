@@ -61,6 +61,12 @@ int conf_json_string_map(const cJSON *obj, const char *what, size_t max, conf_kv
 void conf_errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void conf_verrf(char *err, size_t n, const char *fmt, va_list ap);
 
+/* Copies s (NULL: "") into out (n > 0 bytes) as conf_errf writes its
+ * result: one line of valid UTF-8, cut with "..." when too long. For a
+ * string from a trace or an adapter printed in a line of output. Returns
+ * out. */
+const char *conf_one_line(const char *s, char *out, size_t n);
+
 /* Makes room for `need` elements of `elem` bytes in the heap array *arr
  * whose capacity is *cap elements: the capacity doubles (from 16) until it
  * holds need. CAP_OK, or CAP_ENOMEM with *arr and *cap unchanged. */

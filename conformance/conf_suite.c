@@ -19,7 +19,7 @@ static int sfail(char *err, size_t n, const char *name, const char *fmt, ...)
         if (k >= 0 && (size_t)k < n) {
             va_list ap;
             va_start(ap, fmt);
-            vsnprintf(err + k, n - (size_t)k, fmt, ap);
+            conf_verrf(err + k, n - (size_t)k, fmt, ap); /* one line, whatever it quotes */
             va_end(ap);
         }
     }

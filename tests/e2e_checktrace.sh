@@ -153,6 +153,22 @@ check "$tmp/sig.jsonl" 0 # no key: signatures are not judged
 check "$tmp/bad.jsonl" 1
 grep -q '\[undecodable\].*ERROR_CODE_PROTOCOL_MALFORMED_PACKET' "$tmp/ct.out" || fail "undecodable: $(cat "$tmp/ct.out")"
 
+# 4b. A trace cannot forge lines of the report: a job id holding a newline
+#     and what looks like a violation line is printed escaped, on its line.
+at='"createdAt":"1970-01-01T00:00:00Z","protocolVersion":1'
+job='"jobId":"a\nrecord 9 t=0s sys.job.result from w job=x [forged]"'
+{
+  echo '{"captrace":1}'
+  echo '{"time":"0","kind":"publish","subject":"sys.job.submit","sender":"gateway","packet":{"traceId":"t","senderId":"gateway",'"$at"',"jobRequest":{'"$job"',"topic":"job.x"}}}'
+  echo '{"time":"1","kind":"publish","subject":"sys.job.result","sender":"w","packet":{"traceId":"t","senderId":"w",'"$at"',"jobResult":{'"$job"',"status":"JOB_STATUS_SUCCEEDED","workerId":"w"}}}'
+  echo '{"time":"2","kind":"publish","subject":"sys.job.result","sender":"w\u001b[2J","packet":{"traceId":"t","senderId":"w",'"$at"',"jobResult":{'"$job"',"status":"JOB_STATUS_FAILED","workerId":"w"}}}'
+} >"$tmp/forge.jsonl"
+check "$tmp/forge.jsonl" 1
+[ "$(wc -l <"$tmp/ct.out")" -eq 2 ] || fail "a forged job id split the report: $(cat "$tmp/ct.out")"
+grep -qF 'from w\x1B[2J job=a\x0Arecord 9 t=0s sys.job.result from w job=x [forged] [one-terminal]' "$tmp/ct.out" ||
+  fail "forged job id: $(cat "$tmp/ct.out")"
+grep -q '\[forged\]$' "$tmp/ct.out" && fail "a forged violation line: $(cat "$tmp/ct.out")"
+
 # 5. Usage and unreadable input: exit 2.
 check "$tmp/missing.bin" 2
 check "$tmp/bug.bin" 2 --format yaml

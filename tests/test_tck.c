@@ -55,6 +55,10 @@ static void test_suite_rejections(void **state)
     suite_rejects("{\"version\":1,\"version\":2,\"scenarios\":[]}", "s.json: duplicate key \"version\" at $");
     suite_rejects("{\"version\":1,\"scenarios\":[]} x", "s.json: unexpected trailing data at offset 29");
     suite_rejects("[1]", "s.json: not a JSON object");
+    /* An id written with escapes stays one line in the reason. */
+    suite_rejects("{\"version\":1,\"scenarios\":[{\"id\":\"a\\nb\",\"role\":\"gateway\","
+                  "\"profile\":\"core\"}]}",
+                  "s.json: scenario \"a\\x0Ab\": role \"gateway\" is not worker or control-plane");
 }
 
 static void test_suite_sorted_and_selected(void **state)

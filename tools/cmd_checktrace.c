@@ -50,9 +50,15 @@ static void sink(void *ctx, const conf_tc_violation *v)
     char t[40];
     fmt_time(v->time, t, sizeof t);
     if (!o->json) {
+        /* Subject, sender, job id and what happened come from the trace:
+         * each is printed as one line of valid UTF-8, so that a trace
+         * cannot forge lines of this report. */
+        char subj[CAP_TRACE_MAX_STRING + 8], from[CAP_TRACE_MAX_STRING + 8], job[512], what[1024];
         printf("record %" PRIu64 " t=%s %s from %s job=%s [%s] %s; rule: %s (%s)\n", v->record, t,
-               v->subject, v->sender[0] ? v->sender : "-", v->job_id[0] ? v->job_id : "-",
-               v->rule, v->what, v->expect, v->clause);
+               conf_one_line(v->subject, subj, sizeof subj),
+               v->sender[0] ? conf_one_line(v->sender, from, sizeof from) : "-",
+               v->job_id[0] ? conf_one_line(v->job_id, job, sizeof job) : "-", v->rule,
+               conf_one_line(v->what, what, sizeof what), v->expect, v->clause);
         o->n++;
         return;
     }
