@@ -2859,6 +2859,12 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             (d.approval_required && is_allow(dec)))
             return park(s, j, now, fx);
         if (dec == CORDUM__AGENT__V1__DECISION_TYPE__DECISION_TYPE_THROTTLE) {
+            /* Out of the worker queue until the backoff is over: left in it, the
+             * job would be checked again at every heartbeat and freed slot, each
+             * check counting in the rule's velocity window, which then never
+             * empties while jobs wait. */
+            waitq_remove(s, j);
+            j->wait_since = -1;
             j->throttles++;
             s->st.throttled++;
             int64_t at = cap_sat_add(now, ref_sched_backoff(s->throttle_base, s->retry_max,
@@ -2877,6 +2883,12 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
             return conclude(s, j, REF_JOB_DENIED, CORDUM__AGENT__V1__ERROR_CODE__ERROR_CODE_SAFETY_DENIED,
                             unknown ? "safety_unknown" : "safety_denied", msg, now, fx, "deny");
         }
+        /* An approved job judged again under a new snapshot (a retry after
+         * a policy change) and allowed: its approval is rebound to that
+         * snapshot, as ref_sched_approve rebinds one, so that a dispatch
+         * always names the snapshot its approval stands under. */
+        if (j->appr == APPR_APPROVED && strcmp(nz(j->appr_snapshot), snap) != 0)
+            TRY(set_str(&j->appr_snapshot, snap));
     }
 allowed:
     /* The tenant's max_concurrent_jobs constraint (ALLOW_WITH_CONSTRAINTS). */
@@ -2941,6 +2953,15 @@ static int retry_or_fail(ref_sched *s, job *j, int code_enum, const char *why, i
 {
     j->done = 1;
     slot_release(s, j);
+    /* A tenant's active jobs are those with an attempt in flight: a job
+     * waiting for its next attempt gives its place back and takes one again
+     * when it is dispatched. Were the waiting jobs counted, enough of them
+     * would fill the tenant's max_concurrent_jobs and throttle one another
+     * for ever, nothing left running to free a place. */
+    if (j->counted) {
+        ref_safety_job_ended(s->safety, j->tenant);
+        j->counted = 0;
+    }
     TRY(disarm(j, TK_WATCH, fx));
     TRY(set_state(j, REF_JOB_FAILED_RETRYABLE, now));
     uint32_t cap = j->max_retries >= 0 ? (uint32_t)j->max_retries : s->max_retries;

@@ -65,6 +65,7 @@ typedef struct {
     const sim_worker_spec *spec; /* workers */
     int64_t busy_since;
     int64_t busy_ns;
+    int64_t clock_max; /* the latest time its clock has shown (local_time) */
     char name[160];
 } actor;
 
@@ -277,9 +278,17 @@ static actor *actor_by_bus(world *w, uint32_t id)
     return i ? &w->actors[i - 1] : NULL;
 }
 
-static int64_t local_time(const world *w, const actor *a)
+/* The actor's clock: virtual time plus its skew, except that it never runs
+ * backwards. A skew that sets the clock back holds it still until virtual
+ * time has caught up; the components take a `now` that never decreases
+ * (the registry refuses one that does), as a monotonic clock would give. */
+static int64_t local_time(const world *w, actor *a)
 {
-    return sim_bus_local_time(w->bus, a->bus_id, w->now);
+    int64_t t = sim_bus_local_time(w->bus, a->bus_id, w->now);
+    if (t < a->clock_max)
+        return a->clock_max;
+    a->clock_max = t;
+    return t;
 }
 
 /* The checker's jobs are found by id many times a job (its records, its
@@ -577,7 +586,8 @@ static void timer_forget(actor *a, uint64_t id)
 
 static int set_timer(world *w, actor *a, uint64_t id, int64_t local_at)
 {
-    int64_t at = local_at - (local_time(w, a) - w->now); /* back to virtual time */
+    /* back to virtual time: when the clock, running again, reaches local_at */
+    int64_t at = local_at - (sim_bus_local_time(w->bus, a->bus_id, w->now) - w->now);
     if (at < w->now)
         at = w->now;
     uint64_t old = timer_handle(a, id);
@@ -1938,16 +1948,18 @@ static void on_approve(world *w, const char *job_id, int approve)
         return;
     }
     const char *who = w->scn->approver.name ? w->scn->approver.name : "approver-1";
+    /* The answer is taken in by the scheduler, on its own clock: with the
+     * scheduler's clock skewed, the approver's would be a time the
+     * scheduler has already left behind. */
+    int64_t now = local_time(w, w->scheduler);
     int rc;
     if (approve) {
         char why[REF_REASON_MAX + 1];
-        rc = ref_sched_approve(w->sched, job_id, who, "simulated approval", local_time(w, w->approver),
-                               &w->fx, why);
+        rc = ref_sched_approve(w->sched, job_id, who, "simulated approval", now, &w->fx, why);
         if (rc == REF_SCHED_OK)
             w->res->approvals++;
     } else {
-        rc = ref_sched_reject(w->sched, job_id, who, "simulated rejection", local_time(w, w->approver),
-                              &w->fx);
+        rc = ref_sched_reject(w->sched, job_id, who, "simulated rejection", now, &w->fx);
         if (rc == REF_SCHED_OK)
             w->res->rejections++;
     }

@@ -19,6 +19,7 @@ static const struct {
     {"tck", cmd_tck, "run an upstream TCK suite against an adapter-v1 process"},
     {"adapter", cmd_adapter, "the reference adapter (adapter-v1 on stdin/stdout)"},
     {"sim", cmd_sim, "run a scenario in the deterministic simulator (one seed or many)"},
+    {"swarm", cmd_swarm, "random scenarios, one per seed, run with every invariant checked"},
     {"worker", cmd_worker, "the reference worker on a real NATS bus"},
     {"scheduler", cmd_scheduler, "the reference scheduler on a real NATS bus"},
     {"record", cmd_record, "capture the packets on a NATS bus into a trace file"},

@@ -6,16 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "ref_bugs.h"
 #include "sim_scenario.h"
-#include "sim_scenario_write.h"
-#include "sim_shrink.h"
+#include "sim_seeds.h"
 #include "sim_world.h"
 
 static const char SIM_HELP[] =
@@ -53,10 +50,10 @@ typedef struct {
     unsigned char *skip;
 } knobs;
 
-static int run_quiet(const sim_scenario *scn, const knobs *k, uint64_t seed, sim_result *res)
+static int run_quiet(void *ctx, uint64_t seed, sim_result *res)
 {
+    const knobs *k = ctx;
     sim_run_config c = k->rc;
-    c.scn = scn;
     c.seed = seed;
     c.trace_bin = c.trace_jsonl = NULL;
     c.skip_event = k->skip;
@@ -79,10 +76,9 @@ static void default_out(const sim_scenario *scn, uint64_t seed, char *buf, size_
     snprintf(buf, n, "%s-seed%" PRIu64 "-shrunk.yaml", name[0] == '.' ? "scenario" : name, seed);
 }
 
-/* Shrinks a failing run (sim_shrink), writes the minimal scenario to
- * `out` (NULL: the default name in the current directory) and prints the
- * command that reproduces it. */
-static int shrink(const sim_scenario *scn, knobs *k, uint64_t seed, const sim_result *first,
+/* Shrinks a failing run to `out` (NULL: the default name in the current
+ * directory). */
+static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const sim_result *first,
                   const char *out)
 {
     char def[200];
@@ -90,152 +86,9 @@ static int shrink(const sim_scenario *scn, knobs *k, uint64_t seed, const sim_re
         default_out(scn, seed, def, sizeof def);
         out = def;
     }
-    sim_shrink_result *sr = malloc(sizeof *sr);
-    if (!sr)
-        return CLI_USAGE;
     sim_run_config kn = k->rc;
     kn.skip_event = k->skip;
-    cap_diag d;
-    memset(&d, 0, sizeof d);
-    int rc = sim_shrink(scn, &kn, seed, first->invariant, out, 0, sr, &d);
-    if (rc != CAP_OK) {
-        cli_diag("sim", scn->path, &d);
-        free(sr);
-        return CLI_USAGE;
-    }
-    const char *bug = ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
-    char *comment = NULL;
-    size_t clen = 0;
-    FILE *m = open_memstream(&comment, &clen);
-    if (m) {
-        fprintf(m,
-                "A minimal reproduction written by capsim sim: invariant %s breaks with seed %" PRIu64
-                "%s%s.\n"
-                "Shrunk from %s (scenario \"%s\") in %d runs.\n"
-                "Reproduce: capsim sim %s --seed %" PRIu64 "%s%s\n"
-                "The violation: job %s at %.6fs: %s\n",
-                first->invariant, seed, bug ? " with the injected bug " : "", bug ? bug : "",
-                scn->path, scn->name ? scn->name : "", sr->runs, out, seed, bug ? " --bug " : "",
-                bug ? bug : "", sr->last.job_id[0] ? sr->last.job_id : "-",
-                (double)sr->last.at / 1e9, sr->last.detail);
-        fclose(m);
-    }
-    FILE *f = comment ? fopen(out, "wb") : NULL;
-    int wrc = f ? sim_scenario_write(sr->scn, comment, f) : CAP_EIO;
-    if (f && fclose(f) != 0 && !wrc)
-        wrc = CAP_EIO;
-    free(comment);
-    sim_scenario_free(sr->scn);
-    if (wrc != CAP_OK) {
-        cli_error("sim", "cannot write the shrunk scenario %s: %s", out,
-                  errno ? strerror(errno) : cap_strerror(wrc));
-        free(sr);
-        return CLI_USAGE;
-    }
-    printf("shrunk after %d runs to %s; reproduce with:\n  capsim sim %s --seed %" PRIu64 "%s%s"
-           " --no-shrink\n",
-           sr->runs, out, out, seed, bug ? " --bug " : "", bug ? bug : "");
-    free(sr);
-    return CLI_REJECTED;
-}
-
-static int parse_range(const char *s, uint64_t *a, uint64_t *b)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || end == s || strncmp(end, "..", 2) != 0)
-        return -1;
-    const char *t = end + 2;
-    unsigned long long y = strtoull(t, &end, 10);
-    if (errno || end == t || *end || y < x)
-        return -1;
-    *a = x;
-    *b = y;
-    return 0;
-}
-
-/* Many seeds: a pool of child processes, each running one seed and
- * exiting 0 (held), 1 (violation) or 2 (could not run). */
-static int run_many(const sim_scenario *scn, knobs *k, uint64_t a, uint64_t b, long jobs, int do_shrink,
-                    const char *shrink_out, int each)
-{
-    int tty = isatty(STDERR_FILENO); /* the progress bar goes to a terminal only */
-    uint64_t next = a, done = 0, total = b - a + 1, failed_seed = 0;
-    int failed = 0, broken = 0;
-    long running = 0;
-    while ((next <= b && !failed && !broken) || running > 0) {
-        while (running < jobs && next <= b && !failed && !broken) {
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid < 0) {
-                cli_error("sim", "fork failed: %s", strerror(errno));
-                broken = 1;
-                break;
-            }
-            if (pid == 0) {
-                sim_result *res = malloc(sizeof *res);
-                int rc = res ? run_quiet(scn, k, next, res) : CAP_ENOMEM;
-                if (each && rc == CAP_OK) {
-                    /* one line, one write: lines of parallel seeds do not mix */
-                    char line[200];
-                    int n = snprintf(line, sizeof line, "seed %" PRIu64 ": %s%s, trace sha256 %s\n",
-                                     next, res->violated ? "VIOLATION " : "held",
-                                     res->violated ? res->invariant : "", res->trace_hash);
-                    if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-                        rc = CAP_EIO;
-                }
-                _exit(rc != CAP_OK ? 2 : res->violated ? 1 : 0);
-            }
-            running++;
-            next++;
-        }
-        int status = 0;
-        pid_t pid = wait(&status);
-        if (pid < 0)
-            break;
-        running--;
-        done++;
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
-        if (code != 0 && !failed && !broken) {
-            /* Which seed? Re-run the finished ones in order to find the
-             * first failing seed deterministically. */
-            failed = code == 1;
-            broken = code != 1;
-        }
-        if (tty) {
-            fprintf(stderr, "\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
-                    "########################################", done, total);
-            fflush(stderr);
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    if (!failed && !broken) {
-        printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
-        return CLI_OK;
-    }
-    /* Find the smallest failing seed among those run (in this process). */
-    sim_result *res = malloc(sizeof *res);
-    if (!res)
-        return CLI_USAGE;
-    for (uint64_t s = a; s < next; s++) {
-        if (run_quiet(scn, k, s, res) == CAP_OK && res->violated) {
-            failed_seed = s;
-            break;
-        }
-    }
-    if (!failed_seed && !res->violated) {
-        free(res);
-        cli_error("sim", "a seed could not be run");
-        return CLI_USAGE;
-    }
-    printf("%" PRIu64 " seeds run; seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\n", next - a,
-           failed_seed, res->invariant, res->job_id[0] ? res->job_id : "-", (double)res->at / 1e9,
-           res->detail);
-    int rc = do_shrink ? shrink(scn, k, failed_seed, res, shrink_out) : CLI_REJECTED;
-    free(res);
-    return rc;
+    return seeds_shrink("sim", scn, &kn, seed, first, out);
 }
 
 int cmd_sim(int argc, char **argv)
@@ -359,13 +212,22 @@ int cmd_sim(int argc, char **argv)
     }
     int rc;
     if (seeds) {
-        uint64_t a, b;
-        if (parse_range(seeds, &a, &b) < 0 || b - a >= 10000000) {
+        uint64_t a, b, failed = 0;
+        sim_result *res = malloc(sizeof *res);
+        k.rc.scn = scn;
+        if (seeds_parse_range(seeds, &a, &b) < 0) {
             cli_error("sim", "--seeds %s: want A..B (A <= B)", seeds);
             rc = CLI_USAGE;
+        } else if (!res) {
+            rc = CLI_USAGE;
         } else {
-            rc = run_many(scn, &k, a, b, jobs, do_shrink, shrink_out, each);
+            int r = seeds_run("sim", run_quiet, &k, a, b, jobs, each, &failed, res);
+            rc = r == 0   ? CLI_OK
+                 : r < 0  ? CLI_USAGE
+                 : do_shrink ? shrink(scn, &k, failed, res, shrink_out)
+                             : CLI_REJECTED;
         }
+        free(res);
     } else {
         FILE *tb = trace ? fopen(trace, "wb") : NULL, *tj = jsonl ? fopen(jsonl, "wb") : NULL;
         if ((trace && !tb) || (jsonl && !tj)) {

@@ -12,6 +12,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_tck(int argc, char **argv);
 int cmd_adapter(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+int cmd_swarm(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_scheduler(int argc, char **argv);
 int cmd_record(int argc, char **argv);

@@ -1,0 +1,278 @@
+/* capsim swarm: a random scenario per seed (sim/sim_swarm), written to a
+ * directory and run against the reference with every invariant checked;
+ * a violation is shrunk to a minimal scenario (docs/swarm.md). */
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "ref_bugs.h"
+#include "sim_scenario.h"
+#include "sim_seeds.h"
+#include "sim_swarm.h"
+#include "sim_world.h"
+
+static const char SWARM_HELP[] =
+    "usage: capsim swarm [--seeds A..B | --seed N] [options]\n"
+    "\n"
+    "Draws a whole scenario from every seed: workers and how they fail, the\n"
+    "workload, the scheduler's settings, signing, an approver, safety policies\n"
+    "of its own and a fault timeline (crashes and restarts, partitions, bus\n"
+    "duplicates, loss, delays, reordering, corruption, replays, clock skew,\n"
+    "policy changes, cancels, conflicting twins). Each seed's files go to\n"
+    "OUT/seed-N/ (scenario.yaml and its policies) and the scenario runs with\n"
+    "that seed against the reference, every invariant checked. The first\n"
+    "violation is shrunk to OUT/seed-N/shrunk.yaml, which reproduces it with\n"
+    "plain `capsim sim`. The files of seeds that held are removed.\n"
+    "\n"
+    "options:\n"
+    "  --seeds A..B   the seeds (default 1..100)\n"
+    "  --seed N       one seed: write its files, run it, print the summary\n"
+    "  --generate     with --seed: write the files and print their path only\n"
+    "  --out DIR      where the files go (default swarm-out)\n"
+    "  --jobs N       processes at once for --seeds (default: the cores)\n"
+    "  --each         --seeds: also print a line per seed, in finishing order\n"
+    "  --keep         keep the files of seeds that held too\n"
+    "  --bug NAME     switch one known bug into the reference (capsim sim --list-bugs)\n"
+    "  --no-shrink    report a violation without shrinking it\n"
+    "\n"
+    "exit: 0 every invariant held, 1 a violation, 2 usage or an error\n";
+
+typedef struct {
+    const char *out;
+    int keep;
+} swarm_opts;
+
+#define SWARM_CMD "swarm"
+
+static void seed_dir(const swarm_opts *o, uint64_t seed, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/seed-%" PRIu64, o->out, seed);
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST)
+        return 0;
+    cli_error(SWARM_CMD, "cannot create %s: %s", path, strerror(errno));
+    return -1;
+}
+
+/* Writes seed's case into its directory; *path gets the scenario's. */
+static int write_case(const swarm_opts *o, uint64_t seed, const sim_swarm_case *c, char *path,
+                      size_t n)
+{
+    char dir[900], file[1000];
+    seed_dir(o, seed, dir, sizeof dir);
+    if (make_dir(o->out) || make_dir(dir))
+        return -1;
+    for (size_t k = 0; k < c->n_policies; k++) {
+        char name[64];
+        snprintf(name, sizeof name, SIM_SWARM_POLICY_FILE, k);
+        snprintf(file, sizeof file, "%s/%s", dir, name);
+        if (cli_write_output(SWARM_CMD, file, c->policy[k], c->policy_len[k]))
+            return -1;
+    }
+    snprintf(path, n, "%s/scenario.yaml", dir);
+    return cli_write_output(SWARM_CMD, path, c->scenario, c->scenario_len);
+}
+
+/* Removes what write_case wrote (a seed that held). */
+static void remove_case(const swarm_opts *o, uint64_t seed)
+{
+    char dir[900], file[1000];
+    seed_dir(o, seed, dir, sizeof dir);
+    for (size_t k = 0; k < SIM_SWARM_MAX_POLICIES; k++) {
+        char name[64];
+        snprintf(name, sizeof name, SIM_SWARM_POLICY_FILE, k);
+        snprintf(file, sizeof file, "%s/%s", dir, name);
+        unlink(file);
+    }
+    snprintf(file, sizeof file, "%s/scenario.yaml", dir);
+    unlink(file);
+    rmdir(dir);
+}
+
+/* Draws seed's case, writes it and loads the scenario back from the
+ * files, as `capsim sim` would. A drawn scenario that does not load is a
+ * bug of the generator: said so, with the loader's reason. */
+static int load_case(const swarm_opts *o, uint64_t seed, sim_scenario **scn, char *path, size_t n)
+{
+    sim_swarm_case c;
+    if (sim_swarm_generate(seed, &c) != CAP_OK)
+        return CAP_ENOMEM;
+    int w = write_case(o, seed, &c, path, n);
+    sim_swarm_case_free(&c);
+    if (w)
+        return CAP_EIO;
+    cap_yaml_diag yd;
+    int rc = sim_scenario_load(path, scn, &yd);
+    if (rc != CAP_OK) {
+        char buf[1024];
+        cli_error(SWARM_CMD, "the scenario drawn from seed %" PRIu64 " does not load: %s", seed,
+                  cap_yaml_diag_format(&yd, path, buf, sizeof buf));
+    }
+    return rc;
+}
+
+/* seeds_run's runner: one seed, its files removed when it held. */
+static int run_seed(void *ctx, uint64_t seed, sim_result *res)
+{
+    const swarm_opts *o = ctx;
+    sim_scenario *scn = NULL;
+    char path[1000];
+    int rc = load_case(o, seed, &scn, path, sizeof path);
+    if (rc != CAP_OK)
+        return rc;
+    sim_run_config c;
+    memset(&c, 0, sizeof c);
+    c.scn = scn;
+    c.seed = seed;
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    rc = sim_run(&c, res, &d);
+    if (rc != CAP_OK)
+        cli_diag(SWARM_CMD, path, &d);
+    sim_scenario_free(scn);
+    if (rc == CAP_OK && !res->violated && !o->keep)
+        remove_case(o, seed);
+    return rc;
+}
+
+/* Shrinks seed's violation into OUT/seed-N/shrunk.yaml. */
+static int shrink_seed(const swarm_opts *o, uint64_t seed, const sim_result *res)
+{
+    sim_scenario *scn = NULL;
+    char path[1000], out[1000], dir[900];
+    if (load_case(o, seed, &scn, path, sizeof path) != CAP_OK)
+        return CLI_USAGE;
+    seed_dir(o, seed, dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/shrunk.yaml", dir);
+    printf("the drawn scenario: %s\n", path);
+    int rc = seeds_shrink(SWARM_CMD, scn, NULL, seed, res, out);
+    sim_scenario_free(scn);
+    return rc;
+}
+
+/* --seed N: one seed, its files kept, the full summary printed. */
+static int one_seed(const swarm_opts *o, uint64_t seed, int generate_only, int do_shrink)
+{
+    sim_scenario *scn = NULL;
+    char path[1000];
+    if (load_case(o, seed, &scn, path, sizeof path) != CAP_OK)
+        return CLI_USAGE;
+    printf("the drawn scenario: %s\n", path);
+    if (generate_only) {
+        printf("run it with: capsim sim %s --seed %" PRIu64 "\n", path, seed);
+        sim_scenario_free(scn);
+        return CLI_OK;
+    }
+    sim_run_config c;
+    memset(&c, 0, sizeof c);
+    c.scn = scn;
+    c.seed = seed;
+    sim_result *res = malloc(sizeof *res);
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    int r = res ? sim_run(&c, res, &d) : CAP_ENOMEM;
+    int rc;
+    if (r != CAP_OK) {
+        cli_diag(SWARM_CMD, path, &d);
+        rc = CLI_USAGE;
+    } else {
+        sim_result_print(&c, res, stdout);
+        rc = !res->violated ? CLI_OK : do_shrink ? shrink_seed(o, seed, res) : CLI_REJECTED;
+    }
+    free(res);
+    sim_scenario_free(scn);
+    return rc;
+}
+
+int cmd_swarm(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(SWARM_HELP, stdout);
+        return CLI_OK;
+    }
+    swarm_opts o = {.out = "swarm-out"};
+    const char *seeds = "1..100";
+    uint64_t seed = 0;
+    int have_seed = 0, generate = 0, each = 0, do_shrink = 1;
+    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        char *end;
+        if (strcmp(a, "--generate") == 0) {
+            generate = 1;
+        } else if (strcmp(a, "--each") == 0) {
+            each = 1;
+        } else if (strcmp(a, "--keep") == 0) {
+            o.keep = 1;
+        } else if (strcmp(a, "--no-shrink") == 0) {
+            do_shrink = 0;
+        } else if (strncmp(a, "--", 2) == 0) {
+            if (!(v = cli_value(SWARM_CMD, argc, argv, &i)))
+                return CLI_USAGE;
+            if (strcmp(a, "--seeds") == 0) {
+                seeds = v;
+            } else if (strcmp(a, "--seed") == 0) {
+                errno = 0;
+                seed = strtoull(v, &end, 10);
+                if (errno || end == v || *end || v[0] == '-') {
+                    cli_error(SWARM_CMD, "--seed %s: not a number", v);
+                    return CLI_USAGE;
+                }
+                have_seed = 1;
+            } else if (strcmp(a, "--out") == 0) {
+                if (!v[0]) {
+                    cli_error(SWARM_CMD, "--out: an empty directory name");
+                    return CLI_USAGE;
+                }
+                o.out = v;
+            } else if (strcmp(a, "--jobs") == 0) {
+                jobs = strtol(v, &end, 10);
+                if (*end || jobs < 1 || jobs > 256) {
+                    cli_error(SWARM_CMD, "--jobs %s: want 1..256", v);
+                    return CLI_USAGE;
+                }
+            } else if (strcmp(a, "--bug") == 0) {
+                int b = ref_bug_from_name(v);
+                if (b < 0) {
+                    cli_error(SWARM_CMD, "--bug %s: unknown (see capsim sim --list-bugs)", v);
+                    return CLI_USAGE;
+                }
+                ref_bug_set((ref_bug)b);
+            } else {
+                cli_error(SWARM_CMD, "unknown option %s (see --help)", a);
+                return CLI_USAGE;
+            }
+        } else {
+            cli_error(SWARM_CMD, "unexpected argument %s (see --help)", a);
+            return CLI_USAGE;
+        }
+    }
+    if (generate && !have_seed) {
+        cli_error(SWARM_CMD, "--generate goes with --seed N");
+        return CLI_USAGE;
+    }
+    if (have_seed)
+        return one_seed(&o, seed, generate, do_shrink);
+    uint64_t a, b, failed = 0;
+    if (seeds_parse_range(seeds, &a, &b) < 0) {
+        cli_error(SWARM_CMD, "--seeds %s: want A..B (A <= B)", seeds);
+        return CLI_USAGE;
+    }
+    sim_result *res = malloc(sizeof *res);
+    if (!res)
+        return CLI_USAGE;
+    int r = seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res);
+    int rc = r == 0 ? CLI_OK : r < 0 ? CLI_USAGE : do_shrink ? shrink_seed(&o, failed, res) : CLI_REJECTED;
+    free(res);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/* Many seeds and shrinking: see sim_seeds.h. */
+#define _DEFAULT_SOURCE
+#include "sim_seeds.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ref_bugs.h"
+#include "sim_scenario_write.h"
+#include "sim_shrink.h"
+
+int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || end == s || strncmp(end, "..", 2) != 0)
+        return -1;
+    const char *t = end + 2;
+    unsigned long long y = strtoull(t, &end, 10);
+    if (errno || end == t || *end || y < x || y - x >= 10000000)
+        return -1;
+    *a = x;
+    *b = y;
+    return 0;
+}
+
+/* The child's side: runs the seed, prints its --each line (one write, so
+ * that lines of parallel seeds do not mix) and exits 0 held, 1 violated,
+ * 2 not run. */
+static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each)
+{
+    sim_result *res = malloc(sizeof *res);
+    int rc = res ? run(ctx, seed, res) : CAP_ENOMEM;
+    if (each && rc == CAP_OK) {
+        char line[200];
+        int n = snprintf(line, sizeof line, "seed %" PRIu64 ": %s%s, trace sha256 %s\n", seed,
+                         res->violated ? "VIOLATION " : "held", res->violated ? res->invariant : "",
+                         res->trace_hash);
+        if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
+            rc = CAP_EIO;
+    }
+    _exit(rc != CAP_OK ? 2 : res->violated ? 1 : 0);
+}
+
+int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
+              int each, uint64_t *failed, sim_result *res)
+{
+    int tty = isatty(STDERR_FILENO); /* the progress bar goes to a terminal only */
+    uint64_t next = a, done = 0, total = b - a + 1;
+    int violated = 0, broken = 0;
+    long running = 0;
+    while ((next <= b && !violated && !broken) || running > 0) {
+        while (running < jobs && next <= b && !violated && !broken) {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid < 0) {
+                cli_error(cmd, "fork failed: %s", strerror(errno));
+                broken = 1;
+                break;
+            }
+            if (pid == 0)
+                child(run, ctx, next, each);
+            running++;
+            next++;
+        }
+        int status = 0;
+        pid_t pid = wait(&status);
+        if (pid < 0)
+            break;
+        running--;
+        done++;
+        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+        violated |= code == 1;
+        broken |= code != 0 && code != 1;
+        if (tty) {
+            fprintf(stderr, "\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
+                    "########################################", done, total);
+            fflush(stderr);
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    if (!violated && !broken) {
+        printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
+        return 0;
+    }
+    /* The smallest failing seed among those started, found in order here:
+     * which child finished first is not deterministic, this is. */
+    for (uint64_t s = a; s < next; s++) {
+        int rc = run(ctx, s, res);
+        if (rc != CAP_OK) {
+            cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s, cap_strerror(rc));
+            return -1;
+        }
+        if (res->violated) {
+            *failed = s;
+            printf("%" PRIu64 " seeds run; seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\n",
+                   next - a, s, res->invariant, res->job_id[0] ? res->job_id : "-",
+                   (double)res->at / 1e9, res->detail);
+            return 1;
+        }
+    }
+    cli_error(cmd, "a seed could not be run");
+    return -1;
+}
+
+int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config *knobs,
+                 uint64_t seed, const sim_result *first, const char *out)
+{
+    sim_shrink_result *sr = malloc(sizeof *sr);
+    if (!sr)
+        return CLI_USAGE;
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    int rc = sim_shrink(scn, knobs, seed, first->invariant, out, 0, sr, &d);
+    if (rc != CAP_OK) {
+        cli_diag(cmd, scn->path, &d);
+        free(sr);
+        return CLI_USAGE;
+    }
+    const char *bug = ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
+    char *comment = NULL;
+    size_t clen = 0;
+    FILE *m = open_memstream(&comment, &clen);
+    if (m) {
+        fprintf(m,
+                "A minimal reproduction written by capsim %s: invariant %s breaks with seed %" PRIu64
+                "%s%s.\n"
+                "Shrunk from %s (scenario \"%s\") in %d runs.\n"
+                "Reproduce: capsim sim %s --seed %" PRIu64 "%s%s\n"
+                "The violation: job %s at %.6fs: %s\n",
+                cmd, first->invariant, seed, bug ? " with the injected bug " : "", bug ? bug : "",
+                scn->path, scn->name ? scn->name : "", sr->runs, out, seed, bug ? " --bug " : "",
+                bug ? bug : "", sr->last.job_id[0] ? sr->last.job_id : "-",
+                (double)sr->last.at / 1e9, sr->last.detail);
+        fclose(m);
+    }
+    cli_output o;
+    int wrc = CAP_ENOMEM;
+    if (comment && cli_output_open(cmd, out, &o) == 0) {
+        wrc = sim_scenario_write(sr->scn, comment, o.f);
+        if (cli_output_close(cmd, &o, wrc == CAP_OK) != 0 && wrc == CAP_OK)
+            wrc = CAP_EIO;
+    }
+    free(comment);
+    sim_scenario_free(sr->scn);
+    if (wrc != CAP_OK) {
+        cli_error(cmd, "cannot write the shrunk scenario %s: %s", out, cap_strerror(wrc));
+        free(sr);
+        return CLI_USAGE;
+    }
+    printf("shrunk after %d runs to %s; reproduce with:\n  capsim sim %s --seed %" PRIu64 "%s%s"
+           " --no-shrink\n",
+           sr->runs, out, out, seed, bug ? " --bug " : "", bug ? bug : "");
+    free(sr);
+    return CLI_REJECTED;
+}

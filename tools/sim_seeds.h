@@ -1,0 +1,37 @@
+/* Many seeds and shrinking, shared by capsim sim and capsim swarm
+ * (docs/simulator.md "Many seeds and shrinking", docs/swarm.md). */
+#ifndef CAP_SIM_SEEDS_H
+#define CAP_SIM_SEEDS_H
+
+#include <stdint.h>
+
+#include "sim_scenario.h"
+#include "sim_world.h"
+
+/* Runs one seed in this process and fills *res: CAP_OK when the run was
+ * carried out (held or not), else an error code. */
+typedef int (*seeds_run_fn)(void *ctx, uint64_t seed, sim_result *res);
+
+/* Parses "A..B" (A <= B, fewer than 10 million seeds). -1 when it is not. */
+int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b);
+
+/* Runs seeds a..b, one child process per seed and `jobs` at a time, with a
+ * progress bar when stderr is a terminal; `each` prints a line per seed as
+ * it finishes. Stops starting seeds at the first violation, then finds the
+ * smallest failing seed among those started by running them again here,
+ * in order. Returns 0 when every seed held (a summary line printed), 1 on
+ * a violation (*failed and *res are that seed's; its line printed), -1
+ * when a seed could not be run or a process not started (the error
+ * printed). cmd names the command in messages. */
+int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
+              int each, uint64_t *failed, sim_result *res);
+
+/* Shrinks the violation `first` of scn with seed (knobs as sim_shrink
+ * takes them, may be NULL), writes the minimal scenario to `out` with a
+ * header comment saying what breaks and how to reproduce it, and prints
+ * the command that does. CLI_REJECTED when written, CLI_USAGE on an error
+ * (printed). */
+int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config *knobs,
+                 uint64_t seed, const sim_result *first, const char *out);
+
+#endif
