@@ -1329,6 +1329,25 @@ int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx
     return rc;
 }
 
+int ref_worker_crash(ref_worker *w, int64_t now, ref_effects *fx)
+{
+    if (!w || !fx)
+        return CAP_EINVAL;
+    int rc = CAP_OK;
+    while (w->n_live > 0 && rc == CAP_OK) {
+        job_rec *r = rec_at(w, w->live[w->n_live - 1]);
+        if (text_set(r, REF_WORKER_CRASH_TEXT) != CAP_OK)
+            return CAP_ENOMEM;
+        r->error_code_enum = 0;
+        r->execution_ns = now - r->started < 0 ? 0 : now - r->started;
+        finish(w, r, REF_JOB_FAILED_RETRYABLE, now); /* takes it off the live list */
+        rc = journal(w, fx, now, "crash", rs(r, S_JOB), rs(r, S_DISPATCH), r->attempt,
+                     REF_WORKER_CRASH_TEXT);
+    }
+    w->running = 0;
+    return rc;
+}
+
 const char *ref_worker_pool_subject(const ref_worker *w)
 {
     return w->pool_subject;

@@ -162,6 +162,18 @@ int ref_worker_on_packet(ref_worker *w, const char *subject, const cap_packet *p
  * cancelled, already fired) is ignored: CAP_OK, no effect. */
 int ref_worker_on_timer(ref_worker *w, uint64_t id, int64_t now, ref_effects *fx);
 
+/* The worker's process died. Its job records survive (the exactly-once
+ * store a worker keeps where a crash does not reach it, without which a
+ * redelivery after a restart would run a handler again, cap-spec 19): every
+ * attempt still running ends FAILED_RETRYABLE with the text
+ * REF_WORKER_CRASH_TEXT, recorded and not published, so a redelivery of its
+ * dispatch replays that result instead of calling the handler. Nothing is
+ * published and no timer is cancelled: the host drops the dead process's
+ * timers itself; ref_worker_start then starts the new process's heartbeat.
+ * Effects: a journal line per ended attempt. */
+#define REF_WORKER_CRASH_TEXT "the worker restarted while running this attempt"
+int ref_worker_crash(ref_worker *w, int64_t now, ref_effects *fx);
+
 /* A JobProgress packet as worker `worker_id` publishes it at `now` on
  * sys.job.progress: {job_id, percent, message, status RUNNING, dispatch =
  * a copy of `dispatch` with assigned_worker_id = worker_id (NULL: none),

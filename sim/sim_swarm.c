@@ -77,6 +77,13 @@ static double prob(gen *g, int max_thousandths)
     return (double)range(g, 0, max_thousandths) / 1000.0;
 }
 
+/* The same, never 0 (a fault that must do something: a `duplicate` with
+ * no count needs p > 0). */
+static double prob_some(gen *g, int max_thousandths)
+{
+    return (double)range(g, 1, max_thousandths) / 1000.0;
+}
+
 /* A distribution of times around mean_ms, as a scenario writes it. */
 static void dist(gen *g, FILE *f, int64_t mean_ms)
 {
@@ -326,13 +333,13 @@ static void fault(gen *g, FILE *f)
         if (chance(g, 0.5))
             fprintf(f, "count: %" PRId64 "}", range(g, 1, 20));
         else
-            fprintf(f, "p: %.3f}", prob(g, 500));
+            fprintf(f, "p: %.3f}", prob_some(g, 500));
         window(g, f);
         fputs("}\n", f);
         break;
     case 4:
         fprintf(f, "  - {at: %" PRId64 "ms, loss: {subject: \"%s\", p: %.3f}", when(g, 0),
-                PICK(g, LOSSY_SUBJECTS), prob(g, 300));
+                PICK(g, LOSSY_SUBJECTS), prob_some(g, 300));
         window(g, f);
         fputs("}\n", f);
         break;
@@ -351,7 +358,7 @@ static void fault(gen *g, FILE *f)
         break;
     case 7:
         fprintf(f, "  - {at: %" PRId64 "ms, corrupt: {subject: \"%s\", p: %.3f}", when(g, 0),
-                PICK(g, LOSSY_SUBJECTS), prob(g, 100));
+                PICK(g, LOSSY_SUBJECTS), prob_some(g, 100));
         window(g, f);
         fputs("}\n", f);
         break;

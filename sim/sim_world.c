@@ -1342,7 +1342,8 @@ static int worker_boot(world *w, actor *a)
     c.handler = worker_handler;
     c.handler_ctx = a;
     c.no_journal = 1; /* the checker reads the scheduler's journal only */
-    int rc = ref_worker_init(&c, &a->worker);
+    /* A restart keeps the records of the process that died (worker_stop) */
+    int rc = a->worker ? CAP_OK : ref_worker_init(&c, &a->worker);
     if (rc)
         return rc;
     a->alive = 1;
@@ -1362,9 +1363,10 @@ static void worker_stop(world *w, actor *a)
         a->busy_ns += w->now - a->busy_since;
     a->running = 0;
     a->alive = 0;
-    new_incarnation(a);
-    ref_worker_free(a->worker);
-    a->worker = NULL;
+    new_incarnation(a); /* its timers die with it */
+    if (ref_worker_crash(a->worker, local_time(w, a), &w->fx) < 0)
+        w->err = CAP_ENOMEM;
+    ref_effects_clear(&w->fx); /* journal lines only (none: no_journal) */
 }
 
 /* ---- the scheduler -------------------------------------------------------- */
@@ -2543,6 +2545,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
     w->scn = cfg->scn;
     w->res = res;
     w->d = d ? d : &local;
+    memset(w->d, 0, sizeof *w->d);
     w->end_load = cfg->duration_ns ? cfg->duration_ns : cfg->scn->duration_ns;
     if (cfg->scn->workload.stop_at_ns && cfg->scn->workload.stop_at_ns < w->end_load)
         w->end_load = cfg->scn->workload.stop_at_ns;
@@ -2565,8 +2568,14 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
         rc = start(w);
     if (!rc && !w->err)
         loop(w);
-    if (!rc)
+    if (!rc && w->err) {
         rc = w->err;
+        /* a step that fails sets w->err without a reason of its own: say
+         * when the run stopped, and why in the project's words */
+        if (!w->d->reason[0])
+            cap_diag_set(w->d, rc, -1, "run", "the run stopped at %.6fs: %s", (double)w->now / SEC,
+                         cap_strerror(rc));
+    }
     if (!rc)
         summarise(w);
     if (w->tw_bin && cap_trace_writer_close(w->tw_bin, res->trace_hash) < 0 && !rc)

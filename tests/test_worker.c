@@ -495,6 +495,51 @@ static void test_newer_attempt_supersedes_running_one(void **state)
     teardown(&f);
 }
 
+/* A crash keeps the records: the attempt that was running ends
+ * FAILED_RETRYABLE without a publish, and after the restart a redelivery of
+ * either job replays its recorded result instead of running the handler
+ * again; a newer attempt runs. */
+static void test_crash_keeps_records(void **state)
+{
+    (void)state;
+    fixture f;
+    setup_with(&f, 2, 16, 0);
+    dispatch(&f, T0, "job-1", "dsp-1", 1, "wrk-1");
+    fire(&f, job_timer(&f.fx)->timer_id, T0 + 2 * SEC);
+    f.h.service_ns = 60 * SEC;
+    dispatch(&f, T0 + 3 * SEC, "job-2", "dsp-2", 1, "wrk-1");
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    assert_int_equal(f.h.calls, 2);
+
+    ref_effects_clear(&f.fx);
+    assert_int_equal(ref_worker_crash(f.w, T0 + 5 * SEC, &f.fx), CAP_OK);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_PUBLISH), 0);
+    assert_int_equal(count_kind(&f.fx, REF_EFFECT_TIMER_CANCEL), 0);
+    assert_true(journal_has(&f.fx, "\"event\":\"crash\",\"job_id\":\"job-2\""));
+    assert_false(journal_has(&f.fx, "\"job_id\":\"job-1\""));
+    assert_int_equal(ref_worker_active_jobs(f.w), 0);
+    int st = 0;
+    assert_int_equal(ref_worker_active_attempt(f.w, "job-2", &st), 1);
+    assert_int_equal(st, REF_JOB_FAILED_RETRYABLE);
+
+    ref_effects_clear(&f.fx);
+    assert_int_equal(ref_worker_start(f.w, T0 + 9 * SEC, &f.fx), CAP_OK);
+    assert_int_equal(count_on(&f.fx, REF_WORKER_SUBJECT_HEARTBEAT), 1);
+
+    dispatch(&f, T0 + 10 * SEC, "job-1", "dsp-1", 1, "wrk-1");
+    assert_int_equal(result_of(&f.fx)->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_SUCCEEDED);
+    dispatch(&f, T0 + 11 * SEC, "job-2", "dsp-2", 1, "wrk-1");
+    const Cordum__Agent__V1__JobResult *r = result_of(&f.fx);
+    assert_int_equal(r->status, CORDUM__AGENT__V1__JOB_STATUS__JOB_STATUS_FAILED_RETRYABLE);
+    assert_string_equal(r->error_message, REF_WORKER_CRASH_TEXT);
+    assert_int_equal(f.h.calls, 2); /* no handler ran again */
+
+    dispatch(&f, T0 + 12 * SEC, "job-2", "dsp-3", 2, "wrk-1");
+    assert_int_equal(f.h.calls, 3);
+    assert_int_equal(ref_worker_active_jobs(f.w), 1);
+    teardown(&f);
+}
+
 static void test_cancel_while_running(void **state)
 {
     (void)state;
@@ -1505,6 +1550,7 @@ int main(void)
         cmocka_unit_test(test_fencing_rejects_stale_future_wrong_worker),
         cmocka_unit_test(test_retry_after_retryable_failure_runs),
         cmocka_unit_test(test_newer_attempt_supersedes_running_one),
+        cmocka_unit_test(test_crash_keeps_records),
         cmocka_unit_test(test_cancel_while_running),
         cmocka_unit_test(test_cancel_after_finish_ignored),
         cmocka_unit_test(test_stale_cancel_ignored),
