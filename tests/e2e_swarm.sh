@@ -40,7 +40,10 @@ grep '^seed ' "$tmp/out" | sort > "$tmp/each2"
 cmp -s "$tmp/each1" "$tmp/each2" || fail "a second swarm over 1..400 gave other hashes"
 
 # 3. files of held seeds
-[ -z "$(ls -A "$tmp/many")" ] || fail "held seeds left files: $(ls "$tmp/many" | head -3)"
+[ ! -e "$tmp/many" ] || fail "held seeds left files: $(ls "$tmp/many" | head -3)"
+mkdir "$tmp/own" && touch "$tmp/own/mine"
+expect 0 "$capsim" swarm --seeds 1..2 --out "$tmp/own"
+[ -f "$tmp/own/mine" ] || fail "the swarm removed a file of its --out directory"
 expect 0 "$capsim" swarm --seeds 3..4 --keep --out "$tmp/kept"
 [ -f "$tmp/kept/seed-3/scenario.yaml" ] && [ -f "$tmp/kept/seed-4/policy-0.yaml" ] ||
   fail "--keep did not keep the files"

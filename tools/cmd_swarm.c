@@ -272,6 +272,8 @@ int cmd_swarm(int argc, char **argv)
     if (!res)
         return CLI_USAGE;
     int r = seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res);
+    if (r == 0 && !o.keep)
+        rmdir(o.out); /* every seed held: nothing was kept (a directory with files stays) */
     int rc = r == 0 ? CLI_OK : r < 0 ? CLI_USAGE : do_shrink ? shrink_seed(&o, failed, res) : CLI_REJECTED;
     free(res);
     return rc;
