@@ -287,37 +287,63 @@ static const char *worker_name(gen *g)
     return g->workers[below(g, g->n_workers)];
 }
 
-/* A bus fault's optional window: `duration` beside `at`. */
-static void window(gen *g, FILE *f)
+/* A bus fault of `kind` on `subject`, params the text inside its mapping;
+ * now and then only for the deliveries from one sender or to one receiver
+ * (the subject's own: the gateway submits, the scheduler dispatches to the
+ * workers, the workers publish the rest, which the scheduler receives), and
+ * now and then for a while only (`duration`). */
+static void bus_fault(gen *g, FILE *f, const char *kind, const char *subject, const char *params)
 {
+    fprintf(f, "  - {at: %" PRId64 "ms, %s: {subject: \"%s\", %s", when(g, 0), kind, subject,
+            params);
+    if (chance(g, 0.25)) {
+        int dispatch = strcmp(subject, "worker.*.jobs") == 0;
+        int submit = strcmp(subject, "sys.job.submit") == 0;
+        if (chance(g, 0.5))
+            fprintf(f, ", from: %s", submit ? "gateway" : dispatch ? "scheduler" : worker_name(g));
+        else
+            fprintf(f, ", to: %s", dispatch ? worker_name(g) : "scheduler");
+    }
+    fputs("}", f);
     if (chance(g, 0.6))
         fprintf(f, ", duration: %" PRId64 "ms", range(g, 1000, g->duration_ms));
+    fputs("}\n", f);
 }
 
 static void fault(gen *g, FILE *f)
 {
     switch (below(g, 13)) {
-    case 0: { /* a worker crashes and comes back */
+    case 0: { /* a worker crashes and comes back (or is restarted at once) */
         const char *w = worker_name(g);
         int64_t at = when(g, 1000), back = range(g, at + 1, g->duration_ms);
-        fprintf(f, "  - {at: %" PRId64 "ms, crash: %s}\n  - {at: %" PRId64 "ms, restart: %s}\n",
-                at, w, back, w);
+        if (chance(g, 0.25))
+            fprintf(f, "  - {at: %" PRId64 "ms, restart: %s}\n", at, w);
+        else
+            fprintf(f, "  - {at: %" PRId64 "ms, crash: %s}\n  - {at: %" PRId64 "ms, restart: %s}\n",
+                    at, w, back, w);
         break;
     }
-    case 1: { /* the scheduler crashes and restarts from its journal */
+    case 1: { /* the scheduler crashes and restarts from its journal (or at once) */
         int64_t at = when(g, 1000), back = at + range(g, 1, 10000);
         if (back > g->duration_ms)
             back = g->duration_ms;
-        fprintf(f, "  - {at: %" PRId64 "ms, crash: scheduler}\n  - {at: %" PRId64
-                   "ms, restart: scheduler}\n",
-                at, back);
+        if (chance(g, 0.25))
+            fprintf(f, "  - {at: %" PRId64 "ms, restart: scheduler}\n", at);
+        else
+            fprintf(f, "  - {at: %" PRId64 "ms, crash: scheduler}\n  - {at: %" PRId64
+                       "ms, restart: scheduler}\n",
+                    at, back);
         break;
     }
-    case 2: { /* the scheduler cut from a pool, or a worker from everyone */
-        char a[32], b[40];
-        if (chance(g, 0.5)) {
+    case 2: { /* the scheduler cut from a pool or from one worker, or a worker from everyone */
+        char a[64], b[64];
+        uint64_t which = below(g, 3);
+        if (which == 0) {
             snprintf(a, sizeof a, "scheduler");
             snprintf(b, sizeof b, "\"pool:%s\"", served_pool(g));
+        } else if (which == 1) {
+            snprintf(a, sizeof a, "scheduler");
+            snprintf(b, sizeof b, "%s", worker_name(g));
         } else {
             snprintf(a, sizeof a, "%s", worker_name(g));
             b[0] = 0;
@@ -327,46 +353,46 @@ static void fault(gen *g, FILE *f)
         fprintf(f, "  - {at: %" PRId64 "ms, heal: [%s%s%s]}\n", heal, a, b[0] ? ", " : "", b);
         break;
     }
-    case 3:
-        fprintf(f, "  - {at: %" PRId64 "ms, duplicate: {subject: \"%s\", ", when(g, 0),
-                PICK(g, ANY_SUBJECTS));
+    case 3: {
+        char params[64];
         if (chance(g, 0.5))
-            fprintf(f, "count: %" PRId64 "}", range(g, 1, 20));
+            snprintf(params, sizeof params, "count: %" PRId64, range(g, 1, 20));
         else
-            fprintf(f, "p: %.3f}", prob_some(g, 500));
-        window(g, f);
-        fputs("}\n", f);
+            snprintf(params, sizeof params, "p: %.3f", prob_some(g, 500));
+        bus_fault(g, f, "duplicate", PICK(g, ANY_SUBJECTS), params);
         break;
-    case 4:
-        fprintf(f, "  - {at: %" PRId64 "ms, loss: {subject: \"%s\", p: %.3f}", when(g, 0),
-                PICK(g, LOSSY_SUBJECTS), prob_some(g, 300));
-        window(g, f);
-        fputs("}\n", f);
+    }
+    case 4: {
+        char params[32];
+        snprintf(params, sizeof params, "p: %.3f", prob_some(g, 300));
+        bus_fault(g, f, "loss", PICK(g, LOSSY_SUBJECTS), params);
         break;
-    case 5:
-        fprintf(f, "  - {at: %" PRId64 "ms, latency: {subject: \"%s\", dist: exponential, mean: "
-                   "%" PRId64 "ms}",
-                when(g, 0), PICK(g, ANY_SUBJECTS), range(g, 1, 3000));
-        window(g, f);
-        fputs("}\n", f);
+    }
+    case 5: {
+        char params[64];
+        snprintf(params, sizeof params, "dist: exponential, mean: %" PRId64 "ms", range(g, 1, 3000));
+        bus_fault(g, f, "latency", PICK(g, ANY_SUBJECTS), params);
         break;
-    case 6:
-        fprintf(f, "  - {at: %" PRId64 "ms, reorder: {subject: \"%s\", window: %" PRId64 "ms}",
-                when(g, 0), PICK(g, ANY_SUBJECTS), range(g, 1, 5000));
-        window(g, f);
-        fputs("}\n", f);
+    }
+    case 6: {
+        char params[32];
+        snprintf(params, sizeof params, "window: %" PRId64 "ms", range(g, 1, 5000));
+        bus_fault(g, f, "reorder", PICK(g, ANY_SUBJECTS), params);
         break;
-    case 7:
-        fprintf(f, "  - {at: %" PRId64 "ms, corrupt: {subject: \"%s\", p: %.3f}", when(g, 0),
-                PICK(g, LOSSY_SUBJECTS), prob_some(g, 100));
-        window(g, f);
-        fputs("}\n", f);
+    }
+    case 7: {
+        char params[32];
+        snprintf(params, sizeof params, "p: %.3f", prob_some(g, 100));
+        bus_fault(g, f, "corrupt", PICK(g, LOSSY_SUBJECTS), params);
         break;
-    case 8:
-        fprintf(f, "  - {at: %" PRId64 "ms, replay: {subject: \"%s\", count: %" PRId64
-                   ", after: %" PRId64 "ms}}\n",
-                when(g, 0), PICK(g, ANY_SUBJECTS), range(g, 1, 10), range(g, 100, 300000));
+    }
+    case 8: {
+        char params[64];
+        snprintf(params, sizeof params, "count: %" PRId64 ", after: %" PRId64 "ms", range(g, 1, 10),
+                 range(g, 100, 300000));
+        bus_fault(g, f, "replay", PICK(g, ANY_SUBJECTS), params);
         break;
+    }
     case 9:
         fprintf(f, "  - {at: %" PRId64 "ms, skew: {actor: %s, by: \"%" PRId64 "ms\"}}\n",
                 when(g, 0), chance(g, 0.3) ? "scheduler" : worker_name(g), range(g, -5000, 5000));
@@ -376,9 +402,13 @@ static void fault(gen *g, FILE *f)
             fprintf(f, "  - {at: %" PRId64 "ms, policy: " SIM_SWARM_POLICY_FILE "}\n", when(g, 0),
                     (size_t)range(g, 1, (int64_t)g->n_policies - 1));
         break;
-    case 11:
-        fprintf(f, "  - {at: %" PRId64 "ms, cancel: job-%" PRIu64 "}\n", when(g, 0),
-                (uint64_t)range(g, 1, (int64_t)g->max_jobs));
+    case 11: /* a job of the gateway's, by the id it gives: job-N, or wf-N-sK for a step */
+        if (chance(g, 0.5))
+            fprintf(f, "  - {at: %" PRId64 "ms, cancel: job-%" PRIu64 "}\n", when(g, 0),
+                    (uint64_t)range(g, 1, (int64_t)g->max_jobs));
+        else
+            fprintf(f, "  - {at: %" PRId64 "ms, cancel: wf-%" PRIu64 "-s%" PRId64 "}\n", when(g, 0),
+                    (uint64_t)range(g, 1, (int64_t)g->max_jobs), range(g, 1, 4));
         break;
     default:
         if (g->sign)

@@ -53,12 +53,12 @@ expect 0 "$capsim" swarm --seeds 3..4 --keep --out "$tmp/kept"
 table="
 dispatch-on-throttle       1..60     dispatch-allowed
 handler-twice              1..60     handler-once
-accept-stale-attempt       1..400    handler-once
+accept-stale-attempt       1..1000   handler-once
 retry-fatal                1..60     one-terminal
 lose-journal-tail          1..60     restart
 rollback-oldest-first      1..60     compensation
 accept-conflict            1..60     conflict-refused
-forget-replay-store        1..500    conflict-refused
+forget-replay-store        1..2000   conflict-refused
 "
 while read -r bug seeds inv; do
   [ -n "$bug" ] || continue
