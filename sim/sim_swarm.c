@@ -71,6 +71,11 @@ static int chance(gen *g, double p)
 
 #define PICK(g, arr) (arr)[below((g), sizeof(arr) / sizeof *(arr))]
 
+/* Every draw is a statement (or an initialiser) of its own, never one of
+ * several arguments of a call: C leaves the order in which arguments are
+ * evaluated to the compiler, and the same seed must draw the same case
+ * whichever compiler built the binary. */
+
 /* A probability in [0, max], in thousandths (written exactly). */
 static double prob(gen *g, int max_thousandths)
 {
@@ -142,9 +147,10 @@ static void policy(gen *g, FILE *f, size_t k)
         if (d < 7) {
             fputs("  decision: allow\n", f);
         } else if (d < 10) {
+            int64_t retries = range(g, 0, 3), runtime = range(g, 5, 120);
             fprintf(f, "  decision: allow_with_constraints\n  constraints: {max_retries: %" PRId64
                        ", max_runtime_sec: %" PRId64 "}\n",
-                    range(g, 0, 3), range(g, 5, 120));
+                    retries, runtime);
         } else if (d < 14) {
             fputs("  decision: require_approval\n", f);
         } else if (d < 17) {
@@ -174,12 +180,16 @@ static void policy(gen *g, FILE *f, size_t k)
 
 static void scheduler(gen *g, FILE *f)
 {
+    int64_t dispatch = range(g, 3, 30), running = range(g, 10, 90), no_worker = range(g, 5, 60),
+            retries = range(g, 0, 5);
     fprintf(f, "scheduler: {dispatch_timeout: %" PRId64 "s, running_timeout: %" PRId64
                "s, no_worker_wait: %" PRId64 "s, max_retries: %" PRId64,
-            range(g, 3, 30), range(g, 10, 90), range(g, 5, 60), range(g, 0, 5));
-    if (chance(g, 0.5))
-        fprintf(f, ", breaker_threshold: %" PRId64 ", breaker_cool_down: %" PRId64 "s",
-                range(g, 1, 10), range(g, 1, 30));
+            dispatch, running, no_worker, retries);
+    if (chance(g, 0.5)) {
+        int64_t threshold = range(g, 1, 10), cool = range(g, 1, 30);
+        fprintf(f, ", breaker_threshold: %" PRId64 ", breaker_cool_down: %" PRId64 "s", threshold,
+                cool);
+    }
     if (chance(g, 0.3))
         fprintf(f, ", worker_grace: %" PRId64 "s", range(g, 5, 40));
     fputs("}\n", f);
@@ -194,18 +204,20 @@ static void workers(gen *g, FILE *f)
         size_t p = s < (int64_t)g->n_pools ? (size_t)s : below(g, g->n_pools);
         const char *pool = POOLS[p];
         g->served |= 1u << p;
-        int64_t count = range(g, 1, 4);
+        int64_t count = range(g, 1, 4), parallel = range(g, 1, 3), heartbeat = range(g, 500, 10000);
         fprintf(f, "  - {id: w%" PRId64 ", count: %" PRId64 ", pool: %s, max_parallel: %" PRId64
                    ", heartbeat: %" PRId64 "ms, service: ",
-                s, count, pool, range(g, 1, 3), range(g, 500, 10000));
+                s, count, pool, parallel, heartbeat);
         dist(g, f, range(g, 50, 5000));
         double retryable = chance(g, 0.6) ? prob(g, 300) : 0;
         double fatal = chance(g, 0.4) ? prob(g, 150) : 0;
         double hang = chance(g, 0.25) ? prob(g, 60) : 0;
         fprintf(f, ", p_retryable: %.3f, p_fatal: %.3f, p_hang: %.3f", retryable, fatal, hang);
-        if (chance(g, 0.3))
-            fprintf(f, ", p_crash: %.3f, restart_after: %" PRId64 "s", prob(g, 80),
-                    range(g, 1, 30));
+        if (chance(g, 0.3)) {
+            double crash = prob(g, 80);
+            int64_t back = range(g, 1, 30);
+            fprintf(f, ", p_crash: %.3f, restart_after: %" PRId64 "s", crash, back);
+        }
         if (chance(g, 0.3))
             fprintf(f, ", labels: {zone: %s}", PICK(g, ZONES));
         fputs("}\n", f);
@@ -222,8 +234,12 @@ static void workers(gen *g, FILE *f)
 static void mix_entry(gen *g, FILE *f)
 {
     static const char *const prios[] = {"interactive", "batch", "critical"};
-    fprintf(f, "    - {topic: %s, weight: %" PRId64 ", tenant: %s, priority: %s",
-            POOLS[below(g, g->n_pools)], range(g, 1, 5), PICK(g, TENANTS), PICK(g, prios));
+    const char *topic = POOLS[below(g, g->n_pools)];
+    int64_t weight = range(g, 1, 5);
+    const char *tenant = PICK(g, TENANTS);
+    const char *prio = PICK(g, prios);
+    fprintf(f, "    - {topic: %s, weight: %" PRId64 ", tenant: %s, priority: %s", topic, weight,
+            tenant, prio);
     fprintf(f, ", meta_labels: {mcp.action: %s}", PICK(g, ACTIONS));
     if (chance(g, 0.3))
         fprintf(f, ", risk_tags: [%s]", PICK(g, RISK_TAGS));
@@ -245,14 +261,17 @@ static void workload(gen *g, FILE *f)
     fputs("workload:\n", f);
     switch (below(g, 3)) {
     case 0: fprintf(f, "  kind: poisson\n  rate: %.2f\n", (double)range(g, 20, 500) / 100.0); break;
-    case 1:
-        fprintf(f, "  kind: closed\n  concurrency: %" PRId64 "\n  think: %" PRId64 "ms\n",
-                range(g, 1, 8), range(g, 0, 2000));
+    case 1: {
+        int64_t clients = range(g, 1, 8), think = range(g, 0, 2000);
+        fprintf(f, "  kind: closed\n  concurrency: %" PRId64 "\n  think: %" PRId64 "ms\n", clients,
+                think);
         break;
-    default:
-        fprintf(f, "  kind: burst\n  burst: {size: %" PRId64 ", every: %" PRId64 "s}\n",
-                range(g, 3, 30), range(g, 5, 30));
+    }
+    default: {
+        int64_t size = range(g, 3, 30), every = range(g, 5, 30);
+        fprintf(f, "  kind: burst\n  burst: {size: %" PRId64 ", every: %" PRId64 "s}\n", size, every);
         break;
+    }
     }
     fprintf(f, "  max_jobs: %" PRIu64 "\n  mix:\n", g->max_jobs);
     int64_t n = range(g, 1, MAX_MIX);
@@ -261,9 +280,10 @@ static void workload(gen *g, FILE *f)
     if (chance(g, 0.3)) {
         fputs("  script:\n", f);
         int64_t k = range(g, 1, 3);
-        for (int64_t i = 0; i < k; i++)
-            fprintf(f, "    - {at: %" PRId64 "ms, mix: %" PRId64 "}\n",
-                    range(g, 0, g->duration_ms), range(g, 0, n - 1));
+        for (int64_t i = 0; i < k; i++) {
+            int64_t at = range(g, 0, g->duration_ms), m = range(g, 0, n - 1);
+            fprintf(f, "    - {at: %" PRId64 "ms, mix: %" PRId64 "}\n", at, m);
+        }
     }
 }
 
@@ -388,33 +408,43 @@ static void fault(gen *g, FILE *f)
     }
     case 8: {
         char params[64];
-        snprintf(params, sizeof params, "count: %" PRId64 ", after: %" PRId64 "ms", range(g, 1, 10),
-                 range(g, 100, 300000));
+        int64_t count = range(g, 1, 10), after = range(g, 100, 300000);
+        snprintf(params, sizeof params, "count: %" PRId64 ", after: %" PRId64 "ms", count, after);
         bus_fault(g, f, "replay", PICK(g, ANY_SUBJECTS), params);
         break;
     }
-    case 9:
-        fprintf(f, "  - {at: %" PRId64 "ms, skew: {actor: %s, by: \"%" PRId64 "ms\"}}\n",
-                when(g, 0), chance(g, 0.3) ? "scheduler" : worker_name(g), range(g, -5000, 5000));
+    case 9: {
+        int64_t at = when(g, 0);
+        const char *who = chance(g, 0.3) ? "scheduler" : worker_name(g);
+        int64_t by = range(g, -5000, 5000);
+        fprintf(f, "  - {at: %" PRId64 "ms, skew: {actor: %s, by: \"%" PRId64 "ms\"}}\n", at, who,
+                by);
         break;
+    }
     case 10:
-        if (g->n_policies > 1)
-            fprintf(f, "  - {at: %" PRId64 "ms, policy: " SIM_SWARM_POLICY_FILE "}\n", when(g, 0),
-                    (size_t)range(g, 1, (int64_t)g->n_policies - 1));
+        if (g->n_policies > 1) {
+            int64_t at = when(g, 0), k = range(g, 1, (int64_t)g->n_policies - 1);
+            fprintf(f, "  - {at: %" PRId64 "ms, policy: " SIM_SWARM_POLICY_FILE "}\n", at, (size_t)k);
+        }
         break;
-    case 11: /* a job of the gateway's, by the id it gives: job-N, or wf-N-sK for a step */
-        if (chance(g, 0.5))
-            fprintf(f, "  - {at: %" PRId64 "ms, cancel: job-%" PRIu64 "}\n", when(g, 0),
-                    (uint64_t)range(g, 1, (int64_t)g->max_jobs));
-        else
-            fprintf(f, "  - {at: %" PRId64 "ms, cancel: wf-%" PRIu64 "-s%" PRId64 "}\n", when(g, 0),
-                    (uint64_t)range(g, 1, (int64_t)g->max_jobs), range(g, 1, 4));
+    case 11: { /* a job of the gateway's, by the id it gives: job-N, or wf-N-sK for a step */
+        int64_t at = when(g, 0), n = range(g, 1, (int64_t)g->max_jobs);
+        if (chance(g, 0.5)) {
+            fprintf(f, "  - {at: %" PRId64 "ms, cancel: job-%" PRId64 "}\n", at, n);
+        } else {
+            int64_t step = range(g, 1, 4);
+            fprintf(f, "  - {at: %" PRId64 "ms, cancel: wf-%" PRId64 "-s%" PRId64 "}\n", at, n, step);
+        }
         break;
+    }
     default:
-        if (g->sign)
+        if (g->sign) {
+            int64_t at = when(g, 0), count = range(g, 1, 10),
+                    after = range(g, 1, g->lifetime_ms / 2);
             fprintf(f, "  - {at: %" PRId64 "ms, conflict: {count: %" PRId64 ", after: %" PRId64
                        "ms}}\n",
-                    when(g, 0), range(g, 1, 10), range(g, 1, g->lifetime_ms / 2));
+                    at, count, after);
+        }
         break;
     }
 }

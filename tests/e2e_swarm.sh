@@ -53,7 +53,7 @@ expect 0 "$capsim" swarm --seeds 3..4 --keep --out "$tmp/kept"
 table="
 dispatch-on-throttle       1..60     dispatch-allowed
 handler-twice              1..60     handler-once
-accept-stale-attempt       1..1000   handler-once
+accept-stale-attempt       1..3000   handler-once
 retry-fatal                1..60     one-terminal
 lose-journal-tail          1..60     restart
 rollback-oldest-first      1..60     compensation
