@@ -2,7 +2,8 @@
  * time; every case loads as files; and the promises docs/swarm.md makes
  * about what is never drawn hold for every case of the first 1500 seeds
  * (every crash restarted and every partition healed within the run, no
- * loss or corruption of submits and no partition of the gateway, velocity
+ * loss or corruption of submits, no corruption of dispatches, no partition
+ * of the gateway, velocity
  * windows within their bound and no throttle without one, tenant caps of
  * at least 2, an hour's drain, every invariant on), while over those seeds
  * every kind of fault, decision and workload is drawn at least once. */
@@ -126,6 +127,8 @@ static void check_case(const sim_scenario *s, const sim_swarm_case *c, seen *sn)
             if (e->fault.kind == SIM_FAULT_LOSS || e->fault.kind == SIM_FAULT_CORRUPT)
                 assert_false(!e->fault.subject ||
                              sim_subject_match(e->fault.subject, "sys.job.submit"));
+            if (e->fault.kind == SIM_FAULT_CORRUPT)
+                assert_false(sim_subject_match(e->fault.subject, "worker.w0.jobs"));
             break;
         default: break;
         }
