@@ -288,7 +288,18 @@ static void workload(gen *g, FILE *f)
         int64_t k = range(g, 1, 3);
         for (int64_t i = 0; i < k; i++) {
             int64_t at = range(g, 0, g->duration_ms), m = range(g, 0, n - 1);
-            fprintf(f, "    - {at: %" PRId64 "ms, mix: %" PRId64 "}\n", at, m);
+            fprintf(f, "    - {at: %" PRId64 "ms, mix: %" PRId64, at, m);
+            /* now and then an id of its own, or one the gateway also gives
+             * (a second submit of a known job id: answered as a duplicate) */
+            uint64_t id = below(g, 3);
+            if (id == 1) {
+                int64_t x = range(g, 1, 5);
+                fprintf(f, ", job_id: scripted-%" PRId64, x);
+            } else if (id == 2) {
+                int64_t x = range(g, 1, (int64_t)g->max_jobs);
+                fprintf(f, ", job_id: job-%" PRId64, x);
+            }
+            fputs("}\n", f);
         }
     }
 }

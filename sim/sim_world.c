@@ -1757,26 +1757,43 @@ static cap_packet *build_submit(world *w, size_t m, const char *job_id, const ch
     return p;
 }
 
-/* Builds and publishes one job of mix entry m. */
+static void client_next(world *w, int client);
+
+/* Builds and publishes one job of mix entry m. A job id the checker
+ * already follows (a script naming an id the gateway also gives, or the
+ * reverse) is that job submitted again, which the scheduler answers as a
+ * duplicate: the submit goes out and counts as submitted, but it is no job
+ * of its own. A closed-loop client that sent it waits for that job to end,
+ * or goes on at once when it has ended or another client waits for it. */
 static int submit_job(world *w, size_t m, const char *job_id, const char *wf, uint32_t step,
                       int client)
 {
     const sim_job_spec *js = &w->scn->workload.mix[m];
     cap_packet *p = build_submit(w, m, job_id, wf, step);
-    jinfo *j = p ? job_add(w, job_id) : NULL;
-    if (!j) {
+    if (!p)
+        return CAP_ENOMEM;
+    jinfo *known = job_get(w, job_id);
+    jinfo *j = known ? NULL : job_add(w, job_id);
+    if (!known && !j) {
         free(p);
         return CAP_ENOMEM;
     }
-    j->gateway = 1;
-    j->submit_at = w->now;
-    j->topic = topic_index(w, js->topic);
-    j->client = client;
-    j->mix = m;
-    if (wf) {
-        j->wf = xdup(wf);
-        j->step = step;
-        j->steps = js->workflow_steps;
+    if (j) {
+        j->gateway = 1;
+        j->submit_at = w->now;
+        j->topic = topic_index(w, js->topic);
+        j->client = client;
+        j->mix = m;
+        if (wf) {
+            j->wf = xdup(wf);
+            j->step = step;
+            j->steps = js->workflow_steps;
+        }
+    } else if (client >= 0) {
+        if (!known->terminal && known->client < 0)
+            known->client = client;
+        else
+            client_next(w, client);
     }
     w->res->submitted++;
     w->gw_submitted++;
@@ -1784,7 +1801,7 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
     if (w->sign_key) {
         uint8_t mid[SIGN_MESSAGE_ID_LEN];
         draw_message_id(w, mid);
-        if (w->twins_wanted) { /* a `conflict` action picks this submit */
+        if (j && w->twins_wanted) { /* a `conflict` action picks this submit */
             if (!(j->twin = calloc(1, sizeof *j->twin))) {
                 free(p);
                 return CAP_ENOMEM;
@@ -1912,9 +1929,16 @@ static void on_next_step(world *w, const char *job_id)
             w->err = submit_job(w, j->mix, id, j->wf, j->step + 1, j->client);
         return;
     }
-    if (j->client >= 0 && can_submit(w)) {
+    client_next(w, j->client);
+}
+
+/* A closed-loop client's next submission, after its think time (none when
+ * the client is -1 or the load is over). */
+static void client_next(world *w, int client)
+{
+    if (client >= 0 && can_submit(w)) {
         sim_event ev = {.time = w->now + w->scn->workload.think_ns, .kind = EV_ARRIVAL,
-                        .id = (uint64_t)j->client + 1};
+                        .id = (uint64_t)client + 1};
         if (sim_queue_push(&w->q, &ev, NULL))
             w->err = CAP_EFULL;
     }

@@ -90,7 +90,7 @@ for f in tests/regressions/*.yaml; do
   contains "$tmp/out" "invariants: all held"
   n=$((n + 1))
 done
-[ "$n" -ge 6 ] || fail "expected at least 6 regression scenarios, found $n"
+[ "$n" -ge 7 ] || fail "expected at least 7 regression scenarios, found $n"
 
 # 6. usage
 expect 2 "$capsim" swarm --seeds 5..1
