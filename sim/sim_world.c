@@ -172,6 +172,7 @@ struct world {
     jinfo **job_list;            /* in submit order */
     size_t n_jobs, cap_jobs;
     size_t open_jobs;            /* not terminal and not parked */
+    ref_sched_stats carried;     /* the counts of the schedulers that crashed */
     size_t n_retired_slots;      /* NULL entries in job_list (jobs retired) */
     sim_result retired;          /* terminal states of retired jobs */
     size_t pending_answers;      /* approver answers in the queue: the run waits for them */
@@ -416,6 +417,7 @@ static jinfo *job_add(world *w, const char *id)
     j->list_idx = w->n_jobs;
     w->job_list[w->n_jobs++] = j;
     w->open_jobs++;
+    w->last_job = j; /* the id names this entry now, not one it replaced */
     return j;
 }
 
@@ -1425,6 +1427,12 @@ static void sched_crash(world *w)
 {
     if (!w->scheduler->alive)
         return;
+    /* A restored scheduler counts from zero: the summary adds up every
+     * incarnation's counts. */
+    ref_sched_stats st = ref_sched_stats_get(w->sched);
+    w->carried.retries += st.retries;
+    w->carried.dlq += st.dlq;
+    w->carried.duplicates += st.duplicates;
     ref_sched_free(w->sched);
     w->sched = NULL;
     w->scheduler->alive = 0;
@@ -1773,6 +1781,8 @@ static int submit_job(world *w, size_t m, const char *job_id, const char *wf, ui
     if (!p)
         return CAP_ENOMEM;
     jinfo *known = job_get(w, job_id);
+    if (known && known->terminal && known->state == REF_JOB_NONE)
+        known = NULL; /* it ended as a duplicate answer, never a job: the id is free again */
     jinfo *j = known ? NULL : job_add(w, job_id);
     if (!known && !j) {
         free(p);
@@ -2468,11 +2478,14 @@ static void summarise(world *w)
                 break;
             }
         }
+    r->retries = w->carried.retries;
+    r->dlq = w->carried.dlq;
+    r->duplicates = w->carried.duplicates;
     if (w->sched) {
         ref_sched_stats st = ref_sched_stats_get(w->sched);
-        r->retries = st.retries;
-        r->dlq = st.dlq;
-        r->duplicates = st.duplicates;
+        r->retries += st.retries;
+        r->dlq += st.dlq;
+        r->duplicates += st.duplicates;
     }
     int64_t busy = 0, avail = 0;
     for (size_t i = 0; i < w->n_actors; i++) {

@@ -90,7 +90,12 @@ for f in tests/regressions/*.yaml; do
   contains "$tmp/out" "invariants: all held"
   n=$((n + 1))
 done
-[ "$n" -ge 7 ] || fail "expected at least 7 regression scenarios, found $n"
+[ "$n" -ge 8 ] || fail "expected at least 8 regression scenarios, found $n"
+# the summary adds up the counts of every scheduler incarnation: job-2 and
+# job-3 were answered as duplicates before the crash
+expect 0 "$capsim" sim tests/regressions/resubmit-after-duplicate.yaml
+contains "$tmp/out" "duplicates answered 2,"
+contains "$tmp/out" "succeeded 2,"
 
 # 6. usage
 expect 2 "$capsim" swarm --seeds 5..1
