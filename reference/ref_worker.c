@@ -1348,6 +1348,17 @@ int ref_worker_crash(ref_worker *w, int64_t now, ref_effects *fx)
     return rc;
 }
 
+const char *ref_work_outcome_name(ref_work_outcome o)
+{
+    switch (o) {
+    case REF_WORK_SUCCEEDED: return "succeeded";
+    case REF_WORK_FAILED_RETRYABLE: return "failed_retryable";
+    case REF_WORK_FAILED_FATAL: return "failed_fatal";
+    case REF_WORK_HANG: return "hang";
+    }
+    return "unknown";
+}
+
 const char *ref_worker_pool_subject(const ref_worker *w)
 {
     return w->pool_subject;

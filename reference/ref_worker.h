@@ -100,6 +100,9 @@ typedef enum {
     REF_WORK_HANG = 3,             /* never completes by itself */
 } ref_work_outcome;
 
+/* "succeeded", "failed_retryable", "failed_fatal", "hang" (or "unknown"). */
+const char *ref_work_outcome_name(ref_work_outcome o);
+
 /* A handler's answer. `text` is borrowed: it must stay valid until the
  * handler call returns to the worker, which copies it. service_ns < 0
  * counts as 0. An outcome outside the enum is treated as FAILED_FATAL. */

@@ -263,6 +263,20 @@ const char *sim_drop_reason_name(sim_drop_reason r)
     }
 }
 
+const char *sim_fault_kind_name(sim_fault_kind k)
+{
+    switch (k) {
+    case SIM_FAULT_LATENCY: return "latency";
+    case SIM_FAULT_LOSS: return "loss";
+    case SIM_FAULT_DUPLICATE: return "duplicate";
+    case SIM_FAULT_REORDER: return "reorder";
+    case SIM_FAULT_CORRUPT: return "corrupt";
+    case SIM_FAULT_PARTITION: return "partition";
+    case SIM_FAULT_REPLAY: return "replay";
+    }
+    return "unknown";
+}
+
 void sim_bus_config_default(sim_bus_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -856,7 +870,7 @@ static void drop(sim_bus *b, const pub_ctx *m, const char *to, sim_drop_reason r
 {
     b->stats.dropped[r]++;
     if (b->cfg.on_drop)
-        b->cfg.on_drop(b->cfg.ctx, m->now, b->actors[m->from].name, to, m->subject, r);
+        b->cfg.on_drop(b->cfg.ctx, m->now, m->msg_id, b->actors[m->from].name, to, m->subject, r);
 }
 
 static int64_t add_sat(int64_t t, int64_t d)
@@ -1162,8 +1176,9 @@ int sim_bus_publish_bytes(sim_bus *b, uint32_t from, const char *subject, const 
     pub_ctx m = {++b->stats.published, from, subject, reply ? reply : "", bytes, len, now,
                  subject_len, reply_len};
     if (b->cfg.on_publish) {
-        const sim_publish_strings ps = {b->actors[from].name, subject,     m.reply,
-                                        b->actors[from].name_len, subject_len, reply_len};
+        const sim_publish_strings ps = {b->actors[from].name,     subject,     m.reply,
+                                        b->actors[from].name_len, subject_len, reply_len,
+                                        m.msg_id};
         b->cfg.on_publish(b->cfg.ctx, now, &ps, bytes, len);
     }
     for (size_t i = 0; i < b->nfaults; i++) { /* DUPLICATE, REPLAY "next N packets" */

@@ -139,6 +139,9 @@ typedef struct {
     int64_t after;      /* REPLAY: the replay's extra delay, > 0, <= SIM_BUS_MAX_DELAY */
 } sim_fault;
 
+/* The scenario's word for a fault kind ("duplicate", "loss", ...; "unknown"). */
+const char *sim_fault_kind_name(sim_fault_kind k);
+
 /* ---- the bus ---- */
 
 typedef enum {
@@ -165,15 +168,18 @@ typedef struct {
 
 /* Observers (optional). Pointers are valid during the call only. */
 /* A publish's sender (actor name), subject and reply subject ("" none),
- * with their lengths (strlen of each), which the bus knows already. */
+ * with their lengths (strlen of each), which the bus knows already, and
+ * its number (the msg_id of its deliveries: 1, 2, ... in publish order). */
 typedef struct {
     const char *from, *subject, *reply;
     size_t from_len, subject_len, reply_len;
+    uint64_t msg_id;
 } sim_publish_strings;
 typedef void (*sim_bus_publish_fn)(void *ctx, int64_t now, const sim_publish_strings *s,
                                    const uint8_t *bytes, size_t len);
-typedef void (*sim_bus_drop_fn)(void *ctx, int64_t now, const char *from, const char *to,
-                                const char *subject, sim_drop_reason reason);
+/* A dropped delivery of publish msg_id (to NULL: it had no subscriber). */
+typedef void (*sim_bus_drop_fn)(void *ctx, int64_t now, uint64_t msg_id, const char *from,
+                                const char *to, const char *subject, sim_drop_reason reason);
 
 typedef struct {
     uint64_t seed;

@@ -27,6 +27,7 @@
 #include "sim_jview.h"
 #include "sim_queue.h"
 #include "sim_rng.h"
+#include "sim_story.h"
 
 #define SEC INT64_C(1000000000)
 
@@ -216,6 +217,7 @@ struct world {
     cap_key *sign_key;
     sim_rng sign_rng;
     uint64_t replays_popped;
+    sim_story *story;            /* --history: the watched job's story, else NULL */
     int stop;
     int err;
 };
@@ -258,6 +260,8 @@ static void violation(world *w, const char *inv, const char *job, const char *fm
     vsnprintf(w->res->detail, sizeof w->res->detail, fmt, ap);
     va_end(ap);
     w->stop = 1;
+    sim_story_say(w->story, w->now, "checker", "violation", "%s (job %s): %s", inv,
+                  job ? job : "-", w->res->detail);
 }
 
 static int inv_on(const world *w, unsigned bit)
@@ -535,6 +539,19 @@ static void on_publish(void *ctx, int64_t now, const sim_publish_strings *s, con
     if (w->tw_jsonl && cap_trace_write_n(w->tw_jsonl, &r, n, &d) < 0)
         w->err = CAP_EIO;
     w->res->trace_records++;
+    if (w->story)
+        sim_story_publish(w->story, now, s->msg_id, s->from, s->subject, bytes, len);
+}
+
+/* Set only with a story: a dropped copy of one of the job's packets. */
+static void on_drop(void *ctx, int64_t now, uint64_t msg_id, const char *from, const char *to,
+                    const char *subject, sim_drop_reason reason)
+{
+    world *w = ctx;
+    if (sim_story_follows(w->story, msg_id))
+        sim_story_say(w->story, now, "bus", "drop", "#%llu on %s from %s to %s: %s",
+                      (unsigned long long)msg_id, subject, from, to ? to : "nobody",
+                      sim_drop_reason_name(reason));
 }
 
 /* ---- timers --------------------------------------------------------------- */
@@ -994,6 +1011,8 @@ static void send_twin_later(world *w, jinfo *j)
 static void on_record(world *w, const char *line, const sim_jview *vp)
 {
     const sim_jview v = *vp;
+    if (w->story)
+        sim_story_journal(w->story, w->now, line);
     int kind = record_kind(v.k);
     jinfo *j = kind == REC_JOB                  ? record_job(w, &v)
                : kind == REC_EVICT && v.job_id ? job_get(w, v.job_id)
@@ -1291,8 +1310,14 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
     w->res->handler_calls++;
     if (req->dispatch && inv_on(w, SIM_INV_HANDLER_ONCE))
         handler_once(w, req->job_id, req->dispatch->dispatch_id, req->dispatch->attempt, a->name);
-    if (conformance_handler(w, a, req, now, out))
+    if (conformance_handler(w, a, req, now, out)) {
+        if (w->story && req->job_id && strcmp(req->job_id, sim_story_job(w->story)) == 0)
+            sim_story_say(w->story, w->now, a->name, "handler",
+                          "runs dispatch %s attempt %llu: follows its conformance plan",
+                          req->dispatch ? req->dispatch->dispatch_id : "-",
+                          (unsigned long long)(req->dispatch ? req->dispatch->attempt : 0));
         return;
+    }
     double u = sim_rng_double(&a->rng);
     int64_t service = sim_dist_draw(&sp->service, &a->rng);
     out->service_ns = service;
@@ -1309,12 +1334,20 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
         out->outcome = REF_WORK_SUCCEEDED;
         out->text = "result://simulated";
     }
-    if (sp->p_crash > 0 && sim_rng_bernoulli(&a->rng, sp->p_crash)) {
+    int crash = sp->p_crash > 0 && sim_rng_bernoulli(&a->rng, sp->p_crash);
+    if (crash) {
         sim_event ev = {.time = w->now + service / 2, .kind = EV_CRASH_WORKER, .actor = a->bus_id,
                         .id = a->incarnation};
         if (sim_queue_push(&w->q, &ev, NULL))
             w->err = CAP_EFULL;
     }
+    if (w->story && req->job_id && strcmp(req->job_id, sim_story_job(w->story)) == 0)
+        sim_story_say(w->story, w->now, a->name, "handler",
+                      "runs dispatch %s attempt %llu: %s (\"%s\") after %.3f ms%s",
+                      req->dispatch ? req->dispatch->dispatch_id : "-",
+                      (unsigned long long)(req->dispatch ? req->dispatch->attempt : 0),
+                      ref_work_outcome_name(out->outcome), out->text, (double)service / 1e6,
+                      crash ? "; the worker crashes halfway" : "");
     if (a->running++ == 0)
         a->busy_since = w->now;
 }
@@ -1401,9 +1434,10 @@ static int sched_config(world *w, ref_sched_config *c, ref_breaker_config *bc)
     if (s->breaker_cool_down_ns)
         bc->cool_down_ns = s->breaker_cool_down_ns;
     c->breaker = bc;
-    c->journal_form = w->cfg->journal_check ? REF_SCHED_JOURNAL_BOTH
-                      : w->keep_journal     ? REF_SCHED_JOURNAL_TEXT
-                                            : REF_SCHED_JOURNAL_VIEW;
+    /* a story reads the records' text */
+    c->journal_form = w->cfg->journal_check            ? REF_SCHED_JOURNAL_BOTH
+                      : w->keep_journal || w->story ? REF_SCHED_JOURNAL_TEXT
+                                                       : REF_SCHED_JOURNAL_VIEW;
     return CAP_OK;
 }
 
@@ -1440,6 +1474,8 @@ static void sched_crash(world *w)
 }
 
 static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl);
+static void story_delivery(world *w, const sim_delivery *dl, const actor *a, int held, int rc,
+                           const cap_diag *d);
 
 static int sched_restart(world *w)
 {
@@ -1498,7 +1534,15 @@ static int sched_restart(world *w)
         sim_msg msg;
         cap_diag d;
         sim_event *ev = &w->held[i];
-        if (!w->stop && sim_bus_deliver(w->bus, ev, w->now, &msg, &d) == CAP_OK) {
+        if (w->stop) {
+            sim_delivery_free(ev->data);
+            continue;
+        }
+        int drc = sim_bus_deliver(w->bus, ev, w->now, &msg, &d);
+        const sim_delivery *dl = ev->data;
+        if (w->story && sim_story_follows(w->story, dl->msg_id))
+            story_delivery(w, dl, w->scheduler, 0, drc, &d);
+        if (drc == CAP_OK) {
             deliver_to_sched(w, msg.d->subject, msg.packet, msg.d);
             sim_bus_release(w->bus, &msg);
         }
@@ -1984,6 +2028,9 @@ static void on_approve(world *w, const char *job_id, int approve)
         return;
     }
     const char *who = w->scn->approver.name ? w->scn->approver.name : "approver-1";
+    if (w->story && strcmp(job_id, sim_story_job(w->story)) == 0)
+        sim_story_say(w->story, w->now, who, "approver", "%s the job",
+                      approve ? "approves" : "rejects");
     /* The answer is taken in by the scheduler, on its own clock: with the
      * scheduler's clock skewed, the approver's would be a time the
      * scheduler has already left behind. */
@@ -2025,6 +2072,7 @@ static void on_timeline(world *w, const sim_timeline_event *e)
 {
     actor *as[SIM_SCENARIO_MAX_WORKERS * 4], *bs[SIM_SCENARIO_MAX_WORKERS * 4];
     size_t cap = sizeof as / sizeof as[0];
+    sim_story_timeline(w->story, w->now, e);
     switch (e->kind) {
     case SIM_EV_CRASH:
     case SIM_EV_RESTART: {
@@ -2111,6 +2159,27 @@ static int durable_subject(const char *s)
     return strcmp(s, REF_SCHED_SUBJECT_SUBMIT) == 0 || strcmp(s, REF_SCHED_SUBJECT_RESULT) == 0;
 }
 
+/* The story's line for a copy of one of its job's packets reaching its
+ * receiver a (rc: sim_bus_deliver's answer; drops are told by on_drop). */
+static void story_delivery(world *w, const sim_delivery *dl, const actor *a, int held, int rc,
+                           const cap_diag *d)
+{
+    const char *to = sim_bus_actor_name(w->bus, dl->to);
+    const char *copy = dl->replay ? " (a replayed copy)" : dl->duplicate ? " (a duplicate copy)" : "";
+    unsigned long long id = (unsigned long long)dl->msg_id;
+    if (held)
+        sim_story_say(w->story, w->now, to, "deliver",
+                      "#%llu on %s%s: held, the scheduler is down (redelivered when it restarts)",
+                      id, dl->subject, copy);
+    else if (rc == CAP_OK)
+        sim_story_say(w->story, w->now, to, "deliver", "#%llu on %s%s%s%s", id, dl->subject, copy,
+                      dl->corrupted ? " (corrupted, and it still decodes)" : "",
+                      a && a->alive ? "" : ": lost, the receiver is down");
+    else if (rc != SIM_BUS_DROPPED)
+        sim_story_say(w->story, w->now, to, "refuse", "#%llu on %s%s%s: %s", id, dl->subject, copy,
+                      dl->corrupted ? " (corrupted)" : "", d->reason);
+}
+
 static void on_delivery(world *w, sim_event *ev)
 {
     sim_delivery *dl = ev->data;
@@ -2121,11 +2190,15 @@ static void on_delivery(world *w, sim_event *ev)
             w->err = CAP_ENOMEM;
         else
             w->held[w->n_held++] = *ev; /* keeps the delivery for the restart */
+        if (w->story && sim_story_follows(w->story, dl->msg_id))
+            story_delivery(w, dl, a, 1, CAP_OK, NULL);
         return;
     }
     sim_msg msg;
     cap_diag d;
     int rc = sim_bus_deliver(w->bus, ev, w->now, &msg, &d);
+    if (w->story && sim_story_follows(w->story, dl->msg_id))
+        story_delivery(w, dl, a, 0, rc, &d);
     if (rc == CAP_OK && a && a->alive) {
         if (a->type == A_SCHEDULER) {
             deliver_to_sched(w, dl->subject, msg.packet, dl);
@@ -2223,6 +2296,8 @@ static int build(world *w)
     bc.seed = w->cfg->seed;
     bc.latency = s->latency;
     bc.on_publish = on_publish;
+    if (w->story)
+        bc.on_drop = on_drop;
     bc.ctx = w;
     int rc = sim_bus_new(&bc, &w->bus);
     if (rc)
@@ -2521,6 +2596,8 @@ static void summarise(world *w)
 
 static void teardown(world *w)
 {
+    w->res->history_lines = sim_story_lines_about(w->story);
+    sim_story_free(w->story);
     if (w->q.slots || w->q.len)
         sim_queue_free(&w->q, release, w);
     for (size_t i = 0; i < w->n_held; i++)
@@ -2599,6 +2676,9 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
         rc = cap_trace_writer_open(cfg->trace_bin, CAP_TRACE_BINARY, &w->tw_bin);
     if (!rc && cfg->trace_jsonl)
         rc = cap_trace_writer_open(cfg->trace_jsonl, CAP_TRACE_JSONL, &w->tw_jsonl);
+    if (!rc && cfg->history_job)
+        rc = sim_story_new(cfg->history_job, cfg->history_out ? cfg->history_out : stdout,
+                           &w->story);
     if (!rc)
         rc = build(w);
     if (!rc)

@@ -49,6 +49,11 @@ typedef struct {
      * the text and stops the run (invariant "journal") when the view
      * differs from it. For tests (docs/simulator.md, "Journal views"). */
     int journal_check;
+    /* NULL (the default): no story. A job id: every step of the run that
+     * concerns that job is written to history_out (NULL: stdout) as it
+     * happens (sim_story.h); the run is otherwise the same, to the hash. */
+    const char *history_job;
+    FILE *history_out;
 } sim_run_config;
 
 typedef struct {
@@ -90,6 +95,7 @@ typedef struct {
      * its signature expired, refused as a conflicting body. */
     uint64_t signed_submits, signed_duplicates, signed_expired, signed_conflicts;
     uint64_t twins_sent;           /* `conflict` twins published (not counted as submitted) */
+    uint64_t history_lines;        /* with history_job: the story's lines about that job */
 } sim_result;
 
 /* Runs one seed. CAP_OK with *res filled (res->violated says whether an

@@ -1309,6 +1309,83 @@ static void test_same_seed_same_sequence(void **state)
     world_free(&z);
 }
 
+typedef struct {
+    uint64_t published[4];
+    int n_published;
+    uint64_t dropped_id;
+    char dropped_to[16];
+    sim_drop_reason reason;
+    int n_dropped;
+} seen_ids;
+
+static void observe_ids(void *ctx, int64_t now, const sim_publish_strings *s,
+                        const uint8_t *bytes, size_t len)
+{
+    (void)now, (void)bytes, (void)len;
+    seen_ids *o = ctx;
+    if (o->n_published < 4)
+        o->published[o->n_published] = s->msg_id;
+    o->n_published++;
+}
+
+static void observe_drop(void *ctx, int64_t now, uint64_t msg_id, const char *from,
+                         const char *to, const char *subject, sim_drop_reason reason)
+{
+    (void)now, (void)from, (void)subject;
+    seen_ids *o = ctx;
+    o->dropped_id = msg_id;
+    snprintf(o->dropped_to, sizeof o->dropped_to, "%s", to ? to : "");
+    o->reason = reason;
+    o->n_dropped++;
+}
+
+/* The observers name each publish by its number, the msg_id its
+ * deliveries carry: a dropped copy is told apart from the other publishes. */
+static void test_observers_number_publishes(void **state)
+{
+    (void)state;
+    sim_bus_config c;
+    sim_bus_config_default(&c);
+    seen_ids o = {0};
+    c.on_publish = observe_ids;
+    c.on_drop = observe_drop;
+    c.ctx = &o;
+    sim_bus *bus;
+    assert_int_equal(sim_bus_new(&c, &bus), CAP_OK);
+    sim_queue q;
+    assert_int_equal(sim_queue_init(&q, 64), CAP_OK);
+    uint32_t a, b;
+    assert_int_equal(sim_bus_actor(bus, "a", &a), CAP_OK);
+    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
+    assert_int_equal(sim_bus_subscribe(bus, b, "job.x", NULL, 0, NULL), CAP_OK);
+    cap_packet *p = make_hb("a", 0, 1);
+    assert_int_equal(sim_bus_publish(bus, a, "job.x", NULL, p, 0, &q), CAP_OK);
+    assert_int_equal(sim_bus_partition(bus, "a", "b", 0, SIM_FOREVER, NULL), CAP_OK);
+    /* the second publish meets the partition at once */
+    assert_int_equal(sim_bus_publish(bus, a, "job.x", NULL, p, 0, &q), CAP_OK);
+    assert_int_equal(o.n_published, 2);
+    assert_true(o.published[0] != o.published[1]);
+    assert_int_equal(o.n_dropped, 1);
+    assert_int_equal(o.dropped_id, o.published[1]);
+    assert_string_equal(o.dropped_to, "b");
+    assert_int_equal(o.reason, SIM_DROP_PARTITION);
+    /* the first was routed before it, and meets it at delivery: dropped
+     * under its own publish's number */
+    sim_event ev;
+    assert_int_equal(sim_queue_pop(&q, &ev), 1);
+    assert_int_equal(((const sim_delivery *)ev.data)->msg_id, o.published[0]);
+    sim_msg m;
+    cap_diag d;
+    assert_int_equal(sim_bus_deliver(bus, &ev, ev.time, &m, &d), SIM_BUS_DROPPED);
+    assert_int_equal(o.dropped_id, o.published[0]);
+    assert_int_equal(o.reason, SIM_DROP_PARTITION);
+    sim_delivery_free(ev.data);
+    assert_int_equal(o.n_dropped, 2);
+    cap_packet_free(p);
+    sim_queue_free(&q, NULL, NULL);
+    sim_bus_free(bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1330,6 +1407,7 @@ int main(void)
         cmocka_unit_test(test_delivered_packets_are_lent),
         cmocka_unit_test(test_full_and_observer),
         cmocka_unit_test(test_publish_observer_strings),
+        cmocka_unit_test(test_observers_number_publishes),
         cmocka_unit_test(test_same_seed_same_sequence),
         cmocka_unit_test(test_route_memo),
         cmocka_unit_test(test_actor_ids),

@@ -13,6 +13,7 @@
 #include "ref_bugs.h"
 #include "sim_scenario.h"
 #include "sim_seeds.h"
+#include "sim_story.h"
 #include "sim_world.h"
 
 static const char SIM_HELP[] =
@@ -33,6 +34,9 @@ static const char SIM_HELP[] =
     "                      invariant, and the trace hash), in finishing order\n"
     "  --trace FILE        write the binary trace\n"
     "  --jsonl FILE        write the JSONL trace\n"
+    "  --history JOB       one seed: also tell every step of the run that\n"
+    "                      concerns job JOB, as it happens (without it, a\n"
+    "                      violation is followed by the story of its job)\n"
     "  --bug NAME          switch one known bug into the reference (see --list-bugs)\n"
     "  --list-bugs         print the known bugs\n"
     "  --max-jobs N        submit at most N jobs           (run knobs; the shrinker\n"
@@ -91,13 +95,44 @@ static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const 
     return seeds_shrink("sim", scn, &kn, seed, first, out);
 }
 
+/* After a violation of a single run: the same run again (same seed, same
+ * knobs, no trace files), telling the story of the violation's job. rc is
+ * the exit status so far; CLI_USAGE when the second run failed. */
+static int tell_violation(const knobs *k, const sim_result *first, int rc)
+{
+    sim_run_config c = k->rc;
+    c.trace_bin = c.trace_jsonl = NULL;
+    c.history_job = first->job_id;
+    c.history_out = stdout;
+    sim_result *again = malloc(sizeof *again);
+    if (!again)
+        return CLI_USAGE;
+    printf("\nhistory of %s, the job of the violation (the same run again with --history %s):\n",
+           first->job_id, first->job_id);
+    fflush(stdout);
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    if (sim_run(&c, again, &d) != CAP_OK) {
+        cli_diag("sim", c.scn->path, &d);
+        rc = CLI_USAGE;
+    } else if (!again->violated || strcmp(again->invariant, first->invariant) != 0) {
+        /* a run is a function of its scenario and seed: this is a bug */
+        cli_error("sim", "the run again did not break %s: the simulator is not deterministic",
+                  first->invariant);
+        rc = CLI_USAGE;
+    }
+    free(again);
+    return rc;
+}
+
 int cmd_sim(int argc, char **argv)
 {
     if (argc < 2 || cli_wants_help(argc, argv)) {
         fputs(SIM_HELP, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
-    const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL, *shrink_out = NULL;
+    const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL, *shrink_out = NULL,
+               *history = NULL;
     uint64_t seed = 0;
     int have_seed = 0, do_shrink = 1, each = 0;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
@@ -140,6 +175,8 @@ int cmd_sim(int argc, char **argv)
                 trace = v;
             } else if (strcmp(o, "--jsonl") == 0) {
                 jsonl = v;
+            } else if (strcmp(o, "--history") == 0) {
+                history = v;
             } else if (strcmp(o, "--shrink-out") == 0) {
                 shrink_out = v;
             } else if (strcmp(o, "--bug") == 0) {
@@ -186,6 +223,14 @@ int cmd_sim(int argc, char **argv)
     }
     if (!path) {
         cli_error("sim", "a scenario file is required");
+        return CLI_USAGE;
+    }
+    if (history && seeds) {
+        cli_error("sim", "--history tells one run: give --seed, not --seeds");
+        return CLI_USAGE;
+    }
+    if (history && (!history[0] || strlen(history) > SIM_STORY_MAX_ID)) {
+        cli_error("sim", "--history: want a job id of 1 to %d bytes", SIM_STORY_MAX_ID);
         return CLI_USAGE;
     }
     sim_scenario *scn = NULL;
@@ -240,16 +285,28 @@ int cmd_sim(int argc, char **argv)
             k.rc.trace_bin = tb;
             k.rc.trace_jsonl = tj;
             k.rc.skip_event = k.skip;
+            k.rc.history_job = history;
             cap_diag d;
             memset(&d, 0, sizeof d);
+            if (history)
+                printf("history of %s (seed %" PRIu64 "):\n", history, k.rc.seed);
+            fflush(stdout);
             int r = res ? sim_run(&k.rc, res, &d) : CAP_ENOMEM;
             if (r != CAP_OK) {
                 cli_diag("sim", path, &d);
                 rc = CLI_USAGE;
             } else {
+                if (history && !res->history_lines)
+                    printf("(no step of this run concerns %s: the gateway numbers its jobs "
+                           "job-1, job-2, ...)\n",
+                           history);
+                if (history)
+                    putchar('\n');
                 sim_result_print(&k.rc, res, stdout);
                 rc = res->violated ? CLI_REJECTED : CLI_OK;
-                if (res->violated && do_shrink)
+                if (res->violated && !history && res->job_id[0])
+                    rc = tell_violation(&k, res, rc);
+                if (res->violated && do_shrink && rc == CLI_REJECTED)
                     rc = shrink(scn, &k, k.rc.seed, res, shrink_out);
             }
             free(res);
