@@ -805,11 +805,18 @@ static int parse_bus(ctx *c, const cap_yaml_node *n)
     return l ? parse_dist(l, "bus.latency", NULL, &c->s->latency, c->d) : 0;
 }
 
+int sim_worker_heartbeat_faults(const sim_worker_spec *w)
+{
+    return w->p_heartbeat_miss > 0 || w->heartbeat_delay.kind != SIM_DIST_FIXED ||
+           w->heartbeat_delay.a > 0;
+}
+
 static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worker_spec *w)
 {
     static const char *const keys[] = {
         "id", "count", "pool", "max_parallel", "heartbeat", "service", "p_retryable", "p_fatal",
-        "p_hang", "p_crash", "restart_after", "labels", "capabilities", NULL,
+        "p_hang", "p_crash", "restart_after", "p_heartbeat_miss", "heartbeat_delay", "labels",
+        "capabilities", NULL,
     };
     cap_yaml_diag *d = c->d;
     char kp[CAP_YAML_PATH_MAX];
@@ -864,7 +871,8 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
         (rc = opt_prob(n, "p_retryable", p, &w->p_retryable, d)) ||
         (rc = opt_prob(n, "p_fatal", p, &w->p_fatal, d)) ||
         (rc = opt_prob(n, "p_hang", p, &w->p_hang, d)) ||
-        (rc = opt_prob(n, "p_crash", p, &w->p_crash, d)))
+        (rc = opt_prob(n, "p_crash", p, &w->p_crash, d)) ||
+        (rc = opt_prob(n, "p_heartbeat_miss", p, &w->p_heartbeat_miss, d)))
         return rc;
     if (w->p_retryable + w->p_fatal + w->p_hang > 1.0 + 1e-12)
         return cap_yaml_fail(d, CAP_EINVAL, n, p,
@@ -874,6 +882,11 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
     if ((x = cap_yaml_get(n, "service"))) {
         cap_yaml_path_key(kp, p, "service");
         if ((rc = parse_dist(x, kp, NULL, &w->service, d)))
+            return rc;
+    }
+    if ((x = cap_yaml_get(n, "heartbeat_delay"))) {
+        cap_yaml_path_key(kp, p, "heartbeat_delay");
+        if ((rc = parse_dist(x, kp, NULL, &w->heartbeat_delay, d)))
             return rc;
     }
     if ((x = cap_yaml_get(n, "labels"))) {

@@ -45,11 +45,21 @@ typedef struct {
     double p_retryable, p_fatal, p_hang; /* the rest succeeds; sum <= 1 */
     double p_crash;           /* per job: the worker process dies while running it */
     int64_t restart_after_ns; /* a crashed worker comes back after this; 0: never */
+    /* Slow or missing heartbeats (the worker itself keeps running): each
+     * heartbeat is left out with probability p_heartbeat_miss, else sent
+     * heartbeat_delay late (default fixed 0), its interval counted from
+     * when it went out. Drawn from the worker's own stream
+     * "actor.<name>.heartbeat". */
+    double p_heartbeat_miss;
+    sim_dist heartbeat_delay;
     sim_kv *labels;
     size_t n_labels;
     char **capabilities;
     size_t n_capabilities;
 } sim_worker_spec;
+
+/* 1 when the worker's heartbeats may be missed or late. */
+int sim_worker_heartbeat_faults(const sim_worker_spec *w);
 
 /* One kind of job in the workload mix. */
 typedef struct {

@@ -122,6 +122,10 @@ static void put_worker(FILE *f, const sim_worker_spec *w)
     put_num(f, w->p_crash);
     fputs(", restart_after: ", f);
     put_dur(f, w->restart_after_ns);
+    fputs(",\n     p_heartbeat_miss: ", f);
+    put_num(f, w->p_heartbeat_miss);
+    fputs(", heartbeat_delay: ", f);
+    put_dist(f, &w->heartbeat_delay);
     put_kv(f, ",\n     ", "labels", w->labels, w->n_labels);
     put_strs(f, ", ", "capabilities", w->capabilities, w->n_capabilities);
     fputs("}\n", f);

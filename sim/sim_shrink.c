@@ -77,7 +77,7 @@ static void drop_mix(sim_scenario *s, size_t k)
 
 /* One candidate step. */
 typedef enum {
-    OP_EVENT, OP_SCRIPT, OP_MIX, OP_WORKER, OP_COUNT, OP_PARALLEL, OP_STEPS, OP_RATE,
+    OP_EVENT, OP_SCRIPT, OP_MIX, OP_WORKER, OP_COUNT, OP_PARALLEL, OP_HEARTBEAT, OP_STEPS, OP_RATE,
     OP_BURST, OP_CLIENTS, OP_UNSIGN, OP_JOBS, OP_DURATION, OP__N
 } op_kind;
 
@@ -115,6 +115,12 @@ static int apply(sim_scenario *s, op_kind op, size_t i, uint64_t submitted)
         if (i >= s->n_workers || s->workers[i].max_parallel < 2)
             return -1;
         s->workers[i].max_parallel /= 2;
+        return 0;
+    case OP_HEARTBEAT: /* steady heartbeats: none missed, none late */
+        if (i >= s->n_workers || !sim_worker_heartbeat_faults(&s->workers[i]))
+            return -1;
+        s->workers[i].p_heartbeat_miss = 0;
+        s->workers[i].heartbeat_delay = (sim_dist){SIM_DIST_FIXED, 0, 0};
         return 0;
     case OP_STEPS:
         if (i >= w->n_mix || w->mix[i].workflow_steps < 2)
@@ -171,7 +177,8 @@ static size_t op_width(const sim_scenario *s, op_kind op)
     case OP_STEPS: return s->workload.n_mix;
     case OP_WORKER:
     case OP_COUNT:
-    case OP_PARALLEL: return s->n_workers;
+    case OP_PARALLEL:
+    case OP_HEARTBEAT: return s->n_workers;
     default: return 1;
     }
 }

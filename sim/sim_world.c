@@ -67,6 +67,8 @@ typedef struct {
     int64_t busy_since;
     int64_t busy_ns;
     int64_t clock_max; /* the latest time its clock has shown (local_time) */
+    sim_rng hb_rng;    /* workers: slow or missing heartbeats (heartbeat_faults) */
+    int hb_late;       /* the heartbeat timer now armed is a late one: it sends */
     char name[160];
 } actor;
 
@@ -1360,6 +1362,7 @@ static int label_cmp(const void *x, const void *y)
 static int worker_boot(world *w, actor *a)
 {
     const sim_worker_spec *sp = a->spec;
+    a->hb_late = 0; /* a late heartbeat of the last incarnation is not this one's */
     ref_worker_label labels[SIM_SCENARIO_MAX_KV];
     size_t nl = sp->n_labels < SIM_SCENARIO_MAX_KV ? sp->n_labels : SIM_SCENARIO_MAX_KV;
     for (size_t i = 0; i < nl; i++)
@@ -2216,6 +2219,35 @@ static void on_delivery(world *w, sim_event *ev)
     sim_delivery_free(dl);
 }
 
+/* A worker's heartbeat is due (worker spec p_heartbeat_miss and
+ * heartbeat_delay). 1 when it is not sent now: left out (the next one is
+ * due an interval later) or put off by a drawn delay (its timer re-armed,
+ * and that firing sends it). */
+static int heartbeat_faults(world *w, actor *a)
+{
+    const sim_worker_spec *sp = a->spec;
+    if (a->hb_late) {
+        a->hb_late = 0;
+        return 0;
+    }
+    int64_t later = 0;
+    if (sp->p_heartbeat_miss > 0 && sim_rng_bernoulli(&a->hb_rng, sp->p_heartbeat_miss)) {
+        w->res->heartbeats_missed++;
+        later = sp->heartbeat_ns;
+    } else {
+        later = sim_dist_draw(&sp->heartbeat_delay, &a->hb_rng);
+        if (later > 0) {
+            w->res->heartbeats_late++;
+            a->hb_late = 1;
+        }
+    }
+    if (later <= 0)
+        return 0;
+    if (set_timer(w, a, REF_WORKER_TIMER_HEARTBEAT, local_time(w, a) + later))
+        w->err = CAP_ENOMEM;
+    return 1;
+}
+
 static void on_timer_event(world *w, const sim_event *ev)
 {
     actor *a = actor_by_bus(w, ev->actor);
@@ -2224,6 +2256,9 @@ static void on_timer_event(world *w, const sim_event *ev)
     if (timer_handle(a, ev->id) != ev->handle)
         return; /* re-armed since, or set by an earlier incarnation of the actor */
     timer_forget(a, ev->id);
+    if (a->type == A_WORKER && ev->id == REF_WORKER_TIMER_HEARTBEAT &&
+        sim_worker_heartbeat_faults(a->spec) && heartbeat_faults(w, a))
+        return;
     int rc;
     if (a->type == A_SCHEDULER) {
         rc = ref_sched_on_timer(w->sched, ev->id, local_time(w, a), &w->fx);
@@ -2257,6 +2292,8 @@ static int add_actor(world *w, int type, const char *name, const sim_worker_spec
     char stream[200];
     snprintf(stream, sizeof stream, "actor.%s", name);
     sim_rng_stream(&a->rng, w->cfg->seed, stream);
+    snprintf(stream, sizeof stream, "actor.%s.heartbeat", name);
+    sim_rng_stream(&a->hb_rng, w->cfg->seed, stream);
     int rc = sim_bus_actor(w->bus, name, &a->bus_id);
     if (rc)
         return rc;
@@ -2788,6 +2825,13 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
     }
     fprintf(out, "worker utilisation %.1f%%, throughput %.3f jobs/s, handler calls %llu\n",
             100.0 * r->utilisation, r->throughput, (unsigned long long)r->handler_calls);
+    /* shown when a worker spec has slow or missing heartbeats (other reports unchanged) */
+    for (size_t i = 0; i < s->n_workers; i++)
+        if (sim_worker_heartbeat_faults(&s->workers[i])) {
+            fprintf(out, "heartbeats: missed %llu, late %llu\n",
+                    (unsigned long long)r->heartbeats_missed, (unsigned long long)r->heartbeats_late);
+            break;
+        }
     /* replays: shown when the scenario has a replay fault (other reports unchanged) */
     char replayed[48] = "";
     for (size_t i = 0; i < s->n_timeline; i++)

@@ -79,6 +79,8 @@ typedef struct {
     uint64_t approvals_stale;      /* approvals refused: the policy changed since they were asked */
     int64_t approval_wait_ns;      /* total time parked jobs waited for their answer */
     uint64_t handler_calls;
+    uint64_t heartbeats_missed;    /* heartbeats left out (workers' p_heartbeat_miss) */
+    uint64_t heartbeats_late;      /* heartbeats sent late (workers' heartbeat_delay) */
     double utilisation;            /* busy worker-slot time / available worker-slot time */
     double throughput;             /* terminal jobs per second of virtual time */
     sim_topic_latency topics[32];

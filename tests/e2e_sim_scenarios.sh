@@ -77,6 +77,11 @@ for path in sim/scenarios/*.yaml; do
     positive "$f" "$s" denied approvals succeeded
     grep -qE "^latency job.batch.nightly: n=[1-9]" "$f" || fail "$s: no batch job finished" ;;
   fencing) positive "$f" "$s" retries succeeded ;;
+  missed-heartbeats)
+    # taken for lost while alive: its attempts re-dispatched, its own late
+    # results for them ignored as stale
+    positive "$f" "$s" missed late retries "stale ignored" succeeded
+    zero "$f" "$s" failed timeout ;;
   throttle-storm) positive "$f" "$s" succeeded ;;
   worker-timeout-redispatch) positive "$f" "$s" succeeded ;;
   *) fail "$s: a ready scenario this test does not know: add what its summary must show" ;;

@@ -40,7 +40,9 @@ static const char FULL[] =
     "workers:\n"
     "  - {id: w, count: 3, pool: job.tools, max_parallel: 2, heartbeat: 5s,\n"
     "     service: {dist: exponential, mean: 2s}, p_retryable: 0.1, p_fatal: 0.2, p_hang: 0.3,\n"
-    "     p_crash: 0.05, restart_after: 10s, labels: {zone: a, gpu: 'yes'}, capabilities: [git, sh]}\n"
+    "     p_crash: 0.05, restart_after: 10s, p_heartbeat_miss: 0.25,\n"
+    "     heartbeat_delay: {dist: uniform, min: 1s, max: 3s},\n"
+    "     labels: {zone: a, gpu: 'yes'}, capabilities: [git, sh]}\n"
     "  - {id: solo, pool: job.batch, service: {dist: uniform, min: 1ms, max: 5ms}}\n"
     "  - {id: fx, pool: job.batch, service: 250ms}\n"
     "approver: {delay: {dist: fixed, value: 30s}, p_approve: 0.9, name: alice}\n"
@@ -115,6 +117,10 @@ static void test_full_scenario_every_field(void **state)
     assert_true(w->p_retryable == 0.1 && w->p_fatal == 0.2 && w->p_hang == 0.3);
     assert_true(w->p_crash == 0.05);
     assert_int_equal(w->restart_after_ns, INT64_C(10000000000));
+    assert_true(w->p_heartbeat_miss == 0.25);
+    assert_int_equal(w->heartbeat_delay.kind, SIM_DIST_UNIFORM);
+    assert_true(w->heartbeat_delay.a == 1e9 && w->heartbeat_delay.b == 3e9);
+    assert_true(sim_worker_heartbeat_faults(w));
     assert_int_equal(w->n_labels, 2);
     assert_string_equal(w->labels[0].key, "zone");
     assert_string_equal(w->labels[0].value, "a");
@@ -186,7 +192,7 @@ static void test_full_scenario_every_field(void **state)
     assert_int_equal(e[0].fault.count, 5);
     assert_int_equal(e[0].fault.start, INT64_C(5000000000));
     assert_true(e[0].fault.end == SIM_FOREVER);
-    assert_int_equal(e[0].line, 37);
+    assert_int_equal(e[0].line, 39);
     assert_int_equal(e[1].fault.kind, SIM_FAULT_LOSS);
     assert_string_equal(e[1].fault.subject, "job.>");
     assert_true(e[1].fault.p == 0.2);
@@ -223,7 +229,7 @@ static void test_full_scenario_every_field(void **state)
     assert_string_equal(e[12].policy_path, "tests/../reference/policies/tenants.yaml");
     assert_int_equal(e[13].kind, SIM_EV_RESTART);
     assert_string_equal(e[13].a, "w-2");
-    assert_int_equal(e[13].line, 33);
+    assert_int_equal(e[13].line, 35);
 
     assert_int_equal(s->invariants, SIM_INV_NO_BACKWARD | SIM_INV_LIVENESS | SIM_INV_RESTART);
     sim_scenario_free(s);
@@ -257,6 +263,10 @@ static void test_defaults(void **state)
     assert_true(w->service.a == 1e9);
     assert_true(w->p_retryable == 0 && w->p_fatal == 0 && w->p_hang == 0 && w->p_crash == 0);
     assert_int_equal(w->restart_after_ns, 0);
+    assert_true(w->p_heartbeat_miss == 0);
+    assert_int_equal(w->heartbeat_delay.kind, SIM_DIST_FIXED);
+    assert_true(w->heartbeat_delay.a == 0);
+    assert_false(sim_worker_heartbeat_faults(w));
     assert_int_equal(w->n_labels, 0);
     assert_int_equal(w->n_capabilities, 0);
     assert_int_equal(s->gateway.sign, 0);
@@ -446,6 +456,11 @@ static void test_every_bad_input_class(void **state)
          "name", "expected a string"},
         {"text where a number goes", HEAD "workers:\n- {id: w, pool: job.tools, p_fatal: high}\n",
          CAP_EYAML, 5, 37, "workers[0].p_fatal", "expected a number"},
+        {"heartbeat miss over 1", HEAD "workers:\n- {id: w, pool: job.tools, p_heartbeat_miss: 1.5}\n",
+         CAP_EINVAL, 5, 46, "workers[0].p_heartbeat_miss", "probability"},
+        {"bad heartbeat delay",
+         HEAD "workers:\n- {id: w, pool: job.tools, heartbeat_delay: {dist: fixed, value: -1s}}\n",
+         CAP_EINVAL, 5, 66, "workers[0].heartbeat_delay.value", "out of range"},
         {"text where an integer goes", HEAD "workers:\n- {id: w, pool: job.tools, count: 2.5}\n",
          CAP_EYAML, 5, 35, "workers[0].count", "integer"},
         {"bad duration", HEAD "drain: 5x\n", CAP_EINVAL, 4, 8, "drain",
