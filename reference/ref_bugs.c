@@ -27,6 +27,9 @@ static const struct {
                                  "is admitted"},
     [REF_BUG_FORGET_REPLAY_STORE] = {"forget-replay-store",
                                      "a restart does not restore the replay guard's entries"},
+    [REF_BUG_CHECKPOINT_FROM_HEARTBEAT] = {"checkpoint-from-heartbeat",
+                                           "a heartbeat's last memo is taken as the checkpoint of "
+                                           "the one job its worker holds"},
 };
 
 void ref_bug_set(ref_bug b)

@@ -29,6 +29,7 @@ typedef enum {
     REF_BUG_ROLLBACK_OLDEST_FIRST, /* compensations run oldest first */
     REF_BUG_ACCEPT_CONFLICT,       /* the replay guard's CONFLICT verdict is ignored */
     REF_BUG_FORGET_REPLAY_STORE,   /* a restart does not restore the replay guard's entries */
+    REF_BUG_CHECKPOINT_FROM_HEARTBEAT, /* a heartbeat's last_memo becomes its worker's job's checkpoint */
     REF_BUG_COUNT
 } ref_bug;
 

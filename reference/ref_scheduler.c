@@ -3357,13 +3357,19 @@ static int on_heartbeat(ref_sched *s, const Cordum__Agent__V1__Heartbeat *hb, in
         return REF_SCHED_REJECTED;
     }
     TRY(arm_housekeeping(s, fx));
-    /* A heartbeat checkpoint: a worker holding exactly one of our jobs
-     * names that job's progress; it counts as the job's start. */
+    /* A heartbeat from a worker holding exactly one of our jobs counts as
+     * that job's start. Its last_memo is not taken as the job's checkpoint:
+     * a heartbeat names no job and carries no dispatch identity, and the
+     * worker's last memo may be about a job it finished before (the
+     * simulator's `checkpoint` invariant caught that memo of another job
+     * handed to a retry). A checkpoint comes only in a JobProgress of the
+     * job, past the fencing compare (on_progress). */
     worker_slots *w = tag ? tag : slots_find(s, hb->worker_id);
     if (w && w->n == 1 && hb->active_jobs > 0) {
         job *j = w->jobs[0];
         int changed = 0;
-        if (hb->last_memo && hb->last_memo[0] && strcmp(nz(j->memo), hb->last_memo) != 0) {
+        if (ref_bug_active(REF_BUG_CHECKPOINT_FROM_HEARTBEAT) /* injected bug (ref_bugs.h) */ &&
+            hb->last_memo && hb->last_memo[0] && strcmp(nz(j->memo), hb->last_memo) != 0) {
             TRY(set_str(&j->memo, hb->last_memo));
             changed = 1;
         }

@@ -815,8 +815,8 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
 {
     static const char *const keys[] = {
         "id", "count", "pool", "max_parallel", "heartbeat", "service", "p_retryable", "p_fatal",
-        "p_hang", "p_crash", "restart_after", "p_heartbeat_miss", "heartbeat_delay", "labels",
-        "capabilities", NULL,
+        "p_hang", "p_crash", "restart_after", "p_heartbeat_miss", "heartbeat_delay", "checkpoints",
+        "labels", "capabilities", NULL,
     };
     cap_yaml_diag *d = c->d;
     char kp[CAP_YAML_PATH_MAX];
@@ -865,6 +865,10 @@ static int parse_worker(ctx *c, const cap_yaml_node *n, const char *p, sim_worke
     if ((rc = opt_int(n, "max_parallel", p, 1, MAX_PARALLEL, &v, d)))
         return rc;
     w->max_parallel = (int32_t)v;
+    v = 0;
+    if ((rc = opt_int(n, "checkpoints", p, 0, SIM_MAX_CHECKPOINTS, &v, d)))
+        return rc;
+    w->checkpoints = (uint32_t)v;
     if ((rc = opt_dur(n, "heartbeat", p, 1, MAX_RUN_NS, RUN_RANGE, &w->heartbeat_ns, d)) ||
         (rc = opt_dur(n, "restart_after", p, 0, MAX_RUN_NS, NONNEG_RANGE, &w->restart_after_ns,
                       d)) ||
@@ -1519,6 +1523,7 @@ const char *sim_invariant_name(unsigned bit)
     case SIM_INV_COMPENSATION: return "compensation";
     case SIM_INV_RESTART: return "restart";
     case SIM_INV_CONFLICT_REFUSED: return "conflict-refused";
+    case SIM_INV_CHECKPOINT: return "checkpoint";
     default: return NULL;
     }
 }
@@ -1539,14 +1544,14 @@ static int parse_invariants(ctx *c, const cap_yaml_node *n)
         unsigned bit = 0;
         if (!strcmp(name, "all"))
             bit = SIM_INV_ALL;
-        for (unsigned b = 1; !bit && b <= SIM_INV_CONFLICT_REFUSED; b <<= 1)
+        for (unsigned b = 1; !bit && (b & SIM_INV_ALL); b <<= 1)
             if (!strcmp(name, sim_invariant_name(b)))
                 bit = b;
         if (!bit)
             return cap_yaml_fail(d, CAP_EINVAL, n->items[i], p,
                                  "unknown invariant \"%.40s\" (no-backward, one-terminal, "
                                  "dispatch-allowed, approval-bound, handler-once, liveness, "
-                                 "compensation, restart, conflict-refused, all)",
+                                 "compensation, restart, conflict-refused, checkpoint, all)",
                                  name);
         c->s->invariants |= bit;
     }

@@ -29,6 +29,7 @@
 #define SIM_SCENARIO_MAX_CONFLICTS 1000000 /* a conflict event's count */
 #define SIM_SCENARIO_MAX_SCRIPT 10000
 #define SIM_SCENARIO_MAX_KV 32
+#define SIM_MAX_CHECKPOINTS 100
 
 typedef struct {
     char *key, *value;
@@ -52,6 +53,11 @@ typedef struct {
      * "actor.<name>.heartbeat". */
     double p_heartbeat_miss;
     sim_dist heartbeat_delay;
+    /* Checkpoints a job reports while it runs (0..SIM_MAX_CHECKPOINTS):
+     * JobProgress packets at k/(N+1) of its service time whose result_ptr
+     * names checkpoint k; an attempt handed one of them in env
+     * CORDUM_LAST_MEMO resumes there, running only the rest. */
+    uint32_t checkpoints;
     sim_kv *labels;
     size_t n_labels;
     char **capabilities;
@@ -159,12 +165,13 @@ enum {
     SIM_INV_COMPENSATION = 1u << 6,
     SIM_INV_RESTART = 1u << 7,
     SIM_INV_CONFLICT_REFUSED = 1u << 8,
-    SIM_INV_ALL = (1u << 9) - 1,
+    SIM_INV_CHECKPOINT = 1u << 9,
+    SIM_INV_ALL = (1u << 10) - 1,
 };
 
 /* "no-backward", "one-terminal", "dispatch-allowed", "approval-bound",
- * "handler-once", "liveness", "compensation", "restart", "conflict-refused";
- * NULL otherwise. */
+ * "handler-once", "liveness", "compensation", "restart", "conflict-refused",
+ * "checkpoint"; NULL otherwise. */
 const char *sim_invariant_name(unsigned bit);
 
 typedef struct {

@@ -126,6 +126,7 @@ static void put_worker(FILE *f, const sim_worker_spec *w)
     put_num(f, w->p_heartbeat_miss);
     fputs(", heartbeat_delay: ", f);
     put_dist(f, &w->heartbeat_delay);
+    fprintf(f, ", checkpoints: %" PRIu32, w->checkpoints);
     put_kv(f, ",\n     ", "labels", w->labels, w->n_labels);
     put_strs(f, ", ", "capabilities", w->capabilities, w->n_capabilities);
     fputs("}\n", f);

@@ -164,7 +164,8 @@ static const char *packet_about(const cap_packet *p, char *what, size_t n)
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS: {
         const Cordum__Agent__V1__JobProgress *r = p->job_progress;
         dispatch_text(r->dispatch, disp, sizeof disp);
-        snprintf(what, n, "progress %s %d%%%s", status_name((int)r->status), (int)r->percent, disp);
+        snprintf(what, n, "progress %s %d%%%s%s%s%s", status_name((int)r->status), (int)r->percent,
+                 r->result_ptr[0] ? " (\"" : "", r->result_ptr, r->result_ptr[0] ? "\")" : "", disp);
         return r->job_id;
     }
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_CANCEL: {
@@ -250,6 +251,7 @@ void sim_story_journal(sim_story *st, int64_t now, const char *record)
         member(rest, sizeof rest, rec, "retries", "retries");
         member(rest, sizeof rest, rec, "throttles", "throttles");
         member(rest, sizeof rest, rec, "appr", "approval");
+        member(rest, sizeof rest, rec, "memo", "checkpoint");
         member(rest, sizeof rest, rec, "reason", "reason");
     } else {
         /* saga steps, evictions and notes: every member but the time and the job */

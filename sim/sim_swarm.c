@@ -45,7 +45,7 @@ static const char *const CORRUPTIBLE_SUBJECTS[] = {"sys.job.result", "sys.heartb
 
 typedef struct {
     sim_rng r;
-    sim_rng hb; /* "swarm.heartbeat": see heartbeat_faults */
+    sim_rng more; /* "swarm.workers": see worker_extras */
     uint64_t seed;
     /* what the scenario has drawn so far, for the parts drawn after it */
     int64_t duration_ms;
@@ -202,12 +202,13 @@ static void scheduler(gen *g, FILE *f)
     fputs("}\n", f);
 }
 
-/* Slow or missing heartbeats for one worker spec, drawn from a stream of
- * their own: they came after the rest of the generator, and drawing them
- * from "swarm" would have changed every later draw of every seed. */
-static void heartbeat_faults(gen *g, FILE *f)
+/* A worker spec's later features, slow or missing heartbeats and
+ * checkpoints, drawn from a stream of their own: they came after the rest
+ * of the generator, and drawing them from "swarm" would have changed every
+ * later draw of every seed. */
+static void worker_extras(gen *g, FILE *f)
 {
-    gen h = {.r = g->hb};
+    gen h = {.r = g->more};
     if (chance(&h, 0.15)) {
         double miss = prob(&h, 600);
         int64_t late_ms = range(&h, 1, 3000);
@@ -215,7 +216,11 @@ static void heartbeat_faults(gen *g, FILE *f)
                    "ms}",
                 miss, late_ms);
     }
-    g->hb = h.r;
+    if (chance(&h, 0.3)) {
+        int64_t checkpoints = range(&h, 1, 6);
+        fprintf(f, ", checkpoints: %" PRId64, checkpoints);
+    }
+    g->more = h.r;
 }
 
 static void workers(gen *g, FILE *f)
@@ -243,7 +248,7 @@ static void workers(gen *g, FILE *f)
         }
         if (chance(g, 0.3))
             fprintf(f, ", labels: {zone: %s}", PICK(g, ZONES));
-        heartbeat_faults(g, f);
+        worker_extras(g, f);
         fputs("}\n", f);
         for (int64_t i = 1; i <= count && g->n_workers < MAX_WORKER_NAMES; i++) {
             if (count > 1)
@@ -575,7 +580,7 @@ int sim_swarm_generate(uint64_t seed, sim_swarm_case *c)
     memset(&g, 0, sizeof g);
     g.seed = seed;
     sim_rng_stream(&g.r, seed, "swarm");
-    sim_rng_stream(&g.hb, seed, "swarm.heartbeat");
+    sim_rng_stream(&g.more, seed, "swarm.workers");
     /* The scenario first (it fixes the pools and how many policies there
      * are), then the policies, each from the same stream. */
     c->scenario = text(&g, draw_scenario, 0, &c->scenario_len);

@@ -2,6 +2,7 @@
 #include "sim_world.h"
 
 #include <cjson/cJSON.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -110,6 +111,9 @@ typedef struct jinfo {
     int pooled;                  /* its block has JINFO_ID_ROOM for the id (jinfo_new) */
     char hash[65];               /* hash of the request as submitted ("" unknown or not
                                   * computed yet: see gateway_request_hash) */
+    char **memos;                /* the checkpoints its attempts reported (invariant
+                                  * checkpoint); at most SIM_MAX_CHECKPOINTS an attempt */
+    size_t n_memos, cap_memos;
     struct jinfo *next_free;     /* on the world's free list, once retired */
 } jinfo;
 
@@ -455,6 +459,9 @@ static void twin_free(twin *t)
  * when w is given and its block has the pooled size. */
 static void jinfo_free(world *w, jinfo *j)
 {
+    for (size_t i = 0; i < j->n_memos; i++)
+        free(j->memos[i]);
+    free(j->memos);
     free(j->wf);
     twin_free(j->twin);
     if (w && j->pooled) {
@@ -1303,6 +1310,102 @@ static void handler_once(world *w, const char *job_id, const char *dispatch_id,
     *list = k;
 }
 
+/* ---- checkpoints (worker spec `checkpoints`) ---------------------------- */
+
+/* The text of checkpoint k of n of an attempt, as a JobProgress result_ptr
+ * (the memo the scheduler hands to the next attempt). */
+static void checkpoint_memo(char *buf, size_t len, uint32_t k, uint32_t n, uint64_t attempt,
+                            const char *job_id)
+{
+    snprintf(buf, len, "checkpoint %" PRIu32 " of %" PRIu32 ", attempt %" PRIu64 ", job %s", k, n,
+             attempt, job_id);
+}
+
+/* Reads a memo checkpoint_memo wrote for job_id: 1 with *k, *n, *attempt. */
+static int checkpoint_parse(const char *memo, const char *job_id, uint32_t *k, uint32_t *n,
+                            uint64_t *attempt)
+{
+    unsigned kk, nn;
+    unsigned long long at;
+    int pos = -1;
+    if (sscanf(memo, "checkpoint %u of %u, attempt %llu, job %n", &kk, &nn, &at, &pos) != 3 ||
+        pos < 0 || strcmp(memo + pos, job_id) != 0 || kk < 1 || kk > nn ||
+        nn > SIM_MAX_CHECKPOINTS)
+        return 0;
+    *k = kk;
+    *n = nn;
+    *attempt = at;
+    return 1;
+}
+
+static const char *env_value(const job_request *req, const char *key)
+{
+    for (size_t i = 0; i < req->n_env; i++)
+        if (req->env[i] && strcmp(req->env[i]->key, key) == 0)
+            return req->env[i]->value;
+    return NULL;
+}
+
+/* Invariant checkpoint: the memo an attempt is handed is a checkpoint its
+ * own job reported, in an earlier attempt. */
+static void checkpoint_check(world *w, const job_request *req, const char *memo)
+{
+    jinfo *j = job_get(w, req->job_id);
+    uint64_t attempt = req->dispatch ? req->dispatch->attempt : 0;
+    for (size_t i = 0; j && i < j->n_memos; i++)
+        if (strcmp(j->memos[i], memo) == 0) {
+            uint32_t k, n;
+            uint64_t from;
+            if (checkpoint_parse(memo, req->job_id, &k, &n, &from) && from >= attempt)
+                violation(w, "checkpoint", req->job_id,
+                          "attempt %" PRIu64 " was handed a checkpoint of attempt %" PRIu64
+                          " (\"%s\")",
+                          attempt, from, memo);
+            return;
+        }
+    violation(w, "checkpoint", req->job_id,
+              "attempt %" PRIu64 " was handed \"%s\" as its checkpoint, which the job never "
+              "reported",
+              attempt, memo);
+}
+
+/* The checkpoints of an attempt whose whole work takes `full` ns, resumed
+ * from `done` (the fraction a handed checkpoint had reached, 0 when none):
+ * the spec's checkpoints past `done`, each a JobProgress queued as an
+ * EV_PROGRESS event (published only while the attempt still runs), at
+ * its share of the work. */
+static void checkpoint_schedule(world *w, actor *a, const job_request *req, int64_t full,
+                                double done)
+{
+    uint32_t n = a->spec->checkpoints;
+    uint64_t attempt = req->dispatch ? req->dispatch->attempt : 0;
+    const char *trace = w->worker_pkt ? w->worker_pkt->trace_id : NULL;
+    for (uint32_t k = 1; k <= n && !w->err; k++) {
+        double at = (double)k / (double)(n + 1);
+        if (at <= done)
+            continue;
+        int64_t off = (int64_t)((double)full * (at - done));
+        char memo[SIM_STORY_MAX_ID + 96];
+        checkpoint_memo(memo, sizeof memo, k, n, attempt, req->job_id);
+        cap_packet *p = ref_worker_progress_packet(trace, a->name, req->job_id,
+                                                   (int32_t)(100.0 * at), "checkpoint",
+                                                   req->dispatch, req->identity, w->now + off);
+        char *ptr = p ? strdup(memo) : NULL;
+        if (!ptr) {
+            cap_packet_free(p);
+            w->err = CAP_ENOMEM;
+            return;
+        }
+        p->job_progress->result_ptr = ptr;
+        sim_event ev = {.time = w->now + off, .kind = EV_PROGRESS, .actor = a->bus_id,
+                        .id = a->incarnation, .data = p};
+        if (sim_queue_push(&w->q, &ev, NULL)) {
+            cap_packet_free(p);
+            w->err = CAP_EFULL;
+        }
+    }
+}
+
 static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_work *out)
 {
     actor *a = ctx;
@@ -1312,6 +1415,9 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
     w->res->handler_calls++;
     if (req->dispatch && inv_on(w, SIM_INV_HANDLER_ONCE))
         handler_once(w, req->job_id, req->dispatch->dispatch_id, req->dispatch->attempt, a->name);
+    const char *memo = env_value(req, REF_SCHED_ENV_LAST_MEMO);
+    if (memo && memo[0] && inv_on(w, SIM_INV_CHECKPOINT))
+        checkpoint_check(w, req, memo);
     if (conformance_handler(w, a, req, now, out)) {
         if (w->story && req->job_id && strcmp(req->job_id, sim_story_job(w->story)) == 0)
             sim_story_say(w->story, w->now, a->name, "handler",
@@ -1321,8 +1427,19 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
         return;
     }
     double u = sim_rng_double(&a->rng);
-    int64_t service = sim_dist_draw(&sp->service, &a->rng);
+    int64_t full = sim_dist_draw(&sp->service, &a->rng);
+    /* a handed checkpoint of this job: only the rest of the work is left */
+    uint32_t ck, cn;
+    uint64_t cfrom;
+    double done = 0;
+    if (memo && req->job_id && checkpoint_parse(memo, req->job_id, &ck, &cn, &cfrom)) {
+        done = (double)ck / (double)(cn + 1);
+        w->res->checkpoint_resumes++;
+    }
+    int64_t service = full - (int64_t)((double)full * done);
     out->service_ns = service;
+    if (sp->checkpoints)
+        checkpoint_schedule(w, a, req, full, done);
     if (u < sp->p_retryable) {
         out->outcome = REF_WORK_FAILED_RETRYABLE;
         out->text = "transient failure (simulated)";
@@ -1345,9 +1462,10 @@ static void worker_handler(void *ctx, const job_request *req, int64_t now, ref_w
     }
     if (w->story && req->job_id && strcmp(req->job_id, sim_story_job(w->story)) == 0)
         sim_story_say(w->story, w->now, a->name, "handler",
-                      "runs dispatch %s attempt %llu: %s (\"%s\") after %.3f ms%s",
+                      "runs dispatch %s attempt %llu%s%s: %s (\"%s\") after %.3f ms%s",
                       req->dispatch ? req->dispatch->dispatch_id : "-",
                       (unsigned long long)(req->dispatch ? req->dispatch->attempt : 0),
+                      done > 0 ? ", resumed from " : "", done > 0 ? memo : "",
                       ref_work_outcome_name(out->outcome), out->text, (double)service / 1e6,
                       crash ? "; the worker crashes halfway" : "");
     if (a->running++ == 0)
@@ -1477,6 +1595,7 @@ static void sched_crash(world *w)
 }
 
 static void deliver_to_sched(world *w, const char *subject, const cap_packet *p, const sim_delivery *dl);
+static void checkpoint_told(world *w, const char *job_id, const char *memo);
 static void story_delivery(world *w, const sim_delivery *dl, const actor *a, int held, int rc,
                            const cap_diag *d);
 
@@ -1566,6 +1685,8 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_RESULT: job_prefetch(w, p->job_result->job_id); break;
     case CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_PROGRESS:
         job_prefetch(w, p->job_progress->job_id);
+        if (p->job_progress->result_ptr[0])
+            checkpoint_told(w, p->job_progress->job_id, p->job_progress->result_ptr);
         break;
     default: break;
     }
@@ -2454,6 +2575,27 @@ static int start(world *w)
 
 /* A conformance plan's progress report is due: published when the worker
  * incarnation that ran the attempt is alive and the attempt still runs. */
+/* The scheduler is told memo as a checkpoint of job_id (a JobProgress of
+ * the job reaches it): the checker keeps it, since a retry may be handed
+ * only a checkpoint its job reported. Kept as the scheduler received it:
+ * a corrupted copy that still decodes says what it says, and no control
+ * plane could tell. */
+static void checkpoint_told(world *w, const char *job_id, const char *memo)
+{
+    jinfo *j = job_get(w, job_id);
+    if (!j)
+        return;
+    if (j->n_memos == j->cap_memos &&
+        grow((void **)&j->memos, &j->cap_memos, j->n_memos + 1, sizeof *j->memos)) {
+        w->err = CAP_ENOMEM;
+        return;
+    }
+    if (!(j->memos[j->n_memos] = strdup(memo)))
+        w->err = CAP_ENOMEM;
+    else
+        j->n_memos++;
+}
+
 static void on_progress_event(world *w, sim_event *ev)
 {
     cap_packet *p = ev->data;
@@ -2468,6 +2610,8 @@ static void on_progress_event(world *w, sim_event *ev)
                                  &w->q);
         if (rc < 0 && rc != CAP_EINVAL)
             w->err = rc;
+        else if (pr->result_ptr && pr->result_ptr[0])
+            w->res->checkpoints_reported++;
     }
     cap_packet_free(p);
 }
@@ -2825,6 +2969,14 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
     }
     fprintf(out, "worker utilisation %.1f%%, throughput %.3f jobs/s, handler calls %llu\n",
             100.0 * r->utilisation, r->throughput, (unsigned long long)r->handler_calls);
+    /* shown when a worker spec reports checkpoints (other reports unchanged) */
+    for (size_t i = 0; i < s->n_workers; i++)
+        if (s->workers[i].checkpoints) {
+            fprintf(out, "checkpoints: reported %llu, resumed from %llu\n",
+                    (unsigned long long)r->checkpoints_reported,
+                    (unsigned long long)r->checkpoint_resumes);
+            break;
+        }
     /* shown when a worker spec has slow or missing heartbeats (other reports unchanged) */
     for (size_t i = 0; i < s->n_workers; i++)
         if (sim_worker_heartbeat_faults(&s->workers[i])) {

@@ -81,6 +81,8 @@ typedef struct {
     uint64_t handler_calls;
     uint64_t heartbeats_missed;    /* heartbeats left out (workers' p_heartbeat_miss) */
     uint64_t heartbeats_late;      /* heartbeats sent late (workers' heartbeat_delay) */
+    uint64_t checkpoints_reported; /* checkpoint progress packets published (workers' checkpoints) */
+    uint64_t checkpoint_resumes;   /* attempts that resumed from a checkpoint */
     double utilisation;            /* busy worker-slot time / available worker-slot time */
     double throughput;             /* terminal jobs per second of virtual time */
     sim_topic_latency topics[32];

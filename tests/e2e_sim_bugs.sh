@@ -32,6 +32,7 @@ lose-journal-tail          scheduler-restart.yaml      1..3   restart
 rollback-oldest-first      retryable-vs-fatal.yaml     1..3   compensation
 accept-conflict            duplicates-replay.yaml      1..3   conflict-refused
 forget-replay-store        scheduler-restart.yaml      1..3   conflict-refused
+checkpoint-from-heartbeat  checkpoint-resume.yaml      1..3   checkpoint
 "
 #   bug               role           suite (upstream kit)    profile  why not the simulator
 tck_table="

@@ -65,6 +65,15 @@ expect 0 "$capsim" sim sim/scenarios/partition.yaml --history job-20
 contains "$tmp/out" "bus          drop      "
 contains "$tmp/out" "to scheduler: partition"
 
+# A retry resumes from a checkpoint its job reported before (checkpoint-resume):
+# the memo it resumed from went out in an earlier progress of the job.
+expect 0 "$capsim" sim sim/scenarios/checkpoint-resume.yaml --history job-2
+memo=$(sed -n 's/.* handler   runs dispatch [0-9a-f]* attempt 2, resumed from \(checkpoint [^:]*\): .*/\1/p' "$tmp/out")
+[ -n "$memo" ] || fail "job-2's second attempt did not resume: $(grep ' handler ' "$tmp/out")"
+first_resume=$(grep -n "resumed from" "$tmp/out" | head -1 | cut -d: -f1)
+reported=$(grep -n "progress JOB_STATUS_RUNNING [0-9]*% (\"$memo\")" "$tmp/out" | head -1 | cut -d: -f1)
+[ -n "$reported" ] && [ "$reported" -lt "$first_resume" ] || fail "job-2 resumed from \"$memo\", never reported before"
+
 # A job the run never saw.
 expect 0 "$capsim" sim sim/scenarios/partition.yaml --history no-such-job
 contains "$tmp/out" "(no step of this run concerns no-such-job"

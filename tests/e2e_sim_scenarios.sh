@@ -77,6 +77,9 @@ for path in sim/scenarios/*.yaml; do
     positive "$f" "$s" denied approvals succeeded
     grep -qE "^latency job.batch.nightly: n=[1-9]" "$f" || fail "$s: no batch job finished" ;;
   fencing) positive "$f" "$s" retries succeeded ;;
+  checkpoint-resume)
+    # checkpoints reported, and retries that resumed from one
+    positive "$f" "$s" reported "resumed from" retries succeeded ;;
   missed-heartbeats)
     # taken for lost while alive: its attempts re-dispatched, its own late
     # results for them ignored as stale

@@ -59,6 +59,7 @@ lose-journal-tail          1..60     restart
 rollback-oldest-first      1..60     compensation
 accept-conflict            1..60     conflict-refused
 forget-replay-store        1..2000   conflict-refused
+checkpoint-from-heartbeat  1..60     checkpoint
 "
 while read -r bug seeds inv; do
   [ -n "$bug" ] || continue

@@ -40,7 +40,7 @@ static const char FULL[] =
     "workers:\n"
     "  - {id: w, count: 3, pool: job.tools, max_parallel: 2, heartbeat: 5s,\n"
     "     service: {dist: exponential, mean: 2s}, p_retryable: 0.1, p_fatal: 0.2, p_hang: 0.3,\n"
-    "     p_crash: 0.05, restart_after: 10s, p_heartbeat_miss: 0.25,\n"
+    "     p_crash: 0.05, restart_after: 10s, p_heartbeat_miss: 0.25, checkpoints: 3,\n"
     "     heartbeat_delay: {dist: uniform, min: 1s, max: 3s},\n"
     "     labels: {zone: a, gpu: 'yes'}, capabilities: [git, sh]}\n"
     "  - {id: solo, pool: job.batch, service: {dist: uniform, min: 1ms, max: 5ms}}\n"
@@ -121,6 +121,7 @@ static void test_full_scenario_every_field(void **state)
     assert_int_equal(w->heartbeat_delay.kind, SIM_DIST_UNIFORM);
     assert_true(w->heartbeat_delay.a == 1e9 && w->heartbeat_delay.b == 3e9);
     assert_true(sim_worker_heartbeat_faults(w));
+    assert_int_equal(w->checkpoints, 3);
     assert_int_equal(w->n_labels, 2);
     assert_string_equal(w->labels[0].key, "zone");
     assert_string_equal(w->labels[0].value, "a");
@@ -267,6 +268,7 @@ static void test_defaults(void **state)
     assert_int_equal(w->heartbeat_delay.kind, SIM_DIST_FIXED);
     assert_true(w->heartbeat_delay.a == 0);
     assert_false(sim_worker_heartbeat_faults(w));
+    assert_int_equal(w->checkpoints, 0);
     assert_int_equal(w->n_labels, 0);
     assert_int_equal(w->n_capabilities, 0);
     assert_int_equal(s->gateway.sign, 0);
@@ -456,6 +458,8 @@ static void test_every_bad_input_class(void **state)
          "name", "expected a string"},
         {"text where a number goes", HEAD "workers:\n- {id: w, pool: job.tools, p_fatal: high}\n",
          CAP_EYAML, 5, 37, "workers[0].p_fatal", "expected a number"},
+        {"too many checkpoints", HEAD "workers:\n- {id: w, pool: job.tools, checkpoints: 101}\n",
+         CAP_EYAML, 5, 41, "workers[0].checkpoints", "outside [0, 100]"},
         {"heartbeat miss over 1", HEAD "workers:\n- {id: w, pool: job.tools, p_heartbeat_miss: 1.5}\n",
          CAP_EINVAL, 5, 46, "workers[0].p_heartbeat_miss", "probability"},
         {"bad heartbeat delay",
@@ -853,9 +857,10 @@ static void test_actors(void **state)
     assert_string_equal(sim_invariant_name(SIM_INV_COMPENSATION), "compensation");
     assert_string_equal(sim_invariant_name(SIM_INV_RESTART), "restart");
     assert_string_equal(sim_invariant_name(SIM_INV_CONFLICT_REFUSED), "conflict-refused");
+    assert_string_equal(sim_invariant_name(SIM_INV_CHECKPOINT), "checkpoint");
     assert_null(sim_invariant_name(0));
     assert_null(sim_invariant_name(SIM_INV_ALL));
-    assert_null(sim_invariant_name(1u << 9));
+    assert_null(sim_invariant_name(1u << 10));
 }
 
 /* The docs' full example loads. */

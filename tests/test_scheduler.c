@@ -1039,27 +1039,64 @@ static void test_priority_when_capacity_is_short(void **state)
     teardown(f);
 }
 
+/* The env value of key in a dispatched request, or NULL. */
+static const char *env_of(const cap_packet *d, const char *key)
+{
+    for (size_t k = 0; k < d->job_request->n_env; k++)
+        if (strcmp(d->job_request->env[k]->key, key) == 0)
+            return d->job_request->env[k]->value;
+    return NULL;
+}
+
+/* A checkpoint reported in a JobProgress of the attempt goes with the
+ * retry, in env CORDUM_LAST_MEMO. */
 static void test_last_memo_travels(void **state)
 {
     (void)state;
     fixture *f = setup();
     heartbeat(f, "w1", "job.tools", 4, "", 0);
     submit(f, "j1", "job.tools", "read", 0);
-    /* The worker's heartbeat checkpoint names the job's progress. */
-    heartbeat(f, "w1", "job.tools", 4, "step-3", 1);
+    ref_sched_job_info i = info(f, "j1");
+    char dsp[40];
+    snprintf(dsp, sizeof dsp, "%s", i.dispatch_id);
+    assert_int_equal(progress_as(f, "j1", dsp, 1, "w1", "step-3"), REF_SCHED_APPLIED);
     assert_int_equal(info(f, "j1").state, REF_JOB_RUNNING);
     assert_string_equal(info(f, "j1").last_memo, "step-3");
     result(f, "j1", REF_JOB_FAILED_RETRYABLE);
     advance(f, f->now + 2 * SEC);
     const cap_packet *d = published(f, "worker.w1.jobs", 0);
     assert_non_null(d);
-    int found = 0;
-    for (size_t k = 0; k < d->job_request->n_env; k++)
-        if (strcmp(d->job_request->env[k]->key, REF_SCHED_ENV_LAST_MEMO) == 0 &&
-            strcmp(d->job_request->env[k]->value, "step-3") == 0)
-            found = 1;
-    assert_true(found);
+    assert_non_null(env_of(d, REF_SCHED_ENV_LAST_MEMO));
+    assert_string_equal(env_of(d, REF_SCHED_ENV_LAST_MEMO), "step-3");
     teardown(f);
+}
+
+/* A heartbeat names no job: its last_memo (here about a job the worker
+ * finished before) starts the one job the worker holds but is not that
+ * job's checkpoint, and the retry carries none; with the injected bug
+ * checkpoint-from-heartbeat it is taken, and the retry carries it. */
+static void test_heartbeat_memo_is_not_a_checkpoint(void **state)
+{
+    (void)state;
+    for (int bug = 0; bug <= 1; bug++) {
+        ref_bug_set(bug ? REF_BUG_CHECKPOINT_FROM_HEARTBEAT : REF_BUG_NONE);
+        fixture *f = setup();
+        heartbeat(f, "w1", "job.tools", 4, "", 0);
+        submit(f, "j1", "job.tools", "read", 0);
+        heartbeat(f, "w1", "job.tools", 4, "SUCCEEDED j0", 1);
+        assert_int_equal(info(f, "j1").state, REF_JOB_RUNNING);
+        assert_string_equal(info(f, "j1").last_memo, bug ? "SUCCEEDED j0" : "");
+        result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+        advance(f, f->now + 2 * SEC);
+        const cap_packet *d = published(f, "worker.w1.jobs", 0);
+        assert_non_null(d);
+        if (bug)
+            assert_string_equal(env_of(d, REF_SCHED_ENV_LAST_MEMO), "SUCCEEDED j0");
+        else
+            assert_null(env_of(d, REF_SCHED_ENV_LAST_MEMO));
+        teardown(f);
+    }
+    ref_bug_set(REF_BUG_NONE);
 }
 
 static char **str_array(size_t n, const char *const *v)
@@ -2396,6 +2433,7 @@ int main(void)
         cmocka_unit_test(test_no_worker_waits_then_fails),
         cmocka_unit_test(test_priority_when_capacity_is_short),
         cmocka_unit_test(test_last_memo_travels),
+        cmocka_unit_test(test_heartbeat_memo_is_not_a_checkpoint),
         cmocka_unit_test(test_dispatch_copies_the_whole_request),
         cmocka_unit_test(test_dispatch_packet_is_one_block),
         cmocka_unit_test(test_large_requests_kept_exactly),

@@ -76,7 +76,7 @@ typedef struct {
     unsigned events;    /* bit: sim_event_kind */
     unsigned decisions; /* bit: DecisionType */
     unsigned loads;     /* bit: sim_load_kind */
-    int velocity, caps, signing, approver, heartbeats;
+    int velocity, caps, signing, approver, heartbeats, checkpoints;
 } seen;
 
 static void check_policy(const sim_scenario *s, const char *text, size_t len, seen *sn)
@@ -117,6 +117,11 @@ static void check_case(const sim_scenario *s, const sim_swarm_case *c, seen *sn)
             sn->heartbeats = 1;
             assert_true(s->workers[i].p_heartbeat_miss <= 0.6);
             assert_int_equal(s->workers[i].heartbeat_delay.kind, SIM_DIST_EXPONENTIAL);
+        }
+    for (size_t i = 0; i < s->n_workers; i++)
+        if (s->workers[i].checkpoints) {
+            sn->checkpoints = 1;
+            assert_true(s->workers[i].checkpoints <= 6);
         }
     for (size_t i = 0; i < s->n_timeline; i++) {
         const sim_timeline_event *e = &s->timeline[i];
@@ -178,7 +183,8 @@ static void test_seeds_draw_cases_that_must_hold(void **state)
     assert_true(sn.loads & (1u << SIM_LOAD_POISSON));
     assert_true(sn.loads & (1u << SIM_LOAD_CLOSED));
     assert_true(sn.loads & (1u << SIM_LOAD_BURST));
-    assert_true(sn.velocity && sn.caps && sn.signing && sn.approver && sn.heartbeats);
+    assert_true(sn.velocity && sn.caps && sn.signing && sn.approver && sn.heartbeats &&
+                sn.checkpoints);
     for (size_t k = 0; k < SIM_SWARM_MAX_POLICIES; k++) {
         char path[600];
         snprintf(path, sizeof path, "%s/" SIM_SWARM_POLICY_FILE, dir, k);

@@ -88,7 +88,7 @@ int cmd_adapter(int argc, char **argv)
     if (cli_wants_help(argc, argv)) {
         fputs(HELP, stdout);
         for (int b = REF_BUG_NONE + 1; b < REF_BUG_COUNT; b++)
-            printf("  %-22s %s\n", ref_bug_name((ref_bug)b), ref_bug_describe((ref_bug)b));
+            printf("  %-26s %s\n", ref_bug_name((ref_bug)b), ref_bug_describe((ref_bug)b));
         return CLI_OK;
     }
     for (int i = 1; i < argc; i++) {

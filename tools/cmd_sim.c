@@ -146,7 +146,7 @@ int cmd_sim(int argc, char **argv)
         char *end;
         if (strcmp(o, "--list-bugs") == 0) {
             for (int b = 1; b < REF_BUG_COUNT; b++)
-                printf("%-24s %s\n", ref_bug_name(b), ref_bug_describe(b));
+                printf("%-26s %s\n", ref_bug_name(b), ref_bug_describe(b));
             return CLI_OK;
         } else if (strcmp(o, "--no-shrink") == 0) {
             do_shrink = 0;
