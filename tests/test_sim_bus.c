@@ -1020,6 +1020,21 @@ static void observe_strings(void *ctx, int64_t now, const sim_publish_strings *s
     o->calls++;
 }
 
+/* A bus made with c and a queue for it: actor `from` (*a) and actor "b",
+ * which subscribes to pattern. */
+static sim_bus *observed_bus(const sim_bus_config *c, sim_queue *q, const char *from,
+                             const char *pattern, uint32_t *a)
+{
+    sim_bus *bus;
+    assert_int_equal(sim_bus_new(c, &bus), CAP_OK);
+    assert_int_equal(sim_queue_init(q, 64), CAP_OK);
+    uint32_t b;
+    assert_int_equal(sim_bus_actor(bus, from, a), CAP_OK);
+    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
+    assert_int_equal(sim_bus_subscribe(bus, b, pattern, NULL, 0, NULL), CAP_OK);
+    return bus;
+}
+
 /* The publish observer is handed the sender, subject and reply with their
  * lengths, the same whether the subject is scanned or remembered. */
 static void test_publish_observer_strings(void **state)
@@ -1030,14 +1045,9 @@ static void test_publish_observer_strings(void **state)
     seen_strings o = {0};
     c.on_publish = observe_strings;
     c.ctx = &o;
-    sim_bus *bus;
-    assert_int_equal(sim_bus_new(&c, &bus), CAP_OK);
     sim_queue q;
-    assert_int_equal(sim_queue_init(&q, 64), CAP_OK);
-    uint32_t a, b;
-    assert_int_equal(sim_bus_actor(bus, "a-sender-with-a-long-name", &a), CAP_OK);
-    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
-    assert_int_equal(sim_bus_subscribe(bus, b, "job.>", NULL, 0, NULL), CAP_OK);
+    uint32_t a;
+    sim_bus *bus = observed_bus(&c, &q, "a-sender-with-a-long-name", "job.>", &a);
     const uint8_t junk[] = {1};
     for (int i = 0; i < 4; i++) { /* the subject's memo is made on the way */
         const char *reply = i % 2 ? "_INBOX.reply.7" : NULL;
@@ -1350,14 +1360,9 @@ static void test_observers_number_publishes(void **state)
     c.on_publish = observe_ids;
     c.on_drop = observe_drop;
     c.ctx = &o;
-    sim_bus *bus;
-    assert_int_equal(sim_bus_new(&c, &bus), CAP_OK);
     sim_queue q;
-    assert_int_equal(sim_queue_init(&q, 64), CAP_OK);
-    uint32_t a, b;
-    assert_int_equal(sim_bus_actor(bus, "a", &a), CAP_OK);
-    assert_int_equal(sim_bus_actor(bus, "b", &b), CAP_OK);
-    assert_int_equal(sim_bus_subscribe(bus, b, "job.x", NULL, 0, NULL), CAP_OK);
+    uint32_t a;
+    sim_bus *bus = observed_bus(&c, &q, "a", "job.x", &a);
     cap_packet *p = make_hb("a", 0, 1);
     assert_int_equal(sim_bus_publish(bus, a, "job.x", NULL, p, 0, &q), CAP_OK);
     assert_int_equal(sim_bus_partition(bus, "a", "b", 0, SIM_FOREVER, NULL), CAP_OK);
