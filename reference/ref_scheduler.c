@@ -83,6 +83,7 @@ struct job {
     uint32_t req_rel;      /* the pointers in req's block (relocate) */
     uint32_t req_cap;      /* the size req's block was allocated with (>= req_block) */
     int in_wf;             /* the request names a workflow_id (saga_after_terminal) */
+    int waiting;           /* in the waiting queue (beside in_wf: no padding) */
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     int rank;
@@ -112,8 +113,19 @@ struct job {
     int counted;            /* counted active in the safety kernel */
     uint32_t retries;
     int64_t wait_since;     /* waiting for a worker since; -1 when not */
-    int waiting;
     int64_t wake_at, watch_at; /* armed timers; 0 when not armed */
+    /* Workers that ran an attempt of the job before the last one (shared
+     * strings, a reference each): a worker takes only the attempt after
+     * the one it last saw of a job (cap-tck 4, "worker-rejects-future-
+     * attempt"), so the next attempt goes to none of them. Soft state: a
+     * restored job starts with none. NULL while there are none (one
+     * pointer: the record's size is bounded, below). */
+    struct passed_workers *passed;
+};
+
+struct passed_workers {
+    uint32_t n, cap;
+    char *id[];
 };
 
 /* The jobs a worker holds from this scheduler. Made on the worker's first
@@ -1995,6 +2007,9 @@ static void job_free(ref_sched *s, job *j)
     free(j->appr_note);
     free(j->memo);
     free(j->saga_wf);
+    for (uint32_t i = 0; j->passed && i < j->passed->n; i++)
+        intern_drop(s, j->passed->id[i]);
+    free(j->passed);
     j->next = s->free_jobs;
     s->free_jobs = j;
 }
@@ -2669,6 +2684,30 @@ static int random_hex(const ref_sched *s, char out[33])
     return CAP_OK;
 }
 
+/* The job's last worker is about to run no longer its last attempt: it
+ * joins the workers the next attempts avoid (once). */
+static int pass_worker(ref_sched *s, job *j)
+{
+    struct passed_workers *p = j->passed;
+    for (uint32_t i = 0; p && i < p->n; i++)
+        if (p->id[i] == j->worker)
+            return CAP_OK;
+    if (!p || p->n == p->cap) {
+        uint32_t nc = p ? p->cap * 2 : 2;
+        struct passed_workers *g = realloc(p, sizeof *g + nc * sizeof g->id[0]);
+        if (!g)
+            return CAP_ENOMEM;
+        if (!p)
+            g->n = 0;
+        g->cap = nc;
+        j->passed = p = g;
+    }
+    p->id[p->n] = NULL;
+    intern_ref(s, &p->id[p->n], j->worker);
+    p->n++;
+    return CAP_OK;
+}
+
 static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t now,
                        ref_effects *fx)
 {
@@ -2685,6 +2724,8 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
     TRY(publish_alert(s, &ev, now, fx));
     if (v == REF_BREAKER_REFUSE)
         return CAP_EINVAL; /* excluded by the selection filter; cannot happen */
+    if (j->attempt && j->worker && j->worker != ws->worker_id)
+        TRY(pass_worker(s, j));
     intern_ref(s, &j->worker, ws->worker_id);
     TRY(intern_set_buf(s, IK_POOL, &j->pool, sel->pool, sizeof sel->pool));
     j->attempt++;
@@ -2905,6 +2946,8 @@ allowed:
     route_pools(s, j, &pools, &n_pools);
     exclude_ctx ec = {s, now};
     ref_sel_request sr = {.job = j->req, .pools = pools, .n_pools = n_pools,
+                          .exclude = j->passed ? (const char *const *)j->passed->id : NULL,
+                          .n_exclude = j->passed ? j->passed->n : 0,
                           .exclude_fn = exclude_worker, .exclude_ctx = &ec, .first_fit = 1,
                           .id_by_tag = 1};
     ref_sel_result sel;

@@ -79,7 +79,8 @@ for path in sim/scenarios/*.yaml; do
   fencing) positive "$f" "$s" retries succeeded ;;
   checkpoint-resume)
     # checkpoints reported, and retries that resumed from one
-    positive "$f" "$s" reported "resumed from" retries succeeded ;;
+    positive "$f" "$s" reported "resumed from" retries succeeded
+    zero "$f" "$s" failed timeout ;;
   missed-heartbeats)
     # taken for lost while alive: its attempts re-dispatched, its own late
     # results for them ignored as stale

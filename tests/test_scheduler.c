@@ -1099,6 +1099,42 @@ static void test_heartbeat_memo_is_not_a_checkpoint(void **state)
     ref_bug_set(REF_BUG_NONE);
 }
 
+/* A worker takes only the attempt after the one it last saw of a job
+ * (cap-tck 4, worker-rejects-future-attempt): once an attempt ran on
+ * another worker, the next attempts avoid the workers of earlier ones,
+ * however idle they are. Here attempt 1 runs on w1, attempt 2 on w2, and
+ * attempt 3 goes to the busier w2, not to the idle w1 (which would refuse
+ * it and leave the job to its dispatch timeout). */
+static void test_retry_avoids_workers_of_earlier_attempts(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    heartbeat(f, "w2", "job.tools", 4, "", 3);
+    submit(f, "j1", "job.tools", "read", 0);
+    assert_string_equal(info(f, "j1").worker_id, "w1");
+    assert_int_equal(info(f, "j1").attempt, 1);
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    heartbeat(f, "w1", "job.tools", 4, "", 3);
+    heartbeat(f, "w2", "job.tools", 4, "", 0);
+    advance(f, f->now + 3 * SEC);
+    assert_int_equal(info(f, "j1").attempt, 2);
+    assert_string_equal(info(f, "j1").worker_id, "w2");
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    heartbeat(f, "w2", "job.tools", 4, "", 3);
+    advance(f, f->now + 5 * SEC);
+    assert_int_equal(info(f, "j1").attempt, 3);
+    assert_string_equal(info(f, "j1").worker_id, "w2");
+    assert_int_equal(info(f, "j1").state, REF_JOB_DISPATCHED);
+    /* attempt 4 may go back to w2, which ran attempt 3 */
+    result(f, "j1", REF_JOB_FAILED_RETRYABLE);
+    advance(f, f->now + 9 * SEC);
+    assert_int_equal(info(f, "j1").attempt, 4);
+    assert_string_equal(info(f, "j1").worker_id, "w2");
+    teardown(f);
+}
+
 static char **str_array(size_t n, const char *const *v)
 {
     char **a = malloc(n * sizeof *a);
@@ -2434,6 +2470,7 @@ int main(void)
         cmocka_unit_test(test_priority_when_capacity_is_short),
         cmocka_unit_test(test_last_memo_travels),
         cmocka_unit_test(test_heartbeat_memo_is_not_a_checkpoint),
+        cmocka_unit_test(test_retry_avoids_workers_of_earlier_attempts),
         cmocka_unit_test(test_dispatch_copies_the_whole_request),
         cmocka_unit_test(test_dispatch_packet_is_one_block),
         cmocka_unit_test(test_large_requests_kept_exactly),
