@@ -1385,7 +1385,7 @@ static void checkpoint_schedule(world *w, actor *a, const job_request *req, int6
         if (at <= done)
             continue;
         int64_t off = (int64_t)((double)full * (at - done));
-        char memo[SIM_STORY_MAX_ID + 96];
+        char memo[REF_SCHED_ID_MAX + 96]; /* job ids are at most REF_SCHED_ID_MAX bytes */
         checkpoint_memo(memo, sizeof memo, k, n, attempt, req->job_id);
         cap_packet *p = ref_worker_progress_packet(trace, a->name, req->job_id,
                                                    (int32_t)(100.0 * at), "checkpoint",
