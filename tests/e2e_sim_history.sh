@@ -41,6 +41,12 @@ contains "$tmp/out" "history of job-12, the job of the violation (the same run a
 contains "$tmp/out" "w-2          deliver   #40 on worker.w-2.jobs (a duplicate copy)"
 [ "$(hash_of "$tmp/out")" = "$(hash_of "$tmp/bug.out")" ] || fail "the story changed the run's hash"
 
+# capsim swarm --seed N tells the story of its violation's job too.
+expect 1 "$capsim" swarm --seed 14 --bug checkpoint-from-heartbeat --no-shrink --out "$tmp/swarm"
+contains "$tmp/out" ", the job of the violation (the same run again with --history "
+contains "$tmp/out" "checker      violation checkpoint (job "
+in_time_order "$tmp/out"
+
 # A story only reads: every ready scenario gives the same report with one.
 for s in sim/scenarios/*.yaml; do
   expect 0 "$capsim" sim "$s"

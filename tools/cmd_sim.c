@@ -95,36 +95,6 @@ static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const 
     return seeds_shrink("sim", scn, &kn, seed, first, out);
 }
 
-/* After a violation of a single run: the same run again (same seed, same
- * knobs, no trace files), telling the story of the violation's job. rc is
- * the exit status so far; CLI_USAGE when the second run failed. */
-static int tell_violation(const knobs *k, const sim_result *first, int rc)
-{
-    sim_run_config c = k->rc;
-    c.trace_bin = c.trace_jsonl = NULL;
-    c.history_job = first->job_id;
-    c.history_out = stdout;
-    sim_result *again = malloc(sizeof *again);
-    if (!again)
-        return CLI_USAGE;
-    printf("\nhistory of %s, the job of the violation (the same run again with --history %s):\n",
-           first->job_id, first->job_id);
-    fflush(stdout);
-    cap_diag d;
-    memset(&d, 0, sizeof d);
-    if (sim_run(&c, again, &d) != CAP_OK) {
-        cli_diag("sim", c.scn->path, &d);
-        rc = CLI_USAGE;
-    } else if (!again->violated || strcmp(again->invariant, first->invariant) != 0) {
-        /* a run is a function of its scenario and seed: this is a bug */
-        cli_error("sim", "the run again did not break %s: the simulator is not deterministic",
-                  first->invariant);
-        rc = CLI_USAGE;
-    }
-    free(again);
-    return rc;
-}
-
 int cmd_sim(int argc, char **argv)
 {
     if (argc < 2 || cli_wants_help(argc, argv)) {
@@ -305,7 +275,7 @@ int cmd_sim(int argc, char **argv)
                 sim_result_print(&k.rc, res, stdout);
                 rc = res->violated ? CLI_REJECTED : CLI_OK;
                 if (res->violated && !history && res->job_id[0])
-                    rc = tell_violation(&k, res, rc);
+                    rc = seeds_tell_story("sim", &k.rc, res, rc);
                 if (res->violated && do_shrink && rc == CLI_REJECTED)
                     rc = shrink(scn, &k, k.rc.seed, res, shrink_out);
             }

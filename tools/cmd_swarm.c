@@ -187,7 +187,11 @@ static int one_seed(const swarm_opts *o, uint64_t seed, int generate_only, int d
         rc = CLI_USAGE;
     } else {
         sim_result_print(&c, res, stdout);
-        rc = !res->violated ? CLI_OK : do_shrink ? shrink_seed(o, seed, res) : CLI_REJECTED;
+        rc = res->violated ? CLI_REJECTED : CLI_OK;
+        if (res->violated && res->job_id[0])
+            rc = seeds_tell_story(SWARM_CMD, &c, res, rc);
+        if (res->violated && do_shrink && rc == CLI_REJECTED)
+            rc = shrink_seed(o, seed, res);
     }
     free(res);
     sim_scenario_free(scn);

@@ -112,6 +112,33 @@ int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t
     return -1;
 }
 
+int seeds_tell_story(const char *cmd, const sim_run_config *c, const sim_result *first, int rc)
+{
+    sim_run_config again_cfg = *c;
+    again_cfg.trace_bin = again_cfg.trace_jsonl = NULL;
+    again_cfg.history_job = first->job_id;
+    again_cfg.history_out = stdout;
+    sim_result *again = malloc(sizeof *again);
+    if (!again)
+        return CLI_USAGE;
+    printf("\nhistory of %s, the job of the violation (the same run again with --history %s):\n",
+           first->job_id, first->job_id);
+    fflush(stdout);
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    if (sim_run(&again_cfg, again, &d) != CAP_OK) {
+        cli_diag(cmd, c->scn->path, &d);
+        rc = CLI_USAGE;
+    } else if (!again->violated || strcmp(again->invariant, first->invariant) != 0) {
+        /* a run is a function of its scenario and seed: this is a bug */
+        cli_error(cmd, "the run again did not break %s: the simulator is not deterministic",
+                  first->invariant);
+        rc = CLI_USAGE;
+    }
+    free(again);
+    return rc;
+}
+
 int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config *knobs,
                  uint64_t seed, const sim_result *first, const char *out)
 {

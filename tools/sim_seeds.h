@@ -26,6 +26,13 @@ int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b);
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
               int each, uint64_t *failed, sim_result *res);
 
+/* After a single run c broke an invariant (first, naming a job): the same
+ * run again (same seed and knobs, no trace files) telling the story of
+ * that job (docs/simulator.md "A job's history"). rc is the exit status so
+ * far, returned as it is; CLI_USAGE when the second run failed or did not
+ * break the same invariant (the simulator would not be deterministic). */
+int seeds_tell_story(const char *cmd, const sim_run_config *c, const sim_result *first, int rc);
+
 /* Shrinks the violation `first` of scn with seed (knobs as sim_shrink
  * takes them, may be NULL), writes the minimal scenario to `out` with a
  * header comment saying what breaks and how to reproduce it, and prints
