@@ -77,7 +77,8 @@ static void drop_mix(sim_scenario *s, size_t k)
 
 /* One candidate step. */
 typedef enum {
-    OP_EVENT, OP_SCRIPT, OP_MIX, OP_WORKER, OP_COUNT, OP_PARALLEL, OP_HEARTBEAT, OP_STEPS, OP_RATE,
+    OP_EVENT, OP_SCRIPT, OP_MIX, OP_WORKER, OP_COUNT, OP_PARALLEL, OP_HEARTBEAT, OP_CHECKPOINTS,
+    OP_STEPS, OP_RATE,
     OP_BURST, OP_CLIENTS, OP_UNSIGN, OP_JOBS, OP_DURATION, OP__N
 } op_kind;
 
@@ -121,6 +122,11 @@ static int apply(sim_scenario *s, op_kind op, size_t i, uint64_t submitted)
             return -1;
         s->workers[i].p_heartbeat_miss = 0;
         s->workers[i].heartbeat_delay = (sim_dist){SIM_DIST_FIXED, 0, 0};
+        return 0;
+    case OP_CHECKPOINTS: /* halved, 1 to none */
+        if (i >= s->n_workers || !s->workers[i].checkpoints)
+            return -1;
+        s->workers[i].checkpoints /= 2;
         return 0;
     case OP_STEPS:
         if (i >= w->n_mix || w->mix[i].workflow_steps < 2)
@@ -178,7 +184,8 @@ static size_t op_width(const sim_scenario *s, op_kind op)
     case OP_WORKER:
     case OP_COUNT:
     case OP_PARALLEL:
-    case OP_HEARTBEAT: return s->n_workers;
+    case OP_HEARTBEAT:
+    case OP_CHECKPOINTS: return s->n_workers;
     default: return 1;
     }
 }
