@@ -2916,25 +2916,35 @@ static void ns_text(int64_t ns, char *buf, size_t n)
         snprintf(buf, n, "%.3fms", (double)ns / 1e6);
 }
 
+size_t sim_seed_streams(const sim_run_config *cfg, sim_seed_stream out[SIM_SEED_STREAMS_MAX])
+{
+    static const char *const plain[] = {"gateway", "scheduler", "approver", "bus.route",
+                                        "bus.latency"};
+    static const char *const sign[] = {"gateway.key", "gateway.sign"}; /* made only when signing */
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        out[n++].name = plain[i];
+    for (size_t i = 0; cfg->scn->gateway.sign && i < sizeof sign / sizeof sign[0]; i++)
+        out[n++].name = sign[i];
+    for (size_t i = 0; i < n; i++) {
+        sim_rng g;
+        sim_rng_stream(&g, cfg->seed, out[i].name);
+        out[i].first = sim_rng_u64(&g);
+    }
+    return n;
+}
+
 void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
 {
     const sim_scenario *s = cfg->scn;
     fprintf(out, "scenario: %s (%s)\n", s->name ? s->name : "?", s->path ? s->path : "?");
     fprintf(out, "seed: %llu\n", (unsigned long long)cfg->seed);
     /* Everything derived from the seed: the first state word of each stream. */
-    const char *streams[] = {"gateway", "scheduler", "approver", "bus.route", "bus.latency"};
+    sim_seed_stream st[SIM_SEED_STREAMS_MAX];
+    size_t n_st = sim_seed_streams(cfg, st);
     fprintf(out, "streams:");
-    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
-        sim_rng g;
-        sim_rng_stream(&g, cfg->seed, streams[i]);
-        fprintf(out, " %s=%016llx", streams[i], (unsigned long long)sim_rng_u64(&g));
-    }
-    const char *sign_streams[] = {"gateway.key", "gateway.sign"}; /* made only when signing */
-    for (size_t i = 0; s->gateway.sign && i < 2; i++) {
-        sim_rng g;
-        sim_rng_stream(&g, cfg->seed, sign_streams[i]);
-        fprintf(out, " %s=%016llx", sign_streams[i], (unsigned long long)sim_rng_u64(&g));
-    }
+    for (size_t i = 0; i < n_st; i++)
+        fprintf(out, " %s=%016llx", st[i].name, (unsigned long long)st[i].first);
     fprintf(out, "\n");
     char t[32];
     ns_text(r->end_time, t, sizeof t);

@@ -111,4 +111,16 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d);
  * trace hash (the `capsim sim` report). */
 void sim_result_print(const sim_run_config *cfg, const sim_result *res, FILE *out);
 
+/* What a run derives from its seed, as the report shows it: the first
+ * state word of each top-level stream (gateway, scheduler, approver,
+ * bus.route, bus.latency, and gateway.key and gateway.sign when the
+ * gateway signs). Fills out (room for SIM_SEED_STREAMS_MAX) and returns
+ * the count. The names are static strings. */
+#define SIM_SEED_STREAMS_MAX 7
+typedef struct {
+    const char *name;
+    uint64_t first;
+} sim_seed_stream;
+size_t sim_seed_streams(const sim_run_config *cfg, sim_seed_stream out[SIM_SEED_STREAMS_MAX]);
+
 #endif

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "ref_bugs.h"
+#include "run_json.h"
 #include "sim_scenario.h"
 #include "sim_seeds.h"
 #include "sim_story.h"
@@ -34,6 +35,9 @@ static const char SIM_HELP[] =
     "                      invariant, and the trace hash), in finishing order\n"
     "  --trace FILE        write the binary trace\n"
     "  --jsonl FILE        write the JSONL trace\n"
+    "  --json FILE|-       also write the report as one JSON document (with\n"
+    "                      --seeds: the outcome); with -, standard output\n"
+    "                      carries the JSON alone and the text goes to stderr\n"
     "  --history JOB       one seed: also tell every step of the run that\n"
     "                      concerns job JOB, as it happens (without it, a\n"
     "                      violation is followed by the story of its job)\n"
@@ -81,18 +85,46 @@ static void default_out(const sim_scenario *scn, uint64_t seed, char *buf, size_
 }
 
 /* Shrinks a failing run to `out` (NULL: the default name in the current
- * directory). */
+ * directory, kept in def, def_n bytes). *written is the file written, or
+ * NULL. */
 static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const sim_result *first,
-                  const char *out)
+                  const char *out, char *def, size_t def_n, const char **written)
 {
-    char def[200];
     if (!out) {
-        default_out(scn, seed, def, sizeof def);
+        default_out(scn, seed, def, def_n);
         out = def;
     }
     sim_run_config kn = k->rc;
     kn.skip_event = k->skip;
-    return seeds_shrink("sim", scn, &kn, seed, first, out);
+    int rc = seeds_shrink("sim", scn, &kn, seed, first, out);
+    *written = rc == CLI_REJECTED ? out : NULL;
+    return rc;
+}
+
+/* --json: the report written to json (a file, or "-": the standard output
+ * saved in json_fd while the text went to standard error). Returns rc, or
+ * CLI_USAGE when the report could not be written (the error printed). */
+static int json_write(const char *json, int json_fd, char *doc, size_t len, int made, int rc)
+{
+    if (made != CAP_OK) {
+        cli_error("sim", "--json: %s", cap_strerror(made));
+        return CLI_USAGE;
+    }
+    if (json_fd >= 0) { /* standard output back, for the document alone */
+        fflush(stdout);
+        if (dup2(json_fd, STDOUT_FILENO) < 0) {
+            cli_error("sim", "--json -: %s", strerror(errno));
+            return CLI_USAGE;
+        }
+    }
+    if (cli_write_output("sim", json, doc, len) != 0)
+        return CLI_USAGE;
+    return rc;
+}
+
+static const char *bug_name(void)
+{
+    return ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
 }
 
 int cmd_sim(int argc, char **argv)
@@ -102,7 +134,7 @@ int cmd_sim(int argc, char **argv)
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL, *shrink_out = NULL,
-               *history = NULL;
+               *history = NULL, *json = NULL;
     uint64_t seed = 0;
     int have_seed = 0, do_shrink = 1, each = 0;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
@@ -145,6 +177,8 @@ int cmd_sim(int argc, char **argv)
                 trace = v;
             } else if (strcmp(o, "--jsonl") == 0) {
                 jsonl = v;
+            } else if (strcmp(o, "--json") == 0) {
+                json = v;
             } else if (strcmp(o, "--history") == 0) {
                 history = v;
             } else if (strcmp(o, "--shrink-out") == 0) {
@@ -225,9 +259,21 @@ int cmd_sim(int argc, char **argv)
         }
         k.skip[skips[i]] = 1;
     }
+    /* With --json -, what the command prints for people goes to standard
+     * error, so that standard output carries the JSON document alone. */
+    int json_fd = -1;
+    if (json && strcmp(json, "-") == 0) {
+        fflush(stdout);
+        if ((json_fd = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            cli_error("sim", "--json -: %s", strerror(errno));
+            free(k.skip);
+            sim_scenario_free(scn);
+            return CLI_USAGE;
+        }
+    }
     int rc;
     if (seeds) {
-        uint64_t a, b, failed = 0;
+        uint64_t a, b, failed = 0, ran = 0;
         sim_result *res = malloc(sizeof *res);
         k.rc.scn = scn;
         if (seeds_parse_range(seeds, &a, &b) < 0) {
@@ -236,11 +282,21 @@ int cmd_sim(int argc, char **argv)
         } else if (!res) {
             rc = CLI_USAGE;
         } else {
-            int r = seeds_run("sim", run_quiet, &k, a, b, jobs, each, &failed, res);
+            int r = seeds_run("sim", run_quiet, &k, a, b, jobs, each, &failed, res, &ran);
+            char def[200];
+            const char *shrunk = NULL;
             rc = r == 0   ? CLI_OK
                  : r < 0  ? CLI_USAGE
-                 : do_shrink ? shrink(scn, &k, failed, res, shrink_out)
+                 : do_shrink ? shrink(scn, &k, failed, res, shrink_out, def, sizeof def, &shrunk)
                              : CLI_REJECTED;
+            if (json && r >= 0) {
+                run_json_seeds_outcome o = {a, b, ran, r == 1, failed, res, shrunk};
+                char *doc = NULL;
+                size_t len = 0;
+                int made = run_json_seeds(scn, &o, bug_name(), &doc, &len);
+                rc = json_write(json, json_fd, doc, len, made, rc);
+                free(doc);
+            }
         }
         free(res);
     } else {
@@ -276,8 +332,17 @@ int cmd_sim(int argc, char **argv)
                 rc = res->violated ? CLI_REJECTED : CLI_OK;
                 if (res->violated && !history && res->job_id[0])
                     rc = seeds_tell_story("sim", &k.rc, res, rc);
+                char def[200];
+                const char *shrunk = NULL;
                 if (res->violated && do_shrink && rc == CLI_REJECTED)
-                    rc = shrink(scn, &k, k.rc.seed, res, shrink_out);
+                    rc = shrink(scn, &k, k.rc.seed, res, shrink_out, def, sizeof def, &shrunk);
+                if (json) {
+                    char *doc = NULL;
+                    size_t len = 0;
+                    int made = run_json_one(&k.rc, res, bug_name(), shrunk, &doc, &len);
+                    rc = json_write(json, json_fd, doc, len, made, rc);
+                    free(doc);
+                }
             }
             free(res);
         }
@@ -285,6 +350,11 @@ int cmd_sim(int argc, char **argv)
             rc = CLI_USAGE;
         if (tj && fclose(tj) != 0)
             rc = CLI_USAGE;
+    }
+    if (json_fd >= 0) { /* standard output back (when no report was written) */
+        fflush(stdout);
+        dup2(json_fd, STDOUT_FILENO);
+        close(json_fd);
     }
     free(k.skip);
     sim_scenario_free(scn);

@@ -275,7 +275,7 @@ int cmd_swarm(int argc, char **argv)
     sim_result *res = malloc(sizeof *res);
     if (!res)
         return CLI_USAGE;
-    int r = seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res);
+    int r = seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res, NULL);
     if (r == 0 && !o.keep)
         rmdir(o.out); /* every seed held: nothing was kept (a directory with files stays) */
     int rc = r == 0 ? CLI_OK : r < 0 ? CLI_USAGE : do_shrink ? shrink_seed(&o, failed, res) : CLI_REJECTED;

@@ -51,7 +51,7 @@ static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each)
 }
 
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
-              int each, uint64_t *failed, sim_result *res)
+              int each, uint64_t *failed, sim_result *res, uint64_t *ran)
 {
     int tty = isatty(STDERR_FILENO); /* the progress bar goes to a terminal only */
     uint64_t next = a, done = 0, total = b - a + 1;
@@ -88,6 +88,8 @@ int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t
     }
     if (tty)
         fprintf(stderr, "\n");
+    if (ran)
+        *ran = next - a;
     if (!violated && !broken) {
         printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
         return 0;

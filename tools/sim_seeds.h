@@ -22,9 +22,10 @@ int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b);
  * in order. Returns 0 when every seed held (a summary line printed), 1 on
  * a violation (*failed and *res are that seed's; its line printed), -1
  * when a seed could not be run or a process not started (the error
- * printed). cmd names the command in messages. */
+ * printed). *ran (when not NULL) is set to the number of seeds started.
+ * cmd names the command in messages. */
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
-              int each, uint64_t *failed, sim_result *res);
+              int each, uint64_t *failed, sim_result *res, uint64_t *ran);
 
 /* After a single run c broke an invariant (first, naming a job): the same
  * run again (same seed and knobs, no trace files) telling the story of

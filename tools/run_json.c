@@ -1,0 +1,252 @@
+/* capsim sim --json: see run_json.h. */
+#include "run_json.h"
+
+#include <inttypes.h>
+#include <math.h>
+
+#include "cap_error.h"
+#include "conf_json.h"
+
+/* Member names are written as they are (they are literals here); values
+ * that come from outside (names, ids, details) are quoted. */
+static void key(conf_jw *w, const char *k)
+{
+    conf_jw_printf(w, "\"%s\":", k);
+}
+
+static void u64(conf_jw *w, const char *k, uint64_t v)
+{
+    key(w, k);
+    conf_jw_printf(w, "%" PRIu64 ",", v);
+}
+
+static void i64(conf_jw *w, const char *k, int64_t v)
+{
+    key(w, k);
+    conf_jw_printf(w, "%" PRId64 ",", v);
+}
+
+/* A 64-bit value JSON readers may not hold exactly (a seed): a decimal
+ * string, as the CAP JSON form writes 64-bit integers. */
+static void u64_text(conf_jw *w, const char *k, uint64_t v)
+{
+    key(w, k);
+    conf_jw_printf(w, "\"%" PRIu64 "\",", v);
+}
+
+static void dbl(conf_jw *w, const char *k, double v)
+{
+    key(w, k);
+    if (isfinite(v))
+        conf_jw_printf(w, "%.9g,", v);
+    else
+        conf_jw_str(w, "null,");
+}
+
+static void str(conf_jw *w, const char *k, const char *v)
+{
+    key(w, k);
+    if (v)
+        conf_jw_quote(w, v);
+    else
+        conf_jw_str(w, "null");
+    conf_jw_str(w, ",");
+}
+
+/* Ends an object or array: the trailing comma of its last member goes. */
+static void close_with(conf_jw *w, char c)
+{
+    if (!w->failed && w->len && w->buf[w->len - 1] == ',')
+        w->len--;
+    conf_jw_printf(w, "%c,", c);
+}
+
+static int take(conf_jw *w, char **out, size_t *len)
+{
+    if (!w->failed && w->len && w->buf[w->len - 1] == ',')
+        w->len--;
+    conf_jw_str(w, "\n");
+    return conf_jw_take(w, out, len);
+}
+
+static void scenario(conf_jw *w, const sim_scenario *scn)
+{
+    key(w, "scenario");
+    conf_jw_str(w, "{");
+    str(w, "name", scn->name);
+    str(w, "path", scn->path);
+    close_with(w, '}');
+}
+
+/* The violation of r: the invariant, the job, the virtual time and what
+ * the checker saw. */
+static void violation(conf_jw *w, const sim_result *r)
+{
+    str(w, "invariant", r->invariant);
+    str(w, "job", r->job_id[0] ? r->job_id : NULL);
+    i64(w, "atNs", r->at);
+    str(w, "detail", r->detail);
+}
+
+static void body(conf_jw *w, const sim_run_config *cfg, const sim_result *r, const char *bug)
+{
+    str(w, "format", RUN_JSON_FORMAT);
+    scenario(w, cfg->scn);
+    u64_text(w, "seed", cfg->seed);
+    str(w, "bug", bug);
+
+    sim_seed_stream st[SIM_SEED_STREAMS_MAX];
+    size_t n_st = sim_seed_streams(cfg, st);
+    key(w, "streams");
+    conf_jw_str(w, "{");
+    for (size_t i = 0; i < n_st; i++) {
+        key(w, st[i].name);
+        conf_jw_printf(w, "\"%016" PRIx64 "\",", st[i].first);
+    }
+    close_with(w, '}');
+
+    i64(w, "virtualTimeNs", r->end_time);
+    u64(w, "events", r->events);
+    key(w, "jobs");
+    conf_jw_str(w, "{");
+    u64(w, "submitted", r->submitted);
+    u64(w, "compensations", r->compensations);
+    u64(w, "succeeded", r->succeeded);
+    u64(w, "failed", r->failed);
+    u64(w, "failedFatal", r->failed_fatal);
+    u64(w, "cancelled", r->cancelled);
+    u64(w, "denied", r->denied);
+    u64(w, "timeout", r->timed_out);
+    u64(w, "parked", r->parked);
+    u64(w, "unfinished", r->unfinished);
+    close_with(w, '}');
+
+    u64(w, "retries", r->retries);
+    u64(w, "rollbacks", r->rollbacks);
+    u64(w, "breakerOpenings", r->breaker_openings);
+    u64(w, "dlq", r->dlq);
+    u64(w, "duplicatesAnswered", r->duplicates);
+    u64(w, "staleIgnored", r->stale);
+
+    uint64_t answered = r->approvals + r->rejections;
+    key(w, "approvals");
+    conf_jw_str(w, "{");
+    u64(w, "approved", r->approvals);
+    u64(w, "rejected", r->rejections);
+    u64(w, "stale", r->approvals_stale);
+    i64(w, "waitTotalNs", r->approval_wait_ns);
+    i64(w, "waitMeanNs", answered ? r->approval_wait_ns / (int64_t)answered : 0);
+    close_with(w, '}');
+
+    key(w, "latency");
+    conf_jw_str(w, "[");
+    for (size_t i = 0; i < r->n_topics; i++) {
+        conf_jw_str(w, "{");
+        str(w, "topic", r->topics[i].topic);
+        u64(w, "n", r->topics[i].n);
+        i64(w, "p50Ns", r->topics[i].p50);
+        i64(w, "p95Ns", r->topics[i].p95);
+        i64(w, "p99Ns", r->topics[i].p99);
+        close_with(w, '}');
+    }
+    close_with(w, ']');
+
+    dbl(w, "workerUtilisation", r->utilisation);
+    dbl(w, "throughputJobsPerSecond", r->throughput);
+    u64(w, "handlerCalls", r->handler_calls);
+
+    key(w, "checkpoints");
+    conf_jw_str(w, "{");
+    u64(w, "reported", r->checkpoints_reported);
+    u64(w, "resumed", r->checkpoint_resumes);
+    close_with(w, '}');
+
+    key(w, "heartbeats");
+    conf_jw_str(w, "{");
+    u64(w, "missed", r->heartbeats_missed);
+    u64(w, "late", r->heartbeats_late);
+    close_with(w, '}');
+
+    key(w, "bus");
+    conf_jw_str(w, "{");
+    u64(w, "published", r->bus_published);
+    u64(w, "delivered", r->bus_delivered);
+    u64(w, "dropped", r->bus_dropped);
+    u64(w, "duplicated", r->bus_duplicated);
+    u64(w, "corrupted", r->bus_corrupted);
+    u64(w, "decodeFailures", r->bus_decode_failures);
+    u64(w, "replayed", r->bus_replayed);
+    close_with(w, '}');
+
+    key(w, "signing");
+    conf_jw_str(w, "{");
+    u64(w, "signedSubmits", r->signed_submits);
+    u64(w, "duplicates", r->signed_duplicates);
+    u64(w, "expired", r->signed_expired);
+    u64(w, "conflicts", r->signed_conflicts);
+    u64(w, "twinsSent", r->twins_sent);
+    close_with(w, '}');
+
+    key(w, "invariants");
+    conf_jw_str(w, "{");
+    key(w, "held");
+    conf_jw_str(w, r->violated ? "false," : "true,");
+    key(w, "violation");
+    if (r->violated) {
+        conf_jw_str(w, "{");
+        violation(w, r);
+        close_with(w, '}');
+    } else {
+        conf_jw_str(w, "null,");
+    }
+    close_with(w, '}');
+
+    key(w, "trace");
+    conf_jw_str(w, "{");
+    u64(w, "records", r->trace_records);
+    str(w, "sha256", r->trace_hash);
+    close_with(w, '}');
+}
+
+int run_json_one(const sim_run_config *cfg, const sim_result *r, const char *bug,
+                 const char *shrunk, char **out, size_t *len)
+{
+    if (!cfg || !cfg->scn || !r || !out || !len)
+        return CAP_EINVAL;
+    conf_jw w = {0};
+    conf_jw_str(&w, "{");
+    body(&w, cfg, r, bug);
+    str(&w, "shrunk", shrunk);
+    close_with(&w, '}');
+    return take(&w, out, len);
+}
+
+int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,
+                   char **out, size_t *len)
+{
+    if (!scn || !o || (o->violated && !o->res) || !out || !len)
+        return CAP_EINVAL;
+    conf_jw w = {0};
+    conf_jw_str(&w, "{");
+    str(&w, "format", RUN_JSON_SEEDS_FORMAT);
+    scenario(&w, scn);
+    str(&w, "bug", bug);
+    u64_text(&w, "from", o->from);
+    u64_text(&w, "to", o->to);
+    u64(&w, "seedsRun", o->ran);
+    key(&w, "held");
+    conf_jw_str(&w, o->violated ? "false," : "true,");
+    key(&w, "violation");
+    if (o->violated) {
+        conf_jw_str(&w, "{");
+        u64_text(&w, "seed", o->seed);
+        violation(&w, o->res);
+        str(&w, "traceSha256", o->res->trace_hash);
+        close_with(&w, '}');
+    } else {
+        conf_jw_str(&w, "null,");
+    }
+    str(&w, "shrunk", o->shrunk);
+    close_with(&w, '}');
+    return take(&w, out, len);
+}
