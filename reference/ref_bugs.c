@@ -46,6 +46,11 @@ const char *ref_bug_name(ref_bug b)
     return (b >= REF_BUG_NONE && b < REF_BUG_COUNT) ? BUGS[b].name : "?";
 }
 
+const char *ref_bug_current_name(void)
+{
+    return current_bug != REF_BUG_NONE ? ref_bug_name(current_bug) : NULL;
+}
+
 const char *ref_bug_describe(ref_bug b)
 {
     return (b >= REF_BUG_NONE && b < REF_BUG_COUNT) ? BUGS[b].describe : "?";

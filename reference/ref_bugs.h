@@ -47,6 +47,9 @@ int ref_bug_active(ref_bug b);
 const char *ref_bug_name(ref_bug b);
 const char *ref_bug_describe(ref_bug b);
 
+/* The name of the bug switched on, or NULL when none is. */
+const char *ref_bug_current_name(void);
+
 /* Parses a name as ref_bug_name spells it. Returns the bug, or CAP_EINVAL
  * (negative) for an unknown name. */
 int ref_bug_from_name(const char *name);

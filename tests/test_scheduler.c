@@ -2381,8 +2381,13 @@ static void test_same_seed_same_run(void **state)
 static void test_injected_bugs(void **state)
 {
     (void)state;
+    /* the name of the bug switched on, none when none is */
+    assert_null(ref_bug_current_name());
+    ref_bug_set(REF_BUG_RETRY_FATAL);
+    assert_string_equal(ref_bug_current_name(), "retry-fatal");
     /* dispatch-on-throttle */
     ref_bug_set(REF_BUG_DISPATCH_ON_THROTTLE);
+    assert_string_equal(ref_bug_current_name(), "dispatch-on-throttle");
     fixture *f = setup();
     heartbeat(f, "w1", "job.tools", 4, "", 0);
     submit(f, "j1", "job.tools", "bulk", 0);
@@ -2406,6 +2411,7 @@ static void test_injected_bugs(void **state)
     assert_int_equal(info(f, "j1").state, REF_JOB_FAILED_RETRYABLE);
     teardown(f);
     ref_bug_set(REF_BUG_NONE);
+    assert_null(ref_bug_current_name());
 }
 
 static void test_config_and_helpers(void **state)

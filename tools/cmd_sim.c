@@ -122,11 +122,6 @@ static int json_write(const char *json, int json_fd, char *doc, size_t len, int 
     return rc;
 }
 
-static const char *bug_name(void)
-{
-    return ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
-}
-
 int cmd_sim(int argc, char **argv)
 {
     if (argc < 2 || cli_wants_help(argc, argv)) {
@@ -293,7 +288,7 @@ int cmd_sim(int argc, char **argv)
                 run_json_seeds_outcome o = {a, b, ran, r == 1, failed, res, shrunk};
                 char *doc = NULL;
                 size_t len = 0;
-                int made = run_json_seeds(scn, &o, bug_name(), &doc, &len);
+                int made = run_json_seeds(scn, &o, ref_bug_current_name(), &doc, &len);
                 rc = json_write(json, json_fd, doc, len, made, rc);
                 free(doc);
             }
@@ -339,7 +334,7 @@ int cmd_sim(int argc, char **argv)
                 if (json) {
                     char *doc = NULL;
                     size_t len = 0;
-                    int made = run_json_one(&k.rc, res, bug_name(), shrunk, &doc, &len);
+                    int made = run_json_one(&k.rc, res, ref_bug_current_name(), shrunk, &doc, &len);
                     rc = json_write(json, json_fd, doc, len, made, rc);
                     free(doc);
                 }

@@ -155,7 +155,7 @@ int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config 
         free(sr);
         return CLI_USAGE;
     }
-    const char *bug = ref_bug_current() != REF_BUG_NONE ? ref_bug_name(ref_bug_current()) : NULL;
+    const char *bug = ref_bug_current_name();
     char *comment = NULL;
     size_t clen = 0;
     FILE *m = open_memstream(&comment, &clen);
