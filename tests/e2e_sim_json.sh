@@ -16,7 +16,7 @@ cp "$tmp/out" "$tmp/a.txt"
 jq -e . "$tmp/a.json" >/dev/null || fail "not JSON: $(head -c 300 "$tmp/a.json")"
 [ "$(jq -r .format "$tmp/a.json")" = capsim-sim-v1 ] || fail "format: $(jq -r .format "$tmp/a.json")"
 [ "$(jq -r .seed "$tmp/a.json")" = 2 ] || fail "seed: $(jq -r .seed "$tmp/a.json")"
-[ "$(jq -r .seed "$tmp/a.json" | jq -R 'type')" = '"string"' ] || fail "the seed is not a string"
+[ "$(jq -r '.seed | type' "$tmp/a.json")" = string ] || fail "the seed is not a string"
 [ "$(jq -r .invariants.held "$tmp/a.json")" = true ] || fail "held: $(jq -c .invariants "$tmp/a.json")"
 [ "$(jq -r .invariants.violation "$tmp/a.json")" = null ] || fail "a violation where none was"
 [ "$(jq -r .trace.sha256 "$tmp/a.json")" = "$(sha256sum <"$tmp/a.bin" | cut -d' ' -f1)" ] ||
