@@ -4,7 +4,7 @@
 #                     seeded with the golden fixtures, the policies, the
 #                     scenarios, the golden traces and fuzz/seeds/; fails on
 #                     any crash
-FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario fuzz_trace fuzz_adapter fuzz_suite
+FUZZ_TARGETS := fuzz_decode fuzz_json fuzz_policy fuzz_scenario fuzz_trace fuzz_adapter fuzz_suite fuzz_set
 FUZZ_SECONDS ?= 15
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LIBFUZZER_BIN := $(FUZZ_TARGETS:%=build-fuzz/%)

@@ -5,7 +5,7 @@
 # benchmark's for fuzz_scenario, the golden traces and the binary traces in
 # fuzz/seeds/fuzz_trace for fuzz_trace, the adapter-v1 lines in
 # fuzz/seeds/fuzz_adapter for fuzz_adapter, the upstream suites in ../shared/tck
-# for fuzz_suite). Fails if either engine finds a crash.
+# for fuzz_suite, the overrides in fuzz/seeds/fuzz_set for fuzz_set). Fails if either engine finds a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-15}
@@ -26,6 +26,7 @@ seeds_for() {
       for c in conformance/cases/*/; do cp "$c/golden.jsonl" "$dir/$(basename "$c").jsonl"; done
       cp fuzz/seeds/fuzz_trace/* "$dir" ;;
     fuzz_adapter) cp fuzz/seeds/fuzz_adapter/* "$dir" ;;
+    fuzz_set) cp fuzz/seeds/fuzz_set/* "$dir" ;;
     fuzz_suite) cp "${TCK_DIR:-../shared/tck}"/core-*.json "$dir" ;;
   esac
   # Every input that once broke a target runs again (one file per fixed bug).

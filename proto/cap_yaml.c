@@ -49,6 +49,7 @@ int cap_yaml_fail(cap_yaml_diag *d, int err, const cap_yaml_node *node, const ch
     d->err = err;
     d->line = node ? node->line : 0;
     d->column = node ? node->column : 0;
+    d->origin = node ? node->origin : 0;
     snprintf(d->path, sizeof d->path, "%s", path ? path : "");
     va_list ap;
     va_start(ap, fmt);
@@ -96,28 +97,46 @@ typedef struct {
     int pending_key;        /* an open mapping holds a key awaiting its value */
 } builder;
 
-static cap_yaml_node *new_node(builder *bd, cap_yaml_kind kind, const yaml_mark_t *mark)
+/* Room in doc's list of nodes for `more` of them. 0 or CAP_ENOMEM. */
+static int reserve_nodes(cap_yaml_doc *doc, size_t more)
 {
-    cap_yaml_doc *doc = bd->doc;
-    if (doc->n_all >= bd->b->max_nodes) {
-        mark_fail(bd->d, mark, "more than %zu nodes", bd->b->max_nodes);
+    if (doc->n_all + more <= doc->cap_all)
+        return 0;
+    size_t nc = doc->cap_all ? doc->cap_all : 64;
+    while (nc < doc->n_all + more)
+        nc *= 2;
+    cap_yaml_node **na = realloc(doc->all, nc * sizeof *na);
+    if (!na)
+        return CAP_ENOMEM;
+    doc->all = na;
+    doc->cap_all = nc;
+    return 0;
+}
+
+/* A zeroed node of kind, owned by doc (freed with it), or NULL. */
+static cap_yaml_node *doc_node(cap_yaml_doc *doc, cap_yaml_kind kind)
+{
+    if (reserve_nodes(doc, 1))
         return NULL;
-    }
-    if (doc->n_all == doc->cap_all) {
-        size_t nc = doc->cap_all ? doc->cap_all * 2 : 64;
-        cap_yaml_node **na = realloc(doc->all, nc * sizeof *na);
-        if (!na)
-            return NULL;
-        doc->all = na;
-        doc->cap_all = nc;
-    }
     cap_yaml_node *node = calloc(1, sizeof *node);
     if (!node)
         return NULL;
     node->kind = kind;
-    node->line = (int)mark->line + 1;
-    node->column = (int)mark->column + 1;
     doc->all[doc->n_all++] = node;
+    return node;
+}
+
+static cap_yaml_node *new_node(builder *bd, cap_yaml_kind kind, const yaml_mark_t *mark)
+{
+    if (bd->doc->n_all >= bd->b->max_nodes) {
+        mark_fail(bd->d, mark, "more than %zu nodes", bd->b->max_nodes);
+        return NULL;
+    }
+    cap_yaml_node *node = doc_node(bd->doc, kind);
+    if (node) {
+        node->line = (int)mark->line + 1;
+        node->column = (int)mark->column + 1;
+    }
     return node;
 }
 
@@ -494,4 +513,268 @@ int cap_yaml_expect(const cap_yaml_node *node, cap_yaml_kind kind, const char *p
 size_t cap_yaml_count(const cap_yaml_node *node)
 {
     return node && node->kind != CAP_YAML_SCALAR ? node->n : 0;
+}
+
+/* ---- setting a value by key path ---- */
+
+#define SET_MAX_STEPS 32
+
+/* One step of a key path: a mapping key or a sequence index. */
+typedef struct {
+    int is_index;
+    size_t index;
+    char key[CAP_YAML_PATH_MAX];
+} path_step;
+
+static int set_fail(cap_yaml_diag *d, int origin, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int set_fail(cap_yaml_diag *d, int origin, const char *path, const char *fmt, ...)
+{
+    char reason[sizeof d->reason];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    cap_yaml_fail(d, CAP_EYAML, NULL, path, "%s", reason);
+    if (d)
+        d->origin = origin;
+    return CAP_EYAML;
+}
+
+/* A key of the path at *pp: "quoted" or plain (up to . [ ] " =). */
+static int read_key(const char **pp, path_step *st, const char *a, int origin, cap_yaml_diag *d)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    if (*p == '"') {
+        for (p++; *p != '"'; p++) {
+            if (!*p)
+                return set_fail(d, origin, "", "a quoted key is not closed");
+            if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                p++;
+            if (n + 1 >= sizeof st->key)
+                return set_fail(d, origin, "", "a key over %zu bytes",
+                                sizeof st->key - 1);
+            st->key[n++] = *p;
+        }
+        p++;
+    } else {
+        for (; *p && !strchr(".[]\"=", *p); p++) {
+            if (n + 1 >= sizeof st->key)
+                return set_fail(d, origin, "", "a key over %zu bytes",
+                                sizeof st->key - 1);
+            st->key[n++] = *p;
+        }
+        if (!n)
+            return set_fail(d, origin, "", "want a key at offset %ld", (long)(p - a));
+    }
+    st->key[n] = '\0';
+    *pp = p;
+    return 0;
+}
+
+/* Splits PATH=VALUE: the steps of PATH, and *value just past the '='. */
+static int read_path(const char *a, path_step *steps, size_t *n, const char **value, int origin,
+                     cap_yaml_diag *d)
+{
+    const char *p = a;
+    int need_key = 1;
+    *n = 0;
+    for (;;) {
+        if (!need_key && *p == '=') {
+            *value = p + 1;
+            return 0;
+        }
+        if (!need_key && *p == '.') {
+            p++;
+            need_key = 1;
+            continue;
+        }
+        if (*n == SET_MAX_STEPS)
+            return set_fail(d, origin, "", "a path of more than %d steps",
+                            SET_MAX_STEPS);
+        path_step *st = &steps[(*n)++];
+        memset(st, 0, sizeof *st);
+        if (need_key) {
+            int rc = read_key(&p, st, a, origin, d);
+            if (rc)
+                return rc;
+            need_key = 0;
+        } else if (*p == '[') {
+            const char *q = ++p;
+            while (*p >= '0' && *p <= '9' && p - q < 9)
+                st->index = st->index * 10 + (size_t)(*p++ - '0');
+            if (p == q || *p != ']')
+                return set_fail(d, origin, "", "want [N], N an index from 0, at offset %ld",
+                                (long)(q - 1 - a));
+            p++;
+            st->is_index = 1;
+        } else {
+            return set_fail(d, origin, "", "%s at offset %ld (want PATH=VALUE)",
+                            *p ? "an unexpected character" : "no '='", (long)(p - a));
+        }
+    }
+}
+
+static const char *kind_word(const cap_yaml_node *node)
+{
+    if (!node)
+        return "absent";
+    if (cap_yaml_is_null(node))
+        return "null";
+    return node->kind == CAP_YAML_MAP ? "a mapping" : node->kind == CAP_YAML_SEQ ? "a sequence" : "a scalar";
+}
+
+/* The slot holding key's value in map, or NULL. */
+static cap_yaml_node **pair_slot(cap_yaml_node *map, const char *key)
+{
+    for (size_t i = 0; i < map->n; i++)
+        if (strcmp(map->pairs[i].key->text, key) == 0)
+            return &map->pairs[i].value;
+    return NULL;
+}
+
+/* Checks that the path can be taken in doc without changing it: every
+ * index names an existing item of a sequence, every key is looked up in a
+ * mapping (or in nothing, or a null, which will become a mapping). */
+static int check_path(const cap_yaml_doc *doc, const path_step *steps, size_t n, int origin,
+                      cap_yaml_diag *d)
+{
+    const cap_yaml_node *cur = doc->root;
+    char where[CAP_YAML_PATH_MAX] = "", next[CAP_YAML_PATH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const path_step *st = &steps[i];
+        int fresh = !cur || cap_yaml_is_null(cur);
+        if (st->is_index) {
+            if (fresh || cur->kind != CAP_YAML_SEQ)
+                return set_fail(d, origin, where, "is %s, not a sequence: [%zu] cannot index it",
+                                kind_word(cur), st->index);
+            if (st->index >= cur->n)
+                return set_fail(d, origin, where, "has %zu item%s: there is no [%zu]", cur->n,
+                                cur->n == 1 ? "" : "s", st->index);
+            cur = cur->items[st->index];
+            cap_yaml_path_index(next, where, st->index);
+        } else {
+            if (!fresh && cur->kind != CAP_YAML_MAP)
+                return set_fail(d, origin, where, "is %s, not a mapping: it has no key \"%s\"",
+                                kind_word(cur), st->key);
+            cap_yaml_node **slot = fresh ? NULL : pair_slot((cap_yaml_node *)cur, st->key);
+            cur = slot ? *slot : NULL;
+            cap_yaml_path_key(next, where, st->key);
+        }
+        memcpy(where, next, sizeof where);
+    }
+    return 0;
+}
+
+/* Nesting of collections under node (0 for a scalar). */
+static int depth_of(const cap_yaml_node *node)
+{
+    int m = 0;
+    if (node && node->kind != CAP_YAML_SCALAR)
+        for (size_t i = 0; i < node->n; i++) {
+            int c = depth_of(node->kind == CAP_YAML_SEQ ? node->items[i] : node->pairs[i].value);
+            if (c > m)
+                m = c;
+        }
+    return node && node->kind != CAP_YAML_SCALAR ? m + 1 : 0;
+}
+
+/* A plain null scalar, or NULL. */
+static cap_yaml_node *null_node(cap_yaml_doc *doc, int origin)
+{
+    cap_yaml_node *node = doc_node(doc, CAP_YAML_SCALAR);
+    if (node && !(node->text = calloc(1, 1)))
+        return NULL; /* the node itself is freed with doc */
+    if (node)
+        node->origin = origin;
+    return node;
+}
+
+/* Walks the checked path, adding keys and mappings as needed, and returns
+ * the slot the value goes into, or NULL (out of memory: every change made
+ * so far leaves a valid tree). */
+static cap_yaml_node **take_path(cap_yaml_doc *doc, const path_step *steps, size_t n, int origin)
+{
+    cap_yaml_node **slot = &doc->root;
+    for (size_t i = 0; i < n; i++) {
+        const path_step *st = &steps[i];
+        if (st->is_index) {
+            slot = &(*slot)->items[st->index];
+            continue;
+        }
+        if (!*slot || cap_yaml_is_null(*slot)) {
+            cap_yaml_node *map = doc_node(doc, CAP_YAML_MAP);
+            if (!map)
+                return NULL;
+            map->origin = origin;
+            *slot = map;
+        }
+        cap_yaml_node *map = *slot, **found = pair_slot(map, st->key);
+        if (found) {
+            slot = found;
+            continue;
+        }
+        cap_yaml_node *key = null_node(doc, origin), *value = null_node(doc, origin);
+        if (!key || !value)
+            return NULL;
+        free(key->text);
+        if (!(key->text = strdup(st->key)))
+            return NULL;
+        key->len = strlen(st->key);
+        key->quoted = 1;
+        if (grow((void **)&map->pairs, map->n, sizeof *map->pairs))
+            return NULL;
+        map->pairs[map->n] = (cap_yaml_pair){key, value};
+        slot = &map->pairs[map->n++].value;
+    }
+    return slot;
+}
+
+int cap_yaml_set(cap_yaml_doc *doc, const char *assignment, const cap_yaml_bounds *bounds,
+                 int origin, cap_yaml_diag *d)
+{
+    cap_yaml_bounds defb = cap_yaml_bounds_default();
+    const cap_yaml_bounds *b = bounds ? bounds : &defb;
+    if (d)
+        memset(d, 0, sizeof *d);
+    if (!doc || !assignment || origin <= 0)
+        return cap_yaml_fail(d, CAP_EINVAL, NULL, "", "bad arguments");
+    path_step *steps = malloc(SET_MAX_STEPS * sizeof *steps);
+    if (!steps)
+        return CAP_ENOMEM;
+    size_t n = 0;
+    const char *text = NULL;
+    cap_yaml_doc *val = NULL;
+    int rc = read_path(assignment, steps, &n, &text, origin, d);
+    if (!rc)
+        rc = check_path(doc, steps, n, origin, d);
+    if (!rc && (rc = cap_yaml_parse(text, strlen(text), b, &val, d)) != 0 && d)
+        d->origin = origin;
+    if (!rc && (int)n + depth_of(val->root) > b->max_depth)
+        rc = set_fail(d, origin, "", "nesting deeper than %d", b->max_depth);
+    if (!rc && doc->n_all + val->n_all + 2 * n + 1 > b->max_nodes)
+        rc = set_fail(d, origin, "", "more than %zu nodes", b->max_nodes);
+    if (!rc)
+        rc = reserve_nodes(doc, val->n_all);
+    if (!rc) { /* the value's nodes now belong to doc */
+        for (size_t i = 0; i < val->n_all; i++) {
+            val->all[i]->origin = origin;
+            doc->all[doc->n_all++] = val->all[i];
+        }
+        val->n_all = 0;
+        cap_yaml_node *root = val->root ? val->root : null_node(doc, origin);
+        cap_yaml_node **slot = root ? take_path(doc, steps, n, origin) : NULL;
+        if (slot)
+            *slot = root;
+        else
+            rc = CAP_ENOMEM;
+    }
+    if (rc == CAP_ENOMEM && d && !d->err) {
+        cap_yaml_fail(d, CAP_ENOMEM, NULL, "", "out of memory");
+        d->origin = origin;
+    }
+    cap_yaml_free(val);
+    free(steps);
+    return rc;
 }

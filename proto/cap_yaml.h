@@ -35,6 +35,7 @@ struct cap_yaml_node {
     cap_yaml_node **items;
     cap_yaml_pair *pairs;
     size_t n;
+    int origin;        /* 0: the parsed text; k > 0: put there by cap_yaml_set (origin k) */
 };
 
 typedef struct {
@@ -56,6 +57,7 @@ cap_yaml_bounds cap_yaml_bounds_default(void);
 typedef struct {
     int err;
     int line, column;
+    int origin;        /* the node's origin (0: the parsed text, or none), see cap_yaml_set */
     char path[CAP_YAML_PATH_MAX];
     char reason[256];
 } cap_yaml_diag;
@@ -83,6 +85,25 @@ typedef struct cap_yaml_doc cap_yaml_doc;
 int cap_yaml_parse(const char *text, size_t len, const cap_yaml_bounds *bounds,
                    cap_yaml_doc **out, cap_yaml_diag *d);
 void cap_yaml_free(cap_yaml_doc *doc);
+
+/* Sets one value by key path, as a command-line override does.
+ * `assignment` is PATH=VALUE:
+ *   PATH   a key, then any number of .KEY and [N] (N a sequence index from
+ *          0). A key holding '.', '[', ']', '"' or '=' is written in double
+ *          quotes, with \" and \\ inside: meta_labels."mcp.action".
+ *   VALUE  YAML read under bounds (NULL: the defaults), like the document:
+ *          a scalar (800, 2ms, "text"), a flow collection
+ *          ({dist: fixed, median: 2ms}, [a, b]); empty means null.
+ * The node at PATH is replaced by VALUE. A key its mapping lacks is added
+ * at the end; a missing or null node where the path needs a mapping
+ * becomes one; an index must name an item that exists. Every node of
+ * VALUE and every node added gets `origin` (> 0), which a later error about
+ * them carries in its diag, so that a caller can say which override it
+ * was. 0, or CAP_EYAML (a bad path, a path the document cannot take, a
+ * bad value, a bound crossed; nothing changed) or CAP_ENOMEM, with d
+ * saying why and d->origin = origin. The document stays valid either way. */
+int cap_yaml_set(cap_yaml_doc *doc, const char *assignment, const cap_yaml_bounds *bounds,
+                 int origin, cap_yaml_diag *d);
 
 /* The root node, or NULL for an empty document. Owned by doc. */
 const cap_yaml_node *cap_yaml_root(const cap_yaml_doc *doc);

@@ -1631,12 +1631,40 @@ static int parse_root(ctx *c, const cap_yaml_node *root)
 int sim_scenario_parse(const char *path, const char *text, size_t len, sim_scenario **out,
                        cap_yaml_diag *d)
 {
+    return sim_scenario_parse_with(path, text, len, NULL, 0, out, d);
+}
+
+/* Applies the overrides to doc and keeps their copies in s. */
+static int apply_sets(cap_yaml_doc *doc, const cap_yaml_bounds *b, const char *const *sets,
+                      size_t n_sets, sim_scenario *s, cap_yaml_diag *d)
+{
+    if (!n_sets)
+        return 0;
+    if (!(s->sets = calloc(n_sets, sizeof *s->sets)))
+        return oom(d);
+    for (size_t i = 0; i < n_sets; i++) {
+        int rc = cap_yaml_set(doc, sets[i], b, (int)i + 1, d);
+        if (rc)
+            return rc;
+        if (!(s->sets[s->n_sets++] = strdup(sets[i])))
+            return oom(d);
+    }
+    return 0;
+}
+
+int sim_scenario_parse_with(const char *path, const char *text, size_t len,
+                            const char *const *sets, size_t n_sets, sim_scenario **out,
+                            cap_yaml_diag *d)
+{
     cap_yaml_diag local;
     if (!d)
         d = &local;
     memset(d, 0, sizeof *d);
-    if (!out || (!text && len))
+    if (!out || (!text && len) || (n_sets && !sets))
         return cap_yaml_fail(d, CAP_EINVAL, NULL, "", "bad arguments");
+    if (n_sets > SIM_SCENARIO_MAX_SETS)
+        return cap_yaml_fail(d, CAP_EINVAL, NULL, "", "more than %d overrides",
+                             SIM_SCENARIO_MAX_SETS);
     *out = NULL;
     if (len > SIM_SCENARIO_MAX_BYTES)
         return cap_yaml_fail(d, CAP_EYAML, NULL, "", "the scenario is over %zu bytes",
@@ -1665,6 +1693,9 @@ int sim_scenario_parse(const char *path, const char *text, size_t len, sim_scena
     rc = cap_yaml_parse(text ? text : "", len, &b, &doc, d);
     if (rc)
         goto out;
+    rc = apply_sets(doc, &b, sets, n_sets, s, d);
+    if (rc)
+        goto out;
     rc = parse_root(&c, cap_yaml_root(doc));
 out:
     cap_yaml_free(doc);
@@ -1678,6 +1709,12 @@ out:
 }
 
 int sim_scenario_load(const char *path, sim_scenario **out, cap_yaml_diag *d)
+{
+    return sim_scenario_load_with(path, NULL, 0, out, d);
+}
+
+int sim_scenario_load_with(const char *path, const char *const *sets, size_t n_sets,
+                           sim_scenario **out, cap_yaml_diag *d)
 {
     cap_yaml_diag local;
     if (!d)
@@ -1697,7 +1734,7 @@ int sim_scenario_load(const char *path, sim_scenario **out, cap_yaml_diag *d)
                              SIM_SCENARIO_MAX_BYTES);
     if (rc)
         return cap_yaml_fail(d, CAP_EIO, NULL, "", "cannot read: %s", strerror(err));
-    rc = sim_scenario_parse(path, text, len, out, d);
+    rc = sim_scenario_parse_with(path, text, len, sets, n_sets, out, d);
     free(text);
     return rc;
 }
@@ -1745,5 +1782,8 @@ void sim_scenario_free(sim_scenario *s)
         free((char *)e->fault.to);
     }
     free(s->timeline);
+    for (size_t i = 0; i < s->n_sets; i++)
+        free(s->sets[i]);
+    free(s->sets);
     free(s);
 }

@@ -200,7 +200,12 @@ typedef struct {
     sim_timeline_event *timeline; /* in time order (stable for equal times) */
     size_t n_timeline;
     unsigned invariants;      /* SIM_INV_* bits */
+    char **sets;              /* the overrides it was loaded with (PATH=VALUE), for reports */
+    size_t n_sets;
 } sim_scenario;
+
+/* Most overrides one scenario takes. */
+#define SIM_SCENARIO_MAX_SETS 64
 
 /* Reads and validates a scenario file. CAP_OK with *out; else an error
  * (CAP_EIO unreadable, CAP_EYAML, CAP_EPOLICY bad policy, CAP_EINVAL a bad
@@ -214,6 +219,19 @@ int sim_scenario_load(const char *path, sim_scenario **out, cap_yaml_diag *d);
  * policy paths. */
 int sim_scenario_parse(const char *path, const char *text, size_t len, sim_scenario **out,
                        cap_yaml_diag *d);
+
+/* sim_scenario_load and sim_scenario_parse with overrides, as capsim sim
+ * --set gives them: sets[i] is PATH=VALUE (cap_yaml_set), applied in order
+ * to the file's YAML before anything is validated, so that the scenario is
+ * what the file would be had it said so (a relative `policy` path still
+ * resolves against the file's directory). An error in an override, or
+ * about a value one put there, has d->origin = i + 1. At most
+ * SIM_SCENARIO_MAX_SETS. The scenario keeps copies in sets and n_sets. */
+int sim_scenario_load_with(const char *path, const char *const *sets, size_t n_sets,
+                           sim_scenario **out, cap_yaml_diag *d);
+int sim_scenario_parse_with(const char *path, const char *text, size_t len,
+                            const char *const *sets, size_t n_sets, sim_scenario **out,
+                            cap_yaml_diag *d);
 
 void sim_scenario_free(sim_scenario *s);
 

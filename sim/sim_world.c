@@ -2938,6 +2938,8 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
 {
     const sim_scenario *s = cfg->scn;
     fprintf(out, "scenario: %s (%s)\n", s->name ? s->name : "?", s->path ? s->path : "?");
+    for (size_t i = 0; i < s->n_sets; i++) /* overrides are part of what the run is */
+        fprintf(out, "set: %s\n", s->sets[i]);
     fprintf(out, "seed: %llu\n", (unsigned long long)cfg->seed);
     /* Everything derived from the seed: the first state word of each stream. */
     sim_seed_stream st[SIM_SEED_STREAMS_MAX];

@@ -1,7 +1,7 @@
 /* Scenario files: a full scenario read back field by field, the defaults,
  * durations, every class of bad input with its line, column and key path,
  * policy files (resolved against the scenario, errors pointing into them),
- * actor names, and the timeline's stable time order. */
+ * actor names, the timeline's stable time order, and overrides (--set). */
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -909,6 +909,82 @@ static void test_docs_example_loads(void **state)
     free(md);
 }
 
+/* Overrides (capsim sim --set): applied to the file's YAML before it is
+ * validated, so a value set is read exactly as the file's own; relative
+ * policy paths still resolve against the file; an override's error names
+ * its origin; the scenario keeps the overrides for its reports. */
+static void test_overrides(void **state)
+{
+    (void)state;
+    const char *sets[] = {"workload.rate=40", "workers[0].count=7", "scheduler.max_retries=9",
+                          "bus.latency={dist: fixed, value: 3ms}", "workers[1].labels.zone=b",
+                          "policy=" EX_POLICY};
+    sim_scenario *s = NULL;
+    cap_yaml_diag d;
+    int rc = sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), sets, 6, &s, &d);
+    if (rc)
+        fail_msg("did not load (%d): %s: %s", rc, d.path, d.reason);
+    assert_true(s->workload.rate == 40);
+    assert_int_equal(s->workers[0].count, 7);
+    assert_int_equal(s->max_retries, 9);
+    assert_int_equal(s->latency.kind, SIM_DIST_FIXED);
+    assert_true(s->latency.a == 3e6);
+    assert_string_equal(s->policy_path, "tests/" EX_POLICY);
+    int zone = 0;
+    for (size_t i = 0; i < s->workers[1].n_labels; i++)
+        zone |= strcmp(s->workers[1].labels[i].key, "zone") == 0 &&
+                strcmp(s->workers[1].labels[i].value, "b") == 0;
+    assert_true(zone);
+    assert_int_equal(s->n_sets, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_string_equal(s->sets[i], sets[i]);
+    /* Everything not overridden is the file's. */
+    sim_scenario *plain = load(FULL);
+    assert_int_equal(s->workers[0].max_parallel, plain->workers[0].max_parallel);
+    assert_int_equal(s->n_timeline, plain->n_timeline);
+    assert_int_equal(s->duration_ns, plain->duration_ns);
+    assert_int_equal(plain->n_sets, 0);
+    sim_scenario_free(plain);
+    sim_scenario_free(s);
+
+    /* A bad value set is reported as the file's would be, with the
+     * override's number; a bad path, with its number too. */
+    const char *bad[] = {"seed=1", "workload.rate=-1"};
+    s = (sim_scenario *)1;
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), bad, 2, &s, &d), CAP_EINVAL);
+    assert_null(s);
+    assert_int_equal(d.origin, 2);
+    assert_string_equal(d.path, "workload.rate");
+    const char *bad_path[] = {"workers[5].count=1"};
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), bad_path, 1, &s, &d),
+                     CAP_EYAML);
+    assert_int_equal(d.origin, 1);
+    assert_string_equal(d.path, "workers");
+    /* An override's unknown key, and an actor it renames away, are caught
+     * as the file's would be. */
+    const char *unknown[] = {"workload.rte=1"};
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), unknown, 1, &s, &d),
+                     CAP_EINVAL);
+    assert_int_equal(d.origin, 1);
+    assert_non_null(strstr(d.reason, "unknown key \"rte\""));
+    const char *renamed[] = {"workers[0].count=1"}; /* w-1 and w-2 become plain w */
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), renamed, 1, &s, &d),
+                     CAP_EINVAL);
+    assert_int_equal(d.origin, 0); /* the file's reference to w-2 is what breaks */
+    assert_non_null(strstr(d.reason, "w-2"));
+    const char *too_many[SIM_SCENARIO_MAX_SETS + 1];
+    for (size_t i = 0; i <= SIM_SCENARIO_MAX_SETS; i++)
+        too_many[i] = "seed=1";
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), too_many,
+                                             SIM_SCENARIO_MAX_SETS + 1, &s, &d),
+                     CAP_EINVAL);
+    assert_int_equal(sim_scenario_parse_with(SCN_PATH, FULL, strlen(FULL), too_many,
+                                             SIM_SCENARIO_MAX_SETS, &s, &d),
+                     CAP_OK);
+    assert_int_equal(s->n_sets, SIM_SCENARIO_MAX_SETS);
+    sim_scenario_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -922,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_actors),
         cmocka_unit_test(test_docs_example_loads),
         cmocka_unit_test(test_large_worker_counts_load),
+        cmocka_unit_test(test_overrides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* The bounded YAML reader: tree shape and positions, scalar readers, and
- * every rejection (aliases, tags, duplicate keys, bounds, bad YAML). */
+ * every rejection (aliases, tags, duplicate keys, bounds, bad YAML); values
+ * set by key path (cap_yaml_set) and every refusal of one. */
 #include "testutil.h"
 
 #include "cap_error.h"
@@ -151,6 +152,164 @@ static void test_diag_format(void **state)
     assert_string_equal(cap_yaml_diag_format(&d, NULL, buf, sizeof buf), "<input>: empty");
 }
 
+/* The tree as compact text: maps {k: v, ...}, sequences [a, b], a plain
+ * null as ~, and each node put there by cap_yaml_set marked ^origin. */
+static void dump(const cap_yaml_node *n, char *out, size_t cap)
+{
+    size_t o = strlen(out);
+    if (!n) {
+        snprintf(out + o, cap - o, "<none>");
+        return;
+    }
+    if (n->kind == CAP_YAML_SCALAR)
+        snprintf(out + o, cap - o, "%s", cap_yaml_is_null(n) ? "~" : n->text);
+    else {
+        snprintf(out + o, cap - o, "%s", n->kind == CAP_YAML_MAP ? "{" : "[");
+        for (size_t i = 0; i < n->n; i++) {
+            o = strlen(out);
+            snprintf(out + o, cap - o, "%s", i ? ", " : "");
+            if (n->kind == CAP_YAML_MAP) {
+                dump(n->pairs[i].key, out, cap);
+                o = strlen(out);
+                snprintf(out + o, cap - o, ": ");
+                dump(n->pairs[i].value, out, cap);
+            } else {
+                dump(n->items[i], out, cap);
+            }
+        }
+        o = strlen(out);
+        snprintf(out + o, cap - o, "%s", n->kind == CAP_YAML_MAP ? "}" : "]");
+    }
+    if (n->origin) {
+        o = strlen(out);
+        snprintf(out + o, cap - o, "^%d", n->origin);
+    }
+}
+
+static void assert_tree(const cap_yaml_doc *doc, const char *want)
+{
+    char got[1024] = "";
+    dump(cap_yaml_root(doc), got, sizeof got);
+    assert_string_equal(got, want);
+}
+
+/* Applies each assignment in turn (origins 1, 2, ...) to text's tree. */
+static void set_ok(const char *text, const char *const *sets, size_t n, const char *want)
+{
+    cap_yaml_doc *doc = parse_ok(text);
+    for (size_t i = 0; i < n; i++) {
+        cap_yaml_diag d;
+        int rc = cap_yaml_set(doc, sets[i], NULL, (int)i + 1, &d);
+        if (rc)
+            fail_msg("--set %s: error %d: %s: %s", sets[i], rc, d.path, d.reason);
+    }
+    assert_tree(doc, want);
+    cap_yaml_free(doc);
+}
+
+/* cap_yaml_set refuses the assignment with CAP_EYAML, origin 3, a path
+ * and a reason holding needle, and leaves the tree as it was. */
+static void set_fails(const char *text, const char *set, const cap_yaml_bounds *b,
+                      const char *path, const char *needle)
+{
+    cap_yaml_doc *doc = parse_ok(text);
+    char before[1024] = "";
+    dump(cap_yaml_root(doc), before, sizeof before);
+    cap_yaml_diag d;
+    assert_int_equal(cap_yaml_set(doc, set, b, 3, &d), CAP_EYAML);
+    assert_int_equal(d.err, CAP_EYAML);
+    assert_int_equal(d.origin, 3);
+    assert_string_equal(d.path, path);
+    if (!strstr(d.reason, needle))
+        fail_msg("--set %s: reason \"%s\" lacks \"%s\"", set, d.reason, needle);
+    assert_tree(doc, before);
+    cap_yaml_free(doc);
+}
+
+static void test_set_replaces_adds_and_creates(void **state)
+{
+    (void)state;
+    const char *doc = "a: 1\nw:\n  - {id: x, n: 2}\n  - {id: y}\nm: {k: v}\nz:\n";
+    /* A scalar replaced; a value that is a flow collection; an item's key. */
+    const char *s1[] = {"a=5", "m={p: [1, 2]}", "w[1].id=q"};
+    set_ok(doc, s1, 3, "{a: 5^1, w: [{id: x, n: 2}, {id: q^3}], m: {p^2: [1^2, 2^2]^2}^2, z: ~}");
+    /* A key added at the end of its mapping; absent and null mappings on
+     * the way created; an empty value is null. */
+    const char *s2[] = {"w[0].extra=7", "new.deep.key=x", "z.k=1", "a="};
+    set_ok(doc, s2, 4,
+           "{a: ~^4, w: [{id: x, n: 2, extra^1: 7^1}, {id: y}], m: {k: v}, z: {k^3: 1^3}^3, "
+           "new^2: {deep^2: {key^2: x^2}^2}^2}");
+    /* Quoted keys hold the characters a path uses; the last set wins. */
+    const char *s3[] = {"m.\"mcp.action\"=read", "m.\"a[1]=\\\"q\\\"\"=2", "a=2", "a=3"};
+    set_ok(doc, s3, 4,
+           "{a: 3^4, w: [{id: x, n: 2}, {id: y}], m: {k: v, mcp.action^1: read^1, a[1]=\"q\"^2: 2^2}, "
+           "z: ~}");
+    /* An empty document gets a root mapping. */
+    const char *s4[] = {"x.y=1"};
+    set_ok("", s4, 1, "{x^1: {y^1: 1^1}^1}^1");
+    /* Values keep their kind: a quoted number is a string. */
+    cap_yaml_doc *d = parse_ok("a: 1\n");
+    assert_int_equal(cap_yaml_set(d, "a='12'", NULL, 1, NULL), 0);
+    const cap_yaml_node *a = cap_yaml_get(cap_yaml_root(d), "a");
+    assert_true(a->quoted);
+    assert_string_equal(a->text, "12");
+    /* An error about a node that a set put there names its origin. */
+    cap_yaml_diag diag;
+    int64_t v;
+    assert_int_equal(cap_yaml_int(a, "a", 0, 5, &v, &diag), CAP_EYAML);
+    assert_int_equal(diag.origin, 1);
+    cap_yaml_free(d);
+}
+
+static void test_set_rejections(void **state)
+{
+    (void)state;
+    const char *doc = "a: 1\nw:\n  - {id: x}\nm: {k: v}\n";
+    set_fails(doc, "a", NULL, "", "no '='");
+    set_fails(doc, "=1", NULL, "", "want a key at offset 0");
+    set_fails(doc, "m..k=1", NULL, "", "want a key at offset 2");
+    set_fails(doc, "m.=1", NULL, "", "want a key at offset 2");
+    set_fails(doc, "\"open=1", NULL, "", "quoted key is not closed");
+    set_fails(doc, "\"k\"x=1", NULL, "", "an unexpected character at offset 3");
+    set_fails(doc, "w[x]=1", NULL, "", "want [N]");
+    set_fails(doc, "w[]=1", NULL, "", "want [N]");
+    set_fails(doc, "w[0=1", NULL, "", "want [N]");
+    set_fails(doc, "w[1234567890]=1", NULL, "", "want [N]");
+    set_fails(doc, "w[1].id=1", NULL, "w", "has 1 item: there is no [1]");
+    set_fails(doc, "w.id=1", NULL, "w", "is a sequence, not a mapping");
+    set_fails(doc, "a.b=1", NULL, "a", "is a scalar, not a mapping");
+    set_fails(doc, "m[0]=1", NULL, "m", "is a mapping, not a sequence");
+    set_fails(doc, "n[0]=1", NULL, "n", "is absent, not a sequence");
+    set_fails(doc, "a={b: [}", NULL, "", "did not find expected node content");
+    set_fails(doc, "a={b: 1, b: 2}", NULL, "", "duplicate key");
+    set_fails(doc, "a=*x", NULL, "", "alias");
+    char long_path[400];
+    memset(long_path, 'k', 300);
+    strcpy(long_path + 300, "=1");
+    set_fails(doc, long_path, NULL, "", "a key over");
+    char many[200] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(many, i ? ".k" : "k");
+    strcat(many, "=1");
+    set_fails(doc, many, NULL, "", "more than 32 steps");
+    cap_yaml_bounds b = cap_yaml_bounds_default();
+    b.max_depth = 3;
+    set_fails(doc, "m.k={x: {y: 1}}", &b, "", "nesting deeper than 3");
+    b = cap_yaml_bounds_default();
+    b.max_nodes = 12;
+    set_fails(doc, "m.k=[1, 2, 3, 4]", &b, "", "more than 12 nodes");
+    b = cap_yaml_bounds_default();
+    b.max_scalar = 4;
+    set_fails(doc, "a=12345", &b, "", "over the bound of 4");
+    /* Bad arguments. */
+    cap_yaml_doc *d = parse_ok(doc);
+    cap_yaml_diag diag;
+    assert_int_equal(cap_yaml_set(d, "a=1", NULL, 0, &diag), CAP_EINVAL);
+    assert_int_equal(cap_yaml_set(d, NULL, NULL, 1, &diag), CAP_EINVAL);
+    assert_int_equal(cap_yaml_set(NULL, "a=1", NULL, 1, &diag), CAP_EINVAL);
+    cap_yaml_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +319,8 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_standard_tags_are_accepted),
         cmocka_unit_test(test_diag_format),
+        cmocka_unit_test(test_set_replaces_adds_and_creates),
+        cmocka_unit_test(test_set_rejections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,10 @@ static const char SIM_HELP[] =
     "\n"
     "options:\n"
     "  --seed N            the seed (default: the scenario's)\n"
+    "  --set PATH=VALUE    override a value of the scenario file, as if the\n"
+    "                      file said so (repeatable, applied in order):\n"
+    "                      --set workload.rate=800 --set workers[0].count=50\n"
+    "                      --set 'bus.latency={dist: fixed, median: 5ms}'\n"
     "  --seeds A..B        every seed from A to B\n"
     "  --jobs N            processes at once for --seeds (default: the cores)\n"
     "  --each              --seeds: also print one line per seed (held or the\n"
@@ -122,6 +126,20 @@ static int json_write(const char *json, int json_fd, char *doc, size_t len, int 
     return rc;
 }
 
+/* An error in, or about a value put there by, override `set`: named by the
+ * override, not the file; a position is within the override's value, and
+ * told only when it says more than "the value". */
+static void set_error(const char *set, const cap_yaml_diag *yd)
+{
+    char where[64] = "";
+    if (yd->line > 1)
+        snprintf(where, sizeof where, " (line %d, column %d of the value)", yd->line, yd->column);
+    else if (yd->line == 1 && yd->column > 1)
+        snprintf(where, sizeof where, " (column %d of the value)", yd->column);
+    fprintf(stderr, "capsim sim: --set %s: %s%s%s%s\n", set, yd->path, yd->path[0] ? ": " : "",
+            yd->reason, where);
+}
+
 int cmd_sim(int argc, char **argv)
 {
     if (argc < 2 || cli_wants_help(argc, argv)) {
@@ -137,6 +155,8 @@ int cmd_sim(int argc, char **argv)
     memset(&k, 0, sizeof k);
     size_t skips[256];
     size_t n_skips = 0;
+    const char *sets[SIM_SCENARIO_MAX_SETS];
+    size_t n_sets = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = NULL;
@@ -162,6 +182,12 @@ int cmd_sim(int argc, char **argv)
                 have_seed = 1;
             } else if (strcmp(o, "--seeds") == 0) {
                 seeds = v;
+            } else if (strcmp(o, "--set") == 0) {
+                if (n_sets == SIM_SCENARIO_MAX_SETS) {
+                    cli_error("sim", "--set: at most %d", SIM_SCENARIO_MAX_SETS);
+                    return CLI_USAGE;
+                }
+                sets[n_sets++] = v;
             } else if (strcmp(o, "--jobs") == 0) {
                 jobs = strtol(v, &end, 10);
                 if (*end || jobs < 1 || jobs > 256) {
@@ -234,9 +260,13 @@ int cmd_sim(int argc, char **argv)
     }
     sim_scenario *scn = NULL;
     cap_yaml_diag yd;
-    if (sim_scenario_load(path, &scn, &yd) != CAP_OK) {
-        char buf[1024];
-        fprintf(stderr, "capsim sim: %s\n", cap_yaml_diag_format(&yd, path, buf, sizeof buf));
+    if (sim_scenario_load_with(path, sets, n_sets, &scn, &yd) != CAP_OK) {
+        if (yd.origin > 0 && (size_t)yd.origin <= n_sets)
+            set_error(sets[yd.origin - 1], &yd);
+        else {
+            char buf[1024];
+            fprintf(stderr, "capsim sim: %s\n", cap_yaml_diag_format(&yd, path, buf, sizeof buf));
+        }
         return CLI_USAGE;
     }
     k.skip = calloc(scn->n_timeline + 1, 1);

@@ -75,6 +75,13 @@ static void scenario(conf_jw *w, const sim_scenario *scn)
     conf_jw_str(w, "{");
     str(w, "name", scn->name);
     str(w, "path", scn->path);
+    key(w, "sets"); /* the overrides (--set PATH=VALUE), in the order applied */
+    conf_jw_str(w, "[");
+    for (size_t i = 0; i < scn->n_sets; i++) {
+        conf_jw_quote(w, scn->sets[i]);
+        conf_jw_str(w, ",");
+    }
+    close_with(w, ']');
     close_with(w, '}');
 }
 

@@ -170,6 +170,10 @@ int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config 
                 scn->path, scn->name ? scn->name : "", sr->runs, out, seed, bug ? " --bug " : "",
                 bug ? bug : "", sr->last.job_id[0] ? sr->last.job_id : "-",
                 (double)sr->last.at / 1e9, sr->last.detail);
+        /* The overrides are already in the values below; named for the record. */
+        for (size_t i = 0; i < scn->n_sets; i++)
+            fprintf(m, "%s--set %s%s", i ? " " : "The original run had ", scn->sets[i],
+                    i + 1 == scn->n_sets ? ".\n" : "");
         fclose(m);
     }
     cli_output o;
