@@ -3,8 +3,9 @@
  * rest the document. A refused assignment must say why, carry its origin
  * and leave the tree exactly as it was; an accepted one must leave a tree
  * whose mappings still have unique keys, whose nodes come from the text or
- * from the assignment, and applying the same assignment again must give
- * the same tree (an override is idempotent). */
+ * from the assignment, which as flow text (cap_yaml_flow) reads back and
+ * writes the same text again, and applying the same assignment again must
+ * give the same tree (an override is idempotent). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uint64_t once = fingerprint(cap_yaml_root(doc), 1469598103934665603ULL, &set_nodes);
     CHECK(set_nodes > 0);
+    /* The tree as flow text reads back, and writes the same text again. */
+    static char flow[1 << 16], again[1 << 16];
+    if (cap_yaml_flow(cap_yaml_root(doc), flow, sizeof flow) == 0) {
+        cap_yaml_doc *back = NULL;
+        cap_yaml_bounds big = cap_yaml_bounds_default();
+        CHECK(cap_yaml_parse(flow, strlen(flow), &big, &back, &d) == 0);
+        CHECK(cap_yaml_flow(cap_yaml_root(back), again, sizeof again) == 0);
+        CHECK(strcmp(flow, again) == 0);
+        cap_yaml_free(back);
+    }
     rc = cap_yaml_set(doc, assign, &b, 1, &d);
     /* Again: the path now exists; only the node bound may refuse it (the
      * first value's nodes still count towards the document's). */

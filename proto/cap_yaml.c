@@ -11,6 +11,7 @@
 #include <yaml.h>
 
 #include "cap_error.h"
+#include "cap_utf8.h"
 
 struct cap_yaml_doc {
     cap_yaml_node *root;
@@ -582,6 +583,9 @@ static int read_path(const char *a, path_step *steps, size_t *n, const char **va
     *n = 0;
     for (;;) {
         if (!need_key && *p == '=') {
+            size_t bad = cap_utf8_check((const uint8_t *)a, (size_t)(p - a));
+            if (bad != CAP_UTF8_VALID) /* as the document's own keys must be */
+                return set_fail(d, origin, "", "the path is not UTF-8 (offset %zu)", bad);
             *value = p + 1;
             return 0;
         }
@@ -777,4 +781,130 @@ int cap_yaml_set(cap_yaml_doc *doc, const char *assignment, const cap_yaml_bound
     cap_yaml_free(val);
     free(steps);
     return rc;
+}
+
+int cap_yaml_set_path_len(const char *assignment, size_t *len, cap_yaml_diag *d)
+{
+    if (d)
+        memset(d, 0, sizeof *d);
+    if (!assignment || !len)
+        return cap_yaml_fail(d, CAP_EINVAL, NULL, "", "bad arguments");
+    path_step *steps = malloc(SET_MAX_STEPS * sizeof *steps);
+    if (!steps)
+        return CAP_ENOMEM;
+    size_t n;
+    const char *value = NULL;
+    int rc = read_path(assignment, steps, &n, &value, 0, d);
+    free(steps);
+    if (!rc)
+        *len = (size_t)(value - 1 - assignment);
+    return rc;
+}
+
+/* ---- flow text ---- */
+
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    int full;
+} flow_out;
+
+static void flow_put(flow_out *o, const char *s, size_t n)
+{
+    if (o->full || o->len + n + 1 > o->cap) {
+        o->full = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+/* Whether a plain scalar can be written as it is in flow text: printable
+ * ASCII with no flow indicator, ':' or '#' (libyaml reads some of those
+ * inside flow plain scalars and not others: quoting them all is simpler),
+ * no leading indicator or space, no trailing space. An empty one is a null
+ * and is written as ~. */
+static int plain_ok(const cap_yaml_node *n)
+{
+    const char *t = n->text;
+    if (!n->len || strchr("-?:,[]{}#&*!|>'\"%@` ", t[0]) || t[n->len - 1] == ' ')
+        return n->len == 0; /* an empty plain scalar is a null: written as it is */
+    for (size_t i = 0; i < n->len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c < 0x20 || c > 0x7e || strchr(",[]{}:#", c))
+            return 0;
+    }
+    return 1;
+}
+
+static void flow_scalar(flow_out *o, const cap_yaml_node *n)
+{
+    if (!n->quoted && plain_ok(n)) {
+        flow_put(o, n->len ? n->text : "~", n->len ? n->len : 1);
+        return;
+    }
+    flow_put(o, "\"", 1);
+    const unsigned char *t = (const unsigned char *)n->text;
+    for (size_t i = 0; i < n->len;) {
+        /* One character: its code point and length (the text is UTF-8,
+         * checked on the way in; a stray byte is taken as itself). */
+        uint32_t cp = t[i];
+        size_t k = cp < 0x80 ? 1 : cp >= 0xf0 ? 4 : cp >= 0xe0 ? 3 : cp >= 0xc0 ? 2 : 1;
+        if (i + k > n->len)
+            k = 1;
+        if (k > 1) {
+            cp &= 0x3fu >> (k - 1);
+            for (size_t j = 1; j < k; j++)
+                cp = (cp << 6) | (t[i + j] & 0x3fu);
+        }
+        char esc[12];
+        if (cp == '"' || cp == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)cp;
+            flow_put(o, esc, 2);
+        } else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) { /* C0, DEL, C1: not printable */
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+            flow_put(o, esc, 4);
+        } else if (cp == 0xfeff || cp == 0xfffe || cp == 0xffff) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            flow_put(o, esc, 6);
+        } else {
+            flow_put(o, (const char *)t + i, k);
+        }
+        i += k;
+    }
+    flow_put(o, "\"", 1);
+}
+
+static void flow_node(flow_out *o, const cap_yaml_node *n)
+{
+    if (n->kind == CAP_YAML_SCALAR) {
+        flow_scalar(o, n);
+        return;
+    }
+    int map = n->kind == CAP_YAML_MAP;
+    flow_put(o, map ? "{" : "[", 1);
+    for (size_t i = 0; i < n->n && !o->full; i++) {
+        if (i)
+            flow_put(o, ", ", 2);
+        if (map) {
+            flow_scalar(o, n->pairs[i].key);
+            flow_put(o, ": ", 2);
+            flow_node(o, n->pairs[i].value);
+        } else {
+            flow_node(o, n->items[i]);
+        }
+    }
+    flow_put(o, map ? "}" : "]", 1);
+}
+
+int cap_yaml_flow(const cap_yaml_node *node, char *buf, size_t cap)
+{
+    if (!node || !buf || !cap)
+        return CAP_EINVAL;
+    flow_out o = {buf, cap, 0, 0};
+    buf[0] = '\0';
+    flow_node(&o, node);
+    return o.full ? CAP_EFULL : 0;
 }

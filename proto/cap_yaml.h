@@ -105,6 +105,18 @@ void cap_yaml_free(cap_yaml_doc *doc);
 int cap_yaml_set(cap_yaml_doc *doc, const char *assignment, const cap_yaml_bounds *bounds,
                  int origin, cap_yaml_diag *d);
 
+/* The length of the PATH of a PATH=VALUE assignment (the offset of its
+ * '='), checked as cap_yaml_set reads it: 0, or CAP_EYAML with d saying
+ * why (d->origin = 0). */
+int cap_yaml_set_path_len(const char *assignment, size_t *len, cap_yaml_diag *d);
+
+/* node as one line of YAML flow text that reads back to the same tree
+ * (a mapping as {k: v}, a sequence as [a, b]; a quoted scalar, and a plain
+ * one holding what flow text cannot, double-quoted with \", \\ and \xNN
+ * escapes). 0, or CAP_EFULL when it needs more than cap bytes (with the
+ * NUL), or CAP_EINVAL. */
+int cap_yaml_flow(const cap_yaml_node *node, char *buf, size_t cap);
+
 /* The root node, or NULL for an empty document. Owned by doc. */
 const cap_yaml_node *cap_yaml_root(const cap_yaml_doc *doc);
 

@@ -2908,7 +2908,7 @@ int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d)
 
 /* ---- report ---------------------------------------------------------------- */
 
-static void ns_text(int64_t ns, char *buf, size_t n)
+void sim_duration_text(int64_t ns, char *buf, size_t n)
 {
     if (ns >= SEC)
         snprintf(buf, n, "%.3fs", (double)ns / SEC);
@@ -2949,7 +2949,7 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
         fprintf(out, " %s=%016llx", st[i].name, (unsigned long long)st[i].first);
     fprintf(out, "\n");
     char t[32];
-    ns_text(r->end_time, t, sizeof t);
+    sim_duration_text(r->end_time, t, sizeof t);
     fprintf(out, "virtual time: %s\n", t);
     fprintf(out,
             "jobs: submitted %llu (+%llu compensations); succeeded %llu, failed %llu, failed_fatal "
@@ -2960,7 +2960,7 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
             (unsigned long long)r->denied, (unsigned long long)r->timed_out,
             (unsigned long long)r->parked, (unsigned long long)r->unfinished);
     char aw[32];
-    ns_text(r->approvals + r->rejections ? r->approval_wait_ns / (int64_t)(r->approvals + r->rejections) : 0,
+    sim_duration_text(r->approvals + r->rejections ? r->approval_wait_ns / (int64_t)(r->approvals + r->rejections) : 0,
             aw, sizeof aw);
     fprintf(out,
             "retries %llu, rollbacks %llu, breaker openings %llu, dlq %llu, duplicates answered "
@@ -2973,9 +2973,9 @@ void sim_result_print(const sim_run_config *cfg, const sim_result *r, FILE *out)
             (unsigned long long)r->approvals_stale, aw);
     for (size_t i = 0; i < r->n_topics; i++) {
         char a[32], b[32], c[32];
-        ns_text(r->topics[i].p50, a, sizeof a);
-        ns_text(r->topics[i].p95, b, sizeof b);
-        ns_text(r->topics[i].p99, c, sizeof c);
+        sim_duration_text(r->topics[i].p50, a, sizeof a);
+        sim_duration_text(r->topics[i].p95, b, sizeof b);
+        sim_duration_text(r->topics[i].p99, c, sizeof c);
         fprintf(out, "latency %s: n=%llu p50=%s p95=%s p99=%s\n", r->topics[i].topic,
                 (unsigned long long)r->topics[i].n, a, b, c);
     }

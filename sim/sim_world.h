@@ -107,6 +107,10 @@ typedef struct {
  * be carried out at all (a resource, a policy file that vanished). */
 int sim_run(const sim_run_config *cfg, sim_result *res, cap_diag *d);
 
+/* A virtual duration as the reports print it: 1.594s from a second up,
+ * 351.790ms below. */
+void sim_duration_text(int64_t ns, char *buf, size_t n);
+
 /* Prints the seed and the values derived from it, the summary and the
  * trace hash (the `capsim sim` report). */
 void sim_result_print(const sim_run_config *cfg, const sim_result *res, FILE *out);

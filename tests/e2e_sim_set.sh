@@ -3,7 +3,8 @@
 # the file edited to say so (same trace hash), in one run and in every
 # --seeds process; the reports list the overrides; a violation found with
 # overrides shrinks to a file that reproduces it with none; a bad override
-# is a usage error naming it.
+# is a usage error naming it. --sweep runs every combination of values,
+# each variant exactly the run --set gives it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 capsim=${CAPSIM:-build/capsim}
@@ -74,5 +75,59 @@ bad 'workload.rate' "no '=' at offset 13"
 bad 'workers[x]=1' 'want [N]'
 bad 'bus.latency={dist: [}' 'did not find expected node content'
 bad 'bus.latency={dist: fixed, median: 4ms}' 'bus.latency.median: unknown key "median"'
+
+# --sweep: every variant is exactly the run --set gives it, in variant
+# order (the first axis slowest) whatever the processes' order; the same
+# output with one process or two; JSON with each variant's full report.
+expect 0 "$capsim" sim "$scn" --seed 5 --sweep 'workload.rate=[3, 0.5]' \
+  --sweep 'bus.latency=[{dist: fixed, value: 4ms}, {dist: fixed, value: 1ms}]' --jobs 2 --json "$tmp/sw.json"
+cp "$tmp/out" "$tmp/sweep2.txt"
+contains "$tmp/out" "sweep: workload.rate (2 values) x bus.latency (2 values): 4 variants, seed 5"
+contains "$tmp/out" "4 variants: every invariant held"
+[ "$(jq -r .format "$tmp/sw.json")" = capsim-sim-sweep-v1 ] || fail "sweep format"
+[ "$(jq -r .held "$tmp/sw.json")" = true ] || fail "sweep held"
+[ "$(jq -c '[.axes[] | .path]' "$tmp/sw.json")" = '["workload.rate","bus.latency"]' ] || fail "axes: $(jq -c .axes "$tmp/sw.json")"
+i=0
+for rate in 3 0.5; do
+  for lat in '{dist: fixed, value: 4ms}' '{dist: fixed, value: 1ms}'; do
+    i=$((i + 1))
+    expect 0 "$capsim" sim "$scn" --seed 5 --set "workload.rate=$rate" --set "bus.latency=$lat"
+    want=$(hash "$tmp/out")
+    row=$(awk -v v=$i '$1 == v && NF > 5' "$tmp/sweep2.txt" | head -1)
+    case "$row" in "$i "*"$rate "*"${want:0:16}") ;; *) fail "variant $i row: '$row', want rate $rate and trace ${want:0:16}" ;; esac
+    [ "$(jq -r ".variants[$((i - 1))].report.trace.sha256" "$tmp/sw.json")" = "$want" ] ||
+      fail "variant $i JSON trace differs from --set's $want"
+    [ "$(jq -c ".variants[$((i - 1))].sets" "$tmp/sw.json")" = "[\"workload.rate=$rate\",\"bus.latency=$lat\"]" ] ||
+      fail "variant $i sets: $(jq -c ".variants[$((i - 1))].sets" "$tmp/sw.json")"
+  done
+done
+expect 0 "$capsim" sim "$scn" --seed 5 --sweep 'workload.rate=[3, 0.5]' \
+  --sweep 'bus.latency=[{dist: fixed, value: 4ms}, {dist: fixed, value: 1ms}]' --jobs 1
+cmp -s "$tmp/out" "$tmp/sweep2.txt" || fail "the sweep's output differs with --jobs 1: $(diff "$tmp/out" "$tmp/sweep2.txt" | head -5)"
+
+# A variant that breaks an invariant: exit 1, and the command printed for
+# it runs it alone to the same violation.
+expect 1 "$capsim" sim "$bug" --bug dispatch-on-throttle --sweep 'workload.burst.size=[1, 40]'
+contains "$tmp/out" "variant 2 breaks dispatch-allowed"
+lacks "$tmp/out" "variant 1 breaks"
+alone=$(sed -n 's/^run it alone (and shrink it): capsim //p' "$tmp/out")
+[ -n "$alone" ] || fail "no command for the broken variant"
+eval "expect 1 \"\$capsim\" $alone --no-shrink"
+contains "$tmp/out" "VIOLATION dispatch-allowed"
+
+# Sweeps refused before anything runs.
+badsweep() {
+  expect 2 "$capsim" sim "$scn" --sweep "$1" ${2:+"$2"} ${3:+"$3"}
+  contains "$tmp/err" "$4"
+  lacks "$tmp/out" "variant"
+}
+badsweep 'workload.rate=5' '' '' "want a list of 1 to 64 values"
+badsweep 'workload.rate=[]' '' '' "want a list of 1 to 64 values"
+badsweep 'workload.rate=[1, 0]' '' '' "capsim sim: --sweep workload.rate: the value 0: workload.rate: 0 out of range"
+badsweep 'workload.rat=[1]' '' '' 'workload.rat: unknown key "rat"'
+badsweep 'workload.rate=[1]' --seeds 1..2 "it does not take --seeds"
+badsweep 'workload.rate=[1]' --trace "$tmp/x.bin" "it does not take --trace"
+expect 2 "$capsim" sim "$scn" --sweep "workload.rate=[$(seq -s, 1 20)]" --sweep "workers[1].count=[$(seq -s, 1 20)]"
+contains "$tmp/err" "more than 256 variants"
 
 echo "e2e_sim_set: $checks checks passed"

@@ -272,6 +272,8 @@ static void test_set_rejections(void **state)
     set_fails(doc, "\"open=1", NULL, "", "quoted key is not closed");
     set_fails(doc, "\"k\"x=1", NULL, "", "an unexpected character at offset 3");
     set_fails(doc, "w[x]=1", NULL, "", "want [N]");
+    set_fails(doc, "m.\xea=1", NULL, "", "the path is not UTF-8 (offset 2)");
+    set_fails(doc, "m=\xea", NULL, "", "UTF-8");
     set_fails(doc, "w[]=1", NULL, "", "want [N]");
     set_fails(doc, "w[0=1", NULL, "", "want [N]");
     set_fails(doc, "w[1234567890]=1", NULL, "", "want [N]");
@@ -310,6 +312,51 @@ static void test_set_rejections(void **state)
     cap_yaml_free(d);
 }
 
+/* Flow text reads back to the same tree: the same dump, and the same
+ * text again. */
+static void flow_round_trip(const char *yaml, const char *want_flow)
+{
+    cap_yaml_doc *doc = parse_ok(yaml);
+    char flow[512], again[512];
+    assert_int_equal(cap_yaml_flow(cap_yaml_root(doc), flow, sizeof flow), 0);
+    if (want_flow)
+        assert_string_equal(flow, want_flow);
+    cap_yaml_doc *back = parse_ok(flow);
+    char a[1024] = "", b[1024] = "";
+    dump(cap_yaml_root(doc), a, sizeof a);
+    dump(cap_yaml_root(back), b, sizeof b);
+    assert_string_equal(a, b);
+    assert_int_equal(cap_yaml_flow(cap_yaml_root(back), again, sizeof again), 0);
+    assert_string_equal(flow, again);
+    cap_yaml_free(back);
+    cap_yaml_free(doc);
+}
+
+static void test_flow_text(void **state)
+{
+    (void)state;
+    flow_round_trip("800", "800");
+    flow_round_trip("{dist: fixed, value: 5ms}", "{dist: fixed, value: 5ms}");
+    flow_round_trip("[1, [2, {a: b}], ~, '', 'x y']", "[1, [2, {a: b}], ~, \"\", \"x y\"]");
+    flow_round_trip("'12'", "\"12\"");
+    flow_round_trip("a: \"q\\\"b\\\\c\\td\"\n", "{a: \"q\\\"b\\\\c\\x09d\"}");
+    /* Block text flow cannot hold as it is is quoted. */
+    flow_round_trip("a: x, y\nb: '[z]'\nc: k:v\nd: -x\ne: 'x #y'\n\"f:\": ü\n",
+                    "{a: \"x, y\", b: \"[z]\", c: \"k:v\", d: \"-x\", e: \"x #y\", \"f:\": \"ü\"}");
+    cap_yaml_doc *doc = parse_ok("[aaaa, bbbb]");
+    char small[8];
+    assert_int_equal(cap_yaml_flow(cap_yaml_root(doc), small, sizeof small), CAP_EFULL);
+    assert_int_equal(cap_yaml_flow(NULL, small, sizeof small), CAP_EINVAL);
+    cap_yaml_free(doc);
+    /* The path of an assignment, as cap_yaml_set reads it. */
+    size_t n = 0;
+    cap_yaml_diag d;
+    assert_int_equal(cap_yaml_set_path_len("w[1].\"a=b\"=[1, 2]", &n, &d), 0);
+    assert_int_equal(n, strlen("w[1].\"a=b\""));
+    assert_int_equal(cap_yaml_set_path_len("w[1", &n, &d), CAP_EYAML);
+    assert_non_null(strstr(d.reason, "want [N]"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_diag_format),
         cmocka_unit_test(test_set_replaces_adds_and_creates),
         cmocka_unit_test(test_set_rejections),
+        cmocka_unit_test(test_flow_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include "sim_scenario.h"
 #include "sim_seeds.h"
 #include "sim_story.h"
+#include "sim_sweep.h"
 #include "sim_world.h"
 
 static const char SIM_HELP[] =
@@ -32,7 +33,12 @@ static const char SIM_HELP[] =
     "  --set PATH=VALUE    override a value of the scenario file, as if the\n"
     "                      file said so (repeatable, applied in order):\n"
     "                      --set workload.rate=800 --set workers[0].count=50\n"
-    "                      --set 'bus.latency={dist: fixed, median: 5ms}'\n"
+    "                      --set 'bus.latency={dist: fixed, value: 5ms}'\n"
+    "  --sweep PATH=[V1, V2, ...]\n"
+    "                      run the scenario once per value (repeatable: every\n"
+    "                      combination, at most 256), in parallel, and print\n"
+    "                      their figures side by side: --sweep 'workload.rate=\n"
+    "                      [100, 200, 400]' (one seed; not with --seeds)\n"
     "  --seeds A..B        every seed from A to B\n"
     "  --jobs N            processes at once for --seeds (default: the cores)\n"
     "  --each              --seeds: also print one line per seed (held or the\n"
@@ -126,21 +132,9 @@ static int json_write(const char *json, int json_fd, char *doc, size_t len, int 
     return rc;
 }
 
-/* An error in, or about a value put there by, override `set`: named by the
- * override, not the file; a position is within the override's value, and
- * told only when it says more than "the value". */
-static void set_error(const char *set, const cap_yaml_diag *yd)
-{
-    char where[64] = "";
-    if (yd->line > 1)
-        snprintf(where, sizeof where, " (line %d, column %d of the value)", yd->line, yd->column);
-    else if (yd->line == 1 && yd->column > 1)
-        snprintf(where, sizeof where, " (column %d of the value)", yd->column);
-    fprintf(stderr, "capsim sim: --set %s: %s%s%s%s\n", set, yd->path, yd->path[0] ? ": " : "",
-            yd->reason, where);
-}
-
-int cmd_sim(int argc, char **argv)
+/* cmd_sim, with the --sweep axes it reads kept in axes (the caller frees
+ * them whatever happens). */
+static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
 {
     if (argc < 2 || cli_wants_help(argc, argv)) {
         fputs(SIM_HELP, argc < 2 ? stderr : stdout);
@@ -157,6 +151,7 @@ int cmd_sim(int argc, char **argv)
     size_t n_skips = 0;
     const char *sets[SIM_SCENARIO_MAX_SETS];
     size_t n_sets = 0;
+    size_t n_axes = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = NULL;
@@ -188,6 +183,17 @@ int cmd_sim(int argc, char **argv)
                     return CLI_USAGE;
                 }
                 sets[n_sets++] = v;
+            } else if (strcmp(o, "--sweep") == 0) {
+                char err[300];
+                if (n_axes == SIM_SWEEP_MAX_AXES) {
+                    cli_error("sim", "--sweep: at most %d", SIM_SWEEP_MAX_AXES);
+                    return CLI_USAGE;
+                }
+                if (sweep_axis_parse(v, &axes[n_axes], err, sizeof err) != 0) {
+                    cli_error("sim", "--sweep %s: %s", v, err);
+                    return CLI_USAGE;
+                }
+                *n_axes_out = ++n_axes;
             } else if (strcmp(o, "--jobs") == 0) {
                 jobs = strtol(v, &end, 10);
                 if (*end || jobs < 1 || jobs > 256) {
@@ -254,6 +260,12 @@ int cmd_sim(int argc, char **argv)
         cli_error("sim", "--history tells one run: give --seed, not --seeds");
         return CLI_USAGE;
     }
+    if (n_axes && (seeds || trace || jsonl || history || shrink_out || n_skips || each)) {
+        cli_error("sim", "--sweep runs each variant once, with one seed: it does not take %s",
+                  seeds ? "--seeds" : trace ? "--trace" : jsonl ? "--jsonl" : history ? "--history"
+                  : shrink_out ? "--shrink-out" : n_skips ? "--skip-event" : "--each");
+        return CLI_USAGE;
+    }
     if (history && (!history[0] || strlen(history) > SIM_STORY_MAX_ID)) {
         cli_error("sim", "--history: want a job id of 1 to %d bytes", SIM_STORY_MAX_ID);
         return CLI_USAGE;
@@ -261,9 +273,11 @@ int cmd_sim(int argc, char **argv)
     sim_scenario *scn = NULL;
     cap_yaml_diag yd;
     if (sim_scenario_load_with(path, sets, n_sets, &scn, &yd) != CAP_OK) {
-        if (yd.origin > 0 && (size_t)yd.origin <= n_sets)
-            set_error(sets[yd.origin - 1], &yd);
-        else {
+        if (yd.origin > 0 && (size_t)yd.origin <= n_sets) {
+            char label[32 + 4096];
+            snprintf(label, sizeof label, "--set %s", sets[yd.origin - 1]);
+            sim_set_error(label, &yd);
+        } else {
             char buf[1024];
             fprintf(stderr, "capsim sim: %s\n", cap_yaml_diag_format(&yd, path, buf, sizeof buf));
         }
@@ -297,7 +311,27 @@ int cmd_sim(int argc, char **argv)
         }
     }
     int rc;
-    if (seeds) {
+    if (n_axes) {
+        uint64_t s = have_seed ? seed : scn->seed;
+        sweep_variants vs;
+        k.rc.skip_event = k.skip;
+        if (sweep_load(path, sets, n_sets, axes, n_axes, &vs) != 0) {
+            rc = CLI_USAGE;
+        } else {
+            if (sweep_run(&vs, &k.rc, s, jobs) != 0)
+                rc = CLI_USAGE;
+            else
+                rc = sweep_print(&vs, axes, s, path, stdout) ? CLI_REJECTED : CLI_OK;
+            if (json && rc != CLI_USAGE) {
+                char *doc = NULL;
+                size_t len = 0;
+                int made = run_json_sweep(scn, axes, &vs, s, ref_bug_current_name(), &doc, &len);
+                rc = json_write(json, json_fd, doc, len, made, rc);
+                free(doc);
+            }
+            sweep_variants_free(&vs);
+        }
+    } else if (seeds) {
         uint64_t a, b, failed = 0, ran = 0;
         sim_result *res = malloc(sizeof *res);
         k.rc.scn = scn;
@@ -383,5 +417,15 @@ int cmd_sim(int argc, char **argv)
     }
     free(k.skip);
     sim_scenario_free(scn);
+    return rc;
+}
+
+int cmd_sim(int argc, char **argv)
+{
+    sweep_axis axes[SIM_SWEEP_MAX_AXES];
+    size_t n_axes = 0;
+    int rc = sim_main(argc, argv, axes, &n_axes);
+    for (size_t i = 0; i < n_axes; i++)
+        sweep_axis_free(&axes[i]);
     return rc;
 }

@@ -10,10 +10,12 @@
 #include <stdint.h>
 
 #include "sim_scenario.h"
+#include "sim_sweep.h"
 #include "sim_world.h"
 
 #define RUN_JSON_FORMAT "capsim-sim-v1"
 #define RUN_JSON_SEEDS_FORMAT "capsim-sim-seeds-v1"
+#define RUN_JSON_SWEEP_FORMAT "capsim-sim-sweep-v1"
 
 /* The report of one run (cfg->scn, cfg->seed) that ended with r. bug names
  * the injected bug (NULL: none); shrunk is the file a violation's
@@ -37,5 +39,11 @@ typedef struct {
 
 int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,
                    char **out, size_t *len);
+
+/* The outcome of a sweep (capsim sim --sweep) of scn, the scenario with
+ * its base overrides: the axes, and for each variant its own overrides and
+ * its run's report as run_json_one writes it. Ownership as run_json_one. */
+int run_json_sweep(const sim_scenario *scn, const sweep_axis *axes, const sweep_variants *v,
+                   uint64_t seed, const char *bug, char **out, size_t *len);
 
 #endif
