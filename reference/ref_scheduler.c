@@ -141,6 +141,9 @@ typedef struct worker_slots {
 } worker_slots;
 
 struct ref_sched {
+    /* Counts the changes to what a worker selection reads (the registry,
+     * the breakers, the in-flight lists); see sel_miss. */
+    uint64_t sel_epoch;
     char *id;
     size_t id_len; /* strlen(id) */
     ref_safety *safety;
@@ -2357,6 +2360,7 @@ static int slot_take(ref_sched *s, job *j, worker_slots *w)
     j->holds_slot = 1;
     j->ws = w;
     ref_registry_set_inflight_memo(s->registry, w->worker_id, &w->reg, (uint32_t)w->n, w);
+    s->sel_epoch++;
     return CAP_OK;
 }
 
@@ -2378,6 +2382,7 @@ static void slot_release(ref_sched *s, job *j)
             w->n--;
             ref_registry_set_inflight_memo(s->registry, w->worker_id, &w->reg, (uint32_t)w->n,
                                            w);
+            s->sel_epoch++;
             break;
         }
 }
@@ -2720,6 +2725,7 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
         return CAP_ENOMEM;
     const char *worker = ws->worker_id;
     int v = ref_breaker_set_acquire_memo(s->breakers, worker, &ws->brk, now, &ticket, &ev);
+    s->sel_epoch++;
     TRY(v);
     TRY(publish_alert(s, &ev, now, fx));
     if (v == REF_BREAKER_REFUSE)
@@ -2863,7 +2869,59 @@ static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 }
 
 /* Try to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch. */
+/* A worker selection that found no worker, remembered while drain tries
+ * the waiting jobs one after another. A selection is a function of the
+ * job's topic (which gives its pools), its placement labels, required
+ * capabilities and excluded workers, and of what sel_epoch counts, at one
+ * `now`; for a plain job (no labels, requirements or exclusions) it is a
+ * function of the topic alone, so the next plain job of the same topic
+ * gets the same outcome without the walk over every worker, as long as
+ * nothing it reads has changed. The outcome is the only part of the
+ * answer a failed selection passes on (wait_for_worker). Without this, a
+ * backlog of n jobs behind m busy workers cost n * m filter checks at
+ * every freed slot and heartbeat. */
+typedef struct {
+    int valid;
+    uint64_t epoch;
+    int64_t now;
+    char topic[128];
+    ref_sel_outcome outcome;
+} sel_miss;
+
+static int check_reuse;
+static uint64_t reuses_checked, reuses_wrong;
+
+void ref_sched_check_reuse(int on)
+{
+    check_reuse = on;
+}
+
+uint64_t ref_sched_reuses_checked(void)
+{
+    return reuses_checked;
+}
+
+uint64_t ref_sched_reuses_wrong(void)
+{
+    return reuses_wrong;
+}
+
+static int plain_job(const job *j)
+{
+    const Cordum__Agent__V1__JobMetadata *m = j->req->meta;
+    return (!j->passed || !j->passed->n) && !j->req->n_labels && (!m || !m->n_requires);
+}
+
+static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss);
+
 static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
+{
+    return try_dispatch_m(s, j, now, fx, NULL);
+}
+
+/* try_dispatch; miss (may be NULL) remembers a failed selection for the
+ * next job (sel_miss). */
+static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss)
 {
     if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE) {
         TRY(set_state(j, REF_JOB_SCHEDULED, now));
@@ -2941,6 +2999,16 @@ allowed:
                  j->tenant, j->max_concurrent));
         return jrec(s, j, now, fx, "tenant-limit", 0);
     }
+    const char *topic = nz(j->req->topic);
+    int plain = miss && plain_job(j) && strlen(topic) < sizeof miss->topic;
+    int reuse = plain && miss->valid && miss->epoch == s->sel_epoch && miss->now == now &&
+                strcmp(miss->topic, topic) == 0;
+    ref_sel_result sel;
+    if (reuse && !check_reuse) {
+        memset(&sel, 0, sizeof sel);
+        sel.outcome = miss->outcome;
+        return wait_for_worker(s, j, &sel, now, fx);
+    }
     const char *const *pools;
     size_t n_pools;
     route_pools(s, j, &pools, &n_pools);
@@ -2950,10 +3018,21 @@ allowed:
                           .n_exclude = j->passed ? j->passed->n : 0,
                           .exclude_fn = exclude_worker, .exclude_ctx = &ec, .first_fit = 1,
                           .id_by_tag = 1};
-    ref_sel_result sel;
     TRY(ref_registry_select(s->registry, now, &sr, &sel));
-    if (sel.outcome != REF_SEL_OK)
+    if (reuse) { /* check_reuse: the outcome reused must be this one (which is used) */
+        reuses_checked++;
+        reuses_wrong += sel.outcome != miss->outcome;
+    }
+    if (sel.outcome != REF_SEL_OK) {
+        if (plain) {
+            miss->valid = 1;
+            miss->epoch = s->sel_epoch;
+            miss->now = now;
+            memcpy(miss->topic, topic, strlen(topic) + 1);
+            miss->outcome = sel.outcome;
+        }
         return wait_for_worker(s, j, &sel, now, fx);
+    }
     return do_dispatch(s, j, &sel, now, fx);
 }
 
@@ -2976,10 +3055,11 @@ static int drain(ref_sched *s, int64_t now, ref_effects *fx)
     for (size_t i = 0; i < n; i++)
         seqs[i] = batch[i]->seq;
     int rc = CAP_OK;
+    sel_miss miss = {0};
     for (size_t i = 0; i < n && rc >= 0; i++) {
         job *j = find_seq(s, seqs[i]);
         if (j && j->waiting && !is_terminal(j))
-            rc = try_dispatch(s, j, now, fx);
+            rc = try_dispatch_m(s, j, now, fx, &miss);
     }
     free(batch);
     free(seqs);
@@ -3032,6 +3112,7 @@ static int breaker_record(ref_sched *s, job *j, ref_breaker_outcome o, int64_t n
         return CAP_OK;
     ref_breaker_event ev;
     worker_slots *ws = ws_of(j);
+    s->sel_epoch++;
     TRY(ref_breaker_set_record_memo(s->breakers, j->worker, ws ? &ws->brk : NULL, now, j->ticket,
                                     o, &ev));
     TRY(publish_alert(s, &ev, now, fx));
@@ -3393,6 +3474,7 @@ static int on_heartbeat(ref_sched *s, const Cordum__Agent__V1__Heartbeat *hb, in
     cap_diag d;
     void *tag = NULL; /* the worker's in-flight list, when the registry has it */
     int r = ref_registry_heartbeat_tag(s->registry, now, hb, &tag, &d);
+    s->sel_epoch++;
     if (r < 0) {
         if (r == CAP_ENOMEM)
             return r;
@@ -3435,6 +3517,7 @@ static int on_handshake(ref_sched *s, const cap_packet *p, int64_t now, ref_effe
     cap_diag d;
     int32_t version = 0;
     int r = ref_registry_handshake(s->registry, now, p->sender_id, p->handshake, &version, &d);
+    s->sel_epoch++;
     if (r == CAP_ENOMEM)
         return r;
     if (r < 0) {
@@ -3454,6 +3537,7 @@ static int on_registry_timer(ref_sched *s, int64_t now, ref_effects *fx)
     ref_registry_lost lost[16];
     int n;
     while ((n = ref_registry_expire(s->registry, now, lost, 16)) > 0) {
+        s->sel_epoch++;
         for (int i = 0; i < n; i++) {
             TRY(note(s, fx, now, "worker-lost", "", "worker %s: no heartbeat since %lld",
                      lost[i].worker_id, (long long)lost[i].last_seen));
@@ -3483,6 +3567,7 @@ static int on_breaker_timer(ref_sched *s, int64_t now, ref_effects *fx)
     ref_breaker_event evs[16];
     int n;
     while ((n = ref_breaker_set_advance(s->breakers, now, evs, 16)) > 0) {
+        s->sel_epoch++;
         for (int i = 0; i < n; i++)
             TRY(publish_alert(s, &evs[i], now, fx));
         if (n < 16)

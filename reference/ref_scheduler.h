@@ -310,4 +310,15 @@ int ref_sched_request_hash(const Cordum__Agent__V1__JobRequest *req, char out[65
  * plus a uniform jitter in [0, jitter), all capped at max. */
 int64_t ref_sched_backoff(int64_t base, int64_t max, int64_t jitter, uint32_t n, const ref_rand *r);
 
+/* Self-check for tests, process-wide. A scheduler trying its waiting jobs
+ * reuses a selection that found no worker for the next job it must give
+ * the same answer (plain jobs of one topic, nothing changed in between:
+ * see sel_miss in ref_scheduler.c). With the check on, each reuse also
+ * selects afresh and goes on with the fresh answer, counting the reuses
+ * checked and those whose outcome was not the fresh one (which must stay
+ * 0). */
+void ref_sched_check_reuse(int on);
+uint64_t ref_sched_reuses_checked(void);
+uint64_t ref_sched_reuses_wrong(void);
+
 #endif
