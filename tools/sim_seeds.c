@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "proc_pool.h"
 #include "ref_bugs.h"
 #include "sim_scenario_write.h"
 #include "sim_shrink.h"
@@ -50,44 +51,40 @@ static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each)
     _exit(rc != CAP_OK ? 2 : res->violated ? 1 : 0);
 }
 
+typedef struct {
+    seeds_run_fn run;
+    void *ctx;
+    uint64_t a;
+    int each, violated, broken;
+} seeds_pool;
+
+static void seed_task(void *ctx, size_t i)
+{
+    const seeds_pool *sp = ctx;
+    child(sp->run, sp->ctx, sp->a + i, sp->each);
+}
+
+/* A seed's process ended: 0 held, 1 violated, anything else not run. The
+ * first violation stops the starting of seeds. */
+static int seed_finished(void *ctx, size_t i, int status)
+{
+    (void)i;
+    seeds_pool *sp = ctx;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+    sp->violated |= code == 1;
+    sp->broken |= code != 0 && code != 1;
+    return sp->violated || sp->broken;
+}
+
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
               int each, uint64_t *failed, sim_result *res, uint64_t *ran)
 {
-    int tty = isatty(STDERR_FILENO); /* the progress bar goes to a terminal only */
-    uint64_t next = a, done = 0, total = b - a + 1;
-    int violated = 0, broken = 0;
-    long running = 0;
-    while ((next <= b && !violated && !broken) || running > 0) {
-        while (running < jobs && next <= b && !violated && !broken) {
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid < 0) {
-                cli_error(cmd, "fork failed: %s", strerror(errno));
-                broken = 1;
-                break;
-            }
-            if (pid == 0)
-                child(run, ctx, next, each);
-            running++;
-            next++;
-        }
-        int status = 0;
-        pid_t pid = wait(&status);
-        if (pid < 0)
-            break;
-        running--;
-        done++;
-        int code = WIFEXITED(status) ? WEXITSTATUS(status) : 2;
-        violated |= code == 1;
-        broken |= code != 0 && code != 1;
-        if (tty) {
-            fprintf(stderr, "\r[%-40.*s] %" PRIu64 "/%" PRIu64, (int)(40 * done / total),
-                    "########################################", done, total);
-            fflush(stderr);
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
+    uint64_t total = b - a + 1;
+    seeds_pool sp = {run, ctx, a, each, 0, 0};
+    proc_pool pool = {&sp, NULL, seed_task, NULL, seed_finished};
+    long started = proc_pool_run(cmd, &pool, (size_t)total, jobs);
+    int violated = sp.violated, broken = sp.broken || started < 0;
+    uint64_t next = a + (started < 0 ? 0 : (uint64_t)started);
     if (ran)
         *ran = next - a;
     if (!violated && !broken) {

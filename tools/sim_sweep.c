@@ -15,6 +15,7 @@
 #include "cap_error.h"
 #include "cap_yaml.h"
 #include "cli.h"
+#include "proc_pool.h"
 #include "ref_bugs.h"
 
 /* A result travels from its child through a pipe, written before the child
@@ -214,76 +215,67 @@ static int read_result(int fd, sim_result *res)
     return got == sizeof *res ? 0 : -1;
 }
 
+typedef struct {
+    sweep_variants *v;
+    const sim_run_config *base;
+    uint64_t seed;
+    int *rfd, *wfd; /* each variant's pipe */
+    int failed;
+} sweep_pool;
+
+static int variant_prepare(void *ctx, size_t i)
+{
+    sweep_pool *sp = ctx;
+    int p[2];
+    if (pipe(p) != 0) {
+        cli_error("sim", "pipe failed: %s", strerror(errno));
+        return -1;
+    }
+    sp->rfd[i] = p[0];
+    sp->wfd[i] = p[1];
+    return 0;
+}
+
+static void variant_run(void *ctx, size_t i)
+{
+    sweep_pool *sp = ctx;
+    close(sp->rfd[i]);
+    child(sp->v, i, sp->base, sp->seed, sp->wfd[i]);
+}
+
+static void variant_started(void *ctx, size_t i)
+{
+    sweep_pool *sp = ctx;
+    close(sp->wfd[i]);
+}
+
+static int variant_finished(void *ctx, size_t i, int status)
+{
+    sweep_pool *sp = ctx;
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+             read_result(sp->rfd[i], &sp->v->res[i]) == 0;
+    close(sp->rfd[i]);
+    if (!ok) {
+        cli_error("sim", "variant %zu could not be run", i + 1);
+        sp->failed = 1;
+    }
+    return !ok;
+}
+
 int sweep_run(sweep_variants *v, const sim_run_config *base, uint64_t seed, long jobs)
 {
-    pid_t *pids = calloc(v->n, sizeof *pids);
-    int *fds = calloc(v->n, sizeof *fds);
-    if (!pids || !fds) {
-        free(pids);
-        free(fds);
+    sweep_pool sp = {v, base, seed, calloc(v->n, sizeof(int)), calloc(v->n, sizeof(int)), 0};
+    if (!sp.rfd || !sp.wfd) {
+        free(sp.rfd);
+        free(sp.wfd);
         cli_error("sim", "out of memory");
         return -1;
     }
-    int tty = isatty(STDERR_FILENO);
-    size_t next = 0, done = 0;
-    long running = 0;
-    int broken = 0;
-    while ((next < v->n && !broken) || running > 0) {
-        while (running < jobs && next < v->n && !broken) {
-            int p[2];
-            if (pipe(p) != 0) {
-                cli_error("sim", "pipe failed: %s", strerror(errno));
-                broken = 1;
-                break;
-            }
-            fflush(NULL);
-            pid_t pid = fork();
-            if (pid < 0) {
-                cli_error("sim", "fork failed: %s", strerror(errno));
-                close(p[0]);
-                close(p[1]);
-                broken = 1;
-                break;
-            }
-            if (pid == 0) {
-                close(p[0]);
-                child(v, next, base, seed, p[1]);
-            }
-            close(p[1]);
-            pids[next] = pid;
-            fds[next] = p[0];
-            running++;
-            next++;
-        }
-        int status = 0;
-        pid_t pid = wait(&status);
-        if (pid < 0)
-            break;
-        size_t i = 0;
-        while (i < next && pids[i] != pid)
-            i++;
-        if (i == next)
-            continue; /* not one of ours */
-        running--;
-        done++;
-        int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && read_result(fds[i], &v->res[i]) == 0;
-        close(fds[i]);
-        pids[i] = 0;
-        if (!ok) {
-            cli_error("sim", "variant %zu could not be run", i + 1);
-            broken = 1;
-        }
-        if (tty) {
-            fprintf(stderr, "\r[%-40.*s] %zu/%zu", (int)(40 * done / v->n),
-                    "########################################", done, v->n);
-            fflush(stderr);
-        }
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    free(pids);
-    free(fds);
-    return broken || done < v->n ? -1 : 0;
+    proc_pool pool = {&sp, variant_prepare, variant_run, variant_started, variant_finished};
+    long started = proc_pool_run("sim", &pool, v->n, jobs);
+    free(sp.rfd);
+    free(sp.wfd);
+    return started == (long)v->n && !sp.failed ? 0 : -1;
 }
 
 /* ---- the tables ---- */
