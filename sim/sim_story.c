@@ -20,6 +20,13 @@ struct sim_story {
     uint64_t *msgs;
     size_t n_msgs, cap_msgs;
     int msgs_full_said;
+    /* The last line told (who, what and the rest), and how many lines
+     * just like it have come since, the last of them at `again_at`: a job
+     * waiting behind a backlog is tried again at every freed slot, and its
+     * story would otherwise repeat one line hundreds of times. */
+    char last[1100];
+    uint64_t again;
+    int64_t again_at;
 };
 
 int sim_story_new(const char *job_id, FILE *out, sim_story **st)
@@ -42,10 +49,13 @@ int sim_story_new(const char *job_id, FILE *out, sim_story **st)
     return CAP_OK;
 }
 
+static void flush_again(sim_story *st);
+
 void sim_story_free(sim_story *st)
 {
     if (!st)
         return;
+    flush_again(st);
     free(st->msgs);
     free(st);
 }
@@ -65,14 +75,40 @@ uint64_t sim_story_lines_about(const sim_story *st)
     return st ? st->lines - st->timeline_lines : 0;
 }
 
+static void print_time(sim_story *st, int64_t t)
+{
+    long long sec = (long long)(t / 1000000000), ns = (long long)(t % 1000000000);
+    fprintf(st->out, "%8lld.%06llds  ", sec, ns / 1000);
+}
+
+/* Tells how many times the last line came again, if it did. */
+static void flush_again(sim_story *st)
+{
+    if (!st->again)
+        return;
+    print_time(st, st->again_at);
+    fprintf(st->out, "%-12s %-9s the line above, %llu more time%s (the last at this time)\n", "story", "again",
+            (unsigned long long)st->again, st->again == 1 ? "" : "s");
+    st->again = 0;
+}
+
 /* One line: the virtual time, who, what, then the rest (already
- * formatted). */
+ * formatted). A line the same as the one before but for its time is
+ * counted, and told as one line once another comes. */
 static void line(sim_story *st, int64_t now, const char *who, const char *what, const char *rest)
 {
-    long long sec = (long long)(now / 1000000000), ns = (long long)(now % 1000000000);
-    fprintf(st->out, "%8lld.%06llds  %-12s %-9s %s\n", sec, ns / 1000, who ? who : "-", what,
-            rest);
+    char body[sizeof st->last];
+    snprintf(body, sizeof body, "%-12s %-9s %s", who ? who : "-", what, rest);
     st->lines++;
+    if (st->lines > 1 && strcmp(body, st->last) == 0) {
+        st->again++;
+        st->again_at = now;
+        return;
+    }
+    flush_again(st);
+    print_time(st, now);
+    fprintf(st->out, "%s\n", body);
+    memcpy(st->last, body, sizeof body);
 }
 
 void sim_story_say(sim_story *st, int64_t now, const char *who, const char *what,
