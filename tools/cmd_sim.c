@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "ref_bugs.h"
 #include "run_json.h"
+#include "run_junit.h"
 #include "sim_scenario.h"
 #include "sim_seeds.h"
 #include "sim_story.h"
@@ -48,6 +49,9 @@ static const char SIM_HELP[] =
     "  --json FILE|-       also write the report as one JSON document (with\n"
     "                      --seeds: the outcome); with -, standard output\n"
     "                      carries the JSON alone and the text goes to stderr\n"
+    "  --junit FILE|-      also write the outcome as JUnit XML for a CI server:\n"
+    "                      a testcase per invariant (with --sweep, a suite per\n"
+    "                      variant); - as for --json (not both)\n"
     "  --history JOB       one seed: also tell every step of the run that\n"
     "                      concerns job JOB, as it happens (without it, a\n"
     "                      violation is followed by the story of its job)\n"
@@ -111,24 +115,70 @@ static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const 
     return rc;
 }
 
-/* --json: the report written to json (a file, or "-": the standard output
- * saved in json_fd while the text went to standard error). Returns rc, or
- * CLI_USAGE when the report could not be written (the error printed). */
-static int json_write(const char *json, int json_fd, char *doc, size_t len, int made, int rc)
+/* --json or --junit (opt): the document made (made: CAP_OK or why not)
+ * written to dest, a file, or "-": the standard output, saved in doc_fd
+ * while the text went to standard error. Returns rc, or CLI_USAGE when the
+ * document could not be written (the error printed). */
+static int doc_write(const char *opt, const char *dest, int doc_fd, char *doc, size_t len,
+                     int made, int rc)
 {
     if (made != CAP_OK) {
-        cli_error("sim", "--json: %s", cap_strerror(made));
+        cli_error("sim", "%s: %s", opt, cap_strerror(made));
         return CLI_USAGE;
     }
-    if (json_fd >= 0) { /* standard output back, for the document alone */
+    if (strcmp(dest, "-") == 0 && doc_fd >= 0) { /* standard output back, for the document alone */
         fflush(stdout);
-        if (dup2(json_fd, STDOUT_FILENO) < 0) {
-            cli_error("sim", "--json -: %s", strerror(errno));
+        if (dup2(doc_fd, STDOUT_FILENO) < 0) {
+            cli_error("sim", "%s -: %s", opt, strerror(errno));
             return CLI_USAGE;
         }
     }
-    if (cli_write_output("sim", json, doc, len) != 0)
+    if (cli_write_output("sim", dest, doc, len) != 0)
         return CLI_USAGE;
+    return rc;
+}
+
+/* --junit: the sets' JUnit report written to junit (as doc_write). */
+static int junit_write(const char *junit, int doc_fd, const run_junit_set *sets, size_t n, int rc)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    int made = run_junit(sets, n, ref_bug_current_name(), &doc, &len);
+    rc = doc_write("--junit", junit, doc_fd, doc, len, made, rc);
+    free(doc);
+    return rc;
+}
+
+/* --junit with --sweep: a set per variant, labelled with its own
+ * overrides (one per axis). */
+static int junit_sweep(const char *junit, int doc_fd, const sweep_variants *v,
+                       const sweep_axis *axes, uint64_t seed, int rc)
+{
+    run_junit_set *sets = calloc(v->n, sizeof *sets);
+    char **labels = calloc(v->n, sizeof *labels);
+    int ok = sets && labels;
+    for (size_t i = 0; ok && i < v->n; i++) {
+        size_t len = 0;
+        FILE *m = open_memstream(&labels[i], &len);
+        if (!m) {
+            ok = 0;
+            break;
+        }
+        for (size_t a = 0; a < v->n_axes; a++)
+            fprintf(m, "%s%s", a ? ", " : "", axes[a].sets[v->pick[i * v->n_axes + a]]);
+        ok = fclose(m) == 0;
+        sets[i] = (run_junit_set){v->scn[i], labels[i], seed, seed, 1, &v->res[i], seed, NULL};
+    }
+    if (ok) {
+        rc = junit_write(junit, doc_fd, sets, v->n, rc);
+    } else {
+        cli_error("sim", "--junit: %s", cap_strerror(CAP_ENOMEM));
+        rc = CLI_USAGE;
+    }
+    for (size_t i = 0; labels && i < v->n; i++)
+        free(labels[i]);
+    free(labels);
+    free(sets);
     return rc;
 }
 
@@ -141,7 +191,7 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
     const char *path = NULL, *trace = NULL, *jsonl = NULL, *seeds = NULL, *shrink_out = NULL,
-               *history = NULL, *json = NULL;
+               *history = NULL, *json = NULL, *junit = NULL;
     uint64_t seed = 0;
     int have_seed = 0, do_shrink = 1, each = 0;
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
@@ -206,6 +256,8 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 jsonl = v;
             } else if (strcmp(o, "--json") == 0) {
                 json = v;
+            } else if (strcmp(o, "--junit") == 0) {
+                junit = v;
             } else if (strcmp(o, "--history") == 0) {
                 history = v;
             } else if (strcmp(o, "--shrink-out") == 0) {
@@ -256,6 +308,10 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         cli_error("sim", "a scenario file is required");
         return CLI_USAGE;
     }
+    if (json && junit && strcmp(json, "-") == 0 && strcmp(junit, "-") == 0) {
+        cli_error("sim", "--json - and --junit -: only one document can go to standard output");
+        return CLI_USAGE;
+    }
     if (history && seeds) {
         cli_error("sim", "--history tells one run: give --seed, not --seeds");
         return CLI_USAGE;
@@ -298,13 +354,16 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         }
         k.skip[skips[i]] = 1;
     }
-    /* With --json -, what the command prints for people goes to standard
-     * error, so that standard output carries the JSON document alone. */
-    int json_fd = -1;
-    if (json && strcmp(json, "-") == 0) {
+    /* With --json - (or --junit -), what the command prints for people goes
+     * to standard error, so that standard output carries the document alone. */
+    int doc_fd = -1;
+    const char *to_stdout = json && strcmp(json, "-") == 0     ? "--json"
+                            : junit && strcmp(junit, "-") == 0 ? "--junit"
+                                                               : NULL;
+    if (to_stdout) {
         fflush(stdout);
-        if ((json_fd = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-            cli_error("sim", "--json -: %s", strerror(errno));
+        if ((doc_fd = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            cli_error("sim", "%s -: %s", to_stdout, strerror(errno));
             free(k.skip);
             sim_scenario_free(scn);
             return CLI_USAGE;
@@ -326,9 +385,11 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 char *doc = NULL;
                 size_t len = 0;
                 int made = run_json_sweep(scn, axes, &vs, s, ref_bug_current_name(), &doc, &len);
-                rc = json_write(json, json_fd, doc, len, made, rc);
+                rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
                 free(doc);
             }
+            if (junit && rc != CLI_USAGE)
+                rc = junit_sweep(junit, doc_fd, &vs, axes, s, rc);
             sweep_variants_free(&vs);
         }
     } else if (seeds) {
@@ -353,8 +414,12 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 char *doc = NULL;
                 size_t len = 0;
                 int made = run_json_seeds(scn, &o, ref_bug_current_name(), &doc, &len);
-                rc = json_write(json, json_fd, doc, len, made, rc);
+                rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
                 free(doc);
+            }
+            if (junit && r >= 0) {
+                run_junit_set set = {scn, NULL, a, b, ran, r == 1 ? res : NULL, failed, shrunk};
+                rc = junit_write(junit, doc_fd, &set, 1, rc);
             }
         }
         free(res);
@@ -399,8 +464,12 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                     char *doc = NULL;
                     size_t len = 0;
                     int made = run_json_one(&k.rc, res, ref_bug_current_name(), shrunk, &doc, &len);
-                    rc = json_write(json, json_fd, doc, len, made, rc);
+                    rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
                     free(doc);
+                }
+                if (junit) {
+                    run_junit_set set = {scn, NULL, k.rc.seed, k.rc.seed, 1, res, k.rc.seed, shrunk};
+                    rc = junit_write(junit, doc_fd, &set, 1, rc);
                 }
             }
             free(res);
@@ -410,10 +479,10 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         if (tj && fclose(tj) != 0)
             rc = CLI_USAGE;
     }
-    if (json_fd >= 0) { /* standard output back (when no report was written) */
+    if (doc_fd >= 0) { /* standard output back (when no report was written) */
         fflush(stdout);
-        dup2(json_fd, STDOUT_FILENO);
-        close(json_fd);
+        dup2(doc_fd, STDOUT_FILENO);
+        close(doc_fd);
     }
     free(k.skip);
     sim_scenario_free(scn);

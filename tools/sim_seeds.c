@@ -111,6 +111,37 @@ int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t
     return -1;
 }
 
+/* s as one shell word: single-quoted unless it is plain. */
+static void shell_word(const char *s, FILE *out)
+{
+    if (s[0] && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/=+:,") ==
+                    strlen(s)) {
+        fputs(s, out);
+        return;
+    }
+    fputc('\'', out);
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", out);
+        else
+            fputc(*s, out);
+    fputc('\'', out);
+}
+
+void seeds_reproduce_command(const char *path, uint64_t seed, const char *bug,
+                             char *const *sets, size_t n_sets, FILE *out)
+{
+    fputs("capsim sim ", out);
+    shell_word(path, out);
+    fprintf(out, " --seed %" PRIu64, seed);
+    if (bug)
+        fprintf(out, " --bug %s", bug);
+    for (size_t i = 0; i < n_sets; i++) {
+        fputs(" --set ", out);
+        shell_word(sets[i], out);
+    }
+}
+
 int seeds_tell_story(const char *cmd, const sim_run_config *c, const sim_result *first, int rc)
 {
     sim_run_config again_cfg = *c;

@@ -4,6 +4,7 @@
 #define CAP_SIM_SEEDS_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sim_scenario.h"
 #include "sim_world.h"
@@ -41,5 +42,13 @@ int seeds_tell_story(const char *cmd, const sim_run_config *c, const sim_result 
  * (printed). */
 int seeds_shrink(const char *cmd, const sim_scenario *scn, const sim_run_config *knobs,
                  uint64_t seed, const sim_result *first, const char *out);
+
+/* Writes the command that runs one seed of the scenario file at path on
+ * its own: capsim sim PATH --seed N [--bug NAME] [--set PATH=VALUE]...,
+ * each argument quoted for a POSIX shell where it needs to be. bug may be
+ * NULL; sets are the run's overrides (a shrunk file has them baked in:
+ * pass none). */
+void seeds_reproduce_command(const char *path, uint64_t seed, const char *bug,
+                             char *const *sets, size_t n_sets, FILE *out);
 
 #endif

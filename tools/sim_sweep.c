@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "proc_pool.h"
 #include "ref_bugs.h"
+#include "sim_seeds.h"
 
 /* A result travels from its child through a pipe, written before the child
  * exits and read after it has: it must fit the pipe's buffer (64 KiB on
@@ -339,23 +340,6 @@ static void table_print(table *t, FILE *out)
     free(w);
 }
 
-/* s as one shell word: single-quoted unless it is plain. */
-static void shell_word(const char *s, FILE *out)
-{
-    if (s[0] && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/=+:,") ==
-                    strlen(s)) {
-        fputs(s, out);
-        return;
-    }
-    fputc('\'', out);
-    for (; *s; s++)
-        if (*s == '\'')
-            fputs("'\\''", out);
-        else
-            fputc(*s, out);
-    fputc('\'', out);
-}
-
 size_t sweep_print(const sweep_variants *v, const sweep_axis *axes, uint64_t seed,
                    const char *path, FILE *out)
 {
@@ -431,16 +415,10 @@ size_t sweep_print(const sweep_variants *v, const sweep_axis *axes, uint64_t see
         const sim_result *r = &v->res[i];
         if (!r->violated)
             continue;
-        fprintf(out, "\nvariant %zu breaks %s: job %s at %.6fs: %s\nrun it alone (and shrink it): capsim sim ",
+        fprintf(out, "\nvariant %zu breaks %s: job %s at %.6fs: %s\nrun it alone (and shrink it): ",
                 i + 1, r->invariant, r->job_id[0] ? r->job_id : "-", (double)r->at / 1e9, r->detail);
-        shell_word(path, out);
-        fprintf(out, " --seed %" PRIu64, seed);
-        if (ref_bug_current_name())
-            fprintf(out, " --bug %s", ref_bug_current_name());
-        for (size_t s = 0; s < v->scn[i]->n_sets; s++) {
-            fputs(" --set ", out);
-            shell_word(v->scn[i]->sets[s], out);
-        }
+        seeds_reproduce_command(path, seed, ref_bug_current_name(), v->scn[i]->sets,
+                                v->scn[i]->n_sets, out);
         fputc('\n', out);
     }
     return broken;
