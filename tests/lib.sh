@@ -15,3 +15,14 @@ expect() {
 }
 contains() { grep -qF -- "$2" "$1" || fail "$1 lacks \"$2\": $(head -c 600 "$1")"; }
 lacks() { ! grep -qF -- "$2" "$1" || fail "$1 has \"$2\""; }
+# same_doc OPT FIRST CMD... : a run that holds, writing a document with OPT
+# (--json, --junit), writes FIRST's bytes again, and with OPT - prints them
+# alone on standard output (the text report going to standard error).
+same_doc() {
+  local opt=$1 first=$2; shift 2
+  expect 0 "$@" "$opt" "$tmp/again.doc"
+  cmp -s "$first" "$tmp/again.doc" || fail "the same run wrote a different $opt document"
+  expect 0 "$@" "$opt" -
+  cmp -s "$first" "$tmp/out" || fail "$opt - did not print the document alone: $(head -c 300 "$tmp/out")"
+  contains "$tmp/err" "invariants: all held"
+}
