@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cap_error.h"
+
 void cli_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
@@ -135,6 +137,66 @@ int cli_write_output(const char *cmd, const char *path, const void *data, size_t
         return -1;
     }
     return cli_output_close(cmd, &out, 1);
+}
+
+static int is_stdout(const char *dest)
+{
+    return dest && strcmp(dest, "-") == 0;
+}
+
+int cli_docs_check(const char *cmd, const char *json, const char *junit)
+{
+    if (is_stdout(json) && is_stdout(junit)) {
+        cli_error(cmd, "--json - and --junit -: only one document can go to standard output");
+        return -1;
+    }
+    return 0;
+}
+
+int cli_docs_open(const char *cmd, const char *json, const char *junit, int *doc_fd)
+{
+    *doc_fd = -1;
+    if (cli_docs_check(cmd, json, junit) != 0)
+        return -1;
+    if (!is_stdout(json) && !is_stdout(junit))
+        return 0;
+    fflush(stdout);
+    if ((*doc_fd = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        cli_error(cmd, "%s -: %s", is_stdout(json) ? "--json" : "--junit", strerror(errno));
+        if (*doc_fd >= 0)
+            close(*doc_fd);
+        *doc_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, const char *doc,
+                   size_t len, int made, int rc)
+{
+    if (made != CAP_OK) {
+        cli_error(cmd, "%s: %s", opt, cap_strerror(made));
+        return CLI_USAGE;
+    }
+    if (is_stdout(dest) && doc_fd >= 0) { /* the real standard output, for the document */
+        fflush(stdout);
+        if (dup2(doc_fd, STDOUT_FILENO) < 0) {
+            cli_error(cmd, "%s -: %s", opt, strerror(errno));
+            return CLI_USAGE;
+        }
+    }
+    if (cli_write_output(cmd, dest, doc, len) != 0)
+        return CLI_USAGE;
+    return rc;
+}
+
+void cli_docs_close(int doc_fd)
+{
+    if (doc_fd < 0)
+        return;
+    fflush(stdout);
+    dup2(doc_fd, STDOUT_FILENO);
+    close(doc_fd);
 }
 
 int cli_trace_format(const char *cmd, int argc, char **argv, int *i, int allow_auto,

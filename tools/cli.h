@@ -32,6 +32,25 @@ typedef struct {
     char *tmp;        /* the temporary file's name (owned) */
 } cli_output;
 
+/* Report documents (--json F|-, --junit F|-) of a command that also prints
+ * text for people. At most one of them may be "-": it then has standard
+ * output to itself, and the text goes to standard error meanwhile.
+ * cli_docs_check refuses both "-" (the error printed, -1). cli_docs_open
+ * sends standard output to standard error when one is "-", keeping the
+ * real one in *doc_fd (-1 when none is); -1 on an error (printed). */
+int cli_docs_check(const char *cmd, const char *json, const char *junit);
+int cli_docs_open(const char *cmd, const char *json, const char *junit, int *doc_fd);
+
+/* Writes a document made by a report writer (made: CAP_OK, or why it
+ * could not be made) to dest, a file (atomically) or "-" (the standard
+ * output kept in doc_fd). Returns rc, or CLI_USAGE when the document could
+ * not be made or written (the error printed, naming opt). */
+int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, const char *doc,
+                   size_t len, int made, int rc);
+
+/* Gives standard output back (after cli_docs_open) and closes doc_fd. */
+void cli_docs_close(int doc_fd);
+
 /* Starts an output. Prints the error and returns -1. */
 int cli_output_open(const char *cmd, const char *path, cli_output *out);
 

@@ -115,36 +115,13 @@ static int shrink(const sim_scenario *scn, const knobs *k, uint64_t seed, const 
     return rc;
 }
 
-/* --json or --junit (opt): the document made (made: CAP_OK or why not)
- * written to dest, a file, or "-": the standard output, saved in doc_fd
- * while the text went to standard error. Returns rc, or CLI_USAGE when the
- * document could not be written (the error printed). */
-static int doc_write(const char *opt, const char *dest, int doc_fd, char *doc, size_t len,
-                     int made, int rc)
-{
-    if (made != CAP_OK) {
-        cli_error("sim", "%s: %s", opt, cap_strerror(made));
-        return CLI_USAGE;
-    }
-    if (strcmp(dest, "-") == 0 && doc_fd >= 0) { /* standard output back, for the document alone */
-        fflush(stdout);
-        if (dup2(doc_fd, STDOUT_FILENO) < 0) {
-            cli_error("sim", "%s -: %s", opt, strerror(errno));
-            return CLI_USAGE;
-        }
-    }
-    if (cli_write_output("sim", dest, doc, len) != 0)
-        return CLI_USAGE;
-    return rc;
-}
-
-/* --junit: the sets' JUnit report written to junit (as doc_write). */
+/* --junit: the sets' JUnit report written to junit (as cli_docs_write). */
 static int junit_write(const char *junit, int doc_fd, const run_junit_set *sets, size_t n, int rc)
 {
     char *doc = NULL;
     size_t len = 0;
-    int made = run_junit(sets, n, ref_bug_current_name(), &doc, &len);
-    rc = doc_write("--junit", junit, doc_fd, doc, len, made, rc);
+    int made = run_junit("sim", sets, n, ref_bug_current_name(), &doc, &len);
+    rc = cli_docs_write("sim", "--junit", junit, doc_fd, doc, len, made, rc);
     free(doc);
     return rc;
 }
@@ -167,7 +144,11 @@ static int junit_sweep(const char *junit, int doc_fd, const sweep_variants *v,
         for (size_t a = 0; a < v->n_axes; a++)
             fprintf(m, "%s%s", a ? ", " : "", axes[a].sets[v->pick[i * v->n_axes + a]]);
         ok = fclose(m) == 0;
-        sets[i] = (run_junit_set){v->scn[i], labels[i], seed, seed, 1, &v->res[i], seed, NULL};
+        sets[i] = run_junit_scenario_set(v->scn[i]);
+        sets[i].label = labels[i];
+        sets[i].from = sets[i].to = sets[i].seed = seed;
+        sets[i].ran = 1;
+        sets[i].res = &v->res[i];
     }
     if (ok) {
         rc = junit_write(junit, doc_fd, sets, v->n, rc);
@@ -308,10 +289,8 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         cli_error("sim", "a scenario file is required");
         return CLI_USAGE;
     }
-    if (json && junit && strcmp(json, "-") == 0 && strcmp(junit, "-") == 0) {
-        cli_error("sim", "--json - and --junit -: only one document can go to standard output");
+    if (cli_docs_check("sim", json, junit) != 0)
         return CLI_USAGE;
-    }
     if (history && seeds) {
         cli_error("sim", "--history tells one run: give --seed, not --seeds");
         return CLI_USAGE;
@@ -357,17 +336,10 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
     /* With --json - (or --junit -), what the command prints for people goes
      * to standard error, so that standard output carries the document alone. */
     int doc_fd = -1;
-    const char *to_stdout = json && strcmp(json, "-") == 0     ? "--json"
-                            : junit && strcmp(junit, "-") == 0 ? "--junit"
-                                                               : NULL;
-    if (to_stdout) {
-        fflush(stdout);
-        if ((doc_fd = dup(STDOUT_FILENO)) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
-            cli_error("sim", "%s -: %s", to_stdout, strerror(errno));
-            free(k.skip);
-            sim_scenario_free(scn);
-            return CLI_USAGE;
-        }
+    if (cli_docs_open("sim", json, junit, &doc_fd) != 0) {
+        free(k.skip);
+        sim_scenario_free(scn);
+        return CLI_USAGE;
     }
     int rc;
     if (n_axes) {
@@ -385,7 +357,7 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 char *doc = NULL;
                 size_t len = 0;
                 int made = run_json_sweep(scn, axes, &vs, s, ref_bug_current_name(), &doc, &len);
-                rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
+                rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
                 free(doc);
             }
             if (junit && rc != CLI_USAGE)
@@ -414,11 +386,17 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 char *doc = NULL;
                 size_t len = 0;
                 int made = run_json_seeds(scn, &o, ref_bug_current_name(), &doc, &len);
-                rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
+                rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
                 free(doc);
             }
             if (junit && r >= 0) {
-                run_junit_set set = {scn, NULL, a, b, ran, r == 1 ? res : NULL, failed, shrunk};
+                run_junit_set set = run_junit_scenario_set(scn);
+                set.from = a;
+                set.to = b;
+                set.ran = ran;
+                set.res = r == 1 ? res : NULL;
+                set.seed = failed;
+                set.shrunk = shrunk;
                 rc = junit_write(junit, doc_fd, &set, 1, rc);
             }
         }
@@ -464,11 +442,15 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                     char *doc = NULL;
                     size_t len = 0;
                     int made = run_json_one(&k.rc, res, ref_bug_current_name(), shrunk, &doc, &len);
-                    rc = doc_write("--json", json, doc_fd, doc, len, made, rc);
+                    rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
                     free(doc);
                 }
                 if (junit) {
-                    run_junit_set set = {scn, NULL, k.rc.seed, k.rc.seed, 1, res, k.rc.seed, shrunk};
+                    run_junit_set set = run_junit_scenario_set(scn);
+                    set.from = set.to = set.seed = k.rc.seed;
+                    set.ran = 1;
+                    set.res = res;
+                    set.shrunk = shrunk;
                     rc = junit_write(junit, doc_fd, &set, 1, rc);
                 }
             }
@@ -479,11 +461,7 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         if (tj && fclose(tj) != 0)
             rc = CLI_USAGE;
     }
-    if (doc_fd >= 0) { /* standard output back (when no report was written) */
-        fflush(stdout);
-        dup2(doc_fd, STDOUT_FILENO);
-        close(doc_fd);
-    }
+    cli_docs_close(doc_fd);
     free(k.skip);
     sim_scenario_free(scn);
     return rc;

@@ -1,4 +1,4 @@
-/* capsim sim --junit: see run_junit.h. */
+/* capsim sim --junit, capsim swarm --junit: see run_junit.h. */
 #define _DEFAULT_SOURCE
 #include "run_junit.h"
 
@@ -21,7 +21,7 @@ static int listed(const run_junit_set *s, const char *name)
     if (strcmp(name, JOURNAL_CHECK) == 0)
         return 1;
     for (unsigned b = 1; b & SIM_INV_ALL; b <<= 1)
-        if ((s->scn->invariants & b) && strcmp(sim_invariant_name(b), name) == 0)
+        if ((s->invariants & b) && strcmp(sim_invariant_name(b), name) == 0)
             return 1;
     return 0;
 }
@@ -37,7 +37,7 @@ static size_t count_tests(const run_junit_set *s)
 {
     size_t n = 1; /* the journal check */
     for (unsigned b = 1; b & SIM_INV_ALL; b <<= 1)
-        n += (s->scn->invariants & b) != 0;
+        n += (s->invariants & b) != 0;
     const sim_result *r = violation_of(s);
     return n + (r && !listed(s, r->invariant));
 }
@@ -51,16 +51,33 @@ static void property(conf_jw *w, const char *name, const char *value)
     conf_jw_str(w, "\"/>");
 }
 
-/* The name of a set's suite: "capsim.sim.NAME", and the label after it. */
-static void suite_name(conf_jw *w, const run_junit_set *s)
+/* The name of a set's suite: "capsim.CMD", then ".NAME" and " [LABEL]"
+ * when the set has them. */
+static void suite_name(conf_jw *w, const char *cmd, const run_junit_set *s)
 {
-    conf_jw_str(w, "capsim.sim.");
-    conf_jw_xml(w, s->scn->name && s->scn->name[0] ? s->scn->name : s->scn->path);
+    conf_jw_str(w, "capsim.");
+    conf_jw_xml(w, cmd);
+    if (s->name) {
+        conf_jw_str(w, ".");
+        conf_jw_xml(w, s->name);
+    }
     if (s->label) {
         conf_jw_str(w, " [");
         conf_jw_xml(w, s->label);
         conf_jw_str(w, "]");
     }
+}
+
+run_junit_set run_junit_scenario_set(const sim_scenario *scn)
+{
+    run_junit_set s;
+    memset(&s, 0, sizeof s);
+    s.name = scn->name && scn->name[0] ? scn->name : scn->path;
+    s.scenario = scn->path;
+    s.invariants = scn->invariants;
+    s.sets = scn->sets;
+    s.n_sets = scn->n_sets;
+    return s;
 }
 
 /* The failure's text: what broke and the commands that reproduce it. */
@@ -74,7 +91,7 @@ static char *failure_text(const run_junit_set *s, const char *bug)
         return NULL;
     fprintf(m, "seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\nreproduce: ", s->seed,
             r->invariant, r->job_id[0] ? r->job_id : "-", (double)r->at / 1e9, r->detail);
-    seeds_reproduce_command(s->scn->path, s->seed, bug, s->scn->sets, s->scn->n_sets, m);
+    seeds_reproduce_command(s->scenario, s->seed, bug, s->sets, s->n_sets, m);
     if (s->shrunk) {
         fputs("\nminimal reproduction: ", m);
         seeds_reproduce_command(s->shrunk, s->seed, bug, NULL, 0, m);
@@ -90,11 +107,12 @@ static char *failure_text(const run_junit_set *s, const char *bug)
 
 /* One testcase: `name` held, broke (the set's violation), or was cut short
  * by another invariant's violation. */
-static void testcase(conf_jw *w, const run_junit_set *s, const char *name, const char *bug)
+static void testcase(conf_jw *w, const char *cmd, const run_junit_set *s, const char *name,
+                     const char *bug)
 {
     const sim_result *r = violation_of(s);
     conf_jw_str(w, "\n    <testcase classname=\"");
-    suite_name(w, s);
+    suite_name(w, cmd, s);
     conf_jw_str(w, "\" name=\"");
     conf_jw_xml(w, name);
     conf_jw_str(w, "\"");
@@ -129,17 +147,20 @@ static void testcase(conf_jw *w, const run_junit_set *s, const char *name, const
     conf_jw_str(w, "\"/>\n    </testcase>");
 }
 
-static void suite(conf_jw *w, const run_junit_set *s, const char *bug)
+static void suite(conf_jw *w, const char *cmd, const run_junit_set *s, const char *bug)
 {
     size_t tests = count_tests(s);
     const sim_result *r = violation_of(s);
     int violated = r != NULL;
     conf_jw_str(w, "\n  <testsuite name=\"");
-    suite_name(w, s);
+    suite_name(w, cmd, s);
     conf_jw_printf(w, "\" tests=\"%zu\" failures=\"%d\" errors=\"0\" skipped=\"%zu\">", tests,
                    violated, violated ? tests - 1 : 0);
     conf_jw_str(w, "\n    <properties>");
-    property(w, "scenario", s->scn->path);
+    if (s->scenario)
+        property(w, "scenario", s->scenario);
+    if (s->out)
+        property(w, "out", s->out);
     char num[64];
     if (s->from == s->to) {
         snprintf(num, sizeof num, "%" PRIu64, s->from);
@@ -150,8 +171,8 @@ static void suite(conf_jw *w, const run_junit_set *s, const char *bug)
         snprintf(num, sizeof num, "%" PRIu64, s->ran);
         property(w, "seeds_run", num);
     }
-    for (size_t i = 0; i < s->scn->n_sets; i++)
-        property(w, "set", s->scn->sets[i]);
+    for (size_t i = 0; i < s->n_sets; i++)
+        property(w, "set", s->sets[i]);
     if (bug)
         property(w, "bug", bug);
     if (s->res && s->from == s->to)
@@ -160,21 +181,23 @@ static void suite(conf_jw *w, const run_junit_set *s, const char *bug)
         property(w, "shrunk", s->shrunk);
     conf_jw_str(w, "\n    </properties>");
     for (unsigned b = 1; b & SIM_INV_ALL; b <<= 1)
-        if (s->scn->invariants & b)
-            testcase(w, s, sim_invariant_name(b), bug);
-    testcase(w, s, JOURNAL_CHECK, bug);
+        if (s->invariants & b)
+            testcase(w, cmd, s, sim_invariant_name(b), bug);
+    testcase(w, cmd, s, JOURNAL_CHECK, bug);
     if (r && !listed(s, r->invariant))
-        testcase(w, s, r->invariant, bug);
+        testcase(w, cmd, s, r->invariant, bug);
     conf_jw_str(w, "\n  </testsuite>");
 }
 
-int run_junit(const run_junit_set *sets, size_t n, const char *bug, char **out, size_t *len)
+int run_junit(const char *cmd, const run_junit_set *sets, size_t n, const char *bug, char **out,
+              size_t *len)
 {
-    if (!sets || !out)
+    if (!cmd || !sets || !out)
         return CAP_EINVAL;
     size_t tests = 0, failures = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!sets[i].scn || (sets[i].from == sets[i].to && !sets[i].res))
+        if ((sets[i].from == sets[i].to && !sets[i].res) ||
+            (violation_of(&sets[i]) && !sets[i].scenario))
             return CAP_EINVAL;
         size_t t = count_tests(&sets[i]);
         tests += t;
@@ -185,12 +208,12 @@ int run_junit(const run_junit_set *sets, size_t n, const char *bug, char **out, 
     }
     conf_jw w = {0};
     conf_jw_str(&w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    conf_jw_printf(&w,
-                   "<testsuites name=\"capsim sim\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-                   "skipped=\"%zu\">",
-                   tests, failures, skipped);
+    conf_jw_str(&w, "<testsuites name=\"capsim ");
+    conf_jw_xml(&w, cmd);
+    conf_jw_printf(&w, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">", tests,
+                   failures, skipped);
     for (size_t i = 0; i < n; i++)
-        suite(&w, &sets[i], bug);
+        suite(&w, cmd, &sets[i], bug);
     conf_jw_str(&w, "\n</testsuites>\n");
     return conf_jw_take(&w, out, len);
 }
