@@ -13,9 +13,6 @@ capsim=${CAPSIM:-build/capsim}
 . tests/lib.sh
 root=$PWD
 
-# xpath helpers over one file
-xq() { xmllint --xpath "$2" "$1" 2>/dev/null; }
-count() { xq "$1" "count($2)"; }
 
 # One seed that holds.
 scn=sim/scenarios/breaker.yaml
@@ -67,14 +64,7 @@ xq "$v" 'string(//failure/@message)' | grep -qF "job $job at " || fail "the mess
 [ "$(xq "$v" 'string(//property[@name="bug"]/@value)')" = dispatch-on-throttle ] || fail "bug property"
 shrunk=$(xq "$v" 'string(//property[@name="shrunk"]/@value)')
 [ -n "$shrunk" ] && [ -f "$tmp/v/$shrunk" ] || fail "the shrunk property names no file: '$shrunk'"
-for what in "reproduce" "minimal reproduction"; do
-  cmd=$(xq "$v" 'string(//failure)' | sed -n "s/^$what: //p")
-  case "$cmd" in "capsim sim "*) ;; *) fail "$what: no command: '$cmd'" ;; esac
-  (cd "$tmp/v" && eval "\"$root/$capsim\" ${cmd#capsim } --no-shrink" >r.txt 2>&1) &&
-    fail "$what: '$cmd' held" || true
-  grep -q 'VIOLATION dispatch-allowed\|breaks dispatch-allowed\|violation dispatch-allowed' "$tmp/v/r.txt" ||
-    fail "$what: '$cmd' did not break dispatch-allowed: $(tail -3 "$tmp/v/r.txt")"
-done
+junit_reproduces "$v" "$tmp/v" dispatch-allowed "capsim sim "
 checks=$((checks + 12))
 
 # Many seeds: the range and the seeds run; a violation names the seed --json names.

@@ -24,5 +24,24 @@ same_doc() {
   cmp -s "$first" "$tmp/again.doc" || fail "the same run wrote a different $opt document"
   expect 0 "$@" "$opt" -
   cmp -s "$first" "$tmp/out" || fail "$opt - did not print the document alone: $(head -c 300 "$tmp/out")"
-  contains "$tmp/err" "invariants: all held"
+  grep -qE 'invariants: all held|every invariant held' "$tmp/err" ||
+    fail "$opt -: the text report did not go to standard error: $(head -c 300 "$tmp/err")"
+}
+# XPath over one XML file: xq FILE EXPR prints the result, count FILE EXPR
+# the number of nodes EXPR selects.
+xq() { xmllint --xpath "$2" "$1" 2>/dev/null; }
+count() { xq "$1" "count($2)"; }
+# junit_reproduces XML DIR INVARIANT PREFIX : the "reproduce:" and "minimal
+# reproduction:" commands of XML's JUnit failure start with PREFIX and,
+# run as written in DIR with $capsim, break INVARIANT.
+junit_reproduces() {
+  local xml=$1 dir=$2 inv=$3 prefix=$4 top=$PWD what cmd
+  for what in "reproduce" "minimal reproduction"; do
+    cmd=$(xq "$xml" 'string(//failure)' | sed -n "s/^$what: //p")
+    case "$cmd" in "$prefix"*) ;; *) fail "$what: no command starting '$prefix': '$cmd'" ;; esac
+    (cd "$dir" && eval "\"$top/$capsim\" ${cmd#capsim } --no-shrink" >r.txt 2>&1) &&
+      fail "$what: '$cmd' held" || true
+    grep -q "VIOLATION $inv\|breaks $inv\|violation $inv" "$dir/r.txt" ||
+      fail "$what: '$cmd' did not break $inv: $(tail -3 "$dir/r.txt")"
+  done
 }

@@ -13,6 +13,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "ref_bugs.h"
+#include "run_json.h"
+#include "run_junit.h"
 #include "sim_scenario.h"
 #include "sim_seeds.h"
 #include "sim_swarm.h"
@@ -41,12 +43,20 @@ static const char SWARM_HELP[] =
     "  --keep         keep the files of seeds that held too\n"
     "  --bug NAME     switch one known bug into the reference (capsim sim --list-bugs)\n"
     "  --no-shrink    report a violation without shrinking it\n"
+    "  --json FILE|-  also write the outcome as JSON (with --seed: that run's\n"
+    "                 report, as capsim sim --json writes it); - puts it alone\n"
+    "                 on standard output and the text on standard error\n"
+    "  --junit FILE|- also write the outcome as JUnit XML for a CI server: a\n"
+    "                 testcase per invariant, a violation as the failure of its\n"
+    "                 invariant with the commands that reproduce it\n"
     "\n"
     "exit: 0 every invariant held, 1 a violation, 2 usage or an error\n";
 
 typedef struct {
     const char *out;
     int keep;
+    const char *json, *junit; /* the report documents asked for, NULL */
+    int doc_fd;               /* standard output while one of them goes there (cli_docs_open) */
 } swarm_opts;
 
 #define SWARM_CMD "swarm"
@@ -54,6 +64,12 @@ typedef struct {
 static void seed_dir(const swarm_opts *o, uint64_t seed, char *buf, size_t n)
 {
     snprintf(buf, n, "%s/seed-%" PRIu64, o->out, seed);
+}
+
+/* A file of seed's: OUT/seed-N/NAME. */
+static void seed_file(const swarm_opts *o, uint64_t seed, const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/seed-%" PRIu64 "/%s", o->out, seed, name);
 }
 
 static int make_dir(const char *path)
@@ -79,7 +95,7 @@ static int write_case(const swarm_opts *o, uint64_t seed, const sim_swarm_case *
         if (cli_write_output(SWARM_CMD, file, c->policy[k], c->policy_len[k]))
             return -1;
     }
-    snprintf(path, n, "%s/scenario.yaml", dir);
+    seed_file(o, seed, "scenario.yaml", path, n);
     return cli_write_output(SWARM_CMD, path, c->scenario, c->scenario_len);
 }
 
@@ -94,7 +110,7 @@ static void remove_case(const swarm_opts *o, uint64_t seed)
         snprintf(file, sizeof file, "%s/%s", dir, name);
         unlink(file);
     }
-    snprintf(file, sizeof file, "%s/scenario.yaml", dir);
+    seed_file(o, seed, "scenario.yaml", file, sizeof file);
     unlink(file);
     rmdir(dir);
 }
@@ -145,18 +161,92 @@ static int run_seed(void *ctx, uint64_t seed, sim_result *res)
     return rc;
 }
 
-/* Shrinks seed's violation into OUT/seed-N/shrunk.yaml. */
-static int shrink_seed(const swarm_opts *o, uint64_t seed, const sim_result *res)
+/* Shrinks seed's violation into OUT/seed-N/shrunk.yaml, whose path goes
+ * to shrunk (n bytes) when it was written, "" otherwise. */
+static int shrink_seed(const swarm_opts *o, uint64_t seed, const sim_result *res, char *shrunk,
+                       size_t n)
 {
     sim_scenario *scn = NULL;
-    char path[1000], out[1000], dir[900];
+    char path[1000], out[1000];
+    shrunk[0] = 0;
     if (load_case(o, seed, &scn, path, sizeof path) != CAP_OK)
         return CLI_USAGE;
-    seed_dir(o, seed, dir, sizeof dir);
-    snprintf(out, sizeof out, "%s/shrunk.yaml", dir);
+    seed_file(o, seed, "shrunk.yaml", out, sizeof out);
     printf("the drawn scenario: %s\n", path);
     int rc = seeds_shrink(SWARM_CMD, scn, NULL, seed, res, out);
     sim_scenario_free(scn);
+    if (rc == CLI_REJECTED)
+        snprintf(shrunk, n, "%s", out);
+    return rc;
+}
+
+/* Writes a made document (made: CAP_OK or why not) where opt asked. */
+static int write_doc(const swarm_opts *o, const char *opt, const char *dest, char *doc,
+                     size_t len, int made, int rc)
+{
+    rc = cli_docs_write(SWARM_CMD, opt, dest, o->doc_fd, doc, len, made, rc);
+    free(doc);
+    return rc;
+}
+
+/* --junit: the report of one set (the swarm's seeds, or one seed). */
+static int write_junit(const swarm_opts *o, run_junit_set *set, int rc)
+{
+    char *doc = NULL;
+    size_t len = 0;
+    set->name = NULL; /* the suite is capsim.swarm: each seed's scenario is its own */
+    set->out = o->out;
+    int made = run_junit(SWARM_CMD, set, 1, ref_bug_current_name(), &doc, &len);
+    return write_doc(o, "--junit", o->junit, doc, len, made, rc);
+}
+
+/* --json and --junit of a --seeds run: its outcome oc (a violation's
+ * seed drew the scenario file OUT/seed-N/scenario.yaml). */
+static int seeds_docs(const swarm_opts *o, const run_json_seeds_outcome *oc, int rc)
+{
+    char drawn[1000];
+    seed_file(o, oc->seed, "scenario.yaml", drawn, sizeof drawn);
+    if (o->json) {
+        char *doc = NULL;
+        size_t len = 0;
+        int made = run_json_swarm(o->out, oc, oc->violated ? drawn : NULL, ref_bug_current_name(),
+                                  &doc, &len);
+        rc = write_doc(o, "--json", o->json, doc, len, made, rc);
+    }
+    if (o->junit) {
+        run_junit_set set;
+        memset(&set, 0, sizeof set);
+        set.scenario = oc->violated ? drawn : NULL;
+        set.invariants = SIM_INV_ALL; /* every drawn scenario checks all (tests/test_swarm.c) */
+        set.from = oc->from;
+        set.to = oc->to;
+        set.ran = oc->ran;
+        set.res = oc->violated ? oc->res : NULL;
+        set.seed = oc->seed;
+        set.shrunk = oc->shrunk;
+        rc = write_junit(o, &set, rc);
+    }
+    return rc;
+}
+
+/* --json and --junit of --seed N: the run c of the drawn scenario. */
+static int one_seed_docs(const swarm_opts *o, const sim_run_config *c, const sim_result *res,
+                         const char *shrunk, int rc)
+{
+    if (o->json) {
+        char *doc = NULL;
+        size_t len = 0;
+        int made = run_json_one(c, res, ref_bug_current_name(), shrunk, &doc, &len);
+        rc = write_doc(o, "--json", o->json, doc, len, made, rc);
+    }
+    if (o->junit) {
+        run_junit_set set = run_junit_scenario_set(c->scn);
+        set.from = set.to = set.seed = c->seed;
+        set.ran = 1;
+        set.res = res;
+        set.shrunk = shrunk;
+        rc = write_junit(o, &set, rc);
+    }
     return rc;
 }
 
@@ -190,8 +280,10 @@ static int one_seed(const swarm_opts *o, uint64_t seed, int generate_only, int d
         rc = res->violated ? CLI_REJECTED : CLI_OK;
         if (res->violated && res->job_id[0])
             rc = seeds_tell_story(SWARM_CMD, &c, res, rc);
+        char shrunk[1000] = "";
         if (res->violated && do_shrink && rc == CLI_REJECTED)
-            rc = shrink_seed(o, seed, res);
+            rc = shrink_seed(o, seed, res, shrunk, sizeof shrunk);
+        rc = one_seed_docs(o, &c, res, shrunk[0] ? shrunk : NULL, rc);
     }
     free(res);
     sim_scenario_free(scn);
@@ -204,7 +296,7 @@ int cmd_swarm(int argc, char **argv)
         fputs(SWARM_HELP, stdout);
         return CLI_OK;
     }
-    swarm_opts o = {.out = "swarm-out"};
+    swarm_opts o = {.out = "swarm-out", .doc_fd = -1};
     const char *seeds = "1..100";
     uint64_t seed = 0;
     int have_seed = 0, generate = 0, each = 0, do_shrink = 1;
@@ -233,6 +325,10 @@ int cmd_swarm(int argc, char **argv)
                     return CLI_USAGE;
                 }
                 have_seed = 1;
+            } else if (strcmp(a, "--json") == 0) {
+                o.json = v;
+            } else if (strcmp(a, "--junit") == 0) {
+                o.junit = v;
             } else if (strcmp(a, "--out") == 0) {
                 if (!v[0]) {
                     cli_error(SWARM_CMD, "--out: an empty directory name");
@@ -265,20 +361,38 @@ int cmd_swarm(int argc, char **argv)
         cli_error(SWARM_CMD, "--generate goes with --seed N");
         return CLI_USAGE;
     }
-    if (have_seed)
-        return one_seed(&o, seed, generate, do_shrink);
-    uint64_t a, b, failed = 0;
-    if (seeds_parse_range(seeds, &a, &b) < 0) {
+    if (generate && (o.json || o.junit)) {
+        cli_error(SWARM_CMD, "--generate runs nothing: it writes no %s", o.json ? "--json" : "--junit");
+        return CLI_USAGE;
+    }
+    uint64_t a = seed, b = seed;
+    if (!have_seed && seeds_parse_range(seeds, &a, &b) < 0) {
         cli_error(SWARM_CMD, "--seeds %s: want A..B (A <= B)", seeds);
         return CLI_USAGE;
     }
-    sim_result *res = malloc(sizeof *res);
-    if (!res)
+    /* With --json - (or --junit -), the text goes to standard error. */
+    if (cli_docs_open(SWARM_CMD, o.json, o.junit, &o.doc_fd) != 0)
         return CLI_USAGE;
-    int r = seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res, NULL);
-    if (r == 0 && !o.keep)
-        rmdir(o.out); /* every seed held: nothing was kept (a directory with files stays) */
-    int rc = r == 0 ? CLI_OK : r < 0 ? CLI_USAGE : do_shrink ? shrink_seed(&o, failed, res) : CLI_REJECTED;
-    free(res);
+    int rc;
+    if (have_seed) {
+        rc = one_seed(&o, seed, generate, do_shrink);
+    } else {
+        sim_result *res = malloc(sizeof *res);
+        uint64_t failed = 0, ran = 0;
+        int r = res ? seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res, &ran) : -1;
+        if (r == 0 && !o.keep)
+            rmdir(o.out); /* every seed held: nothing was kept (a directory with files stays) */
+        char shrunk[1000] = "";
+        rc = r == 0      ? CLI_OK
+             : r < 0     ? CLI_USAGE
+             : do_shrink ? shrink_seed(&o, failed, res, shrunk, sizeof shrunk)
+                         : CLI_REJECTED;
+        if (r >= 0) {
+            run_json_seeds_outcome oc = {a, b, ran, r == 1, failed, res, shrunk[0] ? shrunk : NULL};
+            rc = seeds_docs(&o, &oc, rc);
+        }
+        free(res);
+    }
+    cli_docs_close(o.doc_fd);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* capsim sim --json: see run_json.h. */
+/* capsim sim --json, capsim swarm --json: see run_json.h. */
 #include "run_json.h"
 
 #include <inttypes.h>
@@ -229,6 +229,31 @@ int run_json_one(const sim_run_config *cfg, const sim_result *r, const char *bug
     return take(&w, out, len);
 }
 
+/* The outcome of many seeds: the range, how many ran, whether they held,
+ * the smallest failing seed (with drawn, when not NULL: the scenario file
+ * that seed drew) and the shrunk file. */
+static void seeds_outcome(conf_jw *w, const run_json_seeds_outcome *o, const char *drawn)
+{
+    u64_text(w, "from", o->from);
+    u64_text(w, "to", o->to);
+    u64(w, "seedsRun", o->ran);
+    key(w, "held");
+    conf_jw_str(w, o->violated ? "false," : "true,");
+    key(w, "violation");
+    if (o->violated) {
+        conf_jw_str(w, "{");
+        u64_text(w, "seed", o->seed);
+        if (drawn)
+            str(w, "scenario", drawn);
+        violation(w, o->res);
+        str(w, "traceSha256", o->res->trace_hash);
+        close_with(w, '}');
+    } else {
+        conf_jw_str(w, "null,");
+    }
+    str(w, "shrunk", o->shrunk);
+}
+
 int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,
                    char **out, size_t *len)
 {
@@ -239,22 +264,22 @@ int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, con
     str(&w, "format", RUN_JSON_SEEDS_FORMAT);
     scenario(&w, scn);
     str(&w, "bug", bug);
-    u64_text(&w, "from", o->from);
-    u64_text(&w, "to", o->to);
-    u64(&w, "seedsRun", o->ran);
-    key(&w, "held");
-    conf_jw_str(&w, o->violated ? "false," : "true,");
-    key(&w, "violation");
-    if (o->violated) {
-        conf_jw_str(&w, "{");
-        u64_text(&w, "seed", o->seed);
-        violation(&w, o->res);
-        str(&w, "traceSha256", o->res->trace_hash);
-        close_with(&w, '}');
-    } else {
-        conf_jw_str(&w, "null,");
-    }
-    str(&w, "shrunk", o->shrunk);
+    seeds_outcome(&w, o, NULL);
+    close_with(&w, '}');
+    return take(&w, out, len);
+}
+
+int run_json_swarm(const char *dir, const run_json_seeds_outcome *o, const char *drawn,
+                   const char *bug, char **out, size_t *len)
+{
+    if (!dir || !o || (o->violated && (!o->res || !drawn)) || !out || !len)
+        return CAP_EINVAL;
+    conf_jw w = {0};
+    conf_jw_str(&w, "{");
+    str(&w, "format", RUN_JSON_SWARM_FORMAT);
+    str(&w, "out", dir);
+    str(&w, "bug", bug);
+    seeds_outcome(&w, o, drawn);
     close_with(&w, '}');
     return take(&w, out, len);
 }

@@ -1,8 +1,8 @@
-/* capsim sim --json: a simulated run's report, or the outcome of a run of
- * many seeds, as one JSON document (docs/simulator.md "JSON report").
- * Every member is always present (null where it does not apply), so a
- * reader never has to guess whether a count was zero or left out; the same
- * run gives the same bytes. */
+/* capsim sim --json and capsim swarm --json: a simulated run's report, or
+ * the outcome of a run of many seeds, as one JSON document
+ * (docs/simulator.md "JSON report", docs/swarm.md). Every member is always
+ * present (null where it does not apply), so a reader never has to guess
+ * whether a count was zero or left out; the same run gives the same bytes. */
 #ifndef CAP_RUN_JSON_H
 #define CAP_RUN_JSON_H
 
@@ -16,6 +16,7 @@
 #define RUN_JSON_FORMAT "capsim-sim-v1"
 #define RUN_JSON_SEEDS_FORMAT "capsim-sim-seeds-v1"
 #define RUN_JSON_SWEEP_FORMAT "capsim-sim-sweep-v1"
+#define RUN_JSON_SWARM_FORMAT "capsim-swarm-v1"
 
 /* The report of one run (cfg->scn, cfg->seed) that ended with r. bug names
  * the injected bug (NULL: none); shrunk is the file a violation's
@@ -39,6 +40,13 @@ typedef struct {
 
 int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,
                    char **out, size_t *len);
+
+/* The outcome of a swarm (capsim swarm --seeds) whose files went to dir:
+ * as run_json_seeds, every seed drawing a scenario of its own; drawn is
+ * the file the failing seed drew (required with a violation). Ownership as
+ * run_json_one. */
+int run_json_swarm(const char *dir, const run_json_seeds_outcome *o, const char *drawn,
+                   const char *bug, char **out, size_t *len);
 
 /* The outcome of a sweep (capsim sim --sweep) of scn, the scenario with
  * its base overrides: the axes, and for each variant its own overrides and
