@@ -72,9 +72,14 @@ $(LIB): $(LIB_OBJ)
 $(CAPSIM): $(TOOL_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) $(TOOL_OBJ) $(LIB) $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB) $(GEN_STAMP)
+# The command modules but main, for the unit tests of tools/ (sim_seeds, ...).
+TOOLS_LIB := $(BUILD)/libcapsim-tools.a
+$(TOOLS_LIB): $(filter-out $(BUILD)/obj/tools/capsim.o,$(TOOL_OBJ))
+	$(AR) rcs $@ $^
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(TOOLS_LIB) $(LIB) $(GEN_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_ALL) -Itests $< $(LIB) $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS_ALL) -o $@
+	$(CC) $(CFLAGS_ALL) -Itests $< $(TOOLS_LIB) $(LIB) $(PKG_LIBS) $(TEST_LIBS) $(LDFLAGS_ALL) -o $@
 
 # Unit tests (one process each, with a time limit) and the end-to-end CLI tests.
 test: all $(TEST_BIN)

@@ -3,7 +3,8 @@
 # the text report's; the trace hash is the binary trace's SHA-256; the same
 # run writes the same bytes; with "-" standard output holds the document
 # alone; a violation names its invariant, job, time and shrunk file; many
-# seeds give their outcome; an unwritable file is a usage error that
+# seeds give their outcome and each seed's hash, in seed order, as its own
+# run gives it; an unwritable file is a usage error that
 # leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,12 +68,23 @@ expect 0 "$capsim" sim "$scn" --seeds 1..4 --json "$tmp/s.json"
 [ "$(jq -c '{format, from, to, seedsRun, held, violation, shrunk}' "$tmp/s.json")" = \
   '{"format":"capsim-sim-seeds-v1","from":"1","to":"4","seedsRun":4,"held":true,"violation":null,"shrunk":null}' ] ||
   fail "seeds outcome: $(cat "$tmp/s.json")"
+# runs: every seed in order, each with the hash its own single run gives
+[ "$(jq -r '[.runs[] | .seed] | join(" ")' "$tmp/s.json")" = "1 2 3 4" ] || fail "runs: not seeds 1..4 in order"
+[ "$(jq -r '[.runs[] | .held] | all' "$tmp/s.json")" = true ] || fail "runs: a seed did not hold"
+for n in 1 4; do
+  expect 0 "$capsim" sim "$scn" --seed $n
+  contains "$tmp/out" "sha256 $(jq -r ".runs[$((n - 1))].traceSha256" "$tmp/s.json")"
+done
+expect 0 "$capsim" sim "$scn" --seeds 1..4 --jobs 1 --json "$tmp/s1.json"
+cmp -s "$tmp/s.json" "$tmp/s1.json" || fail "--seeds --json differs between --jobs 1 and all cores"
 expect 1 "$capsim" sim sim/scenarios/throttle-storm.yaml --seeds 1..3 --jobs 1 --bug dispatch-on-throttle \
   --no-shrink --json -
 jq -e . "$tmp/out" >/dev/null || fail "--seeds --json - printed more than the document: $(head -c 300 "$tmp/out")"
 [ "$(jq -c '{held, seed: .violation.seed, inv: .violation.invariant, shrunk}' "$tmp/out")" = \
   '{"held":false,"seed":"1","inv":"dispatch-allowed","shrunk":null}' ] || fail "seeds violation: $(cat "$tmp/out")"
 contains "$tmp/err" "seed 1 breaks dispatch-allowed"
+[ "$(jq -c '[.runs[] | [.seed, .held]]' "$tmp/out")" = '[["1",false]]' ] ||
+  fail "runs of a violation: want seed 1 only, failing: $(jq -c .runs "$tmp/out")"
 
 # An unwritable report: exit 2, the error names the file.
 expect 2 "$capsim" sim "$scn" --json "$tmp/no/such/dir/r.json"

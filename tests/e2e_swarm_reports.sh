@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # capsim swarm --json and --junit: the outcome of a swarm for CI pipelines.
-# Seeds that hold: the range, the seeds run, every invariant a passed
-# testcase; the same run writes the same bytes, and "-" puts the document
+# Seeds that hold: the range, the seeds run, each seed's hash in seed order
+# (the hash its own run gives), every invariant a passed testcase; the same run writes the same bytes, and "-" puts the document
 # alone on standard output. A caught bug: the failing seed and invariant
 # are the text report's, the drawn scenario and the shrunk one are named
 # and exist, the trace hash is that of the drawn file run with capsim sim,
@@ -23,6 +23,7 @@ contains "$tmp/out" "8 seeds (1..8): every invariant held"
 [ "$(jq -c '[.format, .out, .bug, .from, .to, .seedsRun, .held, .violation, .shrunk]' "$tmp/h.json")" = \
   "[\"capsim-swarm-v1\",\"$tmp/held\",null,\"1\",\"8\",8,true,null,null]" ] ||
   fail "held outcome: $(cat "$tmp/h.json")"
+[ "$(jq -r '[.runs[] | .seed] | join(" ")' "$tmp/h.json")" = "1 2 3 4 5 6 7 8" ] || fail "runs: not 1..8 in order"
 xmllint --noout "$tmp/h.xml" || fail "not well-formed: $(head -c 300 "$tmp/h.xml")"
 [ "$(xq "$tmp/h.xml" 'string(/testsuites/@name)')" = "capsim swarm" ] || fail "testsuites name"
 [ "$(xq "$tmp/h.xml" 'string(//testsuite/@name)')" = capsim.swarm ] || fail "suite name"
@@ -40,7 +41,7 @@ done
 [ ! -e "$tmp/held" ] || fail "held seeds left files"
 same_doc --json "$tmp/h.json" "$capsim" swarm --seeds 1..8 --jobs 2 --out "$tmp/held"
 same_doc --junit "$tmp/h.xml" "$capsim" swarm --seeds 1..8 --jobs 2 --out "$tmp/held"
-checks=$((checks + 12))
+checks=$((checks + 13))
 
 # 2. A caught bug.
 bug=retry-fatal inv=one-terminal
@@ -59,6 +60,10 @@ j="$tmp/v/v.json"
 [ "$(jq -r .shrunk "$j")" = "swarm-out/seed-$seed/shrunk.yaml" ] || fail "shrunk file"
 [ -f "$tmp/v/swarm-out/seed-$seed/scenario.yaml" ] && [ -f "$tmp/v/swarm-out/seed-$seed/shrunk.yaml" ] ||
   fail "the drawn or shrunk scenario is missing"
+[ "$(jq -r '[.runs[] | select(.held | not) | .seed] | join(" ")' "$j")" = "$seed" ] ||
+  fail "runs: the failing seed is not the last and only failing one: $(jq -c .runs "$j")"
+[ "$(jq -r '.runs[-1].traceSha256' "$j")" = "$(jq -r .violation.traceSha256 "$j")" ] || fail "runs: last hash"
+[ "$(jq -r '.runs | length' "$j")" = "$seed" ] || fail "runs: want seeds 1..$seed"
 job=$(jq -r .violation.job "$j")
 grep -qF "job $job at" <<< "$line" || fail "violation job $job is not the text's: $line"
 (cd "$tmp/v" && "$root/$capsim" sim "swarm-out/seed-$seed/scenario.yaml" --seed "$seed" --bug $bug \
@@ -77,7 +82,7 @@ xmllint --noout "$x" || fail "violation report not well-formed"
   fail "seeds_run differs from --json's"
 xq "$x" 'string(//failure/@message)' | grep -qF "seed $seed: job $job at" || fail "failure message"
 junit_reproduces "$x" "$tmp/v" $inv "capsim sim swarm-out/seed-$seed/"
-checks=$((checks + 22))
+checks=$((checks + 25))
 
 # 3. One seed: its run's report on the drawn file.
 expect 0 "$capsim" swarm --seed 5 --out "$tmp/one" --json "$tmp/o.json" --junit "$tmp/o.xml"
@@ -86,12 +91,14 @@ expect 0 "$capsim" swarm --seed 5 --out "$tmp/one" --json "$tmp/o.json" --junit 
 [ "$(jq -r .seed "$tmp/o.json")" = 5 ] || fail "one seed: seed"
 hash=$(jq -r .trace.sha256 "$tmp/o.json")
 contains "$tmp/out" "sha256 $hash"
+[ "$(jq -r '.runs[4] | .seed + " " + .traceSha256' "$tmp/h.json")" = "5 $hash" ] ||
+  fail "the swarm's runs[] does not give seed 5 the hash of its own run"
 [ "$(xq "$tmp/o.xml" 'string(//property[@name="trace_sha256"]/@value)')" = "$hash" ] || fail "one seed: junit hash"
 [ "$(xq "$tmp/o.xml" 'string(//property[@name="seed"]/@value)')" = 5 ] || fail "one seed: seed property"
 [ "$(xq "$tmp/o.xml" 'string(//testsuite/@name)')" = capsim.swarm ] || fail "one seed: suite name"
 expect 0 "$capsim" sim "$tmp/one/seed-5/scenario.yaml" --seed 5 --json "$tmp/o2.json"
 cmp -s "$tmp/o.json" "$tmp/o2.json" || fail "swarm --seed 5 --json differs from capsim sim's on the drawn file"
-checks=$((checks + 7))
+checks=$((checks + 8))
 
 # 4. Usage errors.
 expect 2 "$capsim" swarm --seed 5 --generate --out "$tmp/g" --json "$tmp/g.json"

@@ -374,7 +374,8 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
         } else if (!res) {
             rc = CLI_USAGE;
         } else {
-            int r = seeds_run("sim", run_quiet, &k, a, b, jobs, each, &failed, res, &ran);
+            seed_runs runs;
+            int r = seeds_run("sim", run_quiet, &k, a, b, jobs, each, &failed, res, &ran, &runs);
             char def[200];
             const char *shrunk = NULL;
             rc = r == 0   ? CLI_OK
@@ -382,7 +383,7 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                  : do_shrink ? shrink(scn, &k, failed, res, shrink_out, def, sizeof def, &shrunk)
                              : CLI_REJECTED;
             if (json && r >= 0) {
-                run_json_seeds_outcome o = {a, b, ran, r == 1, failed, res, shrunk};
+                run_json_seeds_outcome o = {a, b, ran, r == 1, failed, res, shrunk, &runs};
                 char *doc = NULL;
                 size_t len = 0;
                 int made = run_json_seeds(scn, &o, ref_bug_current_name(), &doc, &len);
@@ -399,6 +400,7 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 set.shrunk = shrunk;
                 rc = junit_write(junit, doc_fd, &set, 1, rc);
             }
+            free(runs.v);
         }
         free(res);
     } else {

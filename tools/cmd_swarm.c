@@ -379,7 +379,9 @@ int cmd_swarm(int argc, char **argv)
     } else {
         sim_result *res = malloc(sizeof *res);
         uint64_t failed = 0, ran = 0;
-        int r = res ? seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res, &ran) : -1;
+        seed_runs runs = {NULL, 0};
+        int r = res ? seeds_run(SWARM_CMD, run_seed, &o, a, b, jobs, each, &failed, res, &ran, &runs)
+                    : -1;
         if (r == 0 && !o.keep)
             rmdir(o.out); /* every seed held: nothing was kept (a directory with files stays) */
         char shrunk[1000] = "";
@@ -388,9 +390,11 @@ int cmd_swarm(int argc, char **argv)
              : do_shrink ? shrink_seed(&o, failed, res, shrunk, sizeof shrunk)
                          : CLI_REJECTED;
         if (r >= 0) {
-            run_json_seeds_outcome oc = {a, b, ran, r == 1, failed, res, shrunk[0] ? shrunk : NULL};
+            run_json_seeds_outcome oc = {a, b, ran, r == 1, failed, res, shrunk[0] ? shrunk : NULL,
+                                         &runs};
             rc = seeds_docs(&o, &oc, rc);
         }
+        free(runs.v);
         free(res);
     }
     cli_docs_close(o.doc_fd);

@@ -252,6 +252,18 @@ static void seeds_outcome(conf_jw *w, const run_json_seeds_outcome *o, const cha
         conf_jw_str(w, "null,");
     }
     str(w, "shrunk", o->shrunk);
+    key(w, "runs"); /* each seed's outcome, in seed order, up to the failing seed */
+    conf_jw_str(w, "[");
+    for (size_t i = 0; o->runs && i < o->runs->n; i++) {
+        const seed_run *r = &o->runs->v[i];
+        conf_jw_str(w, "{");
+        u64_text(w, "seed", r->seed);
+        key(w, "held");
+        conf_jw_str(w, r->violated ? "false," : "true,");
+        str(w, "traceSha256", r->trace_hash);
+        close_with(w, '}');
+    }
+    close_with(w, ']');
 }
 
 int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "sim_scenario.h"
+#include "sim_seeds.h"
 #include "sim_sweep.h"
 #include "sim_world.h"
 
@@ -29,13 +30,14 @@ int run_json_one(const sim_run_config *cfg, const sim_result *r, const char *bug
 /* The outcome of seeds from..to of scn: ran seeds were started; violated
  * 0 when every one held, else seed is the smallest failing seed and res
  * its run; shrunk is the file the reproduction was written to (NULL: not
- * shrunk). Ownership as run_json_one. */
+ * shrunk); runs lists each seed's outcome. Ownership as run_json_one. */
 typedef struct {
     uint64_t from, to, ran;
     int violated;
     uint64_t seed;
     const sim_result *res;
     const char *shrunk;
+    const seed_runs *runs; /* each seed's outcome in seed order (seeds_run), NULL: none */
 } run_json_seeds_outcome;
 
 int run_json_seeds(const sim_scenario *scn, const run_json_seeds_outcome *o, const char *bug,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,13 +34,27 @@ int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b)
     return 0;
 }
 
-/* The child's side: runs the seed, prints its --each line (one write, so
- * that lines of parallel seeds do not mix) and exits 0 held, 1 violated,
- * 2 not run. */
-static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each)
+/* A seed's outcome as its process leaves it, in a mapping shared with the
+ * parent: the processes end in any order, the parent reads the slots in
+ * seed order. done is written last. */
+typedef struct {
+    char trace_hash[65];
+    uint8_t violated;
+    uint8_t done;
+} seed_slot;
+
+/* The child's side: runs the seed, fills its slot, prints its --each line
+ * (one write, so that lines of parallel seeds do not mix) and exits 0
+ * held, 1 violated, 2 not run. */
+static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each, seed_slot *slot)
 {
     sim_result *res = malloc(sizeof *res);
     int rc = res ? run(ctx, seed, res) : CAP_ENOMEM;
+    if (rc == CAP_OK) {
+        memcpy(slot->trace_hash, res->trace_hash, sizeof slot->trace_hash);
+        slot->violated = res->violated != 0;
+        slot->done = 1;
+    }
     if (each && rc == CAP_OK) {
         char line[200];
         int n = snprintf(line, sizeof line, "seed %" PRIu64 ": %s%s, trace sha256 %s\n", seed,
@@ -56,12 +71,13 @@ typedef struct {
     void *ctx;
     uint64_t a;
     int each, violated, broken;
+    seed_slot *slots; /* one per seed of the range, shared with the children */
 } seeds_pool;
 
 static void seed_task(void *ctx, size_t i)
 {
     const seeds_pool *sp = ctx;
-    child(sp->run, sp->ctx, sp->a + i, sp->each);
+    child(sp->run, sp->ctx, sp->a + i, sp->each, &sp->slots[i]);
 }
 
 /* A seed's process ended: 0 held, 1 violated, anything else not run. The
@@ -76,39 +92,92 @@ static int seed_finished(void *ctx, size_t i, int status)
     return sp->violated || sp->broken;
 }
 
+static void add_run(seed_runs *runs, uint64_t seed, int violated, const char *hash)
+{
+    if (!runs)
+        return;
+    seed_run *r = &runs->v[runs->n++];
+    r->seed = seed;
+    r->violated = violated;
+    memcpy(r->trace_hash, hash, sizeof r->trace_hash);
+    r->trace_hash[sizeof r->trace_hash - 1] = 0;
+}
+
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
-              int each, uint64_t *failed, sim_result *res, uint64_t *ran)
+              int each, uint64_t *failed, sim_result *res, uint64_t *ran, seed_runs *runs)
 {
     uint64_t total = b - a + 1;
-    seeds_pool sp = {run, ctx, a, each, 0, 0};
+    if (runs)
+        *runs = (seed_runs){NULL, 0};
+    /* Pages are only committed as seeds fill them (at most 10 million
+     * slots of 67 bytes are reserved for the largest range). */
+    size_t map_len = (size_t)total * sizeof(seed_slot);
+    seed_slot *slots = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (slots == MAP_FAILED) {
+        cli_error(cmd, "cannot map the outcomes of %" PRIu64 " seeds: %s", total, strerror(errno));
+        return -1;
+    }
+    seeds_pool sp = {run, ctx, a, each, 0, 0, slots};
     proc_pool pool = {&sp, NULL, seed_task, NULL, seed_finished};
     long started = proc_pool_run(cmd, &pool, (size_t)total, jobs);
     int violated = sp.violated, broken = sp.broken || started < 0;
     uint64_t next = a + (started < 0 ? 0 : (uint64_t)started);
     if (ran)
         *ran = next - a;
+    int rc = -1;
+    if (runs && !(runs->v = calloc(next - a ? next - a : 1, sizeof *runs->v))) {
+        cli_error(cmd, "%s", cap_strerror(CAP_ENOMEM));
+        goto out;
+    }
     if (!violated && !broken) {
+        for (uint64_t s = a; s < next; s++) {
+            const seed_slot *sl = &slots[s - a];
+            if (!sl->done || sl->violated) {
+                cli_error(cmd, "seed %" PRIu64 " ended without its outcome", s);
+                goto out;
+            }
+            add_run(runs, s, 0, sl->trace_hash);
+        }
         printf("%" PRIu64 " seeds (%" PRIu64 "..%" PRIu64 "): every invariant held\n", total, a, b);
-        return 0;
+        rc = 0;
+        goto out;
     }
     /* The smallest failing seed among those started, found in order here:
      * which child finished first is not deterministic, this is. */
     for (uint64_t s = a; s < next; s++) {
-        int rc = run(ctx, s, res);
-        if (rc != CAP_OK) {
-            cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s, cap_strerror(rc));
-            return -1;
+        int r = run(ctx, s, res);
+        if (r != CAP_OK) {
+            cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s, cap_strerror(r));
+            goto out;
         }
+        const seed_slot *sl = &slots[s - a];
+        if (sl->done && (strcmp(sl->trace_hash, res->trace_hash) != 0 ||
+                         sl->violated != (res->violated != 0))) {
+            cli_error(cmd,
+                      "seed %" PRIu64 " is not deterministic: trace sha256 %s in its process, "
+                      "%s run again",
+                      s, sl->trace_hash, res->trace_hash);
+            goto out;
+        }
+        add_run(runs, s, res->violated != 0, res->trace_hash);
         if (res->violated) {
             *failed = s;
             printf("%" PRIu64 " seeds run; seed %" PRIu64 " breaks %s: job %s at %.6fs: %s\n",
                    next - a, s, res->invariant, res->job_id[0] ? res->job_id : "-",
                    (double)res->at / 1e9, res->detail);
-            return 1;
+            rc = 1;
+            goto out;
         }
     }
     cli_error(cmd, "a seed could not be run");
-    return -1;
+out:
+    munmap(slots, map_len);
+    if (rc < 0 && runs) {
+        free(runs->v);
+        *runs = (seed_runs){NULL, 0};
+    }
+    return rc;
 }
 
 /* s as one shell word: single-quoted unless it is plain. */

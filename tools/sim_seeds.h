@@ -16,17 +16,37 @@ typedef int (*seeds_run_fn)(void *ctx, uint64_t seed, sim_result *res);
 /* Parses "A..B" (A <= B, fewer than 10 million seeds). -1 when it is not. */
 int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b);
 
+/* One seed's outcome in a run of many: whether it held, and its trace
+ * hash. */
+typedef struct {
+    uint64_t seed;
+    int violated;
+    char trace_hash[65];
+} seed_run;
+
+/* The seeds' outcomes in seed order, from the first seed of the range up
+ * to the last that ran (every seed held) or to the smallest failing seed:
+ * the seeds whose outcome does not depend on which process finished first.
+ * v is owned (free()). */
+typedef struct {
+    seed_run *v;
+    size_t n;
+} seed_runs;
+
 /* Runs seeds a..b, one child process per seed and `jobs` at a time, with a
  * progress bar when stderr is a terminal; `each` prints a line per seed as
  * it finishes. Stops starting seeds at the first violation, then finds the
  * smallest failing seed among those started by running them again here,
- * in order. Returns 0 when every seed held (a summary line printed), 1 on
- * a violation (*failed and *res are that seed's; its line printed), -1
- * when a seed could not be run or a process not started (the error
- * printed). *ran (when not NULL) is set to the number of seeds started.
- * cmd names the command in messages. */
+ * in order; a seed that gives another trace hash here than in its process
+ * is an error (the simulator would not be deterministic). Returns 0 when
+ * every seed held (a summary line printed), 1 on a violation (*failed and
+ * *res are that seed's; its line printed), -1 when a seed could not be run
+ * or a process not started (the error printed). *ran (when not NULL) is
+ * set to the number of seeds started, *runs (when not NULL) to the seeds'
+ * outcomes (on 0 or 1; empty otherwise). cmd names the command in
+ * messages. */
 int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t b, long jobs,
-              int each, uint64_t *failed, sim_result *res, uint64_t *ran);
+              int each, uint64_t *failed, sim_result *res, uint64_t *ran, seed_runs *runs);
 
 /* After a single run c broke an invariant (first, naming a job): the same
  * run again (same seed and knobs, no trace files) telling the story of
