@@ -838,9 +838,12 @@ static int plain_ok(const cap_yaml_node *n)
     return 1;
 }
 
-static void flow_scalar(flow_out *o, const cap_yaml_node *n)
+/* A scalar; a mapping key (is_key) is written so that it reads back with
+ * the same text, since keys are told apart by their text alone: an empty
+ * plain key (a null) as "", for ~ would read back as the key "~". */
+static void flow_scalar(flow_out *o, const cap_yaml_node *n, int is_key)
 {
-    if (!n->quoted && plain_ok(n)) {
+    if (!n->quoted && plain_ok(n) && (n->len || !is_key)) {
         flow_put(o, n->len ? n->text : "~", n->len ? n->len : 1);
         return;
     }
@@ -880,7 +883,7 @@ static void flow_scalar(flow_out *o, const cap_yaml_node *n)
 static void flow_node(flow_out *o, const cap_yaml_node *n)
 {
     if (n->kind == CAP_YAML_SCALAR) {
-        flow_scalar(o, n);
+        flow_scalar(o, n, 0);
         return;
     }
     int map = n->kind == CAP_YAML_MAP;
@@ -889,7 +892,7 @@ static void flow_node(flow_out *o, const cap_yaml_node *n)
         if (i)
             flow_put(o, ", ", 2);
         if (map) {
-            flow_scalar(o, n->pairs[i].key);
+            flow_scalar(o, n->pairs[i].key, 1);
             flow_put(o, ": ", 2);
             flow_node(o, n->pairs[i].value);
         } else {

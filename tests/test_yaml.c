@@ -343,6 +343,21 @@ static void test_flow_text(void **state)
     /* Block text flow cannot hold as it is is quoted. */
     flow_round_trip("a: x, y\nb: '[z]'\nc: k:v\nd: -x\ne: 'x #y'\n\"f:\": ü\n",
                     "{a: \"x, y\", b: \"[z]\", c: \"k:v\", d: \"-x\", e: \"x #y\", \"f:\": \"ü\"}");
+    /* An empty plain key (a null) is written as "": written as ~ it would
+     * read back as the key "~", a duplicate of a key "~" beside it (an
+     * override "~=" on the document "?", found by fuzz_set). */
+    cap_yaml_doc *nk = parse_ok("?");
+    cap_yaml_bounds nb = cap_yaml_bounds_default();
+    cap_yaml_diag nd;
+    assert_int_equal(cap_yaml_set(nk, "~=", &nb, 1, &nd), 0);
+    char nflow[64], nagain[64];
+    assert_int_equal(cap_yaml_flow(cap_yaml_root(nk), nflow, sizeof nflow), 0);
+    assert_string_equal(nflow, "{\"\": ~, \"~\": ~}");
+    cap_yaml_doc *nback = parse_ok(nflow);
+    assert_int_equal(cap_yaml_flow(cap_yaml_root(nback), nagain, sizeof nagain), 0);
+    assert_string_equal(nflow, nagain);
+    cap_yaml_free(nback);
+    cap_yaml_free(nk);
     cap_yaml_doc *doc = parse_ok("[aaaa, bbbb]");
     char small[8];
     assert_int_equal(cap_yaml_flow(cap_yaml_root(doc), small, sizeof small), CAP_EFULL);
