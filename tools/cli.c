@@ -171,8 +171,9 @@ int cli_docs_open(const char *cmd, const char *json, const char *junit, int *doc
     return 0;
 }
 
-int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, const char *doc,
-                   size_t len, int made, int rc)
+/* cli_docs_write without the freeing. */
+static int docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd,
+                      const char *doc, size_t len, int made, int rc)
 {
     if (made != CAP_OK) {
         cli_error(cmd, "%s: %s", opt, cap_strerror(made));
@@ -187,6 +188,14 @@ int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_f
     }
     if (cli_write_output(cmd, dest, doc, len) != 0)
         return CLI_USAGE;
+    return rc;
+}
+
+int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, char *doc,
+                   size_t len, int made, int rc)
+{
+    rc = docs_write(cmd, opt, dest, doc_fd, doc, len, made, rc);
+    free(doc);
     return rc;
 }
 

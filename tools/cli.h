@@ -43,9 +43,9 @@ int cli_docs_open(const char *cmd, const char *json, const char *junit, int *doc
 
 /* Writes a document made by a report writer (made: CAP_OK, or why it
  * could not be made) to dest, a file (atomically) or "-" (the standard
- * output kept in doc_fd). Returns rc, or CLI_USAGE when the document could
- * not be made or written (the error printed, naming opt). */
-int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, const char *doc,
+ * output kept in doc_fd), and frees doc. Returns rc, or CLI_USAGE when the
+ * document could not be made or written (the error printed, naming opt). */
+int cli_docs_write(const char *cmd, const char *opt, const char *dest, int doc_fd, char *doc,
                    size_t len, int made, int rc);
 
 /* Gives standard output back (after cli_docs_open) and closes doc_fd. */

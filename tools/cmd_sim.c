@@ -122,7 +122,6 @@ static int junit_write(const char *junit, int doc_fd, const run_junit_set *sets,
     size_t len = 0;
     int made = run_junit("sim", sets, n, ref_bug_current_name(), &doc, &len);
     rc = cli_docs_write("sim", "--junit", junit, doc_fd, doc, len, made, rc);
-    free(doc);
     return rc;
 }
 
@@ -358,7 +357,6 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 size_t len = 0;
                 int made = run_json_sweep(scn, axes, &vs, s, ref_bug_current_name(), &doc, &len);
                 rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
-                free(doc);
             }
             if (junit && rc != CLI_USAGE)
                 rc = junit_sweep(junit, doc_fd, &vs, axes, s, rc);
@@ -388,7 +386,6 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                 size_t len = 0;
                 int made = run_json_seeds(scn, &o, ref_bug_current_name(), &doc, &len);
                 rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
-                free(doc);
             }
             if (junit && r >= 0) {
                 run_junit_set set = run_junit_scenario_set(scn);
@@ -445,7 +442,6 @@ static int sim_main(int argc, char **argv, sweep_axis *axes, size_t *n_axes_out)
                     size_t len = 0;
                     int made = run_json_one(&k.rc, res, ref_bug_current_name(), shrunk, &doc, &len);
                     rc = cli_docs_write("sim", "--json", json, doc_fd, doc, len, made, rc);
-                    free(doc);
                 }
                 if (junit) {
                     run_junit_set set = run_junit_scenario_set(scn);

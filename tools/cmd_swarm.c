@@ -180,15 +180,6 @@ static int shrink_seed(const swarm_opts *o, uint64_t seed, const sim_result *res
     return rc;
 }
 
-/* Writes a made document (made: CAP_OK or why not) where opt asked. */
-static int write_doc(const swarm_opts *o, const char *opt, const char *dest, char *doc,
-                     size_t len, int made, int rc)
-{
-    rc = cli_docs_write(SWARM_CMD, opt, dest, o->doc_fd, doc, len, made, rc);
-    free(doc);
-    return rc;
-}
-
 /* --junit: the report of one set (the swarm's seeds, or one seed). */
 static int write_junit(const swarm_opts *o, run_junit_set *set, int rc)
 {
@@ -197,7 +188,7 @@ static int write_junit(const swarm_opts *o, run_junit_set *set, int rc)
     set->name = NULL; /* the suite is capsim.swarm: each seed's scenario is its own */
     set->out = o->out;
     int made = run_junit(SWARM_CMD, set, 1, ref_bug_current_name(), &doc, &len);
-    return write_doc(o, "--junit", o->junit, doc, len, made, rc);
+    return cli_docs_write(SWARM_CMD, "--junit", o->junit, o->doc_fd, doc, len, made, rc);
 }
 
 /* --json and --junit of a --seeds run: its outcome oc (a violation's
@@ -211,7 +202,7 @@ static int seeds_docs(const swarm_opts *o, const run_json_seeds_outcome *oc, int
         size_t len = 0;
         int made = run_json_swarm(o->out, oc, oc->violated ? drawn : NULL, ref_bug_current_name(),
                                   &doc, &len);
-        rc = write_doc(o, "--json", o->json, doc, len, made, rc);
+        rc = cli_docs_write(SWARM_CMD, "--json", o->json, o->doc_fd, doc, len, made, rc);
     }
     if (o->junit) {
         run_junit_set set;
@@ -237,7 +228,7 @@ static int one_seed_docs(const swarm_opts *o, const sim_run_config *c, const sim
         char *doc = NULL;
         size_t len = 0;
         int made = run_json_one(c, res, ref_bug_current_name(), shrunk, &doc, &len);
-        rc = write_doc(o, "--json", o->json, doc, len, made, rc);
+        rc = cli_docs_write(SWARM_CMD, "--json", o->json, o->doc_fd, doc, len, made, rc);
     }
     if (o->junit) {
         run_junit_set set = run_junit_scenario_set(c->scn);
