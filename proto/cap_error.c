@@ -25,6 +25,7 @@ const char *cap_strerror(int err)
     case CAP_EPOLICY: return "invalid policy";
     case CAP_EFULL: return "table full";
     case CAP_ETRACE: return "invalid trace";
+    case CAP_ESTALLED: return "virtual time stalled";
     default: return "unknown error";
     }
 }

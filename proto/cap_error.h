@@ -29,6 +29,7 @@ typedef enum {
     CAP_EPOLICY = -10010,   /* a policy file does not fit the policy schema */
     CAP_EFULL = -10011,     /* a bounded table is full */
     CAP_ETRACE = -10012,    /* a trace file is malformed (header, record, line) */
+    CAP_ESTALLED = -10013,  /* a simulation's virtual clock stopped moving on */
 } cap_err;
 
 /* A short fixed description of an error code (never NULL). */

@@ -1584,7 +1584,7 @@ static int parse_seed(const cap_yaml_node *n, uint64_t *out, cap_yaml_diag *d)
 static int parse_root(ctx *c, const cap_yaml_node *root)
 {
     static const char *const keys[] = {"name", "description", "seed", "duration", "drain",
-                                       "policy", "scheduler", "bus", "workers", "approver",
+                                       "max_events_per_instant", "policy", "scheduler", "bus", "workers", "approver",
                                        "gateway", "workload", "faults", "invariants", NULL};
     cap_yaml_diag *d = c->d;
     sim_scenario *s = c->s;
@@ -1609,6 +1609,11 @@ static int parse_root(ctx *c, const cap_yaml_node *root)
         (rc = opt_dur(root, "duration", "", 1, MAX_RUN_NS, RUN_RANGE, &s->duration_ns, d)) ||
         (rc = opt_dur(root, "drain", "", 0, MAX_RUN_NS, NONNEG_RANGE, &s->drain_ns, d)))
         return rc;
+    int64_t per_instant = (int64_t)s->max_events_per_instant;
+    if ((rc = opt_int(root, "max_events_per_instant", "", (int64_t)SIM_MIN_EVENTS_PER_INSTANT,
+                      (int64_t)SIM_MAX_EVENTS_PER_INSTANT, &per_instant, d)))
+        return rc;
+    s->max_events_per_instant = (uint64_t)per_instant;
     if ((rc = load_policy(c, cap_yaml_get(root, "policy"), "policy", &s->policy_path,
                           &s->policy_text, &s->policy_len)))
         return rc;
@@ -1674,6 +1679,7 @@ int sim_scenario_parse_with(const char *path, const char *text, size_t len,
         return oom(d);
     /* Defaults. */
     s->drain_ns = INT64_C(600000000000);
+    s->max_events_per_instant = SIM_DEFAULT_EVENTS_PER_INSTANT;
     s->latency = (sim_dist){SIM_DIST_FIXED, 1e6, 0};
     s->invariants = SIM_INV_ALL;
     s->approver.delay = (sim_dist){SIM_DIST_FIXED, 30e9, 0};

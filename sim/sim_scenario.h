@@ -174,6 +174,11 @@ enum {
  * "checkpoint"; NULL otherwise. */
 const char *sim_invariant_name(unsigned bit);
 
+/* max_events_per_instant: the default, and the accepted range. */
+#define SIM_DEFAULT_EVENTS_PER_INSTANT UINT64_C(1000000)
+#define SIM_MIN_EVENTS_PER_INSTANT UINT64_C(1000)
+#define SIM_MAX_EVENTS_PER_INSTANT UINT64_C(1000000000)
+
 typedef struct {
     char *path;               /* the file it was read from */
     char *name;
@@ -181,6 +186,9 @@ typedef struct {
     uint64_t seed;            /* default seed (--seed overrides) */
     int64_t duration_ns;      /* how long the workload and faults run */
     int64_t drain_ns;         /* then how long the run may drain (liveness bound); default 10 min */
+    /* The most events the run may handle at one virtual instant before it
+     * stops as stalled (a zero-time loop); default SIM_DEFAULT_EVENTS_PER_INSTANT. */
+    uint64_t max_events_per_instant;
     char *policy_path;        /* resolved; the policy text is read by the loader */
     char *policy_text;
     size_t policy_len;

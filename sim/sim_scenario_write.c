@@ -326,6 +326,8 @@ int sim_scenario_write(const sim_scenario *s, const char *comment, FILE *out)
     put_dur(out, s->duration_ns);
     fputs("\ndrain: ", out);
     put_dur(out, s->drain_ns);
+    if (s->max_events_per_instant != SIM_DEFAULT_EVENTS_PER_INSTANT) /* written when set */
+        fprintf(out, "\nmax_events_per_instant: %" PRIu64, s->max_events_per_instant);
     fputs("\npolicy: ", out);
     int rc = put_path(out, s->policy_path);
     if (rc)

@@ -2630,15 +2630,122 @@ static void release(sim_event *ev, void *ctx)
     (void)w;
 }
 
+/* ---- the stall guard ---------------------------------------------------------
+ * Virtual time moves on only when every event due now is handled. Steps that
+ * take no time (zero latency, service, think time or backoff) can feed one
+ * another for ever at one instant, and the run would never end: so the
+ * number of events at one instant is bounded (the scenario's
+ * max_events_per_instant). The last STALL_SAMPLE events before the bound are
+ * tallied by what they were, and the error names the commonest, so the loop
+ * can be found; the tally costs nothing until the bound is near. */
+#define STALL_SAMPLE 1024
+#define STALL_KINDS 8
+
+typedef struct {
+    char what[96]; /* "delivery on sys.job.submit", "timer", ... */
+    unsigned n;
+} stall_kind;
+
+typedef struct {
+    stall_kind k[STALL_KINDS];
+    size_t n;
+    unsigned other; /* events of kinds past the table's room */
+} stall_tally;
+
+static const char *event_kind_name(int kind)
+{
+    switch (kind) {
+    case EV_TIMER: return "timer";
+    case EV_ARRIVAL: return "arrival";
+    case EV_SCRIPT: return "scripted submission";
+    case EV_TIMELINE: return "fault timeline step";
+    case EV_APPROVE: return "approval answer";
+    case EV_CRASH_WORKER: return "worker crash";
+    case EV_RESTART_WORKER: return "worker restart";
+    case EV_NEXT_STEP: return "gateway next step";
+    case EV_PROGRESS: return "progress report";
+    case EV_TWIN: return "twin submission";
+    default: return "event";
+    }
+}
+
+static void stall_note(stall_tally *t, const sim_event *ev)
+{
+    char what[96];
+    if (ev->kind == EV_DELIVERY)
+        snprintf(what, sizeof what, "delivery on %.48s", ((const sim_delivery *)ev->data)->subject);
+    else
+        snprintf(what, sizeof what, "%s", event_kind_name(ev->kind));
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->k[i].what, what)) {
+            t->k[i].n++;
+            return;
+        }
+    if (t->n == STALL_KINDS) {
+        t->other++;
+        return;
+    }
+    memcpy(t->k[t->n].what, what, sizeof what);
+    t->k[t->n++].n = 1;
+}
+
+/* Stops the run: CAP_ESTALLED, with the instant, the bound and the tally
+ * (the commonest kinds first, as many as fit the diagnostic; equal counts
+ * in the order first seen). */
+static void stall_stop(world *w, uint64_t events, const stall_tally *t)
+{
+    char mix[104] = "";
+    size_t used = 0;
+    unsigned done[STALL_KINDS] = {0};
+    for (size_t shown = 0; shown < t->n; shown++) {
+        size_t best = t->n;
+        for (size_t i = 0; i < t->n; i++)
+            if (!done[i] && (best == t->n || t->k[i].n > t->k[best].n))
+                best = i;
+        done[best] = 1;
+        char one[112];
+        int m = snprintf(one, sizeof one, "%s%u %s", shown ? ", " : "", t->k[best].n,
+                         t->k[best].what);
+        if (m < 0 || (size_t)m >= sizeof mix - used)
+            break;
+        memcpy(mix + used, one, (size_t)m + 1);
+        used += (size_t)m;
+    }
+    cap_diag_set(w->d, CAP_ESTALLED, -1, "max_events_per_instant",
+                 "stood still at %.6fs: %llu events at one instant (last %u: %s); zero-time "
+                 "steps feed one another: give them time or raise max_events_per_instant",
+                 (double)w->now / SEC, (unsigned long long)events,
+                 events < STALL_SAMPLE ? (unsigned)events : (unsigned)STALL_SAMPLE, mix);
+    w->err = CAP_ESTALLED;
+}
+
 static void loop(world *w)
 {
     sim_event ev;
+    uint64_t limit = w->scn->max_events_per_instant ? w->scn->max_events_per_instant
+                                                    : SIM_DEFAULT_EVENTS_PER_INSTANT;
+    uint64_t at_instant = 0; /* events handled at w->now so far */
+    uint64_t tally_from = limit > STALL_SAMPLE ? limit - STALL_SAMPLE : 0;
+    stall_tally tally;
     while (!w->stop && !w->err && sim_queue_pop(&w->q, &ev) == 1) {
         w->res->events++;
         if (ev.time > w->end_run) {
             release(&ev, w);
             break;
         }
+        if (ev.time != w->now) {
+            at_instant = 0;
+        } else if (at_instant >= tally_from) { /* rarely: the bound is near */
+            if (at_instant == tally_from)
+                memset(&tally, 0, sizeof tally);
+            stall_note(&tally, &ev);
+            if (at_instant + 1 == limit) {
+                release(&ev, w);
+                stall_stop(w, limit, &tally);
+                break;
+            }
+        }
+        at_instant++;
         w->now = ev.time;
         switch (ev.kind) {
         case EV_DELIVERY: on_delivery(w, &ev); break;

@@ -68,4 +68,28 @@ set -e
 rm -f "$tmp/../example-$$.yaml"
 [ "$rc" -eq 2 ] || fail "a bad scenario exited $rc"
 grep -q "bad.yaml:" "$tmp/bad.err" || fail "the error does not name the file: $(cat "$tmp/bad.err")"
+# A loop of steps that take no time (zero latency, service and think time)
+# never moves the clock on: the run stops with exit 2 and says so, named
+# once even when many seeds' processes hit it.
+cat >"$tmp/zero.yaml" <<EOF
+name: zero-time
+duration: 10s
+policy: $PWD/reference/policies/example.yaml
+max_events_per_instant: 5000
+bus: {latency: 0}
+workers: [{id: w, pool: job.tools, service: 0}]
+workload: {kind: closed, concurrency: 2, mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]}
+EOF
+for args in "--seed 1" "--seeds 1..6 --jobs 3"; do
+  set +e
+  # shellcheck disable=SC2086
+  timeout 60 "$capsim" sim "$tmp/zero.yaml" $args >"$tmp/zero.out" 2>"$tmp/zero.err"
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "a zero-time loop ($args) exited $rc: $(cat "$tmp/zero.err")"
+  grep -q "virtual time stalled: max_events_per_instant: stood still at 0.000000s: 5000 events at one instant" "$tmp/zero.err" ||
+    fail "the stall is not explained ($args): $(cat "$tmp/zero.err")"
+  [ "$(grep -c "stood still" "$tmp/zero.err")" -eq 1 ] || fail "the stall is reported more than once ($args): $(cat "$tmp/zero.err")"
+done
+grep -q "seed 1 could not be run: " "$tmp/zero.err" || fail "--seeds does not name the seed: $(cat "$tmp/zero.err")"
 echo "e2e_sim: ok"

@@ -88,6 +88,7 @@ static void test_full_scenario_every_field(void **state)
     assert_true(s->seed == UINT64_MAX);
     assert_int_equal(s->duration_ns, INT64_C(120000000000));
     assert_int_equal(s->drain_ns, INT64_C(300000000000));
+    assert_true(s->max_events_per_instant == SIM_DEFAULT_EVENTS_PER_INSTANT);
     assert_string_equal(s->policy_path, "tests/" EX_POLICY);
     size_t plen;
     uint8_t *ptext = tu_read_file("reference/policies/example.yaml", &plen);
@@ -442,7 +443,8 @@ static void test_every_bad_input_class(void **state)
         {"not a mapping", "- a\n", CAP_EINVAL, 1, 1, "", "must be a mapping"},
         {"empty", "", CAP_EINVAL, 0, 0, "", "empty"},
         {"unknown top key", HEAD "seeds: 3\n", CAP_EINVAL, 4, 1, "seeds",
-         "unknown key \"seeds\" (known: name, description, seed, duration, drain, policy, "
+         "unknown key \"seeds\" (known: name, description, seed, duration, drain, "
+         "max_events_per_instant, policy, "
          "scheduler, bus, workers, approver, gateway, workload, faults, invariants)"},
         {"unknown worker key", HEAD "workers:\n- {id: w, pool: job.tools, speed: 3}\n", CAP_EINVAL,
          5, 28, "workers[0].speed", "unknown key \"speed\" (known: id, count, pool,"},
@@ -476,6 +478,10 @@ static void test_every_bad_input_class(void **state)
         {"duration over 30 days", "name: t\nduration: 721h\npolicy: x\n", CAP_EINVAL, 2, 11,
          "duration", "out of range"},
         {"negative drain", HEAD "drain: -1s\n", CAP_EINVAL, 4, 8, "drain", "out of range"},
+        {"events per instant under the floor", HEAD "max_events_per_instant: 999\n", CAP_EYAML, 4,
+         25, "max_events_per_instant", "outside [1000, 1000000000]"},
+        {"events per instant not an integer", HEAD "max_events_per_instant: 1e6\n", CAP_EYAML, 4,
+         25, "max_events_per_instant", "integer"},
         {"bad seed", HEAD "seed: -1\n", CAP_EINVAL, 4, 7, "seed", "not an integer"},
         {"empty name", "name: ''\nduration: 1s\npolicy: " EX_POLICY "\n", CAP_EINVAL, 1, 7, "name",
          "empty name"},

@@ -20,8 +20,9 @@ typedef struct {
 /* A stand-in for one simulated run: its "trace hash" is the seed's, its
  * verdict fixed by the seed; seeds with a long delay end later than the
  * seeds after them. */
-static int fake_run(void *ctx, uint64_t seed, sim_result *res)
+static int fake_run(void *ctx, uint64_t seed, sim_result *res, cap_diag *d)
 {
+    (void)d;
     const fake *f = ctx;
     memset(res, 0, sizeof *res);
     int elsewhere = f->parent && getpid() != f->parent;

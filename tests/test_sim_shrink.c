@@ -38,6 +38,7 @@ static const char FULL[] =
     "seed: 18446744073709551615\n"
     "duration: 90s\n"
     "drain: 1500ms\n"
+    "max_events_per_instant: 5000\n"
     "policy: ../reference/policies/example.yaml\n"
     "scheduler: {dispatch_timeout: 30s, running_timeout: 1m, no_worker_wait: 250us, max_retries: 0,\n"
     "            breaker_threshold: 4, breaker_cool_down: 1.5s, worker_grace: 12s}\n"
@@ -122,6 +123,7 @@ static void same_scenario(const sim_scenario *a, const sim_scenario *b)
     assert_true(a->seed == b->seed);
     assert_true(a->duration_ns == b->duration_ns);
     assert_true(a->drain_ns == b->drain_ns);
+    assert_true(a->max_events_per_instant == b->max_events_per_instant);
     assert_int_equal(a->policy_len, b->policy_len);
     assert_memory_equal(a->policy_text, b->policy_text, a->policy_len);
     assert_true(a->dispatch_timeout_ns == b->dispatch_timeout_ns);
@@ -234,6 +236,7 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(text, "replay: {count: 7, after: 4m, subject: \"sys.job.submit\""));
     assert_non_null(strstr(text, "replay: {count: 2, after: 1500ms, from: \"gateway\"}"));
     assert_non_null(strstr(text, "{at: 8s, conflict: {count: 3, after: 20s}}"));
+    assert_non_null(strstr(text, "\nmax_events_per_instant: 5000\n"));
     /* read back from another directory's point of view: same values */
     sim_scenario *b = parse("/nonexistent/dir/x.yaml", text, len);
     same_scenario(a, b);

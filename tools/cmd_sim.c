@@ -72,15 +72,14 @@ typedef struct {
     unsigned char *skip;
 } knobs;
 
-static int run_quiet(void *ctx, uint64_t seed, sim_result *res)
+static int run_quiet(void *ctx, uint64_t seed, sim_result *res, cap_diag *d)
 {
     const knobs *k = ctx;
     sim_run_config c = k->rc;
     c.seed = seed;
     c.trace_bin = c.trace_jsonl = NULL;
     c.skip_event = k->skip;
-    cap_diag d;
-    return sim_run(&c, res, &d);
+    return sim_run(&c, res, d);
 }
 
 /* A file name for the shrunk scenario: <name>-seed<N>-shrunk.yaml, the

@@ -138,7 +138,7 @@ static int load_case(const swarm_opts *o, uint64_t seed, sim_scenario **scn, cha
 }
 
 /* seeds_run's runner: one seed, its files removed when it held. */
-static int run_seed(void *ctx, uint64_t seed, sim_result *res)
+static int run_seed(void *ctx, uint64_t seed, sim_result *res, cap_diag *d)
 {
     const swarm_opts *o = ctx;
     sim_scenario *scn = NULL;
@@ -150,11 +150,14 @@ static int run_seed(void *ctx, uint64_t seed, sim_result *res)
     memset(&c, 0, sizeof c);
     c.scn = scn;
     c.seed = seed;
-    cap_diag d;
-    memset(&d, 0, sizeof d);
-    rc = sim_run(&c, res, &d);
-    if (rc != CAP_OK)
-        cli_diag(SWARM_CMD, path, &d);
+    rc = sim_run(&c, res, d);
+    if (rc != CAP_OK) { /* the reason names the drawn file (kept: it did not hold) */
+        char where[sizeof d->path + sizeof path + 2];
+        snprintf(where, sizeof where, "%s%s%s", path, d->path[0] ? ": " : "", d->path);
+        size_t n = strnlen(where, sizeof d->path - 1);
+        memcpy(d->path, where, n);
+        d->path[n] = 0;
+    }
     sim_scenario_free(scn);
     if (rc == CAP_OK && !res->violated && !o->keep)
         remove_case(o, seed);

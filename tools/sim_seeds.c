@@ -49,7 +49,9 @@ typedef struct {
 static void child(seeds_run_fn run, void *ctx, uint64_t seed, int each, seed_slot *slot)
 {
     sim_result *res = malloc(sizeof *res);
-    int rc = res ? run(ctx, seed, res) : CAP_ENOMEM;
+    cap_diag d;
+    memset(&d, 0, sizeof d);
+    int rc = res ? run(ctx, seed, res, &d) : CAP_ENOMEM; /* the parent reports a failure */
     if (rc == CAP_OK) {
         memcpy(slot->trace_hash, res->trace_hash, sizeof slot->trace_hash);
         slot->violated = res->violated != 0;
@@ -146,9 +148,15 @@ int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t
     /* The smallest failing seed among those started, found in order here:
      * which child finished first is not deterministic, this is. */
     for (uint64_t s = a; s < next; s++) {
-        int r = run(ctx, s, res);
+        cap_diag d;
+        memset(&d, 0, sizeof d);
+        int r = run(ctx, s, res, &d);
         if (r != CAP_OK) {
-            cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s, cap_strerror(r));
+            char why[640];
+            if (!d.err)
+                cap_diag_set(&d, r, -1, "", "%s", cap_strerror(r));
+            cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s,
+                      cap_diag_format(&d, why, sizeof why));
             goto out;
         }
         const seed_slot *sl = &slots[s - a];

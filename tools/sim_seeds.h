@@ -10,8 +10,8 @@
 #include "sim_world.h"
 
 /* Runs one seed in this process and fills *res: CAP_OK when the run was
- * carried out (held or not), else an error code. */
-typedef int (*seeds_run_fn)(void *ctx, uint64_t seed, sim_result *res);
+ * carried out (held or not), else an error code with its reason in *d. */
+typedef int (*seeds_run_fn)(void *ctx, uint64_t seed, sim_result *res, cap_diag *d);
 
 /* Parses "A..B" (A <= B, fewer than 10 million seeds). -1 when it is not. */
 int seeds_parse_range(const char *s, uint64_t *a, uint64_t *b);
@@ -38,7 +38,9 @@ typedef struct {
  * it finishes. Stops starting seeds at the first violation, then finds the
  * smallest failing seed among those started by running them again here,
  * in order; a seed that gives another trace hash here than in its process
- * is an error (the simulator would not be deterministic). Returns 0 when
+ * is an error (the simulator would not be deterministic). A seed that
+ * cannot be run is named with its reason, once, by the parent (the
+ * processes print nothing of it). Returns 0 when
  * every seed held (a summary line printed), 1 on a violation (*failed and
  * *res are that seed's; its line printed), -1 when a seed could not be run
  * or a process not started (the error printed). *ran (when not NULL) is
