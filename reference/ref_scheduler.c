@@ -181,6 +181,13 @@ struct ref_sched {
     size_t ring_cap;
     ref_u64map by_seq; /* the seqs whose ring place another job holds */
     job *head, *tail;
+    unsigned drain_depth; /* drains under way, one inside another (drain) */
+    int drain_again;      /* a drain was asked for at the deepest level */
+    /* Where make_room's walk for the oldest terminal job starts: every
+     * linked job before it is not terminal (NULL: from the head). Without
+     * it a full table of live jobs (a flood, long or hung jobs at the
+     * head) made each admission walk the whole table. */
+    job *evict_from;
     size_t n_jobs;
     uint64_t next_seq;
     job **waitq; /* sorted by (rank, seq) */
@@ -2144,6 +2151,8 @@ static int is_terminal(const job *j) { return ref_jobstate_is_terminal(j->state)
 
 static void unlink_job(ref_sched *s, job *j)
 {
+    if (s->evict_from == j)
+        s->evict_from = j->next; /* the jobs before j are still not terminal */
     seq_del(s, j->seq);
     ref_idindex_del(&s->by_id, j->id_hash, j->rec);
     if (j->idem && ref_strmap_get(&s->by_idem, j->idem) == j)
@@ -2206,9 +2215,10 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (s->n_jobs < s->max_jobs)
         return CAP_OK;
-    for (job *j = s->head; j; j = j->next) {
+    for (job *j = s->evict_from ? s->evict_from : s->head; j; j = j->next) {
         if (!is_terminal(j))
             continue;
+        s->evict_from = j; /* the walk passed no terminal job (unlink_job moves on from j) */
         /* unlink_job's index cell and the count of the job's worker's
          * shared id (job_free), asked for while the record is written */
         ref_idindex_prefetch(&s->by_id, j->id_hash);
@@ -2227,7 +2237,23 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
         job_free(s, j);
         return CAP_OK;
     }
+    s->evict_from = s->tail; /* none is terminal: the next walk starts at the newest */
     return CAP_EFULL;
+}
+
+/* Linked job j has just become terminal: when it lies before the start of
+ * make_room's walk, the walk starts at j. List order is seq order, but
+ * jobs restored from a journal may share a seq: on a tie the walk starts
+ * from the head (exact, and rare). */
+static void note_terminal(ref_sched *s, const job *j)
+{
+    job *from = s->evict_from;
+    if (!from || !(j->prev || s->head == j))
+        return; /* from the head already; or j is not linked */
+    if (j->seq < from->seq)
+        s->evict_from = (job *)j;
+    else if (j->seq == from->seq && j != from)
+        s->evict_from = NULL;
 }
 
 /* Copies n bytes of s and a NUL to *at; returns the copy, *at moved past it. */
@@ -2510,6 +2536,7 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
                   const char *event)
 {
     TRY(set_state(j, status, now));
+    note_terminal(s, j);
     TRY(disarm(j, TK_WAKE, fx));
     TRY(disarm(j, TK_WATCH, fx));
     waitq_remove(s, j);
@@ -3036,8 +3063,35 @@ allowed:
     return do_dispatch(s, j, &sel, now, fx);
 }
 
+/* How deep drains may run one inside another. A job tried by a drain can
+ * end (it gives up waiting for a worker, or is denied), and its end drains
+ * the queue again, from inside the first drain: when thousands of waiting
+ * jobs give up at one instant, that recursion was thousands deep and
+ * overflowed the stack. Up to this depth drains nest as before; a drain
+ * asked for at this depth is run after the current pass of the deepest
+ * one instead (one more pass, however many were asked for). */
+#define DRAIN_NEST_MAX 32
+
+static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx);
+
 /* Tries every waiting job, in priority order, once. */
 static int drain(ref_sched *s, int64_t now, ref_effects *fx)
+{
+    if (s->drain_depth == DRAIN_NEST_MAX) {
+        s->drain_again = 1;
+        return CAP_OK;
+    }
+    s->drain_depth++;
+    int rc;
+    do {
+        s->drain_again = 0;
+        rc = drain_pass(s, now, fx);
+    } while (rc >= 0 && s->drain_again);
+    s->drain_depth--;
+    return rc;
+}
+
+static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (!s->n_wait)
         return CAP_OK;
@@ -3863,6 +3917,8 @@ static int restore_job(ref_sched *s, const cJSON *o, size_t idx, cap_diag *d)
     int st = state ? ref_jobstate_from_name(state) : CAP_EINVAL;
     NEED(st >= 0 && ref_jobstate_is_valid(st), "bad state");
     j->state = st;
+    if (is_terminal(j))
+        note_terminal(s, j);
     int iv;
     int64_t lv;
     NEED(ji64(o, "state_at", &j->state_at), "bad state_at");

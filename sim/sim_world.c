@@ -1721,8 +1721,11 @@ static void deliver_to_sched(world *w, const char *subject, const cap_packet *p,
         fj->fatal_attempt = jr->dispatch->attempt + 1;
     apply_effects(w, w->scheduler);
     /* A submission answered as a duplicate of another job (its job_id or
-     * idempotency key is known) creates no job of its own: it ends here. */
-    jinfo *j = (rc == REF_SCHED_APPLIED || rc == REF_SCHED_DUPLICATE) && w->sched &&
+     * idempotency key is known) creates no job of its own: it ends here. So
+     * does one the scheduler refused (a full job table, no topic, the
+     * replay guard): it was answered FAILED and holds no place. */
+    jinfo *j = (rc == REF_SCHED_APPLIED || rc == REF_SCHED_DUPLICATE ||
+                rc == REF_SCHED_REJECTED) && w->sched &&
                        p->payload_case == CORDUM__AGENT__V1__BUS_PACKET__PAYLOAD_JOB_REQUEST &&
                        p->job_request->job_id
                    ? job_get(w, p->job_request->job_id)

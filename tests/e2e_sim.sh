@@ -92,4 +92,18 @@ for args in "--seed 1" "--seeds 1..6 --jobs 3"; do
   [ "$(grep -c "stood still" "$tmp/zero.err")" -eq 1 ] || fail "the stall is reported more than once ($args): $(cat "$tmp/zero.err")"
 done
 grep -q "seed 1 could not be run: " "$tmp/zero.err" || fail "--seeds does not name the seed: $(cat "$tmp/zero.err")"
+# 20 000 jobs wait for a worker that never comes and all give up at the same
+# instant: each one's end drains the waiting queue from inside the drain
+# that ended it. The drains nest only so deep (the scheduler's stack once
+# overflowed here); every job ends FAILED and the run holds.
+cat >"$tmp/giveup.yaml" <<EOF
+name: give-up-at-once
+duration: 2s
+policy: $PWD/reference/policies/example.yaml
+scheduler: {no_worker_wait: 1s}
+workers: [{id: w, pool: job.other}]
+workload: {kind: burst, burst: {size: 20000, every: 10s}, mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]}
+EOF
+timeout 120 "$capsim" sim "$tmp/giveup.yaml" --seed 1 >"$tmp/giveup.out" 2>&1 || fail "20 000 jobs giving up at once: $(tail -3 "$tmp/giveup.out")"
+grep -q "submitted 20000 (+0 compensations); succeeded 0, failed 20000," "$tmp/giveup.out" || fail "the jobs did not all give up: $(cat "$tmp/giveup.out")"
 echo "e2e_sim: ok"

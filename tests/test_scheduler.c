@@ -1611,6 +1611,35 @@ static void test_eviction_takes_the_oldest_terminal_job(void **state)
     teardown(f);
 }
 
+/* A job that stays live at the old end of a full table is passed over by
+ * every eviction (each takes the oldest terminal job behind it), and is
+ * the one evicted as soon as it ends, before the younger terminal jobs. */
+static void test_eviction_passes_a_live_job_at_the_old_end(void **state)
+{
+    (void)state;
+    char id[64], want[64];
+    fixture *f = setup_max_jobs(8);
+    heartbeat(f, "w1", "job.tools", 100, "", 0);
+    assert_int_equal(submit(f, "old", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    for (int i = 0; i < 40; i++) {
+        char j[16];
+        snprintf(j, sizeof j, "j%d", i);
+        assert_int_equal(submit(f, j, "job.tools", "read", 0), REF_SCHED_APPLIED);
+        if (i >= 7) { /* full from j6 on: each submit evicts the oldest ended job */
+            snprintf(want, sizeof want, "j%d", i - 7);
+            assert_string_equal(evicted_id(f, id, sizeof id), want);
+        }
+        assert_int_equal(result(f, j, REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    }
+    assert_int_equal(info(f, "old").state, REF_JOB_DISPATCHED);
+    assert_int_equal(result(f, "old", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "next", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "old");
+    assert_int_equal(submit(f, "after", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "j33");
+    teardown(f);
+}
+
 /* Journal records are the JSON cJSON prints: for job ids holding every
  * kind of byte that needs an escape (at each offset of an 8-byte word),
  * each record printed again from its parse is the same text, and the id
@@ -2482,6 +2511,7 @@ int main(void)
         cmocka_unit_test(test_large_requests_kept_exactly),
         cmocka_unit_test(test_jobs_found_by_seq_past_a_parked_job),
         cmocka_unit_test(test_eviction_takes_the_oldest_terminal_job),
+        cmocka_unit_test(test_eviction_passes_a_live_job_at_the_old_end),
         cmocka_unit_test(test_kept_request_normalises_bools),
         cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_journal_views_agree_with_text),
