@@ -2245,13 +2245,13 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
  * make_room's walk, the walk starts at j. List order is seq order, but
  * jobs restored from a journal may share a seq: on a tie the walk starts
  * from the head (exact, and rare). */
-static void note_terminal(ref_sched *s, const job *j)
+static void note_terminal(ref_sched *s, job *j)
 {
     job *from = s->evict_from;
     if (!from || !(j->prev || s->head == j))
         return; /* from the head already; or j is not linked */
     if (j->seq < from->seq)
-        s->evict_from = (job *)j;
+        s->evict_from = j;
     else if (j->seq == from->seq && j != from)
         s->evict_from = NULL;
 }

@@ -2650,9 +2650,8 @@ typedef struct {
 } stall_kind;
 
 typedef struct {
-    stall_kind k[STALL_KINDS];
+    stall_kind k[STALL_KINDS]; /* kinds past the table's room are not tallied */
     size_t n;
-    unsigned other; /* events of kinds past the table's room */
 } stall_tally;
 
 static const char *event_kind_name(int kind)
@@ -2684,10 +2683,8 @@ static void stall_note(stall_tally *t, const sim_event *ev)
             t->k[i].n++;
             return;
         }
-    if (t->n == STALL_KINDS) {
-        t->other++;
+    if (t->n == STALL_KINDS)
         return;
-    }
     memcpy(t->k[t->n].what, what, sizeof what);
     t->k[t->n++].n = 1;
 }

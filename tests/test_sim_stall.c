@@ -22,38 +22,39 @@
     "workers:\n"                                                                                   \
     "  - {id: w, count: 2, pool: job.tools, service: 0}\n"
 
-static sim_scenario *load(const char *yaml)
+/* Loads yaml and runs it with seed 7: the run's return code, *res and *d
+ * filled. */
+static int run_yaml(const char *yaml, sim_result *res, cap_diag *d)
 {
     sim_scenario *s = NULL;
-    cap_yaml_diag d;
-    int rc = sim_scenario_parse(SCN_PATH, yaml, strlen(yaml), &s, &d);
+    cap_yaml_diag yd;
+    int rc = sim_scenario_parse(SCN_PATH, yaml, strlen(yaml), &s, &yd);
     if (rc) {
         char buf[700];
         fail_msg("scenario did not load (%d): %s\n%s", rc,
-                 cap_yaml_diag_format(&d, SCN_PATH, buf, sizeof buf), yaml);
+                 cap_yaml_diag_format(&yd, SCN_PATH, buf, sizeof buf), yaml);
     }
-    return s;
-}
-
-static int run(const sim_scenario *s, sim_result *res, cap_diag *d)
-{
     sim_run_config c = {0};
     c.scn = s;
     c.seed = 7;
-    return sim_run(&c, res, d);
+    rc = sim_run(&c, res, d);
+    sim_scenario_free(s);
+    return rc;
 }
+
+#define CLOSED_LOOP                                                                                \
+    "workload:\n"                                                                                  \
+    "  kind: closed\n"                                                                             \
+    "  concurrency: 3\n"                                                                           \
+    "  mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]\n"
 
 static void test_zero_time_loop_stops(void **state)
 {
     (void)state;
-    sim_scenario *s = load(ZERO_TIME "max_events_per_instant: 1000\n"
-                                     "workload:\n"
-                                     "  kind: closed\n"
-                                     "  concurrency: 3\n"
-                                     "  mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]\n");
     sim_result *res = malloc(sizeof *res);
     cap_diag d;
-    assert_int_equal(run(s, res, &d), CAP_ESTALLED);
+    assert_int_equal(run_yaml(ZERO_TIME "max_events_per_instant: 1000\n" CLOSED_LOOP, res, &d),
+                     CAP_ESTALLED);
     assert_int_equal(d.err, CAP_ESTALLED);
     assert_string_equal(d.path, "max_events_per_instant");
     assert_non_null(strstr(d.reason, "stood still at 0.000000s: 1000 events at one instant"));
@@ -64,14 +65,8 @@ static void test_zero_time_loop_stops(void **state)
     assert_non_null(strstr(d.reason, "raise max_events_per_instant"));
     assert_true(res->events == 1000);
     /* the default bound stops it too, later */
-    sim_scenario_free(s);
-    s = load(ZERO_TIME "workload:\n"
-                       "  kind: closed\n"
-                       "  concurrency: 3\n"
-                       "  mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]\n");
-    assert_int_equal(run(s, res, &d), CAP_ESTALLED);
+    assert_int_equal(run_yaml(ZERO_TIME CLOSED_LOOP, res, &d), CAP_ESTALLED);
     assert_true(res->events == SIM_DEFAULT_EVENTS_PER_INSTANT);
-    sim_scenario_free(s);
     free(res);
 }
 
@@ -80,18 +75,13 @@ static void test_zero_time_loop_stops(void **state)
 static void test_time_moving_on_is_no_stall(void **state)
 {
     (void)state;
-    sim_scenario *s = load(ZERO_TIME "max_events_per_instant: 1000\n"
-                                     "workload:\n"
-                                     "  kind: closed\n"
-                                     "  concurrency: 3\n"
-                                     "  think: 1ms\n"
-                                     "  mix: [{topic: job.tools, meta_labels: {mcp.action: read}}]\n");
     sim_result *res = malloc(sizeof *res);
     cap_diag d;
-    assert_int_equal(run(s, res, &d), CAP_OK);
+    assert_int_equal(
+        run_yaml(ZERO_TIME "max_events_per_instant: 1000\n" CLOSED_LOOP "  think: 1ms\n", res, &d),
+        CAP_OK);
     assert_true(res->events > 10000);
     assert_int_equal(res->violated, 0);
-    sim_scenario_free(s);
     free(res);
 }
 
@@ -102,35 +92,28 @@ static void test_time_moving_on_is_no_stall(void **state)
 static void test_bound_is_per_instant_and_changes_nothing_below_it(void **state)
 {
     (void)state;
-    static const char body[] = "workload:\n"
-                               "  kind: none\n"
-                               "  mix: [{topic: job.tools, meta_labels: {mcp.action: read},\n"
-                               "         workflow_steps: 1000}]\n"
-                               "  script: [{at: 2500ms}]\n";
-    char yaml[1024];
-    snprintf(yaml, sizeof yaml, "%smax_events_per_instant: 1000\n%s", ZERO_TIME, body);
-    sim_scenario *s = load(yaml);
+#define WORKFLOW                                                                                   \
+    "workload:\n"                                                                                  \
+    "  kind: none\n"                                                                               \
+    "  mix: [{topic: job.tools, meta_labels: {mcp.action: read}, workflow_steps: 1000}]\n"          \
+    "  script: [{at: 2500ms}]\n"
     sim_result *res = malloc(sizeof *res);
     cap_diag d;
-    assert_int_equal(run(s, res, &d), CAP_ESTALLED);
+    assert_int_equal(run_yaml(ZERO_TIME "max_events_per_instant: 1000\n" WORKFLOW, res, &d),
+                     CAP_ESTALLED);
     assert_non_null(strstr(d.reason, "stood still at 2.500000s: 1000 events at one instant"));
-    sim_scenario_free(s);
 
-    snprintf(yaml, sizeof yaml, "%smax_events_per_instant: 100000\n%s", ZERO_TIME, body);
-    s = load(yaml);
-    assert_int_equal(run(s, res, &d), CAP_OK);
+    assert_int_equal(run_yaml(ZERO_TIME "max_events_per_instant: 100000\n" WORKFLOW, res, &d),
+                     CAP_OK);
     assert_true(res->events > 1000);
     assert_true(res->succeeded == 1000);
     char raised[65];
     memcpy(raised, res->trace_hash, sizeof raised);
-    sim_scenario_free(s);
 
-    snprintf(yaml, sizeof yaml, "%s%s", ZERO_TIME, body);
-    s = load(yaml);
-    assert_int_equal(run(s, res, &d), CAP_OK);
+    assert_int_equal(run_yaml(ZERO_TIME WORKFLOW, res, &d), CAP_OK);
     assert_string_equal(res->trace_hash, raised);
-    sim_scenario_free(s);
     free(res);
+#undef WORKFLOW
 }
 
 int main(void)

@@ -153,10 +153,8 @@ int seeds_run(const char *cmd, seeds_run_fn run, void *ctx, uint64_t a, uint64_t
         int r = run(ctx, s, res, &d);
         if (r != CAP_OK) {
             char why[640];
-            if (!d.err)
-                cap_diag_set(&d, r, -1, "", "%s", cap_strerror(r));
             cli_error(cmd, "seed %" PRIu64 " could not be run: %s", s,
-                      cap_diag_format(&d, why, sizeof why));
+                      d.err ? cap_diag_format(&d, why, sizeof why) : cap_strerror(r));
             goto out;
         }
         const seed_slot *sl = &slots[s - a];
