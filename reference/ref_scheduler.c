@@ -84,6 +84,12 @@ struct job {
     uint32_t req_cap;      /* the size req's block was allocated with (>= req_block) */
     int in_wf;             /* the request names a workflow_id (saga_after_terminal) */
     int waiting;           /* in the waiting queue (beside in_wf: no padding) */
+    /* The request's topic, a shared string, while the request has no
+     * labels or required capabilities and a topic of at most 4096 bytes
+     * (else NULL): what a worker selection for the job reads of the
+     * request (sel_miss), held on the job so that a drain's pass over the
+     * waiting jobs reads the job alone. NULL once terminal. */
+    char *sel_topic;
     char *trace_id;
     char *tenant;          /* effective tenant ("" when none is named) */
     int rank;
@@ -101,17 +107,18 @@ struct job {
     /* dispatch */
     uint64_t attempt;
     char dispatch_id[33];
-    uint8_t dispatch_len;   /* strlen(dispatch_id) (in the padding after it) */
-    int dispatch_plain;     /* dispatch_id holds nothing a JSON string escapes */
+    /* these three and retries fill the padding after dispatch_id */
+    uint8_t dispatch_len;   /* strlen(dispatch_id) */
+    uint8_t dispatch_plain; /* dispatch_id holds nothing a JSON string escapes */
+    uint8_t holds_slot;     /* counted in the worker's in-flight list */
+    uint32_t retries;
     uint64_t ticket;        /* breaker ticket of the current attempt (soft state) */
-    int done;               /* the current attempt's result has been applied */
-    int holds_slot;         /* counted in the worker's in-flight list */
     /* The in-flight list of the worker the job was last placed in, kept
      * after it leaves the list; it is j->worker's list exactly when its
      * worker_id is the same shared string as j->worker (ws_of). */
     struct worker_slots *ws;
+    int done;               /* the current attempt's result has been applied */
     int counted;            /* counted active in the safety kernel */
-    uint32_t retries;
     int64_t wait_since;     /* waiting for a worker since; -1 when not */
     int64_t wake_at, watch_at; /* armed timers; 0 when not armed */
     /* Workers that ran an attempt of the job before the last one (shared
@@ -172,7 +179,7 @@ struct ref_sched {
     uint32_t n_recs; /* records made */
     job *free_jobs;  /* released records, linked through next */
     ref_strmap strs; /* shared job strings (intern_set): text -> istr */
-    struct istr *icache[5]; /* the last shared string per kind (IK_*), one reference each */
+    struct istr *icache[6]; /* the last shared string per kind (IK_*), one reference each */
     /* The origin (ref_safety_decision) of the decision whose rule, snapshot
      * and reason are icache's IK_RULE, IK_SNAPSHOT and IK_REASON strings
      * (keep_decision); 0 when none is known to be. */
@@ -304,7 +311,7 @@ typedef struct istr {
 /* The kinds of shared string: each remembers the last one it used, which
  * the next job most often uses too (the same rule, snapshot, reason and
  * pool), so that most intern_set calls need no table lookup. */
-enum { IK_RULE, IK_SNAPSHOT, IK_REASON, IK_WORKER, IK_POOL };
+enum { IK_RULE, IK_SNAPSHOT, IK_REASON, IK_WORKER, IK_POOL, IK_TOPIC };
 
 static istr *istr_of(char *p) { return (istr *)(p - offsetof(istr, s)); }
 
@@ -2012,6 +2019,7 @@ static void job_free(ref_sched *s, job *j)
     intern_drop(s, j->reason);
     intern_drop(s, j->worker);
     intern_drop(s, j->pool);
+    intern_drop(s, j->sel_topic);
     free(j->appr_snapshot);
     free(j->appr_by);
     free(j->appr_note);
@@ -2324,6 +2332,13 @@ static job *job_new(ref_sched *s, const job_request *req, const id_key *k, const
         job_free(s, j);
         return NULL;
     }
+    const char *topic = nz(req->topic);
+    const Cordum__Agent__V1__JobMetadata *m = req->meta;
+    if (!req->n_labels && (!m || !m->n_requires) && strnlen(topic, 4097) <= 4096 &&
+        intern_set(s, IK_TOPIC, &j->sel_topic, topic) != CAP_OK) {
+        job_free(s, j);
+        return NULL;
+    }
     return j;
 }
 
@@ -2574,7 +2589,8 @@ static int finish(ref_sched *s, job *j, int status, int64_t now, ref_effects *fx
     intern_drop(s, j->rule_id);
     intern_drop(s, j->reason);
     intern_drop(s, j->pool);
-    j->rule_id = j->reason = j->pool = NULL;
+    intern_drop(s, j->sel_topic);
+    j->rule_id = j->reason = j->pool = j->sel_topic = NULL;
     int rc = saga_after_terminal(s, j, req, now, fx);
     request_free(s, req, block, block_cap);
     TRY(rc);
@@ -2811,21 +2827,31 @@ static int do_dispatch(ref_sched *s, job *j, const ref_sel_result *sel, int64_t 
 }
 
 /* No worker now: wait (queue + wake timer), or give up after the bounded
- * wait with the selection's error code. */
-static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int64_t now,
-                           ref_effects *fx)
+ * wait with the selection's error code. still: the try changed nothing on
+ * j, which was already waiting with its wake timer armed (tried_still). */
+static int wait_for_worker(ref_sched *s, job *j, ref_sel_outcome outcome, int64_t now,
+                           ref_effects *fx, int still)
 {
-    int code = ref_sel_outcome_error_code(sel->outcome);
-    if (j->wait_since < 0)
+    int code = ref_sel_outcome_error_code(outcome);
+    if (j->wait_since < 0) {
         j->wait_since = now;
+        still = 0;
+    }
     int64_t give_up = cap_sat_add(j->wait_since, s->nw_wait);
     if (now >= give_up) {
         char msg[160];
         snprintf(msg, sizeof msg, "no worker for %.80s after %llds (%s)", nz(j->req->topic),
-                 (long long)(s->nw_wait / NS_PER_SEC), ref_sel_outcome_name(sel->outcome));
-        return conclude(s, j, REF_JOB_FAILED, code, ref_sel_outcome_name(sel->outcome), msg, now,
+                 (long long)(s->nw_wait / NS_PER_SEC), ref_sel_outcome_name(outcome));
+        return conclude(s, j, REF_JOB_FAILED, code, ref_sel_outcome_name(outcome), msg, now,
                         fx, "no-worker");
     }
+    /* A job still waiting keeps its wake timer, due at most nw_retry after
+     * it was armed and never past the give-up, and needs no record: its
+     * state is the one on record. Re-armed and recorded at every try, each
+     * drain cost O(waiting jobs) timer moves and journal records, and a
+     * backlog made every heartbeat and freed slot that much dearer. */
+    if (still)
+        return CAP_OK;
     int was_waiting = j->waiting;
     TRY(waitq_add(s, j));
     int64_t at = cap_sat_add(now, s->nw_retry);
@@ -2834,7 +2860,7 @@ static int wait_for_worker(ref_sched *s, job *j, const ref_sel_result *sel, int6
     TRY(arm(s, j, TK_WAKE, at, fx));
     if (!was_waiting)
         TRY(note(s, fx, now, "wait", j->job_id, "no worker (%s): waiting, give up at %lld",
-                 ref_sel_outcome_name(sel->outcome), (long long)give_up));
+                 ref_sel_outcome_name(outcome), (long long)give_up));
     return jrec(s, j, now, fx, "wait", 0);
 }
 
@@ -2911,7 +2937,7 @@ typedef struct {
     int valid;
     uint64_t epoch;
     int64_t now;
-    char topic[128];
+    char *topic; /* the jobs' sel_topic, a reference held (drain_pass drops it) */
     ref_sel_outcome outcome;
 } sel_miss;
 
@@ -2935,8 +2961,7 @@ uint64_t ref_sched_reuses_wrong(void)
 
 static int plain_job(const job *j)
 {
-    const Cordum__Agent__V1__JobMetadata *m = j->req->meta;
-    return (!j->passed || !j->passed->n) && !j->req->n_labels && (!m || !m->n_requires);
+    return j->sel_topic && (!j->passed || !j->passed->n);
 }
 
 static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss);
@@ -2946,10 +2971,19 @@ static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
     return try_dispatch_m(s, j, now, fx, NULL);
 }
 
+/* j is waiting in SCHEDULED with its wake timer armed: a try that keeps
+ * its decision and finds it no worker (or its tenant still full) changes
+ * nothing on it, so it is neither re-armed nor recorded. */
+static int tried_still(const job *j)
+{
+    return j->state == REF_JOB_SCHEDULED && j->waiting && j->wake_at != 0;
+}
+
 /* try_dispatch; miss (may be NULL) remembers a failed selection for the
  * next job (sel_miss). */
 static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss)
 {
+    int still = tried_still(j);
     if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE) {
         TRY(set_state(j, REF_JOB_SCHEDULED, now));
         TRY(jrec(s, j, now, fx, "schedule", 0)); /* every state change is a record */
@@ -2963,6 +2997,7 @@ static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, se
     const char *snap = current_snapshot(s);
     if (!(is_allow(j->decision) && strcmp(nz(j->snapshot), snap) == 0)) {
         ref_safety_decision d;
+        still = 0; /* judged again: the decision on record changes */
         if (j->appr == APPR_APPROVED && strcmp(nz(j->appr_snapshot), snap) == 0) {
             /* Approval fast path (cordum-ref 9): bound to the hash and the
              * snapshot; the decision is the one approved. */
@@ -3020,22 +3055,20 @@ allowed:
     /* The tenant's max_concurrent_jobs constraint (ALLOW_WITH_CONSTRAINTS). */
     if (j->max_concurrent > 0 && !j->counted &&
         ref_safety_active_jobs(s->safety, j->tenant) >= j->max_concurrent) {
+        if (still)
+            return CAP_OK; /* as wait_for_worker: its wake timer stands */
         TRY(waitq_add(s, j));
         TRY(arm(s, j, TK_WAKE, cap_sat_add(now, s->tenant_delay), fx));
         TRY(note(s, fx, now, "tenant-limit", j->job_id, "tenant %s at max_concurrent_jobs %d",
                  j->tenant, j->max_concurrent));
         return jrec(s, j, now, fx, "tenant-limit", 0);
     }
-    const char *topic = nz(j->req->topic);
-    int plain = miss && plain_job(j) && strlen(topic) < sizeof miss->topic;
+    int plain = miss && plain_job(j);
     int reuse = plain && miss->valid && miss->epoch == s->sel_epoch && miss->now == now &&
-                strcmp(miss->topic, topic) == 0;
+                miss->topic == j->sel_topic; /* shared strings: the same text, the same pointer */
+    if (reuse && !check_reuse)
+        return wait_for_worker(s, j, miss->outcome, now, fx, still);
     ref_sel_result sel;
-    if (reuse && !check_reuse) {
-        memset(&sel, 0, sizeof sel);
-        sel.outcome = miss->outcome;
-        return wait_for_worker(s, j, &sel, now, fx);
-    }
     const char *const *pools;
     size_t n_pools;
     route_pools(s, j, &pools, &n_pools);
@@ -3055,10 +3088,10 @@ allowed:
             miss->valid = 1;
             miss->epoch = s->sel_epoch;
             miss->now = now;
-            memcpy(miss->topic, topic, strlen(topic) + 1);
+            intern_ref(s, &miss->topic, j->sel_topic);
             miss->outcome = sel.outcome;
         }
-        return wait_for_worker(s, j, &sel, now, fx);
+        return wait_for_worker(s, j, sel.outcome, now, fx, still);
     }
     return do_dispatch(s, j, &sel, now, fx);
 }
@@ -3115,6 +3148,7 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
         if (j && j->waiting && !is_terminal(j))
             rc = try_dispatch_m(s, j, now, fx, &miss);
     }
+    intern_drop(s, miss.topic);
     free(batch);
     free(seqs);
     return rc;

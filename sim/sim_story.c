@@ -22,8 +22,9 @@ struct sim_story {
     int msgs_full_said;
     /* The last line told (who, what and the rest), and how many lines
      * just like it have come since, the last of them at `again_at`: a job
-     * waiting behind a backlog is tried again at every freed slot, and its
-     * story would otherwise repeat one line hundreds of times. */
+     * waiting long for a worker is tried again and journaled at each wake
+     * of its timer (every 2 s by default), and its story would otherwise
+     * repeat one line a hundred times in a few minutes. */
     char last[1100];
     uint64_t again;
     int64_t again_at;

@@ -91,8 +91,8 @@ expect 2 "$capsim" sim "$dup" --history ""
 expect 2 "$capsim" sim "$dup" --history "$(printf 'j%.0s' $(seq 1 300))"
 
 # A line the same as the one before but for its time (a job tried again
-# at every freed slot while it waits) is counted and told once.
-expect 0 "$capsim" sim sim/scenarios/breaker.yaml --history job-20
+# by its wake timer while it waits) is counted and told once.
+expect 0 "$capsim" sim sim/scenarios/breaker.yaml --history job-47
 contains "$tmp/out" "story        again     the line above, 1 more time (the last at this time)"
 awk '/^ *[0-9]+\.[0-9]+s  / { body = substr($0, index($0, "s  ") + 3)
        if (body == last) { print "repeated: " $0; bad = 1 }

@@ -64,6 +64,8 @@ typedef struct {
     size_t views, evict_views; /* view records met (each checked by check_view) */
     size_t texts;              /* "job" and "evict" text records met */
     int both;                  /* journal_form BOTH: each view follows its text */
+    char count_prefix[40];     /* when set: the job records of job ids starting so */
+    size_t counted_texts;      /* ... are counted here */
 } fixture;
 
 /* A text record's string member k, as the view holds it. */
@@ -98,8 +100,13 @@ static void absorb(fixture *f)
             if (getenv("SCHED_TEST_JOURNAL"))
                 fprintf(stderr, "journal: %s\n", e->record);
             if (strncmp(e->record, "{\"k\":\"job\"", 10) == 0 ||
-                strncmp(e->record, "{\"k\":\"evict\"", 12) == 0)
+                strncmp(e->record, "{\"k\":\"evict\"", 12) == 0) {
                 f->texts++;
+                char want[64];
+                snprintf(want, sizeof want, "\"job_id\":\"%s", f->count_prefix);
+                if (f->count_prefix[0] && strstr(e->record, want))
+                    f->counted_texts++;
+            }
         } else if (e->kind == REF_EFFECT_JOURNAL_VIEW) {
             check_view(f, i ? ref_effects_at(&f->fx, i - 1) : NULL, e);
         } else if (e->kind == REF_EFFECT_PUBLISH) {
@@ -1013,6 +1020,56 @@ static void test_no_worker_waits_then_fails(void **state)
     assert_int_equal(info(f, "j2").state, REF_JOB_FAILED);
     ASSERT_LOG(f, "sys.job.result job_result j2 6 206");
     ASSERT_LOG(f, "sys.job.dlq job_result j2 6 206");
+    teardown(f);
+}
+
+/* The ids of the fixture's timers due at `at` (at most cap); their count. */
+static size_t timers_due_at(const fixture *f, int64_t at, uint64_t *ids, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_timers && n < cap; i++)
+        if (f->timers[i].at == at)
+            ids[n++] = f->timers[i].id;
+    return n;
+}
+
+/* A drain that finds a waiting job still no worker leaves it as it was: no
+ * journal record and the same wake timer (re-armed and recorded at every
+ * heartbeat, a backlog of n jobs cost n records and timer moves each).
+ * The wake, when it fires, re-arms the job and records it. */
+static void test_waiting_job_tried_again_keeps_its_wake(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 4, "", 0);
+    submit(f, "n1", "job.none", "read", 0);
+    submit(f, "n2", "job.none", "read", 0);
+    uint64_t wakes[4];
+    assert_int_equal(timers_due_at(f, f->now + 2 * SEC, wakes, 4), 2); /* no_worker_retry */
+    int64_t first_wake = f->now + 2 * SEC;
+    strcpy(f->count_prefix, "n"); /* n1's and n2's records */
+    size_t texts = f->texts;
+    advance(f, f->now + SEC);
+    heartbeat(f, "w1", "job.tools", 4, "", 0); /* a drain: both tried again */
+    submit(f, "j1", "job.tools", "read", 0);   /* dispatched; its record is one */
+    ASSERT_LOG(f, "worker.w1.jobs job_request j1");
+    result(f, "j1", REF_JOB_SUCCEEDED); /* a freed slot: another drain */
+    assert_int_equal(info(f, "n1").waiting, 1);
+    assert_int_equal(info(f, "n2").waiting, 1);
+    uint64_t still[4];
+    assert_int_equal(timers_due_at(f, first_wake, still, 4), 2);
+    assert_true((still[0] == wakes[0] && still[1] == wakes[1]) ||
+                (still[0] == wakes[1] && still[1] == wakes[0]));
+    assert_true(f->texts > texts);           /* j1's records were written */
+    assert_int_equal(f->counted_texts, 0); /* and none for n1, n2 */
+    /* At the wake, each is tried by its timer: re-armed 2 s on, one record each. */
+    advance(f, first_wake);
+    assert_int_equal(f->counted_texts, 2);
+    assert_int_equal(timers_due_at(f, first_wake + 2 * SEC, still, 4), 2);
+    /* And the bounded wait still ends them: FAILED 206 at 20 s. */
+    advance(f, f->now + 20 * SEC);
+    assert_int_equal(info(f, "n1").state, REF_JOB_FAILED);
+    assert_int_equal(info(f, "n2").state, REF_JOB_FAILED);
     teardown(f);
 }
 
@@ -2502,6 +2559,7 @@ int main(void)
         cmocka_unit_test(test_dispatch_timeout),
         cmocka_unit_test(test_timeouts_per_pool_and_tenant),
         cmocka_unit_test(test_no_worker_waits_then_fails),
+        cmocka_unit_test(test_waiting_job_tried_again_keeps_its_wake),
         cmocka_unit_test(test_priority_when_capacity_is_short),
         cmocka_unit_test(test_last_memo_travels),
         cmocka_unit_test(test_heartbeat_memo_is_not_a_checkpoint),
