@@ -2028,6 +2028,7 @@ static void job_free(ref_sched *s, job *j)
     for (uint32_t i = 0; j->passed && i < j->passed->n; i++)
         intern_drop(s, j->passed->id[i]);
     free(j->passed);
+    j->seq = 0; /* no job's: a drain holding the record finds it gone */
     j->next = s->free_jobs;
     s->free_jobs = j;
 }
@@ -2939,6 +2940,9 @@ typedef struct {
     int64_t now;
     char *topic; /* the jobs' sel_topic, a reference held (drain_pass drops it) */
     ref_sel_outcome outcome;
+    /* The current policy snapshot as a shared string, a reference held,
+     * or NULL: a job's snapshot is current when it is this pointer. */
+    char *snap;
 } sel_miss;
 
 static int check_reuse;
@@ -2995,7 +2999,9 @@ static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, se
      * snapshot (a job waiting for a worker keeps its allow, so its velocity
      * window counts it once); anything else asks again. */
     const char *snap = current_snapshot(s);
-    if (!(is_allow(j->decision) && strcmp(nz(j->snapshot), snap) == 0)) {
+    int current = miss && miss->snap && j->snapshot ? j->snapshot == miss->snap
+                                                    : strcmp(nz(j->snapshot), snap) == 0;
+    if (!(is_allow(j->decision) && current)) {
         ref_safety_decision d;
         still = 0; /* judged again: the decision on record changes */
         if (j->appr == APPR_APPROVED && strcmp(nz(j->appr_snapshot), snap) == 0) {
@@ -3133,7 +3139,7 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
     if (!batch)
         return CAP_ENOMEM;
     memcpy(batch, s->waitq, n * sizeof *batch);
-    /* Hold each by seq: a job may end (and be evicted) while others run. */
+    /* Each with its seq: a job may end (and be evicted) while others run. */
     uint64_t *seqs = malloc(n * sizeof *seqs);
     if (!seqs) {
         free(batch);
@@ -3143,12 +3149,30 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
         seqs[i] = batch[i]->seq;
     int rc = CAP_OK;
     sel_miss miss = {0};
+    /* The snapshot is looked up once for the pass (not as IK_SNAPSHOT,
+     * whose cached string keep_decision reads): each job's is then one
+     * pointer compare. A text over 4096 bytes would be cut: compared. */
+    const char *cur = current_snapshot(s);
+    size_t n_cur = strnlen(cur, 4097);
+    if (n_cur <= 4096) {
+        istr *e = intern_find(s, cur, n_cur);
+        if (!e)
+            rc = CAP_ENOMEM;
+        else {
+            e->refs++;
+            miss.snap = e->s;
+        }
+    }
     for (size_t i = 0; i < n && rc >= 0; i++) {
-        job *j = find_seq(s, seqs[i]);
-        if (j && j->waiting && !is_terminal(j))
+        /* Records never move or go back to the allocator while the
+         * scheduler lives, and a freed one has seq 0 (job_free): the same
+         * seq is the same job. */
+        job *j = batch[i];
+        if (j->seq == seqs[i] && j->waiting && !is_terminal(j))
             rc = try_dispatch_m(s, j, now, fx, &miss);
     }
     intern_drop(s, miss.topic);
+    intern_drop(s, miss.snap);
     free(batch);
     free(seqs);
     return rc;
