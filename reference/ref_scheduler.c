@@ -147,7 +147,31 @@ typedef struct worker_slots {
     ref_breaker_memo brk;
 } worker_slots;
 
+/* The last worker selection that found no worker. A selection is a
+ * function of the job's topic (which gives its pools), its placement
+ * labels, required capabilities and excluded workers, of what sel_epoch
+ * counts, and of `now`; for a plain job (no labels, requirements or
+ * exclusions) it is a function of the topic alone. Time changes its answer
+ * only at two kinds of instants: a worker's heartbeat grace runs out (it
+ * is lost: the outcome may change, say from all overloaded to no
+ * workers), and an open breaker's cool-down ends (its worker may take a
+ * job again). So the next plain job of the same topic, tried at the same
+ * instant or later but before the earliest of those (`until`), gets the
+ * same outcome without the walk over every worker, as long as sel_epoch
+ * has not moved. The outcome is the only part of the answer a failed
+ * selection passes on (wait_for_worker). Without this, a backlog of n jobs
+ * behind m busy workers cost n * m filter checks at every freed slot and
+ * heartbeat, and each waiting job's wake timer an m-worker walk. */
+typedef struct {
+    int valid;
+    uint64_t epoch;
+    int64_t now, until; /* reused at now..until-1 (at `now` alone when until <= now) */
+    char *topic;        /* the jobs' sel_topic, a reference held */
+    ref_sel_outcome outcome;
+} sel_miss;
+
 struct ref_sched {
+    sel_miss miss;
     /* Counts the changes to what a worker selection reads (the registry,
      * the breakers, the in-flight lists); see sel_miss. */
     uint64_t sel_epoch;
@@ -2923,27 +2947,6 @@ static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 }
 
 /* Try to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch. */
-/* A worker selection that found no worker, remembered while drain tries
- * the waiting jobs one after another. A selection is a function of the
- * job's topic (which gives its pools), its placement labels, required
- * capabilities and excluded workers, and of what sel_epoch counts, at one
- * `now`; for a plain job (no labels, requirements or exclusions) it is a
- * function of the topic alone, so the next plain job of the same topic
- * gets the same outcome without the walk over every worker, as long as
- * nothing it reads has changed. The outcome is the only part of the
- * answer a failed selection passes on (wait_for_worker). Without this, a
- * backlog of n jobs behind m busy workers cost n * m filter checks at
- * every freed slot and heartbeat. */
-typedef struct {
-    int valid;
-    uint64_t epoch;
-    int64_t now;
-    char *topic; /* the jobs' sel_topic, a reference held (drain_pass drops it) */
-    ref_sel_outcome outcome;
-    /* The current policy snapshot as a shared string, a reference held,
-     * or NULL: a job's snapshot is current when it is this pointer. */
-    char *snap;
-} sel_miss;
 
 static int check_reuse;
 static uint64_t reuses_checked, reuses_wrong;
@@ -2968,11 +2971,24 @@ static int plain_job(const job *j)
     return j->sel_topic && (!j->passed || !j->passed->n);
 }
 
-static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss);
+static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *snap_i);
 
 static int try_dispatch(ref_sched *s, job *j, int64_t now, ref_effects *fx)
 {
     return try_dispatch_m(s, j, now, fx, NULL);
+}
+
+/* The first instant after now at which time alone may change a failed
+ * selection's answer (sel_miss): a registered worker's grace runs out, or
+ * an open breaker's cool-down ends. INT64_MAX when neither can happen. */
+static int64_t miss_until(const ref_sched *s)
+{
+    int64_t until = INT64_MAX, at;
+    if (ref_registry_next_expiry(s->registry, &at) == 1 && at < until)
+        until = at;
+    if (ref_breaker_set_deadline(s->breakers, &at) == 1 && at < until)
+        until = at;
+    return until;
 }
 
 /* j is waiting in SCHEDULED with its wake timer armed: a try that keeps
@@ -2983,9 +2999,9 @@ static int tried_still(const job *j)
     return j->state == REF_JOB_SCHEDULED && j->waiting && j->wake_at != 0;
 }
 
-/* try_dispatch; miss (may be NULL) remembers a failed selection for the
- * next job (sel_miss). */
-static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, sel_miss *miss)
+/* try_dispatch; snap_i (may be NULL): the current snapshot as a shared
+ * string, which a drain looks up once for its pass. */
+static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *snap_i)
 {
     int still = tried_still(j);
     if (j->state == REF_JOB_PENDING || j->state == REF_JOB_FAILED_RETRYABLE) {
@@ -2999,8 +3015,8 @@ static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, se
      * snapshot (a job waiting for a worker keeps its allow, so its velocity
      * window counts it once); anything else asks again. */
     const char *snap = current_snapshot(s);
-    int current = miss && miss->snap && j->snapshot ? j->snapshot == miss->snap
-                                                    : strcmp(nz(j->snapshot), snap) == 0;
+    int current = snap_i && j->snapshot ? j->snapshot == snap_i
+                                        : strcmp(nz(j->snapshot), snap) == 0;
     if (!(is_allow(j->decision) && current)) {
         ref_safety_decision d;
         still = 0; /* judged again: the decision on record changes */
@@ -3069,8 +3085,10 @@ allowed:
                  j->tenant, j->max_concurrent));
         return jrec(s, j, now, fx, "tenant-limit", 0);
     }
-    int plain = miss && plain_job(j);
-    int reuse = plain && miss->valid && miss->epoch == s->sel_epoch && miss->now == now &&
+    sel_miss *miss = &s->miss;
+    int plain = plain_job(j);
+    int reuse = plain && miss->valid && miss->epoch == s->sel_epoch && now >= miss->now &&
+                (now == miss->now || now < miss->until) &&
                 miss->topic == j->sel_topic; /* shared strings: the same text, the same pointer */
     if (reuse && !check_reuse)
         return wait_for_worker(s, j, miss->outcome, now, fx, still);
@@ -3094,6 +3112,7 @@ allowed:
             miss->valid = 1;
             miss->epoch = s->sel_epoch;
             miss->now = now;
+            miss->until = miss_until(s);
             intern_ref(s, &miss->topic, j->sel_topic);
             miss->outcome = sel.outcome;
         }
@@ -3148,7 +3167,7 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
     for (size_t i = 0; i < n; i++)
         seqs[i] = batch[i]->seq;
     int rc = CAP_OK;
-    sel_miss miss = {0};
+    char *snap_i = NULL;
     /* The snapshot is looked up once for the pass (not as IK_SNAPSHOT,
      * whose cached string keep_decision reads): each job's is then one
      * pointer compare. A text over 4096 bytes would be cut: compared. */
@@ -3160,7 +3179,7 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
             rc = CAP_ENOMEM;
         else {
             e->refs++;
-            miss.snap = e->s;
+            snap_i = e->s;
         }
     }
     for (size_t i = 0; i < n && rc >= 0; i++) {
@@ -3169,10 +3188,9 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
          * seq is the same job. */
         job *j = batch[i];
         if (j->seq == seqs[i] && j->waiting && !is_terminal(j))
-            rc = try_dispatch_m(s, j, now, fx, &miss);
+            rc = try_dispatch_m(s, j, now, fx, snap_i);
     }
-    intern_drop(s, miss.topic);
-    intern_drop(s, miss.snap);
+    intern_drop(s, snap_i);
     free(batch);
     free(seqs);
     return rc;
@@ -4315,6 +4333,7 @@ void ref_sched_free(ref_sched *s)
     ref_strmap_free(&s->slots_by_worker);
     for (size_t k = 0; k < sizeof s->icache / sizeof s->icache[0]; k++)
         intern_drop(s, s->icache[k] ? s->icache[k]->s : NULL);
+    intern_drop(s, s->miss.topic);
     ref_strmap_free(&s->strs); /* empty now: every job and list let go of its strings */
     ref_idindex_free(&s->by_id);
     for (size_t i = 0; i < s->n_chunks; i++)
