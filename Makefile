@@ -119,7 +119,8 @@ release-check: all release
 # bench_sim runs bench/sim-large.yaml for BENCH_SIM_SECONDS of simulated load
 # (default: the scenario's full hour), checks on and off in alternation,
 # BENCH_SIM_ROUNDS times each (default 3; a mode's figure is its fastest round),
-# then the two memory runs: about 3 to 4 minutes of wall time in all.
+# then the two memory runs, the wire's share and the backlog run
+# (bench/sim-backlog.yaml): about 4 minutes of wall time in all.
 # BENCH_SIM_SECONDS=600 BENCH_SIM_ROUNDS=1 gives a shorter look.
 BENCH_SIM_SECONDS ?= 3600
 BENCH_SIM_ROUNDS ?= 3

@@ -147,6 +147,24 @@ typedef struct worker_slots {
     ref_breaker_memo brk;
 } worker_slots;
 
+/* A job in the waiting queue. quiet_topic, when set, says that the job's
+ * last try ended in a failed selection of a plain job (sel_miss) and left
+ * it waiting with its wake timer armed (still); with quiet_snap (its
+ * snapshot then) and give_up, it lets a drain's pass tell from this entry
+ * alone that trying the job again would change nothing: the same topic as
+ * a failed selection it may reuse, the same snapshot as now, before its
+ * give-up. Such a job is passed over without reading its record, which a
+ * pass over a backlog would otherwise read for every waiting job at every
+ * heartbeat and freed slot. The pointers are the job's own shared strings
+ * (its references keep them alive while it waits) and are only compared.
+ * Set by wait_quiet, cleared by a try that may change the job. */
+typedef struct {
+    struct job *j;
+    uint64_t seq;
+    char *quiet_topic, *quiet_snap;
+    int64_t give_up;
+} wentry;
+
 /* The last worker selection that found no worker. A selection is a
  * function of the job's topic (which gives its pools), its placement
  * labels, required capabilities and excluded workers, of what sel_epoch
@@ -221,7 +239,7 @@ struct ref_sched {
     job *evict_from;
     size_t n_jobs;
     uint64_t next_seq;
-    job **waitq; /* sorted by (rank, seq) */
+    wentry *waitq; /* sorted by (rank, seq) */
     size_t n_wait, cap_wait;
     ref_strmap slots_by_worker; /* worker id -> worker_slots (lookups only) */
     worker_slots **slots;       /* every worker_slots, in creation order (to free them) */
@@ -2484,28 +2502,45 @@ static int wait_before(const job *a, const job *b)
     return a->rank != b->rank ? a->rank < b->rank : a->seq < b->seq;
 }
 
+/* Where j is, or would go, in the waiting queue. */
+static size_t waitq_pos(const ref_sched *s, const job *j)
+{
+    size_t lo = 0, hi = s->n_wait;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (wait_before(s->waitq[mid].j, j))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* j's entry (j is waiting), or NULL. Jobs restored from a journal may
+ * share a seq: then j is among the entries of its (rank, seq). */
+static wentry *waitq_entry(ref_sched *s, const job *j)
+{
+    for (size_t i = waitq_pos(s, j); i < s->n_wait && !wait_before(j, s->waitq[i].j); i++)
+        if (s->waitq[i].j == j)
+            return &s->waitq[i];
+    return NULL;
+}
+
 static int waitq_add(ref_sched *s, job *j)
 {
     if (j->waiting)
         return CAP_OK;
     if (s->n_wait == s->cap_wait) {
         size_t nc = s->cap_wait ? s->cap_wait * 2 : 16;
-        job **g = realloc(s->waitq, nc * sizeof *g);
+        wentry *g = realloc(s->waitq, nc * sizeof *g);
         if (!g)
             return CAP_ENOMEM;
         s->waitq = g;
         s->cap_wait = nc;
     }
-    size_t lo = 0, hi = s->n_wait;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (wait_before(s->waitq[mid], j))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = waitq_pos(s, j);
     memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->n_wait - lo) * sizeof *s->waitq);
-    s->waitq[lo] = j;
+    s->waitq[lo] = (wentry){.j = j, .seq = j->seq};
     s->n_wait++;
     j->waiting = 1;
     return CAP_OK;
@@ -2516,12 +2551,31 @@ static void waitq_remove(ref_sched *s, job *j)
     if (!j->waiting)
         return;
     j->waiting = 0;
-    for (size_t i = 0; i < s->n_wait; i++)
-        if (s->waitq[i] == j) {
-            memmove(&s->waitq[i], &s->waitq[i + 1], (s->n_wait - i - 1) * sizeof *s->waitq);
-            s->n_wait--;
-            return;
-        }
+    wentry *e = waitq_entry(s, j);
+    if (e) {
+        size_t i = (size_t)(e - s->waitq);
+        memmove(&s->waitq[i], &s->waitq[i + 1], (s->n_wait - i - 1) * sizeof *s->waitq);
+        s->n_wait--;
+    }
+}
+
+/* j's try ended in a failed selection of a plain job and left it waiting
+ * (wentry). */
+static void wait_quiet(ref_sched *s, job *j)
+{
+    wentry *e = j->waiting && j->wake_at && is_allow(j->decision) ? waitq_entry(s, j) : NULL;
+    if (e) {
+        e->quiet_topic = j->sel_topic;
+        e->quiet_snap = j->snapshot;
+        e->give_up = cap_sat_add(j->wait_since, s->nw_wait);
+    }
+}
+
+static void wait_unquiet(ref_sched *s, job *j)
+{
+    wentry *e = j->waiting ? waitq_entry(s, j) : NULL;
+    if (e)
+        e->quiet_topic = NULL;
 }
 
 /* ---- state changes -------------------------------------------------- */
@@ -3074,6 +3128,8 @@ static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, co
             TRY(set_str(&j->appr_snapshot, snap));
     }
 allowed:
+    if (!still)
+        wait_unquiet(s, j); /* this try may change j: its entry says nothing now */
     /* The tenant's max_concurrent_jobs constraint (ALLOW_WITH_CONSTRAINTS). */
     if (j->max_concurrent > 0 && !j->counted &&
         ref_safety_active_jobs(s->safety, j->tenant) >= j->max_concurrent) {
@@ -3090,8 +3146,12 @@ allowed:
     int reuse = plain && miss->valid && miss->epoch == s->sel_epoch && now >= miss->now &&
                 (now == miss->now || now < miss->until) &&
                 miss->topic == j->sel_topic; /* shared strings: the same text, the same pointer */
-    if (reuse && !check_reuse)
-        return wait_for_worker(s, j, miss->outcome, now, fx, still);
+    if (reuse && !check_reuse) {
+        TRY(wait_for_worker(s, j, miss->outcome, now, fx, still));
+        if (!still)
+            wait_quiet(s, j);
+        return CAP_OK;
+    }
     ref_sel_result sel;
     const char *const *pools;
     size_t n_pools;
@@ -3116,7 +3176,10 @@ allowed:
             intern_ref(s, &miss->topic, j->sel_topic);
             miss->outcome = sel.outcome;
         }
-        return wait_for_worker(s, j, sel.outcome, now, fx, still);
+        TRY(wait_for_worker(s, j, sel.outcome, now, fx, still));
+        if (plain && !still)
+            wait_quiet(s, j);
+        return CAP_OK;
     }
     return do_dispatch(s, j, &sel, now, fx);
 }
@@ -3149,23 +3212,28 @@ static int drain(ref_sched *s, int64_t now, ref_effects *fx)
     return rc;
 }
 
+/* Whether a try of the job of e at now would change nothing (wentry):
+ * its last try failed a plain selection that the failed selection on
+ * hand answers (try_dispatch_m's reuse), under the current snapshot, and
+ * it is not yet time to give up. */
+static int quiet_now(const ref_sched *s, const wentry *e, const char *snap_i, int64_t now)
+{
+    const sel_miss *m = &s->miss;
+    return e->quiet_topic && e->quiet_topic == m->topic && m->valid && snap_i &&
+           e->quiet_snap == snap_i && now < e->give_up && m->epoch == s->sel_epoch &&
+           now >= m->now && (now == m->now || now < m->until);
+}
+
 static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (!s->n_wait)
         return CAP_OK;
     size_t n = s->n_wait;
-    job **batch = malloc(n * sizeof *batch);
+    /* A copy: a job may end (and be evicted) while others run. */
+    wentry *batch = malloc(n * sizeof *batch);
     if (!batch)
         return CAP_ENOMEM;
     memcpy(batch, s->waitq, n * sizeof *batch);
-    /* Each with its seq: a job may end (and be evicted) while others run. */
-    uint64_t *seqs = malloc(n * sizeof *seqs);
-    if (!seqs) {
-        free(batch);
-        return CAP_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++)
-        seqs[i] = batch[i]->seq;
     int rc = CAP_OK;
     char *snap_i = NULL;
     /* The snapshot is looked up once for the pass (not as IK_SNAPSHOT,
@@ -3183,16 +3251,29 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
         }
     }
     for (size_t i = 0; i < n && rc >= 0; i++) {
+        /* A job whose try would change nothing is passed over unread;
+         * with the self-check on, it is tried and must change nothing. */
+        int quiet = quiet_now(s, &batch[i], snap_i, now);
+        if (quiet && !check_reuse)
+            continue;
         /* Records never move or go back to the allocator while the
          * scheduler lives, and a freed one has seq 0 (job_free): the same
          * seq is the same job. */
-        job *j = batch[i];
-        if (j->seq == seqs[i] && j->waiting && !is_terminal(j))
+        job *j = batch[i].j;
+        if (j->seq == batch[i].seq && j->waiting && !is_terminal(j)) {
+            size_t before = ref_effects_count(fx);
+            int64_t wake = j->wake_at;
+            int state = j->state;
             rc = try_dispatch_m(s, j, now, fx, snap_i);
+            if (quiet) {
+                reuses_checked++;
+                reuses_wrong += ref_effects_count(fx) != before || j->wake_at != wake ||
+                                j->state != state || !j->waiting;
+            }
+        }
     }
     intern_drop(s, snap_i);
     free(batch);
-    free(seqs);
     return rc;
 }
 

@@ -1,6 +1,8 @@
 /* The scheduler's reuse of a failed worker selection while it tries its
- * waiting jobs (sel_miss in reference/ref_scheduler.c): with the
- * self-check on, every reuse is also selected afresh and must agree, over
+ * waiting jobs (sel_miss in reference/ref_scheduler.c), and a drain's
+ * passing over the jobs such a try would not move (wentry): with the
+ * self-check on, every reuse is also selected afresh and must agree, and
+ * every job passed over is tried and must not change, over
  * every ready scenario and over backlogs that
  * mix plain jobs with placement labels, retries that exclude workers,
  * breakers, crashes and partitions. The check itself must not change a
