@@ -404,20 +404,29 @@ static int64_t env_seconds(const char *name, int64_t def)
     return (int64_t)s * SEC;
 }
 
-/* The backlog run (see the head of this file); 0, or 1 when it failed. */
-static int run_backlog(const run_report *on)
+/* The scenario at path, or NULL (the error printed). */
+static sim_scenario *load_scenario(const char *path)
 {
-    const char *path = getenv("BENCH_SIM_BACKLOG");
-    if (!path || !*path)
-        path = "bench/sim-backlog.yaml";
     sim_scenario *scn = NULL;
     cap_yaml_diag yd;
     if (sim_scenario_load(path, &scn, &yd) != CAP_OK) {
         char msg[1024];
         cap_yaml_diag_format(&yd, path, msg, sizeof msg);
         fprintf(stderr, "bench_sim: %s\n", msg);
-        return 1;
+        return NULL;
     }
+    return scn;
+}
+
+/* The backlog run (see the head of this file); 0, or 1 when it failed. */
+static int run_backlog(const run_report *on)
+{
+    const char *path = getenv("BENCH_SIM_BACKLOG");
+    if (!path || !*path)
+        path = "bench/sim-backlog.yaml";
+    sim_scenario *scn = load_scenario(path);
+    if (!scn)
+        return 1;
     run_report r;
     int ok = run_child(scn, scn->duration_ns, 0, &r) == 0 && r.ok && !r.violated;
     sim_scenario_free(scn);
@@ -436,14 +445,9 @@ static int run_backlog(const run_report *on)
 int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "bench/sim-large.yaml";
-    sim_scenario *scn = NULL;
-    cap_yaml_diag yd;
-    if (sim_scenario_load(path, &scn, &yd) != CAP_OK) {
-        char msg[1024];
-        cap_yaml_diag_format(&yd, path, msg, sizeof msg);
-        fprintf(stderr, "bench_sim: %s\n", msg);
+    sim_scenario *scn = load_scenario(path);
+    if (!scn)
         return 1;
-    }
     int64_t dur = env_seconds("BENCH_SIM_SECONDS", scn->duration_ns);
     int64_t t_mem = dur / 4 < 900 * SEC ? dur / 4 : 900 * SEC;
     t_mem = env_seconds("BENCH_SIM_MEM_SECONDS", t_mem < SEC ? SEC : t_mem);

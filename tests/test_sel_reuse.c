@@ -11,13 +11,13 @@
 #include "testutil.h"
 
 #include <glob.h>
-#include <unistd.h>
+#include <stdlib.h>
 
 #include "cap_error.h"
 #include "ref_scheduler.h"
 #include "sim_scenario.h"
-#include "sim_swarm.h"
 #include "sim_world.h"
+#include "swarm_case.h"
 
 #define SEC INT64_C(1000000000)
 
@@ -140,16 +140,6 @@ static void test_backlog_of_mixed_jobs(void **state)
     sim_scenario_free(s);
 }
 
-static void write_file(const char *dir, const char *name, const char *text, size_t len)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* The swarm's draws: crashes, restarts, partitions, clock skew, breakers,
  * policy changes and cancels around the waiting jobs. A miss is reused at
  * later instants too (a waiting job's wake timer), until a worker's grace
@@ -163,31 +153,12 @@ static void test_swarm_draws(void **state)
     for (uint64_t seed = 1; seed <= 120; seed++) {
         sim_swarm_case c;
         assert_int_equal(sim_swarm_generate(seed, &c), CAP_OK);
-        char name[64];
-        for (size_t i = 0; i < c.n_policies; i++) {
-            snprintf(name, sizeof name, SIM_SWARM_POLICY_FILE, i);
-            write_file(dir, name, c.policy[i], c.policy_len[i]);
-        }
-        write_file(dir, "scenario.yaml", c.scenario, c.scenario_len);
+        sim_scenario *s = swarm_load_case(dir, &c, seed);
         sim_swarm_case_free(&c);
-        char path[512];
-        snprintf(path, sizeof path, "%s/scenario.yaml", dir);
-        sim_scenario *s = NULL;
-        cap_yaml_diag d;
-        if (sim_scenario_load(path, &s, &d) != CAP_OK)
-            fail_msg("seed %llu: did not load: %s: %s", (unsigned long long)seed, d.path, d.reason);
         n += checked_run(s, seed, 0);
         sim_scenario_free(s);
     }
-    for (size_t i = 0; i < SIM_SWARM_MAX_POLICIES; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/" SIM_SWARM_POLICY_FILE, dir, i);
-        remove(path);
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/scenario.yaml", dir);
-    remove(path);
-    rmdir(dir);
+    swarm_remove_case(dir);
     assert_true(n > 0);
 }
 

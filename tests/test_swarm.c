@@ -17,40 +17,10 @@
 #include "sim_bus.h"
 #include "sim_scenario.h"
 #include "sim_swarm.h"
+#include "swarm_case.h"
 
 #define SEEDS 1500
 #define SEC INT64_C(1000000000)
-
-static void write_file(const char *dir, const char *name, const char *text, size_t len)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(text, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* Writes the case into dir and loads its scenario. */
-static sim_scenario *load_case(const char *dir, const sim_swarm_case *c, uint64_t seed)
-{
-    for (size_t k = 0; k < c->n_policies; k++) {
-        char name[64];
-        snprintf(name, sizeof name, SIM_SWARM_POLICY_FILE, k);
-        write_file(dir, name, c->policy[k], c->policy_len[k]);
-    }
-    write_file(dir, "scenario.yaml", c->scenario, c->scenario_len);
-    char path[600];
-    snprintf(path, sizeof path, "%s/scenario.yaml", dir);
-    sim_scenario *s = NULL;
-    cap_yaml_diag d;
-    if (sim_scenario_load(path, &s, &d) != CAP_OK) {
-        char buf[800];
-        fail_msg("seed %llu: %s\n%s", (unsigned long long)seed,
-                 cap_yaml_diag_format(&d, path, buf, sizeof buf), c->scenario);
-    }
-    return s;
-}
 
 static int same_pair(const sim_timeline_event *a, const sim_timeline_event *b)
 {
@@ -165,7 +135,7 @@ static void test_seeds_draw_cases_that_must_hold(void **state)
         assert_in_range(c.n_policies, 1, SIM_SWARM_MAX_POLICIES);
         for (size_t k = 0; k < c.n_policies; k++)
             assert_string_equal(c.policy[k], again.policy[k]);
-        sim_scenario *s = load_case(dir, &c, seed);
+        sim_scenario *s = swarm_load_case(dir, &c, seed);
         assert_int_equal(s->seed, seed);
         check_case(s, &c, &sn);
         sim_scenario_free(s);
@@ -185,15 +155,8 @@ static void test_seeds_draw_cases_that_must_hold(void **state)
     assert_true(sn.loads & (1u << SIM_LOAD_BURST));
     assert_true(sn.velocity && sn.caps && sn.signing && sn.approver && sn.heartbeats &&
                 sn.checkpoints);
-    for (size_t k = 0; k < SIM_SWARM_MAX_POLICIES; k++) {
-        char path[600];
-        snprintf(path, sizeof path, "%s/" SIM_SWARM_POLICY_FILE, dir, k);
-        unlink(path);
-    }
-    char path[600];
-    snprintf(path, sizeof path, "%s/scenario.yaml", dir);
-    unlink(path);
-    assert_int_equal(rmdir(dir), 0);
+    swarm_remove_case(dir);
+    assert_int_equal(access(dir, F_OK), -1); /* gone */
 }
 
 /* Seeds differ: no two of the first hundred draw the same scenario, and the

@@ -35,4 +35,15 @@ static inline uint8_t *tu_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Writes len bytes of text to dir/name; fails the test when it cannot. */
+static inline void tu_write_file(const char *dir, const char *name, const char *text, size_t len)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
 #endif
