@@ -3000,8 +3000,6 @@ static int park(ref_sched *s, job *j, int64_t now, ref_effects *fx)
     return jrec(s, j, now, fx, "park", 0);
 }
 
-/* Try to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch. */
-
 static int check_reuse;
 static uint64_t reuses_checked, reuses_wrong;
 
@@ -3053,8 +3051,9 @@ static int tried_still(const job *j)
     return j->state == REF_JOB_SCHEDULED && j->waiting && j->wake_at != 0;
 }
 
-/* try_dispatch; snap_i (may be NULL): the current snapshot as a shared
- * string, which a drain looks up once for its pass. */
+/* Tries to move j (PENDING, SCHEDULED or FAILED_RETRYABLE) to a dispatch;
+ * snap_i (may be NULL): the current snapshot as a shared string, which a
+ * drain looks up once for its pass. */
 static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, const char *snap_i)
 {
     int still = tried_still(j);
