@@ -189,7 +189,6 @@ typedef struct {
 } sel_miss;
 
 struct ref_sched {
-    sel_miss miss;
     /* Counts the changes to what a worker selection reads (the registry,
      * the breakers, the in-flight lists); see sel_miss. */
     uint64_t sel_epoch;
@@ -285,6 +284,7 @@ struct ref_sched {
      * looked up once (every job record names its state) */
     const char *state_name[16];
     size_t state_len[16];
+    sel_miss miss; /* the last failed selection */
 };
 #define N_STATE_NAMES 16
 
