@@ -163,7 +163,38 @@ typedef struct {
     uint64_t seq;
     char *quiet_topic, *quiet_snap;
     int64_t give_up;
+    /* 0 while the job waits; once it leaves, the entry stays in place (a
+     * tombstone, until waitq_compact) and this holds the queue's removal
+     * count then (ref_sched.wq_ops), so that a pass tells the entries that
+     * left before it began (not its to try) from those that left since
+     * (tried as a copy taken at its start would have them). */
+    uint64_t dead_at;
+    int rank;      /* the job's, for ordering without reading the job */
+    uint32_t era;  /* == ref_sched.wq_era: counted in wq_counted */
 } wentry;
+
+/* How deep drains may run one inside another. A job tried by a drain can
+ * end (it gives up waiting for a worker, or is denied), and its end drains
+ * the queue again, from inside the first drain: when thousands of waiting
+ * jobs give up at one instant, that recursion was thousands deep and
+ * overflowed the stack. Up to this depth drains nest as before; a drain
+ * asked for at this depth is run after the current pass of the deepest
+ * one instead (one more pass, however many were asked for). */
+#define DRAIN_NEST_MAX 32
+
+/* A drain's pass over the waiting queue (drain_pass). It goes over the
+ * entries as they were when it began, [0, end), tried in order. It reads
+ * them in place while none of those it has yet to reach has changed;
+ * before a change that would (an entry moved or marked past `cur`), the
+ * rest is copied into `batch` (waitq_touch), from which the pass goes on.
+ * Removing an entry changes nothing a pass reads (it only marks it). */
+typedef struct {
+    size_t cur, end;  /* the entry being tried; the entries the pass began with */
+    wentry *batch;    /* NULL, or entries base .. end - 1 as they were */
+    size_t base;
+    uint64_t ops_at;  /* wq_ops when the pass began */
+    int min_checked;  /* waitq_all_quiet computed wq_min_give_up afresh */
+} wpass;
 
 /* The last worker selection that found no worker. A selection is a
  * function of the job's topic (which gives its pools), its placement
@@ -238,8 +269,12 @@ struct ref_sched {
     job *evict_from;
     size_t n_jobs;
     uint64_t next_seq;
-    wentry *waitq; /* sorted by (rank, seq) */
-    size_t n_wait, cap_wait;
+    wentry *waitq; /* sorted by (rank, seq), tombstones among them (wentry) */
+    size_t n_wait;  /* jobs waiting: entries not dead */
+    size_t wq_len, cap_wait; /* entries, dead ones included; room */
+    /* Every entry before this one is dead. Jobs mostly leave the queue from
+     * its front, so that is where tombstones gather between compactions. */
+    size_t wq_head;
     ref_strmap slots_by_worker; /* worker id -> worker_slots (lookups only) */
     worker_slots **slots;       /* every worker_slots, in creation order (to free them) */
     size_t n_slots, cap_slots;
@@ -285,6 +320,21 @@ struct ref_sched {
     const char *state_name[16];
     size_t state_len[16];
     sel_miss miss; /* the last failed selection */
+    /* The drain passes under way, innermost last, and the queue's removals
+     * so far (wentry.dead_at). */
+    wpass passes[DRAIN_NEST_MAX];
+    unsigned n_passes;
+    uint64_t wq_ops;
+    /* The waiting entries marked quiet with one topic and snapshot,
+     * (wq_topic, wq_snap): their number, and a lower bound on their
+     * give-up times (INT64_MAX when there are none). When every waiting
+     * entry is one of them, a pass can tell in one look that none of the
+     * entries left would move (waitq_all_quiet). wq_era tells the counted
+     * entries (wentry.era) from ones marked under an earlier pair. */
+    uint32_t wq_era;
+    size_t wq_counted;
+    char *wq_topic, *wq_snap; /* compared only, never read */
+    int64_t wq_min_give_up;
 };
 #define N_STATE_NAMES 16
 
@@ -2497,18 +2547,19 @@ static int exclude_worker(void *ctx, const ref_worker_info *w)
 
 /* ---- the waiting queue ---------------------------------------------- */
 
-static int wait_before(const job *a, const job *b)
+/* Whether entry e sorts before a job of (rank, seq). */
+static int entry_before(const wentry *e, int rank, uint64_t seq)
 {
-    return a->rank != b->rank ? a->rank < b->rank : a->seq < b->seq;
+    return e->rank != rank ? e->rank < rank : e->seq < seq;
 }
 
 /* Where j is, or would go, in the waiting queue. */
 static size_t waitq_pos(const ref_sched *s, const job *j)
 {
-    size_t lo = 0, hi = s->n_wait;
+    size_t lo = 0, hi = s->wq_len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (wait_before(s->waitq[mid].j, j))
+        if (entry_before(&s->waitq[mid], j->rank, j->seq))
             lo = mid + 1;
         else
             hi = mid;
@@ -2517,20 +2568,68 @@ static size_t waitq_pos(const ref_sched *s, const job *j)
 }
 
 /* j's entry (j is waiting), or NULL. Jobs restored from a journal may
- * share a seq: then j is among the entries of its (rank, seq). */
+ * share a seq, and a job that left and came back has its tombstone beside
+ * its entry: j's is the live one among the entries of its (rank, seq). */
 static wentry *waitq_entry(ref_sched *s, const job *j)
 {
-    for (size_t i = waitq_pos(s, j); i < s->n_wait && !wait_before(j, s->waitq[i].j); i++)
-        if (s->waitq[i].j == j)
+    for (size_t i = waitq_pos(s, j);
+         i < s->wq_len && s->waitq[i].rank == j->rank && s->waitq[i].seq == j->seq; i++)
+        if (s->waitq[i].j == j && !s->waitq[i].dead_at)
             return &s->waitq[i];
     return NULL;
+}
+
+/* Before the entries from index i on change (structural: they move;
+ * else only entry i changes): each pass under way that reads them in
+ * place and has yet to reach one of them copies the rest it has to go,
+ * as they are now, which is as they were when it began (wpass). */
+static int waitq_touch(ref_sched *s, size_t i, int structural)
+{
+    for (unsigned k = 0; k < s->n_passes; k++) {
+        wpass *p = &s->passes[k];
+        size_t from = p->cur + 1; /* the entry being tried was read already */
+        if (p->batch || from >= p->end || (structural ? i >= p->end : i < from))
+            continue;
+        p->batch = malloc((p->end - from) * sizeof *p->batch);
+        if (!p->batch)
+            return CAP_ENOMEM;
+        memcpy(p->batch, &s->waitq[from], (p->end - from) * sizeof *p->batch);
+        p->base = from;
+    }
+    return CAP_OK;
+}
+
+/* Entry e no longer counted among the quiet ones (wq_counted). */
+static void wq_uncount(ref_sched *s, wentry *e)
+{
+    if (e->era != s->wq_era)
+        return;
+    e->era = 0;
+    if (--s->wq_counted == 0)
+        s->wq_min_give_up = INT64_MAX;
+}
+
+/* Drops the tombstones, when no pass is under way and they are at least
+ * as many as the waiting entries. */
+static void waitq_compact(ref_sched *s)
+{
+    size_t dead = s->wq_len - s->n_wait;
+    if (s->n_passes || dead < 64 || dead < s->n_wait)
+        return;
+    size_t n = 0;
+    for (size_t i = s->wq_head; i < s->wq_len; i++)
+        if (!s->waitq[i].dead_at)
+            s->waitq[n++] = s->waitq[i];
+    s->wq_len = n;
+    s->wq_head = 0;
 }
 
 static int waitq_add(ref_sched *s, job *j)
 {
     if (j->waiting)
         return CAP_OK;
-    if (s->n_wait == s->cap_wait) {
+    waitq_compact(s);
+    if (s->wq_len == s->cap_wait) {
         size_t nc = s->cap_wait ? s->cap_wait * 2 : 16;
         wentry *g = realloc(s->waitq, nc * sizeof *g);
         if (!g)
@@ -2539,13 +2638,18 @@ static int waitq_add(ref_sched *s, job *j)
         s->cap_wait = nc;
     }
     size_t lo = waitq_pos(s, j);
-    memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->n_wait - lo) * sizeof *s->waitq);
-    s->waitq[lo] = (wentry){.j = j, .seq = j->seq};
+    TRY(waitq_touch(s, lo, 1));
+    memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->wq_len - lo) * sizeof *s->waitq);
+    s->waitq[lo] = (wentry){.j = j, .seq = j->seq, .rank = j->rank};
+    s->wq_len++;
+    if (lo < s->wq_head)
+        s->wq_head = lo;
     s->n_wait++;
     j->waiting = 1;
     return CAP_OK;
 }
 
+/* j leaves the queue: its entry becomes a tombstone, in place. */
 static void waitq_remove(ref_sched *s, job *j)
 {
     if (!j->waiting)
@@ -2553,29 +2657,54 @@ static void waitq_remove(ref_sched *s, job *j)
     j->waiting = 0;
     wentry *e = waitq_entry(s, j);
     if (e) {
-        size_t i = (size_t)(e - s->waitq);
-        memmove(&s->waitq[i], &s->waitq[i + 1], (s->n_wait - i - 1) * sizeof *s->waitq);
+        wq_uncount(s, e);
+        e->dead_at = ++s->wq_ops;
         s->n_wait--;
+        while (s->wq_head < s->wq_len && s->waitq[s->wq_head].dead_at)
+            s->wq_head++;
     }
 }
 
 /* j's try ended in a failed selection of a plain job and left it waiting
  * (wentry). */
-static void wait_quiet(ref_sched *s, job *j)
+static int wait_quiet(ref_sched *s, job *j)
 {
     wentry *e = j->waiting && j->wake_at && is_allow(j->decision) ? waitq_entry(s, j) : NULL;
-    if (e) {
-        e->quiet_topic = j->sel_topic;
-        e->quiet_snap = j->snapshot;
-        e->give_up = cap_sat_add(j->wait_since, s->nw_wait);
+    if (!e)
+        return CAP_OK;
+    TRY(waitq_touch(s, (size_t)(e - s->waitq), 0));
+    wq_uncount(s, e);
+    e->quiet_topic = j->sel_topic;
+    e->quiet_snap = j->snapshot;
+    e->give_up = cap_sat_add(j->wait_since, s->nw_wait);
+    if (!e->quiet_topic)
+        return CAP_OK;
+    if (!s->wq_counted && (e->quiet_topic != s->wq_topic || e->quiet_snap != s->wq_snap)) {
+        /* A new pair. No entry holds the old era (none is counted), so
+         * entries hold 0 or the current one, and a wrap is harmless. */
+        if (++s->wq_era == 0)
+            s->wq_era = 1;
+        s->wq_topic = e->quiet_topic;
+        s->wq_snap = e->quiet_snap;
     }
+    if (e->quiet_topic == s->wq_topic && e->quiet_snap == s->wq_snap) {
+        e->era = s->wq_era;
+        s->wq_counted++;
+        if (e->give_up < s->wq_min_give_up)
+            s->wq_min_give_up = e->give_up;
+    }
+    return CAP_OK;
 }
 
-static void wait_unquiet(ref_sched *s, job *j)
+static int wait_unquiet(ref_sched *s, job *j)
 {
     wentry *e = j->waiting ? waitq_entry(s, j) : NULL;
-    if (e)
-        e->quiet_topic = NULL;
+    if (!e || !e->quiet_topic)
+        return CAP_OK;
+    TRY(waitq_touch(s, (size_t)(e - s->waitq), 0));
+    wq_uncount(s, e);
+    e->quiet_topic = NULL;
+    return CAP_OK;
 }
 
 /* ---- state changes -------------------------------------------------- */
@@ -3128,7 +3257,7 @@ static int try_dispatch_m(ref_sched *s, job *j, int64_t now, ref_effects *fx, co
     }
 allowed:
     if (!still)
-        wait_unquiet(s, j); /* this try may change j: its entry says nothing now */
+        TRY(wait_unquiet(s, j)); /* this try may change j: its entry says nothing now */
     /* The tenant's max_concurrent_jobs constraint (ALLOW_WITH_CONSTRAINTS). */
     if (j->max_concurrent > 0 && !j->counted &&
         ref_safety_active_jobs(s->safety, j->tenant) >= j->max_concurrent) {
@@ -3148,7 +3277,7 @@ allowed:
     if (reuse && !check_reuse) {
         TRY(wait_for_worker(s, j, miss->outcome, now, fx, still));
         if (!still)
-            wait_quiet(s, j);
+            TRY(wait_quiet(s, j));
         return CAP_OK;
     }
     ref_sel_result sel;
@@ -3177,20 +3306,11 @@ allowed:
         }
         TRY(wait_for_worker(s, j, sel.outcome, now, fx, still));
         if (plain && !still)
-            wait_quiet(s, j);
+            TRY(wait_quiet(s, j));
         return CAP_OK;
     }
     return do_dispatch(s, j, &sel, now, fx);
 }
-
-/* How deep drains may run one inside another. A job tried by a drain can
- * end (it gives up waiting for a worker, or is denied), and its end drains
- * the queue again, from inside the first drain: when thousands of waiting
- * jobs give up at one instant, that recursion was thousands deep and
- * overflowed the stack. Up to this depth drains nest as before; a drain
- * asked for at this depth is run after the current pass of the deepest
- * one instead (one more pass, however many were asked for). */
-#define DRAIN_NEST_MAX 32
 
 static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx);
 
@@ -3223,16 +3343,52 @@ static int quiet_now(const ref_sched *s, const wentry *e, const char *snap_i, in
            now >= m->now && (now == m->now || now < m->until);
 }
 
+/* Whether entry a, read by a pass that began at removal count ops_at, is
+ * entry b as the pass began (its removal since aside). */
+static int same_entry(const wentry *a, const wentry *b, uint64_t ops_at)
+{
+    return a->j == b->j && a->seq == b->seq && a->rank == b->rank &&
+           a->quiet_topic == b->quiet_topic && a->quiet_snap == b->quiet_snap &&
+           a->give_up == b->give_up && (a->dead_at && a->dead_at <= ops_at) == (b->dead_at != 0);
+}
+
+/* Whether no entry the pass p has yet to reach would move if tried: every
+ * waiting entry is marked quiet with the pair (wq_topic, wq_snap), which
+ * the failed selection on hand answers under the current snapshot, and
+ * none has reached its give-up (quiet_now, for all of them at once). The
+ * entries the pass has left are then waiting ones, or tombstones of jobs
+ * no longer waiting, as p reads them in place (waitq_touch). When only the
+ * lower bound on the give-ups stands in the way, it is worked out afresh,
+ * once a pass. */
+static int waitq_all_quiet(ref_sched *s, wpass *p, const char *snap_i, int64_t now)
+{
+    const sel_miss *m = &s->miss;
+    if (!s->wq_counted || s->wq_counted != s->n_wait || !m->valid || m->topic != s->wq_topic ||
+        !snap_i || s->wq_snap != snap_i || m->epoch != s->sel_epoch || now < m->now ||
+        (now != m->now && now >= m->until))
+        return 0;
+    if (now < s->wq_min_give_up)
+        return 1;
+    if (p->min_checked)
+        return 0;
+    p->min_checked = 1;
+    int64_t lo = INT64_MAX;
+    for (size_t i = 0; i < s->wq_len; i++) {
+        const wentry *e = &s->waitq[i];
+        if (!e->dead_at && e->era == s->wq_era && e->give_up < lo)
+            lo = e->give_up;
+    }
+    s->wq_min_give_up = lo;
+    return now < lo;
+}
+
+/* One pass of drain over the entries the queue held when it began, in
+ * order (wpass). */
 static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (!s->n_wait)
         return CAP_OK;
-    size_t n = s->n_wait;
-    /* A copy: a job may end (and be evicted) while others run. */
-    wentry *batch = malloc(n * sizeof *batch);
-    if (!batch)
-        return CAP_ENOMEM;
-    memcpy(batch, s->waitq, n * sizeof *batch);
+    waitq_compact(s);
     int rc = CAP_OK;
     char *snap_i = NULL;
     /* The snapshot is looked up once for the pass (not as IK_SNAPSHOT,
@@ -3243,26 +3399,65 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
     if (n_cur <= 4096) {
         istr *e = intern_find(s, cur, n_cur);
         if (!e)
-            rc = CAP_ENOMEM;
-        else {
-            e->refs++;
-            snap_i = e->s;
-        }
+            return CAP_ENOMEM;
+        e->refs++;
+        snap_i = e->s;
     }
-    for (size_t i = 0; i < n && rc >= 0; i++) {
+    wpass *p = &s->passes[s->n_passes++]; /* drain nests at most DRAIN_NEST_MAX deep */
+    *p = (wpass){.end = s->wq_len, .ops_at = s->wq_ops};
+    /* The self-check keeps the copy the pass would take were it not
+     * reading in place, and every entry read must be as in that copy. It
+     * passes over nothing unread (the dead front, the quiet rest): it tries
+     * what the pass would not, and counts it wrong if one of those moves. */
+    wentry *start = NULL;
+    if (check_reuse) {
+        start = malloc(p->end * sizeof *start);
+        if (!start)
+            rc = CAP_ENOMEM;
+        else
+            memcpy(start, s->waitq, p->end * sizeof *start);
+    }
+    int all_quiet = 0; /* the self-check: waitq_all_quiet said so at some entry */
+    for (size_t i = 0; i < p->end && rc >= 0; i++) {
+        /* Read in place, the entries before wq_head are dead, and none has
+         * come back (that would have moved them): none to try. */
+        int dead_front = !p->batch && i < s->wq_head;
+        if (dead_front && !check_reuse) {
+            if ((i = s->wq_head) >= p->end)
+                break;
+            dead_front = 0;
+        }
+        p->cur = i;
+        /* Nothing past here would move: the pass is over. */
+        if (!p->batch && !all_quiet && waitq_all_quiet(s, p, snap_i, now)) {
+            if (!check_reuse)
+                break;
+            all_quiet = 1;
+        }
+        const wentry e = p->batch ? p->batch[i - p->base] : s->waitq[i];
+        if (start) {
+            reuses_checked++;
+            reuses_wrong += !same_entry(&e, &start[i], p->ops_at);
+        }
+        if (e.dead_at && e.dead_at <= p->ops_at)
+            continue; /* it had left before the pass began */
         /* A job whose try would change nothing is passed over unread;
          * with the self-check on, it is tried and must change nothing. */
-        int quiet = quiet_now(s, &batch[i], snap_i, now);
+        int quiet = quiet_now(s, &e, snap_i, now);
         if (quiet && !check_reuse)
             continue;
         /* Records never move or go back to the allocator while the
          * scheduler lives, and a freed one has seq 0 (job_free): the same
          * seq is the same job. */
-        job *j = batch[i].j;
-        if (j->seq == batch[i].seq && j->waiting && !is_terminal(j)) {
+        job *j = e.j;
+        if (j->seq == e.seq && j->waiting && !is_terminal(j)) {
             size_t before = ref_effects_count(fx);
             int64_t wake = j->wake_at;
             int state = j->state;
+            if (dead_front || all_quiet) { /* the pass would not have tried it */
+                reuses_checked++;
+                reuses_wrong += dead_front || !quiet;
+            }
             rc = try_dispatch_m(s, j, now, fx, snap_i);
             if (quiet) {
                 reuses_checked++;
@@ -3271,8 +3466,10 @@ static int drain_pass(ref_sched *s, int64_t now, ref_effects *fx)
             }
         }
     }
+    free(start);
+    free(p->batch);
+    s->n_passes--;
     intern_drop(s, snap_i);
-    free(batch);
     return rc;
 }
 
@@ -4344,6 +4541,8 @@ int ref_sched_new(const ref_sched_config *cfg, ref_sched **out, cap_diag *d)
         return CAP_ENOMEM;
     s->safety = cfg->safety;
     s->rand = cfg->rand;
+    s->wq_era = 1; /* 0: an entry counted under no pair */
+    s->wq_min_give_up = INT64_MAX;
     s->max_jobs = cfg->max_jobs ? cfg->max_jobs : def.max_jobs;
     s->max_retries = cfg->max_retries || cfg->max_retries_set ? cfg->max_retries : def.max_retries;
     s->retry_base = or_default(cfg->retry_base_ns, def.retry_base_ns);
