@@ -37,8 +37,10 @@
  * beside the large workload's checks-on figure as a ratio. A scheduler
  * whose cost per event grows with the waiting queue shows here: when every
  * drain tried each waiting job with a timer move and a journal record, the
- * run took 724 s (0.004 M events/s, a ratio under 0.01); now about 7.5 s
- * (0.35 M events/s, a ratio of about 0.5).
+ * run took 724 s (0.004 M events/s, a ratio under 0.01). When a drain
+ * still read (and copied) every waiting entry, it took about 7.5 s (0.35 M
+ * events/s, a ratio of about 0.5). Now it takes about 3.2 s (0.81 M
+ * events/s), a ratio of about 1.1.
  *
  * usage: bench_sim [SCENARIO]   (default bench/sim-large.yaml)
  * BENCH_SIM_SECONDS=N runs N simulated seconds instead of the scenario's
