@@ -267,6 +267,18 @@ struct ref_sched {
      * it a full table of live jobs (a flood, long or hung jobs at the
      * head) made each admission walk the whole table. */
     job *evict_from;
+    /* The terminal jobs by seq (a min-heap, entries checked when read:
+     * evicted and reused records drop out), for make_room when its walk
+     * from evict_from runs long: with old jobs ending among many live ones
+     * (a full table, priorities mixed), each eviction would walk past them
+     * all. Exact while the list is in seq order (list_unordered: a journal
+     * restored jobs out of that order, and the walk alone is used). */
+    struct term_entry {
+        uint64_t seq;
+        uint32_t rec;
+    } *term;
+    size_t n_term, cap_term;
+    int list_unordered;
     size_t n_jobs;
     uint64_t next_seq;
     wentry *waitq; /* sorted by (rank, seq), tombstones among them (wentry) */
@@ -2283,6 +2295,8 @@ static int link_job(ref_sched *s, job *j)
         seq_del(s, j->seq);
         return rc;
     }
+    if (s->tail && j->seq <= s->tail->seq)
+        s->list_unordered = 1;
     j->prev = s->tail;
     j->next = NULL;
     if (s->tail)
@@ -2312,34 +2326,129 @@ static void prefetch_victim(const ref_sched *s)
 
 /* Makes room for one more job: evicts the oldest terminal job. 0 when a
  * job was evicted or there was room, CAP_EFULL when every job is live. */
+/* The entry at heap index i still names a terminal job: that job. */
+static job *term_job(const ref_sched *s, size_t i)
+{
+    job *j = job_at(s, s->term[i].rec);
+    return j->seq == s->term[i].seq && is_terminal(j) ? j : NULL;
+}
+
+static int term_before(const struct term_entry *a, const struct term_entry *b)
+{
+    return a->seq < b->seq;
+}
+
+static void term_down(ref_sched *s, size_t i)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->n_term)
+            return;
+        if (c + 1 < s->n_term && term_before(&s->term[c + 1], &s->term[c]))
+            c++;
+        if (!term_before(&s->term[c], &s->term[i]))
+            return;
+        struct term_entry t = s->term[i];
+        s->term[i] = s->term[c];
+        s->term[c] = t;
+        i = c;
+    }
+}
+
+/* Drops the entries of jobs evicted (or records reused) since, when they
+ * outnumber the jobs held: each eviction by the walk leaves one. */
+static void term_sweep(ref_sched *s)
+{
+    if (s->n_term < 2 * s->n_jobs + 64)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_term; i++)
+        if (term_job(s, i))
+            s->term[n++] = s->term[i];
+    s->n_term = n;
+    for (size_t i = n / 2; i-- > 0;)
+        term_down(s, i);
+}
+
+/* Files terminal job j; a full heap that cannot grow is given up (the
+ * walk alone is used from then on, which finds the same job). */
+static void term_add(ref_sched *s, job *j)
+{
+    if (s->list_unordered)
+        return;
+    term_sweep(s);
+    if (s->n_term == s->cap_term) {
+        size_t nc = s->cap_term ? 2 * s->cap_term : 256;
+        struct term_entry *g = realloc(s->term, nc * sizeof *g);
+        if (!g) {
+            s->list_unordered = 1;
+            return;
+        }
+        s->term = g;
+        s->cap_term = nc;
+    }
+    size_t i = s->n_term++;
+    s->term[i] = (struct term_entry){j->seq, j->rec};
+    while (i && term_before(&s->term[i], &s->term[(i - 1) / 2])) {
+        struct term_entry t = s->term[i];
+        s->term[i] = s->term[(i - 1) / 2];
+        s->term[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+/* The oldest terminal job, or NULL when none is: the heap's least entry
+ * that still names one (the others go). */
+static job *term_oldest(ref_sched *s)
+{
+    while (s->n_term) {
+        job *j = term_job(s, 0);
+        if (j)
+            return j;
+        s->term[0] = s->term[--s->n_term];
+        term_down(s, 0);
+    }
+    return NULL;
+}
+
+/* How far make_room walks from evict_from before it asks the heap. */
+#define EVICT_WALK_MAX 64
+
 static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (s->n_jobs < s->max_jobs)
         return CAP_OK;
-    for (job *j = s->evict_from ? s->evict_from : s->head; j; j = j->next) {
-        if (!is_terminal(j))
-            continue;
-        s->evict_from = j; /* the walk passed no terminal job (unlink_job moves on from j) */
-        /* unlink_job's index cell and the count of the job's worker's
-         * shared id (job_free), asked for while the record is written */
-        ref_idindex_prefetch(&s->by_id, j->id_hash);
-        if (j->worker)
-            __builtin_prefetch(istr_of(j->worker));
-        if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_VIEW) {
-            jw_begin(s, fx);
-            jw_lit(s, JW_RAW("\"k\":\"evict\""));
-            jw_i64(s, "t", now);
-            jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
-            TRY(jw_emit(s));
+    size_t steps = 0;
+    job *j = s->evict_from ? s->evict_from : s->head;
+    for (; j && !is_terminal(j); j = j->next)
+        if (++steps == EVICT_WALK_MAX && !s->list_unordered) {
+            /* In seq order, the heap's oldest terminal job is the first
+             * the walk would come to. */
+            j = term_oldest(s);
+            break;
         }
-        if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_TEXT)
-            TRY(view_evict(fx, j));
-        unlink_job(s, j);
-        job_free(s, j);
-        return CAP_OK;
+    if (!j) {
+        s->evict_from = s->tail; /* none is terminal: the next walk starts at the newest */
+        return CAP_EFULL;
     }
-    s->evict_from = s->tail; /* none is terminal: the next walk starts at the newest */
-    return CAP_EFULL;
+    s->evict_from = j; /* no job before j is terminal (unlink_job moves on from j) */
+    /* unlink_job's index cell and the count of the job's worker's shared
+     * id (job_free), asked for while the record is written */
+    ref_idindex_prefetch(&s->by_id, j->id_hash);
+    if (j->worker)
+        __builtin_prefetch(istr_of(j->worker));
+    if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_VIEW) {
+        jw_begin(s, fx);
+        jw_lit(s, JW_RAW("\"k\":\"evict\""));
+        jw_i64(s, "t", now);
+        jw_known(s, "job_id", j->job_id, j->id_len, j->id_plain);
+        TRY(jw_emit(s));
+    }
+    if (!s->restoring && s->journal_form != REF_SCHED_JOURNAL_TEXT)
+        TRY(view_evict(fx, j));
+    unlink_job(s, j);
+    job_free(s, j);
+    return CAP_OK;
 }
 
 /* Linked job j has just become terminal: when it lies before the start of
@@ -2348,6 +2457,7 @@ static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
  * from the head (exact, and rare). */
 static void note_terminal(ref_sched *s, job *j)
 {
+    term_add(s, j);
     job *from = s->evict_from;
     if (!from || !(j->prev || s->head == j))
         return; /* from the head already; or j is not linked */
@@ -4628,6 +4738,7 @@ void ref_sched_free(ref_sched *s)
         free(s->spare[i].p);
     plans_free(s);
     free(s->waitq);
+    free(s->term);
     free_timeouts(s->pool_to, s->n_pool_to);
     free_timeouts(s->tenant_to, s->n_tenant_to);
     free_routes(s->routes, s->n_routes);

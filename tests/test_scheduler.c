@@ -1697,6 +1697,44 @@ static void test_eviction_passes_a_live_job_at_the_old_end(void **state)
     teardown(f);
 }
 
+/* A full table whose terminal jobs lie among long runs of live ones (old
+ * jobs ending late among many younger ones, priorities mixed): each
+ * eviction still takes the oldest terminal job, found without walking the
+ * runs (make_room asks its heap of terminal jobs after a short walk). */
+static void test_eviction_past_long_runs_of_live_jobs(void **state)
+{
+    (void)state;
+    char id[64], j[16];
+    fixture *f = setup_max_jobs(200);
+    heartbeat(f, "w1", "job.tools", 1000, "", 0);
+    for (int i = 0; i < 200; i++) {
+        snprintf(j, sizeof j, "j%d", i);
+        assert_int_equal(submit(f, j, "job.tools", "read", 0), REF_SCHED_APPLIED);
+    }
+    /* every job live: no room */
+    assert_int_equal(submit(f, "x0", "job.tools", "read", 0), REF_SCHED_REJECTED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "");
+    static const char *const ends[] = {"j150", "j5", "j175", "j10", "j199", "j100"};
+    static const char *const evicted[] = {"j5", "j10", "j100", "j150", "j175", "j199"};
+    for (size_t k = 0; k < 6; k++)
+        assert_int_equal(result(f, ends[k], REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    for (size_t k = 0; k < 6; k++) {
+        snprintf(j, sizeof j, "n%zu", k);
+        assert_int_equal(submit(f, j, "job.tools", "read", 0), REF_SCHED_APPLIED);
+        assert_string_equal(evicted_id(f, id, sizeof id), evicted[k]);
+    }
+    assert_int_equal(submit(f, "x1", "job.tools", "read", 0), REF_SCHED_REJECTED);
+    /* an old job and a new one end, the new one first: the old one goes first */
+    assert_int_equal(result(f, "n5", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(result(f, "j1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
+    assert_int_equal(submit(f, "n6", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "j1");
+    assert_int_equal(submit(f, "n7", "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, id, sizeof id), "n5");
+    assert_int_equal(info(f, "j2").state, REF_JOB_DISPATCHED);
+    teardown(f);
+}
+
 /* Journal records are the JSON cJSON prints: for job ids holding every
  * kind of byte that needs an escape (at each offset of an 8-byte word),
  * each record printed again from its parse is the same text, and the id
@@ -2570,6 +2608,7 @@ int main(void)
         cmocka_unit_test(test_jobs_found_by_seq_past_a_parked_job),
         cmocka_unit_test(test_eviction_takes_the_oldest_terminal_job),
         cmocka_unit_test(test_eviction_passes_a_live_job_at_the_old_end),
+        cmocka_unit_test(test_eviction_past_long_runs_of_live_jobs),
         cmocka_unit_test(test_kept_request_normalises_bools),
         cmocka_unit_test(test_journal_text_is_cjson_text),
         cmocka_unit_test(test_journal_views_agree_with_text),
