@@ -1630,6 +1630,14 @@ static const char *evicted_id(const fixture *f, char *out, size_t n)
     return out;
 }
 
+/* Submits id, which must be admitted, evicting job `want` ("" for none). */
+static void submit_evicting(fixture *f, const char *id, const char *want)
+{
+    char got[64];
+    assert_int_equal(submit(f, id, "job.tools", "read", 0), REF_SCHED_APPLIED);
+    assert_string_equal(evicted_id(f, got, sizeof got), want);
+}
+
 /* A full table evicts the oldest terminal job, in admission order, also
  * when an older job turns terminal after a later one was passed over:
  * a, b, c run; b ends and d evicts it; then c ends, then a: e evicts a
@@ -1646,14 +1654,11 @@ static void test_eviction_takes_the_oldest_terminal_job(void **state)
     assert_int_equal(submit(f, "b", "job.tools", "read", 0), REF_SCHED_APPLIED);
     assert_int_equal(submit(f, "c", "job.tools", "read", 0), REF_SCHED_APPLIED);
     assert_int_equal(result(f, "b", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
-    assert_int_equal(submit(f, "d", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "b");
+    submit_evicting(f, "d", "b");
     assert_int_equal(result(f, "c", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
     assert_int_equal(result(f, "a", REF_JOB_FAILED), REF_SCHED_APPLIED);
-    assert_int_equal(submit(f, "e", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "a");
-    assert_int_equal(submit(f, "f", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "c");
+    submit_evicting(f, "e", "a");
+    submit_evicting(f, "f", "c");
     assert_int_equal(info(f, "d").state, REF_JOB_DISPATCHED);
     /* d, e, f live: no room */
     assert_int_equal(submit(f, "g", "job.tools", "read", 0), REF_SCHED_REJECTED);
@@ -1661,8 +1666,7 @@ static void test_eviction_takes_the_oldest_terminal_job(void **state)
     ASSERT_LOG(f, "sys.job.result job_result g 6 201 "); /* FAILED, job_table_full */
     assert_int_equal(result(f, "f", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
     assert_int_equal(result(f, "e", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
-    assert_int_equal(submit(f, "h", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "e");
+    submit_evicting(f, "h", "e");
     assert_int_equal(ref_sched_job(f->s, "a", &(ref_sched_job_info){0}), CAP_EINVAL);
     assert_int_equal(info(f, "f").state, REF_JOB_SUCCEEDED);
     teardown(f);
@@ -1690,10 +1694,8 @@ static void test_eviction_passes_a_live_job_at_the_old_end(void **state)
     }
     assert_int_equal(info(f, "old").state, REF_JOB_DISPATCHED);
     assert_int_equal(result(f, "old", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
-    assert_int_equal(submit(f, "next", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "old");
-    assert_int_equal(submit(f, "after", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "j33");
+    submit_evicting(f, "next", "old");
+    submit_evicting(f, "after", "j33");
     teardown(f);
 }
 
@@ -1720,17 +1722,14 @@ static void test_eviction_past_long_runs_of_live_jobs(void **state)
         assert_int_equal(result(f, ends[k], REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
     for (size_t k = 0; k < 6; k++) {
         snprintf(j, sizeof j, "n%zu", k);
-        assert_int_equal(submit(f, j, "job.tools", "read", 0), REF_SCHED_APPLIED);
-        assert_string_equal(evicted_id(f, id, sizeof id), evicted[k]);
+        submit_evicting(f, j, evicted[k]);
     }
     assert_int_equal(submit(f, "x1", "job.tools", "read", 0), REF_SCHED_REJECTED);
     /* an old job and a new one end, the new one first: the old one goes first */
     assert_int_equal(result(f, "n5", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
     assert_int_equal(result(f, "j1", REF_JOB_SUCCEEDED), REF_SCHED_APPLIED);
-    assert_int_equal(submit(f, "n6", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "j1");
-    assert_int_equal(submit(f, "n7", "job.tools", "read", 0), REF_SCHED_APPLIED);
-    assert_string_equal(evicted_id(f, id, sizeof id), "n5");
+    submit_evicting(f, "n6", "j1");
+    submit_evicting(f, "n7", "n5");
     assert_int_equal(info(f, "j2").state, REF_JOB_DISPATCHED);
     teardown(f);
 }
