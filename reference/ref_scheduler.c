@@ -2324,8 +2324,6 @@ static void prefetch_victim(const ref_sched *s)
         __builtin_prefetch(p + off);
 }
 
-/* Makes room for one more job: evicts the oldest terminal job. 0 when a
- * job was evicted or there was room, CAP_EFULL when every job is live. */
 /* The entry at heap index i still names a terminal job: that job. */
 static job *term_job(const ref_sched *s, size_t i)
 {
@@ -2414,6 +2412,8 @@ static job *term_oldest(ref_sched *s)
 /* How far make_room walks from evict_from before it asks the heap. */
 #define EVICT_WALK_MAX 64
 
+/* Makes room for one more job: evicts the oldest terminal job. 0 when a
+ * job was evicted or there was room, CAP_EFULL when every job is live. */
 static int make_room(ref_sched *s, int64_t now, ref_effects *fx)
 {
     if (s->n_jobs < s->max_jobs)
