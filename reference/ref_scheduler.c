@@ -2734,6 +2734,33 @@ static void waitq_compact(ref_sched *s)
     s->wq_head = 0;
 }
 
+/* Puts e, whose place is at index lo, into the dead front instead of
+ * moving every entry from lo on back one place, when that moves fewer
+ * entries: a job of a high rank joining a long queue of lower-ranked ones
+ * goes near the front, and moving the whole queue behind it for each such
+ * job made an overloaded run's cost per job grow with its backlog. The
+ * live entries between the dead front and lo move down one place, onto
+ * the tombstone before the first of them, and e takes the place freed
+ * just before lo; the order is kept. Only when no pass is under way, since
+ * a pass reads entries by index (wpass). Returns whether it did. */
+static int waitq_add_in_front(ref_sched *s, size_t lo, wentry e)
+{
+    if (s->n_passes || lo == 0 || s->wq_head == 0)
+        return 0;
+    if (lo <= s->wq_head) { /* entry lo - 1 is a tombstone: e takes it */
+        s->waitq[lo - 1] = e;
+        s->wq_head = lo - 1;
+        return 1;
+    }
+    size_t ahead = lo - s->wq_head;
+    if (ahead > s->wq_len - lo)
+        return 0;
+    memmove(&s->waitq[s->wq_head - 1], &s->waitq[s->wq_head], ahead * sizeof *s->waitq);
+    s->waitq[lo - 1] = e;
+    s->wq_head--;
+    return 1;
+}
+
 static int waitq_add(ref_sched *s, job *j)
 {
     if (j->waiting)
@@ -2748,12 +2775,15 @@ static int waitq_add(ref_sched *s, job *j)
         s->cap_wait = nc;
     }
     size_t lo = waitq_pos(s, j);
-    TRY(waitq_touch(s, lo, 1));
-    memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->wq_len - lo) * sizeof *s->waitq);
-    s->waitq[lo] = (wentry){.j = j, .seq = j->seq, .rank = j->rank};
-    s->wq_len++;
-    if (lo < s->wq_head)
-        s->wq_head = lo;
+    const wentry add = {.j = j, .seq = j->seq, .rank = j->rank};
+    if (!waitq_add_in_front(s, lo, add)) {
+        TRY(waitq_touch(s, lo, 1));
+        memmove(&s->waitq[lo + 1], &s->waitq[lo], (s->wq_len - lo) * sizeof *s->waitq);
+        s->waitq[lo] = add;
+        s->wq_len++;
+        if (lo < s->wq_head)
+            s->wq_head = lo;
+    }
     s->n_wait++;
     j->waiting = 1;
     return CAP_OK;

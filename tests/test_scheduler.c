@@ -1096,6 +1096,56 @@ static void test_priority_when_capacity_is_short(void **state)
     teardown(f);
 }
 
+/* Ends the running job prev and requires that want is dispatched next. */
+static void next_dispatched(fixture *f, const char *prev, const char *want)
+{
+    result(f, prev, REF_JOB_SUCCEEDED);
+    char line[64];
+    snprintf(line, sizeof line, "worker.w1.jobs job_request %s", want);
+    ASSERT_LOG(f, line);
+}
+
+/* Jobs joining the waiting queue once others have left its front: a
+ * critical one behind the critical ones still waiting and ahead of every
+ * batch one, an interactive one where only jobs that left lie ahead of
+ * it. The queue still hands them out by priority, oldest first. */
+static void test_priority_kept_as_jobs_join_behind_an_emptied_front(void **state)
+{
+    (void)state;
+    fixture *f = setup();
+    heartbeat(f, "w1", "job.tools", 1, "", 0);
+    submit(f, "j0", "job.tools", "read", PRIO_BATCH);
+    ASSERT_LOG(f, "worker.w1.jobs job_request j0");
+    const char *first[] = {"c0", "c1", "c2"};
+    for (int k = 0; k < 3; k++)
+        submit(f, first[k], "job.tools", "read", PRIO_CRITICAL);
+    char id[16];
+    for (int k = 0; k < 6; k++) {
+        snprintf(id, sizeof id, "b%d", k);
+        submit(f, id, "job.tools", "read", PRIO_BATCH);
+    }
+    next_dispatched(f, "j0", "c0");
+    submit(f, "c3", "job.tools", "read", PRIO_CRITICAL); /* behind c1 and c2 */
+    next_dispatched(f, "c0", "c1");
+    submit(f, "c4", "job.tools", "read", PRIO_CRITICAL);
+    const char *order[] = {"c1", "c2", "c3", "c4"};
+    for (int k = 1; k < 4; k++)
+        next_dispatched(f, order[k - 1], order[k]);
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 6);
+    submit(f, "i0", "job.tools", "read", PRIO_INTERACTIVE); /* only tombstones ahead */
+    submit(f, "c5", "job.tools", "read", PRIO_CRITICAL);
+    next_dispatched(f, "c4", "c5");
+    next_dispatched(f, "c5", "i0");
+    char prev[16] = "i0";
+    for (int k = 0; k < 6; k++) {
+        snprintf(id, sizeof id, "b%d", k);
+        next_dispatched(f, prev, id);
+        memcpy(prev, id, sizeof prev);
+    }
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 0);
+    teardown(f);
+}
+
 /* The env value of key in a dispatched request, or NULL. */
 static const char *env_of(const cap_packet *d, const char *key)
 {
@@ -2598,6 +2648,7 @@ int main(void)
         cmocka_unit_test(test_no_worker_waits_then_fails),
         cmocka_unit_test(test_waiting_job_tried_again_keeps_its_wake),
         cmocka_unit_test(test_priority_when_capacity_is_short),
+        cmocka_unit_test(test_priority_kept_as_jobs_join_behind_an_emptied_front),
         cmocka_unit_test(test_last_memo_travels),
         cmocka_unit_test(test_heartbeat_memo_is_not_a_checkpoint),
         cmocka_unit_test(test_retry_avoids_workers_of_earlier_attempts),
