@@ -1020,7 +1020,9 @@ static void send_twin_later(world *w, jinfo *j)
 static void on_record(world *w, const char *line, const sim_jview *vp)
 {
     const sim_jview v = *vp;
-    if (w->story)
+    /* The story parses a record whole; only its job's records are worth
+     * it (v holds the same "job_id" member the story reads). */
+    if (w->story && (!v.job_id || strcmp(v.job_id, sim_story_job(w->story)) == 0))
         sim_story_journal(w->story, w->now, line);
     int kind = record_kind(v.k);
     jinfo *j = kind == REC_JOB                  ? record_job(w, &v)
