@@ -1073,27 +1073,14 @@ static void test_waiting_job_tried_again_keeps_its_wake(void **state)
     teardown(f);
 }
 
-static void test_priority_when_capacity_is_short(void **state)
+/* One worker, w1, of one slot, busy with job j0 (a batch job). */
+static fixture *setup_one_busy_worker(void)
 {
-    (void)state;
     fixture *f = setup();
     heartbeat(f, "w1", "job.tools", 1, "", 0);
     submit(f, "j0", "job.tools", "read", PRIO_BATCH);
     ASSERT_LOG(f, "worker.w1.jobs job_request j0");
-    submit(f, "jb", "job.tools", "read", PRIO_BATCH);
-    submit(f, "ji", "job.tools", "read", PRIO_INTERACTIVE);
-    submit(f, "jc", "job.tools", "read", PRIO_CRITICAL);
-    assert_int_equal(ref_sched_stats_get(f->s).waiting, 3);
-    const char *order[] = {"jc", "ji", "jb"};
-    const char *prev = "j0";
-    for (int k = 0; k < 3; k++) {
-        result(f, prev, REF_JOB_SUCCEEDED);
-        char want[64];
-        snprintf(want, sizeof want, "worker.w1.jobs job_request %s", order[k]);
-        ASSERT_LOG(f, want);
-        prev = order[k];
-    }
-    teardown(f);
+    return f;
 }
 
 /* Ends the running job prev and requires that want is dispatched next. */
@@ -1105,6 +1092,20 @@ static void next_dispatched(fixture *f, const char *prev, const char *want)
     ASSERT_LOG(f, line);
 }
 
+static void test_priority_when_capacity_is_short(void **state)
+{
+    (void)state;
+    fixture *f = setup_one_busy_worker();
+    submit(f, "jb", "job.tools", "read", PRIO_BATCH);
+    submit(f, "ji", "job.tools", "read", PRIO_INTERACTIVE);
+    submit(f, "jc", "job.tools", "read", PRIO_CRITICAL);
+    assert_int_equal(ref_sched_stats_get(f->s).waiting, 3);
+    const char *order[] = {"j0", "jc", "ji", "jb"};
+    for (int k = 1; k < 4; k++)
+        next_dispatched(f, order[k - 1], order[k]);
+    teardown(f);
+}
+
 /* Jobs joining the waiting queue once others have left its front: a
  * critical one behind the critical ones still waiting and ahead of every
  * batch one, an interactive one where only jobs that left lie ahead of
@@ -1112,10 +1113,7 @@ static void next_dispatched(fixture *f, const char *prev, const char *want)
 static void test_priority_kept_as_jobs_join_behind_an_emptied_front(void **state)
 {
     (void)state;
-    fixture *f = setup();
-    heartbeat(f, "w1", "job.tools", 1, "", 0);
-    submit(f, "j0", "job.tools", "read", PRIO_BATCH);
-    ASSERT_LOG(f, "worker.w1.jobs job_request j0");
+    fixture *f = setup_one_busy_worker();
     const char *first[] = {"c0", "c1", "c2"};
     for (int k = 0; k < 3; k++)
         submit(f, first[k], "job.tools", "read", PRIO_CRITICAL);
