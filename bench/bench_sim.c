@@ -39,8 +39,8 @@
  * drain tried each waiting job with a timer move and a journal record, the
  * run took 724 s (0.004 M events/s, a ratio under 0.01). When a drain
  * still read (and copied) every waiting entry, it took about 7.5 s (0.35 M
- * events/s, a ratio of about 0.5). Now it takes about 3.2 s (0.81 M
- * events/s), a ratio of about 1.1.
+ * events/s, a ratio of about 0.5). Now it takes about 3 s (0.81 to 0.90 M
+ * events/s), a ratio of 1.1 to 1.2.
  *
  * usage: bench_sim [SCENARIO]   (default bench/sim-large.yaml)
  * BENCH_SIM_SECONDS=N runs N simulated seconds instead of the scenario's
